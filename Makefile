@@ -1,0 +1,115 @@
+# outbox - build, test, install.  See README.md.
+#
+#   make            build outboxd and outbox
+#   make check      install missing build/test packages (as root), build,
+#                   run the cmocka unit tests and the pytest integration tests
+#   make check SAN=1   the same with ASan + UBSan
+#   make demo       end-to-end demonstration under ./run/
+#   make install    DESTDIR, PREFIX honoured
+#   make bench      the benchmark (not part of check)
+
+PREFIX   ?= /usr/local
+SBINDIR  ?= $(PREFIX)/sbin
+BINDIR   ?= $(PREFIX)/bin
+MANDIR   ?= $(PREFIX)/share/man
+SYSCONFDIR ?= /etc
+UNITDIR  ?= /lib/systemd/system
+SYSUSERSDIR ?= /usr/lib/sysusers.d
+TMPFILESDIR ?= /usr/lib/tmpfiles.d
+
+CC       ?= cc
+CFLAGS   ?= -O2 -g
+CFLAGS   += -std=c11 -Wall -Wextra -Werror -D_GNU_SOURCE -MMD -MP
+LDFLAGS  ?=
+PY       := /usr/bin/python3
+
+ifeq ($(SAN),1)
+BUILD    := build-san
+CFLAGS   += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+LDFLAGS  += -fsanitize=address,undefined
+else
+BUILD    := build
+endif
+
+PKGS     := libuv inih
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -luv -linih)
+LIBS     = $(PKG_LIBS) -lmbedtls -lmbedx509 -lmbedcrypto -lpthread
+
+COMMON_SRC := $(wildcard common/*.c)
+DAEMON_SRC := $(wildcard daemon/*.c)
+TOOL_SRC   := $(wildcard tool/*.c)
+UNIT_SRC   := $(wildcard tests/unit/test_*.c)
+
+COMMON_OBJ := $(COMMON_SRC:%.c=$(BUILD)/%.o)
+DAEMON_OBJ := $(DAEMON_SRC:%.c=$(BUILD)/%.o)
+TOOL_OBJ   := $(TOOL_SRC:%.c=$(BUILD)/%.o)
+UNIT_BIN   := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+
+OUTBOXD := $(BUILD)/outboxd
+OUTBOX  := $(BUILD)/outbox
+HELPERS := $(BUILD)/tests/mkqueue
+
+.PHONY: all check unit integration deps demo install bench clean man
+all: $(OUTBOXD) $(OUTBOX)
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(PKG_CFLAGS) -c -o $@ $<
+
+$(BUILD)/libcommon.a: $(COMMON_OBJ)
+	ar rcs $@ $^
+
+$(OUTBOXD): $(DAEMON_OBJ) $(BUILD)/libcommon.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+$(OUTBOX): $(TOOL_OBJ) $(BUILD)/libcommon.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+$(BUILD)/tests/test_%: tests/unit/test_%.c $(BUILD)/libcommon.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(PKG_CFLAGS) -o $@ $< $(BUILD)/libcommon.a $(LDFLAGS) $(LIBS) -lcmocka
+
+$(BUILD)/tests/mkqueue: tests/mkqueue.c $(BUILD)/libcommon.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(PKG_CFLAGS) -o $@ $< $(BUILD)/libcommon.a $(LDFLAGS) $(LIBS)
+
+deps:
+	@scripts/deps.sh
+
+check: deps
+	@$(MAKE) --no-print-directory unit integration
+
+unit: $(UNIT_BIN)
+	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
+
+integration: $(OUTBOXD) $(OUTBOX) $(HELPERS)
+	OUTBOX_BUILD=$(abspath $(BUILD)) $(PY) -m pytest -q tests/integration $(PYTEST_ARGS)
+
+demo: deps all
+	@scripts/demo.sh $(BUILD)
+
+man: $(OUTBOXD)
+	@scripts/mkman.sh $(OUTBOXD)
+
+install: all
+	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 \
+		$(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(SYSCONFDIR)/outbox \
+		$(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSUSERSDIR) $(DESTDIR)$(TMPFILESDIR)
+	install -m 0755 $(OUTBOXD) $(DESTDIR)$(SBINDIR)/outboxd
+	install -m 0755 $(OUTBOX) $(DESTDIR)$(BINDIR)/outbox
+	ln -sf $(BINDIR)/outbox $(DESTDIR)$(SBINDIR)/sendmail
+	ln -sf $(BINDIR)/outbox $(DESTDIR)$(BINDIR)/mailq
+	install -m 0644 man/outbox.1 $(DESTDIR)$(MANDIR)/man1/outbox.1
+	install -m 0644 man/outbox.conf.5 $(DESTDIR)$(MANDIR)/man5/outbox.conf.5
+	install -m 0644 man/outboxd.8 $(DESTDIR)$(MANDIR)/man8/outboxd.8
+	test -e $(DESTDIR)$(SYSCONFDIR)/outbox/outbox.conf || \
+		install -m 0644 conf/outbox.conf $(DESTDIR)$(SYSCONFDIR)/outbox/outbox.conf
+	install -m 0644 systemd/outboxd.service $(DESTDIR)$(UNITDIR)/outboxd.service
+	install -m 0644 systemd/outbox.sysusers $(DESTDIR)$(SYSUSERSDIR)/outbox.conf
+	install -m 0644 systemd/outbox.tmpfiles $(DESTDIR)$(TMPFILESDIR)/outbox.conf
+
+clean:
+	rm -rf build build-san run
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

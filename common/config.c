@@ -1,0 +1,534 @@
+/*
+ * config.c - the declarative key table and the inih-driven loader.
+ *
+ * Everything about a key lives in its row of `keys[]`: section, name,
+ * type, default (as the user would write it), the field it fills and a
+ * line of documentation.  Parsing, defaults, `outboxd -t -v` and the
+ * outbox.conf(5) reference all walk that one table; adding a key is
+ * adding a row (and its field in struct config).
+ *
+ * Line numbers: inih reports only the first error, so we feed it through
+ * our own reader that counts lines and refuses over-long ones, and the
+ * handler records every error with the current line.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <ini.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+
+#include "address.h"
+#include "log.h"
+#include "units.h"
+
+enum key_type { KT_STRING, KT_PATH, KT_DURATION, KT_SIZE, KT_UINT, KT_BOOL, KT_MODE, KT_ENUM, KT_HOSTPORT };
+
+struct key {
+	const char *section;
+	const char *name;
+	enum key_type type;
+	const char *def;
+	size_t off;
+	const char *const *choices;	/* KT_ENUM: index = stored value */
+	uint64_t min, max;		/* KT_UINT, KT_DURATION, KT_SIZE */
+	const char *doc;
+};
+
+static const char *const tls_choices[] = { "starttls", "tls", "none", NULL };
+static const char *const auth_choices[] = { "auto", "plain", "login", "xoauth2", "oauthbearer", "none", NULL };
+static const char *const bool_choices[] = { "no", "yes", NULL };
+static const char *const target_choices[] = { "syslog", "stderr", NULL };
+static const char *const level_choices[] = { "err", "warning", "notice", "info", "debug", NULL };
+
+#define F(field) offsetof(struct config, field)
+#define DAY (86400ULL)
+
+static const struct key keys[] = {
+	{ "queue", "spool", KT_PATH, "/var/spool/outbox", F(queue.spool), 0, 0, 0,
+	  "Queue store and pickup directory." },
+	{ "queue", "user", KT_STRING, "outbox", F(queue.user), 0, 0, 0,
+	  "outboxd started as root runs as this user; started as another user, it runs as that user." },
+	{ "queue", "lifetime", KT_DURATION, "5d", F(queue.lifetime), 0, 1, 365 * DAY,
+	  "How long a message may stay queued before it bounces." },
+	{ "queue", "retry_min", KT_DURATION, "1m", F(queue.retry_min), 0, 1, 30 * DAY,
+	  "First retry delay; each further retry doubles it, with jitter." },
+	{ "queue", "retry_max", KT_DURATION, "1h", F(queue.retry_max), 0, 1, 30 * DAY,
+	  "Cap on the retry delay." },
+	{ "queue", "max_message_size", KT_SIZE, "35M", F(queue.max_message_size), 0, 1024, 4ULL << 30,
+	  "Largest message accepted, in bytes (SIZE extension)." },
+	{ "queue", "max_recipients", KT_UINT, "1000", F(queue.max_recipients), 0, 1, 100000,
+	  "Most recipients of one message." },
+
+	{ "listen", "socket", KT_PATH, "/run/outbox/outbox.sock", F(listen.socket), 0, 0, 0,
+	  "SMTP submission on a Unix socket." },
+	{ "listen", "socket_mode", KT_MODE, "0666", F(listen.socket_mode), 0, 0, 0777,
+	  "Permissions of the submission socket." },
+	{ "listen", "control", KT_PATH, "/run/outbox/control.sock", F(listen.control), 0, 0, 0,
+	  "Control socket used by the outbox command." },
+	{ "listen", "tcp", KT_HOSTPORT, "", F(listen.tcp), 0, 0, 0,
+	  "Optional TCP listener such as 127.0.0.1:2525 or [::1]:2525; empty means off." },
+	{ "listen", "idle_timeout", KT_DURATION, "5m", F(listen.idle_timeout), 0, 1, DAY,
+	  "A submission client silent this long is disconnected (421)." },
+
+	{ "relay", "host", KT_STRING, "smtp.example.org", F(relay.host), 0, 0, 0,
+	  "The upstream SMTP server (smarthost)." },
+	{ "relay", "port", KT_UINT, "587", F(relay.port), 0, 1, 65535,
+	  "Its port." },
+	{ "relay", "tls", KT_ENUM, "starttls", F(relay.tls), tls_choices, 0, 0,
+	  "starttls, tls (implicit, port 465) or none." },
+	{ "relay", "verify", KT_BOOL, "yes", F(relay.verify), bool_choices, 0, 0,
+	  "Verify the certificate chain and host name of the upstream." },
+	{ "relay", "ca_file", KT_PATH, "", F(relay.ca_file), 0, 0, 0,
+	  "CA bundle; empty means the system bundle /etc/ssl/certs/ca-certificates.crt." },
+	{ "relay", "auth", KT_ENUM, "auto", F(relay.auth), auth_choices, 0, 0,
+	  "auto, plain, login, xoauth2, oauthbearer or none." },
+	{ "relay", "user", KT_STRING, "", F(relay.user), 0, 0, 0,
+	  "User name for AUTH." },
+	{ "relay", "password_file", KT_PATH, "", F(relay.password_file), 0, 0, 0,
+	  "File holding the password; must not be readable by others." },
+	{ "relay", "password_command", KT_STRING, "", F(relay.password_command), 0, 0, 0,
+	  "Command (run without a shell) that prints the password or OAuth2 access token." },
+	{ "relay", "workers", KT_UINT, "4", F(relay.workers), 0, 1, 256,
+	  "Concurrent upstream sessions." },
+	{ "relay", "timeout", KT_DURATION, "5m", F(relay.timeout), 0, 1, DAY,
+	  "Timeout for each SMTP command and each network read or write." },
+	{ "relay", "plaintext_auth", KT_BOOL, "no", F(relay.plaintext_auth), bool_choices, 0, 0,
+	  "With tls = none, allow AUTH in clear text anyway (the second 'yes, really')." },
+
+	{ "address", "domain", KT_STRING, "", F(address.domain), 0, 0, 0,
+	  "Domain that qualifies bare local names such as root; empty means the host name." },
+	{ "address", "postmaster", KT_STRING, "", F(address.postmaster), 0, 0, 0,
+	  "Address that gets bounce copies and double bounces." },
+
+	{ "log", "target", KT_ENUM, "syslog", F(log.target), target_choices, 0, 0,
+	  "syslog (facility mail) or stderr." },
+	{ "log", "level", KT_ENUM, "info", F(log.level), level_choices, 0, 0,
+	  "err, warning, notice, info or debug." },
+};
+
+/* Sections that hold free-form name = value maps. */
+static const struct {
+	const char *section;
+	size_t off;
+	const char *doc;
+} maps[] = {
+	{ "aliases", F(aliases), "Recipients: local name = address[, address...]." },
+	{ "senders", F(senders), "Envelope senders: local user = address; * is the default for every local user." },
+};
+
+#define FIELD(c, k, T) ((T *)((char *)(c) + (k)->off))
+
+struct load_ctx {
+	struct config *c;
+	FILE *fp;
+	const char *path;
+	int line;
+	int line_too_long;
+	int seen[ARRAY_LEN(keys)];	/* line where each key was set */
+	struct buf errors;
+	int nerrors;
+	int last_error_line;
+};
+
+static void conf_error(struct load_ctx *x, const char *section, const char *name,
+		       const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+static void conf_error(struct load_ctx *x, const char *section, const char *name,
+		       const char *fmt, ...)
+{
+	char msg[300];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	if (x->nerrors++)
+		buf_addc(&x->errors, '\n');
+	if (x->line > 0)
+		buf_printf(&x->errors, "%s:%d: ", x->path, x->line);
+	else
+		buf_printf(&x->errors, "%s: ", x->path);
+	if (name)
+		buf_printf(&x->errors, "[%s] %s: %s", section, name, msg);
+	else
+		buf_printf(&x->errors, "%s", msg);
+	x->last_error_line = x->line;
+}
+
+/* Point x->line at the line that set a key (0 when it was defaulted). */
+static void key_line(struct load_ctx *x, const char *section, const char *name)
+{
+	x->line = 0;
+	for (size_t i = 0; i < ARRAY_LEN(keys); i++)
+		if (strcmp(keys[i].section, section) == 0 && strcmp(keys[i].name, name) == 0)
+			x->line = x->seen[i];
+}
+
+/* An error about a key as a whole: reported at the line that set it. */
+static void key_error(struct load_ctx *x, const char *section, const char *name, const char *msg)
+{
+	key_line(x, section, name);
+	conf_error(x, section, name, "%s", msg);
+}
+
+static int parse_bool(const char *v, int *out)
+{
+	static const char *const yes[] = { "yes", "true", "on", "1" };
+	static const char *const no[] = { "no", "false", "off", "0" };
+	for (size_t i = 0; i < ARRAY_LEN(yes); i++) {
+		if (strcasecmp(v, yes[i]) == 0) { *out = 1; return 0; }
+		if (strcasecmp(v, no[i]) == 0) { *out = 0; return 0; }
+	}
+	return -1;
+}
+
+static int parse_hostport(const char *v)
+{
+	const char *colon;
+	uint64_t port;
+	if (*v == '\0')
+		return 0;
+	if (*v == '[') {
+		const char *end = strchr(v, ']');
+		if (!end || end == v + 1 || end[1] != ':')
+			return -1;
+		colon = end + 1;
+	} else {
+		colon = strrchr(v, ':');
+		if (!colon || colon == v || memchr(v, ':', (size_t)(colon - v)))
+			return -1;
+	}
+	return parse_uint(colon + 1, 65535, &port) < 0 || port == 0 ? -1 : 0;
+}
+
+/* Store value v for key k; returns an error message or NULL. */
+static const char *set_value(struct config *c, const struct key *k, const char *v)
+{
+	uint64_t n = 0;
+	int b;
+	switch (k->type) {
+	case KT_STRING:
+	case KT_PATH:
+		if (k->type == KT_PATH && *v && *v != '/')
+			return "must be an absolute path";
+		free(*FIELD(c, k, char *));
+		*FIELD(c, k, char *) = xstrdup(v);
+		return NULL;
+	case KT_HOSTPORT:
+		if (parse_hostport(v) < 0)
+			return "must be HOST:PORT or [IPV6]:PORT";
+		free(*FIELD(c, k, char *));
+		*FIELD(c, k, char *) = xstrdup(v);
+		return NULL;
+	case KT_DURATION:
+		if (parse_duration(v, &n) < 0)
+			return "not a duration (a number with s, m, h or d)";
+		break;
+	case KT_SIZE:
+		if (parse_size(v, &n) < 0)
+			return "not a size (a number with K, M or G)";
+		break;
+	case KT_UINT:
+		if (parse_uint(v, UINT64_MAX, &n) < 0)
+			return "not a whole number";
+		break;
+	case KT_MODE:
+		if (!*v || strspn(v, "01234567") != strlen(v) || strlen(v) > 4)
+			return "not an octal mode such as 0660";
+		n = strtoull(v, NULL, 8);
+		break;
+	case KT_BOOL:
+		if (parse_bool(v, &b) < 0)
+			return "must be yes or no";
+		*FIELD(c, k, int) = b;
+		return NULL;
+	case KT_ENUM:
+		for (int i = 0; k->choices[i]; i++) {
+			if (strcasecmp(v, k->choices[i]) == 0) {
+				*FIELD(c, k, int) = i;
+				return NULL;
+			}
+		}
+		return "not one of the allowed values";
+	}
+	if ((k->max && n > k->max) || n < k->min)
+		return "out of range";
+	*FIELD(c, k, uint64_t) = n;
+	return NULL;
+}
+
+static void map_add(struct map *m, const char *name, const char *value, int line)
+{
+	m->v = xrealloc(m->v, (m->n + 1) * sizeof *m->v);
+	m->v[m->n].name = xstrdup(name);
+	m->v[m->n].value = xstrdup(value);
+	m->v[m->n].line = line;
+	m->n++;
+}
+
+const char *map_get(const struct map *m, const char *name)
+{
+	for (size_t i = 0; i < m->n; i++)
+		if (strcasecmp(m->v[i].name, name) == 0)
+			return m->v[i].value;
+	return NULL;
+}
+
+/* [aliases] and [senders]; continuation lines append to an alias. */
+static void handle_map(struct load_ctx *x, size_t mi, const char *name, const char *value)
+{
+	struct map *m = (struct map *)((char *)x->c + maps[mi].off);
+	struct err e;
+	int is_alias = strcmp(maps[mi].section, "aliases") == 0;
+
+	if (!*name || strpbrk(name, "@ \t") || (!is_alias && strcmp(name, "*") != 0 && !addr_is_local_name(name))) {
+		conf_error(x, maps[mi].section, name, "not a local name");
+		return;
+	}
+	if (is_alias ? addr_list_check(value, &e) < 0 : addr_check(value, &e) < 0) {
+		conf_error(x, maps[mi].section, name, "%s", e.msg);
+		return;
+	}
+	for (size_t i = 0; i < m->n; i++) {
+		if (strcasecmp(m->v[i].name, name) != 0)
+			continue;
+		if (is_alias && m->v[i].line == x->line - 1) {
+			char *joined = xasprintf("%s, %s", m->v[i].value, value);
+			free(m->v[i].value);
+			m->v[i].value = joined;
+			m->v[i].line = x->line;
+			return;
+		}
+		conf_error(x, maps[mi].section, name, "given twice (first on line %d)", m->v[i].line);
+		return;
+	}
+	map_add(m, name, value, x->line);
+}
+
+static int on_ini_entry(void *user, const char *section, const char *name, const char *value)
+{
+	struct load_ctx *x = user;
+	if (x->line_too_long)
+		return 1;	/* already reported by the reader */
+	for (size_t i = 0; i < ARRAY_LEN(maps); i++) {
+		if (strcmp(section, maps[i].section) == 0) {
+			handle_map(x, i, name, value);
+			return 1;
+		}
+	}
+	int known_section = 0;
+	for (size_t i = 0; i < ARRAY_LEN(keys); i++) {
+		const struct key *k = &keys[i];
+		if (strcmp(section, k->section) != 0)
+			continue;
+		known_section = 1;
+		if (strcmp(name, k->name) != 0)
+			continue;
+		if (x->seen[i]) {
+			conf_error(x, section, name, "given twice");
+			return 1;
+		}
+		x->seen[i] = x->line;
+		const char *why = set_value(x->c, k, value);
+		if (why)
+			conf_error(x, section, name, "%s: '%s'", why, value);
+		return 1;
+	}
+	if (known_section)
+		conf_error(x, section, name, "unknown key");
+	else
+		conf_error(x, section, name, "unknown section [%s]", section);
+	return 1;
+}
+
+/* fgets-style reader that counts lines and refuses lines inih would split. */
+static char *ini_reader_counting(char *str, int num, void *stream)
+{
+	struct load_ctx *x = stream;
+	if (!fgets(str, num, x->fp))
+		return NULL;
+	x->line++;
+	x->line_too_long = 0;
+	size_t n = strlen(str);
+	if (n == (size_t)num - 1 && str[n - 1] != '\n' && !feof(x->fp)) {
+		int ch;
+		while ((ch = fgetc(x->fp)) != EOF && ch != '\n')
+			;
+		conf_error(x, NULL, NULL, "line longer than %d characters", num - 2);
+		x->line_too_long = 1;
+		str[0] = '\0';
+	}
+	return str;
+}
+
+static void apply_defaults(struct config *c)
+{
+	for (size_t i = 0; i < ARRAY_LEN(keys); i++)
+		(void)set_value(c, &keys[i], keys[i].def);
+}
+
+static void check_secret_file(struct load_ctx *x)
+{
+	struct stat st;
+	const char *p = x->c->relay.password_file;
+	if (!*p)
+		return;
+	key_line(x, "relay", "password_file");
+	if (stat(p, &st) < 0)
+		conf_error(x, "relay", "password_file", "cannot read %s: %s", p, strerror(errno));
+	else if (!S_ISREG(st.st_mode))
+		conf_error(x, "relay", "password_file", "%s is not a regular file", p);
+	else if (st.st_mode & S_IROTH)
+		conf_error(x, "relay", "password_file", "%s is readable by others (chmod o-r)", p);
+}
+
+/* Rules that involve more than one key. */
+static void check_combinations(struct load_ctx *x, unsigned flags)
+{
+	struct config *c = x->c;
+	if (c->queue.retry_min > c->queue.retry_max)
+		key_error(x, "queue", "retry_min", "larger than retry_max");
+	if (*c->relay.password_file && *c->relay.password_command)
+		key_error(x, "relay", "password_command", "password_file and password_command are both set");
+	if (*c->relay.user && !*c->relay.password_file && !*c->relay.password_command
+	    && c->relay.auth != AUTH_NONE)
+		key_error(x, "relay", "user", "set, but neither password_file nor password_command is");
+	if (c->relay.tls == TLS_NONE && *c->relay.user && c->relay.auth != AUTH_NONE
+	    && !c->relay.plaintext_auth)
+		key_error(x, "relay", "tls", "none with a user would send AUTH in clear text; "
+			  "set plaintext_auth = yes if you really mean it");
+	if (!*c->queue.spool)
+		key_error(x, "queue", "spool", "must be set");
+	if (!*c->listen.socket)
+		key_error(x, "listen", "socket", "must be set");
+	if (*c->address.postmaster && addr_check(c->address.postmaster, NULL) < 0)
+		key_error(x, "address", "postmaster", "not a valid address");
+	if (*c->address.domain && !addr_is_domain(c->address.domain))
+		key_error(x, "address", "domain", "not a valid domain");
+	if (!(flags & CONF_CLIENT))
+		check_secret_file(x);
+}
+
+struct config *config_load(const char *path, unsigned flags, struct err *e)
+{
+	struct load_ctx x = { .path = path };
+	x.c = xcalloc(1, sizeof *x.c);
+	x.c->path = xstrdup(path);
+	apply_defaults(x.c);
+	buf_init(&x.errors);
+
+	x.fp = fopen(path, "r");
+	if (!x.fp) {
+		if (errno == ENOENT && (flags & CONF_MISSING_OK))
+			return x.c;
+		err_sys(e, "%s", path);
+		config_free(x.c);
+		return NULL;
+	}
+	int rc = ini_parse_stream(ini_reader_counting, &x, on_ini_entry, &x);
+	fclose(x.fp);
+	if (rc > 0 && rc != x.last_error_line) {
+		x.line = rc;
+		conf_error(&x, NULL, NULL, "syntax error (expected [section] or key = value)");
+	}
+	check_combinations(&x, flags);
+	if (x.nerrors) {
+		err_set(e, "%s", x.errors.data);
+		buf_free(&x.errors);
+		config_free(x.c);
+		return NULL;
+	}
+	buf_free(&x.errors);
+	return x.c;
+}
+
+static void map_free(struct map *m)
+{
+	for (size_t i = 0; i < m->n; i++) {
+		free(m->v[i].name);
+		free(m->v[i].value);
+	}
+	free(m->v);
+}
+
+void config_free(struct config *c)
+{
+	if (!c)
+		return;
+	for (size_t i = 0; i < ARRAY_LEN(keys); i++) {
+		const struct key *k = &keys[i];
+		if (k->type == KT_STRING || k->type == KT_PATH || k->type == KT_HOSTPORT)
+			free(*FIELD(c, k, char *));
+	}
+	map_free(&c->aliases);
+	map_free(&c->senders);
+	free(c->path);
+	free(c);
+}
+
+static const char *format_value(const struct config *c, const struct key *k, char *out, size_t n)
+{
+	uint64_t v = 0;
+	if (k->type != KT_STRING && k->type != KT_PATH && k->type != KT_HOSTPORT
+	    && k->type != KT_BOOL && k->type != KT_ENUM)
+		v = *FIELD(c, k, uint64_t);
+	switch (k->type) {
+	case KT_STRING: case KT_PATH: case KT_HOSTPORT:
+		return *FIELD(c, k, char *);
+	case KT_DURATION: return format_duration(v, out, n);
+	case KT_SIZE: return format_size(v, out, n);
+	case KT_UINT: snprintf(out, n, "%llu", (unsigned long long)v); return out;
+	case KT_MODE: snprintf(out, n, "0%03llo", (unsigned long long)v); return out;
+	case KT_BOOL: case KT_ENUM: return k->choices[*FIELD(c, k, int)];
+	}
+	return "";
+}
+
+void config_dump(const struct config *c, FILE *out)
+{
+	const char *section = "";
+	char tmp[64];
+	for (size_t i = 0; i < ARRAY_LEN(keys); i++) {
+		const struct key *k = &keys[i];
+		if (strcmp(section, k->section) != 0)
+			fprintf(out, "%s[%s]\n", i ? "\n" : "", section = k->section);
+		fprintf(out, "%s = %s\n", k->name, format_value(c, k, tmp, sizeof tmp));
+	}
+	for (size_t i = 0; i < ARRAY_LEN(maps); i++) {
+		const struct map *m = (const struct map *)((const char *)c + maps[i].off);
+		fprintf(out, "\n[%s]\n", maps[i].section);
+		for (size_t j = 0; j < m->n; j++)
+			fprintf(out, "%s = %s\n", m->v[j].name, m->v[j].value);
+	}
+}
+
+void config_doc_mdoc(FILE *out)
+{
+	const char *section = "";
+	for (size_t i = 0; i < ARRAY_LEN(keys); i++) {
+		const struct key *k = &keys[i];
+		if (strcmp(section, k->section) != 0) {
+			if (*section)
+				fprintf(out, ".El\n");
+			fprintf(out, ".Ss [%s]\n.Bl -tag -width Ds\n", section = k->section);
+		}
+		fprintf(out, ".It Ic %s No = Ar %s\n%s\n", k->name,
+			*k->def ? k->def : "(empty)", k->doc);
+	}
+	fprintf(out, ".El\n");
+	for (size_t i = 0; i < ARRAY_LEN(maps); i++)
+		fprintf(out, ".Ss [%s]\n%s\n", maps[i].section, maps[i].doc);
+}
+
+const char *tls_mode_name(int mode)
+{
+	return tls_choices[mode];
+}
+
+const char *auth_mode_name(int mode)
+{
+	return auth_choices[mode];
+}

@@ -1,0 +1,99 @@
+/*
+ * config.h - outbox.conf, parsed with inih through one declarative table.
+ *
+ * Owns: the table of every section and key (type, default, where the
+ * value lands in struct config, one line of documentation), parsing and
+ * validation, and printing the effective configuration (`outboxd -t -v`)
+ * and the key reference of outbox.conf(5) from that same table.
+ *
+ * Invariants: a loaded config has every key set (defaults applied) and
+ * has passed every check; errors name file, line and key.  The config is
+ * immutable once loaded; SIGHUP loads a new one and swaps pointers.
+ */
+#ifndef OUTBOX_CONFIG_H
+#define OUTBOX_CONFIG_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "util.h"
+
+#define OUTBOX_DEFAULT_CONF "/etc/outbox/outbox.conf"
+
+enum tls_mode { TLS_STARTTLS, TLS_IMPLICIT, TLS_NONE };
+enum auth_mode { AUTH_AUTO, AUTH_PLAIN, AUTH_LOGIN, AUTH_XOAUTH2, AUTH_OAUTHBEARER, AUTH_NONE };
+
+/* A [aliases] or [senders] entry. */
+struct map_entry {
+	char *name;
+	char *value;
+	int line;
+};
+
+struct map {
+	struct map_entry *v;
+	size_t n;
+};
+
+struct config {
+	char *path;
+	struct {
+		char *spool;
+		char *user;
+		uint64_t lifetime, retry_min, retry_max;
+		uint64_t max_message_size;
+		uint64_t max_recipients;
+	} queue;
+	struct {
+		char *socket;
+		uint64_t socket_mode;
+		char *control;
+		char *tcp;
+		uint64_t idle_timeout;
+	} listen;
+	struct {
+		char *host;
+		uint64_t port;
+		int tls;	/* enum tls_mode */
+		int verify;
+		char *ca_file;
+		int auth;	/* enum auth_mode */
+		char *user;
+		char *password_file;
+		char *password_command;
+		uint64_t workers;
+		uint64_t timeout;
+		int plaintext_auth;
+	} relay;
+	struct {
+		char *domain;
+		char *postmaster;
+	} address;
+	struct map aliases;	/* local name -> "addr, addr" */
+	struct map senders;	/* local user or "*" -> address */
+	struct {
+		int target;	/* enum log_target */
+		int level;	/* enum log_level */
+	} log;
+};
+
+/* Flags for config_load. */
+#define CONF_CLIENT 0x1	/* the command-line tool: skip checks on secrets */
+#define CONF_MISSING_OK 0x2	/* a missing file means all defaults */
+
+/* Load and validate; NULL on error with every problem in e (one a line). */
+struct config *config_load(const char *path, unsigned flags, struct err *e);
+void config_free(struct config *c);
+
+/* Print every key with its effective value, as an INI file. */
+void config_dump(const struct config *c, FILE *out);
+/* Print the key reference as mdoc (for outbox.conf(5)). */
+void config_doc_mdoc(FILE *out);
+
+/* Look up a map entry by name (ASCII case-insensitive); NULL if none. */
+const char *map_get(const struct map *m, const char *name);
+
+const char *tls_mode_name(int mode);
+const char *auth_mode_name(int mode);
+
+#endif

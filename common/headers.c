@@ -1,0 +1,224 @@
+/*
+ * headers.c - header parsing, address lists and generated fields.
+ * See headers.h.
+ */
+#include "headers.h"
+
+#include <ctype.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "address.h"
+
+/* Length of the field name at p (printable, no colon), or 0. */
+static size_t field_name_len(const char *p, const char *end)
+{
+	const char *q = p;
+	while (q < end && *q > 32 && *q < 127 && *q != ':')
+		q++;
+	return (q < end && *q == ':' && q > p) ? (size_t)(q - p) : 0;
+}
+
+void headers_parse(const char *msg, size_t len, struct header_list *h)
+{
+	const char *p = msg, *end = msg + len;
+	memset(h, 0, sizeof *h);
+	h->body_off = len;
+	while (p < end) {
+		if (end - p >= 2 && p[0] == '\r' && p[1] == '\n') {
+			h->body_off = (size_t)(p + 2 - msg);
+			return;
+		}
+		size_t nl = field_name_len(p, end);
+		if (nl == 0) {
+			h->body_off = (size_t)(p - msg);	/* not a header: body starts */
+			return;
+		}
+		const char *q = p;
+		for (;;) {	/* the field runs on over folded lines */
+			const char *lf = memchr(q, '\n', (size_t)(end - q));
+			q = lf ? lf + 1 : end;
+			if (q >= end || (*q != ' ' && *q != '\t'))
+				break;
+		}
+		h->v = xrealloc(h->v, (h->n + 1) * sizeof *h->v);
+		struct header *f = &h->v[h->n++];
+		f->start = p;
+		f->len = (size_t)(q - p);
+		f->name_len = nl;
+		f->value = p + nl + 1;
+		f->value_len = f->len - nl - 1;
+		p = q;
+	}
+}
+
+void headers_free(struct header_list *h)
+{
+	free(h->v);
+	memset(h, 0, sizeof *h);
+}
+
+bool header_is(const struct header *f, const char *name)
+{
+	return strlen(name) == f->name_len && strncasecmp(f->start, name, f->name_len) == 0;
+}
+
+const struct header *headers_find(const struct header_list *h, const char *name)
+{
+	for (size_t i = 0; i < h->n; i++)
+		if (header_is(&h->v[i], name))
+			return &h->v[i];
+	return NULL;
+}
+
+/* One mailbox: the angle address if there was one, else the plain text. */
+static int emit(struct buf *plain, struct buf *angle, bool had_angle,
+		void (*add)(const char *, void *), void *arg, struct err *e)
+{
+	const char *a = had_angle ? angle->data : trim(plain->data ? plain->data : (char *)"");
+	int rc = 0;
+	if (a && *a) {
+		if (addr_check(a, e) < 0)
+			rc = -1;
+		else
+			add(a, arg);
+	}
+	buf_reset(plain);
+	buf_reset(angle);
+	return rc;
+}
+
+int addrlist_parse(const char *v, size_t len, void (*add)(const char *addr, void *arg),
+		   void *arg, struct err *e)
+{
+	struct buf plain, angle;
+	bool in_angle = false, had_angle = false, quoted = false;
+	int depth = 0, rc = 0;
+	buf_init(&plain);
+	buf_init(&angle);
+	buf_adds(&plain, "");
+	buf_adds(&angle, "");
+	for (size_t i = 0; i < len && rc == 0; i++) {
+		char c = v[i];
+		struct buf *cur = in_angle ? &angle : &plain;
+		if (c == '\r' || c == '\n')
+			c = ' ';	/* unfold */
+		if (depth > 0) {	/* inside a comment */
+			if (c == '\\')
+				i++;
+			else if (c == '(')
+				depth++;
+			else if (c == ')')
+				depth--;
+			continue;
+		}
+		if (quoted) {
+			if (c == '\\' && i + 1 < len) {
+				buf_addc(cur, c);
+				c = v[++i];
+			} else if (c == '"') {
+				quoted = false;
+			}
+			buf_addc(cur, c);
+			continue;
+		}
+		switch (c) {
+		case '"': quoted = true; buf_addc(cur, c); break;
+		case '(': depth = 1; break;
+		case '<': in_angle = true; had_angle = true; buf_reset(&angle); break;
+		case '>': in_angle = false; break;
+		case ':':	/* group name, or a source route inside <> */
+			if (in_angle)
+				buf_reset(&angle);
+			else
+				buf_reset(&plain);
+			break;
+		case ',': case ';':
+			if (in_angle) {
+				buf_addc(cur, c);
+				break;
+			}
+			rc = emit(&plain, &angle, had_angle, add, arg, e);
+			had_angle = false;
+			break;
+		default:
+			if (in_angle && (c == ' ' || c == '\t'))
+				break;
+			buf_addc(cur, c);
+		}
+	}
+	if (rc == 0 && (quoted || in_angle || depth))
+		rc = err_set(e, "unbalanced quote, comment or angle bracket in address list");
+	if (rc == 0)
+		rc = emit(&plain, &angle, had_angle, add, arg, e);
+	buf_free(&plain);
+	buf_free(&angle);
+	return rc;
+}
+
+void header_add_date(struct buf *out, double when)
+{
+	char date[64];
+	time_t t = (time_t)when;
+	struct tm tm;
+	localtime_r(&t, &tm);
+	strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S %z", &tm);
+	buf_printf(out, "Date: %s\r\n", date);
+}
+
+void header_add_message_id(struct buf *out, const char *domain)
+{
+	unsigned char rnd[8] = { 0 };
+	int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		(void)!read(fd, rnd, sizeof rnd);
+		close(fd);
+	}
+	buf_printf(out, "Message-ID: <%lx.%ld.", (unsigned long)time(NULL), (long)getpid());
+	for (size_t i = 0; i < sizeof rnd; i++)
+		buf_printf(out, "%02x", rnd[i]);
+	buf_printf(out, "@%s>\r\n", addr_is_domain(domain) ? domain : "localhost");
+}
+
+static bool needs_encoding(const char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char)*s >= 0x80)
+			return true;
+	return false;
+}
+
+void header_add_from(struct buf *out, const char *name, const char *addr)
+{
+	buf_adds(out, "From: ");
+	if (name && *name) {
+		if (needs_encoding(name)) {	/* RFC 2047 Q-encoding */
+			buf_adds(out, "=?UTF-8?Q?");
+			for (const unsigned char *p = (const unsigned char *)name; *p; p++) {
+				if (isalnum(*p))
+					buf_addc(out, (char)*p);
+				else if (*p == ' ')
+					buf_addc(out, '_');
+				else if (*p >= 0x20)
+					buf_printf(out, "=%02X", *p);
+			}
+			buf_adds(out, "?= ");
+		} else {
+			buf_addc(out, '"');
+			for (const char *p = name; *p; p++) {
+				if ((unsigned char)*p < 0x20 || *p == 0x7f)
+					continue;	/* no controls, no line breaks */
+				if (*p == '"' || *p == '\\')
+					buf_addc(out, '\\');
+				buf_addc(out, *p);
+			}
+			buf_adds(out, "\" ");
+		}
+	}
+	buf_printf(out, "<%s>\r\n", addr);
+}

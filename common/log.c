@@ -1,0 +1,115 @@
+/*
+ * log.c - syslog or stderr logging with a level filter.  See log.h.
+ *
+ * The logger's settings are process-wide by nature (like syslog's own
+ * openlog state); they are set once at start and on SIGHUP, from the
+ * daemon's main thread.
+ */
+#include "log.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+#include <time.h>
+#include <unistd.h>
+
+static struct {
+	const char *ident;
+	enum log_target target;
+	enum log_level level;
+} logger = { "outbox", LOG_TO_STDERR, LOG_LVL_INFO };
+
+static const int syslog_prio[] = {
+	[LOG_LVL_ERR] = LOG_ERR, [LOG_LVL_WARNING] = LOG_WARNING,
+	[LOG_LVL_NOTICE] = LOG_NOTICE, [LOG_LVL_INFO] = LOG_INFO,
+	[LOG_LVL_DEBUG] = LOG_DEBUG,
+};
+static const char *const level_tag[] = {
+	[LOG_LVL_ERR] = "error: ", [LOG_LVL_WARNING] = "warning: ",
+	[LOG_LVL_NOTICE] = "", [LOG_LVL_INFO] = "", [LOG_LVL_DEBUG] = "debug: ",
+};
+
+void log_open(const char *ident, enum log_target target, enum log_level level)
+{
+	logger.ident = ident;
+	logger.target = target;
+	logger.level = level;
+	if (target == LOG_TO_SYSLOG)
+		openlog(ident, LOG_PID | LOG_NDELAY, LOG_MAIL);
+}
+
+void log_set_level(enum log_level level)
+{
+	logger.level = level;
+}
+
+enum log_level log_get_level(void)
+{
+	return logger.level;
+}
+
+static void log_v(enum log_level lvl, const char *fmt, va_list ap)
+{
+	if (lvl > logger.level)
+		return;
+	char line[2048];
+	vsnprintf(line, sizeof line, fmt, ap);
+	if (logger.target == LOG_TO_SYSLOG) {
+		syslog(syslog_prio[lvl], "%s%s", level_tag[lvl], line);
+		return;
+	}
+	struct timespec ts;
+	struct tm tm;
+	char stamp[32];
+	clock_gettime(CLOCK_REALTIME, &ts);
+	localtime_r(&ts.tv_sec, &tm);
+	strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S", &tm);
+	fprintf(stderr, "%s.%03ld %s[%ld]: %s%s\n", stamp, ts.tv_nsec / 1000000,
+		logger.ident, (long)getpid(), level_tag[lvl], line);
+	fflush(stderr);
+}
+
+#define LOG_FN(name, lvl)                         \
+	void name(const char *fmt, ...)           \
+	{                                         \
+		va_list ap;                       \
+		va_start(ap, fmt);                \
+		log_v(lvl, fmt, ap);              \
+		va_end(ap);                       \
+	}
+LOG_FN(log_err, LOG_LVL_ERR)
+LOG_FN(log_warn, LOG_LVL_WARNING)
+LOG_FN(log_notice, LOG_LVL_NOTICE)
+LOG_FN(log_info, LOG_LVL_INFO)
+LOG_FN(log_debug, LOG_LVL_DEBUG)
+
+void fatal(int code, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	log_v(LOG_LVL_ERR, fmt, ap);
+	va_end(ap);
+	exit(code);
+}
+
+const char *log_safe(const char *s, char *out, size_t n)
+{
+	size_t o = 0;
+	if (n == 0)
+		return out;
+	for (; s && *s && o + 1 < n; s++) {
+		unsigned char c = (unsigned char)*s;
+		if (c >= 0x20 && c != 0x7f && c != '\\') {
+			out[o++] = (char)c;
+		} else {
+			if (o + 5 > n)
+				break;
+			snprintf(out + o, 5, "\\x%02X", c);
+			o += 4;
+		}
+	}
+	out[o] = '\0';
+	return out;
+}

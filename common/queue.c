@@ -1,0 +1,555 @@
+/*
+ * queue.c - the queue store.
+ *
+ * LAYOUT under SPOOL (owned by the daemon's user):
+ *   lock      flock()ed by the running outboxd: one daemon per spool
+ *   tmp/      messages being received; anything here at start-up was
+ *             never acknowledged and is removed
+ *   queue/    committed messages, one file each, named by queue ID
+ *   corrupt/  queue files the start-up scan could not decode (kept for
+ *             a human, never deleted)
+ *   pickup/   the pickup directory (tmp/, new/, bad/)
+ *
+ * QUEUE ID: 16 upper-case hex digits: 8 of the arrival second, 5 of the
+ * microsecond, 3 of a per-daemon sequence.  IDs sort by arrival.
+ *
+ * FILE FORMAT: a text header, then the message exactly as it will be
+ * relayed (CRLF line endings, not dot-stuffed):
+ *
+ *   outbox-queue 1\n
+ *   arrival 1732700000.123456\n
+ *   uid 1000\n
+ *   flags 8bitmime=0 smtputf8=0\n  fixed width: set at commit time
+ *   from <a@example.org>\n        ("<>" for the null sender)
+ *   rcpt Q <b@example.net>\n      one line per recipient; the status
+ *   ...                           character Q (pending), D (delivered)
+ *   end\n                         or F (failed) is updated in place
+ *   <message bytes>
+ *
+ * Every address in the header passed addr_check(), so it has no
+ * control characters and the line structure cannot be forged.
+ *
+ * COMMIT PROTOCOL (Postfix-style; nothing is acknowledged before step 4):
+ *   1. create tmp/ID with O_EXCL, write header and message;
+ *   2. fsync(tmp/ID)                     - the bytes are on disk;
+ *   3. renameat2(tmp/ID, queue/ID, RENAME_NOREPLACE)
+ *                                         (link + unlink where the file
+ *                                         system lacks it);
+ *   4. fsync(queue/)                      - the name is on disk;
+ *   5. only now reply 250 / exit 0.
+ * A crash before 3 leaves a tmp file (removed at start-up, never
+ * acknowledged); a crash between 3 and 4 may lose the name, but nothing
+ * was acknowledged yet; after 4 the message survives power loss.
+ *
+ * STATUS UPDATES: a recipient's final result is one byte written with
+ * pwrite() at its recorded offset, then fdatasync(); a one-byte write
+ * cannot tear.  When no recipient is pending the file is unlinked.  A
+ * crash after the upstream's 250 but before the status byte is synced
+ * means that recipient is sent again: the only duplicate allowed.
+ */
+#include "queue.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include "address.h"
+#include "log.h"
+
+#define QFILE_MAGIC "outbox-queue 1\n"
+#define WRITE_CHUNK (64 * 1024)
+
+void envelope_init(struct envelope *env)
+{
+	memset(env, 0, sizeof *env);
+}
+
+void envelope_free(struct envelope *env)
+{
+	for (size_t i = 0; i < env->nrcpt; i++)
+		free(env->rcpt[i].addr);
+	free(env->rcpt);
+	free(env->sender);
+	envelope_init(env);
+}
+
+void envelope_add_rcpt(struct envelope *env, const char *addr)
+{
+	env->rcpt = xrealloc(env->rcpt, (env->nrcpt + 1) * sizeof *env->rcpt);
+	env->rcpt[env->nrcpt].addr = xstrdup(addr);
+	env->rcpt[env->nrcpt].status = RCPT_PENDING;
+	env->rcpt[env->nrcpt].status_off = -1;
+	env->nrcpt++;
+}
+
+size_t envelope_pending(const struct envelope *env)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < env->nrcpt; i++)
+		n += env->rcpt[i].status == RCPT_PENDING;
+	return n;
+}
+
+/* The flags line has a fixed width so that commit can rewrite it in
+ * place once the message body has been seen. */
+#define FLAGS_FMT "flags 8bitmime=%c smtputf8=%c\n"
+
+static void encode_flags(unsigned flags, struct buf *out)
+{
+	buf_printf(out, FLAGS_FMT, flags & ENV_8BITMIME ? '1' : '0',
+		   flags & ENV_SMTPUTF8 ? '1' : '0');
+}
+
+static bool status_valid(char c)
+{
+	return c == RCPT_PENDING || c == RCPT_SENT || c == RCPT_FAILED;
+}
+
+int qrec_encode(const struct envelope *env, struct buf *out, struct err *e)
+{
+	if (!env->sender || (*env->sender && addr_check(env->sender, e) < 0))
+		return err_set(e, "bad sender");
+	if (env->nrcpt == 0)
+		return err_set(e, "no recipients");
+	buf_adds(out, QFILE_MAGIC);
+	buf_printf(out, "arrival %.6f\nuid %ld\n", env->arrival, env->uid);
+	encode_flags(env->flags, out);
+	buf_printf(out, "from <%s>\n", env->sender);
+	for (size_t i = 0; i < env->nrcpt; i++) {
+		const struct rcpt *r = &env->rcpt[i];
+		if (addr_check(r->addr, e) < 0 || !status_valid(r->status))
+			return err_set(e, "bad recipient %zu", i);
+		buf_printf(out, "rcpt %c <%s>\n", r->status, r->addr);
+	}
+	buf_adds(out, "end\n");
+	return 0;
+}
+
+/* Next header line [p, nl); returns NULL at the end of input. */
+static const char *next_line(const char *p, const char *end, size_t *len)
+{
+	const char *nl = memchr(p, '\n', (size_t)(end - p));
+	if (!nl)
+		return NULL;
+	*len = (size_t)(nl - p);
+	return nl + 1;
+}
+
+/* "<addr>" of exactly n octets into a fresh string; NULL if malformed. */
+static char *decode_addr(const char *p, size_t n, bool allow_null)
+{
+	if (n < 2 || p[0] != '<' || p[n - 1] != '>' || n - 2 > ADDR_MAX)
+		return NULL;
+	char *a = xstrndup(p + 1, n - 2);
+	if (strlen(a) != n - 2 || (*a ? addr_check(a, NULL) < 0 : !allow_null)) {
+		free(a);
+		return NULL;
+	}
+	return a;
+}
+
+static int decode_flags(const char *p, size_t n, unsigned *flags)
+{
+	static const char pat[] = "8bitmime=? smtputf8=?";
+	if (n != sizeof pat - 1)
+		return -1;
+	*flags = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (pat[i] != '?') {
+			if (p[i] != pat[i])
+				return -1;
+		} else if (p[i] == '1') {
+			*flags |= i < 12 ? ENV_8BITMIME : ENV_SMTPUTF8;
+		} else if (p[i] != '0') {
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* Parse "KEY rest" with rest of form checked by the caller. */
+static bool line_key(const char *line, size_t len, const char *key, const char **rest, size_t *rlen)
+{
+	size_t k = strlen(key);
+	if (len <= k || memcmp(line, key, k) != 0 || line[k] != ' ')
+		return false;
+	*rest = line + k + 1;
+	*rlen = len - k - 1;
+	return true;
+}
+
+static int decode_number(const char *p, size_t n, double *out)
+{
+	char tmp[40], *end;
+	if (n == 0 || n >= sizeof tmp || strspn(p, "-0123456789.") < n)
+		return -1;
+	memcpy(tmp, p, n);
+	tmp[n] = '\0';
+	errno = 0;
+	*out = strtod(tmp, &end);
+	return (*end || errno) ? -1 : 0;
+}
+
+int qrec_decode(const char *p, size_t len, struct envelope *env, size_t *body_off, struct err *e)
+{
+	const char *start = p, *end = p + len, *line, *rest;
+	size_t l, rl;
+	double num;
+	envelope_init(env);
+	size_t mlen = strlen(QFILE_MAGIC);
+	if (len < mlen || memcmp(p, QFILE_MAGIC, mlen) != 0)
+		return err_set(e, "not an outbox queue file (bad magic)");
+	p += mlen;
+#define NEXT() do { line = p; if (!(p = next_line(p, end, &l))) goto truncated; } while (0)
+	NEXT();
+	if (!line_key(line, l, "arrival", &rest, &rl) || decode_number(rest, rl, &num) < 0 || num < 0)
+		goto bad;
+	env->arrival = num;
+	NEXT();
+	if (!line_key(line, l, "uid", &rest, &rl) || decode_number(rest, rl, &num) < 0
+	    || num < 0 || num > 4294967295.0 || num != (double)(long)num)
+		goto bad;
+	env->uid = (long)num;
+	NEXT();
+	if (!line_key(line, l, "flags", &rest, &rl) || decode_flags(rest, rl, &env->flags) < 0)
+		goto bad;
+	env->flags_off = line - start;
+	NEXT();
+	if (!line_key(line, l, "from", &rest, &rl) || !(env->sender = decode_addr(rest, rl, true)))
+		goto bad;
+	for (;;) {
+		NEXT();
+		if (l == 3 && memcmp(line, "end", 3) == 0)
+			break;
+		if (!line_key(line, l, "rcpt", &rest, &rl) || rl < 3 || !status_valid(rest[0])
+		    || rest[1] != ' ')
+			goto bad;
+		char *a = decode_addr(rest + 2, rl - 2, false);
+		if (!a)
+			goto bad;
+		envelope_add_rcpt(env, a);
+		free(a);
+		env->rcpt[env->nrcpt - 1].status = rest[0];
+		env->rcpt[env->nrcpt - 1].status_off = rest - start;
+	}
+#undef NEXT
+	if (env->nrcpt == 0)
+		goto bad;
+	*body_off = (size_t)(p - start);
+	return 0;
+truncated:
+	envelope_free(env);
+	return err_set(e, "queue file header is truncated");
+bad:
+	envelope_free(env);
+	return err_set(e, "malformed queue file header near offset %zu", (size_t)(line - start));
+}
+
+bool qid_valid(const char *id)
+{
+	return strlen(id) == QID_LEN && strspn(id, "0123456789ABCDEF") == QID_LEN;
+}
+
+/* ---- store ---- */
+
+int store_open(struct store *s, const char *spool, bool lock, struct err *e)
+{
+	memset(s, 0, sizeof *s);
+	s->lock_fd = -1;
+	s->spool = xstrdup(spool);
+	s->tmp_dir = xasprintf("%s/tmp", spool);
+	s->queue_dir = xasprintf("%s/queue", spool);
+	s->corrupt_dir = xasprintf("%s/corrupt", spool);
+	char *pickup = xasprintf("%s/pickup", spool);
+	char *pickup_sub[3] = { xasprintf("%s/tmp", pickup), xasprintf("%s/new", pickup),
+				xasprintf("%s/bad", pickup) };
+	int rc = 0;
+	if (ensure_dir(spool, 0750, e) < 0 || ensure_dir(s->tmp_dir, 0700, e) < 0
+	    || ensure_dir(s->queue_dir, 0700, e) < 0 || ensure_dir(s->corrupt_dir, 0700, e) < 0
+	    || ensure_dir(pickup, 02770, e) < 0)
+		rc = -1;
+	for (int i = 0; i < 3; i++) {
+		if (rc == 0 && ensure_dir(pickup_sub[i], i == 2 ? 02750 : 02770, e) < 0)
+			rc = -1;
+		free(pickup_sub[i]);
+	}
+	free(pickup);
+	if (rc == 0 && lock) {
+		char *lp = xasprintf("%s/lock", spool);
+		s->lock_fd = open(lp, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+		if (s->lock_fd < 0)
+			rc = err_sys(e, "open %s", lp);
+		else if (flock(s->lock_fd, LOCK_EX | LOCK_NB) < 0)
+			rc = err_sys(e, "spool %s is in use by another outboxd (lock %s)", spool, lp);
+		free(lp);
+	}
+	if (rc < 0)
+		store_close(s);
+	return rc;
+}
+
+void store_close(struct store *s)
+{
+	if (s->lock_fd >= 0)
+		close(s->lock_fd);
+	free(s->spool);
+	free(s->tmp_dir);
+	free(s->queue_dir);
+	free(s->corrupt_dir);
+	memset(s, 0, sizeof *s);
+	s->lock_fd = -1;
+}
+
+void store_new_id(struct store *s, char id[QID_LEN + 1])
+{
+	struct timeval tv;
+	gettimeofday(&tv, NULL);
+	snprintf(id, QID_LEN + 1, "%08lX%05lX%03X", (unsigned long)tv.tv_sec & 0xFFFFFFFFUL,
+		 (unsigned long)tv.tv_usec, s->seq++ & 0xFFF);
+}
+
+int qwriter_begin(struct store *s, const struct envelope *env, struct qwriter *w, struct err *e)
+{
+	memset(w, 0, sizeof *w);
+	w->fd = -1;
+	buf_init(&w->pending);
+	if (qrec_encode(env, &w->pending, e) < 0)
+		return -1;
+	w->flags = env->flags;
+	w->flags_off = (off_t)(strstr(w->pending.data, "\nflags ") + 1 - w->pending.data);
+	for (int tries = 0;; tries++) {
+		store_new_id(s, w->id);
+		free(w->tmp_path);
+		w->tmp_path = xasprintf("%s/%s", s->tmp_dir, w->id);
+		w->fd = open(w->tmp_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+		if (w->fd >= 0)
+			break;
+		if (errno != EEXIST || tries > 10) {
+			err_sys(e, "create %s", w->tmp_path);
+			qwriter_free(w);
+			return -1;
+		}
+	}
+	w->queue_path = xasprintf("%s/%s", s->queue_dir, w->id);
+	w->queue_dir = xstrdup(s->queue_dir);
+	return 0;
+}
+
+static void qwriter_flush(struct qwriter *w)
+{
+	if (w->pending.len && !w->error && write_all(w->fd, w->pending.data, w->pending.len) < 0)
+		w->error = errno;
+	buf_reset(&w->pending);
+}
+
+void qwriter_write(struct qwriter *w, const void *p, size_t n)
+{
+	buf_add(&w->pending, p, n);
+	w->size += n;
+	if (w->pending.len >= WRITE_CHUNK)
+		qwriter_flush(w);
+}
+
+static int rename_noreplace(const char *from, const char *to)
+{
+	if (renameat2(AT_FDCWD, from, AT_FDCWD, to, RENAME_NOREPLACE) == 0)
+		return 0;
+	if (errno != EINVAL && errno != ENOSYS)
+		return -1;
+	if (link(from, to) < 0)
+		return -1;
+	(void)unlink(from);
+	return 0;
+}
+
+/* Rewrite the fixed-width flags line at its recorded offset. */
+static void qwriter_write_flags(struct qwriter *w)
+{
+	struct buf line;
+	buf_init(&line);
+	encode_flags(w->flags, &line);
+	if (!w->error && pwrite(w->fd, line.data, line.len, w->flags_off) != (ssize_t)line.len)
+		w->error = errno ? errno : EIO;
+	buf_free(&line);
+}
+
+int qwriter_commit(struct qwriter *w, struct err *e)
+{
+	qwriter_flush(w);
+	qwriter_write_flags(w);
+	if (w->error) {
+		errno = w->error;
+		err_sys(e, "write %s", w->tmp_path);
+	} else if (fsync(w->fd) < 0) {
+		err_sys(e, "fsync %s", w->tmp_path);
+	} else if (close(w->fd) < 0) {
+		w->fd = -1;
+		err_sys(e, "close %s", w->tmp_path);
+	} else if ((w->fd = -1, rename_noreplace(w->tmp_path, w->queue_path) < 0)) {
+		err_sys(e, "rename %s to %s", w->tmp_path, w->queue_path);
+	} else if (fsync_dir(w->queue_dir, e) < 0) {
+		/* The name may not be durable: take the message back. */
+		(void)unlink(w->queue_path);
+	} else {
+		return 0;
+	}
+	qwriter_abort(w);
+	return -1;
+}
+
+void qwriter_abort(struct qwriter *w)
+{
+	if (w->fd >= 0)
+		close(w->fd);
+	w->fd = -1;
+	if (w->tmp_path)
+		(void)unlink(w->tmp_path);
+	qwriter_free(w);
+}
+
+void qwriter_free(struct qwriter *w)
+{
+	if (w->fd >= 0)
+		close(w->fd);
+	w->fd = -1;
+	free(w->tmp_path);
+	free(w->queue_path);
+	free(w->queue_dir);
+	buf_free(&w->pending);
+	w->tmp_path = w->queue_path = w->queue_dir = NULL;
+}
+
+/* Read the whole header of an open queue file into b. */
+static int read_header(int fd, struct buf *b, const char *path, struct err *e)
+{
+	for (;;) {
+		buf_reserve(b, 8192);
+		ssize_t r = pread(fd, b->data + b->len, 8192, (off_t)b->len);
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			return err_sys(e, "read %s", path);
+		}
+		b->len += (size_t)r;
+		b->data[b->len] = '\0';
+		if (r == 0 || memmem(b->data, b->len, "\nend\n", 5))
+			return 0;
+	}
+}
+
+int store_load(const struct store *s, const char *id, struct envelope *env,
+	       size_t *body_off, int *fdp, uint64_t *size, struct err *e)
+{
+	char *path = xasprintf("%s/%s", s->queue_dir, id);
+	struct buf b;
+	struct stat st;
+	int rc = -1;
+	buf_init(&b);
+	int fd = open(path, (fdp ? O_RDWR : O_RDONLY) | O_CLOEXEC);
+	if (fd < 0) {
+		err_sys(e, "open %s", path);
+		goto out;
+	}
+	if (fstat(fd, &st) < 0) {
+		err_sys(e, "stat %s", path);
+		goto out;
+	}
+	if (read_header(fd, &b, path, e) < 0 || qrec_decode(b.data, b.len, env, body_off, e) < 0)
+		goto out;
+	if (size)
+		*size = (uint64_t)st.st_size - *body_off;
+	rc = 0;
+out:
+	if (rc == 0 && fdp)
+		*fdp = fd;
+	else if (fd >= 0)
+		close(fd);
+	buf_free(&b);
+	free(path);
+	return rc;
+}
+
+int store_mark(int fd, const struct rcpt *r, char status, struct err *e)
+{
+	if (r->status_off < 0 || !status_valid(status))
+		return err_set(e, "bad status update");
+	if (pwrite(fd, &status, 1, r->status_off) != 1)
+		return err_sys(e, "write status");
+	if (fdatasync(fd) < 0)
+		return err_sys(e, "fdatasync");
+	return 0;
+}
+
+int store_remove(const struct store *s, const char *id, struct err *e)
+{
+	char *path = xasprintf("%s/%s", s->queue_dir, id);
+	int rc = unlink(path) < 0 && errno != ENOENT ? err_sys(e, "unlink %s", path) : 0;
+	free(path);
+	return rc;
+}
+
+static void clean_tmp(struct store *s)
+{
+	DIR *d = opendir(s->tmp_dir);
+	struct dirent *de;
+	if (!d)
+		return;
+	while ((de = readdir(d))) {
+		if (de->d_name[0] == '.')
+			continue;
+		if (unlinkat(dirfd(d), de->d_name, 0) == 0)
+			log_info("removed unacknowledged partial message tmp/%s", de->d_name);
+	}
+	closedir(d);
+}
+
+static void move_corrupt(struct store *s, const char *name, const char *why)
+{
+	char *from = xasprintf("%s/%s", s->queue_dir, name);
+	char *to = xasprintf("%s/%s", s->corrupt_dir, name);
+	char safe[300];
+	log_safe(name, safe, sizeof safe);
+	if (rename(from, to) == 0)
+		log_err("%s: unreadable queue file moved to corrupt/: %s", safe, why);
+	else
+		log_err("%s: unreadable queue file, and moving it failed: %s", safe, why);
+	free(from);
+	free(to);
+}
+
+int store_scan(struct store *s, store_scan_cb cb, void *arg, struct err *e)
+{
+	clean_tmp(s);
+	DIR *d = opendir(s->queue_dir);
+	struct dirent *de;
+	if (!d)
+		return err_sys(e, "opendir %s", s->queue_dir);
+	while ((de = readdir(d))) {
+		struct envelope env;
+		struct err le;
+		size_t off;
+		uint64_t size;
+		if (de->d_name[0] == '.')
+			continue;
+		if (!qid_valid(de->d_name)) {
+			move_corrupt(s, de->d_name, "not a queue ID");
+			continue;
+		}
+		if (store_load(s, de->d_name, &env, &off, NULL, &size, &le) < 0) {
+			if (faccessat(dirfd(d), de->d_name, F_OK, 0) == 0)
+				move_corrupt(s, de->d_name, le.msg);
+			continue;
+		}
+		cb(de->d_name, &env, size, arg);
+		envelope_free(&env);
+	}
+	closedir(d);
+	return 0;
+}

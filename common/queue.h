@@ -1,0 +1,116 @@
+/*
+ * queue.h - the queue store: one file per accepted message in SPOOL.
+ *
+ * Owns: the on-disk format of a queued message (envelope header +
+ * message bytes), the commit protocol that makes a message durable, the
+ * per-recipient status updates, and the startup scan.  The protocol and
+ * format are documented at the top of queue.c.
+ *
+ * Thread use: a store handle is read-only after store_open(), so
+ * qwriter_commit(), store_mark() and store_remove() may run on worker
+ * threads while the loop thread writes new messages.
+ */
+#ifndef OUTBOX_QUEUE_H
+#define OUTBOX_QUEUE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "util.h"
+
+#define QID_LEN 16
+
+/* Status of one recipient, one character in the queue file. */
+#define RCPT_PENDING 'Q'
+#define RCPT_SENT 'D'
+#define RCPT_FAILED 'F'
+
+/* Envelope flags. */
+#define ENV_8BITMIME 0x1
+#define ENV_SMTPUTF8 0x2
+
+struct rcpt {
+	char *addr;
+	char status;
+	off_t status_off;	/* offset of the status byte in the file */
+};
+
+struct envelope {
+	double arrival;		/* wall clock, seconds */
+	long uid;		/* submitting user */
+	unsigned flags;		/* ENV_* */
+	off_t flags_off;	/* offset of the flags line (decode only) */
+	char *sender;		/* "" for the null sender <> */
+	struct rcpt *rcpt;
+	size_t nrcpt;
+};
+
+void envelope_init(struct envelope *env);
+void envelope_free(struct envelope *env);
+void envelope_add_rcpt(struct envelope *env, const char *addr);
+size_t envelope_pending(const struct envelope *env);
+
+/* Header encoding; decode also checks every field.  body_off receives
+ * the offset of the first message byte. */
+int qrec_encode(const struct envelope *env, struct buf *out, struct err *e);
+int qrec_decode(const char *p, size_t len, struct envelope *env, size_t *body_off,
+		struct err *e);
+bool qid_valid(const char *id);
+
+struct store {
+	char *spool;
+	char *tmp_dir;		/* SPOOL/tmp: messages being received */
+	char *queue_dir;	/* SPOOL/queue: committed messages */
+	char *corrupt_dir;	/* SPOOL/corrupt: files the scan could not read */
+	int lock_fd;
+	unsigned seq;		/* makes IDs unique within one microsecond */
+};
+
+/* Create the layout under spool if needed; with lock, take the
+ * single-daemon lock (fails if another outboxd holds it). */
+int store_open(struct store *s, const char *spool, bool lock, struct err *e);
+void store_close(struct store *s);
+void store_new_id(struct store *s, char id[QID_LEN + 1]);
+
+/* Writing one message: begin (tmp file + header), write the message
+ * bytes, then commit (durable) or abort (nothing left behind). */
+struct qwriter {
+	int fd;
+	char id[QID_LEN + 1];
+	char *tmp_path;
+	char *queue_path;
+	char *queue_dir;
+	struct buf pending;	/* written at the next flush */
+	uint64_t size;		/* message bytes, without the header */
+	unsigned flags;		/* ENV_*; may be changed until commit */
+	off_t flags_off;
+	int error;		/* errno of the first failed write, or 0 */
+};
+
+int qwriter_begin(struct store *s, const struct envelope *env, struct qwriter *w,
+		  struct err *e);
+void qwriter_write(struct qwriter *w, const void *p, size_t n);
+/* Blocking: flush, fsync, rename into queue/, fsync queue/.  Safe to run
+ * on a worker thread.  On failure the tmp file is removed. */
+int qwriter_commit(struct qwriter *w, struct err *e);
+void qwriter_abort(struct qwriter *w);
+void qwriter_free(struct qwriter *w);
+
+/* Read a queued message's envelope; *body_off as in qrec_decode.  With
+ * fd non-NULL the open file is returned (for status updates and
+ * reading the body); otherwise it is closed. */
+int store_load(const struct store *s, const char *id, struct envelope *env,
+	       size_t *body_off, int *fd, uint64_t *size, struct err *e);
+/* Record a recipient's final status durably (pwrite + fdatasync). */
+int store_mark(int fd, const struct rcpt *r, char status, struct err *e);
+/* Remove a message whose recipients are all done. */
+int store_remove(const struct store *s, const char *id, struct err *e);
+
+/* Startup: remove leftovers in tmp/, then call cb for every queued
+ * message; unreadable files are moved to corrupt/ and logged. */
+typedef void (*store_scan_cb)(const char *id, const struct envelope *env,
+			      uint64_t size, void *arg);
+int store_scan(struct store *s, store_scan_cb cb, void *arg, struct err *e);
+
+#endif

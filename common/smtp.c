@@ -1,0 +1,210 @@
+/*
+ * smtp.c - reply parsing, DATA reading, dot-stuffing, line endings.
+ * See smtp.h for the invariants these functions keep.
+ */
+#include "smtp.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <string.h>
+
+void smtp_reply_init(struct smtp_reply *r)
+{
+	memset(r, 0, sizeof *r);
+	buf_init(&r->text);
+}
+
+void smtp_reply_free(struct smtp_reply *r)
+{
+	buf_free(&r->text);
+	smtp_reply_init(r);
+}
+
+/* "x.y.z" at p (class 2, 4 or 5); returns its length or 0. */
+static size_t enhanced_code(const char *p, size_t n, char cls)
+{
+	size_t i = 0;
+	if (n < 5 || p[0] != cls || p[1] != '.')
+		return 0;
+	i = 2;
+	for (int part = 0; part < 2; part++) {
+		size_t start = i;
+		while (i < n && isdigit((unsigned char)p[i]) && i - start < 3)
+			i++;
+		if (i == start)
+			return 0;
+		if (part == 0) {
+			if (i >= n || p[i] != '.')
+				return 0;
+			i++;
+		}
+	}
+	if (i < n && p[i] != ' ')
+		return 0;
+	return i;
+}
+
+int smtp_reply_parse(const char *in, size_t len, struct smtp_reply *r, size_t *consumed,
+		     struct err *e)
+{
+	size_t pos = 0;
+	buf_reset(&r->text);
+	r->lines = 0;
+	r->enh[0] = '\0';
+	for (;;) {
+		const char *nl = memchr(in + pos, '\n', len - pos);
+		if (!nl) {
+			if (len - pos > SMTP_REPLY_LINE_MAX)
+				return err_set(e, "reply line too long");
+			return 0;
+		}
+		const char *line = in + pos;
+		size_t l = (size_t)(nl - line);
+		if (l > 0 && line[l - 1] == '\r')
+			l--;
+		if (l < 3 || !isdigit((unsigned char)line[0]) || !isdigit((unsigned char)line[1])
+		    || !isdigit((unsigned char)line[2]) || line[0] < '2' || line[0] > '5'
+		    || (l > 3 && line[3] != ' ' && line[3] != '-'))
+			return err_set(e, "malformed reply line");
+		int code = (line[0] - '0') * 100 + (line[1] - '0') * 10 + (line[2] - '0');
+		if (r->lines && code != r->code)
+			return err_set(e, "reply code changed within a multi-line reply");
+		r->code = code;
+		const char *text = l > 4 ? line + 4 : line + l;
+		size_t tl = l > 4 ? l - 4 : 0;
+		size_t el = enhanced_code(text, tl, line[0]);
+		if (el && r->lines == 0 && el < sizeof r->enh) {
+			memcpy(r->enh, text, el);
+			r->enh[el] = '\0';
+		}
+		if (el && r->enh[0]) {	/* strip the code from every line */
+			text += el;
+			tl -= el;
+			while (tl && *text == ' ')
+				text++, tl--;
+		}
+		if (r->lines++)
+			buf_addc(&r->text, '\n');
+		buf_add(&r->text, text, tl);
+		pos = (size_t)(nl - in) + 1;
+		if (l == 3 || line[3] == ' ') {
+			*consumed = pos;
+			return 1;
+		}
+	}
+}
+
+const char *smtp_reply_line(const struct smtp_reply *r, char *out, size_t n)
+{
+	const char *t = r->text.data ? r->text.data : "";
+	size_t tl = strcspn(t, "\n");
+	snprintf(out, n, "%03d%s%s %.*s", r->code, r->enh[0] ? " " : "", r->enh, (int)tl, t);
+	return out;
+}
+
+void data_reader_init(struct data_reader *d)
+{
+	memset(d, 0, sizeof *d);
+	d->bol = true;
+}
+
+static void end_line(struct data_reader *d, struct buf *out)
+{
+	buf_add(out, "\r\n", 2);
+	d->line_len = 0;
+	d->dot_only = false;
+}
+
+size_t data_reader_feed(struct data_reader *d, const char *in, size_t n, struct buf *out,
+			bool *done)
+{
+	*done = false;
+	for (size_t i = 0; i < n; i++) {
+		char c = in[i];
+		if (d->cr) {
+			d->cr = false;
+			if (c == '\n') {	/* CRLF: the end of a real line */
+				if (d->dot_only) {
+					*done = true;
+					return i + 1;
+				}
+				end_line(d, out);
+				d->bol = true;
+				continue;
+			}
+			end_line(d, out);	/* bare CR */
+			d->bare_fixed++;
+		}
+		if (c == '\r') {
+			d->cr = true;
+			continue;
+		}
+		if (d->bol) {
+			d->bol = false;
+			if (c == '.') {		/* leading dot: stuffing, or the end */
+				d->dot_only = true;
+				continue;
+			}
+		}
+		d->dot_only = false;
+		if (c == '\n') {		/* bare LF: a line break, never the end */
+			end_line(d, out);
+			d->bare_fixed++;
+		} else if (c == '\0') {
+			d->nul_dropped++;
+		} else {
+			if ((unsigned char)c >= 0x80)
+				d->eight_bit = true;
+			if (++d->line_len > SMTP_TEXT_LINE_MAX)
+				d->line_too_long = true;
+			buf_addc(out, c);
+		}
+	}
+	return n;
+}
+
+void smtp_dotstuff(const char *msg, size_t len, struct buf *out)
+{
+	size_t start = 0;
+	buf_reserve(out, len + len / 64 + 8);
+	while (start < len) {
+		const char *nl = memchr(msg + start, '\n', len - start);
+		size_t end = nl ? (size_t)(nl - msg) + 1 : len;
+		if (msg[start] == '.')
+			buf_addc(out, '.');
+		buf_add(out, msg + start, end - start);
+		start = end;
+	}
+	if (len > 0 && (len < 2 || msg[len - 2] != '\r' || msg[len - 1] != '\n'))
+		buf_add(out, "\r\n", 2);
+	buf_add(out, ".\r\n", 3);
+}
+
+size_t normalize_crlf(const char *in, size_t n, struct buf *out, bool dot_ends, bool *ended)
+{
+	size_t i = 0, line_start = out->len;
+	*ended = false;
+	while (i < n) {
+		char c = in[i++];
+		if (c != '\r' && c != '\n') {
+			buf_addc(out, c);
+			continue;
+		}
+		if (c == '\r' && i < n && in[i] == '\n')
+			i++;
+		if (dot_ends && out->len - line_start == 1 && out->data[line_start] == '.') {
+			out->len = line_start;
+			out->data[out->len] = '\0';
+			*ended = true;
+			return i;
+		}
+		buf_add(out, "\r\n", 2);
+		line_start = out->len;
+	}
+	if (dot_ends && out->len - line_start == 1 && out->data[line_start] == '.') {
+		out->len = line_start;	/* "." at the very end without a newline */
+		out->data[out->len] = '\0';
+		*ended = true;
+	}
+	return i;
+}

@@ -1,0 +1,81 @@
+/*
+ * smtp.h - SMTP protocol pieces shared by the server session, the
+ * sendmail tool and the delivery client.
+ *
+ * Owns: reply parsing (multi-line, enhanced status codes), the DATA
+ * reader that turns received text into stored message bytes, dot-
+ * stuffing for sending, and line-ending normalization of local input.
+ *
+ * Invariants (SMTP smuggling, CVE-2023-51764):
+ *  - the DATA reader ends the message only on <CRLF>.<CRLF>; a bare CR or
+ *    bare LF never ends a line for that purpose;
+ *  - every bare CR and bare LF is stored as CRLF and NULs are dropped, so
+ *    stored messages contain only CRLF line endings;
+ *  - smtp_dotstuff() doubles every leading '.', so what the upstream
+ *    reads as the end of data is exactly where outbox put it.
+ */
+#ifndef OUTBOX_SMTP_H
+#define OUTBOX_SMTP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "util.h"
+
+#define SMTP_CMD_LINE_MAX 2048		/* command line, incl. CRLF (RFC 5321 4.5.3.1.4 + extensions) */
+#define SMTP_TEXT_LINE_MAX 65536	/* a DATA line longer than this refuses the message */
+#define SMTP_REPLY_LINE_MAX 4096
+
+struct smtp_reply {
+	int code;		/* 3 digits */
+	char enh[16];		/* "2.0.0" when the server sent one, else "" */
+	struct buf text;	/* lines after the code, joined with '\n' */
+	int lines;
+};
+
+void smtp_reply_init(struct smtp_reply *r);
+void smtp_reply_free(struct smtp_reply *r);
+/*
+ * Parse one complete reply from in[0..len).  Returns 1 and sets
+ * *consumed when a full reply was read, 0 when more input is needed,
+ * -1 on a protocol violation (with e set).
+ */
+int smtp_reply_parse(const char *in, size_t len, struct smtp_reply *r, size_t *consumed,
+		     struct err *e);
+/* The first line of the reply's text, as "250 2.0.0 text" (for logs). */
+const char *smtp_reply_line(const struct smtp_reply *r, char *out, size_t n);
+
+/* Streaming DATA reader (server side). */
+struct data_reader {
+	bool bol;		/* at the start of a CRLF-delimited line */
+	bool cr;		/* the previous octet was a CR not yet handled */
+	bool dot_only;		/* the line so far is the single '.' */
+	bool eight_bit;		/* saw an octet >= 0x80 */
+	bool line_too_long;
+	size_t line_len;
+	uint64_t nul_dropped;
+	uint64_t bare_fixed;	/* bare CR or LF turned into CRLF */
+};
+
+void data_reader_init(struct data_reader *d);
+/*
+ * Consume received octets, appending message bytes to out.  Returns the
+ * number of input octets used; *done is set once <CRLF>.<CRLF> was seen
+ * (the octets after it are the next pipelined command).
+ */
+size_t data_reader_feed(struct data_reader *d, const char *in, size_t n, struct buf *out,
+			bool *done);
+
+/* Append msg (CRLF line endings) dot-stuffed, with a final CRLF if it
+ * lacks one, and the terminating ".\r\n". */
+void smtp_dotstuff(const char *msg, size_t len, struct buf *out);
+
+/*
+ * Local input (sendmail): LF, CRLF or bare CR line endings to CRLF.  With
+ * dot_ends, a line holding a single '.' ends the input (sendmail without
+ * -i); *ended tells whether that happened.  Returns octets consumed.
+ */
+size_t normalize_crlf(const char *in, size_t n, struct buf *out, bool dot_ends, bool *ended);
+
+#endif

@@ -1,0 +1,82 @@
+/*
+ * util.h - small helpers shared by every outbox program.
+ *
+ * Owns: the one error-handling idiom (struct err + err_set), allocation
+ * that cannot return NULL, growable byte buffers, and the durability
+ * primitives (write_all, fsync of a directory) used by the queue store.
+ *
+ * Error idiom: a function that can fail takes a `struct err *` last,
+ * returns -1 (or NULL) on failure after filling it with err_set(), and
+ * returns 0 (or a value) on success without touching it.  Callers add
+ * context by passing the message on; nobody prints from deep inside.
+ */
+#ifndef OUTBOX_UTIL_H
+#define OUTBOX_UTIL_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define OUTBOX_VERSION "0.1.0"
+
+#define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+
+struct err {
+	char msg[512];
+};
+
+/* Fill e (may be NULL) with a formatted message; always returns -1. */
+int err_set(struct err *e, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+/* As err_set, appending ": strerror(errno)". */
+int err_sys(struct err *e, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+void *xmalloc(size_t n);
+void *xcalloc(size_t n, size_t size);
+void *xrealloc(void *p, size_t n);
+char *xstrdup(const char *s);
+char *xstrndup(const char *s, size_t n);
+char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* A growable byte buffer; data is always NUL-terminated for convenience. */
+struct buf {
+	char *data;
+	size_t len;
+	size_t cap;
+};
+
+void buf_init(struct buf *b);
+void buf_free(struct buf *b);
+void buf_reserve(struct buf *b, size_t extra);
+void buf_add(struct buf *b, const void *p, size_t n);
+void buf_adds(struct buf *b, const char *s);
+void buf_addc(struct buf *b, char c);
+void buf_printf(struct buf *b, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+/* Drop the first n bytes. */
+void buf_consume(struct buf *b, size_t n);
+void buf_reset(struct buf *b);
+
+/* write(2) until done or a real error; -1 with errno set on failure. */
+int write_all(int fd, const void *p, size_t n);
+/* open(dir, O_RDONLY|O_DIRECTORY) + fsync + close. */
+int fsync_dir(const char *dir, struct err *e);
+/* mkdir -p of one level with mode; ok if it exists as a directory. */
+int ensure_dir(const char *path, mode_t mode, struct err *e);
+
+/* Current wall-clock time in seconds, with microseconds. */
+double now_real(void);
+/* Monotonic seconds. */
+double now_mono(void);
+
+/* ASCII case-insensitive prefix match; returns length matched or 0. */
+size_t prefix_ci(const char *s, const char *prefix);
+/* Strip leading/trailing ASCII whitespace in place; returns s. */
+char *trim(char *s);
+
+/* The local host name (FQDN if the resolver knows it). */
+const char *local_hostname(char *buf, size_t len);
+
+#endif

@@ -1,0 +1,152 @@
+/*
+ * listen.c - the submission listeners: the Unix socket of [listen]
+ * socket (mode socket_mode) and the optional TCP listener of [listen]
+ * tcp.  Each accepted connection becomes an SMTP server session.
+ *
+ * Invariant: a stale socket file left by a dead daemon is replaced, but
+ * a socket that still answers (another outboxd) is never stolen.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "../common/log.h"
+#include "outboxd.h"
+
+struct listener {
+	union {
+		uv_pipe_t pipe;
+		uv_tcp_t tcp;
+		uv_stream_t stream;
+		uv_handle_t handle;
+	} h;
+	struct daemon *d;
+	bool is_unix;
+	char *path;
+	struct listener *next;
+};
+
+static void on_connection(uv_stream_t *server, int status)
+{
+	struct listener *l = server->data;
+	if (status < 0) {
+		log_warn("accept: %s", uv_strerror(status));
+		return;
+	}
+	session_accept(l->d, server, l->is_unix);
+}
+
+/* Remove path if it is a socket nobody answers on. */
+static int clear_stale_socket(const char *path, struct err *e)
+{
+	struct stat st;
+	if (lstat(path, &st) < 0)
+		return errno == ENOENT ? 0 : err_sys(e, "stat %s", path);
+	if (!S_ISSOCK(st.st_mode))
+		return err_set(e, "%s exists and is not a socket", path);
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	snprintf(sa.sun_path, sizeof sa.sun_path, "%s", path);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0) {
+		close(fd);
+		return err_set(e, "%s is in use by a running daemon", path);
+	}
+	if (fd >= 0)
+		close(fd);
+	if (unlink(path) < 0)
+		return err_sys(e, "unlink stale socket %s", path);
+	return 0;
+}
+
+static struct listener *listener_new(struct daemon *d, bool is_unix)
+{
+	struct listener *l = xcalloc(1, sizeof *l);
+	l->d = d;
+	l->is_unix = is_unix;
+	l->h.handle.data = l;
+	l->next = d->listeners;
+	d->listeners = l;
+	return l;
+}
+
+static int listen_unix(struct daemon *d, const char *path, unsigned mode, struct err *e)
+{
+	int rc;
+	if (strlen(path) >= sizeof(((struct sockaddr_un *)0)->sun_path))
+		return err_set(e, "socket path too long: %s", path);
+	if (clear_stale_socket(path, e) < 0)
+		return -1;
+	struct listener *l = listener_new(d, true);
+	uv_pipe_init(d->loop, &l->h.pipe, 0);
+	l->h.handle.data = l;
+	if ((rc = uv_pipe_bind(&l->h.pipe, path)) < 0)
+		return err_set(e, "bind %s: %s", path, uv_strerror(rc));
+	l->path = xstrdup(path);
+	if (chmod(path, mode) < 0)
+		return err_sys(e, "chmod %s", path);
+	if ((rc = uv_listen(&l->h.stream, 128, on_connection)) < 0)
+		return err_set(e, "listen %s: %s", path, uv_strerror(rc));
+	log_info("listening on %s", path);
+	return 0;
+}
+
+static int listen_tcp(struct daemon *d, const char *spec, struct err *e)
+{
+	char host[256];
+	const char *colon;
+	struct sockaddr_storage ss;
+	int rc, port;
+	if (spec[0] == '[') {
+		const char *end = strchr(spec, ']');
+		snprintf(host, sizeof host, "%.*s", (int)(end - spec - 1), spec + 1);
+		colon = end + 1;
+	} else {
+		colon = strrchr(spec, ':');
+		snprintf(host, sizeof host, "%.*s", (int)(colon - spec), spec);
+	}
+	port = atoi(colon + 1);
+	if (uv_ip6_addr(host, port, (struct sockaddr_in6 *)&ss) != 0
+	    && uv_ip4_addr(host, port, (struct sockaddr_in *)&ss) != 0)
+		return err_set(e, "[listen] tcp: '%s' is not a numeric IP address", host);
+	struct listener *l = listener_new(d, false);
+	uv_tcp_init(d->loop, &l->h.tcp);
+	l->h.handle.data = l;
+	if ((rc = uv_tcp_bind(&l->h.tcp, (struct sockaddr *)&ss, 0)) < 0
+	    || (rc = uv_listen(&l->h.stream, 128, on_connection)) < 0)
+		return err_set(e, "listen on %s: %s", spec, uv_strerror(rc));
+	log_info("listening on %s", spec);
+	return 0;
+}
+
+int listeners_start(struct daemon *d, struct err *e)
+{
+	const struct config *c = d->conf;
+	if (listen_unix(d, c->listen.socket, (unsigned)c->listen.socket_mode, e) < 0)
+		return -1;
+	if (*c->listen.tcp && listen_tcp(d, c->listen.tcp, e) < 0)
+		return -1;
+	return 0;
+}
+
+static void on_listener_closed(uv_handle_t *h)
+{
+	struct listener *l = h->data;
+	free(l->path);
+	free(l);
+}
+
+void listeners_stop(struct daemon *d)
+{
+	struct listener *l = d->listeners, *next;
+	d->listeners = NULL;
+	for (; l; l = next) {
+		next = l->next;
+		if (l->path)
+			(void)unlink(l->path);
+		uv_close(&l->h.handle, on_listener_closed);
+	}
+}

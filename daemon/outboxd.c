@@ -1,0 +1,252 @@
+/*
+ * outboxd.c - the daemon: options, configuration, privileges, the queue
+ * rebuild at start, the libuv loop, and signals.
+ *
+ * Start-up order: load and check the configuration (exit 78 if bad);
+ * if started as root, prepare the spool and socket directories for
+ * [queue] user and drop to that user for good; lock and scan the spool;
+ * listen; tell systemd we are ready; run the loop.
+ *
+ * Signals: SIGHUP reloads the configuration (a bad file keeps the old
+ * one); SIGTERM/SIGINT stop accepting, close idle sessions, give
+ * sessions receiving a message SHUTDOWN_GRACE seconds, and exit 0.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <grp.h>
+#include <libgen.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sysexits.h>
+#include <unistd.h>
+
+#include "../common/log.h"
+#include "outboxd.h"
+
+#define SHUTDOWN_GRACE_MS 10000
+
+static void usage(FILE *out)
+{
+	fprintf(out, "usage: outboxd [-c FILE] [-t] [-v] [-V]\n"
+		     "  -c FILE  configuration (default %s)\n"
+		     "  -t       check the configuration and exit (0 valid, 78 invalid)\n"
+		     "  -v       more logging (with -t: print the effective configuration)\n"
+		     "  -V       print the version and exit\n", OUTBOX_DEFAULT_CONF);
+}
+
+/* sd_notify(0, msg) without libsystemd: one datagram to $NOTIFY_SOCKET. */
+static void notify_systemd(const char *msg)
+{
+	const char *path = getenv("NOTIFY_SOCKET");
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	if (!path || (path[0] != '/' && path[0] != '@') || strlen(path) >= sizeof sa.sun_path)
+		return;
+	memcpy(sa.sun_path, path, strlen(path));
+	if (sa.sun_path[0] == '@')
+		sa.sun_path[0] = '\0';
+	int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return;
+	socklen_t len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + strlen(path));
+	(void)sendto(fd, msg, strlen(msg), MSG_NOSIGNAL, (struct sockaddr *)&sa, len);
+	close(fd);
+}
+
+/* Create dir (and its parent for socket paths) owned by the daemon user. */
+static int prepare_dir(const char *dir, mode_t mode, uid_t uid, gid_t gid, struct err *e)
+{
+	struct stat st;
+	if (ensure_dir(dir, mode, e) < 0)
+		return -1;
+	if (stat(dir, &st) < 0)
+		return err_sys(e, "stat %s", dir);
+	if ((st.st_uid != uid || st.st_gid != gid) && chown(dir, uid, gid) < 0)
+		return err_sys(e, "chown %s", dir);
+	return 0;
+}
+
+static int prepare_socket_dir(const char *sock, uid_t uid, gid_t gid, struct err *e)
+{
+	char *copy = xstrdup(sock);
+	int rc = prepare_dir(dirname(copy), 0755, uid, gid, e);
+	free(copy);
+	return rc;
+}
+
+/* Started as root: make the daemon's directories and become [queue] user. */
+static void drop_privileges(struct daemon *d)
+{
+	const struct config *c = d->conf;
+	struct err e;
+	if (geteuid() != 0)
+		return;
+	struct passwd *pw = getpwnam(c->queue.user);
+	if (!pw)
+		fatal(EX_CONFIG, "[queue] user: no such user '%s' (create it, e.g. with systemd-sysusers)", c->queue.user);
+	if (pw->pw_uid == 0)
+		fatal(EX_CONFIG, "[queue] user: '%s' is root; outboxd never runs as root", c->queue.user);
+	uid_t uid = pw->pw_uid;
+	gid_t gid = pw->pw_gid;
+	if (prepare_dir(c->queue.spool, 0750, uid, gid, &e) < 0
+	    || prepare_socket_dir(c->listen.socket, uid, gid, &e) < 0
+	    || prepare_socket_dir(c->listen.control, uid, gid, &e) < 0)
+		fatal(EX_OSERR, "%s", e.msg);
+	static const char *const subdirs[] = { "tmp", "queue", "corrupt", "pickup",
+					       "pickup/tmp", "pickup/new", "pickup/bad" };
+	for (size_t i = 0; i < ARRAY_LEN(subdirs); i++) {
+		char *p = xasprintf("%s/%s", c->queue.spool, subdirs[i]);
+		struct stat st;
+		if (stat(p, &st) == 0 && (st.st_uid != uid || st.st_gid != gid) && chown(p, uid, gid) < 0)
+			log_warn("chown %s: %s", p, strerror(errno));
+		free(p);
+	}
+	if (setgroups(1, &gid) < 0 || setgid(gid) < 0 || setuid(uid) < 0)
+		fatal(EX_OSERR, "cannot become user %s: %s", c->queue.user, strerror(errno));
+	if (setuid(0) == 0)
+		fatal(EX_OSERR, "privileges were not dropped");
+	log_info("running as user %s (uid %ld)", c->queue.user, (long)uid);
+}
+
+static void on_scanned(const char *id, const struct envelope *env, uint64_t size, void *arg)
+{
+	struct daemon *d = arg;
+	if (envelope_pending(env) == 0) {
+		struct err e;
+		if (store_remove(&d->store, id, &e) < 0)
+			log_warn("%s: %s", id, e.msg);
+		return;
+	}
+	qindex_add(&d->queue, id, env, size);
+}
+
+static void reload(struct daemon *d)
+{
+	struct err e;
+	struct config *c = config_load(d->conf_path, 0, &e);
+	if (!c) {
+		log_err("reload failed, keeping the running configuration:\n%s", e.msg);
+		return;
+	}
+	if (strcmp(c->queue.spool, d->conf->queue.spool) != 0
+	    || strcmp(c->listen.socket, d->conf->listen.socket) != 0
+	    || strcmp(c->listen.tcp, d->conf->listen.tcp) != 0)
+		log_notice("changes to spool, socket or tcp take effect at the next restart");
+	config_free(d->conf);
+	d->conf = c;
+	log_set_level(d->verbose ? LOG_LVL_DEBUG : (enum log_level)c->log.level);
+	log_info("configuration reloaded from %s", d->conf_path);
+}
+
+static void finish_stopping(struct daemon *d)
+{
+	uv_close((uv_handle_t *)&d->sig_term, NULL);
+	uv_close((uv_handle_t *)&d->sig_int, NULL);
+	uv_close((uv_handle_t *)&d->sig_hup, NULL);
+	uv_close((uv_handle_t *)&d->grace, NULL);
+}
+
+void daemon_session_gone(struct daemon *d)
+{
+	if (d->stopping && d->nsessions == 0 && !uv_is_closing((uv_handle_t *)&d->sig_term))
+		finish_stopping(d);
+}
+
+static void on_grace_over(uv_timer_t *t)
+{
+	struct daemon *d = t->data;
+	log_info("shutdown grace period over, closing %zu sessions", d->nsessions);
+	sessions_shutdown(d, true);
+}
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+	struct daemon *d = h->data;
+	if (signum == SIGHUP) {
+		reload(d);
+		return;
+	}
+	if (d->stopping)
+		return;
+	log_info("%s received, stopping (%zu messages queued)", strsignal(signum), d->queue.count);
+	d->stopping = true;
+	notify_systemd("STOPPING=1");
+	listeners_stop(d);
+	sessions_shutdown(d, false);
+	d->grace.data = d;
+	uv_timer_start(&d->grace, on_grace_over, SHUTDOWN_GRACE_MS, 0);
+	daemon_session_gone(d);
+}
+
+static void start_signals(struct daemon *d)
+{
+	uv_signal_t *h[] = { &d->sig_term, &d->sig_int, &d->sig_hup };
+	int sig[] = { SIGTERM, SIGINT, SIGHUP };
+	for (int i = 0; i < 3; i++) {
+		uv_signal_init(d->loop, h[i]);
+		h[i]->data = d;
+		uv_signal_start(h[i], on_signal, sig[i]);
+	}
+	uv_timer_init(d->loop, &d->grace);
+	signal(SIGPIPE, SIG_IGN);
+}
+
+int main(int argc, char **argv)
+{
+	struct daemon d = { 0 };
+	struct err e;
+	int opt, check_only = 0;
+	d.conf_path = OUTBOX_DEFAULT_CONF;
+	while ((opt = getopt(argc, argv, "c:tvVh")) != -1) {
+		switch (opt) {
+		case 'c': d.conf_path = optarg; break;
+		case 't': check_only = 1; break;
+		case 'v': d.verbose++; break;
+		case 'V': printf("outboxd %s\n", OUTBOX_VERSION); return 0;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return EX_USAGE;
+		}
+	}
+	if (optind != argc) {
+		usage(stderr);
+		return EX_USAGE;
+	}
+	d.conf = config_load(d.conf_path, 0, &e);
+	if (!d.conf) {
+		fprintf(stderr, "outboxd: configuration error:\n%s\n", e.msg);
+		return EX_CONFIG;
+	}
+	if (check_only) {
+		if (d.verbose)
+			config_dump(d.conf, stdout);
+		config_free(d.conf);
+		return 0;
+	}
+	umask(027);
+	log_open("outboxd", (enum log_target)d.conf->log.target,
+		 d.verbose ? LOG_LVL_DEBUG : (enum log_level)d.conf->log.level);
+	drop_privileges(&d);
+	if (store_open(&d.store, d.conf->queue.spool, true, &e) < 0)
+		fatal(EX_TEMPFAIL, "%s", e.msg);
+	qindex_init(&d.queue);
+	if (store_scan(&d.store, on_scanned, &d, &e) < 0)
+		fatal(EX_TEMPFAIL, "%s", e.msg);
+	local_hostname(d.hostname, sizeof d.hostname);
+	d.loop = uv_default_loop();
+	if (listeners_start(&d, &e) < 0)
+		fatal(EX_UNAVAILABLE, "%s", e.msg);
+	start_signals(&d);
+	log_info("outboxd %s started, %zu messages in the queue", OUTBOX_VERSION, d.queue.count);
+	notify_systemd("READY=1");
+	uv_run(d.loop, UV_RUN_DEFAULT);
+	log_info("stopped, %zu messages in the queue", d.queue.count);
+	uv_loop_close(d.loop);
+	qindex_free(&d.queue);
+	store_close(&d.store);
+	config_free(d.conf);
+	return 0;
+}

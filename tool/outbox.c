@@ -1,0 +1,68 @@
+/*
+ * outbox.c - entry point of the command-line tool: dispatch on the name
+ * it was invoked by (sendmail) or on the subcommand.
+ */
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sysexits.h>
+
+#include "tool.h"
+
+struct config *tool_config(const char *path)
+{
+	struct err e;
+	unsigned flags = CONF_CLIENT;
+	if (!path)
+		path = getenv("OUTBOX_CONF");
+	if (!path || !*path) {
+		path = OUTBOX_DEFAULT_CONF;
+		flags |= CONF_MISSING_OK;
+	}
+	struct config *c = config_load(path, flags, &e);
+	if (!c) {
+		fprintf(stderr, "outbox: configuration error:\n%s\n", e.msg);
+		exit(EX_CONFIG);
+	}
+	return c;
+}
+
+static void usage(FILE *out)
+{
+	fprintf(out, "usage: outbox [-C FILE] sendmail [sendmail options] [recipient ...]\n"
+		     "       outbox -V\n"
+		     "Invoked as 'sendmail' it is the sendmail-compatible command.\n");
+}
+
+int main(int argc, char **argv)
+{
+	const char *conf = NULL;
+	char *name = basename(argv[0]);
+	if (strcmp(name, "sendmail") == 0)
+		return sendmail_main(argc, argv, NULL);
+	int i = 1;
+	for (; i < argc && argv[i][0] == '-'; i++) {
+		if (strcmp(argv[i], "-C") == 0 && i + 1 < argc) {
+			conf = argv[++i];
+		} else if (strcmp(argv[i], "-V") == 0) {
+			printf("outbox %s\n", OUTBOX_VERSION);
+			return 0;
+		} else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+			usage(stdout);
+			return 0;
+		} else {
+			usage(stderr);
+			return EX_USAGE;
+		}
+	}
+	if (i >= argc) {
+		usage(stderr);
+		return EX_USAGE;
+	}
+	if (strcmp(argv[i], "sendmail") == 0)
+		return sendmail_main(argc - i, argv + i, conf);
+	fprintf(stderr, "outbox: unknown command '%s'\n", argv[i]);
+	usage(stderr);
+	return EX_USAGE;
+}

@@ -1,0 +1,265 @@
+/*
+ * sendmail.c - the sendmail-compatible command (`sendmail`, `outbox
+ * sendmail`).
+ *
+ * Reads a message on stdin (LF or CRLF), settles the envelope (-f/-r or
+ * the user's [senders] address; recipients from the arguments and, with
+ * -t, from To/Cc/Bcc with Bcc removed), adds Date:, Message-ID: and
+ * From: when missing, and submits over the daemon's socket.  Exit 0 only
+ * after the daemon's 250, which it sends once the message is fsync'd.
+ * The daemon adds the Received: line that names the submitting user (it
+ * knows the uid from SO_PEERCRED, which cannot be forged).
+ */
+#include <errno.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sysexits.h>
+#include <unistd.h>
+
+#include "../common/address.h"
+#include "../common/headers.h"
+#include "../common/smtp.h"
+#include "tool.h"
+
+struct opts {
+	bool t, i, verbose;
+	const char *from;	/* -f / -r */
+	const char *fullname;	/* -F */
+	const char *conf;	/* -C */
+	char **rcpt;
+	int nrcpt;
+};
+
+static int usage_error(const char *what, const char *arg)
+{
+	fprintf(stderr, "sendmail: %s%s%s\n", what, arg ? ": " : "", arg ? arg : "");
+	fprintf(stderr, "usage: sendmail [-t] [-i] [-f sender] [-F name] [-v] [--] [recipient ...]\n");
+	return EX_USAGE;
+}
+
+/* Options taken and ignored (as Postfix and other sendmails do). */
+static bool ignored_flag(const char *a)
+{
+	static const char *const flags[] = { "-oem", "-oee", "-oep", "-oeq", "-oew", "-odb",
+					     "-odi", "-om", "-oo", "-U", "-G", "-bm", "-bi", NULL };
+	for (int i = 0; flags[i]; i++)
+		if (strcmp(a, flags[i]) == 0)
+			return true;
+	return strncmp(a, "-o", 2) == 0 && a[2] != 'i' && a[2] != '\0';
+}
+
+/* -X VALUE or -XVALUE; returns the value and advances *i, or NULL. */
+static const char *option_value(int argc, char **argv, int *i)
+{
+	if (argv[*i][2])
+		return argv[*i] + 2;
+	if (*i + 1 < argc)
+		return argv[++*i];
+	return NULL;
+}
+
+static int parse_options(int argc, char **argv, struct opts *o)
+{
+	int i;
+	for (i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		if (strcmp(a, "--") == 0) {
+			i++;
+			break;
+		}
+		if (a[0] != '-' || a[1] == '\0')
+			break;
+		if (strcmp(a, "-t") == 0) {
+			o->t = true;
+		} else if (strcmp(a, "-i") == 0 || strcmp(a, "-oi") == 0) {
+			o->i = true;
+		} else if (strcmp(a, "-v") == 0) {
+			o->verbose = true;
+		} else if (ignored_flag(a)) {
+			continue;
+		} else if (strchr("frFCBNRVLOX", a[1]) && (a[2] || strlen(a) == 2)) {
+			const char *v = option_value(argc, argv, &i);
+			if (!v)
+				return usage_error("option needs a value", a);
+			if (a[1] == 'f' || a[1] == 'r')
+				o->from = v;
+			else if (a[1] == 'F')
+				o->fullname = v;
+			else if (a[1] == 'C')
+				o->conf = v;
+		} else {
+			return usage_error("unknown option", a);
+		}
+	}
+	o->rcpt = argv + i;
+	o->nrcpt = argc - i;
+	return 0;
+}
+
+static int read_stdin(struct buf *raw, uint64_t limit)
+{
+	for (;;) {
+		buf_reserve(raw, 65536);
+		ssize_t n = read(0, raw->data + raw->len, 65536);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			fprintf(stderr, "sendmail: reading the message: %s\n", strerror(errno));
+			return EX_IOERR;
+		}
+		if (n == 0)
+			return 0;
+		raw->len += (size_t)n;
+		if (raw->len > limit + 65536) {
+			fprintf(stderr, "sendmail: message larger than max_message_size\n");
+			return EX_DATAERR;
+		}
+	}
+}
+
+struct rcpts {
+	char **v;
+	size_t n;
+};
+
+static void add_rcpt(const char *a, void *arg)
+{
+	struct rcpts *r = arg;
+	r->v = xrealloc(r->v, (r->n + 1) * sizeof *r->v);
+	r->v[r->n++] = xstrdup(a);
+}
+
+/* Copy the header fields, dropping every Bcc (as Postfix does); with -t
+ * (r non-NULL) take recipients from To, Cc and Bcc. */
+static int copy_headers(const struct header_list *h, struct rcpts *r, struct buf *kept)
+{
+	static const char *const fields[] = { "To", "Cc", "Bcc", "Resent-To", "Resent-Cc", "Resent-Bcc" };
+	struct err e;
+	for (size_t i = 0; i < h->n; i++) {
+		const struct header *f = &h->v[i];
+		bool is_rcpt = false;
+		for (size_t j = 0; j < ARRAY_LEN(fields); j++)
+			is_rcpt |= header_is(f, fields[j]);
+		if (r && is_rcpt && addrlist_parse(f->value, f->value_len, add_rcpt, r, &e) < 0) {
+			fprintf(stderr, "sendmail: %.*s: %s\n", (int)f->name_len, f->start, e.msg);
+			return EX_DATAERR;
+		}
+		if (!header_is(f, "Bcc") && !header_is(f, "Resent-Bcc"))
+			buf_add(kept, f->start, f->len);
+	}
+	return 0;
+}
+
+static const char *gecos_name(const struct passwd *pw)
+{
+	static char name[256];
+	if (!pw || !pw->pw_gecos)
+		return NULL;
+	snprintf(name, sizeof name, "%.*s", (int)strcspn(pw->pw_gecos, ","), pw->pw_gecos);
+	return name[0] ? name : NULL;
+}
+
+/* Build the message to submit: headers (some added), then the body. */
+static int compose(const struct config *cf, const struct opts *o, const char *msg, size_t len,
+		   const char *sender, const struct passwd *pw, struct rcpts *r, struct buf *out)
+{
+	struct header_list h;
+	char dom[256];
+	int rc = 0;
+	headers_parse(msg, len, &h);
+	rc = copy_headers(&h, o->t ? r : NULL, out);
+	if (rc == 0) {
+		if (!headers_find(&h, "From"))
+			header_add_from(out, o->fullname ? o->fullname : gecos_name(pw), *sender ? sender : "MAILER-DAEMON");
+		if (!headers_find(&h, "Date"))
+			header_add_date(out, now_real());
+		if (!headers_find(&h, "Message-ID"))
+			header_add_message_id(out, addr_domain(cf, dom, sizeof dom));
+		buf_add(out, "\r\n", 2);
+		size_t body = h.body_off;
+		buf_add(out, msg + body, len - body);
+	}
+	headers_free(&h);
+	return rc;
+}
+
+int sendmail_main(int argc, char **argv, const char *conf_path)
+{
+	struct opts o = { 0 };
+	struct buf raw, msg, out;
+	struct rcpts r = { 0 };
+	struct err e;
+	bool ended;
+	int rc = parse_options(argc, argv, &o);
+	if (rc)
+		return rc;
+	struct config *cf = tool_config(o.conf ? o.conf : conf_path);
+	struct passwd *pw = getpwuid(getuid());
+	char login[64];
+	if (pw && addr_is_local_name(pw->pw_name))
+		snprintf(login, sizeof login, "%s", pw->pw_name);
+	else
+		snprintf(login, sizeof login, "uid%ld", (long)getuid());
+	if (o.from && strcmp(o.from, "<>") == 0)
+		o.from = "";
+	if (o.from && *o.from && addr_check(o.from, &e) < 0) {
+		fprintf(stderr, "sendmail: bad sender address %s: %s\n", o.from, e.msg);
+		config_free(cf);
+		return EX_DATAERR;
+	}
+	for (int i = 0; i < o.nrcpt; i++) {
+		if (addr_list_check(o.rcpt[i], &e) < 0) {
+			fprintf(stderr, "sendmail: bad recipient address %s: %s\n", o.rcpt[i], e.msg);
+			config_free(cf);
+			return EX_DATAERR;
+		}
+	}
+	for (int i = 0; i < o.nrcpt; i++) {	/* "a@x, b@y" as one argument, as sendmail allows */
+		char *copy = xstrdup(o.rcpt[i]), *save = NULL;
+		for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save))
+			add_rcpt(trim(t), &r);
+		free(copy);
+	}
+	buf_init(&raw);
+	buf_init(&msg);
+	buf_init(&out);
+	char *sender = sender_rewrite(cf, o.from, login);
+	rc = read_stdin(&raw, cf->queue.max_message_size);
+	if (rc == 0) {
+		normalize_crlf(raw.data ? raw.data : "", raw.len, &msg, !o.i, &ended);
+		rc = compose(cf, &o, msg.data ? msg.data : "", msg.len, sender, pw, &r, &out);
+	}
+	if (rc == 0 && r.n == 0) {
+		fprintf(stderr, "sendmail: no recipients given%s\n", o.t ? " (none found in To, Cc or Bcc)" : "");
+		rc = EX_USAGE;
+	}
+	if (rc == 0) {
+		struct submission s = {
+			.sender = sender, .rcpt = (const char *const *)r.v, .nrcpt = r.n,
+			.msg = out.data, .len = out.len, .verbose = o.verbose,
+		};
+		char id[QID_LEN + 1] = "", why[600];
+		for (size_t i = 0; i < out.len; i++)
+			if ((unsigned char)out.data[i] >= 0x80)
+				s.eight_bit = true;
+		s.smtputf8 = addr_needs_utf8(sender);
+		for (size_t i = 0; i < r.n; i++)
+			s.smtputf8 |= addr_needs_utf8(r.v[i]);
+		rc = submit_smtp(cf, &s, id, why, sizeof why);
+		if (rc)
+			fprintf(stderr, "sendmail: %s\n", why);
+		else if (o.verbose)
+			fprintf(stderr, "sendmail: queued as %s\n", id);
+	}
+	for (size_t i = 0; i < r.n; i++)
+		free(r.v[i]);
+	free(r.v);
+	free(sender);
+	buf_free(&raw);
+	buf_free(&msg);
+	buf_free(&out);
+	config_free(cf);
+	return rc;
+}

@@ -1,0 +1,169 @@
+/*
+ * submit.c - hand a message to outboxd over its Unix socket, speaking
+ * SMTP as a client: greeting, EHLO, MAIL, RCPT..., DATA, the message,
+ * QUIT, each step checking its reply.  MAIL and the RCPTs go in one
+ * write when the daemon offers PIPELINING.
+ *
+ * Exit-code mapping (sysexits.h): cannot connect or 4xx -> 75
+ * (EX_TEMPFAIL); 5xx to a recipient -> 67 (EX_NOUSER); other 5xx -> 65
+ * (EX_DATAERR); protocol trouble -> 69 (EX_UNAVAILABLE).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sysexits.h>
+#include <unistd.h>
+
+#include "../common/smtp.h"
+#include "tool.h"
+
+#define SUBMIT_TIMEOUT_S 300
+
+struct conn {
+	int fd;
+	bool verbose;
+	struct buf in;
+	struct smtp_reply r;
+	char *why;
+	size_t why_len;
+};
+
+static int fail(struct conn *c, int code, const char *fmt, const char *arg)
+{
+	snprintf(c->why, c->why_len, fmt, arg);
+	return code;
+}
+
+static int send_all(struct conn *c, const char *p, size_t n)
+{
+	if (c->verbose)
+		fprintf(stderr, ">>> %.*s", (int)(n > 2000 ? 2000 : n), p);
+	if (write_all(c->fd, p, n) < 0)
+		return fail(c, EX_TEMPFAIL, "lost connection to outboxd: %s", strerror(errno));
+	return 0;
+}
+
+/* Read one reply into c->r; returns 0 or an exit code. */
+static int read_reply(struct conn *c)
+{
+	struct err e;
+	size_t used;
+	for (;;) {
+		int rc = smtp_reply_parse(c->in.data ? c->in.data : "", c->in.len, &c->r, &used, &e);
+		if (rc < 0)
+			return fail(c, EX_PROTOCOL, "bad reply from outboxd: %s", e.msg);
+		if (rc == 1) {
+			if (c->verbose)
+				fprintf(stderr, "<<< %.*s", (int)used, c->in.data);
+			buf_consume(&c->in, used);
+			return 0;
+		}
+		buf_reserve(&c->in, 4096);
+		ssize_t n = read(c->fd, c->in.data + c->in.len, 4096);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return fail(c, EX_TEMPFAIL, "outboxd closed the connection%s",
+				    n < 0 ? " (timeout)" : "");
+		c->in.len += (size_t)n;
+	}
+}
+
+/* Check the reply class; map a refusal to an exit code. */
+static int expect(struct conn *c, int cls, int perm_code, const char *step)
+{
+	char line[512], msg[600];
+	int rc = read_reply(c);
+	if (rc)
+		return rc;
+	if (c->r.code / 100 == cls)
+		return 0;
+	smtp_reply_line(&c->r, line, sizeof line);
+	snprintf(msg, sizeof msg, "%s refused: %s", step, line);
+	return fail(c, c->r.code / 100 == 4 ? EX_TEMPFAIL : perm_code, "%s", msg);
+}
+
+static int connect_socket(struct conn *c, const char *path)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct timeval tv = { .tv_sec = SUBMIT_TIMEOUT_S };
+	if (strlen(path) >= sizeof sa.sun_path)
+		return fail(c, EX_CONFIG, "socket path too long: %s", path);
+	strcpy(sa.sun_path, path);
+	c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (c->fd < 0)
+		return fail(c, EX_OSERR, "socket: %s", strerror(errno));
+	setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+	setsockopt(c->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+	if (connect(c->fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
+		char m[300];
+		snprintf(m, sizeof m, "%s: %s", path, strerror(errno));
+		return fail(c, EX_TEMPFAIL, "outboxd is not reachable at %s", m);
+	}
+	return 0;
+}
+
+static int transaction(struct conn *c, const struct submission *s, char id[QID_LEN + 1])
+{
+	struct buf cmd;
+	int rc;
+	bool pipelining;
+	if ((rc = expect(c, 2, EX_UNAVAILABLE, "greeting")))
+		return rc;
+	if ((rc = send_all(c, "EHLO localhost\r\n", 16)) || (rc = expect(c, 2, EX_UNAVAILABLE, "EHLO")))
+		return rc;
+	pipelining = strstr(c->r.text.data, "\nPIPELINING") != NULL;
+	buf_init(&cmd);
+	buf_printf(&cmd, "MAIL FROM:<%s>%s%s\r\n", s->sender, s->eight_bit ? " BODY=8BITMIME" : "",
+		   s->smtputf8 ? " SMTPUTF8" : "");
+	size_t n_cmds = 1;
+	for (size_t i = 0; i < s->nrcpt && pipelining; i++, n_cmds++)
+		buf_printf(&cmd, "RCPT TO:<%s>\r\n", s->rcpt[i]);
+	rc = send_all(c, cmd.data, cmd.len);
+	for (size_t i = 0; !rc && i < n_cmds; i++)
+		rc = expect(c, 2, i ? EX_NOUSER : EX_DATAERR, i ? "recipient" : "sender");
+	for (size_t i = 0; !rc && !pipelining && i < s->nrcpt; i++) {
+		buf_reset(&cmd);
+		buf_printf(&cmd, "RCPT TO:<%s>\r\n", s->rcpt[i]);
+		if (!(rc = send_all(c, cmd.data, cmd.len)))
+			rc = expect(c, 2, EX_NOUSER, "recipient");
+	}
+	if (!rc && !(rc = send_all(c, "DATA\r\n", 6)))
+		rc = expect(c, 3, EX_DATAERR, "DATA");
+	if (!rc) {
+		buf_reset(&cmd);
+		smtp_dotstuff(s->msg, s->len, &cmd);
+		bool v = c->verbose;
+		c->verbose = false;	/* never echo the message body */
+		rc = send_all(c, cmd.data, cmd.len);
+		c->verbose = v;
+	}
+	if (!rc)
+		rc = expect(c, 2, EX_DATAERR, "message");
+	if (!rc) {
+		const char *q = strstr(c->r.text.data, "queued as ");
+		snprintf(id, QID_LEN + 1, "%s", q ? q + 10 : "");
+		if (!send_all(c, "QUIT\r\n", 6))
+			(void)read_reply(c);
+	}
+	buf_free(&cmd);
+	return rc;
+}
+
+int submit_smtp(const struct config *cf, const struct submission *s, char id[QID_LEN + 1],
+		char *why, size_t why_len)
+{
+	struct conn c = { .fd = -1, .verbose = s->verbose, .why = why, .why_len = why_len };
+	buf_init(&c.in);
+	smtp_reply_init(&c.r);
+	int rc = connect_socket(&c, cf->listen.socket);
+	if (!rc)
+		rc = transaction(&c, s, id);
+	if (c.fd >= 0)
+		close(c.fd);
+	buf_free(&c.in);
+	smtp_reply_free(&c.r);
+	return rc;
+}

@@ -1,0 +1,41 @@
+/*
+ * tool.h - the outbox command-line tool: shared pieces of its
+ * subcommands (configuration lookup, submission over the daemon's Unix
+ * socket).
+ */
+#ifndef OUTBOX_TOOL_H
+#define OUTBOX_TOOL_H
+
+#include <stdbool.h>
+
+#include "../common/config.h"
+#include "../common/queue.h"
+
+/* Configuration from -C, else $OUTBOX_CONF, else the default path (which
+ * may be missing: then defaults apply).  Exits 78 on a bad file. */
+struct config *tool_config(const char *path);
+
+/* What to submit. */
+struct submission {
+	const char *sender;		/* "" for <> */
+	const char *const *rcpt;
+	size_t nrcpt;
+	const char *msg;		/* CRLF line endings, not dot-stuffed */
+	size_t len;
+	bool eight_bit;
+	bool smtputf8;
+	bool verbose;			/* show the SMTP dialogue on stderr */
+};
+
+/*
+ * Submit over the socket.  Returns a sysexits code: 0 once the daemon
+ * replied 250 to the end of data (the message is durable), else the
+ * code that fits, with a one-line reason in why.  On success the queue
+ * ID is copied into id.
+ */
+int submit_smtp(const struct config *c, const struct submission *s, char id[QID_LEN + 1],
+		char *why, size_t why_len);
+
+int sendmail_main(int argc, char **argv, const char *conf_path);
+
+#endif
