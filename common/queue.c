@@ -18,7 +18,7 @@
  *
  *   outbox-queue 1\n
  *   arrival 1732700000.123456\n
- *   uid 1000\n
+ *   uid 1000\n                    (-1: submitted over TCP, user unknown)
  *   flags 8bitmime=0 smtputf8=0\n  fixed width: set at commit time
  *   from <a@example.org>\n        ("<>" for the null sender)
  *   rcpt Q <b@example.net>\n      one line per recipient; the status
@@ -214,7 +214,7 @@ int qrec_decode(const char *p, size_t len, struct envelope *env, size_t *body_of
 	env->arrival = num;
 	NEXT();
 	if (!line_key(line, l, "uid", &rest, &rl) || decode_number(rest, rl, &num) < 0
-	    || num < 0 || num > 4294967295.0 || num != (double)(long)num)
+	    || num < -1 || num > 4294967295.0 || num != (double)(long)num)
 		goto bad;
 	env->uid = (long)num;
 	NEXT();

@@ -207,8 +207,12 @@ int fsync_dir(const char *dir, struct err *e)
 int ensure_dir(const char *path, mode_t mode, struct err *e)
 {
 	struct stat st;
-	if (mkdir(path, mode) == 0)
+	if (mkdir(path, mode) == 0) {
+		/* mkdir() applies the umask and ignores set-group-ID: be exact */
+		if (chmod(path, mode) < 0)
+			return err_sys(e, "chmod %s", path);
 		return 0;
+	}
 	if (errno != EEXIST)
 		return err_sys(e, "mkdir %s", path);
 	if (stat(path, &st) < 0)

@@ -63,7 +63,8 @@ void buf_reset(struct buf *b);
 int write_all(int fd, const void *p, size_t n);
 /* open(dir, O_RDONLY|O_DIRECTORY) + fsync + close. */
 int fsync_dir(const char *dir, struct err *e);
-/* mkdir -p of one level with mode; ok if it exists as a directory. */
+/* mkdir of one level with exactly mode (umask ignored); an existing
+ * directory is left as it is. */
 int ensure_dir(const char *path, mode_t mode, struct err *e);
 
 /* Current wall-clock time in seconds, with microseconds. */

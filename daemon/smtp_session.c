@@ -472,8 +472,12 @@ static void commit_work(uv_work_t *req)
 
 static void log_queued(struct session *s)
 {
-	char from[ADDR_MAX * 4 + 1];
-	log_info("%s: uid=%ld from=<%s> size=%llu nrcpt=%zu (queued)", s->w.id, s->uid,
+	char from[ADDR_MAX * 4 + 1], who[100];
+	if (s->is_unix)
+		snprintf(who, sizeof who, "uid=%ld", s->uid);
+	else
+		snprintf(who, sizeof who, "client=%s", s->peer);
+	log_info("%s: %s from=<%s> size=%llu nrcpt=%zu (queued)", s->w.id, who,
 		 log_safe(s->env.sender, from, sizeof from), (unsigned long long)s->w.size,
 		 s->env.nrcpt);
 }

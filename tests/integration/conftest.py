@@ -1,0 +1,290 @@
+"""pytest rig for outbox: a temporary spool and configuration, the real
+outboxd and outbox binaries, and the aiosmtpd upstream of upstream.py.
+
+Run through `make check` (which sets OUTBOX_BUILD to the build folder).
+When the tests run as root, outboxd drops to the system user `outbox`
+exactly as in production; the test folders are made traversable for it.
+"""
+
+import os
+import shutil
+import signal
+import smtplib
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(__file__))
+import upstream as upstream_mod  # noqa: E402
+
+BUILD = os.environ.get("OUTBOX_BUILD") or os.path.join(
+    os.path.dirname(__file__), "..", "..", "build")
+OUTBOXD = os.path.abspath(os.path.join(BUILD, "outboxd"))
+OUTBOX = os.path.abspath(os.path.join(BUILD, "outbox"))
+MKQUEUE = os.path.abspath(os.path.join(BUILD, "tests", "mkqueue"))
+IS_ROOT = os.geteuid() == 0
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+class UnixSMTP(smtplib.SMTP):
+    """smtplib over outboxd's Unix socket."""
+
+    def __init__(self, path, timeout=30):
+        self._path = path
+        super().__init__(timeout=timeout)
+        self.connect("localhost")
+
+    def _get_socket(self, host, port, timeout):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(timeout)
+        s.connect(self._path)
+        return s
+
+
+class RawClient:
+    """A byte-level SMTP client for malformed input."""
+
+    def __init__(self, path=None, tcp=None, timeout=10):
+        if path:
+            self.s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            self.s.settimeout(timeout)
+            self.s.connect(path)
+        else:
+            self.s = socket.create_connection(tcp, timeout=timeout)
+        self.buf = b""
+        self.greeting = self.reply()
+
+    def send(self, data):
+        self.s.sendall(data)
+
+    def reply(self):
+        """One complete reply as (code, text-bytes)."""
+        lines = []
+        while True:
+            while b"\n" not in self.buf:
+                chunk = self.s.recv(65536)
+                if not chunk:
+                    raise EOFError("connection closed; got %r" % lines)
+                self.buf += chunk
+            line, self.buf = self.buf.split(b"\n", 1)
+            lines.append(line.rstrip(b"\r"))
+            if len(line) < 4 or line[3:4] == b" ":
+                return int(lines[-1][:3]), b"\n".join(lines)
+
+    def cmd(self, line):
+        self.send(line + b"\r\n")
+        return self.reply()
+
+    def closed(self, timeout=5):
+        """True once the server closed the connection."""
+        self.s.settimeout(timeout)
+        try:
+            while True:
+                chunk = self.s.recv(65536)
+                if not chunk:
+                    return True
+                self.buf += chunk
+        except (ConnectionResetError, BrokenPipeError):
+            return True
+        except socket.timeout:
+            return False
+
+    def close(self):
+        self.s.close()
+
+
+class Daemon:
+    """One outboxd with its own folder, configuration and log."""
+
+    def __init__(self, base, extra=None, tcp=False):
+        self.base = base
+        self.spool = os.path.join(base, "spool")
+        self.run_dir = os.path.join(base, "run")
+        self.socket = os.path.join(self.run_dir, "outbox.sock")
+        self.conf = os.path.join(base, "outbox.conf")
+        self.log_path = os.path.join(base, "outboxd.log")
+        self.tcp_port = free_port() if tcp else None
+        self.proc = None
+        self.sections = {
+            "queue": {"spool": self.spool},
+            "listen": {"socket": self.socket, "control": os.path.join(self.run_dir, "control.sock")},
+            "relay": {"host": "127.0.0.1", "port": "1", "tls": "starttls"},
+            "address": {"domain": "client.example"},
+            "log": {"target": "stderr", "level": "info"},
+        }
+        if tcp:
+            self.sections["listen"]["tcp"] = "127.0.0.1:%d" % self.tcp_port
+        for sec, kv in (extra or {}).items():
+            self.sections.setdefault(sec, {}).update(kv)
+        self.write_conf()
+
+    def write_conf(self):
+        with open(self.conf, "w") as f:
+            for sec, kv in self.sections.items():
+                f.write("[%s]\n" % sec)
+                for k, v in kv.items():
+                    f.write("%s = %s\n" % (k, v))
+        os.chmod(self.conf, 0o644)
+
+    def start(self, wait=True):
+        self.logf = open(self.log_path, "ab")
+        self.proc = subprocess.Popen([OUTBOXD, "-c", self.conf], stdout=self.logf,
+                                     stderr=subprocess.STDOUT)
+        if wait:
+            self.wait_started()
+        return self
+
+    def wait_started(self, timeout=30):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError("outboxd exited %s:\n%s" % (self.proc.returncode, self.log()))
+            if "started," in self.log().split("outboxd", 1)[-1] and self._answers():
+                return
+            time.sleep(0.02)
+        raise AssertionError("outboxd did not start:\n" + self.log())
+
+    def _answers(self):
+        try:
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.settimeout(2)
+            s.connect(self.socket)
+            s.recv(100)
+            s.close()
+            return True
+        except OSError:
+            return False
+
+    def stop(self, sig=signal.SIGTERM, timeout=30):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                raise AssertionError("outboxd did not stop on %s" % sig)
+        if self.proc:
+            self.logf.close()
+        return self.proc.returncode if self.proc else None
+
+    def kill9(self):
+        self.proc.kill()
+        self.proc.wait()
+        self.logf.close()
+
+    def log(self):
+        try:
+            with open(self.log_path, "rb") as f:
+                return f.read().decode(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def smtp(self, **kw):
+        return UnixSMTP(self.socket, **kw)
+
+    def raw(self, **kw):
+        return RawClient(path=self.socket, **kw)
+
+    def queue_ids(self):
+        d = os.path.join(self.spool, "queue")
+        return sorted(os.listdir(d)) if os.path.isdir(d) else []
+
+    def queue_file(self, qid):
+        with open(os.path.join(self.spool, "queue", qid), "rb") as f:
+            return f.read()
+
+    def parse_queue_file(self, qid):
+        """(envelope dict, message bytes) of a queued message."""
+        data = self.queue_file(qid)
+        head, body = data.split(b"\nend\n", 1)
+        env = {"rcpt": []}
+        for line in head.decode().split("\n")[1:]:
+            key, val = line.split(" ", 1)
+            if key == "rcpt":
+                status, addr = val.split(" ", 1)
+                env["rcpt"].append((status, addr[1:-1]))
+            elif key == "from":
+                env["from"] = val[1:-1]
+            else:
+                env[key] = val
+        return env, body
+
+    def sendmail(self, args, data, argv0=None, user=None, env=None, timeout=60):
+        """Run the sendmail command; returns CompletedProcess."""
+        e = dict(os.environ, OUTBOX_CONF=self.conf)
+        e.update(env or {})
+        cmd = [OUTBOX, "sendmail"] + list(args)
+        if argv0:  # invoked under another name, e.g. .../sendmail
+            link = os.path.join(self.base, argv0)
+            if not os.path.exists(link):
+                os.symlink(OUTBOX, link)
+            cmd = [link] + list(args)
+        if user is not None:
+            cmd = ["setpriv", "--reuid=%d" % user, "--regid=%d" % user, "--clear-groups"] + cmd
+        return subprocess.run(cmd, input=data, capture_output=True, env=e, timeout=timeout)
+
+
+@pytest.fixture
+def workdir():
+    d = tempfile.mkdtemp(prefix="outbox-test-")
+    os.chmod(d, 0o755)  # the daemon's user must reach its spool
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture
+def make_daemon(workdir):
+    started = []
+
+    def make(extra=None, tcp=False, start=True, name="d"):
+        base = os.path.join(workdir, name)
+        os.makedirs(base)
+        os.chmod(base, 0o755)
+        d = Daemon(base, extra=extra, tcp=tcp)
+        started.append(d)
+        if start:
+            d.start()
+        return d
+
+    yield make
+    for d in started:
+        try:
+            d.stop(signal.SIGKILL)
+        except Exception:
+            pass
+
+
+@pytest.fixture
+def daemon(make_daemon):
+    return make_daemon()
+
+
+@pytest.fixture(scope="session")
+def certs(tmp_path_factory):
+    return upstream_mod.make_certs(str(tmp_path_factory.mktemp("certs")))
+
+
+@pytest.fixture
+def make_upstream(certs):
+    ups = []
+
+    def make(**kw):
+        u = upstream_mod.Upstream(certs, **kw).start()
+        ups.append(u)
+        return u
+
+    yield make
+    for u in ups:
+        u.stop()

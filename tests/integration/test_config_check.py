@@ -1,0 +1,101 @@
+"""outboxd -t: exit 0 for a good configuration, 78 with file, line and key
+for a bad one; the daemon refuses to start on a bad one."""
+
+import os
+import subprocess
+
+from conftest import OUTBOXD
+
+
+def check(path, *extra):
+    return subprocess.run([OUTBOXD, "-t", "-c", path] + list(extra), capture_output=True, timeout=10)
+
+
+def write(tmp, text, name="c.conf", mode=0o644):
+    p = os.path.join(tmp, name)
+    with open(p, "w") as f:
+        f.write(text)
+    os.chmod(p, mode)
+    return p
+
+
+def test_good_config_exits_0_and_dumps(workdir):
+    p = write(workdir, "[relay]\nhost = smtp.gmail.com\nport = 587\n[queue]\nlifetime = 3d\n")
+    r = check(p)
+    assert r.returncode == 0 and r.stdout == b"" and r.stderr == b""
+    r = check(p, "-v")
+    assert r.returncode == 0
+    assert b"host = smtp.gmail.com" in r.stdout and b"lifetime = 3d" in r.stdout
+    assert b"retry_max = 1h" in r.stdout        # defaults shown
+
+
+def test_bad_config_exits_78_naming_file_line_key(workdir):
+    p = write(workdir, "[queue]\nlifetime = 5 days\n[relay]\nprot = 587\n")
+    r = check(p)
+    assert r.returncode == 78
+    assert (p + ":2: [queue] lifetime").encode() in r.stderr
+    assert (p + ":4: [relay] prot: unknown key").encode() in r.stderr
+
+
+def test_password_file_readable_by_others(workdir):
+    secret = write(workdir, "s3cret-pw\n", name="pw", mode=0o644)
+    p = write(workdir, "[relay]\nuser = me\npassword_file = %s\n" % secret)
+    r = check(p)
+    assert r.returncode == 78
+    assert b"readable by others" in r.stderr and b":3: [relay] password_file" in r.stderr
+    assert b"s3cret-pw" not in r.stderr
+    os.chmod(secret, 0o600)
+    assert check(p).returncode == 0
+
+
+def test_missing_file(workdir):
+    r = check(os.path.join(workdir, "nope.conf"))
+    assert r.returncode == 78 and b"nope.conf" in r.stderr
+
+
+def test_daemon_refuses_bad_config(make_daemon):
+    d = make_daemon(extra={"queue": {"bogus": "1"}}, start=False)
+    r = subprocess.run([OUTBOXD, "-c", d.conf], capture_output=True, timeout=10)
+    assert r.returncode == 78 and b"[queue] bogus: unknown key" in r.stderr
+
+
+def test_sighup_reload_keeps_running_on_bad_config(daemon):
+    import signal
+    import time
+    with open(daemon.conf, "a") as f:
+        f.write("[nonsense]\nx = 1\n")
+    daemon.proc.send_signal(signal.SIGHUP)
+    for _ in range(100):
+        if "reload failed" in daemon.log():
+            break
+        time.sleep(0.05)
+    assert "reload failed, keeping the running configuration" in daemon.log()
+    daemon.sections["queue"]["max_recipients"] = "7"
+    daemon.write_conf()
+    daemon.proc.send_signal(signal.SIGHUP)
+    for _ in range(100):
+        if "configuration reloaded" in daemon.log():
+            break
+        time.sleep(0.05)
+    assert "configuration reloaded" in daemon.log()
+    assert daemon.proc.poll() is None
+    with daemon.smtp() as s:
+        s.ehlo("x")
+        s.mail("a@s.example")
+        for i in range(7):
+            assert s.rcpt("r%d@r.example" % i)[0] == 250
+        assert s.rcpt("r7@r.example")[0] == 452   # the new limit applies
+
+
+def test_version_and_usage():
+    r = subprocess.run([OUTBOXD, "-V"], capture_output=True)
+    assert r.returncode == 0 and r.stdout.startswith(b"outboxd ")
+    r = subprocess.run([OUTBOXD, "-x"], capture_output=True)
+    assert r.returncode == 64
+
+
+def test_second_daemon_on_same_spool_refused(daemon):
+    r = subprocess.run([OUTBOXD, "-c", daemon.conf], capture_output=True, timeout=10)
+    assert r.returncode != 0
+    assert b"in use" in r.stderr
+    assert daemon.proc.poll() is None

@@ -1,0 +1,152 @@
+"""The queue survives: restarts, kill -9 while submissions stream in, and
+a large queue at start-up."""
+
+import os
+import re
+import signal
+import subprocess
+import threading
+import time
+
+import pytest
+
+from conftest import MKQUEUE
+from test_submission import queued_id
+
+
+def submit(d, tag):
+    with d.smtp() as s:
+        s.ehlo("x")
+        s.mail("a@s.example")
+        s.rcpt("b@r.example")
+        code, text = s.data(b"Subject: " + tag + b"\r\n\r\n" + tag + b"\r\n")
+    assert code == 250
+    return queued_id(text)
+
+
+def test_restart_keeps_the_queue(daemon):
+    ids = [submit(daemon, b"m%d" % i) for i in range(3)]
+    before = {i: daemon.queue_file(i) for i in ids}
+    assert daemon.stop() == 0                   # SIGTERM: exit 0
+    assert "stopped, 3 messages in the queue" in daemon.log()
+    daemon.start()
+    assert "started, 3 messages in the queue" in daemon.log()
+    assert {i: daemon.queue_file(i) for i in daemon.queue_ids()} == before
+
+
+def test_kill9_while_200_submissions_stream_loses_no_acknowledged_message(daemon):
+    acked = {}          # queue ID -> tag, only for messages that got 250
+    lock = threading.Lock()
+    stop = threading.Event()
+
+    def stream(worker):
+        for i in range(50):
+            if stop.is_set():
+                return
+            tag = b"w%d-m%d-%s" % (worker, i, os.urandom(4).hex().encode())
+            try:
+                c = daemon.raw(timeout=10)
+                c.send(b"EHLO x\r\nMAIL FROM:<a@s.example>\r\nRCPT TO:<b@r.example>\r\nDATA\r\n")
+                if [c.reply()[0] for _ in range(4)] != [250, 250, 250, 354]:
+                    continue
+                code, text = c.cmd(b"Subject: " + tag + b"\r\n\r\n" + tag + b"\r\n.")
+                if code == 250:
+                    with lock:
+                        acked[queued_id(text)] = tag
+                c.close()
+            except (OSError, EOFError):
+                time.sleep(0.01)  # the daemon is gone: keep trying until stop
+
+    threads = [threading.Thread(target=stream, args=(w,)) for w in range(4)]
+    for t in threads:
+        t.start()
+    while len(acked) < 60:
+        time.sleep(0.005)
+    daemon.kill9()
+    stop.set()
+    for t in threads:
+        t.join(30)
+    daemon.start()
+    on_disk = set(daemon.queue_ids())
+    missing = [i for i in acked if i not in on_disk]
+    assert missing == [], "acknowledged but lost: %s" % missing
+    for qid, tag in acked.items():
+        env, msg = daemon.parse_queue_file(qid)
+        assert msg.endswith(b"Subject: " + tag + b"\r\n\r\n" + tag + b"\r\n")
+    assert os.listdir(os.path.join(daemon.spool, "tmp")) == []   # partial files cleaned
+    assert "started, %d messages in the queue" % len(on_disk) in daemon.log()
+
+
+def rss_kb(pid):
+    with open("/proc/%d/status" % pid) as f:
+        return int(re.search(r"VmRSS:\s+(\d+) kB", f.read()).group(1))
+
+
+def test_holds_100000_queued_messages(make_daemon):
+    d = make_daemon(start=False)
+    t0 = time.time()
+    subprocess.run([MKQUEUE, d.spool, "100000", "512"], check=True)
+    if os.geteuid() == 0:
+        subprocess.run(["chown", "-R", "outbox:outbox", d.spool], check=True)
+    made = time.time() - t0
+    t0 = time.time()
+    d.start()
+    started = time.time() - t0
+    assert "started, 100000 messages in the queue" in d.log()
+    rss = rss_kb(d.proc.pid)
+    print("100k queue: made in %.1fs, outboxd started in %.1fs, RSS %d kB" % (made, started, rss))
+    assert rss < 64 * 1024, "outboxd RSS %d kB with 100k messages" % rss
+    # submissions still work and the index finds new entries
+    qid = submit(d, b"after")
+    assert qid in d.queue_ids()
+    assert len(d.queue_ids()) == 100001
+
+
+def test_full_disk_costs_no_other_message(make_daemon, workdir):
+    """A message that does not fit gets 451; the next one is accepted."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to mount a small tmpfs")
+    d = make_daemon(start=False)
+    os.makedirs(d.spool)
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m,mode=0755", "tmpfs", d.spool],
+                       capture_output=True)
+    if r.returncode != 0:
+        pytest.skip("cannot mount tmpfs here: %s" % r.stderr.decode().strip())
+    try:
+        d.start()
+        c = d.raw()
+        c.cmd(b"EHLO x")
+        c.send(b"MAIL FROM:<a@s.example>\r\nRCPT TO:<b@r.example>\r\nDATA\r\n")
+        assert [c.reply()[0] for _ in range(3)] == [250, 250, 354]
+        for _ in range(2048):
+            c.send(b"x" * 1022 + b"\r\n")
+        code, text = c.cmd(b".")
+        assert code == 451, text
+        assert "cannot queue message" in d.log() and "No space left on device" in d.log()
+        assert os.listdir(os.path.join(d.spool, "tmp")) == []
+        assert d.queue_ids() == []
+        from test_smtp_server import good_transaction
+        qid = good_transaction(c)
+        assert d.queue_ids() == [qid]
+    finally:
+        d.stop()
+        subprocess.run(["umount", d.spool])
+
+
+def test_sigterm_during_data_lets_the_message_finish(daemon):
+    c = daemon.raw()
+    c.cmd(b"EHLO x")
+    c.send(b"MAIL FROM:<a@s.example>\r\nRCPT TO:<b@r.example>\r\nDATA\r\n")
+    assert [c.reply()[0] for _ in range(3)] == [250, 250, 354]
+    c.send(b"Subject: slow\r\n\r\nfirst half\r\n")
+    idle = daemon.raw()
+    idle.cmd(b"EHLO idle")
+    daemon.proc.send_signal(signal.SIGTERM)
+    assert idle.reply()[0] == 421          # idle sessions are told at once
+    time.sleep(0.3)
+    code, text = c.cmd(b"second half\r\n.")
+    assert code == 250                     # the message in hand is finished
+    qid = queued_id(text)
+    assert c.reply()[0] == 421 and c.closed()
+    assert daemon.proc.wait(15) == 0
+    assert daemon.queue_ids() == [qid]

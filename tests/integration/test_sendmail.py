@@ -1,0 +1,147 @@
+"""The sendmail command: arguments, -t, -i, -f, headers it adds, exit codes."""
+
+import os
+import pwd
+import re
+
+import pytest
+
+
+def only_message(d):
+    ids = d.queue_ids()
+    assert len(ids) == 1, ids
+    return d.parse_queue_file(ids[0])
+
+
+def headers_of(msg):
+    head = msg.split(b"\r\n\r\n", 1)[0]
+    return head.decode().replace("\r\n", "\n")
+
+
+@pytest.mark.parametrize("argv0", [None, "sendmail"])
+def test_recipients_as_arguments_lf_input(daemon, argv0):
+    r = daemon.sendmail(["-f", "me@sender.example", "a@r.example", "b@r.example"],
+                        b"Subject: cron output\n\nline 1\nline 2\n", argv0=argv0)
+    assert r.returncode == 0, r.stderr
+    assert r.stderr == b""
+    env, msg = only_message(daemon)
+    assert env["from"] == "me@sender.example"
+    assert [a for _, a in env["rcpt"]] == ["a@r.example", "b@r.example"]
+    assert msg.endswith(b"\r\n\r\nline 1\r\nline 2\r\n")
+    assert b"\n" not in msg.replace(b"\r\n", b"")
+    h = headers_of(msg)
+    assert "Subject: cron output" in h
+    assert re.search(r"^Date: \w{3}, \d{2} \w{3} \d{4} \d\d:\d\d:\d\d [+-]\d{4}$", h, re.M)
+    assert re.search(r"^Message-ID: <[^@\s]+@client\.example>$", h, re.M)
+    assert "From: " in h and "<me@sender.example>" in h
+    assert h.startswith("Received: from localhost (uid %d" % os.getuid())
+    assert r.stdout == b""
+
+
+def test_existing_headers_kept_and_fullname(daemon):
+    r = daemon.sendmail(["-F", "Cron Daemon", "-f", "root", "x@r.example"],
+                        b"Date: Mon, 1 Jan 2024 00:00:00 +0000\nMessage-ID: <keep@me>\n\nbody\n")
+    assert r.returncode == 0, r.stderr
+    env, msg = only_message(daemon)
+    h = headers_of(msg)
+    assert h.count("Date:") == 1 and "Date: Mon, 1 Jan 2024" in h
+    assert h.count("Message-ID:") == 1 and "<keep@me>" in h
+    assert 'From: "Cron Daemon" <root@client.example>' in h
+    assert env["from"] == "root@client.example"
+
+
+def test_dash_t_takes_to_cc_bcc_and_removes_bcc(daemon):
+    msg_in = (b"From: App <app@sender.example>\n"
+              b"To: \"Doe, John\" <jd@r.example>, ann@r.example\n"
+              b"Cc: team: c1@r.example, c2@r.example;\n"
+              b"Bcc: secret@r.example\n"
+              b"Subject: t\n\nhello\n")
+    r = daemon.sendmail(["-t", "-i"], msg_in)
+    assert r.returncode == 0, r.stderr
+    env, msg = only_message(daemon)
+    assert [a for _, a in env["rcpt"]] == ["jd@r.example", "ann@r.example", "c1@r.example",
+                                           "c2@r.example", "secret@r.example"]
+    assert b"Bcc" not in msg and b"secret@r.example" not in msg.split(b"\r\n\r\n", 1)[1]
+    assert b"secret" not in msg.split(b"\r\n\r\n", 1)[0].split(b"\r\n", 3)[-1]
+
+
+def test_lone_dot_ends_input_unless_dash_i(daemon):
+    r = daemon.sendmail(["x@r.example"], b"Subject: dot\n\nbefore\n.\nafter\n")
+    assert r.returncode == 0
+    _, msg = only_message(daemon)
+    assert msg.endswith(b"before\r\n") and b"after" not in msg
+    for qid in daemon.queue_ids():
+        os.unlink(os.path.join(daemon.spool, "queue", qid))
+    for flag in ("-i", "-oi"):
+        r = daemon.sendmail([flag, "x@r.example"], b"Subject: dot\n\nbefore\n.\nafter\n..two\n")
+        assert r.returncode == 0
+        _, msg = only_message(daemon)
+        assert msg.endswith(b"before\r\n.\r\nafter\r\n..two\r\n")
+        for qid in daemon.queue_ids():
+            os.unlink(os.path.join(daemon.spool, "queue", qid))
+
+
+def test_sender_forms_and_senders_map(make_daemon):
+    d = make_daemon(extra={"senders": {"*": "server1@example.org"}})
+    me = pwd.getpwuid(os.getuid()).pw_name
+    for args, expect in ((["-fa@x.example"], "a@x.example"), (["-r", "b@x.example"], "b@x.example"),
+                         (["-f", "<>"], ""), ([], "server1@example.org"), (["-f", me], "server1@example.org")):
+        r = d.sendmail(args + ["--", "x@r.example"], b"Subject: s\n\nb\n")
+        assert r.returncode == 0, (args, r.stderr)
+        env, _ = only_message(d)
+        assert env["from"] == expect, args
+        os.unlink(os.path.join(d.spool, "queue", d.queue_ids()[0]))
+
+
+def test_ignored_options_accepted(daemon):
+    r = daemon.sendmail(["-oem", "-odi", "-oi", "-B", "8BITMIME", "-N", "never", "-R", "hdrs",
+                         "-V", "envid", "-L", "label", "-O", "x=y", "-X", "/dev/null", "-U",
+                         "-G", "-om", "-oo", "-oQ/tmp", "-bm", "x@r.example"], b"Subject: o\n\nb\n")
+    assert r.returncode == 0, r.stderr
+    assert len(daemon.queue_ids()) == 1
+
+
+@pytest.mark.parametrize("args,data,code,text", [
+    (["-Z"], b"x\n", 64, b"unknown option"),
+    (["-f"], b"x\n", 64, b"needs a value"),
+    ([], b"Subject: x\n\nb\n", 64, b"no recipients"),
+    (["-t"], b"Subject: no rcpt\n\nb\n", 64, b"no recipients"),
+    (["bad address@x"], b"x\n", 65, b"bad recipient"),
+    (["-f", "bad sender@x", "a@r.example"], b"x\n", 65, b"bad sender"),
+    (["-t"], b"To: <unterminated@r.example\n\nb\n", 65, b"To:"),
+])
+def test_usage_and_data_errors(daemon, args, data, code, text):
+    r = daemon.sendmail(args, data)
+    assert r.returncode == code, r.stderr
+    assert text in r.stderr
+    assert len(r.stderr.strip().split(b"\n")) <= 2
+    assert daemon.queue_ids() == []
+
+
+def test_daemon_down_is_temporary(daemon):
+    daemon.stop()
+    r = daemon.sendmail(["x@r.example"], b"Subject: s\n\nb\n")
+    assert r.returncode == 75
+    assert b"not reachable" in r.stderr
+
+
+def test_refusal_by_daemon_maps_to_exit_code(make_daemon):
+    d = make_daemon(extra={"queue": {"max_message_size": "2K"}})
+    r = d.sendmail(["x@r.example"], b"Subject: big\n\n" + b"y" * 5000 + b"\n")
+    assert r.returncode == 65
+    assert b"552" in r.stderr
+    assert d.queue_ids() == []
+
+
+def test_verbose_shows_dialogue_without_body(daemon):
+    r = daemon.sendmail(["-v", "x@r.example"], b"Subject: v\n\nTOPSECRETBODY\n")
+    assert r.returncode == 0
+    assert b"RCPT TO:<x@r.example>" in r.stderr and b"queued as" in r.stderr
+    assert b"TOPSECRETBODY" not in r.stderr
+
+
+def test_comma_separated_recipients_in_one_argument(daemon):
+    r = daemon.sendmail(["a@r.example, b@r.example"], b"Subject: s\n\nb\n")
+    assert r.returncode == 0, r.stderr
+    env, _ = only_message(daemon)
+    assert [a for _, a in env["rcpt"]] == ["a@r.example", "b@r.example"]

@@ -1,0 +1,326 @@
+"""A real SMTP upstream for outbox's tests and demo, on aiosmtpd.
+
+Upstream(certs, tls=..., ...) listens on 127.0.0.1 and records, for every
+message, the envelope and the exact bytes it received (after the SMTP
+dot-unstuffing, i.e. the message as the upstream would store it), plus
+the raw bytes of each connection (the plaintext dialogue, after TLS).
+
+TLS modes: "starttls" (offers STARTTLS, AUTH only after it), "implicit"
+(TLS from the first byte, like port 465) and "none".  AUTH: PLAIN and
+LOGIN against `users`, XOAUTH2 and OAUTHBEARER against `tokens`.
+
+Switchable faults (set attributes at any time, they are read per event):
+  tempfail_first  451 to the first N DATA ends
+  reject_rcpt     set of recipient addresses answered 550
+  disconnect_data drop the connection at the next N DATA ends, no reply
+  offer_auth_in_clear  advertise AUTH before TLS (to tempt a client)
+  cert            "good", "wrong-host", "expired" or "untrusted"
+
+Run as a program (`python3 upstream.py --help`) it is the demo's upstream.
+"""
+
+import argparse
+import asyncio
+import base64
+import os
+import ssl
+import subprocess
+import sys
+import threading
+import time
+
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, AuthResult
+
+OPENSSL = "openssl"
+
+
+def _run(*args, cwd):
+    subprocess.run(args, cwd=cwd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def make_certs(d):
+    """Make a test CA and server certificates in directory d (openssl)."""
+    os.makedirs(d, exist_ok=True)
+    if os.path.exists(os.path.join(d, "done")):
+        return d
+    _run(OPENSSL, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key",
+         "-out", "ca.pem", "-days", "30", "-subj", "/CN=outbox test CA",
+         "-addext", "basicConstraints=critical,CA:TRUE",
+         "-addext", "keyUsage=critical,keyCertSign,cRLSign", cwd=d)
+
+    def leaf(name, cn, san):
+        _run(OPENSSL, "req", "-newkey", "rsa:2048", "-nodes", "-keyout", name + ".key",
+             "-out", name + ".csr", "-subj", "/CN=" + cn, cwd=d)
+        with open(os.path.join(d, name + ".ext"), "w") as f:
+            f.write("subjectAltName=%s\nextendedKeyUsage=serverAuth\n" % san)
+        _run(OPENSSL, "x509", "-req", "-in", name + ".csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+             "-CAcreateserial", "-out", name + ".pem", "-extfile", name + ".ext", "-days", "30",
+             cwd=d)
+
+    leaf("good", "localhost", "DNS:localhost,IP:127.0.0.1,IP:::1")
+    leaf("wrong-host", "wrong.example", "DNS:wrong.example")
+    # expired: "openssl ca" can set explicit start and end dates
+    _run(OPENSSL, "req", "-newkey", "rsa:2048", "-nodes", "-keyout", "expired.key",
+         "-out", "expired.csr", "-subj", "/CN=localhost", cwd=d)
+    with open(os.path.join(d, "expired.cnf"), "w") as f:
+        f.write("[ca]\ndefault_ca=t\n[t]\ndatabase=index.txt\nnew_certs_dir=.\n"
+                "serial=serial\ndefault_md=sha256\npolicy=p\ncopy_extensions=copy\n"
+                "[p]\ncommonName=supplied\n[x]\nsubjectAltName=DNS:localhost,IP:127.0.0.1\n")
+    open(os.path.join(d, "index.txt"), "w").close()
+    with open(os.path.join(d, "serial"), "w") as f:
+        f.write("1000\n")
+    _run(OPENSSL, "ca", "-batch", "-config", "expired.cnf", "-cert", "ca.pem", "-keyfile", "ca.key",
+         "-in", "expired.csr", "-out", "expired.pem", "-extensions", "x",
+         "-startdate", "20200101000000Z", "-enddate", "20200102000000Z", cwd=d)
+    # untrusted: self-signed, not under the test CA
+    _run(OPENSSL, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "untrusted.key",
+         "-out", "untrusted.pem", "-days", "30", "-subj", "/CN=localhost",
+         "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1", cwd=d)
+    open(os.path.join(d, "done"), "w").close()
+    return d
+
+
+class Message:
+    def __init__(self, mail_from, rcpt_tos, data, tls, login, conn, mail_options):
+        self.mail_from = mail_from
+        self.rcpt_tos = rcpt_tos
+        self.data = data          # bytes, as received after dot-unstuffing
+        self.tls = tls            # TLS version string or None
+        self.login = login        # authenticated user or None
+        self.conn = conn          # connection number
+        self.mail_options = mail_options
+
+    def __repr__(self):
+        return "<Message from=%r to=%r %d bytes>" % (self.mail_from, self.rcpt_tos, len(self.data))
+
+
+class Connection:
+    def __init__(self, n):
+        self.n = n
+        self.raw = bytearray()    # everything the client sent (plaintext)
+        self.opened = time.time()
+
+
+class _RecordingSMTP(SMTP):
+    def __init__(self, handler, upstream, **kw):
+        super().__init__(handler, **kw)
+        self._upstream = upstream
+        self._conn = None
+
+    def connection_made(self, transport):
+        if self._conn is None:
+            self._conn = self._upstream._new_connection()
+        super().connection_made(transport)
+
+    def data_received(self, data):
+        if self._conn is not None:
+            self._conn.raw += data
+        super().data_received(data)
+
+
+class _Handler:
+    def __init__(self, upstream):
+        self.up = upstream
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if address in self.up.reject_rcpt:
+            return "550 5.1.1 <%s>: Recipient address rejected" % address
+        envelope.rcpt_tos.append(address)
+        return "250 2.1.5 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        up = self.up
+        with up.lock:
+            up.data_ends += 1
+            if up.disconnect_data > 0:
+                up.disconnect_data -= 1
+                server.transport.abort()
+                return "451 4.4.2 dropped"  # never reaches the client
+            if up.tempfail_first > 0:
+                up.tempfail_first -= 1
+                up.tempfails_sent.append(time.time())
+                return "451 4.7.1 Try again later"
+        ssl_obj = server.transport.get_extra_info("ssl_object")
+        msg = Message(envelope.mail_from, list(envelope.rcpt_tos), bytes(envelope.original_content),
+                      ssl_obj.version() if ssl_obj else None,
+                      session.auth_data if session.authenticated else None,
+                      server._conn.n if server._conn else -1,
+                      list(envelope.mail_options))
+        with up.lock:
+            up.messages.append(msg)
+            up.cond.notify_all()
+        if up.on_message:
+            up.on_message(msg)
+        return "250 2.0.0 Ok: queued"
+
+    async def auth_XOAUTH2(self, server, args):
+        return self._oauth(server, args, b"\x01auth=Bearer ")
+
+    async def auth_OAUTHBEARER(self, server, args):
+        return self._oauth(server, args, b"\x01auth=Bearer ")
+
+    def _oauth(self, server, args, marker):
+        if len(args) < 2:
+            return AuthResult(success=False, handled=False)
+        try:
+            blob = base64.b64decode(args[1], validate=True)
+        except Exception:
+            return AuthResult(success=False, handled=False)
+        self.up.tokens_seen.append(blob)
+        if marker not in blob:
+            return AuthResult(success=False, handled=False)
+        token = blob.split(marker, 1)[1].split(b"\x01", 1)[0].decode()
+        user = blob.split(b"user=", 1)[1].split(b"\x01", 1)[0].decode() if b"user=" in blob else None
+        if token in self.up.tokens:
+            return AuthResult(success=True, auth_data=user)
+        return AuthResult(success=False, handled=False)
+
+
+class _Controller(Controller):
+    def __init__(self, upstream, handler, **kw):
+        self._upstream = upstream
+        super().__init__(handler, **kw)
+
+    def factory(self):
+        return _RecordingSMTP(self.handler, self._upstream, **self.SMTP_kwargs)
+
+
+class Upstream:
+    def __init__(self, certs, tls="starttls", port=0, users=None, tokens=(), cert="good",
+                 offer_auth_in_clear=False, require_auth=False, on_message=None):
+        self.certs = certs
+        self.tls = tls
+        self.users = dict(users or {})
+        self.tokens = set(tokens)
+        self.tokens_seen = []
+        self.cert = cert
+        self.offer_auth_in_clear = offer_auth_in_clear
+        self.require_auth = require_auth
+        self.on_message = on_message
+        self.messages = []
+        self.connections = []
+        self.reject_rcpt = set()
+        self.tempfail_first = 0
+        self.tempfails_sent = []
+        self.disconnect_data = 0
+        self.data_ends = 0
+        self.auth_attempts = []
+        self.lock = threading.Lock()
+        self.cond = threading.Condition(self.lock)
+        self.port = port or _free_port()
+        self.controller = None
+
+    # --- life cycle ---
+    def _ssl_context(self):
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(os.path.join(self.certs, self.cert + ".pem"),
+                            os.path.join(self.certs, self.cert + ".key"))
+        return ctx
+
+    def _authenticator(self, server, session, envelope, mechanism, auth_data):
+        login = auth_data.login.decode()
+        password = auth_data.password.decode()
+        ok = self.users.get(login) == password
+        self.auth_attempts.append((mechanism, login, ok))
+        return AuthResult(success=ok, auth_data=login)
+
+    def start(self):
+        kw = dict(hostname="127.0.0.1", port=self.port, server_hostname="upstream.test",
+                  authenticator=self._authenticator, auth_required=self.require_auth,
+                  auth_require_tls=not self.offer_auth_in_clear, enable_SMTPUTF8=True,
+                  decode_data=False, data_size_limit=64 * 1024 * 1024)
+        if self.tls == "starttls":
+            kw["tls_context"] = self._ssl_context()
+        elif self.tls == "implicit":
+            kw["ssl_context"] = self._ssl_context()
+        self.controller = _Controller(self, _Handler(self), **kw)
+        self.controller.start()
+        with self.lock:  # forget the controller's own start-up probe
+            self.connections = []
+        return self
+
+    def stop(self):
+        if self.controller:
+            self.controller.stop()
+            self.controller = None
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def _new_connection(self):
+        with self.lock:
+            c = Connection(len(self.connections) + 1)
+            self.connections.append(c)
+            return c
+
+    # --- what tests ask ---
+    @property
+    def ca_file(self):
+        return os.path.join(self.certs, "ca.pem")
+
+    def wait_for(self, n, timeout=20):
+        """Wait until n messages have arrived; returns the list."""
+        deadline = time.time() + timeout
+        with self.cond:
+            while len(self.messages) < n:
+                left = deadline - time.time()
+                if left <= 0:
+                    raise AssertionError("upstream got %d of %d messages in %ss"
+                                         % (len(self.messages), n, timeout))
+                self.cond.wait(left)
+            return list(self.messages)
+
+    def sessions(self):
+        """Connections that said anything (EHLO and on)."""
+        return [c for c in self.connections if c.raw]
+
+
+def _free_port():
+    import socket
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def main():
+    ap = argparse.ArgumentParser(description="outbox demo upstream (aiosmtpd)")
+    ap.add_argument("--port", type=int, default=2587)
+    ap.add_argument("--tls", choices=["starttls", "implicit", "none"], default="starttls")
+    ap.add_argument("--certs", required=True, help="directory for the test CA and certificates")
+    ap.add_argument("--user", default="demo")
+    ap.add_argument("--password", default="demo-password")
+    ap.add_argument("--maildir", help="write each received message here")
+    args = ap.parse_args()
+    make_certs(args.certs)
+
+    def show(msg):
+        print("upstream: received from=<%s> to=%s tls=%s auth=%s bytes=%d"
+              % (msg.mail_from, ",".join("<%s>" % r for r in msg.rcpt_tos), msg.tls, msg.login,
+                 len(msg.data)), flush=True)
+        if args.maildir:
+            os.makedirs(args.maildir, exist_ok=True)
+            name = os.path.join(args.maildir, "%d.%d.eml" % (time.time() * 1000, len(msg.data)))
+            with open(name, "wb") as f:
+                f.write(msg.data)
+
+    up = Upstream(args.certs, tls=args.tls, port=args.port, users={args.user: args.password},
+                  on_message=show).start()
+    print("upstream: listening on 127.0.0.1:%d tls=%s (CA %s)" % (up.port, args.tls, up.ca_file),
+          flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        up.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,211 @@
+/* outbox.conf parsing: defaults, every type, and errors naming file, line and key. */
+#include "unit.h"
+#include <sys/stat.h>
+#include <unistd.h>
+#include "../../common/config.h"
+
+static char dir[] = "/tmp/outbox-unit-XXXXXX";
+
+static const char *write_conf(const char *name, const char *text)
+{
+	static char path[256];
+	snprintf(path, sizeof path, "%s/%s", dir, name);
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	fputs(text, f);
+	fclose(f);
+	return path;
+}
+
+static struct config *load(const char *text, struct err *e)
+{
+	return config_load(write_conf("t.conf", text), 0, e);
+}
+
+static void defaults(void **state)
+{
+	(void)state;
+	struct err e;
+	struct config *c = load("", &e);
+	assert_non_null(c);
+	assert_string_equal(c->queue.spool, "/var/spool/outbox");
+	assert_string_equal(c->queue.user, "outbox");
+	assert_int_equal(c->queue.lifetime, 5 * 86400);
+	assert_int_equal(c->queue.retry_min, 60);
+	assert_int_equal(c->queue.retry_max, 3600);
+	assert_int_equal(c->queue.max_message_size, 35 * 1024 * 1024);
+	assert_int_equal(c->queue.max_recipients, 1000);
+	assert_string_equal(c->listen.socket, "/run/outbox/outbox.sock");
+	assert_int_equal(c->listen.socket_mode, 0666);
+	assert_string_equal(c->listen.tcp, "");
+	assert_int_equal(c->relay.port, 587);
+	assert_int_equal(c->relay.tls, TLS_STARTTLS);
+	assert_int_equal(c->relay.verify, 1);
+	assert_int_equal(c->relay.auth, AUTH_AUTO);
+	assert_int_equal(c->relay.workers, 4);
+	assert_int_equal(c->relay.timeout, 300);
+	assert_int_equal(c->log.target, 0);
+	config_free(c);
+}
+
+static void every_type(void **state)
+{
+	(void)state;
+	struct err e;
+	struct config *c = load("; comment\n# another\n"
+				"[queue]\nspool = /srv/q\nlifetime = 2d\nretry_min = 30s\nretry_max = 2h\n"
+				"max_message_size = 10M\nmax_recipients = 50\n"
+				"[listen]\nsocket_mode = 0660\ntcp = [::1]:2525\n"
+				"[relay]\nhost = smtp.gmail.com\nport = 465\ntls = tls\nverify = no\n"
+				"auth = xoauth2\nworkers = 8\ntimeout = 1m\n"
+				"[address]\ndomain = example.org\npostmaster = pm@example.org\n"
+				"[aliases]\nroot = a@example.org, b@example.org\n"
+				"  c@example.org\n"
+				"[senders]\n* = server1@example.org\nwww-data = web@example.org\n"
+				"[log]\ntarget = stderr\nlevel = debug\n", &e);
+	if (!c)
+		fail_msg("%s", e.msg);
+	assert_string_equal(c->queue.spool, "/srv/q");
+	assert_int_equal(c->queue.lifetime, 2 * 86400);
+	assert_int_equal(c->queue.retry_min, 30);
+	assert_int_equal(c->queue.max_message_size, 10 * 1024 * 1024);
+	assert_int_equal(c->listen.socket_mode, 0660);
+	assert_string_equal(c->listen.tcp, "[::1]:2525");
+	assert_int_equal(c->relay.port, 465);
+	assert_int_equal(c->relay.tls, TLS_IMPLICIT);
+	assert_int_equal(c->relay.verify, 0);
+	assert_int_equal(c->relay.auth, AUTH_XOAUTH2);
+	assert_int_equal(c->relay.workers, 8);
+	assert_string_equal(map_get(&c->aliases, "ROOT"), "a@example.org, b@example.org, c@example.org");
+	assert_string_equal(map_get(&c->senders, "*"), "server1@example.org");
+	assert_string_equal(map_get(&c->senders, "www-data"), "web@example.org");
+	assert_null(map_get(&c->senders, "nobody"));
+	assert_int_equal(c->log.level, 4);
+	config_free(c);
+}
+
+/* Each bad file must fail with an error naming file:line and the key. */
+static void errors(void **state)
+{
+	(void)state;
+	static const struct { const char *text; const char *expect; } cases[] = {
+		{ "[queue]\nbogus = 1\n", "t.conf:2: [queue] bogus: unknown key" },
+		{ "[nosuch]\nx = 1\n", "t.conf:2: [nosuch] x: unknown section" },
+		{ "[queue]\nlifetime = 5 days\n", "t.conf:2: [queue] lifetime: not a duration" },
+		{ "[queue]\nmax_message_size = 1T\n", "t.conf:2: [queue] max_message_size: not a size" },
+		{ "[relay]\nport = 70000\n", "t.conf:2: [relay] port: out of range" },
+		{ "[relay]\ntls = maybe\n", "t.conf:2: [relay] tls: not one of the allowed values" },
+		{ "[relay]\nverify = perhaps\n", "t.conf:2: [relay] verify: must be yes or no" },
+		{ "[listen]\nsocket_mode = 999\n", "t.conf:2: [listen] socket_mode: not an octal mode" },
+		{ "[listen]\ntcp = localhost\n", "t.conf:2: [listen] tcp: must be HOST:PORT" },
+		{ "[queue]\nspool = relative/path\n", "t.conf:2: [queue] spool: must be an absolute path" },
+		{ "\n\n[queue]\nspool = /a\nspool = /b\n", "t.conf:5: [queue] spool: given twice" },
+		{ "[queue]\nthis line has no equals sign\n", "t.conf:2: syntax error" },
+		{ "[queue]\nretry_min = 2h\nretry_max = 1h\n", "t.conf:2: [queue] retry_min: larger than retry_max" },
+		{ "[relay]\nuser = me\n", "t.conf:2: [relay] user: set, but neither" },
+		{ "[relay]\ntls = none\nuser = me\npassword_command = /bin/echo x\n",
+		  "t.conf:2: [relay] tls: none with a user would send AUTH in clear text" },
+		{ "[aliases]\nroot = not an address\n", "t.conf:2: [aliases] root: bad" },
+		{ "[senders]\nroot = a@b.example\nroot = c@d.example\n", "t.conf:3: [senders] root: given twice" },
+		{ "[address]\ndomain = -bad-.example\n", "t.conf:2: [address] domain: not a valid domain" },
+		{ "[queue]\nuser = xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\n",
+		  "t.conf:2: line longer than" },
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		struct err e;
+		struct config *c = load(cases[i].text, &e);
+		if (c)
+			fail_msg("case %zu accepted", i);
+		if (!strstr(e.msg, cases[i].expect))
+			fail_msg("case %zu: '%s' lacks '%s'", i, e.msg, cases[i].expect);
+	}
+}
+
+static void several_errors_reported(void **state)
+{
+	(void)state;
+	struct err e;
+	assert_null(load("[queue]\nfoo = 1\n[relay]\nport = x\n", &e));
+	assert_non_null(strstr(e.msg, ":2: [queue] foo"));
+	assert_non_null(strstr(e.msg, ":4: [relay] port"));
+}
+
+static void password_file_permissions(void **state)
+{
+	(void)state;
+	struct err e;
+	char pw[256];
+	snprintf(pw, sizeof pw, "%s", write_conf("secret", "hunter2\n"));
+	char text[512];
+	snprintf(text, sizeof text, "[relay]\nuser = me\npassword_file = %s\n", pw);
+	chmod(pw, 0644);
+	assert_null(load(text, &e));
+	assert_non_null(strstr(e.msg, ":3: [relay] password_file:"));
+	assert_non_null(strstr(e.msg, "readable by others"));
+	assert_null(strstr(e.msg, "hunter2"));
+	chmod(pw, 0640);
+	struct config *c = load(text, &e);
+	assert_non_null(c);
+	config_free(c);
+	/* the command-line tool does not look at the secret */
+	chmod(pw, 0644);
+	c = config_load(write_conf("t.conf", text), CONF_CLIENT, &e);
+	assert_non_null(c);
+	config_free(c);
+}
+
+static void missing_file(void **state)
+{
+	(void)state;
+	struct err e;
+	assert_null(config_load("/nonexistent/outbox.conf", 0, &e));
+	assert_non_null(strstr(e.msg, "/nonexistent/outbox.conf"));
+	struct config *c = config_load("/nonexistent/outbox.conf", CONF_MISSING_OK, &e);
+	assert_non_null(c);
+	config_free(c);
+}
+
+static void dump_round_trip(void **state)
+{
+	(void)state;
+	struct err e;
+	struct config *c = load("[queue]\nlifetime = 36h\n[relay]\ntls = none\n[aliases]\nroot = a@b.example\n", &e);
+	assert_non_null(c);
+	char path[300];
+	snprintf(path, sizeof path, "%s/dump.conf", dir);
+	FILE *f = fopen(path, "w");
+	config_dump(c, f);
+	fclose(f);
+	struct config *d = config_load(path, 0, &e);
+	if (!d)
+		fail_msg("%s", e.msg);
+	assert_int_equal(d->queue.lifetime, 36 * 3600);
+	assert_int_equal(d->relay.tls, TLS_NONE);
+	assert_string_equal(map_get(&d->aliases, "root"), "a@b.example");
+	config_free(c);
+	config_free(d);
+}
+
+static int setup(void **state)
+{
+	(void)state;
+	return mkdtemp(dir) ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	char cmd[300];
+	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+	return system(cmd);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(defaults), cmocka_unit_test(every_type), cmocka_unit_test(errors),
+		cmocka_unit_test(several_errors_reported), cmocka_unit_test(password_file_permissions),
+		cmocka_unit_test(missing_file), cmocka_unit_test(dump_round_trip),
+	};
+	return cmocka_run_group_tests_name("config", tests, setup, teardown);
+}

@@ -1,0 +1,202 @@
+/* SMTP pieces: reply parsing, the DATA reader (smuggling), dot-stuffing,
+ * line-ending normalization of local input. */
+#include "unit.h"
+#include "../../common/smtp.h"
+
+static void replies(void **state)
+{
+	(void)state;
+	struct smtp_reply r;
+	struct err e;
+	size_t used;
+	smtp_reply_init(&r);
+	const char *one = "250 2.1.0 Ok\r\nextra";
+	assert_int_equal(smtp_reply_parse(one, strlen(one), &r, &used, &e), 1);
+	assert_int_equal(r.code, 250);
+	assert_string_equal(r.enh, "2.1.0");
+	assert_string_equal(r.text.data, "Ok");
+	assert_int_equal(used, 14);
+
+	const char *multi = "250-mx.example\r\n250-PIPELINING\r\n250-SIZE 1000\r\n250 8BITMIME\r\n";
+	assert_int_equal(smtp_reply_parse(multi, strlen(multi), &r, &used, &e), 1);
+	assert_int_equal(r.lines, 4);
+	assert_string_equal(r.text.data, "mx.example\nPIPELINING\nSIZE 1000\n8BITMIME");
+	assert_int_equal(used, strlen(multi));
+
+	/* incomplete: need more */
+	assert_int_equal(smtp_reply_parse("250-a\r\n250", 10, &r, &used, &e), 0);
+	assert_int_equal(smtp_reply_parse("25", 2, &r, &used, &e), 0);
+	/* bare code and LF-only endings are accepted */
+	assert_int_equal(smtp_reply_parse("354\n", 4, &r, &used, &e), 1);
+	assert_int_equal(r.code, 354);
+	char line[128];
+	assert_int_equal(smtp_reply_parse("451 4.7.1 Try later\r\n", 21, &r, &used, &e), 1);
+	assert_string_equal(smtp_reply_line(&r, line, sizeof line), "451 4.7.1 Try later");
+	assert_int_equal(smtp_reply_parse("550 no enhanced code\r\n", 22, &r, &used, &e), 1);
+	assert_string_equal(r.enh, "");
+	assert_string_equal(smtp_reply_line(&r, line, sizeof line), "550 no enhanced code");
+
+	const char *bad[] = { "hello\r\n", "2500 x\r\n", "250x\r\n", "099 x\r\n", "650 x\r\n",
+			      "250-a\r\n251 b\r\n", "25a x\r\n" };
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+		if (smtp_reply_parse(bad[i], strlen(bad[i]), &r, &used, &e) != -1)
+			fail_msg("accepted reply '%s'", bad[i]);
+	char huge[SMTP_REPLY_LINE_MAX + 10];
+	memset(huge, 'a', sizeof huge);
+	memcpy(huge, "250 ", 4);
+	assert_int_equal(smtp_reply_parse(huge, sizeof huge, &r, &used, &e), -1);
+	smtp_reply_free(&r);
+}
+
+/* Feed in pieces of every size; the result must not depend on them. */
+static void feed_all(const char *in, size_t n, size_t chunk, struct buf *out, size_t *used, bool *done,
+		     struct data_reader *d)
+{
+	data_reader_init(d);
+	*used = 0;
+	*done = false;
+	while (*used < n && !*done) {
+		size_t k = n - *used < chunk ? n - *used : chunk;
+		*used += data_reader_feed(d, in + *used, k, out, done);
+	}
+}
+
+static void check_data(const char *in, size_t n, const char *expect, bool expect_done, size_t expect_used)
+{
+	for (size_t chunk = 1; chunk <= n + 1; chunk++) {
+		struct buf out;
+		struct data_reader d;
+		size_t used;
+		bool done;
+		buf_init(&out);
+		buf_adds(&out, "");
+		feed_all(in, n, chunk, &out, &used, &done, &d);
+		if (done != expect_done || strcmp(out.data, expect) != 0 || (expect_done && used != expect_used))
+			fail_msg("chunk %zu: got done=%d used=%zu '%s'", chunk, done, used, out.data);
+		buf_free(&out);
+	}
+}
+
+static void data_reader(void **state)
+{
+	(void)state;
+#define CHECK(in, exp, done, used) check_data(in, sizeof(in) - 1, exp, done, used)
+	CHECK("hello\r\n.\r\n", "hello\r\n", true, 10);
+	CHECK(".\r\n", "", true, 3);
+	CHECK("a\r\n.\r\nMAIL FROM:<x>\r\n", "a\r\n", true, 6);		/* pipelined rest */
+	CHECK("..leading\r\n.\r\n", ".leading\r\n", true, 14);		/* unstuffing */
+	CHECK("a\r\n..\r\n.\r\n", "a\r\n.\r\n", true, 10);
+	/* bare LF and bare CR never end data, and become CRLF */
+	CHECK("a\n.\nb\r\n.\r\n", "a\r\n.\r\nb\r\n", true, 10);
+	CHECK("a\r\n.\nb\r\n.\r\n", "a\r\n\r\nb\r\n", true, 11);
+	CHECK("a\r.\rb\r\n.\r\n", "a\r\n.\r\nb\r\n", true, 10);
+	CHECK("a\n.\r\nb\r\n.\r\n", "a\r\n.\r\nb\r\n", true, 11);
+	CHECK("a\r\n.\r.\r\n", "a\r\n\r\n.\r\n", false, 0);		/* ".\r." is not the end */
+	CHECK("x\r\r\n.\r\n", "x\r\n\r\n", true, 7);
+	/* NUL dropped */
+	check_data("a\0b\r\n.\r\n", 8, "ab\r\n", true, 8);
+	/* no end yet */
+	CHECK("partial\r\n", "partial\r\n", false, 0);
+#undef CHECK
+	struct data_reader d;
+	struct buf out;
+	bool done;
+	buf_init(&out);
+	data_reader_init(&d);
+	data_reader_feed(&d, "\xc3\xa9\r\n", 4, &out, &done);
+	assert_true(d.eight_bit);
+	buf_free(&out);
+}
+
+static void long_lines(void **state)
+{
+	(void)state;
+	size_t n = SMTP_TEXT_LINE_MAX + 1;
+	char *line = malloc(n + 6);
+	memset(line, 'x', n);
+	memcpy(line + n, "\r\n.\r\n", 5);
+	struct data_reader d;
+	struct buf out;
+	bool done;
+	buf_init(&out);
+	data_reader_init(&d);
+	data_reader_feed(&d, line, n + 5, &out, &done);
+	assert_true(done);
+	assert_true(d.line_too_long);
+	data_reader_init(&d);
+	buf_reset(&out);
+	data_reader_feed(&d, line + 1, n + 4, &out, &done);	/* exactly at the limit */
+	assert_true(done);
+	assert_false(d.line_too_long);
+	free(line);
+	buf_free(&out);
+}
+
+static void dotstuff(void **state)
+{
+	(void)state;
+	struct buf out;
+	buf_init(&out);
+	const char *m = ".a\r\nb\r\n.\r\n..c\r\n";
+	smtp_dotstuff(m, strlen(m), &out);
+	assert_string_equal(out.data, "..a\r\nb\r\n..\r\n...c\r\n.\r\n");
+	buf_reset(&out);
+	smtp_dotstuff("no newline", 10, &out);
+	assert_string_equal(out.data, "no newline\r\n.\r\n");
+	buf_reset(&out);
+	smtp_dotstuff("", 0, &out);
+	assert_string_equal(out.data, ".\r\n");
+	/* round trip through the DATA reader gives the original back */
+	const char *orig = "x\r\n.\r\n..\r\n.y\r\nend\r\n";
+	buf_reset(&out);
+	smtp_dotstuff(orig, strlen(orig), &out);
+	struct data_reader d;
+	struct buf back;
+	bool done;
+	buf_init(&back);
+	buf_adds(&back, "");
+	data_reader_init(&d);
+	size_t used = data_reader_feed(&d, out.data, out.len, &back, &done);
+	assert_true(done);
+	assert_int_equal(used, out.len);
+	assert_string_equal(back.data, orig);
+	buf_free(&back);
+	buf_free(&out);
+}
+
+static void local_line_endings(void **state)
+{
+	(void)state;
+	struct buf out;
+	bool ended;
+	buf_init(&out);
+	buf_adds(&out, "");
+	const char *in = "a\nb\r\nc\rd";
+	normalize_crlf(in, strlen(in), &out, false, &ended);
+	assert_string_equal(out.data, "a\r\nb\r\nc\r\nd");
+	assert_false(ended);
+	buf_reset(&out);
+	in = "a\n.\nb\n";
+	size_t used = normalize_crlf(in, strlen(in), &out, true, &ended);
+	assert_true(ended);
+	assert_int_equal(used, 4);
+	assert_string_equal(out.data, "a\r\n");
+	buf_reset(&out);
+	normalize_crlf(in, strlen(in), &out, false, &ended);
+	assert_false(ended);
+	assert_string_equal(out.data, "a\r\n.\r\nb\r\n");
+	buf_reset(&out);
+	normalize_crlf("a\n..\n", 5, &out, true, &ended);	/* ".." is not a lone dot */
+	assert_false(ended);
+	assert_string_equal(out.data, "a\r\n..\r\n");
+	buf_free(&out);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(replies), cmocka_unit_test(data_reader), cmocka_unit_test(long_lines),
+		cmocka_unit_test(dotstuff), cmocka_unit_test(local_line_endings),
+	};
+	return cmocka_run_group_tests_name("smtp", tests, NULL, NULL);
+}
