@@ -48,7 +48,7 @@ UNIT_BIN   := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
 OUTBOXD := $(BUILD)/outboxd
 OUTBOX  := $(BUILD)/outbox
-HELPERS := $(BUILD)/tests/mkqueue
+HELPERS := $(BUILD)/tests/mkqueue $(BUILD)/confdoc
 
 .PHONY: all check unit integration deps demo install bench clean man
 all: $(OUTBOXD) $(OUTBOX)
@@ -84,13 +84,17 @@ unit: $(UNIT_BIN)
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
 
 integration: $(OUTBOXD) $(OUTBOX) $(HELPERS)
-	OUTBOX_BUILD=$(abspath $(BUILD)) $(PY) -m pytest -q tests/integration $(PYTEST_ARGS)
+	OUTBOX_BUILD=$(abspath $(BUILD)) OUTBOX_SAN=$(SAN) $(PY) -m pytest -q tests/integration $(PYTEST_ARGS)
 
 demo: deps all
 	@scripts/demo.sh $(BUILD)
 
-man: $(OUTBOXD)
-	@scripts/mkman.sh $(OUTBOXD)
+# outbox.conf(5)'s key reference is generated from the config table.
+$(BUILD)/confdoc: man/confdoc.c $(BUILD)/libcommon.a
+	$(CC) $(CFLAGS) $(PKG_CFLAGS) -o $@ $< $(BUILD)/libcommon.a $(LDFLAGS) $(LIBS)
+
+man: $(BUILD)/confdoc
+	$(BUILD)/confdoc < man/outbox.conf.5.in > man/outbox.conf.5
 
 install: all
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 \
@@ -105,7 +109,8 @@ install: all
 	install -m 0644 man/outboxd.8 $(DESTDIR)$(MANDIR)/man8/outboxd.8
 	test -e $(DESTDIR)$(SYSCONFDIR)/outbox/outbox.conf || \
 		install -m 0644 conf/outbox.conf $(DESTDIR)$(SYSCONFDIR)/outbox/outbox.conf
-	install -m 0644 systemd/outboxd.service $(DESTDIR)$(UNITDIR)/outboxd.service
+	sed 's|@SBINDIR@|$(SBINDIR)|g' systemd/outboxd.service.in > $(DESTDIR)$(UNITDIR)/outboxd.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/outboxd.service
 	install -m 0644 systemd/outbox.sysusers $(DESTDIR)$(SYSUSERSDIR)/outbox.conf
 	install -m 0644 systemd/outbox.tmpfiles $(DESTDIR)$(TMPFILESDIR)/outbox.conf
 

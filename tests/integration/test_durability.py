@@ -95,7 +95,10 @@ def test_holds_100000_queued_messages(make_daemon):
     assert "started, 100000 messages in the queue" in d.log()
     rss = rss_kb(d.proc.pid)
     print("100k queue: made in %.1fs, outboxd started in %.1fs, RSS %d kB" % (made, started, rss))
-    assert rss < 64 * 1024, "outboxd RSS %d kB with 100k messages" % rss
+    # about 100 octets a message; ASan's shadow memory and quarantine
+    # multiply that, so the sanitizer build gets a looser bound
+    limit = 512 if os.environ.get("OUTBOX_SAN") == "1" else 64
+    assert rss < limit * 1024, "outboxd RSS %d kB with 100k messages" % rss
     # submissions still work and the index finds new entries
     qid = submit(d, b"after")
     assert qid in d.queue_ids()
