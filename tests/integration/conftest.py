@@ -261,9 +261,12 @@ def make_daemon(workdir):
     yield make
     for d in started:
         try:
-            d.stop(signal.SIGKILL)
+            d.stop()
         except Exception:
             pass
+    for d in started:  # a sanitizer build reports into the daemon's log
+        for marker in ("AddressSanitizer", "LeakSanitizer", "runtime error:"):
+            assert marker not in d.log(), d.log()
 
 
 @pytest.fixture
