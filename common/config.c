@@ -416,6 +416,7 @@ struct config *config_load(const char *path, unsigned flags, struct err *e)
 {
 	struct load_ctx x = { .path = path };
 	x.c = xcalloc(1, sizeof *x.c);
+	x.c->refs = 1;
 	x.c->path = xstrdup(path);
 	apply_defaults(x.c);
 	buf_init(&x.errors);
@@ -467,6 +468,18 @@ void config_free(struct config *c)
 	map_free(&c->senders);
 	free(c->path);
 	free(c);
+}
+
+struct config *config_ref(struct config *c)
+{
+	c->refs++;
+	return c;
+}
+
+void config_unref(struct config *c)
+{
+	if (c && --c->refs == 0)
+		config_free(c);
 }
 
 static const char *format_value(const struct config *c, const struct key *k, char *out, size_t n)

@@ -36,6 +36,7 @@ struct map {
 };
 
 struct config {
+	_Atomic int refs;	/* config_load gives 1; delivery jobs take more */
 	char *path;
 	struct {
 		char *spool;
@@ -84,6 +85,9 @@ struct config {
 /* Load and validate; NULL on error with every problem in e (one a line). */
 struct config *config_load(const char *path, unsigned flags, struct err *e);
 void config_free(struct config *c);
+/* Shared ownership between the loop and delivery threads. */
+struct config *config_ref(struct config *c);
+void config_unref(struct config *c);
 
 /* Print every key with its effective value, as an INI file. */
 void config_dump(const struct config *c, FILE *out);

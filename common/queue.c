@@ -476,12 +476,19 @@ out:
 	return rc;
 }
 
-int store_mark(int fd, const struct rcpt *r, char status, struct err *e)
+int store_set_status(int fd, const struct rcpt *r, char status, struct err *e)
 {
 	if (r->status_off < 0 || !status_valid(status))
 		return err_set(e, "bad status update");
 	if (pwrite(fd, &status, 1, r->status_off) != 1)
 		return err_sys(e, "write status");
+	return 0;
+}
+
+int store_mark(int fd, const struct rcpt *r, char status, struct err *e)
+{
+	if (store_set_status(fd, r, status, e) < 0)
+		return -1;
 	if (fdatasync(fd) < 0)
 		return err_sys(e, "fdatasync");
 	return 0;

@@ -104,6 +104,8 @@ int store_load(const struct store *s, const char *id, struct envelope *env,
 	       size_t *body_off, int *fd, uint64_t *size, struct err *e);
 /* Record a recipient's final status durably (pwrite + fdatasync). */
 int store_mark(int fd, const struct rcpt *r, char status, struct err *e);
+/* The same without the fdatasync, for several updates then one sync. */
+int store_set_status(int fd, const struct rcpt *r, char status, struct err *e);
 /* Remove a message whose recipients are all done. */
 int store_remove(const struct store *s, const char *id, struct err *e);
 

@@ -208,3 +208,53 @@ size_t normalize_crlf(const char *in, size_t n, struct buf *out, bool dot_ends, 
 	}
 	return i;
 }
+
+void stuffer_init(struct stuffer *st)
+{
+	memset(st, 0, sizeof *st);
+	st->bol = true;
+	st->in_header = true;
+}
+
+void stuffer_feed(struct stuffer *st, const char *p, size_t n, struct buf *out)
+{
+	buf_reserve(out, n + n / 64 + 16);
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)p[i];
+		if (c == '\n') {
+			if (st->line_len == 0 && st->bol)
+				st->in_header = false;	/* the empty line */
+			buf_addc(out, '\n');
+			st->bol = true;
+			st->line_len = 0;
+			st->cr = false;
+			continue;
+		}
+		if (c == '\r') {
+			buf_addc(out, '\r');
+			st->cr = true;
+			continue;
+		}
+		/* break a long line before a character that would pass the limit */
+		if (st->line_len >= SMTP_LINE_OUT_MAX - 3 && (c & 0xC0) != 0x80) {
+			buf_add(out, st->in_header ? "\r\n " : "\r\n", st->in_header ? 3 : 2);
+			st->line_len = st->in_header ? 1 : 0;
+			st->bol = !st->in_header;
+			st->lines_broken++;
+		}
+		if (st->bol && c == '.')
+			buf_addc(out, '.');
+		st->bol = false;
+		st->cr = false;
+		buf_addc(out, (char)c);
+		st->line_len++;
+	}
+}
+
+void stuffer_end(struct stuffer *st, struct buf *out)
+{
+	if (!st->bol)
+		buf_add(out, "\r\n", 2);
+	buf_add(out, ".\r\n", 3);
+	st->bol = true;
+}

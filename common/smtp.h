@@ -72,6 +72,27 @@ size_t data_reader_feed(struct data_reader *d, const char *in, size_t n, struct 
 void smtp_dotstuff(const char *msg, size_t len, struct buf *out);
 
 /*
+ * Streaming form of the same for relaying a stored message, which also
+ * keeps every line within SMTP_LINE_OUT_MAX octets: a longer line is
+ * broken by inserting CRLF (in the header section CRLF + SPACE, which
+ * folds the field), at a UTF-8 character boundary.
+ */
+#define SMTP_LINE_OUT_MAX 998
+
+struct stuffer {
+	bool bol;		/* at the start of a line */
+	bool in_header;		/* before the first empty line */
+	bool cr;		/* the previous octet was CR */
+	size_t line_len;	/* octets on this line, CR LF not counted */
+	uint64_t lines_broken;
+};
+
+void stuffer_init(struct stuffer *st);
+void stuffer_feed(struct stuffer *st, const char *p, size_t n, struct buf *out);
+/* Final CRLF if missing, then ".\r\n". */
+void stuffer_end(struct stuffer *st, struct buf *out);
+
+/*
  * Local input (sendmail): LF, CRLF or bare CR line endings to CRLF.  With
  * dot_ends, a line holding a single '.' ends the input (sendmail without
  * -i); *ended tells whether that happened.  Returns octets consumed.

@@ -121,7 +121,7 @@ static void on_scanned(const char *id, const struct envelope *env, uint64_t size
 			log_warn("%s: %s", id, e.msg);
 		return;
 	}
-	qindex_add(&d->queue, id, env, size);
+	sched_ready(d, qindex_add(&d->queue, id, env, size));
 }
 
 static void reload(struct daemon *d)
@@ -136,7 +136,7 @@ static void reload(struct daemon *d)
 	    || strcmp(c->listen.socket, d->conf->listen.socket) != 0
 	    || strcmp(c->listen.tcp, d->conf->listen.tcp) != 0)
 		log_notice("changes to spool, socket or tcp take effect at the next restart");
-	config_free(d->conf);
+	config_unref(d->conf);
 	d->conf = c;
 	log_set_level(d->verbose ? LOG_LVL_DEBUG : (enum log_level)c->log.level);
 	log_info("configuration reloaded from %s", d->conf_path);
@@ -148,11 +148,14 @@ static void finish_stopping(struct daemon *d)
 	uv_close((uv_handle_t *)&d->sig_int, NULL);
 	uv_close((uv_handle_t *)&d->sig_hup, NULL);
 	uv_close((uv_handle_t *)&d->grace, NULL);
+	sched_stop(d);
+	pool_close_handle(d);
 }
 
-void daemon_session_gone(struct daemon *d)
+void daemon_maybe_finish(struct daemon *d)
 {
-	if (d->stopping && d->nsessions == 0 && !uv_is_closing((uv_handle_t *)&d->sig_term))
+	if (d->stopping && d->nsessions == 0 && pool_stopped(d)
+	    && !uv_is_closing((uv_handle_t *)&d->sig_term))
 		finish_stopping(d);
 }
 
@@ -161,6 +164,12 @@ static void on_grace_over(uv_timer_t *t)
 	struct daemon *d = t->data;
 	log_info("shutdown grace period over, closing %zu sessions", d->nsessions);
 	sessions_shutdown(d, true);
+	if (!pool_stopped(d)) {
+		/* a worker still waits on the upstream: its message stays
+		 * queued and is tried again after the restart */
+		log_warn("delivery still in progress after %d s; exiting anyway", SHUTDOWN_GRACE_MS / 1000);
+		uv_stop(d->loop);
+	}
 }
 
 static void on_signal(uv_signal_t *h, int signum)
@@ -177,9 +186,10 @@ static void on_signal(uv_signal_t *h, int signum)
 	notify_systemd("STOPPING=1");
 	listeners_stop(d);
 	sessions_shutdown(d, false);
+	pool_stop(d);
 	d->grace.data = d;
 	uv_timer_start(&d->grace, on_grace_over, SHUTDOWN_GRACE_MS, 0);
-	daemon_session_gone(d);
+	daemon_maybe_finish(d);
 }
 
 static void start_signals(struct daemon *d)
@@ -232,21 +242,28 @@ int main(int argc, char **argv)
 	drop_privileges(&d);
 	if (store_open(&d.store, d.conf->queue.spool, true, &e) < 0)
 		fatal(EX_TEMPFAIL, "%s", e.msg);
+	d.loop = uv_default_loop();
 	qindex_init(&d.queue);
+	sched_init(&d);
 	if (store_scan(&d.store, on_scanned, &d, &e) < 0)
 		fatal(EX_TEMPFAIL, "%s", e.msg);
 	local_hostname(d.hostname, sizeof d.hostname);
-	d.loop = uv_default_loop();
 	if (listeners_start(&d, &e) < 0)
 		fatal(EX_UNAVAILABLE, "%s", e.msg);
 	start_signals(&d);
+	if (pool_start(&d, &e) < 0)
+		fatal(EX_OSERR, "%s", e.msg);
 	log_info("outboxd %s started, %zu messages in the queue", OUTBOX_VERSION, d.queue.count);
 	notify_systemd("READY=1");
+	sched_dispatch(&d);
 	uv_run(d.loop, UV_RUN_DEFAULT);
 	log_info("stopped, %zu messages in the queue", d.queue.count);
+	if (!pool_stopped(&d))
+		exit(0);	/* workers still busy: leave without tearing down under them */
+	pool_free(&d);
 	uv_loop_close(d.loop);
 	qindex_free(&d.queue);
 	store_close(&d.store);
-	config_free(d.conf);
+	config_unref(d.conf);
 	return 0;
 }

@@ -86,3 +86,15 @@ struct qentry *qindex_add(struct queue_index *q, const char *id, const struct en
 	q->count++;
 	return e;
 }
+
+void qindex_remove(struct queue_index *q, struct qentry *e)
+{
+	struct qentry **pp = &q->buckets[hash_id(e->id) & (q->nbuckets - 1)];
+	while (*pp && *pp != e)
+		pp = &(*pp)->hnext;
+	if (*pp) {
+		*pp = e->hnext;
+		q->count--;
+		free(e);
+	}
+}

@@ -490,7 +490,8 @@ static void commit_done(uv_work_t *req, int status)
 	s->committing = false;
 	if (s->commit_rc == 0) {
 		log_queued(s);
-		qindex_add(&s->d->queue, s->w.id, &s->env, s->w.size);
+		sched_ready(s->d, qindex_add(&s->d->queue, s->w.id, &s->env, s->w.size));
+		sched_dispatch(s->d);
 		s->d->received++;
 		if (s->state != S_CLOSING)
 			reply(s, "250 2.0.0 Ok: queued as %s", s->w.id);
@@ -640,7 +641,7 @@ static void on_handle_closed(uv_handle_t *h)
 	buf_free(&s->scratch);
 	struct daemon *d = s->d;
 	free(s);
-	daemon_session_gone(d);
+	daemon_maybe_finish(d);
 }
 
 static void session_close(struct session *s)

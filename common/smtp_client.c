@@ -1,0 +1,277 @@
+/*
+ * smtp_client.c - opening an SMTP session to the upstream.  See
+ * smtp_client.h.  smtp_open() reads top to bottom as the protocol runs.
+ */
+#include "smtp_client.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "auth.h"
+#include "log.h"
+
+void smtp_client_init(struct smtp_client *s)
+{
+	memset(s, 0, sizeof *s);
+	net_init(&s->net);
+	smtp_reply_init(&s->reply);
+}
+
+int smtp_fail(struct smtp_client *s, enum smtp_stage st, int code, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(s->fail_text, sizeof s->fail_text, fmt, ap);
+	va_end(ap);
+	s->fail_stage = st;
+	s->fail_code = code;
+	return -1;
+}
+
+bool smtp_failure_is_permanent(enum smtp_stage st, int code)
+{
+	switch (st) {
+	case ST_MAIL: case ST_RCPT: case ST_DATA: case ST_DOT: case ST_LOCAL:
+		return code >= 500 && code < 600;
+	default:	/* DNS, connect, greeting, EHLO, TLS, AUTH: never the message's fault */
+		return false;
+	}
+}
+
+const char *smtp_last_reply(const struct smtp_client *s, char *out, size_t n)
+{
+	char line[600];
+	smtp_reply_line(&s->reply, line, sizeof line);
+	char safe[600];
+	log_safe(line, safe, sizeof safe);
+	snprintf(out, n, "%s", safe);
+	return out;
+}
+
+int smtp_send(struct smtp_client *s, const void *p, size_t n, enum smtp_stage st)
+{
+	struct err e;
+	if (net_write(&s->net, p, n, &e) < 0)
+		return smtp_fail(s, st, 0, "%s", e.msg);
+	return 0;
+}
+
+int smtp_read_reply(struct smtp_client *s, enum smtp_stage st)
+{
+	struct err e;
+	size_t used;
+	for (;;) {
+		int rc = smtp_reply_parse(s->net.in.data ? s->net.in.data : "", s->net.in.len,
+					  &s->reply, &used, &e);
+		if (rc < 0)
+			return smtp_fail(s, st, 0, "protocol error: %s", e.msg);
+		if (rc == 1) {
+			buf_consume(&s->net.in, used);
+			return 0;
+		}
+		if (net_fill(&s->net, &e) < 0)
+			return smtp_fail(s, st, 0, "%s", e.msg);
+	}
+}
+
+/* Send one command line and read its reply; expect class cls (2 or 3). */
+static int command(struct smtp_client *s, enum smtp_stage st, int cls, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+static int command(struct smtp_client *s, enum smtp_stage st, int cls, const char *fmt, ...)
+{
+	char line[1024], r[600];
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(line, sizeof line - 2, fmt, ap);
+	va_end(ap);
+	memcpy(line + n, "\r\n", 3);
+	if (smtp_send(s, line, (size_t)n + 2, st) < 0 || smtp_read_reply(s, st) < 0)
+		return -1;
+	if (s->reply.code / 100 != cls)
+		return smtp_fail(s, st, s->reply.code, "%s", smtp_last_reply(s, r, sizeof r));
+	return 0;
+}
+
+static int expect_reply(struct smtp_client *s, enum smtp_stage st, int cls)
+{
+	char r[600];
+	if (smtp_read_reply(s, st) < 0)
+		return -1;
+	if (s->reply.code / 100 != cls)
+		return smtp_fail(s, st, s->reply.code, "%s", smtp_last_reply(s, r, sizeof r));
+	return 0;
+}
+
+static void parse_ehlo(struct smtp_client *s)
+{
+	static const struct { const char *kw; unsigned bit; } exts[] = {
+		{ "PIPELINING", EXT_PIPELINING }, { "SIZE", EXT_SIZE }, { "8BITMIME", EXT_8BITMIME },
+		{ "SMTPUTF8", EXT_SMTPUTF8 }, { "STARTTLS", EXT_STARTTLS }, { "AUTH", EXT_AUTH },
+	};
+	char *text = xstrdup(s->reply.text.data ? s->reply.text.data : ""), *save = NULL;
+	s->ext = 0;
+	s->size_max = 0;
+	s->auth_offer = 0;
+	char *line = strtok_r(text, "\n", &save);	/* first line: the server's name */
+	while ((line = strtok_r(NULL, "\n", &save))) {
+		size_t kl = strcspn(line, " =");
+		for (size_t i = 0; i < ARRAY_LEN(exts); i++) {
+			if (strlen(exts[i].kw) != kl || strncasecmp(line, exts[i].kw, kl) != 0)
+				continue;
+			s->ext |= exts[i].bit;
+			if (exts[i].bit == EXT_SIZE && line[kl])
+				s->size_max = strtoull(line + kl + 1, NULL, 10);
+			if (exts[i].bit == EXT_AUTH && line[kl])
+				s->auth_offer |= sasl_parse_offer(line + kl + 1);
+		}
+	}
+	free(text);
+}
+
+static int ehlo(struct smtp_client *s)
+{
+	if (command(s, ST_EHLO, 2, "EHLO %s", s->helo) < 0)
+		return -1;
+	parse_ehlo(s);
+	return 0;
+}
+
+static int starttls(struct smtp_client *s, const struct config *c, struct tls_client *t)
+{
+	struct err e;
+	if (!(s->ext & EXT_STARTTLS))
+		return smtp_fail(s, ST_STARTTLS, 0, "the server does not offer STARTTLS "
+				 "(tls = starttls refuses to send in clear)");
+	if (command(s, ST_STARTTLS, 2, "STARTTLS") < 0)
+		return -1;
+	(void)c;
+	if (net_start_tls(&s->net, t, s->host, &e) < 0)
+		return smtp_fail(s, ST_TLS, 0, "%s", e.msg);
+	return ehlo(s);
+}
+
+/* AUTH LOGIN: two challenges, user then password. */
+static int auth_login(struct smtp_client *s, const char *user, const char *secret)
+{
+	struct buf b;
+	int rc;
+	buf_init(&b);
+	base64_add(&b, user, strlen(user));
+	rc = command(s, ST_AUTH, 3, "AUTH LOGIN %s", b.data);
+	if (rc == 0) {
+		buf_reset(&b);
+		base64_add(&b, secret, strlen(secret));
+		buf_add(&b, "\r\n", 2);
+		rc = smtp_send(s, b.data, b.len, ST_AUTH);
+		explicit_bzero(b.data, b.len);
+		if (rc == 0)
+			rc = expect_reply(s, ST_AUTH, 2);
+	}
+	buf_free(&b);
+	return rc;
+}
+
+static int auth_once(struct smtp_client *s, const struct config *c, unsigned mech, const char *secret)
+{
+	if (mech == SASL_LOGIN)
+		return auth_login(s, c->relay.user, secret);
+	struct buf b;
+	buf_init(&b);
+	buf_printf(&b, "AUTH %s ", sasl_name(mech));
+	sasl_initial_response(mech, c->relay.user, secret, s->host, s->net.port, &b);
+	buf_add(&b, "\r\n", 2);
+	int rc = smtp_send(s, b.data, b.len, ST_AUTH);
+	explicit_bzero(b.data, b.len);
+	buf_free(&b);
+	if (rc < 0 || smtp_read_reply(s, ST_AUTH) < 0)
+		return -1;
+	if (s->reply.code == 334) {	/* OAuth error details: answer empty, get the final reply */
+		if (smtp_send(s, "\r\n", 2, ST_AUTH) < 0 || smtp_read_reply(s, ST_AUTH) < 0)
+			return -1;
+	}
+	if (s->reply.code / 100 != 2) {
+		char r[600];
+		return smtp_fail(s, ST_AUTH, s->reply.code, "%s", smtp_last_reply(s, r, sizeof r));
+	}
+	return 0;
+}
+
+static int authenticate(struct smtp_client *s, const struct config *c)
+{
+	struct err e;
+	if (!*c->relay.user || c->relay.auth == AUTH_NONE)
+		return 0;
+	if (!s->net.tls && !c->relay.plaintext_auth)
+		return smtp_fail(s, ST_AUTH, 0, "refusing to send AUTH without TLS");
+	unsigned mech = sasl_choose(c->relay.auth, s->auth_offer);
+	if (!mech)
+		return smtp_fail(s, ST_AUTH, 0, "no usable AUTH mechanism offered (wanted %s)",
+				 auth_mode_name(c->relay.auth));
+	char *secret = secret_get(c, &e);
+	if (!secret)
+		return smtp_fail(s, ST_AUTH, 0, "%s", e.msg);
+	int rc = auth_once(s, c, mech, secret);
+	secret_free(secret);
+	if (rc < 0 && s->fail_code && *c->relay.password_command) {
+		/* a token may have expired: fetch a fresh one and try again */
+		if (!(secret = secret_get(c, &e)))
+			return smtp_fail(s, ST_AUTH, 0, "%s", e.msg);
+		rc = auth_once(s, c, mech, secret);
+		secret_free(secret);
+	}
+	if (rc == 0)
+		s->auth_used = sasl_name(mech);
+	return rc;
+}
+
+int smtp_open(struct smtp_client *s, const struct config *c, struct tls_client *t)
+{
+	struct err e;
+	int timeout_ms = (int)(c->relay.timeout > 86400 ? 86400000 : c->relay.timeout * 1000);
+	smtp_close(s);
+	snprintf(s->host, sizeof s->host, "%s", c->relay.host);
+	if (!*s->helo)
+		local_hostname(s->helo, sizeof s->helo);
+	s->auth_used = NULL;
+	if (net_connect(&s->net, c->relay.host, (int)c->relay.port, timeout_ms, &e) < 0)
+		return smtp_fail(s, ST_CONNECT, 0, "%s", e.msg);
+	snprintf(s->relay, sizeof s->relay, "%s[%s]:%d", c->relay.host, s->net.addr, s->net.port);
+	if (c->relay.tls == TLS_IMPLICIT && net_start_tls(&s->net, t, s->host, &e) < 0) {
+		smtp_fail(s, ST_TLS, 0, "%s", e.msg);
+		goto fail;
+	}
+	if (expect_reply(s, ST_GREETING, 2) < 0 || ehlo(s) < 0)
+		goto fail;
+	if (c->relay.tls == TLS_STARTTLS && starttls(s, c, t) < 0)
+		goto fail;
+	if (authenticate(s, c) < 0) {
+		s->auth_failed = true;
+		goto fail;
+	}
+	s->auth_failed = false;
+	s->open = true;
+	return 0;
+fail:
+	if (s->fail_stage != ST_TLS && s->fail_stage != ST_CONNECT && s->net.fd >= 0)
+		(void)smtp_send(s, "QUIT\r\n", 6, s->fail_stage);
+	net_close(&s->net);
+	s->open = false;
+	return -1;
+}
+
+void smtp_quit(struct smtp_client *s)
+{
+	if (s->open && smtp_send(s, "QUIT\r\n", 6, ST_LOCAL) == 0)
+		(void)smtp_read_reply(s, ST_LOCAL);
+	smtp_close(s);
+}
+
+void smtp_close(struct smtp_client *s)
+{
+	net_close(&s->net);
+	s->open = false;
+}

@@ -1,0 +1,77 @@
+/*
+ * smtp_client.h - the client side of SMTP towards the upstream, written
+ * to read like the protocol: greeting, EHLO, STARTTLS, EHLO, AUTH; the
+ * mail transactions themselves are driven by the delivery worker with
+ * smtp_send() and smtp_read_reply().
+ *
+ * Owns: opening a session as [relay] says (tls = starttls | tls | none,
+ * verification, AUTH only over TLS unless plaintext_auth), the EHLO
+ * extensions, and the one place where a failure is classified as
+ * temporary or permanent (smtp_failure_is_permanent).
+ *
+ * Invariants: with tls = starttls, nothing after EHLO is sent in clear:
+ * a missing or failing STARTTLS ends the session; AUTH is never sent
+ * before TLS unless tls = none and plaintext_auth = yes; every failure
+ * to open a session (DNS, connect, TLS, AUTH, timeout) is temporary.
+ */
+#ifndef OUTBOX_SMTP_CLIENT_H
+#define OUTBOX_SMTP_CLIENT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "net.h"
+#include "smtp.h"
+
+#define EXT_PIPELINING 0x01
+#define EXT_SIZE 0x02
+#define EXT_8BITMIME 0x04
+#define EXT_SMTPUTF8 0x08
+#define EXT_STARTTLS 0x10
+#define EXT_AUTH 0x20
+
+/* Where a failure happened; decides temporary or permanent. */
+enum smtp_stage { ST_CONNECT, ST_GREETING, ST_EHLO, ST_STARTTLS, ST_TLS, ST_AUTH,
+		  ST_MAIL, ST_RCPT, ST_DATA, ST_DOT, ST_LOCAL };
+
+struct smtp_client {
+	struct netconn net;
+	struct smtp_reply reply;	/* the last reply read */
+	unsigned ext;
+	uint64_t size_max;		/* from EHLO SIZE, 0 = no limit given */
+	unsigned auth_offer;		/* SASL_* bits */
+	const char *auth_used;		/* mechanism name, or NULL */
+	char host[256];
+	char relay[320];		/* "host[addr]:port" for logs */
+	char helo[256];
+	bool open;
+	bool auth_failed;		/* the last session failed at AUTH */
+	/* the last failure */
+	enum smtp_stage fail_stage;
+	int fail_code;			/* reply code, 0 when there was none */
+	char fail_text[600];		/* the reply or the local reason */
+};
+
+void smtp_client_init(struct smtp_client *s);
+/* Connect and get ready for MAIL; on failure the session is closed and
+ * fail_* say why (always temporary). */
+int smtp_open(struct smtp_client *s, const struct config *c, struct tls_client *t);
+/* Write raw protocol bytes. */
+int smtp_send(struct smtp_client *s, const void *p, size_t n, enum smtp_stage st);
+/* Read one reply into s->reply. */
+int smtp_read_reply(struct smtp_client *s, enum smtp_stage st);
+/* Record a failure (reply code 0 = local or network reason). */
+int smtp_fail(struct smtp_client *s, enum smtp_stage st, int code, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+/* "250 2.0.0 text" of the last reply. */
+const char *smtp_last_reply(const struct smtp_client *s, char *out, size_t n);
+void smtp_quit(struct smtp_client *s);
+void smtp_close(struct smtp_client *s);
+
+/* The one classification: is this failure permanent (bounce) or
+ * temporary (retry)?  Only a 5xx reply to MAIL, RCPT, DATA or the end of
+ * data, or a local permanent reason (ST_LOCAL with code 5xx), is. */
+bool smtp_failure_is_permanent(enum smtp_stage st, int code);
+
+#endif
