@@ -130,6 +130,7 @@ int net_connect(struct netconn *c, const char *host, int port, int timeout_ms, s
 		return err_set(e, "cannot resolve %s: %s", host, gai_strerror(rc));
 	c->timeout_ms = timeout_ms;
 	c->port = port;
+	c->tls_version[0] = c->tls_cipher[0] = '\0';
 	for (ai = res; ai; ai = ai->ai_next) {
 		char addr[64] = "?";
 		getnameinfo(ai->ai_addr, ai->ai_addrlen, addr, sizeof addr, NULL, 0, NI_NUMERICHOST);
@@ -264,7 +265,7 @@ void net_close(struct netconn *c)
 		close(c->fd);
 	c->fd = -1;
 	buf_free(&c->in);
-	c->tls_version[0] = c->tls_cipher[0] = '\0';
+	/* tls_version and tls_cipher stay: they describe the last connection */
 }
 
 void net_peer_cert_info(struct netconn *c, struct buf *out)

@@ -218,7 +218,7 @@ static void log_recipient(struct worker *w, struct attempt *a, size_t i, const c
 		snprintf(relay, sizeof relay, "%s:%llu", c->relay.host, (unsigned long long)c->relay.port);
 	log_info("%s: to=<%s> relay=%s tls=%s delay=%.2f tries=%u status=%s (%s)%s", a->job->id,
 		 log_safe(a->env.rcpt[i].addr, to, sizeof to), relay,
-		 s->net.tls && *s->net.tls_version ? s->net.tls_version : "none",
+		 *s->net.tls_version ? s->net.tls_version : "none",
 		 now_real() - a->env.arrival, a->job->tries + 1, status,
 		 log_safe(a->why[i] ? a->why[i] : "", why, sizeof why), extra);
 }

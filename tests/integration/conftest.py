@@ -264,6 +264,8 @@ def make_daemon(workdir):
             d.stop()
         except Exception:
             pass
+    for d in started:  # shown by pytest when the test failed
+        print("---- outboxd log %s\n%s" % (d.base, d.log()))
     for d in started:  # a sanitizer build reports into the daemon's log
         for marker in ("AddressSanitizer", "LeakSanitizer", "runtime error:"):
             assert marker not in d.log(), d.log()
@@ -275,8 +277,11 @@ def daemon(make_daemon):
 
 
 @pytest.fixture(scope="session")
-def certs(tmp_path_factory):
-    return upstream_mod.make_certs(str(tmp_path_factory.mktemp("certs")))
+def certs():
+    d = tempfile.mkdtemp(prefix="outbox-certs-")
+    os.chmod(d, 0o755)  # outboxd's user reads ca.pem
+    yield upstream_mod.make_certs(d)
+    shutil.rmtree(d, ignore_errors=True)
 
 
 @pytest.fixture
@@ -291,3 +296,37 @@ def make_upstream(certs):
     yield make
     for u in ups:
         u.stop()
+
+
+@pytest.fixture
+def relay_daemon(make_daemon, make_upstream, workdir):
+    """An upstream and an outboxd relaying to it: returns (daemon, upstream)."""
+
+    def make(up_kw=None, relay=None, extra=None, password="secret-pw", start=True, name="d"):
+        up_kw = dict(up_kw or {})
+        up_kw.setdefault("users", {"user1": password})
+        up = make_upstream(**up_kw)
+        r = {"host": "localhost", "port": str(up.port), "ca_file": up.ca_file,
+             "tls": {"starttls": "starttls", "implicit": "tls", "none": "none"}[up.tls],
+             "workers": "2", "timeout": "10s"}
+        if password is not None and "user" not in (relay or {}):
+            pw = os.path.join(workdir, name + "-password")
+            with open(pw, "w") as f:
+                f.write(password + "\n")
+            os.chmod(pw, 0o640)
+            if IS_ROOT:
+                os.chown(pw, 0, _outbox_gid())
+            r.update(user="user1", password_file=pw)
+        r.update(relay or {})
+        ex = {"relay": r, "queue": {"retry_min": "1s", "retry_max": "4s"}}
+        for k, v in (extra or {}).items():
+            ex.setdefault(k, {}).update(v)
+        d = make_daemon(extra=ex, start=start, name=name)
+        return d, up
+
+    return make
+
+
+def _outbox_gid():
+    import grp
+    return grp.getgrnam("outbox").gr_gid

@@ -13,6 +13,7 @@ Switchable faults (set attributes at any time, they are read per event):
   tempfail_first  451 to the first N DATA ends
   reject_rcpt     set of recipient addresses answered 550
   disconnect_data drop the connection at the next N DATA ends, no reply
+  data_delay      seconds to wait before answering each end of data
   offer_auth_in_clear  advertise AUTH before TLS (to tempt a client)
   cert            "good", "wrong-host", "expired" or "untrusted"
 
@@ -131,6 +132,8 @@ class _Handler:
 
     async def handle_DATA(self, server, session, envelope):
         up = self.up
+        if up.data_delay:
+            await asyncio.sleep(up.data_delay)
         with up.lock:
             up.data_ends += 1
             if up.disconnect_data > 0:
@@ -171,7 +174,10 @@ class _Handler:
         if marker not in blob:
             return AuthResult(success=False, handled=False)
         token = blob.split(marker, 1)[1].split(b"\x01", 1)[0].decode()
-        user = blob.split(b"user=", 1)[1].split(b"\x01", 1)[0].decode() if b"user=" in blob else None
+        if blob.startswith(b"n,a="):  # OAUTHBEARER: the gs2 header names the user
+            user = blob[4:].split(b",", 1)[0].decode()
+        else:
+            user = blob.split(b"user=", 1)[1].split(b"\x01", 1)[0].decode() if b"user=" in blob else None
         if token in self.up.tokens:
             return AuthResult(success=True, auth_data=user)
         return AuthResult(success=False, handled=False)
@@ -188,7 +194,8 @@ class _Controller(Controller):
 
 class Upstream:
     def __init__(self, certs, tls="starttls", port=0, users=None, tokens=(), cert="good",
-                 offer_auth_in_clear=False, require_auth=False, on_message=None):
+                 offer_auth_in_clear=False, require_auth=False, on_message=None,
+                 data_size_limit=64 * 1024 * 1024):
         self.certs = certs
         self.tls = tls
         self.users = dict(users or {})
@@ -204,11 +211,13 @@ class Upstream:
         self.tempfail_first = 0
         self.tempfails_sent = []
         self.disconnect_data = 0
+        self.data_delay = 0.0
         self.data_ends = 0
         self.auth_attempts = []
         self.lock = threading.Lock()
         self.cond = threading.Condition(self.lock)
         self.port = port or _free_port()
+        self.data_size_limit = data_size_limit
         self.controller = None
 
     # --- life cycle ---
@@ -223,13 +232,14 @@ class Upstream:
         password = auth_data.password.decode()
         ok = self.users.get(login) == password
         self.auth_attempts.append((mechanism, login, ok))
-        return AuthResult(success=ok, auth_data=login)
+        return AuthResult(success=ok, handled=False, auth_data=login)
 
     def start(self):
         kw = dict(hostname="127.0.0.1", port=self.port, server_hostname="upstream.test",
                   authenticator=self._authenticator, auth_required=self.require_auth,
-                  auth_require_tls=not self.offer_auth_in_clear, enable_SMTPUTF8=True,
-                  decode_data=False, data_size_limit=64 * 1024 * 1024)
+                  auth_require_tls=not self.offer_auth_in_clear and self.tls != "implicit",
+                  enable_SMTPUTF8=True,
+                  decode_data=False, data_size_limit=self.data_size_limit)
         if self.tls == "starttls":
             kw["tls_context"] = self._ssl_context()
         elif self.tls == "implicit":

@@ -1,0 +1,326 @@
+"""Delivery through the upstream: every assertion is on what the aiosmtpd
+upstream really received (envelope, bytes, TLS, login) and on the queue."""
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import IS_ROOT
+
+
+def send(d, rcpts, body=b"Subject: t\n\nhello\n", sender="me@sender.example", args=()):
+    r = d.sendmail(["-f", sender] + list(args) + list(rcpts), body)
+    assert r.returncode == 0, r.stderr
+    return r
+
+
+def wait_log(d, pattern, timeout=20, count=1):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if len(re.findall(pattern, d.log())) >= count:
+            return
+        time.sleep(0.05)
+    raise AssertionError("no %r (x%d) in log:\n%s" % (pattern, count, d.log()))
+
+
+def wait_queue_empty(d, timeout=20):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if not d.queue_ids():
+            return
+        time.sleep(0.05)
+    raise AssertionError("queue not empty: %s\n%s" % (d.queue_ids(), d.log()))
+
+
+@pytest.mark.parametrize("mech", ["plain", "login"])
+def test_starttls_and_auth(relay_daemon, mech):
+    d, up = relay_daemon(relay={"auth": mech})
+    send(d, ["a@r.example", "b@r.example"], b"Subject: starttls\n\nbody line\n")
+    m = up.wait_for(1)[0]
+    assert m.mail_from == "me@sender.example"
+    assert m.rcpt_tos == ["a@r.example", "b@r.example"]
+    assert m.tls == "TLSv1.2"
+    assert m.login == "user1"
+    assert up.auth_attempts == [(mech.upper(), "user1", True)]
+    assert m.data.endswith(b"\r\n\r\nbody line\r\n")
+    assert m.data.startswith(b"Received: from localhost")
+    wait_queue_empty(d)
+    assert re.search(r"to=<a@r.example> relay=localhost\[127\.0\.0\.1\]:%d tls=TLSv1\.2 delay=[\d.]+ "
+                     r"tries=1 status=sent \(250 2\.0\.0 Ok: queued\)" % up.port, d.log())
+    assert "secret-pw" not in d.log()
+
+
+def test_implicit_tls(relay_daemon):
+    d, up = relay_daemon(up_kw={"tls": "implicit"})
+    send(d, ["a@r.example"])
+    m = up.wait_for(1)[0]
+    assert m.tls == "TLSv1.2" and m.login == "user1"
+
+
+@pytest.mark.parametrize("mech", ["xoauth2", "oauthbearer"])
+def test_oauth_token_from_password_command(relay_daemon, workdir, mech):
+    script = os.path.join(workdir, "token.sh")
+    with open(script, "w") as f:
+        f.write("#!/bin/sh\necho ya29.good-token\n")
+    os.chmod(script, 0o755)
+    d, up = relay_daemon(up_kw={"tokens": {"ya29.good-token"}}, password=None,
+                         relay={"auth": mech, "user": "me@gmail.example",
+                                "password_command": script + " --for outbox"})
+    send(d, ["a@r.example"])
+    m = up.wait_for(1)[0]
+    assert m.login == "me@gmail.example"
+    assert any(b"auth=Bearer ya29.good-token" in t for t in up.tokens_seen)
+    assert "ya29" not in d.log()
+
+
+def test_expired_token_is_fetched_again(relay_daemon, workdir):
+    counter = os.path.join(workdir, "n")
+    script = os.path.join(workdir, "token.sh")
+    with open(script, "w") as f:  # first call prints a stale token, later ones a good one
+        f.write("#!/bin/sh\nif [ -e %s ]; then echo fresh; else touch %s; echo stale; fi\n" % (counter, counter))
+    os.chmod(script, 0o755)
+    os.chmod(workdir, 0o777)
+    d, up = relay_daemon(up_kw={"tokens": {"fresh"}}, password=None,
+                         relay={"auth": "xoauth2", "user": "me@x.example", "password_command": script})
+    send(d, ["a@r.example"])
+    m = up.wait_for(1)[0]
+    assert m.login == "me@x.example"
+    assert [b"stale" in t for t in up.tokens_seen] == [True, False]
+
+
+def test_wrong_password_defers_not_bounces(relay_daemon):
+    d, up = relay_daemon()
+    up.users["user1"] = "another"
+    send(d, ["a@r.example"])
+    wait_log(d, r"status=deferred \(535 5\.7\.8 Authentication credentials invalid\) next=\+1s")
+    assert "bounced" not in d.log()
+    assert len(d.queue_ids()) == 1
+    up.users["user1"] = "secret-pw"       # the provider accepts again: it goes
+    m = up.wait_for(1, timeout=30)[0]
+    assert m.rcpt_tos == ["a@r.example"]
+    wait_queue_empty(d)
+
+
+def test_one_recipient_refused_one_accepted(relay_daemon):
+    d, up = relay_daemon()
+    up.reject_rcpt = {"bad@r.example"}
+    send(d, ["good@r.example", "bad@r.example"])
+    m = up.wait_for(1)[0]
+    assert m.rcpt_tos == ["good@r.example"]
+    wait_log(d, r"to=<bad@r.example> .* status=bounced \(550 5\.1\.1 <bad@r.example>: Recipient address rejected\)")
+    wait_log(d, r"to=<good@r.example> .* status=sent")
+    wait_queue_empty(d)
+    time.sleep(1.5)
+    assert len(up.messages) == 1      # the accepted one is never sent again
+
+
+def test_tempfail_twice_then_success_with_backoff(relay_daemon):
+    d, up = relay_daemon(extra={"queue": {"retry_min": "1s", "retry_max": "10s"}})
+    up.tempfail_first = 2
+    send(d, ["a@r.example"])
+    m = up.wait_for(1, timeout=30)[0]
+    assert m.rcpt_tos == ["a@r.example"]
+    t1, t2 = up.tempfails_sent
+    first, second = t2 - t1, time.time() - t2
+    # retry 1 waits retry_min (x0.9..1.1, at least retry_min), retry 2 twice that
+    assert 0.95 <= first <= 1.8, first
+    assert 1.75 <= second <= 2.9, second
+    assert len(re.findall(r"status=deferred \(451 4\.7\.1 Try again later\)", d.log())) == 2
+    wait_log(d, r"tries=3 status=sent")
+
+
+def test_no_starttls_offered_nothing_sent_in_clear(relay_daemon):
+    d, up = relay_daemon(up_kw={"tls": "none", "offer_auth_in_clear": True},
+                         relay={"tls": "starttls"})
+    send(d, ["a@r.example"])
+    wait_log(d, r"status=deferred \(the server does not offer STARTTLS")
+    raw = b"".join(bytes(c.raw) for c in up.sessions())
+    assert b"EHLO" in raw
+    assert b"MAIL FROM" not in raw and b"AUTH" not in raw and b"secret-pw" not in raw
+    assert up.messages == [] and len(d.queue_ids()) == 1
+
+
+@pytest.mark.parametrize("cert,reason", [
+    ("wrong-host", "does not match with the expected CN"),
+    ("expired", "expired"),
+    ("untrusted", "not correctly signed"),
+])
+def test_bad_certificates_defer(relay_daemon, cert, reason):
+    d, up = relay_daemon(up_kw={"cert": cert})
+    send(d, ["a@r.example"])
+    wait_log(d, r"status=deferred \(TLS certificate verification failed for localhost: .*%s" % reason)
+    raw = b"".join(bytes(c.raw) for c in up.sessions())
+    assert b"MAIL FROM" not in raw and b"AUTH" not in raw
+    assert up.messages == [] and len(d.queue_ids()) == 1
+    assert "bounced" not in d.log()
+
+
+def test_verify_no_is_a_choice(relay_daemon):
+    d, up = relay_daemon(up_kw={"cert": "untrusted"}, relay={"verify": "no"})
+    send(d, ["a@r.example"])
+    assert up.wait_for(1)[0].tls == "TLSv1.2"
+
+
+def test_disconnect_mid_data_delivered_later_once(relay_daemon):
+    d, up = relay_daemon()
+    up.disconnect_data = 1
+    send(d, ["a@r.example"], b"Subject: once\n\nonly once\n")
+    m = up.wait_for(1, timeout=30)[0]
+    assert m.data.endswith(b"only once\r\n")
+    wait_log(d, r"status=deferred \(lost connection with the server\)")
+    wait_queue_empty(d)
+    time.sleep(1.5)
+    assert len(up.messages) == 1
+
+
+def test_twenty_messages_use_at_most_workers_connections(relay_daemon):
+    d, up = relay_daemon(relay={"workers": "2"})
+    for i in range(20):
+        send(d, ["r%d@r.example" % i], b"Subject: %d\n\nn\n" % i)
+    msgs = up.wait_for(20)
+    assert sorted(m.rcpt_tos[0] for m in msgs) == sorted("r%d@r.example" % i for i in range(20))
+    assert 1 <= len(up.sessions()) <= 2
+    wait_queue_empty(d)
+
+
+def test_content_arrives_as_meant(relay_daemon):
+    d, up = relay_daemon()
+    c = d.raw()
+    c.cmd(b"EHLO x")
+    c.send(b"MAIL FROM:<s@s.example> SMTPUTF8\r\nRCPT TO:<j\xc3\xb6rg@r.example>\r\nDATA\r\n")
+    assert [c.reply()[0] for _ in range(3)] == [250, 250, 354]
+    body = (b"Subject: =?UTF-8?Q?caf=C3=A9?=\r\n\r\n"
+            b"..starts with a dot\r\n"          # stuffed by the client, as SMTP wants
+            b"...two dots\r\n"
+            b"caf\xc3\xa9 8-bit\r\n"
+            b"bare lf\nline\rbare cr\r\n"
+            b"smuggle\n.\nMAIL FROM:<evil@x>\r\n"
+            b"last")
+    code, _ = c.cmd(body + b"\r\n.")
+    assert code == 250
+    m = up.wait_for(1)[0]
+    assert m.rcpt_tos == ["j\u00f6rg@r.example"]
+    assert "SMTPUTF8" in m.mail_options and "BODY=8BITMIME" in m.mail_options
+    sent = m.data.split(b"\r\n", 3)[3]  # past the Received: field (3 lines)
+    assert sent == (b"Subject: =?UTF-8?Q?caf=C3=A9?=\r\n\r\n"
+                    b".starts with a dot\r\n..two dots\r\ncaf\xc3\xa9 8-bit\r\n"
+                    b"bare lf\r\nline\r\nbare cr\r\n"
+                    b"smuggle\r\n.\r\nMAIL FROM:<evil@x>\r\nlast\r\n")
+    raw = b"".join(bytes(x.raw) for x in up.sessions())
+    assert b"\r\n..starts with a dot\r\n...two dots\r\n" in raw
+    assert b"\r\nsmuggle\r\n..\r\nMAIL FROM:<evil@x>" in raw
+    assert raw.count(b"MAIL FROM:") == 2    # ours, and the smuggled text as content only
+
+
+def test_long_lines_broken_within_998(relay_daemon):
+    d, up = relay_daemon()
+    long_body = b"x" * 2500
+    long_subject = b"Subject: " + b"s" * 1500
+    utf8_line = "\u00e9".encode() * 600     # 1200 octets of 2-octet characters
+    send(d, ["a@r.example"], long_subject + b"\n\n" + long_body + b"\n" + utf8_line + b"\nend\n")
+    m = up.wait_for(1)[0]
+    lines = m.data.split(b"\r\n")
+    assert max(len(l) for l in lines) <= 998
+    assert b"\n" not in m.data.replace(b"\r\n", b"")
+    head, body = m.data.split(b"\r\n\r\n", 1)
+    # header: folded with CRLF SPACE, so unfolding gives the field back
+    assert long_subject in head.replace(b"\r\n ", b"")
+    # body: CRLF inserted; joining the pieces gives the text back, and
+    # no UTF-8 character was cut in two
+    assert body.replace(b"\r\n", b"") == long_body + utf8_line + b"end"
+    for l in body.split(b"\r\n"):
+        l.decode("utf-8")
+    wait_log(d, r"lines over 998 octets were broken")
+
+
+def test_size_limit_of_upstream_fails_at_once(relay_daemon):
+    d, up = relay_daemon(up_kw={"data_size_limit": 4000})
+    send(d, ["a@r.example"], b"Subject: big\n\n" + b"y" * 6000 + b"\n")
+    wait_log(d, r"status=bounced \(message size \d+ exceeds the upstream's limit of 4000\)")
+    wait_queue_empty(d)
+    assert up.messages == []
+
+
+def test_kill9_during_delivery_then_restart(relay_daemon):
+    d, up = relay_daemon(relay={"workers": "2"})
+    up.data_delay = 0.15
+    n = 30
+    for i in range(n):
+        send(d, ["r%d@r.example" % i], b"Subject: k%d\n\nk\n" % i)
+    up.wait_for(5, timeout=30)
+    d.kill9()
+    killed_with = len(up.messages)
+    d.start()
+    deadline = time.time() + 60
+    while time.time() < deadline and len({m.rcpt_tos[0] for m in up.messages}) < n:
+        time.sleep(0.1)
+    got = [m.rcpt_tos[0] for m in up.messages]
+    assert sorted(set(got)) == sorted("r%d@r.example" % i for i in range(n))
+    dups = len(got) - len(set(got))
+    assert dups <= 2 * 2, "more duplicates (%d) than messages in flight" % dups  # workers x pipelined
+    wait_queue_empty(d)
+    print("kill -9 after %d of %d delivered: %d duplicates" % (killed_with, n, dups))
+
+
+def test_sigterm_finishes_message_in_hand_and_keeps_queue(relay_daemon):
+    d, up = relay_daemon(relay={"workers": "1"})
+    up.data_delay = 1.0
+    for i in range(4):
+        send(d, ["r%d@r.example" % i], b"Subject: s%d\n\ns\n" % i)
+    deadline = time.time() + 10
+    while up.data_ends == 0 and time.time() < deadline:   # first DATA being answered
+        time.sleep(0.02)
+    t0 = time.time()
+    assert d.stop() == 0
+    assert time.time() - t0 < 11
+    got = {m.rcpt_tos[0] for m in up.messages}
+    assert len(got) >= 1                       # the message in hand was finished
+    left = len(d.queue_ids())
+    assert left == 4 - len(got) and left >= 1  # the rest is still queued
+    up.data_delay = 0
+    d.start()
+    up.wait_for(4, timeout=30)
+    assert {m.rcpt_tos[0] for m in up.messages} == {"r%d@r.example" % i for i in range(4)}
+
+
+def test_sighup_applies_new_relay_to_new_sessions(relay_daemon, make_upstream):
+    d, up = relay_daemon()
+    send(d, ["a@r.example"])
+    up.wait_for(1)
+    up2 = make_upstream(users={"user1": "secret-pw"})
+    d.sections["relay"]["port"] = str(up2.port)
+    d.write_conf()
+    d.proc.send_signal(signal.SIGHUP)
+    wait_log(d, "configuration reloaded")
+    send(d, ["b@r.example"])
+    m = up2.wait_for(1)[0]
+    assert m.rcpt_tos == ["b@r.example"]
+    assert len(up.messages) == 1
+
+
+def test_unreachable_upstream_defers(make_daemon):
+    d = make_daemon(extra={"relay": {"host": "localhost", "port": "1", "tls": "none"},
+                           "queue": {"retry_min": "1s", "retry_max": "2s"}})
+    r = d.sendmail(["a@r.example"], b"Subject: x\n\ny\n")
+    assert r.returncode == 0
+    wait_log(d, r"status=deferred \(cannot connect to localhost port 1 \(.*Connection refused")
+    assert "bounced" not in d.log()
+
+
+def test_unknown_host_defers(make_daemon):
+    d = make_daemon(extra={"relay": {"host": "nonexistent.invalid", "tls": "none"}})
+    d.sendmail(["a@r.example"], b"Subject: x\n\ny\n")
+    wait_log(d, r"status=deferred \(cannot resolve nonexistent\.invalid")
+
+
+def test_lifetime_expiry_bounces(relay_daemon):
+    d, up = relay_daemon(extra={"queue": {"lifetime": "2s", "retry_min": "1s", "retry_max": "1s"}})
+    up.tempfail_first = 100
+    send(d, ["a@r.example"])
+    wait_log(d, r"status=bounced \(message expired after 2s in the queue: 451", timeout=20)
+    wait_queue_empty(d)
