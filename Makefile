@@ -21,6 +21,7 @@ CC       ?= cc
 CFLAGS   ?= -O2 -g
 CFLAGS   += -std=c11 -Wall -Wextra -Werror -D_GNU_SOURCE -MMD -MP
 LDFLAGS  ?=
+LDFLAGS  += -Wl,--as-needed
 PY       := /usr/bin/python3
 
 ifeq ($(SAN),1)
@@ -85,6 +86,21 @@ unit: $(UNIT_BIN)
 
 integration: $(OUTBOXD) $(OUTBOX) $(HELPERS)
 	OUTBOX_BUILD=$(abspath $(BUILD)) OUTBOX_SAN=$(SAN) $(PY) -m pytest -q tests/integration $(PYTEST_ARGS)
+
+$(BUILD)/bench/floor: bench/floor.c
+	@mkdir -p $(dir $@)
+	$(CC) -O2 -Wall -Wextra -Werror -o $@ $<
+
+$(BUILD)/bench/sink: bench/sink.c
+	@mkdir -p $(dir $@)
+	$(CC) -O2 -Wall -Wextra -Werror -D_GNU_SOURCE $(PKG_CFLAGS) -o $@ $< $(PKG_LIBS)
+
+$(BUILD)/bench/submit: bench/submit.c
+	@mkdir -p $(dir $@)
+	$(CC) -O2 -Wall -Wextra -Werror -D_GNU_SOURCE -o $@ $<
+
+bench: deps all $(BUILD)/bench/floor $(BUILD)/bench/sink $(BUILD)/bench/submit
+	$(PY) bench/run.py $(BUILD)
 
 demo: deps all
 	@scripts/demo.sh $(BUILD)

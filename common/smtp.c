@@ -115,11 +115,33 @@ static void end_line(struct data_reader *d, struct buf *out)
 	d->dot_only = false;
 }
 
+/* Octets that need the state machine; everything else is copied in runs. */
+static bool data_special(unsigned char c)
+{
+	return c == '\r' || c == '\n' || c == '\0' || c == '.' || c >= 0x80;
+}
+
 size_t data_reader_feed(struct data_reader *d, const char *in, size_t n, struct buf *out,
 			bool *done)
 {
 	*done = false;
+	buf_reserve(out, n + n / 16 + 4);
 	for (size_t i = 0; i < n; i++) {
+		/* fast path: a run of plain octets in the middle of a line */
+		if (!d->cr && !d->bol && !d->dot_only) {
+			size_t j = i;
+			while (j < n && !data_special((unsigned char)in[j]))
+				j++;
+			if (j > i) {
+				if (d->line_len + (j - i) > SMTP_TEXT_LINE_MAX)
+					d->line_too_long = true;
+				d->line_len += j - i;
+				buf_add(out, in + i, j - i);
+				i = j;
+				if (i == n)
+					break;
+			}
+		}
 		char c = in[i];
 		if (d->cr) {
 			d->cr = false;
@@ -220,6 +242,20 @@ void stuffer_feed(struct stuffer *st, const char *p, size_t n, struct buf *out)
 {
 	buf_reserve(out, n + n / 64 + 16);
 	for (size_t i = 0; i < n; i++) {
+		/* fast path: copy the rest of a line that stays within the limit */
+		if (!st->bol) {
+			size_t run = 0;
+			while (i + run < n && p[i + run] != '\r' && p[i + run] != '\n')
+				run++;
+			if (run > 0 && st->line_len + run < SMTP_LINE_OUT_MAX - 3) {
+				buf_add(out, p + i, run);
+				st->line_len += run;
+				st->cr = false;
+				i += run;
+				if (i == n)
+					break;
+			}
+		}
 		unsigned char c = (unsigned char)p[i];
 		if (c == '\n') {
 			if (st->line_len == 0 && st->bol)

@@ -577,66 +577,75 @@ static bool session_broken(const struct smtp_client *s)
 	return s->fail_text[0] && s->fail_code == 0;
 }
 
+/* Record an attempt's results and free it (and its job unless it is
+ * the caller's). */
+static void attempt_close(struct worker *w, struct attempt *a, const struct job *caller_job)
+{
+	if (session_broken(&w->smtp))
+		fail_from_session(a, &w->smtp);
+	attempt_finish(w, a);
+	if (a->job != caller_job)
+		job_free(a->job);
+	attempt_free(a);
+}
+
 /*
  * Deliver job j, then, while the session is busy, whatever else is
- * queued, each next envelope pipelined behind the previous message.
- * The caller keeps ownership of j; jobs taken here are freed here.
+ * queued: each next envelope goes out behind the previous message's
+ * final ".", and the bookkeeping of a finished message (status bytes,
+ * unlink, log) is done while the next message is on the wire.  The
+ * caller keeps ownership of j; jobs taken here are freed here.
  */
 static void deliver(struct worker *w, struct job *j, bool waited)
 {
-	struct attempt cur, next;
+	struct attempt cur, next, done;
 	struct buf ahead;
+	bool have_done = false;
 	if (!attempt_load(w, j, &cur))
 		return;
 	w->smtp.fail_text[0] = '\0';
 	w->smtp.fail_code = 0;
 	if (!session_usable(w, j, waited) && session_open(w, j) < 0) {
-		fail_from_session(&cur, &w->smtp);
-		attempt_finish(w, &cur);
-		attempt_free(&cur);
+		fail_from_session(&cur, &w->smtp);	/* always temporary */
+		attempt_close(w, &cur, j);
 		return;
 	}
 	buf_init(&ahead);
 	bool pipelining = w->smtp.ext & EXT_PIPELINING;
-	bool sent_ahead = false;	/* cur's envelope already went out */
+	bool ready = false;
+	if (attempt_fits(w, &cur) && pipelining) {
+		envelope_commands(w, &cur, &ahead);
+		ready = smtp_send(&w->smtp, ahead.data, ahead.len, ST_MAIL) == 0 && envelope_replies(w, &cur);
+	} else if (attempt_fits(w, &cur)) {
+		ready = envelope_one_by_one(w, &cur);
+	}
 	for (;;) {
-		bool ready = false, have_next = false;
-		if (sent_ahead)
-			ready = envelope_replies(w, &cur);
-		else if (attempt_fits(w, &cur) && pipelining) {
-			buf_reset(&ahead);
-			envelope_commands(w, &cur, &ahead);
-			ready = smtp_send(&w->smtp, ahead.data, ahead.len, ST_MAIL) == 0
-				&& envelope_replies(w, &cur);
-		} else if (attempt_fits(w, &cur)) {
-			ready = envelope_one_by_one(w, &cur);
-		}
+		bool have_next = false, body_sent = false;
 		if (ready) {
 			have_next = pipelining && take_next(w, j->conf, &next, &ahead);
-			if (send_body(w, &cur, have_next ? &ahead : NULL) == 0)
-				dot_reply(w, &cur);
+			body_sent = send_body(w, &cur, have_next ? &ahead : NULL) == 0;
 		}
-		if (session_broken(&w->smtp))
-			fail_from_session(&cur, &w->smtp);
-		attempt_finish(w, &cur);
-		if (cur.job != j)
-			job_free(cur.job);
-		attempt_free(&cur);
-		session_after(w);
-		if (!have_next)
+		if (have_done) {	/* while the upstream works on cur */
+			attempt_close(w, &done, j);
+			have_done = false;
+		}
+		if (body_sent)
+			dot_reply(w, &cur);
+		if (!have_next) {
+			attempt_close(w, &cur, j);
 			break;
+		}
+		if (session_broken(&w->smtp) || w->smtp.reply.code == 421) {
+			attempt_close(w, &cur, j);
+			attempt_close(w, &next, j);	/* deferred with the session's reason */
+			break;
+		}
+		ready = envelope_replies(w, &next);
+		done = cur;
+		have_done = true;
 		cur = next;
-		sent_ahead = true;
-		if (!w->smtp.open) {
-			fail_from_session(&cur, &w->smtp);
-			attempt_finish(w, &cur);
-			job_free(cur.job);
-			attempt_free(&cur);
-			break;
-		}
-		w->smtp.fail_text[0] = '\0';
-		w->smtp.fail_code = 0;
 	}
+	session_after(w);
 	buf_free(&ahead);
 }
 

@@ -54,8 +54,9 @@ void qindex_remove(struct queue_index *q, struct qentry *e);
 /* scheduler.c: which message goes to a worker when.  Ready messages
  * wait in a FIFO, deferred ones in a heap ordered by next_try with one
  * timer for the earliest; at most SCHED_INFLIGHT_PER_WORKER jobs per
- * worker are handed out at a time. */
-#define SCHED_INFLIGHT_PER_WORKER 2
+ * worker are handed out at a time, so a busy worker always finds a next
+ * message to pipeline behind the current one. */
+#define SCHED_INFLIGHT_PER_WORKER 4
 
 struct scheduler {
 	struct qentry *ready_head, *ready_tail;

@@ -145,8 +145,7 @@ static int transaction(struct conn *c, const struct submission *s, char id[QID_L
 	if (!rc) {
 		const char *q = strstr(c->r.text.data, "queued as ");
 		snprintf(id, QID_LEN + 1, "%s", q ? q + 10 : "");
-		if (!send_all(c, "QUIT\r\n", 6))
-			(void)read_reply(c);
+		(void)send_all(c, "QUIT\r\n", 6);	/* the 250 was the answer that mattered */
 	}
 	buf_free(&cmd);
 	return rc;

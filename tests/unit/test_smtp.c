@@ -192,11 +192,73 @@ static void local_line_endings(void **state)
 	buf_free(&out);
 }
 
+/* The relay encoder: stuffing, line limit, the same result in any chunking. */
+static void stuff_all(const char *in, size_t n, size_t chunk, struct buf *out)
+{
+	struct stuffer st;
+	stuffer_init(&st);
+	for (size_t i = 0; i < n; i += chunk)
+		stuffer_feed(&st, in + i, n - i < chunk ? n - i : chunk, out);
+	stuffer_end(&st, out);
+}
+
+static void relay_encoding(void **state)
+{
+	(void)state;
+	struct buf a, b;
+	buf_init(&a);
+	buf_init(&b);
+	const char *m = "Subject: x\r\n\r\n.dot\r\n..\r\nplain\r\n";
+	stuff_all(m, strlen(m), 1000, &a);
+	assert_string_equal(a.data, "Subject: x\r\n\r\n..dot\r\n...\r\nplain\r\n.\r\n");
+	buf_reset(&a);
+	stuff_all("no end", 6, 1000, &a);
+	assert_string_equal(a.data, "no end\r\n.\r\n");
+
+	/* a 3000-octet header and body line with 2-octet characters */
+	struct buf msg;
+	buf_init(&msg);
+	buf_adds(&msg, "Subject: ");
+	for (int i = 0; i < 1500; i++)
+		buf_adds(&msg, "\xc3\xa9");
+	buf_adds(&msg, "\r\n\r\n");
+	for (int i = 0; i < 1500; i++)
+		buf_adds(&msg, i == 700 ? "." : "\xc3\xa9");
+	buf_adds(&msg, "\r\n");
+	buf_reset(&a);
+	stuff_all(msg.data, msg.len, msg.len, &a);
+	for (size_t chunk = 1; chunk < 50; chunk += 7) {
+		buf_reset(&b);
+		stuff_all(msg.data, msg.len, chunk, &b);
+		assert_int_equal(a.len, b.len);
+		assert_memory_equal(a.data, b.data, a.len);
+	}
+	size_t line = 0, breaks = 0;
+	for (size_t i = 0; i < a.len; i++) {
+		if (a.data[i] == '\n') {
+			assert_true(line <= 999);	/* 998 + CR */
+			line = 0;
+			breaks++;
+			continue;
+		}
+		if (line == 0 && i > 0)	/* no line starts inside a UTF-8 character */
+			assert_true(((unsigned char)a.data[i] & 0xC0) != 0x80);
+		line++;
+	}
+	assert_true(breaks >= 8);
+	/* header continuation lines start with a space (folding) */
+	assert_non_null(strstr(a.data, "\r\n \xc3\xa9"));
+	buf_free(&a);
+	buf_free(&b);
+	buf_free(&msg);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(replies), cmocka_unit_test(data_reader), cmocka_unit_test(long_lines),
 		cmocka_unit_test(dotstuff), cmocka_unit_test(local_line_endings),
+		cmocka_unit_test(relay_encoding),
 	};
 	return cmocka_run_group_tests_name("smtp", tests, NULL, NULL);
 }

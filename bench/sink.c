@@ -1,0 +1,222 @@
+/*
+ * sink - a loopback SMTP server for the benchmark: accepts everything,
+ * counts messages and connections, and can answer every batch of
+ * replies DELAY_MS late (replies to commands that arrived together go
+ * out together, as over a network round trip).
+ *
+ *   sink PORT DELAY_MS STATSFILE
+ *
+ * STATSFILE is rewritten (atomically) 20 times a second:
+ *   messages N / connections_total N / connections_max N
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uv.h>
+
+struct conn {
+	uv_tcp_t tcp;
+	char *in;
+	size_t len, cap;
+	int data_mode;
+};
+
+struct batch {
+	uv_timer_t timer;
+	uv_tcp_t *tcp;
+	size_t len;
+	char data[];
+};
+
+static uv_loop_t *loop;
+static int delay_ms;
+static const char *stats_path;
+static unsigned long messages, conns_total, conns_now, conns_max;
+
+static void on_write(uv_write_t *req, int status)
+{
+	(void)status;
+	free(req->data);
+	free(req);
+}
+
+static void send_now(uv_tcp_t *tcp, const char *p, size_t n)
+{
+	if (uv_is_closing((uv_handle_t *)tcp))
+		return;
+	uv_write_t *req = malloc(sizeof *req);
+	char *copy = malloc(n);
+	memcpy(copy, p, n);
+	req->data = copy;
+	uv_buf_t b = uv_buf_init(copy, (unsigned)n);
+	uv_write(req, (uv_stream_t *)tcp, &b, 1, on_write);
+}
+
+static void batch_closed(uv_handle_t *h)
+{
+	free(h->data);
+}
+
+static void batch_due(uv_timer_t *t)
+{
+	struct batch *b = t->data;
+	send_now(b->tcp, b->data, b->len);
+	uv_close((uv_handle_t *)t, batch_closed);
+}
+
+static void reply(uv_tcp_t *tcp, const char *p, size_t n)
+{
+	if (delay_ms == 0) {
+		send_now(tcp, p, n);
+		return;
+	}
+	struct batch *b = malloc(sizeof *b + n);
+	b->tcp = tcp;
+	b->len = n;
+	memcpy(b->data, p, n);
+	uv_timer_init(loop, &b->timer);
+	b->timer.data = b;
+	uv_timer_start(&b->timer, batch_due, (uint64_t)delay_ms, 0);
+}
+
+static void conn_closed(uv_handle_t *h)
+{
+	struct conn *c = h->data;
+	free(c->in);
+	free(c);
+	conns_now--;
+}
+
+static void on_alloc(uv_handle_t *h, size_t s, uv_buf_t *b)
+{
+	struct conn *c = h->data;
+	(void)s;
+	if (c->cap - c->len < 65536) {
+		c->cap = c->cap * 2 + 65536;
+		c->in = realloc(c->in, c->cap);
+	}
+	*b = uv_buf_init(c->in + c->len, (unsigned)(c->cap - c->len));
+}
+
+/* Handle complete lines; append the replies to out. */
+static int process(struct conn *c, char *out, size_t *olen)
+{
+	size_t pos = 0;
+	int quit = 0;
+	for (;;) {
+		char *nl = memchr(c->in + pos, '\n', c->len - pos);
+		if (!nl)
+			break;
+		char *line = c->in + pos;
+		size_t l = (size_t)(nl - line) + 1;
+		pos += l;
+		const char *r = NULL;
+		if (c->data_mode) {
+			if (l == 3 && line[0] == '.') {
+				c->data_mode = 0;
+				messages++;
+				r = "250 2.0.0 Ok: queued\r\n";
+			}
+		} else if (!strncasecmp(line, "EHLO", 4)) {
+			r = "250-sink\r\n250-PIPELINING\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n250 SIZE 104857600\r\n";
+		} else if (!strncasecmp(line, "DATA", 4)) {
+			c->data_mode = 1;
+			r = "354 go ahead\r\n";
+		} else if (!strncasecmp(line, "QUIT", 4)) {
+			r = "221 bye\r\n";
+			quit = 1;
+		} else {
+			r = "250 2.0.0 Ok\r\n";
+		}
+		if (r) {
+			size_t rl = strlen(r);
+			memcpy(out + *olen, r, rl);
+			*olen += rl;
+		}
+		if (*olen > 60000 || quit)
+			break;
+	}
+	memmove(c->in, c->in + pos, c->len - pos);
+	c->len -= pos;
+	return quit;
+}
+
+static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
+{
+	struct conn *c = s->data;
+	(void)b;
+	if (n < 0) {
+		uv_close((uv_handle_t *)s, conn_closed);
+		return;
+	}
+	c->len += (size_t)n;
+	static char out[65536];
+	for (;;) {
+		size_t olen = 0;
+		int quit = process(c, out, &olen);
+		if (olen)
+			reply(&c->tcp, out, olen);
+		if (quit) {
+			uv_close((uv_handle_t *)s, conn_closed);
+			return;
+		}
+		if (olen <= 60000)
+			break;
+	}
+}
+
+static void on_conn(uv_stream_t *server, int status)
+{
+	if (status < 0)
+		return;
+	struct conn *c = calloc(1, sizeof *c);
+	uv_tcp_init(loop, &c->tcp);
+	c->tcp.data = c;
+	if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0) {
+		uv_close((uv_handle_t *)&c->tcp, conn_closed);
+		return;
+	}
+	uv_tcp_nodelay(&c->tcp, 1);
+	conns_total++;
+	if (++conns_now > conns_max)
+		conns_max = conns_now;
+	reply(&c->tcp, "220 sink ESMTP\r\n", 16);
+	uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+}
+
+static void write_stats(uv_timer_t *t)
+{
+	(void)t;
+	char tmp[4096];
+	snprintf(tmp, sizeof tmp, "%s.tmp", stats_path);
+	FILE *f = fopen(tmp, "w");
+	if (!f)
+		return;
+	fprintf(f, "messages %lu\nconnections_total %lu\nconnections_max %lu\n", messages,
+		conns_total, conns_max);
+	fclose(f);
+	rename(tmp, stats_path);
+}
+
+int main(int argc, char **argv)
+{
+	if (argc != 4) {
+		fprintf(stderr, "usage: sink PORT DELAY_MS STATSFILE\n");
+		return 64;
+	}
+	delay_ms = atoi(argv[2]);
+	stats_path = argv[3];
+	loop = uv_default_loop();
+	uv_tcp_t server;
+	struct sockaddr_in sa;
+	uv_ip4_addr("127.0.0.1", atoi(argv[1]), &sa);
+	uv_tcp_init(loop, &server);
+	if (uv_tcp_bind(&server, (struct sockaddr *)&sa, 0) || uv_listen((uv_stream_t *)&server, 512, on_conn)) {
+		perror("sink: listen");
+		return 1;
+	}
+	uv_timer_t stats;
+	uv_timer_init(loop, &stats);
+	uv_timer_start(&stats, write_stats, 0, 50);
+	return uv_run(loop, UV_RUN_DEFAULT);
+}
