@@ -121,7 +121,7 @@ static int connect_one(const struct addrinfo *ai, int timeout_ms)
 
 int net_connect(struct netconn *c, const char *host, int port, int timeout_ms, struct err *e)
 {
-	struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_ADDRCONFIG }, *res, *ai;
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *res, *ai;
 	char portstr[8], tried[400] = "";
 	size_t tl = 0;
 	snprintf(portstr, sizeof portstr, "%d", port);

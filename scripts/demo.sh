@@ -1,7 +1,8 @@
 #!/bin/sh
 # demo.sh BUILD - outbox end to end on this machine: a local upstream
 # (aiosmtpd with STARTTLS and AUTH, certificates made now by openssl),
-# outboxd with conf/demo.conf, and one message through sendmail mode.
+# outboxd with conf/demo.conf, and one message through sendmail mode,
+# from the sendmail command to the upstream's mailbox.
 # Everything lives under ./run/ and is stopped at the end.
 set -eu
 BUILD=${1:-build}
@@ -58,22 +59,16 @@ echo "sendmail exit status: $?"
 sleep 0.2
 
 echo
-echo "== 5. where it is now"
-grep -h "(queued)" "$RUN/outboxd.log"
-for f in "$RUN"/spool/queue/*; do
-	echo "--- $f"
-	cat "$f"
-done
-echo "---"
-echo "(delivery to the upstream arrives with the delivery worker pool; the message waits durably in the queue)"
+echo "== 5. outboxd relays it to the upstream (STARTTLS, AUTH PLAIN)"
+for _ in $(seq 100); do grep -q "status=sent" "$RUN/outboxd.log" && break; sleep 0.1; done
+grep -hE "\(queued\)|status=|removed" "$RUN/outboxd.log"
+grep -h "received" "$RUN/upstream.log"
 
 echo
-echo "== 6. restart keeps it"
-kill "$(pgrep -f "outboxd -c $RUN/demo.conf")"
-sleep 0.5
-"$BUILD/outboxd" -c "$RUN/demo.conf" >> "$RUN/outboxd.log" 2>&1 &
-pids="$pids $!"
-for _ in $(seq 100); do grep -q "started, 1 messages" "$RUN/outboxd.log" && break; sleep 0.1; done
-grep -E "stopped|started" "$RUN/outboxd.log"
+echo "== 6. the message as the upstream received it ($RUN/upstream-mail)"
+cat "$RUN"/upstream-mail/*.eml
+echo
+echo "queue now: $(ls "$RUN/spool/queue" | wc -l) messages"
+grep -q "status=sent" "$RUN/outboxd.log" || { echo "demo: the message was not delivered" >&2; exit 1; }
 echo
 echo "demo done; logs and spool are in $RUN"

@@ -116,6 +116,7 @@ class Daemon:
         self.log_path = os.path.join(base, "outboxd.log")
         self.tcp_port = free_port() if tcp else None
         self.proc = None
+        self.prefix = []  # a command to run outboxd under (e.g. unshare)
         self.sections = {
             "queue": {"spool": self.spool},
             "listen": {"socket": self.socket, "control": os.path.join(self.run_dir, "control.sock")},
@@ -139,7 +140,7 @@ class Daemon:
 
     def start(self, wait=True):
         self.logf = open(self.log_path, "ab")
-        self.proc = subprocess.Popen([OUTBOXD, "-c", self.conf], stdout=self.logf,
+        self.proc = subprocess.Popen(self.prefix + [OUTBOXD, "-c", self.conf], stdout=self.logf,
                                      stderr=subprocess.STDOUT)
         if wait:
             self.wait_started()

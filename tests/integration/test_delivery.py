@@ -324,3 +324,27 @@ def test_lifetime_expiry_bounces(relay_daemon):
     send(d, ["a@r.example"])
     wait_log(d, r"status=bounced \(message expired after 2s in the queue: 451", timeout=20)
     wait_queue_empty(d)
+
+
+def test_every_address_is_tried_in_turn(relay_daemon, workdir):
+    """dual.test resolves to ::1 first, then 127.0.0.1, where the upstream
+    listens: the refused address is passed over, not given up on."""
+    if not IS_ROOT:
+        pytest.skip("needs root for a private /etc/hosts")
+    hosts = os.path.join(workdir, "hosts")
+    with open(hosts, "w") as f:
+        f.write("127.0.0.1 localhost\n::1 dual.test\n127.0.0.1 dual.test\n")
+    probe = subprocess.run(["unshare", "--mount", "sh", "-c",
+                            "mount --bind %s /etc/hosts && getent ahosts dual.test" % hosts],
+                           capture_output=True, text=True)
+    if probe.returncode != 0:
+        pytest.skip("no mount namespace here: %s" % probe.stderr.strip())
+    assert probe.stdout.split()[0] == "::1"
+    d, up = relay_daemon(up_kw={"tls": "none"}, password=None,
+                         relay={"host": "dual.test", "tls": "none"}, start=False)
+    d.prefix = ["unshare", "--mount", "sh", "-c",
+                'mount --bind "$0" /etc/hosts && exec "$@"', hosts]
+    d.start()
+    send(d, ["a@r.example"])
+    assert up.wait_for(1)[0].rcpt_tos == ["a@r.example"]
+    wait_log(d, r"relay=dual\.test\[127\.0\.0\.1\]:%d tls=none .* status=sent" % up.port)
