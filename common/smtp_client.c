@@ -275,3 +275,9 @@ void smtp_close(struct smtp_client *s)
 	net_close(&s->net);
 	s->open = false;
 }
+
+void smtp_client_free(struct smtp_client *s)
+{
+	smtp_close(s);
+	smtp_reply_free(&s->reply);
+}

@@ -68,6 +68,8 @@ int smtp_fail(struct smtp_client *s, enum smtp_stage st, int code, const char *f
 const char *smtp_last_reply(const struct smtp_client *s, char *out, size_t n);
 void smtp_quit(struct smtp_client *s);
 void smtp_close(struct smtp_client *s);
+/* smtp_close() and free the reply buffer: the client is done. */
+void smtp_client_free(struct smtp_client *s);
 
 /* The one classification: is this failure permanent (bounce) or
  * temporary (retry)?  Only a 5xx reply to MAIL, RCPT, DATA or the end of

@@ -672,6 +672,7 @@ static void worker_main(void *arg)
 		job_free(j);
 	}
 	smtp_quit(&w->smtp);
+	smtp_client_free(&w->smtp);
 	if (w->session_conf)
 		config_unref(w->session_conf);
 	if (w->tls_conf) {

@@ -262,6 +262,7 @@ int main(int argc, char **argv)
 		exit(0);	/* workers still busy: leave without tearing down under them */
 	pool_free(&d);
 	uv_loop_close(d.loop);
+	sched_free(&d);
 	qindex_free(&d.queue);
 	store_close(&d.store);
 	config_unref(d.conf);

@@ -79,6 +79,8 @@ void sched_ready(struct daemon *d, struct qentry *e);
 void sched_result(struct daemon *d, const struct delivery_result *r);
 void sched_dispatch(struct daemon *d);
 void sched_stop(struct daemon *d);
+/* After the loop: the memory of the heap (the entries belong to the index). */
+void sched_free(struct daemon *d);
 
 /* delivery.c: the worker pool. */
 struct pool;

@@ -140,3 +140,10 @@ void sched_stop(struct daemon *d)
 	uv_timer_stop(&d->sched.timer);
 	uv_close((uv_handle_t *)&d->sched.timer, NULL);
 }
+
+void sched_free(struct daemon *d)
+{
+	free(d->sched.heap);
+	d->sched.heap = NULL;
+	d->sched.nheap = d->sched.heap_cap = 0;
+}
