@@ -348,3 +348,113 @@ def test_every_address_is_tried_in_turn(relay_daemon, workdir):
     send(d, ["a@r.example"])
     assert up.wait_for(1)[0].rcpt_tos == ["a@r.example"]
     wait_log(d, r"relay=dual\.test\[127\.0\.0\.1\]:%d tls=none .* status=sent" % up.port)
+
+
+class InjectingServer:
+    """A hand-written STARTTLS server that pipelines a forged reply behind
+    its "220 ready to start TLS" (the STARTTLS injection attack) and
+    records the SNI the client sent."""
+
+    def __init__(self, certs):
+        import socket
+        import ssl
+        import threading
+        self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.ctx.load_cert_chain(os.path.join(certs, "good.pem"), os.path.join(certs, "good.key"))
+        self.sni = []
+        self.ctx.sni_callback = lambda sock, name, ctx: self.sni.append(name)
+        self.lsock = socket.socket()
+        self.lsock.bind(("127.0.0.1", 0))
+        self.lsock.listen(5)
+        self.port = self.lsock.getsockname()[1]
+        self.dialogue = []      # commands seen after TLS
+        self.messages = []
+        threading.Thread(target=self.serve, daemon=True).start()
+
+    def serve(self):
+        while True:
+            try:
+                conn, _ = self.lsock.accept()
+            except OSError:
+                return
+            try:
+                self.session(conn)
+            except Exception:
+                pass
+            finally:
+                conn.close()
+
+    def session(self, conn):
+        f = conn.makefile("rb")
+        conn.sendall(b"220 inject.test ESMTP\r\n")
+        f.readline()                                           # EHLO
+        conn.sendall(b"250-inject.test\r\n250 STARTTLS\r\n")
+        f.readline()                                           # STARTTLS
+        conn.sendall(b"220 go ahead\r\n250-injected\r\n250 SIZE 10\r\n")
+        tls = self.ctx.wrap_socket(conn, server_side=True)
+        t = tls.makefile("rb")
+        data_mode = False
+        body = b""
+        while True:
+            line = t.readline()
+            if not line:
+                return
+            if data_mode:
+                if line == b".\r\n":
+                    data_mode = False
+                    self.messages.append(body)
+                    tls.sendall(b"250 2.0.0 ok\r\n")
+                else:
+                    body += line
+                continue
+            self.dialogue.append(line.split(b" ")[0].strip().upper())
+            cmd = self.dialogue[-1]
+            if cmd == b"EHLO":
+                tls.sendall(b"250-inject.test\r\n250-PIPELINING\r\n250 AUTH PLAIN\r\n")
+            elif cmd == b"AUTH":
+                tls.sendall(b"235 2.7.0 ok\r\n")
+            elif cmd == b"DATA":
+                data_mode = True
+                tls.sendall(b"354 go\r\n")
+            elif cmd == b"QUIT":
+                tls.sendall(b"221 bye\r\n")
+                return
+            else:
+                tls.sendall(b"250 ok\r\n")
+
+    def close(self):
+        self.lsock.close()
+
+
+def test_starttls_injection_discarded_and_sni_sent(make_daemon, certs, workdir):
+    srv = InjectingServer(certs)
+    try:
+        pw = os.path.join(workdir, "pw")
+        with open(pw, "w") as f:
+            f.write("x\n")
+        os.chmod(pw, 0o640)
+        if IS_ROOT:
+            import grp
+            os.chown(pw, 0, grp.getgrnam("outbox").gr_gid)
+        d = make_daemon(extra={"relay": {"host": "localhost", "port": str(srv.port), "tls": "starttls",
+                                         "ca_file": os.path.join(certs, "ca.pem"), "user": "u",
+                                         "password_file": pw}})
+        send(d, ["a@r.example"], b"Subject: inj\n\nbody\n")
+        wait_log(d, r"status=sent")
+        # the forged "250-injected / 250 SIZE 10" was not taken as the EHLO
+        # reply: the client saw AUTH offered, authenticated, and sent a
+        # message far larger than SIZE 10
+        assert srv.dialogue[:3] == [b"EHLO", b"AUTH", b"MAIL"]
+        assert srv.messages and srv.messages[0].endswith(b"body\r\n")
+        assert srv.sni == ["localhost"]
+    finally:
+        srv.close()
+
+
+def test_upstream_without_smtputf8_bounces_utf8_address(relay_daemon):
+    d, up = relay_daemon(up_kw={"smtputf8": False})
+    r = d.sendmail(["j\u00f6rg@r.example".encode()], b"Subject: u\n\nx\n")
+    assert r.returncode == 0, r.stderr
+    wait_log(d, r"status=bounced \(message needs SMTPUTF8 and the upstream lacks it\)")
+    wait_queue_empty(d)
+    assert up.messages == []

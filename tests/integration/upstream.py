@@ -195,7 +195,7 @@ class _Controller(Controller):
 class Upstream:
     def __init__(self, certs, tls="starttls", port=0, users=None, tokens=(), cert="good",
                  offer_auth_in_clear=False, require_auth=False, on_message=None,
-                 data_size_limit=64 * 1024 * 1024):
+                 data_size_limit=64 * 1024 * 1024, smtputf8=True):
         self.certs = certs
         self.tls = tls
         self.users = dict(users or {})
@@ -218,6 +218,7 @@ class Upstream:
         self.cond = threading.Condition(self.lock)
         self.port = port or _free_port()
         self.data_size_limit = data_size_limit
+        self.smtputf8 = smtputf8
         self.controller = None
 
     # --- life cycle ---
@@ -238,7 +239,7 @@ class Upstream:
         kw = dict(hostname="127.0.0.1", port=self.port, server_hostname="upstream.test",
                   authenticator=self._authenticator, auth_required=self.require_auth,
                   auth_require_tls=not self.offer_auth_in_clear and self.tls != "implicit",
-                  enable_SMTPUTF8=True,
+                  enable_SMTPUTF8=self.smtputf8,
                   decode_data=False, data_size_limit=self.data_size_limit)
         if self.tls == "starttls":
             kw["tls_context"] = self._ssl_context()
