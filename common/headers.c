@@ -11,6 +11,7 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <sys/random.h>
 #include <unistd.h>
 
 #include "address.h"
@@ -174,11 +175,8 @@ void header_add_date(struct buf *out, double when)
 void header_add_message_id(struct buf *out, const char *domain)
 {
 	unsigned char rnd[8] = { 0 };
-	int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
-	if (fd >= 0) {
-		(void)!read(fd, rnd, sizeof rnd);
-		close(fd);
-	}
+	if (getrandom(rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd)
+		memset(rnd, 0, sizeof rnd);	/* time and pid still make it unique */
 	buf_printf(out, "Message-ID: <%lx.%ld.", (unsigned long)time(NULL), (long)getpid());
 	for (size_t i = 0; i < sizeof rnd; i++)
 		buf_printf(out, "%02x", rnd[i]);

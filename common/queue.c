@@ -263,6 +263,7 @@ int store_open(struct store *s, const char *spool, bool lock, struct err *e)
 {
 	memset(s, 0, sizeof *s);
 	s->lock_fd = -1;
+	s->queue_dirfd = -1;
 	s->spool = xstrdup(spool);
 	s->tmp_dir = xasprintf("%s/tmp", spool);
 	s->queue_dir = xasprintf("%s/queue", spool);
@@ -281,6 +282,8 @@ int store_open(struct store *s, const char *spool, bool lock, struct err *e)
 		free(pickup_sub[i]);
 	}
 	free(pickup);
+	if (rc == 0 && (s->queue_dirfd = open(s->queue_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+		rc = err_sys(e, "open %s", s->queue_dir);
 	if (rc == 0 && lock) {
 		char *lp = xasprintf("%s/lock", spool);
 		s->lock_fd = open(lp, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
@@ -299,12 +302,15 @@ void store_close(struct store *s)
 {
 	if (s->lock_fd >= 0)
 		close(s->lock_fd);
+	if (s->queue_dirfd >= 0)
+		close(s->queue_dirfd);
 	free(s->spool);
 	free(s->tmp_dir);
 	free(s->queue_dir);
 	free(s->corrupt_dir);
 	memset(s, 0, sizeof *s);
 	s->lock_fd = -1;
+	s->queue_dirfd = -1;
 }
 
 void store_new_id(struct store *s, char id[QID_LEN + 1])
@@ -339,6 +345,7 @@ int qwriter_begin(struct store *s, const struct envelope *env, struct qwriter *w
 	}
 	w->queue_path = xasprintf("%s/%s", s->queue_dir, w->id);
 	w->queue_dir = xstrdup(s->queue_dir);
+	w->queue_dirfd = s->queue_dirfd;
 	return 0;
 }
 
@@ -346,6 +353,8 @@ static void qwriter_flush(struct qwriter *w)
 {
 	if (w->pending.len && !w->error && write_all(w->fd, w->pending.data, w->pending.len) < 0)
 		w->error = errno;
+	if (w->pending.len)
+		w->header_written = true;
 	buf_reset(&w->pending);
 }
 
@@ -369,21 +378,24 @@ static int rename_noreplace(const char *from, const char *to)
 	return 0;
 }
 
-/* Rewrite the fixed-width flags line at its recorded offset. */
+/* Rewrite the fixed-width flags line: in the buffer while the header is
+ * still there (small messages), else at its offset in the file. */
 static void qwriter_write_flags(struct qwriter *w)
 {
 	struct buf line;
 	buf_init(&line);
 	encode_flags(w->flags, &line);
-	if (!w->error && pwrite(w->fd, line.data, line.len, w->flags_off) != (ssize_t)line.len)
+	if (!w->header_written)
+		memcpy(w->pending.data + w->flags_off, line.data, line.len);
+	else if (!w->error && pwrite(w->fd, line.data, line.len, w->flags_off) != (ssize_t)line.len)
 		w->error = errno ? errno : EIO;
 	buf_free(&line);
 }
 
 int qwriter_commit(struct qwriter *w, struct err *e)
 {
-	qwriter_flush(w);
 	qwriter_write_flags(w);
+	qwriter_flush(w);
 	if (w->error) {
 		errno = w->error;
 		err_sys(e, "write %s", w->tmp_path);
@@ -394,8 +406,9 @@ int qwriter_commit(struct qwriter *w, struct err *e)
 		err_sys(e, "close %s", w->tmp_path);
 	} else if ((w->fd = -1, rename_noreplace(w->tmp_path, w->queue_path) < 0)) {
 		err_sys(e, "rename %s to %s", w->tmp_path, w->queue_path);
-	} else if (fsync_dir(w->queue_dir, e) < 0) {
+	} else if (fsync(w->queue_dirfd) < 0) {
 		/* The name may not be durable: take the message back. */
+		err_sys(e, "fsync %s", w->queue_dir);
 		(void)unlink(w->queue_path);
 	} else {
 		return 0;

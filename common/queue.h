@@ -64,6 +64,7 @@ struct store {
 	char *queue_dir;	/* SPOOL/queue: committed messages */
 	char *corrupt_dir;	/* SPOOL/corrupt: files the scan could not read */
 	int lock_fd;
+	int queue_dirfd;	/* open on queue/ for the directory fsync */
 	unsigned seq;		/* makes IDs unique within one microsecond */
 };
 
@@ -81,6 +82,8 @@ struct qwriter {
 	char *tmp_path;
 	char *queue_path;
 	char *queue_dir;
+	int queue_dirfd;	/* the store's, not owned */
+	bool header_written;	/* the header has left the pending buffer */
 	struct buf pending;	/* written at the next flush */
 	uint64_t size;		/* message bytes, without the header */
 	unsigned flags;		/* ENV_*; may be changed until commit */

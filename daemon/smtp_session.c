@@ -355,19 +355,31 @@ static void cmd_rcpt(struct session *s, const char *arg)
 	reply(s, "250 2.1.5 Ok");
 }
 
+/* The login name of uid, remembered for the next message (most come
+ * from the same few users). */
+static const char *uid_name(struct daemon *d, long uid)
+{
+	if (uid != d->name_uid || uid < 0) {
+		struct passwd *pw = uid >= 0 ? getpwuid((uid_t)uid) : NULL;
+		snprintf(d->name_of_uid, sizeof d->name_of_uid, "%s",
+			 pw && helo_name_ok(pw->pw_name) ? pw->pw_name : "");
+		d->name_uid = uid;
+	}
+	return d->name_of_uid;
+}
+
 static void write_received(struct session *s)
 {
 	char date[64];
 	time_t t = time(NULL);
 	struct tm tm;
-	struct passwd *pw = s->uid >= 0 ? getpwuid((uid_t)s->uid) : NULL;
+	const char *name = s->is_unix ? uid_name(s->d, s->uid) : "";
 	localtime_r(&t, &tm);
 	strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S %z", &tm);
 	buf_reset(&s->scratch);
 	buf_printf(&s->scratch, "Received: from %s (", s->helo);
 	if (s->is_unix)
-		buf_printf(&s->scratch, "uid %ld%s%s", s->uid, pw ? " " : "",
-			   pw && helo_name_ok(pw->pw_name) ? pw->pw_name : "");
+		buf_printf(&s->scratch, "uid %ld%s%s", s->uid, *name ? " " : "", name);
 	else
 		buf_adds(&s->scratch, s->peer);
 	buf_printf(&s->scratch, ")\r\n\tby %s (outbox) with %s%s id %s", s->d->hostname,

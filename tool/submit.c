@@ -28,6 +28,7 @@ struct conn {
 	struct smtp_reply r;
 	char *why;
 	size_t why_len;
+	char first_why[600];	/* the first refusal of a pipelined group */
 };
 
 static int fail(struct conn *c, int code, const char *fmt, const char *arg)
@@ -71,18 +72,22 @@ static int read_reply(struct conn *c)
 	}
 }
 
-/* Check the reply class; map a refusal to an exit code. */
-static int expect(struct conn *c, int cls, int perm_code, const char *step)
+/* Check the class of the reply just read; map a refusal to an exit code
+ * (4xx temporary, else perm_code) with the reason in c->why. */
+static int check(struct conn *c, int cls, int perm_code, const char *step)
 {
 	char line[512], msg[600];
-	int rc = read_reply(c);
-	if (rc)
-		return rc;
 	if (c->r.code / 100 == cls)
 		return 0;
 	smtp_reply_line(&c->r, line, sizeof line);
 	snprintf(msg, sizeof msg, "%s refused: %s", step, line);
 	return fail(c, c->r.code / 100 == 4 ? EX_TEMPFAIL : perm_code, "%s", msg);
+}
+
+static int expect(struct conn *c, int cls, int perm_code, const char *step)
+{
+	int rc = read_reply(c);
+	return rc ? rc : check(c, cls, perm_code, step);
 }
 
 static int connect_socket(struct conn *c, const char *path)
@@ -118,20 +123,42 @@ static int transaction(struct conn *c, const struct submission *s, char id[QID_L
 	buf_init(&cmd);
 	buf_printf(&cmd, "MAIL FROM:<%s>%s%s\r\n", s->sender, s->eight_bit ? " BODY=8BITMIME" : "",
 		   s->smtputf8 ? " SMTPUTF8" : "");
-	size_t n_cmds = 1;
-	for (size_t i = 0; i < s->nrcpt && pipelining; i++, n_cmds++)
-		buf_printf(&cmd, "RCPT TO:<%s>\r\n", s->rcpt[i]);
-	rc = send_all(c, cmd.data, cmd.len);
-	for (size_t i = 0; !rc && i < n_cmds; i++)
-		rc = expect(c, 2, i ? EX_NOUSER : EX_DATAERR, i ? "recipient" : "sender");
-	for (size_t i = 0; !rc && !pipelining && i < s->nrcpt; i++) {
-		buf_reset(&cmd);
-		buf_printf(&cmd, "RCPT TO:<%s>\r\n", s->rcpt[i]);
-		if (!(rc = send_all(c, cmd.data, cmd.len)))
-			rc = expect(c, 2, EX_NOUSER, "recipient");
+	if (pipelining) {	/* MAIL, every RCPT and DATA in one write */
+		for (size_t i = 0; i < s->nrcpt; i++)
+			buf_printf(&cmd, "RCPT TO:<%s>\r\n", s->rcpt[i]);
+		buf_adds(&cmd, "DATA\r\n");
+		rc = send_all(c, cmd.data, cmd.len);
+		int refused = 0;
+		for (size_t i = 0; !rc && i <= s->nrcpt + 1; i++) {
+			if ((rc = read_reply(c)))
+				break;
+			int r = i == 0 ? check(c, 2, EX_DATAERR, "sender")
+				: i <= s->nrcpt ? check(c, 2, EX_NOUSER, "recipient")
+				: check(c, 3, EX_DATAERR, "DATA");
+			if (r && !refused) {	/* keep the first reason; read on to stay in step */
+				refused = r;
+				snprintf(c->first_why, sizeof c->first_why, "%s", c->why);
+			}
+		}
+		if (!rc && refused) {
+			/* nothing is queued: a DATA that got 354 is abandoned by
+			 * closing the connection without the final dot */
+			snprintf(c->why, c->why_len, "%s", c->first_why);
+			rc = refused;
+		}
+	} else {
+		rc = send_all(c, cmd.data, cmd.len);
+		if (!rc)
+			rc = expect(c, 2, EX_DATAERR, "sender");
+		for (size_t i = 0; !rc && i < s->nrcpt; i++) {
+			buf_reset(&cmd);
+			buf_printf(&cmd, "RCPT TO:<%s>\r\n", s->rcpt[i]);
+			if (!(rc = send_all(c, cmd.data, cmd.len)))
+				rc = expect(c, 2, EX_NOUSER, "recipient");
+		}
+		if (!rc && !(rc = send_all(c, "DATA\r\n", 6)))
+			rc = expect(c, 3, EX_DATAERR, "DATA");
 	}
-	if (!rc && !(rc = send_all(c, "DATA\r\n", 6)))
-		rc = expect(c, 3, EX_DATAERR, "DATA");
 	if (!rc) {
 		buf_reset(&cmd);
 		smtp_dotstuff(s->msg, s->len, &cmd);

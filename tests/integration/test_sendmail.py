@@ -145,3 +145,16 @@ def test_comma_separated_recipients_in_one_argument(daemon):
     assert r.returncode == 0, r.stderr
     env, _ = only_message(daemon)
     assert [a for _, a in env["rcpt"]] == ["a@r.example", "b@r.example"]
+
+
+def test_partly_refused_recipients_queue_nothing(make_daemon):
+    """One RCPT refused in the pipelined group: the DATA that got 354 is
+    abandoned, nothing is queued, and the first refusal is the reason."""
+    d = make_daemon(extra={"queue": {"max_recipients": "1"}})
+    r = d.sendmail(["a@r.example", "b@r.example"], b"Subject: s\n\nb\n")
+    assert r.returncode == 75, r.stderr
+    assert b"recipient refused: 452 4.5.3" in r.stderr
+    import time
+    time.sleep(0.3)
+    assert d.queue_ids() == []
+    assert os.listdir(os.path.join(d.spool, "tmp")) == []
