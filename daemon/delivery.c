@@ -61,6 +61,8 @@ struct worker {
 	struct config *tls_conf;
 	unsigned rnd_state;
 	double last_used;	/* monotonic: end of the last delivery */
+	char *chunk;		/* BODY_CHUNK octets read from a queue file */
+	struct buf out;		/* encoded message on its way out */
 };
 
 struct pool {
@@ -251,8 +253,12 @@ static void attempt_finish(struct worker *w, struct attempt *a)
 			continue;
 		}
 		log_recipient(w, a, i, a->result[i] == RCPT_SENT ? "sent" : "bounced", "");
-		a->env.rcpt[i].status = a->result[i];
-		if (store_set_status(a->fd, &a->env.rcpt[i], a->result[i], &e) < 0)
+	}
+	for (size_t i = 0; i < a->env.nrcpt && pending > 0; i++) {
+		/* the file stays: record the final results in it */
+		char r = a->result[i];
+		if (a->env.rcpt[i].status == RCPT_PENDING && (r == RCPT_SENT || r == RCPT_FAILED)
+		    && store_set_status(a->fd, &a->env.rcpt[i], r, &e) < 0)
 			log_err("%s: %s", a->job->id, e.msg);
 	}
 	struct delivery_result r = { .done = pending == 0, .retry_in = retry_in, .npending = pending };
@@ -367,12 +373,12 @@ static bool envelope_replies(struct worker *w, struct attempt *a)
 static int send_body(struct worker *w, struct attempt *a, const struct buf *tail)
 {
 	struct stuffer st;
-	struct buf out;
-	char *chunk = xmalloc(BODY_CHUNK);
+	struct buf out = w->out;	/* the worker's, reused from message to message */
+	char *chunk = w->chunk;
 	off_t off = (off_t)a->body_off;
 	int rc = 0;
 	stuffer_init(&st);
-	buf_init(&out);
+	buf_reset(&out);
 	for (;;) {
 		ssize_t r = pread(a->fd, chunk, BODY_CHUNK, off);
 		if (r < 0) {
@@ -399,8 +405,10 @@ static int send_body(struct worker *w, struct attempt *a, const struct buf *tail
 	if (rc == 0 && st.lines_broken)
 		log_info("%s: %llu lines over %d octets were broken", a->job->id,
 			 (unsigned long long)st.lines_broken, SMTP_LINE_OUT_MAX);
-	free(chunk);
-	buf_free(&out);
+	if (out.cap > 4 * BODY_CHUNK) {	/* do not keep a huge buffer around */
+		buf_free(&out);
+	}
+	w->out = out;
 	return rc;
 }
 
@@ -673,6 +681,8 @@ static void worker_main(void *arg)
 	}
 	smtp_quit(&w->smtp);
 	smtp_client_free(&w->smtp);
+	free(w->chunk);
+	buf_free(&w->out);
 	if (w->session_conf)
 		config_unref(w->session_conf);
 	if (w->tls_conf) {
@@ -733,6 +743,8 @@ int pool_start(struct daemon *d, struct err *e)
 		w->pool = p;
 		w->idx = (int)i;
 		w->rnd_state = (unsigned)(now_real() * 1000) ^ (unsigned)(i * 7919);
+		w->chunk = xmalloc(BODY_CHUNK);
+		buf_init(&w->out);
 		smtp_client_init(&w->smtp);
 		p->running++;
 		if (uv_thread_create(&w->thread, worker_main, w) != 0) {

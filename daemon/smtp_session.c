@@ -10,8 +10,8 @@
  * Commands are read one line at a time from the input buffer, so a
  * client may pipeline (RFC 2920); replies are gathered and written once
  * the buffered input is used up.  While a message is committing, input
- * is not parsed (the 250 must come before any later reply) and reading
- * pauses.
+ * is not parsed (the 250 must come before any later reply); it is only
+ * buffered, up to IN_HIGH_WATER.
  *
  * Invariants:
  *  - "250 ... queued as ID" is sent only after qwriter_commit() returned
@@ -40,6 +40,7 @@
 
 #define MAX_BAD_COMMANDS 20
 #define OUT_HIGH_WATER (256 * 1024)
+#define IN_HIGH_WATER (256 * 1024)
 
 enum sess_state { S_CMD, S_DATA, S_COMMIT, S_CLOSING };
 
@@ -549,7 +550,6 @@ static void end_of_data(struct session *s)
 		log_info("%s: %llu NUL octets removed", s->w.id, (unsigned long long)s->dr.nul_dropped);
 	s->state = S_COMMIT;
 	s->committing = true;
-	reading(s, false);
 	s->commit_req.data = s;
 	uv_queue_work(s->d->loop, &s->commit_req, commit_work, commit_done);
 }
@@ -618,8 +618,12 @@ static void process_input(struct session *s)
 	if (s->state == S_CLOSING)
 		return;
 	flush_out(s);
-	bool backlog = s->h.stream.write_queue_size > OUT_HIGH_WATER;
-	reading(s, s->state != S_COMMIT && !backlog);
+	/* Input is not parsed while a commit runs (its 250 comes first), but
+	 * reading goes on unless the client piles up too much meanwhile or
+	 * does not read its replies. */
+	bool backlog = s->h.stream.write_queue_size > OUT_HIGH_WATER
+		       || (s->state == S_COMMIT && s->in.len > IN_HIGH_WATER);
+	reading(s, !backlog);
 }
 
 /* ---- life cycle ---- */
