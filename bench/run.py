@@ -35,6 +35,9 @@ MESSAGE = (b"From: bench@example.org\nTo: sink@example.net\nSubject: benchmark\n
 assert 1900 < len(MESSAGE) < 2100
 
 
+STARTED = []  # every process started, ended in main()'s finally
+
+
 def free_port():
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
@@ -53,6 +56,7 @@ class Sink:
         self.port = free_port()
         self.stats = os.path.join(work, "sink-%d.stats" % delay_ms)
         self.proc = subprocess.Popen([SINK, str(self.port), str(delay_ms), self.stats])
+        STARTED.append(self.proc)
         while not os.path.exists(self.stats):
             time.sleep(0.01)
 
@@ -85,8 +89,11 @@ class Outboxd:
                     "[address]\ndomain = bench.example\n[log]\ntarget = stderr\nlevel = info\n"
                     % (self.spool, self.socket, work, sink.port, workers))
         os.chmod(self.conf, 0o644)
+        with open(os.path.join(work, "msg.crlf"), "wb") as f:  # for bench/submit
+            f.write(MESSAGE.replace(b"\n", b"\r\n"))
         self.log = open(os.path.join(work, "outboxd.log"), "ab")
         self.proc = subprocess.Popen([OUTBOXD, "-c", self.conf], stdout=self.log, stderr=self.log)
+        STARTED.append(self.proc)
         deadline = time.time() + 10
         while time.time() < deadline:
             try:
@@ -160,11 +167,7 @@ def floor_rate(work, procs=4, each=500):
 def submit_smtp(d, count, errors):
     """One submitter process (bench/submit.c): an SMTP session on the
     socket, each message waiting for its 250."""
-    msg = os.path.join(d.work, "msg.crlf")
-    if not os.path.exists(msg):
-        with open(msg, "wb") as f:
-            f.write(MESSAGE.replace(b"\n", b"\r\n"))
-    r = subprocess.run([SUBMIT, d.socket, str(count), msg])
+    r = subprocess.run([SUBMIT, d.socket, str(count), os.path.join(d.work, "msg.crlf")])
     if r.returncode:
         errors.append(r.returncode)
 
@@ -187,9 +190,9 @@ def parallel(d, sink, target, total=2000, submitters=4):
     for t in ts:
         t.join()
     submitted = time.time()
-    done = sink.wait_messages(before + total)
     if errors:
         raise SystemExit("submission errors: %r" % errors[:3])
+    done = sink.wait_messages(before + total)
     return total / (done - t0), total / (submitted - t0)
 
 
@@ -203,7 +206,10 @@ def main():
     print("outbox benchmark: 2 KB messages, spool and floor in %s (%s), %d cores"
           % (work, subprocess.run(["df", "--output=fstype", work], capture_output=True,
                                   text=True).stdout.split()[-1], os.cpu_count()))
+    only = os.environ.get("BENCH_ONLY", "W1 W2 W3").split()
     try:
+        if only == ["W3"]:
+            return w3(work)
         sink = Sink(work, 0)
         d = Outboxd(work, sink)
         w1(work, d, sink)
@@ -224,19 +230,28 @@ def main():
         d.stop()
         sink.stop()
 
-        slow = Sink(work, 20)
-        d = Outboxd(work, slow)
-        rate3, sub3 = parallel(d, slow, submit_smtp)
-        st = slow.read()
-        print("W3 2000 msgs, sink 20 ms late:    %.0f msgs/s delivered (target >= 400)   upstream connections: "
-              "%d at most at once, %d in all (limit 8)" % (rate3, st["connections_max"], st["connections_total"]))
-        rss = max(rss1, d.peak_rss_kb())
-        d.stop()
-        slow.stop()
+        rss = max(rss1, w3(work))
         print("outboxd peak RSS %.1f MB; W1/W2 upstream connections: %d at most at once, %d in all"
               % (rss / 1024.0, conns["connections_max"], conns["connections_total"]))
     finally:
+        for p in STARTED:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
         shutil.rmtree(work, ignore_errors=True)
+
+
+def w3(work):
+    slow = Sink(work, 20)
+    d = Outboxd(work, slow)
+    rate3, _ = parallel(d, slow, submit_smtp)
+    st = slow.read()
+    print("W3 2000 msgs, sink 20 ms late:    %.0f msgs/s delivered (target >= 400)   upstream connections: "
+          "%d at most at once, %d in all (limit 8)" % (rate3, st["connections_max"], st["connections_total"]))
+    rss = d.peak_rss_kb()
+    d.stop()
+    slow.stop()
+    return rss
 
 
 if __name__ == "__main__":

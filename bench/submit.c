@@ -16,6 +16,8 @@ static int fd;
 static char in[65536];
 static size_t inlen;
 
+static char last[512];
+
 /* Read one reply; return its code. */
 static int reply(void)
 {
@@ -27,6 +29,7 @@ static int reply(void)
 				break;
 			if (nl - p >= 4 && p[3] == ' ') {
 				int code = atoi(p);
+				snprintf(last, sizeof last, "%.*s", (int)(nl - p), p);
 				size_t used = (size_t)(nl + 1 - in);
 				memmove(in, in + used, inlen - used);
 				inlen -= used;
@@ -83,11 +86,10 @@ int main(int argc, char **argv)
 	static const char env[] = "MAIL FROM:<bench@example.org>\r\nRCPT TO:<sink@example.net>\r\nDATA\r\n";
 	for (long i = 0; i < count; i++) {
 		put(env, sizeof env - 1);
-		if (reply() != 250 || reply() != 250 || reply() != 354)
+		if (reply() != 250 || reply() != 250 || reply() != 354 || (put(msg, mlen), reply()) != 250) {
+			fprintf(stderr, "submit: message %ld: unexpected reply: %s\n", i, last);
 			return 1;
-		put(msg, mlen);
-		if (reply() != 250)
-			return 1;
+		}
 	}
 	put("QUIT\r\n", 6);
 	return 0;

@@ -93,9 +93,22 @@ struct attempt {
 
 /* ---- job queue (any thread) ---- */
 
-static struct job *pop_job(struct pool *p, int wait_s, bool *timed_out)
+/* Unlink the first job; the caller holds p->mu. */
+static struct job *take_head_locked(struct pool *p)
 {
 	struct job *j = NULL;
+	if (p->head && !p->stopping) {
+		j = p->head;
+		p->head = j->next;
+		if (!p->head)
+			p->tail = NULL;
+	}
+	return j;
+}
+
+static struct job *pop_job(struct pool *p, int wait_s, bool *timed_out)
+{
+	struct job *j;
 	*timed_out = false;
 	uv_mutex_lock(&p->mu);
 	while (!p->head && !p->stopping) {
@@ -106,26 +119,15 @@ static struct job *pop_job(struct pool *p, int wait_s, bool *timed_out)
 			break;
 		}
 	}
-	if (p->head && !p->stopping) {
-		j = p->head;
-		p->head = j->next;
-		if (!p->head)
-			p->tail = NULL;
-	}
+	j = take_head_locked(p);
 	uv_mutex_unlock(&p->mu);
 	return j;
 }
 
 static struct job *try_pop_job(struct pool *p)
 {
-	struct job *j = NULL;
 	uv_mutex_lock(&p->mu);
-	if (p->head && !p->stopping) {
-		j = p->head;
-		p->head = j->next;
-		if (!p->head)
-			p->tail = NULL;
-	}
+	struct job *j = take_head_locked(p);
 	uv_mutex_unlock(&p->mu);
 	return j;
 }
