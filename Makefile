@@ -19,18 +19,21 @@ TMPFILESDIR ?= /usr/lib/tmpfiles.d
 
 CC       ?= cc
 CFLAGS   ?= -O2 -g
-CFLAGS   += -std=c11 -Wall -Wextra -Werror -D_GNU_SOURCE -MMD -MP
 LDFLAGS  ?=
-LDFLAGS  += -Wl,--as-needed
+# what the code needs, whatever CFLAGS/LDFLAGS the caller passes
+XCFLAGS  := -std=c11 -Wall -Wextra -Werror -D_GNU_SOURCE -MMD -MP
+XLDFLAGS := -Wl,--as-needed
 PY       := /usr/bin/python3
 
 ifeq ($(SAN),1)
 BUILD    := build-san
-CFLAGS   += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
-LDFLAGS  += -fsanitize=address,undefined
+XCFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+XLDFLAGS += -fsanitize=address,undefined
 else
 BUILD    := build
 endif
+ALL_CFLAGS  = $(CFLAGS) $(XCFLAGS)
+ALL_LDFLAGS = $(LDFLAGS) $(XLDFLAGS)
 
 PKGS     := libuv inih
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
@@ -56,24 +59,24 @@ all: $(OUTBOXD) $(OUTBOX)
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(PKG_CFLAGS) -c -o $@ $<
+	$(CC) $(ALL_CFLAGS) $(PKG_CFLAGS) -c -o $@ $<
 
 $(BUILD)/libcommon.a: $(COMMON_OBJ)
 	ar rcs $@ $^
 
 $(OUTBOXD): $(DAEMON_OBJ) $(BUILD)/libcommon.a
-	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
 
 $(OUTBOX): $(TOOL_OBJ) $(BUILD)/libcommon.a
-	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
 
 $(BUILD)/tests/test_%: tests/unit/test_%.c $(BUILD)/libcommon.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(PKG_CFLAGS) -o $@ $< $(BUILD)/libcommon.a $(LDFLAGS) $(LIBS) -lcmocka
+	$(CC) $(ALL_CFLAGS) $(PKG_CFLAGS) -o $@ $< $(BUILD)/libcommon.a $(ALL_LDFLAGS) $(LIBS) -lcmocka
 
 $(BUILD)/tests/mkqueue: tests/mkqueue.c $(BUILD)/libcommon.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(PKG_CFLAGS) -o $@ $< $(BUILD)/libcommon.a $(LDFLAGS) $(LIBS)
+	$(CC) $(ALL_CFLAGS) $(PKG_CFLAGS) -o $@ $< $(BUILD)/libcommon.a $(ALL_LDFLAGS) $(LIBS)
 
 deps:
 	@scripts/deps.sh
@@ -107,7 +110,7 @@ demo: deps all
 
 # outbox.conf(5)'s key reference is generated from the config table.
 $(BUILD)/confdoc: man/confdoc.c $(BUILD)/libcommon.a
-	$(CC) $(CFLAGS) $(PKG_CFLAGS) -o $@ $< $(BUILD)/libcommon.a $(LDFLAGS) $(LIBS)
+	$(CC) $(ALL_CFLAGS) $(PKG_CFLAGS) -o $@ $< $(BUILD)/libcommon.a $(ALL_LDFLAGS) $(LIBS)
 
 man: $(BUILD)/confdoc
 	$(BUILD)/confdoc < man/outbox.conf.5.in > man/outbox.conf.5

@@ -18,7 +18,7 @@
 static struct {
 	const char *ident;
 	enum log_target target;
-	enum log_level level;
+	_Atomic int level;	/* changed on SIGHUP while workers log */
 } logger = { "outbox", LOG_TO_STDERR, LOG_LVL_INFO };
 
 static const int syslog_prio[] = {
@@ -47,12 +47,12 @@ void log_set_level(enum log_level level)
 
 enum log_level log_get_level(void)
 {
-	return logger.level;
+	return (enum log_level)logger.level;
 }
 
 static void log_v(enum log_level lvl, const char *fmt, va_list ap)
 {
-	if (lvl > logger.level)
+	if ((int)lvl > logger.level)
 		return;
 	char line[2048];
 	vsnprintf(line, sizeof line, fmt, ap);

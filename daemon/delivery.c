@@ -559,7 +559,7 @@ static void push_back_job(struct pool *p, struct job *j)
 static bool take_next(struct worker *w, const struct config *conf, struct attempt *next,
 		      struct buf *ahead)
 {
-	struct job *nj = w->pool->stopping ? NULL : try_pop_job(w->pool);
+	struct job *nj = try_pop_job(w->pool);	/* NULL once the pool stops */
 	if (!nj)
 		return false;
 	if (nj->conf != conf) {	/* made under another configuration: a new session */
@@ -669,12 +669,12 @@ static void worker_main(void *arg)
 	for (;;) {
 		struct job *j = pop_job(p, w->smtp.open ? SESSION_IDLE_S : -1, &timed_out);
 		if (!j) {
-			if (timed_out && w->smtp.open) {
+			if (!timed_out)
+				break;	/* pop_job returns nothing else only when stopping */
+			if (w->smtp.open) {
 				log_debug("worker %d: closing idle session to %s", w->idx, w->smtp.relay);
 				smtp_quit(&w->smtp);
 			}
-			if (p->stopping)
-				break;
 			continue;
 		}
 		deliver(w, j, w->smtp.open && now_mono() - w->last_used > 2.0);

@@ -268,7 +268,7 @@ def make_daemon(workdir):
     for d in started:  # shown by pytest when the test failed
         print("---- outboxd log %s\n%s" % (d.base, d.log()))
     for d in started:  # a sanitizer build reports into the daemon's log
-        for marker in ("AddressSanitizer", "LeakSanitizer", "runtime error:"):
+        for marker in ("AddressSanitizer", "LeakSanitizer", "ThreadSanitizer", "runtime error:"):
             assert marker not in d.log(), d.log()
 
 
