@@ -243,11 +243,11 @@ void stuffer_feed(struct stuffer *st, const char *p, size_t n, struct buf *out)
 	buf_reserve(out, n + n / 64 + 16);
 	for (size_t i = 0; i < n; i++) {
 		/* fast path: copy the rest of a line that stays within the limit */
-		if (!st->bol) {
-			size_t run = 0;
-			while (i + run < n && p[i + run] != '\r' && p[i + run] != '\n')
+		if (!st->bol && st->line_len < SMTP_LINE_OUT_MAX - 3) {
+			size_t room = SMTP_LINE_OUT_MAX - 3 - st->line_len, run = 0;
+			while (run < room && i + run < n && p[i + run] != '\r' && p[i + run] != '\n')
 				run++;
-			if (run > 0 && st->line_len + run < SMTP_LINE_OUT_MAX - 3) {
+			if (run > 0) {
 				buf_add(out, p + i, run);
 				st->line_len += run;
 				st->cr = false;

@@ -447,7 +447,7 @@ static bool session_usable(struct worker *w, struct job *j, bool waited)
 static int session_open(struct worker *w, struct job *j)
 {
 	struct err e;
-	if (w->tls_conf != j->conf) {
+	if (w->tls_conf != j->conf && j->conf->relay.tls != TLS_NONE) {	/* CA bundle loaded once per config */
 		tls_client_free(&w->tls);
 		if (w->tls_conf)
 			config_unref(w->tls_conf);

@@ -78,7 +78,13 @@ static int listen_unix(struct daemon *d, const char *path, unsigned mode, struct
 	int rc;
 	if (strlen(path) >= sizeof(((struct sockaddr_un *)0)->sun_path))
 		return err_set(e, "socket path too long: %s", path);
-	if (clear_stale_socket(path, e) < 0)
+	char *dir = xstrdup(path);
+	char *slash = strrchr(dir, '/');
+	if (slash && slash != dir)
+		*slash = '\0';
+	int rc_dir = slash && slash != dir ? ensure_dir(dir, 0755, e) : 0;
+	free(dir);
+	if (rc_dir < 0 || clear_stale_socket(path, e) < 0)
 		return -1;
 	struct listener *l = listener_new(d, true);
 	uv_pipe_init(d->loop, &l->h.pipe, 0);
