@@ -211,7 +211,7 @@ def main():
         if only == ["W3"]:
             return w3(work)
         sink = Sink(work, 0)
-        d = Outboxd(work, sink)
+        d = Outboxd(work, sink, workers=int(os.environ.get("BENCH_WORKERS", "4")))
         w1(work, d, sink)
 
         # the floor is measured before and after each workload and averaged

@@ -623,6 +623,7 @@ static void deliver(struct worker *w, struct job *j, bool waited)
 	buf_init(&ahead);
 	bool pipelining = w->smtp.ext & EXT_PIPELINING;
 	bool ready = false;
+	unsigned chain = 1;
 	if (attempt_fits(w, &cur) && pipelining) {
 		envelope_commands(w, &cur, &ahead);
 		ready = smtp_send(&w->smtp, ahead.data, ahead.len, ST_MAIL) == 0 && envelope_replies(w, &cur);
@@ -654,7 +655,9 @@ static void deliver(struct worker *w, struct job *j, bool waited)
 		done = cur;
 		have_done = true;
 		cur = next;
+		chain++;
 	}
+	log_debug("worker %d: %u messages in one pipelined run", w->idx, chain);
 	session_after(w);
 	buf_free(&ahead);
 }

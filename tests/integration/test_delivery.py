@@ -458,3 +458,63 @@ def test_upstream_without_smtputf8_bounces_utf8_address(relay_daemon):
     wait_log(d, r"status=bounced \(message needs SMTPUTF8 and the upstream lacks it\)")
     wait_queue_empty(d)
     assert up.messages == []
+
+
+class HostileServer:
+    """Speaks just enough SMTP to be dangerous: answers with `behaviour`
+    (garbage, an endless reply line, silence) at the greeting."""
+
+    def __init__(self, behaviour):
+        import socket
+        import threading
+        self.behaviour = behaviour
+        self.lsock = socket.socket()
+        self.lsock.bind(("127.0.0.1", 0))
+        self.lsock.listen(5)
+        self.port = self.lsock.getsockname()[1]
+        self.conns = []
+        threading.Thread(target=self.serve, daemon=True).start()
+
+    def serve(self):
+        while True:
+            try:
+                conn, _ = self.lsock.accept()
+            except OSError:
+                return
+            self.conns.append(conn)
+            try:
+                if self.behaviour == "garbage":
+                    conn.sendall(b"HELLO THERE\r\n")
+                elif self.behaviour == "endless":
+                    conn.sendall(b"220-" + b"x" * 100000)
+                elif self.behaviour == "silent":
+                    pass  # never says anything
+            except OSError:
+                pass
+
+    def close(self):
+        self.lsock.close()
+        for c in self.conns:
+            c.close()
+
+
+@pytest.mark.parametrize("behaviour,reason", [
+    ("garbage", r"protocol error: malformed reply line"),
+    ("endless", r"protocol error: reply line too long"),
+    ("silent", r"timeout waiting for the server \(2 s\)"),
+])
+def test_hostile_upstream_defers_and_costs_nothing_else(make_daemon, behaviour, reason):
+    srv = HostileServer(behaviour)
+    try:
+        d = make_daemon(extra={"relay": {"host": "127.0.0.1", "port": str(srv.port), "tls": "none",
+                                         "timeout": "2s"}})
+        send(d, ["a@r.example"])
+        wait_log(d, r"status=deferred \(%s" % reason)
+        assert len(d.queue_ids()) == 1 and "bounced" not in d.log()
+        # the daemon still takes mail meanwhile
+        with d.smtp() as s:
+            s.ehlo("x")
+            assert s.sendmail("b@s.example", ["c@r.example"], b"Subject: y\r\n\r\nz\r\n") == {}
+        assert len(d.queue_ids()) == 2
+    finally:
+        srv.close()
