@@ -35,7 +35,10 @@
  *   3. renameat2(tmp/ID, queue/ID, RENAME_NOREPLACE)
  *                                         (link + unlink where the file
  *                                         system lacks it);
- *   4. fsync(queue/)                      - the name is on disk;
+ *   4. fsync(queue/)                      - the name is on disk; commits
+ *                                         running at the same time share
+ *                                         one fsync that started after
+ *                                         their renames (group commit);
  *   5. only now reply 250 / exit 0.
  * A crash before 3 leaves a tmp file (removed at start-up, never
  * acknowledged); a crash between 3 and 4 may lose the name, but nothing
@@ -55,6 +58,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/time.h>
@@ -257,6 +261,56 @@ bool qid_valid(const char *id)
 	return strlen(id) == QID_LEN && strspn(id, "0123456789ABCDEF") == QID_LEN;
 }
 
+/* ---- the shared directory fsync ----
+ * `renamed` counts renames into queue/; a commit whose rename was number
+ * n is durable once an fsync of queue/ that began after rename n has
+ * succeeded (`synced` >= n).  One commit runs the fsync, others that
+ * arrive meanwhile wait for it or for the next one. */
+
+struct dirsync {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	uint64_t renamed;
+	uint64_t synced;
+	bool busy;
+	int fd;
+};
+
+static uint64_t dirsync_renamed(struct dirsync *ds)
+{
+	pthread_mutex_lock(&ds->mu);
+	uint64_t n = ++ds->renamed;
+	pthread_mutex_unlock(&ds->mu);
+	return n;
+}
+
+static int dirsync_wait(struct dirsync *ds, uint64_t n)
+{
+	pthread_mutex_lock(&ds->mu);
+	while (ds->synced < n) {
+		if (ds->busy) {
+			pthread_cond_wait(&ds->cv, &ds->mu);
+			continue;
+		}
+		ds->busy = true;
+		uint64_t target = ds->renamed;
+		pthread_mutex_unlock(&ds->mu);
+		int rc = fsync(ds->fd), saved = errno;
+		pthread_mutex_lock(&ds->mu);
+		ds->busy = false;
+		if (rc == 0 && target > ds->synced)
+			ds->synced = target;
+		pthread_cond_broadcast(&ds->cv);
+		if (rc < 0) {	/* each waiter tries its own fsync and fails alike */
+			pthread_mutex_unlock(&ds->mu);
+			errno = saved;
+			return -1;
+		}
+	}
+	pthread_mutex_unlock(&ds->mu);
+	return 0;
+}
+
 /* ---- store ---- */
 
 int store_open(struct store *s, const char *spool, bool lock, struct err *e)
@@ -284,6 +338,12 @@ int store_open(struct store *s, const char *spool, bool lock, struct err *e)
 	free(pickup);
 	if (rc == 0 && (s->queue_dirfd = open(s->queue_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
 		rc = err_sys(e, "open %s", s->queue_dir);
+	if (rc == 0) {
+		s->dirsync = xcalloc(1, sizeof *s->dirsync);
+		pthread_mutex_init(&s->dirsync->mu, NULL);
+		pthread_cond_init(&s->dirsync->cv, NULL);
+		s->dirsync->fd = s->queue_dirfd;
+	}
 	if (rc == 0 && lock) {
 		char *lp = xasprintf("%s/lock", spool);
 		s->lock_fd = open(lp, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
@@ -304,6 +364,11 @@ void store_close(struct store *s)
 		close(s->lock_fd);
 	if (s->queue_dirfd >= 0)
 		close(s->queue_dirfd);
+	if (s->dirsync) {
+		pthread_mutex_destroy(&s->dirsync->mu);
+		pthread_cond_destroy(&s->dirsync->cv);
+		free(s->dirsync);
+	}
 	free(s->spool);
 	free(s->tmp_dir);
 	free(s->queue_dir);
@@ -345,7 +410,7 @@ int qwriter_begin(struct store *s, const struct envelope *env, struct qwriter *w
 	}
 	w->queue_path = xasprintf("%s/%s", s->queue_dir, w->id);
 	w->queue_dir = xstrdup(s->queue_dir);
-	w->queue_dirfd = s->queue_dirfd;
+	w->dirsync = s->dirsync;
 	return 0;
 }
 
@@ -406,7 +471,7 @@ int qwriter_commit(struct qwriter *w, struct err *e)
 		err_sys(e, "close %s", w->tmp_path);
 	} else if ((w->fd = -1, rename_noreplace(w->tmp_path, w->queue_path) < 0)) {
 		err_sys(e, "rename %s to %s", w->tmp_path, w->queue_path);
-	} else if (fsync(w->queue_dirfd) < 0) {
+	} else if (dirsync_wait(w->dirsync, dirsync_renamed(w->dirsync)) < 0) {
 		/* The name may not be durable: take the message back. */
 		err_sys(e, "fsync %s", w->queue_dir);
 		(void)unlink(w->queue_path);

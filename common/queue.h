@@ -6,9 +6,10 @@
  * per-recipient status updates, and the startup scan.  The protocol and
  * format are documented at the top of queue.c.
  *
- * Thread use: a store handle is read-only after store_open(), so
- * qwriter_commit(), store_mark() and store_remove() may run on worker
- * threads while the loop thread writes new messages.
+ * Thread use: a store handle is read-only after store_open() but for its
+ * dirsync, which locks itself, so qwriter_commit(), store_mark() and
+ * store_remove() may run on worker threads while the loop thread writes
+ * new messages.
  */
 #ifndef OUTBOX_QUEUE_H
 #define OUTBOX_QUEUE_H
@@ -65,6 +66,7 @@ struct store {
 	char *corrupt_dir;	/* SPOOL/corrupt: files the scan could not read */
 	int lock_fd;
 	int queue_dirfd;	/* open on queue/ for the directory fsync */
+	struct dirsync *dirsync;	/* shared directory fsync (group commit) */
 	unsigned seq;		/* makes IDs unique within one microsecond */
 };
 
@@ -82,7 +84,7 @@ struct qwriter {
 	char *tmp_path;
 	char *queue_path;
 	char *queue_dir;
-	int queue_dirfd;	/* the store's, not owned */
+	struct dirsync *dirsync;	/* the store's, not owned */
 	bool header_written;	/* the header has left the pending buffer */
 	struct buf pending;	/* written at the next flush */
 	uint64_t size;		/* message bytes, without the header */
