@@ -1,0 +1,28 @@
+"""make install honours DESTDIR and PREFIX and lays out what SPEC names."""
+
+import os
+import subprocess
+
+TOP = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+
+
+def test_make_install_destdir_prefix(workdir):
+    dest = os.path.join(workdir, "dest")
+    san = "SAN=" + os.environ.get("OUTBOX_SAN", "")  # install what this run built
+    r = subprocess.run(["make", "-s", "-C", TOP, "install", san, "DESTDIR=" + dest, "PREFIX=/opt/ob"],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    for path in ("opt/ob/sbin/outboxd", "opt/ob/bin/outbox", "etc/outbox/outbox.conf",
+                 "opt/ob/share/man/man8/outboxd.8", "opt/ob/share/man/man1/outbox.1",
+                 "opt/ob/share/man/man5/outbox.conf.5", "lib/systemd/system/outboxd.service",
+                 "usr/lib/sysusers.d/outbox.conf", "usr/lib/tmpfiles.d/outbox.conf"):
+        assert os.path.isfile(os.path.join(dest, path)), path
+    assert os.readlink(os.path.join(dest, "opt/ob/sbin/sendmail")) == "/opt/ob/bin/outbox"
+    assert os.readlink(os.path.join(dest, "opt/ob/bin/mailq")) == "/opt/ob/bin/outbox"
+    with open(os.path.join(dest, "lib/systemd/system/outboxd.service")) as f:
+        unit = f.read()
+    assert "ExecStart=/opt/ob/sbin/outboxd\n" in unit and "Type=notify" in unit and "User=outbox" in unit
+    # the installed example configuration is valid
+    r = subprocess.run([os.path.join(dest, "opt/ob/sbin/outboxd"), "-t", "-c",
+                        os.path.join(dest, "etc/outbox/outbox.conf")], capture_output=True)
+    assert r.returncode == 0, r.stderr
