@@ -173,8 +173,9 @@ static bool attempt_load(struct worker *w, struct job *j, struct attempt *a)
 	a->job = j;
 	a->started = now_real();
 	if (store_load(w->pool->store, j->id, &a->env, &a->body_off, &a->fd, &a->size, &e) < 0) {
+		bool gone = errno == ENOENT;	/* deleted meanwhile: nothing left to do */
 		log_err("%s: cannot read queue file: %s", j->id, e.msg);
-		struct delivery_result r = { .done = errno == ENOENT, .retry_in = 60 };
+		struct delivery_result r = { .done = gone, .retry_in = 60 };
 		memcpy(r.id, j->id, sizeof r.id);
 		post_result(w->pool, &r);
 		return false;
