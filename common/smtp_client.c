@@ -254,6 +254,8 @@ int smtp_open(struct smtp_client *s, const struct config *c, struct tls_client *
 	}
 	s->auth_failed = false;
 	s->open = true;
+	s->fail_text[0] = '\0';	/* whatever ended the previous session is over */
+	s->fail_code = 0;
 	return 0;
 fail:
 	if (s->fail_stage != ST_TLS && s->fail_stage != ST_CONNECT && s->net.fd >= 0)

@@ -29,12 +29,7 @@ MKQUEUE = os.path.abspath(os.path.join(BUILD, "tests", "mkqueue"))
 IS_ROOT = os.geteuid() == 0
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
+free_port = upstream_mod.free_port
 
 
 class UnixSMTP(smtplib.SMTP):

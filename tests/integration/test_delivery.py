@@ -507,3 +507,18 @@ def test_hostile_upstream_defers_and_costs_nothing_else(make_daemon, behaviour, 
         assert len(d.queue_ids()) == 2
     finally:
         srv.close()
+
+
+def test_session_dropped_by_upstream_while_idle_is_replaced(relay_daemon):
+    """The upstream hangs up an idle session; the worker notices (RSET
+    fails) and opens a new one, deferring nothing."""
+    d, up = relay_daemon(up_kw={"idle_timeout": 1}, relay={"workers": "1"})
+    send(d, ["a@r.example"])
+    up.wait_for(1)
+    time.sleep(3)                      # upstream times the session out after 1 s
+    for i in range(3):
+        send(d, ["b%d@r.example" % i])
+    msgs = up.wait_for(4)
+    assert sorted(m.rcpt_tos[0] for m in msgs[1:]) == ["b0@r.example", "b1@r.example", "b2@r.example"]
+    assert "deferred" not in d.log()
+    assert len(up.sessions()) == 2

@@ -195,7 +195,7 @@ class _Controller(Controller):
 class Upstream:
     def __init__(self, certs, tls="starttls", port=0, users=None, tokens=(), cert="good",
                  offer_auth_in_clear=False, require_auth=False, on_message=None,
-                 data_size_limit=64 * 1024 * 1024, smtputf8=True):
+                 data_size_limit=64 * 1024 * 1024, smtputf8=True, idle_timeout=300):
         self.certs = certs
         self.tls = tls
         self.users = dict(users or {})
@@ -216,9 +216,10 @@ class Upstream:
         self.auth_attempts = []
         self.lock = threading.Lock()
         self.cond = threading.Condition(self.lock)
-        self.port = port or _free_port()
+        self.port = port or free_port()
         self.data_size_limit = data_size_limit
         self.smtputf8 = smtputf8
+        self.idle_timeout = idle_timeout
         self.controller = None
 
     # --- life cycle ---
@@ -240,7 +241,8 @@ class Upstream:
                   authenticator=self._authenticator, auth_required=self.require_auth,
                   auth_require_tls=not self.offer_auth_in_clear and self.tls != "implicit",
                   enable_SMTPUTF8=self.smtputf8,
-                  decode_data=False, data_size_limit=self.data_size_limit)
+                  decode_data=False, data_size_limit=self.data_size_limit,
+                  timeout=self.idle_timeout)
         if self.tls == "starttls":
             kw["tls_context"] = self._ssl_context()
         elif self.tls == "implicit":
@@ -290,7 +292,7 @@ class Upstream:
         return [c for c in self.connections if c.raw]
 
 
-def _free_port():
+def free_port():
     import socket
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
