@@ -520,6 +520,7 @@ static void commit_done(uv_work_t *req, int status)
 		return;
 	}
 	s->state = S_CMD;
+	idle_restart(s);	/* the timer may have fired, unheeded, during the commit */
 	if (s->d->stopping) {
 		reply(s, "421 4.3.2 %s Service shutting down", s->d->hostname);
 		flush_out(s);
