@@ -8,24 +8,35 @@
  *
  * STATSFILE is rewritten (atomically) 20 times a second:
  *   messages N / connections_total N / connections_max N
+ *
+ * The delay is kept to the microsecond with a timerfd per connection
+ * (libuv timers have millisecond steps and fire up to 1 ms late).
  */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/timerfd.h>
+#include <time.h>
+#include <unistd.h>
 #include <uv.h>
+
+struct batch {
+	struct batch *next;
+	uint64_t due_ns;
+	size_t len;
+	char data[];
+};
 
 struct conn {
 	uv_tcp_t tcp;
+	uv_poll_t timer_poll;
+	int tfd;
+	struct batch *head, *tail;	/* replies waiting for their time */
 	char *in;
 	size_t len, cap;
 	int data_mode;
-};
-
-struct batch {
-	uv_timer_t timer;
-	uv_tcp_t *tcp;
-	size_t len;
-	char data[];
+	int open_handles;
 };
 
 static uv_loop_t *loop;
@@ -52,39 +63,83 @@ static void send_now(uv_tcp_t *tcp, const char *p, size_t n)
 	uv_write(req, (uv_stream_t *)tcp, &b, 1, on_write);
 }
 
-static void batch_closed(uv_handle_t *h)
+static uint64_t mono_ns(void)
 {
-	free(h->data);
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
 }
 
-static void batch_due(uv_timer_t *t)
+static void arm(struct conn *c)
 {
-	struct batch *b = t->data;
-	send_now(b->tcp, b->data, b->len);
-	uv_close((uv_handle_t *)t, batch_closed);
+	struct itimerspec its = { 0 };
+	if (c->head) {
+		its.it_value.tv_sec = (time_t)(c->head->due_ns / 1000000000ULL);
+		its.it_value.tv_nsec = (long)(c->head->due_ns % 1000000000ULL);
+	}
+	timerfd_settime(c->tfd, TFD_TIMER_ABSTIME, &its, NULL);
+}
+
+static void on_timer(uv_poll_t *p, int status, int events)
+{
+	struct conn *c = p->data;
+	uint64_t ticks;
+	(void)status;
+	(void)events;
+	(void)!read(c->tfd, &ticks, sizeof ticks);
+	uint64_t now = mono_ns();
+	while (c->head && c->head->due_ns <= now) {
+		struct batch *b = c->head;
+		c->head = b->next;
+		if (!c->head)
+			c->tail = NULL;
+		send_now(&c->tcp, b->data, b->len);
+		free(b);
+	}
+	arm(c);
 }
 
 static void reply(uv_tcp_t *tcp, const char *p, size_t n)
 {
+	struct conn *c = tcp->data;
 	if (delay_ms == 0) {
 		send_now(tcp, p, n);
 		return;
 	}
 	struct batch *b = malloc(sizeof *b + n);
-	b->tcp = tcp;
+	b->next = NULL;
+	b->due_ns = mono_ns() + (uint64_t)delay_ms * 1000000ULL;
 	b->len = n;
 	memcpy(b->data, p, n);
-	uv_timer_init(loop, &b->timer);
-	b->timer.data = b;
-	uv_timer_start(&b->timer, batch_due, (uint64_t)delay_ms, 0);
+	if (c->tail)
+		c->tail->next = b;
+	else
+		c->head = b;
+	c->tail = b;
+	if (c->head == b)
+		arm(c);
 }
 
 static void conn_closed(uv_handle_t *h)
 {
 	struct conn *c = h->data;
+	if (--c->open_handles > 0)
+		return;
+	while (c->head) {
+		struct batch *b = c->head;
+		c->head = b->next;
+		free(b);
+	}
+	close(c->tfd);
 	free(c->in);
 	free(c);
 	conns_now--;
+}
+
+static void conn_close(struct conn *c)
+{
+	uv_close((uv_handle_t *)&c->tcp, conn_closed);
+	uv_close((uv_handle_t *)&c->timer_poll, conn_closed);
 }
 
 static void on_alloc(uv_handle_t *h, size_t s, uv_buf_t *b)
@@ -146,7 +201,7 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
 	struct conn *c = s->data;
 	(void)b;
 	if (n < 0) {
-		uv_close((uv_handle_t *)s, conn_closed);
+		conn_close(c);
 		return;
 	}
 	c->len += (size_t)n;
@@ -157,7 +212,7 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
 		if (olen)
 			reply(&c->tcp, out, olen);
 		if (quit) {
-			uv_close((uv_handle_t *)s, conn_closed);
+			conn_close(c);
 			return;
 		}
 		if (olen <= 60000)
@@ -172,8 +227,13 @@ static void on_conn(uv_stream_t *server, int status)
 	struct conn *c = calloc(1, sizeof *c);
 	uv_tcp_init(loop, &c->tcp);
 	c->tcp.data = c;
+	c->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+	uv_poll_init(loop, &c->timer_poll, c->tfd);
+	c->timer_poll.data = c;
+	c->open_handles = 2;
+	uv_poll_start(&c->timer_poll, UV_READABLE, on_timer);
 	if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0) {
-		uv_close((uv_handle_t *)&c->tcp, conn_closed);
+		conn_close(c);
 		return;
 	}
 	uv_tcp_nodelay(&c->tcp, 1);
