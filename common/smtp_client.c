@@ -140,7 +140,7 @@ static int ehlo(struct smtp_client *s)
 	return 0;
 }
 
-static int starttls(struct smtp_client *s, const struct config *c, struct tls_client *t)
+static int starttls(struct smtp_client *s, struct tls_client *t)
 {
 	struct err e;
 	if (!(s->ext & EXT_STARTTLS))
@@ -148,7 +148,6 @@ static int starttls(struct smtp_client *s, const struct config *c, struct tls_cl
 				 "(tls = starttls refuses to send in clear)");
 	if (command(s, ST_STARTTLS, 2, "STARTTLS") < 0)
 		return -1;
-	(void)c;
 	if (net_start_tls(&s->net, t, s->host, &e) < 0)
 		return smtp_fail(s, ST_TLS, 0, "%s", e.msg);
 	return ehlo(s);
@@ -246,7 +245,7 @@ int smtp_open(struct smtp_client *s, const struct config *c, struct tls_client *
 	}
 	if (expect_reply(s, ST_GREETING, 2) < 0 || ehlo(s) < 0)
 		goto fail;
-	if (c->relay.tls == TLS_STARTTLS && starttls(s, c, t) < 0)
+	if (c->relay.tls == TLS_STARTTLS && starttls(s, t) < 0)
 		goto fail;
 	if (authenticate(s, c) < 0) {
 		s->auth_failed = true;
