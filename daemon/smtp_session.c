@@ -502,12 +502,14 @@ static void commit_done(uv_work_t *req, int status)
 	s->writing = false;
 	s->committing = false;
 	if (s->commit_rc == 0) {
+		if (s->state != S_CLOSING) {	/* the client first, the bookkeeping after */
+			reply(s, "250 2.0.0 Ok: queued as %s", s->w.id);
+			flush_out(s);
+		}
 		log_queued(s);
 		sched_ready(s->d, qindex_add(&s->d->queue, s->w.id, &s->env, s->w.size));
 		sched_dispatch(s->d);
 		s->d->received++;
-		if (s->state != S_CLOSING)
-			reply(s, "250 2.0.0 Ok: queued as %s", s->w.id);
 	} else {
 		log_err("%s: cannot queue message: %s", s->peer, s->commit_err.msg);
 		if (s->state != S_CLOSING)
