@@ -763,6 +763,11 @@ int pool_start(struct daemon *d, struct err *e)
 	return 0;
 }
 
+size_t pool_size(const struct daemon *d)
+{
+	return d->pool ? d->pool->nworkers : 0;
+}
+
 void pool_submit(struct daemon *d, const char *id, unsigned tries)
 {
 	struct pool *p = d->pool;

@@ -85,6 +85,8 @@ void sched_free(struct daemon *d);
 /* delivery.c: the worker pool. */
 struct pool;
 int pool_start(struct daemon *d, struct err *e);
+/* The number of worker threads (fixed at start). */
+size_t pool_size(const struct daemon *d);
 /* Hand one message to the workers (loop thread). */
 void pool_submit(struct daemon *d, const char *id, unsigned tries);
 /* Workers finish the message in hand and exit; done() runs on the loop

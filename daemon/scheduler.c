@@ -101,9 +101,10 @@ void sched_ready(struct daemon *d, struct qentry *e)
 void sched_dispatch(struct daemon *d)
 {
 	struct scheduler *s = &d->sched;
-	size_t limit = (size_t)d->conf->relay.workers * SCHED_INFLIGHT_PER_WORKER;
 	if (!d->pool || d->stopping)
 		return;
+	/* the pool's size, not [relay] workers: a reload does not change it */
+	size_t limit = pool_size(d) * SCHED_INFLIGHT_PER_WORKER;
 	while (s->ready_head && s->inflight < limit) {
 		struct qentry *e = s->ready_head;
 		s->ready_head = e->rnext;

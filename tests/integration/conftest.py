@@ -7,6 +7,7 @@ exactly as in production; the test folders are made traversable for it.
 """
 
 import os
+import re
 import shutil
 import signal
 import smtplib
@@ -179,6 +180,15 @@ class Daemon:
         self.proc.kill()
         self.proc.wait()
         self.logf.close()
+
+    def wait_log(self, pattern, timeout=20, count=1):
+        """Wait until the log has count lines matching the regex pattern."""
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if len(re.findall(pattern, self.log())) >= count:
+                return
+            time.sleep(0.05)
+        raise AssertionError("no %r (x%d) in log:\n%s" % (pattern, count, self.log()))
 
     def log(self):
         try:

@@ -5,7 +5,6 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import time
 
 import pytest
@@ -20,12 +19,7 @@ def send(d, rcpts, body=b"Subject: t\n\nhello\n", sender="me@sender.example", ar
 
 
 def wait_log(d, pattern, timeout=20, count=1):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if len(re.findall(pattern, d.log())) >= count:
-            return
-        time.sleep(0.05)
-    raise AssertionError("no %r (x%d) in log:\n%s" % (pattern, count, d.log()))
+    d.wait_log(pattern, timeout, count)
 
 
 def wait_queue_empty(d, timeout=20):

@@ -194,10 +194,6 @@ def test_client_vanishing_mid_data_leaves_nothing(daemon):
     assert [c.reply()[0] for _ in range(3)] == [250, 250, 354]
     c.send(b"Subject: cut\r\n\r\npartial" * 1000)
     c.close()
-    import time
-    for _ in range(100):
-        if "lost connection after DATA" in daemon.log():
-            break
-        time.sleep(0.05)
+    daemon.wait_log("lost connection after DATA")
     assert daemon.queue_ids() == []
     assert __import__("os").listdir(daemon.spool + "/tmp") == []

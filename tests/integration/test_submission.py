@@ -6,7 +6,7 @@ import re
 import subprocess
 import threading
 
-from conftest import IS_ROOT, RawClient, UnixSMTP
+from conftest import IS_ROOT
 
 QUEUED = re.compile(rb"2\.0\.0 Ok: queued as ([0-9A-F]{16})")
 
