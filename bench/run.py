@@ -125,9 +125,14 @@ def run_timed(cmd, stdin_path=None):
 
 
 def floor_dir(work):
-    d = os.path.join(work, "floor")
-    shutil.rmtree(d, ignore_errors=True)
+    """A new, empty directory for each floor measurement.  The old ones
+    stay until the end: deleting thousands of files just before would
+    slow the floor's own creates (ext4 skips recently freed inodes), and
+    the floor must be the least a durable submission costs."""
+    n = len([e for e in os.listdir(work) if e.startswith("floor.")])
+    d = os.path.join(work, "floor.%d" % n)
     os.makedirs(d)
+    os.sync()   # write back inode tables: only frees of the last 5 s are skipped then
     return d
 
 

@@ -91,6 +91,8 @@ struct qwriter {
 	unsigned flags;		/* ENV_*; may be changed until commit */
 	off_t flags_off;
 	int error;		/* errno of the first failed write, or 0 */
+	off_t written;		/* file offset after the last flush */
+	bool reused;		/* writing over a spare file (see queue.c) */
 };
 
 int qwriter_begin(struct store *s, const struct envelope *env, struct qwriter *w,
@@ -111,7 +113,8 @@ int store_load(const struct store *s, const char *id, struct envelope *env,
 int store_mark(int fd, const struct rcpt *r, char status, struct err *e);
 /* The same without the fdatasync, for several updates then one sync. */
 int store_set_status(int fd, const struct rcpt *r, char status, struct err *e);
-/* Remove a message whose recipients are all done. */
+/* Remove a message whose recipients are all done: its file becomes a
+ * spare for a later commit of this store (see queue.c). */
 int store_remove(const struct store *s, const char *id, struct err *e);
 
 /* Startup: remove leftovers in tmp/, then call cb for every queued
