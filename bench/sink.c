@@ -4,10 +4,11 @@
  * replies DELAY_MS late (replies to commands that arrived together go
  * out together, as over a network round trip).
  *
- *   sink PORT DELAY_MS STATSFILE
+ *   sink PORT DELAY_MS STATSFILE [data-only]
  *
- * STATSFILE is rewritten (atomically) 20 times a second:
- *   messages N / connections_total N / connections_max N
+ * It offers CHUNKING (BDAT, RFC 3030) as Postfix and Gmail do, unless
+ * told data-only.  STATSFILE is rewritten (atomically) 20 times a second:
+ *   messages N / bdat_messages N / connections_total N / connections_max N
  *
  * The delay is kept to the microsecond with a timerfd per connection
  * (libuv timers have millisecond steps and fire up to 1 ms late).
@@ -36,13 +37,15 @@ struct conn {
 	char *in;
 	size_t len, cap;
 	int data_mode;
+	uint64_t bdat_left;	/* octets of the current BDAT chunk still to come */
+	int bdat_last;
 	int open_handles;
 };
 
 static uv_loop_t *loop;
-static int delay_ms;
+static int delay_ms, chunking = 1;
 static const char *stats_path;
-static unsigned long messages, conns_total, conns_now, conns_max;
+static unsigned long messages, bdat_messages, conns_total, conns_now, conns_max;
 
 static void on_write(uv_write_t *req, int status)
 {
@@ -159,13 +162,24 @@ static int process(struct conn *c, char *out, size_t *olen)
 	size_t pos = 0;
 	int quit = 0;
 	for (;;) {
+		const char *r = NULL;
+		if (c->bdat_left) {	/* chunk octets: skip them */
+			size_t take = c->len - pos < c->bdat_left ? c->len - pos : (size_t)c->bdat_left;
+			pos += take;
+			c->bdat_left -= take;
+			if (c->bdat_left)
+				break;
+			messages += (unsigned long)c->bdat_last;
+			bdat_messages += (unsigned long)c->bdat_last;
+			r = "250 2.0.0 Ok: chunk received\r\n";
+			goto reply;
+		}
 		char *nl = memchr(c->in + pos, '\n', c->len - pos);
 		if (!nl)
 			break;
 		char *line = c->in + pos;
 		size_t l = (size_t)(nl - line) + 1;
 		pos += l;
-		const char *r = NULL;
 		if (c->data_mode) {
 			if (l == 3 && line[0] == '.') {
 				c->data_mode = 0;
@@ -173,7 +187,19 @@ static int process(struct conn *c, char *out, size_t *olen)
 				r = "250 2.0.0 Ok: queued\r\n";
 			}
 		} else if (!strncasecmp(line, "EHLO", 4)) {
-			r = "250-sink\r\n250-PIPELINING\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n250 SIZE 104857600\r\n";
+			r = chunking ? "250-sink\r\n250-PIPELINING\r\n250-CHUNKING\r\n250-8BITMIME\r\n"
+				       "250-SMTPUTF8\r\n250 SIZE 104857600\r\n"
+				     : "250-sink\r\n250-PIPELINING\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n"
+				       "250 SIZE 104857600\r\n";
+		} else if (chunking && !strncasecmp(line, "BDAT ", 5)) {
+			char *end;
+			c->bdat_left = strtoull(line + 5, &end, 10);
+			c->bdat_last = !strncasecmp(end, " LAST", 5);
+			if (c->bdat_left)
+				continue;
+			messages += (unsigned long)c->bdat_last;
+			bdat_messages += (unsigned long)c->bdat_last;
+			r = "250 2.0.0 Ok: chunk received\r\n";
 		} else if (!strncasecmp(line, "DATA", 4)) {
 			c->data_mode = 1;
 			r = "354 go ahead\r\n";
@@ -183,6 +209,7 @@ static int process(struct conn *c, char *out, size_t *olen)
 		} else {
 			r = "250 2.0.0 Ok\r\n";
 		}
+reply:
 		if (r) {
 			size_t rl = strlen(r);
 			memcpy(out + *olen, r, rl);
@@ -252,18 +279,19 @@ static void write_stats(uv_timer_t *t)
 	FILE *f = fopen(tmp, "w");
 	if (!f)
 		return;
-	fprintf(f, "messages %lu\nconnections_total %lu\nconnections_max %lu\n", messages,
-		conns_total, conns_max);
+	fprintf(f, "messages %lu\nbdat_messages %lu\nconnections_total %lu\nconnections_max %lu\n",
+		messages, bdat_messages, conns_total, conns_max);
 	fclose(f);
 	rename(tmp, stats_path);
 }
 
 int main(int argc, char **argv)
 {
-	if (argc != 4) {
-		fprintf(stderr, "usage: sink PORT DELAY_MS STATSFILE\n");
+	if (argc != 4 && !(argc == 5 && !strcmp(argv[4], "data-only"))) {
+		fprintf(stderr, "usage: sink PORT DELAY_MS STATSFILE [data-only]\n");
 		return 64;
 	}
+	chunking = argc == 4;
 	delay_ms = atoi(argv[2]);
 	stats_path = argv[3];
 	loop = uv_default_loop();

@@ -96,6 +96,8 @@ static const struct key keys[] = {
 	  "Concurrent upstream sessions." },
 	{ "relay", "timeout", KT_DURATION, "5m", F(relay.timeout), 0, 1, DAY,
 	  "Timeout for each SMTP command and each network read or write." },
+	{ "relay", "chunking", KT_BOOL, "yes", F(relay.chunking), bool_choices, 0, 0,
+	  "Send messages with BDAT (RFC 3030) when the upstream offers CHUNKING and PIPELINING." },
 	{ "relay", "plaintext_auth", KT_BOOL, "no", F(relay.plaintext_auth), bool_choices, 0, 0,
 	  "With tls = none, allow AUTH in clear text anyway (the second 'yes, really')." },
 

@@ -65,6 +65,7 @@ struct config {
 		uint64_t workers;
 		uint64_t timeout;
 		int plaintext_auth;
+		int chunking;
 	} relay;
 	struct {
 		char *domain;

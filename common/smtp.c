@@ -278,7 +278,7 @@ void stuffer_feed(struct stuffer *st, const char *p, size_t n, struct buf *out)
 			st->bol = !st->in_header;
 			st->lines_broken++;
 		}
-		if (st->bol && c == '.')
+		if (st->bol && c == '.' && !st->chunked)
 			buf_addc(out, '.');
 		st->bol = false;
 		st->cr = false;
@@ -291,6 +291,7 @@ void stuffer_end(struct stuffer *st, struct buf *out)
 {
 	if (!st->bol)
 		buf_add(out, "\r\n", 2);
-	buf_add(out, ".\r\n", 3);
+	if (!st->chunked)
+		buf_add(out, ".\r\n", 3);
 	st->bol = true;
 }

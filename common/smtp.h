@@ -85,11 +85,12 @@ struct stuffer {
 	bool cr;		/* the previous octet was CR */
 	size_t line_len;	/* octets on this line, CR LF not counted */
 	uint64_t lines_broken;
+	bool chunked;		/* for BDAT (RFC 3030): no dot-stuffing, no final "." */
 };
 
 void stuffer_init(struct stuffer *st);
 void stuffer_feed(struct stuffer *st, const char *p, size_t n, struct buf *out);
-/* Final CRLF if missing, then ".\r\n". */
+/* Final CRLF if missing, then ".\r\n" (unless chunked). */
 void stuffer_end(struct stuffer *st, struct buf *out);
 
 /*

@@ -16,6 +16,10 @@
  *          MAIL/RCPT/DATA when there is one (RFC 2920 allows it), so a
  *          busy session costs one round trip per message
  *   reply to "." -> every accepted recipient gets that result
+ * With CHUNKING (RFC 3030) and PIPELINING offered, and [relay] chunking
+ * on, messages go as MAIL, RCPT..., BDAT <n> LAST + the octets instead,
+ * up to BATCH_MAX of them in one write: the message needs no reply
+ * before its octets, so a batch costs one round trip (see CHUNKING).
  * Per recipient: 2xx sent, 4xx deferred, 5xx bounced (failed).  A
  * recipient that got sent or bounced is recorded before anything else
  * happens and never tried again.  Anything that breaks the session
@@ -43,6 +47,8 @@
 
 #define SESSION_IDLE_S 10
 #define BODY_CHUNK (256 * 1024)
+#define BATCH_MAX 8		/* messages in one BDAT batch: also the most a crash can duplicate per worker */
+#define BATCH_BYTES (1024 * 1024)	/* a batch stops growing here */
 
 struct job {
 	char id[QID_LEN + 1];
@@ -71,6 +77,7 @@ struct pool {
 	uv_mutex_t mu;
 	uv_cond_t cv;
 	struct job *head, *tail;
+	size_t queued;		/* jobs between head and tail */
 	struct delivery_result *results;
 	bool stopping;
 	size_t nworkers, running;
@@ -89,6 +96,7 @@ struct attempt {
 	bool *accepted;		/* RCPT got 2xx in this attempt */
 	char **why;		/* per recipient: reply or reason */
 	double started;
+	unsigned nbdat;		/* BDAT commands sent (CHUNKING) */
 };
 
 /* ---- job queue (any thread) ---- */
@@ -102,6 +110,7 @@ static struct job *take_head_locked(struct pool *p)
 		p->head = j->next;
 		if (!p->head)
 			p->tail = NULL;
+		p->queued--;
 	}
 	return j;
 }
@@ -122,6 +131,16 @@ static struct job *pop_job(struct pool *p, int wait_s, bool *timed_out)
 	j = take_head_locked(p);
 	uv_mutex_unlock(&p->mu);
 	return j;
+}
+
+/* How many messages a worker's next batch may take: its share of what
+ * is queued, so one worker does not take it all while others idle. */
+static size_t batch_share(struct pool *p, size_t max)
+{
+	uv_mutex_lock(&p->mu);
+	size_t n = 1 + p->queued / p->nworkers;
+	uv_mutex_unlock(&p->mu);
+	return n < max ? n : max;
 }
 
 static struct job *try_pop_job(struct pool *p)
@@ -305,8 +324,8 @@ static bool attempt_fits(struct worker *w, struct attempt *a)
 	return true;
 }
 
-/* MAIL, RCPT... and DATA for a, appended to out; returns the count. */
-static size_t envelope_commands(struct worker *w, struct attempt *a, struct buf *out)
+/* MAIL and RCPT... for a, appended to out; returns the count. */
+static size_t mail_rcpt_commands(struct worker *w, struct attempt *a, struct buf *out)
 {
 	size_t n = 1;
 	buf_printf(out, "MAIL FROM:<%s>", a->env.sender);
@@ -323,18 +342,25 @@ static size_t envelope_commands(struct worker *w, struct attempt *a, struct buf 
 		buf_printf(out, "RCPT TO:<%s>\r\n", a->env.rcpt[i].addr);
 		n++;
 	}
+	return n;
+}
+
+/* MAIL, RCPT... and DATA for a, appended to out; returns the count. */
+static size_t envelope_commands(struct worker *w, struct attempt *a, struct buf *out)
+{
+	size_t n = mail_rcpt_commands(w, a, out);
 	buf_adds(out, "DATA\r\n");
 	return n + 1;
 }
 
-/* Read the replies to MAIL, RCPT... and DATA.  True when the server is
- * now waiting for the message (354) and at least one recipient took. */
-static bool envelope_replies(struct worker *w, struct attempt *a)
+/* Read the replies to MAIL and RCPT...; false on a session failure.
+ * *taken counts the recipients accepted (a->accepted). */
+static bool mail_rcpt_replies(struct worker *w, struct attempt *a, size_t *taken)
 {
 	struct smtp_client *s = &w->smtp;
 	char line[600];
 	bool mail_ok = false;
-	size_t taken = 0;
+	*taken = 0;
 	if (smtp_read_reply(s, ST_MAIL) < 0)
 		return false;
 	smtp_last_reply(s, line, sizeof line);
@@ -350,14 +376,36 @@ static bool envelope_replies(struct worker *w, struct attempt *a)
 		smtp_last_reply(s, line, sizeof line);
 		if (s->reply.code / 100 == 2 && mail_ok) {
 			a->accepted[i] = true;
-			taken++;
+			(*taken)++;
 		} else if (mail_ok) {
 			set_result(a, i, smtp_failure_is_permanent(ST_RCPT, s->reply.code) ? RCPT_FAILED : 'T', line);
 		}
 	}
-	if (smtp_read_reply(s, ST_DATA) < 0)
-		return false;
+	return true;
+}
+
+/* The reply just read applies to every accepted recipient (end of
+ * data: "." or the last BDAT; or a refused DATA / BDAT). */
+static void result_for_accepted(struct worker *w, struct attempt *a, enum smtp_stage st)
+{
+	char line[600];
+	struct smtp_client *s = &w->smtp;
 	smtp_last_reply(s, line, sizeof line);
+	char what = s->reply.code / 100 == 2 ? RCPT_SENT
+		  : smtp_failure_is_permanent(st, s->reply.code) ? RCPT_FAILED : 'T';
+	for (size_t i = 0; i < a->env.nrcpt; i++)
+		if (a->accepted[i])
+			set_result(a, i, what, line);
+}
+
+/* Read the replies to MAIL, RCPT... and DATA.  True when the server is
+ * now waiting for the message (354) and at least one recipient took. */
+static bool envelope_replies(struct worker *w, struct attempt *a)
+{
+	struct smtp_client *s = &w->smtp;
+	size_t taken;
+	if (!mail_rcpt_replies(w, a, &taken) || smtp_read_reply(s, ST_DATA) < 0)
+		return false;
 	if (s->reply.code == 354 && taken > 0)
 		return true;
 	if (s->reply.code == 354) {	/* nobody to send to, yet the server waits: end it */
@@ -365,9 +413,7 @@ static bool envelope_replies(struct worker *w, struct attempt *a)
 			(void)smtp_read_reply(s, ST_DOT);
 		return false;
 	}
-	for (size_t i = 0; i < a->env.nrcpt; i++)
-		if (a->accepted[i])
-			set_result(a, i, smtp_failure_is_permanent(ST_DATA, s->reply.code) ? RCPT_FAILED : 'T', line);
+	result_for_accepted(w, a, ST_DATA);
 	return false;
 }
 
@@ -417,16 +463,8 @@ static int send_body(struct worker *w, struct attempt *a, const struct buf *tail
 
 static void dot_reply(struct worker *w, struct attempt *a)
 {
-	char line[600];
-	struct smtp_client *s = &w->smtp;
-	if (smtp_read_reply(s, ST_DOT) < 0)
-		return;
-	smtp_last_reply(s, line, sizeof line);
-	char what = s->reply.code / 100 == 2 ? RCPT_SENT
-		  : smtp_failure_is_permanent(ST_DOT, s->reply.code) ? RCPT_FAILED : 'T';
-	for (size_t i = 0; i < a->env.nrcpt; i++)
-		if (a->accepted[i])
-			set_result(a, i, what, line);
+	if (smtp_read_reply(&w->smtp, ST_DOT) == 0)
+		result_for_accepted(w, a, ST_DOT);
 }
 
 /* ---- sessions ---- */
@@ -550,33 +588,44 @@ static void push_back_job(struct pool *p, struct job *j)
 	p->head = j;
 	if (!p->tail)
 		p->tail = j;
+	p->queued++;
 	uv_mutex_unlock(&p->mu);
 	uv_cond_signal(&p->cv);
 }
 
-/* The next queued message to pipeline behind the current one: loaded
- * into next, its envelope commands in ahead.  False when there is none
- * that can go on this session now. */
+/* The next queued message that can go on this session now, loaded into
+ * a; messages this upstream cannot take are finished on the way.  False
+ * when there is none (or the next was made under another configuration:
+ * it needs a new session). */
+static bool take_fitting(struct worker *w, const struct config *conf, struct attempt *a)
+{
+	for (;;) {
+		struct job *nj = try_pop_job(w->pool);	/* NULL once the pool stops */
+		if (!nj)
+			return false;
+		if (nj->conf != conf) {
+			push_back_job(w->pool, nj);
+			return false;
+		}
+		if (!attempt_load(w, nj, a)) {
+			job_free(nj);
+			continue;
+		}
+		if (attempt_fits(w, a))
+			return true;
+		attempt_finish(w, a);
+		attempt_free(a);
+		job_free(nj);
+	}
+}
+
+/* The next message to pipeline behind the current one, its envelope
+ * commands in ahead. */
 static bool take_next(struct worker *w, const struct config *conf, struct attempt *next,
 		      struct buf *ahead)
 {
-	struct job *nj = try_pop_job(w->pool);	/* NULL once the pool stops */
-	if (!nj)
+	if (!take_fitting(w, conf, next))
 		return false;
-	if (nj->conf != conf) {	/* made under another configuration: a new session */
-		push_back_job(w->pool, nj);
-		return false;
-	}
-	if (!attempt_load(w, nj, next)) {
-		job_free(nj);
-		return false;
-	}
-	if (!attempt_fits(w, next)) {
-		attempt_finish(w, next);
-		attempt_free(next);
-		job_free(nj);
-		return false;
-	}
 	buf_reset(ahead);
 	envelope_commands(w, next, ahead);
 	return true;
@@ -600,6 +649,127 @@ static void attempt_close(struct worker *w, struct attempt *a, const struct job 
 	attempt_free(a);
 }
 
+/* ---- CHUNKING (RFC 3030) ----
+ * A message goes as MAIL, RCPT..., BDAT <n> LAST and its n octets (CRLF
+ * lines kept within 998 octets as with DATA, but not dot-stuffed); a
+ * body over BODY_CHUNK is sent as several BDATs.  No reply is needed
+ * before the octets (a server that refused every recipient still reads
+ * them, and refuses the BDAT), so up to BATCH_MAX messages (BATCH_BYTES)
+ * go out together, and their replies are read in order: MAIL, each
+ * RCPT, each BDAT.  The first refused BDAT, else the last one's reply,
+ * is every accepted recipient's result.  Replies are a few lines per
+ * message, so the server cannot block on writing them while we write. */
+
+static bool chunking_usable(const struct worker *w, const struct config *c)
+{
+	unsigned need = EXT_CHUNKING | EXT_PIPELINING;
+	return c->relay.chunking && (w->smtp.ext & need) == need;
+}
+
+/* Append a's commands and octets to out, writing out whenever it holds
+ * BODY_CHUNK or more.  -1 on a session failure. */
+static int chunked_message(struct worker *w, struct attempt *a, struct buf *out)
+{
+	struct stuffer st;
+	struct buf *body = &w->out;
+	off_t off = (off_t)a->body_off;
+	uint64_t left = a->size;
+	bool last = false;
+	stuffer_init(&st);
+	st.chunked = true;
+	buf_reset(body);
+	mail_rcpt_commands(w, a, out);
+	a->nbdat = 0;
+	while (!last) {
+		size_t want = left < BODY_CHUNK ? (size_t)left : BODY_CHUNK;
+		ssize_t r = want ? pread(a->fd, w->chunk, want, off) : 0;
+		if (r < 0)
+			return smtp_fail(&w->smtp, ST_LOCAL, 0, "reading the queue file: %s", strerror(errno));
+		stuffer_feed(&st, w->chunk, (size_t)r, body);
+		off += r;
+		left -= (uint64_t)r;
+		last = r == 0 || left == 0;
+		if (last)
+			stuffer_end(&st, body);
+		if (body->len >= BODY_CHUNK || last) {
+			buf_printf(out, "BDAT %zu%s\r\n", body->len, last ? " LAST" : "");
+			buf_add(out, body->data, body->len);
+			buf_reset(body);
+			a->nbdat++;
+		}
+		if (out->len >= BODY_CHUNK) {
+			if (smtp_send(&w->smtp, out->data, out->len, ST_DOT) < 0)
+				return -1;
+			buf_reset(out);
+		}
+	}
+	if (st.lines_broken)
+		log_info("%s: %llu lines over %d octets were broken", a->job->id,
+			 (unsigned long long)st.lines_broken, SMTP_LINE_OUT_MAX);
+	return 0;
+}
+
+/* Read a chunked message's replies and record its results. */
+static void chunked_replies(struct worker *w, struct attempt *a)
+{
+	size_t taken;
+	if (!mail_rcpt_replies(w, a, &taken))
+		return;
+	for (unsigned i = 0; i < a->nbdat; i++) {
+		if (smtp_read_reply(&w->smtp, ST_DOT) < 0)
+			return;
+		if (w->smtp.reply.code / 100 != 2 || i + 1 == a->nbdat)
+			result_for_accepted(w, a, ST_DOT);	/* keeps the first result */
+	}
+}
+
+/* Deliver first (loaded, fits) and whatever else is queued, in batches.
+ * Each message's results are recorded as soon as its replies are read,
+ * while the upstream still works on the rest of the batch; the last
+ * one's wait until the next batch is on the wire.  So at most two
+ * accepted messages per worker are unrecorded at any time (the
+ * duplicates a crash can cause), as with DATA. */
+static void deliver_chunked(struct worker *w, struct job *j, struct attempt *first)
+{
+	struct attempt *batch = xcalloc(BATCH_MAX, sizeof *batch), held;
+	size_t nb = 1;
+	bool have_held = false;
+	unsigned total = 0, batches = 0;
+	struct buf out;
+	buf_init(&out);
+	batch[0] = *first;
+	for (;;) {
+		size_t share = 1 + batch_share(w->pool, BATCH_MAX - 1);	/* batch[0] is taken */
+		bool failed = chunked_message(w, &batch[0], &out) < 0;
+		while (!failed && nb < share && out.len < BATCH_BYTES
+		       && take_fitting(w, j->conf, &batch[nb]))
+			failed = chunked_message(w, &batch[nb++], &out) < 0;
+		if (!failed && out.len)
+			(void)smtp_send(&w->smtp, out.data, out.len, ST_DOT);
+		buf_reset(&out);
+		if (have_held)
+			attempt_close(w, &held, j);
+		for (size_t i = 0; i < nb; i++) {
+			if (!session_broken(&w->smtp))
+				chunked_replies(w, &batch[i]);
+			if (i + 1 < nb)
+				attempt_close(w, &batch[i], j);
+		}
+		held = batch[nb - 1];
+		have_held = true;
+		total += (unsigned)nb;
+		batches++;
+		if (session_broken(&w->smtp) || w->smtp.reply.code == 421
+		    || !take_fitting(w, j->conf, &batch[0]))
+			break;
+		nb = 1;
+	}
+	attempt_close(w, &held, j);
+	log_debug("worker %d: %u messages in %u BDAT batches", w->idx, total, batches);
+	buf_free(&out);
+	free(batch);
+}
+
 /*
  * Deliver job j, then, while the session is busy, whatever else is
  * queued: each next envelope goes out behind the previous message's
@@ -619,6 +789,14 @@ static void deliver(struct worker *w, struct job *j, bool waited)
 	if (!session_usable(w, j, waited) && session_open(w, j) < 0) {
 		fail_from_session(&cur, &w->smtp);	/* always temporary */
 		attempt_close(w, &cur, j);
+		return;
+	}
+	if (chunking_usable(w, j->conf)) {
+		if (attempt_fits(w, &cur))
+			deliver_chunked(w, j, &cur);
+		else
+			attempt_close(w, &cur, j);
+		session_after(w);
 		return;
 	}
 	buf_init(&ahead);
@@ -781,6 +959,7 @@ void pool_submit(struct daemon *d, const char *id, unsigned tries)
 	else
 		p->head = j;
 	p->tail = j;
+	p->queued++;
 	uv_mutex_unlock(&p->mu);
 	uv_cond_signal(&p->cv);
 }

@@ -55,8 +55,9 @@ void qindex_remove(struct queue_index *q, struct qentry *e);
  * wait in a FIFO, deferred ones in a heap ordered by next_try with one
  * timer for the earliest; at most SCHED_INFLIGHT_PER_WORKER jobs per
  * worker are handed out at a time, so a busy worker always finds a next
- * message to pipeline behind the current one. */
-#define SCHED_INFLIGHT_PER_WORKER 4
+ * message to pipeline behind the current one, or a batch to send with
+ * BDAT (delivery.c BATCH_MAX). */
+#define SCHED_INFLIGHT_PER_WORKER 40
 
 struct scheduler {
 	struct qentry *ready_head, *ready_tail;

@@ -160,8 +160,9 @@ def test_verify_no_is_a_choice(relay_daemon):
     assert up.wait_for(1)[0].tls == "TLSv1.2"
 
 
-def test_disconnect_mid_data_delivered_later_once(relay_daemon):
-    d, up = relay_daemon()
+@pytest.mark.parametrize("chunking", [False, True])
+def test_disconnect_mid_data_delivered_later_once(relay_daemon, chunking):
+    d, up = relay_daemon(up_kw={"chunking": chunking})
     up.disconnect_data = 1
     send(d, ["a@r.example"], b"Subject: once\n\nonly once\n")
     m = up.wait_for(1, timeout=30)[0]
@@ -240,15 +241,15 @@ def test_size_limit_of_upstream_fails_at_once(relay_daemon):
     assert up.messages == []
 
 
-def test_kill9_during_delivery_then_restart(relay_daemon):
-    d, up = relay_daemon(relay={"workers": "2"})
-    up.data_delay = 0.15
-    n = 30
+@pytest.mark.parametrize("chunking", [False, True])
+def test_kill9_during_batches_then_restart(relay_daemon, chunking):
+    d, up = relay_daemon(up_kw={"chunking": chunking}, relay={"workers": "2"})
+    up.data_delay = 0.1
+    n = 40
     for i in range(n):
         send(d, ["r%d@r.example" % i], b"Subject: k%d\n\nk\n" % i)
     up.wait_for(5, timeout=30)
     d.kill9()
-    killed_with = len(up.messages)
     d.start()
     deadline = time.time() + 60
     while time.time() < deadline and len({m.rcpt_tos[0] for m in up.messages}) < n:
@@ -256,9 +257,13 @@ def test_kill9_during_delivery_then_restart(relay_daemon):
     got = [m.rcpt_tos[0] for m in up.messages]
     assert sorted(set(got)) == sorted("r%d@r.example" % i for i in range(n))
     dups = len(got) - len(set(got))
-    assert dups <= 2 * 2, "more duplicates (%d) than messages in flight" % dups  # workers x pipelined
+    # the upstream finishes what it already read of a dead client's
+    # pipeline: with DATA one message per session, with BDAT a batch (8)
+    # and the previous batch's last, not yet recorded
+    allowed = 2 * (8 + 1) if chunking else 2 * 2
+    assert dups <= allowed, "more duplicates (%d) than messages in flight" % dups
+    print("kill -9: %d duplicates" % dups)
     wait_queue_empty(d)
-    print("kill -9 after %d of %d delivered: %d duplicates" % (killed_with, n, dups))
 
 
 def test_sigterm_finishes_message_in_hand_and_keeps_queue(relay_daemon):

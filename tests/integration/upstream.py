@@ -24,6 +24,7 @@ import argparse
 import asyncio
 import base64
 import os
+import re
 import ssl
 import subprocess
 import sys
@@ -31,7 +32,7 @@ import threading
 import time
 
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP, AuthResult
+from aiosmtpd.smtp import MISSING, SMTP, AuthResult
 
 OPENSSL = "openssl"
 
@@ -100,6 +101,7 @@ class Connection:
     def __init__(self, n):
         self.n = n
         self.raw = bytearray()    # everything the client sent (plaintext)
+        self.reads = []           # the same, as it came in: one item per read
         self.opened = time.time()
 
 
@@ -117,12 +119,53 @@ class _RecordingSMTP(SMTP):
     def data_received(self, data):
         if self._conn is not None:
             self._conn.raw += data
+            self._conn.reads.append(bytes(data))
         super().data_received(data)
+
+    # CHUNKING (RFC 3030), which aiosmtpd lacks: "BDAT <size> [LAST]" and
+    # exactly size octets; the message ends with LAST and goes through the
+    # same handle_DATA as one sent with DATA.
+    async def smtp_BDAT(self, arg):
+        up = self._upstream
+        m = re.fullmatch(r"(\d+)( LAST)?", arg or "", re.I)
+        if not up.chunking or not m:
+            await self.push("501 5.5.4 Syntax: BDAT size [LAST]" if up.chunking
+                            else '500 Error: command "BDAT" not recognized')
+            self.transport.close()  # the octets that follow cannot be told from commands
+            return
+        octets = await self._reader.readexactly(int(m.group(1)))
+        with up.lock:
+            up.bdat_commands.append((int(m.group(1)), bool(m.group(2))))
+        if not self.envelope.rcpt_tos or getattr(self.envelope, "bdat_failed", False):
+            self.envelope.bdat_failed = True
+            await self.push("503 5.5.1 Error: need RCPT command" if not self.envelope.rcpt_tos
+                            else "554 5.5.0 Error: earlier chunk refused")
+            if m.group(2):
+                self._set_post_data_state()
+            return
+        if self.envelope.original_content is None:
+            self.envelope.original_content = b""
+        self.envelope.original_content += octets
+        if not m.group(2):
+            await self.push("250 2.0.0 %d octets received" % len(octets))
+            return
+        self.envelope.content = self.envelope.original_content
+        status = await self._call_handler_hook("DATA")
+        self._set_post_data_state()
+        await self.push("250 OK" if status is MISSING else status)
 
 
 class _Handler:
     def __init__(self, upstream):
         self.up = upstream
+
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        session.host_name = hostname
+        if self.up.pipelining:  # aiosmtpd reads commands in order; it just does not say so
+            responses.insert(1, "250-PIPELINING")
+        if self.up.chunking:
+            responses.insert(-1, "250-CHUNKING")
+        return responses
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         if address in self.up.reject_rcpt:
@@ -195,7 +238,8 @@ class _Controller(Controller):
 class Upstream:
     def __init__(self, certs, tls="starttls", port=0, users=None, tokens=(), cert="good",
                  offer_auth_in_clear=False, require_auth=False, on_message=None,
-                 data_size_limit=64 * 1024 * 1024, smtputf8=True, idle_timeout=300):
+                 data_size_limit=64 * 1024 * 1024, smtputf8=True, idle_timeout=300,
+                 chunking=False, pipelining=True):
         self.certs = certs
         self.tls = tls
         self.users = dict(users or {})
@@ -220,6 +264,9 @@ class Upstream:
         self.data_size_limit = data_size_limit
         self.smtputf8 = smtputf8
         self.idle_timeout = idle_timeout
+        self.chunking = chunking      # offer CHUNKING and take BDAT
+        self.pipelining = pipelining  # offer PIPELINING
+        self.bdat_commands = []       # (size, last) of every BDAT received
         self.controller = None
 
     # --- life cycle ---

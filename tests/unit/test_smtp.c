@@ -253,9 +253,35 @@ static void relay_encoding(void **state)
 	buf_free(&msg);
 }
 
+/* BDAT: the same line rules, but no dot-stuffing and no final "." */
+static void relay_encoding_chunked(void **state)
+{
+	(void)state;
+	struct buf a;
+	struct stuffer st;
+	buf_init(&a);
+	stuffer_init(&st);
+	st.chunked = true;
+	const char *m = "Subject: x\r\n\r\n.dot\r\n.\r\nno end";
+	stuffer_feed(&st, m, strlen(m), &a);
+	stuffer_end(&st, &a);
+	assert_string_equal(a.data, "Subject: x\r\n\r\n.dot\r\n.\r\nno end\r\n");
+	buf_reset(&a);
+	stuffer_init(&st);
+	st.chunked = true;
+	for (int i = 0; i < 1200; i++)
+		stuffer_feed(&st, i == 0 ? "." : "x", 1, &a);
+	stuffer_end(&st, &a);
+	assert_int_equal(a.len, 1200 + 3 + 2);	/* folded once (still the header), CRLF at the end */
+	assert_memory_equal(a.data, ".xx", 3);
+	assert_memory_equal(a.data + 995, "\r\n ", 3);
+	buf_free(&a);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(relay_encoding_chunked),
 		cmocka_unit_test(replies), cmocka_unit_test(data_reader), cmocka_unit_test(long_lines),
 		cmocka_unit_test(dotstuff), cmocka_unit_test(local_line_endings),
 		cmocka_unit_test(relay_encoding),
