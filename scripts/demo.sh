@@ -32,9 +32,9 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-echo "== 1. upstream: aiosmtpd on 127.0.0.1:$PORT with STARTTLS and AUTH (test CA in $RUN/certs)"
+echo "== 1. upstream: aiosmtpd on 127.0.0.1:$PORT with STARTTLS, AUTH and CHUNKING, like Gmail (test CA in $RUN/certs)"
 $PY tests/integration/upstream.py --port "$PORT" --certs "$RUN/certs" --user demo \
-	--password demo-password --maildir "$RUN/upstream-mail" > "$RUN/upstream.log" 2>&1 &
+	--password demo-password --chunking --maildir "$RUN/upstream-mail" > "$RUN/upstream.log" 2>&1 &
 pids="$pids $!"
 for _ in $(seq 100); do grep -q listening "$RUN/upstream.log" 2>/dev/null && break; sleep 0.1; done
 cat "$RUN/upstream.log"

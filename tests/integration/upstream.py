@@ -356,6 +356,7 @@ def main():
     ap.add_argument("--user", default="demo")
     ap.add_argument("--password", default="demo-password")
     ap.add_argument("--maildir", help="write each received message here")
+    ap.add_argument("--chunking", action="store_true", help="offer CHUNKING (BDAT), as Gmail does")
     args = ap.parse_args()
     make_certs(args.certs)
 
@@ -370,7 +371,7 @@ def main():
                 f.write(msg.data)
 
     up = Upstream(args.certs, tls=args.tls, port=args.port, users={args.user: args.password},
-                  on_message=show).start()
+                  on_message=show, chunking=args.chunking).start()
     print("upstream: listening on 127.0.0.1:%d tls=%s (CA %s)" % (up.port, args.tls, up.ca_file),
           flush=True)
     try:
