@@ -43,6 +43,8 @@ unsigned sasl_parse_offer(const char *s)
 	return bits;
 }
 
+static const unsigned auto_order[] = { SASL_PLAIN, SASL_LOGIN, SASL_OAUTHBEARER, SASL_XOAUTH2 };
+
 unsigned sasl_choose(int mode, unsigned offered)
 {
 	switch (mode) {
@@ -51,11 +53,13 @@ unsigned sasl_choose(int mode, unsigned offered)
 	case AUTH_XOAUTH2: return offered & SASL_XOAUTH2;
 	case AUTH_OAUTHBEARER: return offered & SASL_OAUTHBEARER;
 	case AUTH_AUTO:
-		/* a password and a token look alike: auto uses the password
-		 * mechanisms; OAuth2 is chosen by name */
-		if (offered & SASL_PLAIN)
-			return SASL_PLAIN;
-		return offered & SASL_LOGIN;
+		/* a password and a token look alike: auto prefers the password
+		 * mechanisms, and sends the secret as a token only to a server
+		 * that takes nothing else (OAUTHBEARER, the standard, first) */
+		for (size_t i = 0; i < ARRAY_LEN(auto_order); i++)
+			if (offered & auto_order[i])
+				return auto_order[i];
+		return 0;
 	}
 	return 0;
 }

@@ -56,19 +56,24 @@ def test_implicit_tls(relay_daemon):
     assert m.tls == "TLSv1.2" and m.login == "user1"
 
 
-@pytest.mark.parametrize("mech", ["xoauth2", "oauthbearer"])
+@pytest.mark.parametrize("mech", ["xoauth2", "oauthbearer", "auto"])
 def test_oauth_token_from_password_command(relay_daemon, workdir, mech):
     script = os.path.join(workdir, "token.sh")
     with open(script, "w") as f:
         f.write("#!/bin/sh\necho ya29.good-token\n")
     os.chmod(script, 0o755)
-    d, up = relay_daemon(up_kw={"tokens": {"ya29.good-token"}}, password=None,
+    # auto: a server that takes only tokens gets the secret as one
+    only_tokens = ["PLAIN", "LOGIN"] if mech == "auto" else []
+    d, up = relay_daemon(up_kw={"tokens": {"ya29.good-token"}, "auth_exclude": only_tokens},
+                         password=None,
                          relay={"auth": mech, "user": "me@gmail.example",
                                 "password_command": script + " --for outbox"})
     send(d, ["a@r.example"])
     m = up.wait_for(1)[0]
     assert m.login == "me@gmail.example"
     assert any(b"auth=Bearer ya29.good-token" in t for t in up.tokens_seen)
+    used = "oauthbearer" if mech == "auto" else mech
+    assert b"AUTH %s " % used.upper().encode() in b"".join(bytes(c.raw) for c in up.sessions())
     assert "ya29" not in d.log()
 
 

@@ -239,7 +239,7 @@ class Upstream:
     def __init__(self, certs, tls="starttls", port=0, users=None, tokens=(), cert="good",
                  offer_auth_in_clear=False, require_auth=False, on_message=None,
                  data_size_limit=64 * 1024 * 1024, smtputf8=True, idle_timeout=300,
-                 chunking=False, pipelining=True):
+                 chunking=False, pipelining=True, auth_exclude=()):
         self.certs = certs
         self.tls = tls
         self.users = dict(users or {})
@@ -266,6 +266,7 @@ class Upstream:
         self.idle_timeout = idle_timeout
         self.chunking = chunking      # offer CHUNKING and take BDAT
         self.pipelining = pipelining  # offer PIPELINING
+        self.auth_exclude = list(auth_exclude)  # AUTH mechanisms not offered
         self.bdat_commands = []       # (size, last) of every BDAT received
         self.controller = None
 
@@ -289,7 +290,7 @@ class Upstream:
                   auth_require_tls=not self.offer_auth_in_clear and self.tls != "implicit",
                   enable_SMTPUTF8=self.smtputf8,
                   decode_data=False, data_size_limit=self.data_size_limit,
-                  timeout=self.idle_timeout)
+                  timeout=self.idle_timeout, auth_exclude_mechanism=self.auth_exclude)
         if self.tls == "starttls":
             kw["tls_context"] = self._ssl_context()
         elif self.tls == "implicit":
