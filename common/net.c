@@ -11,6 +11,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <arpa/inet.h>
 #include <poll.h>
 #include <stdio.h>
 #include <string.h>
@@ -177,6 +178,32 @@ static int bio_recv(void *ctx, unsigned char *p, size_t n)
 	}
 }
 
+/* The host as an IP address (4 or 16 octets into ip), or 0 for a name. */
+static size_t ip_literal(const char *host, unsigned char ip[16])
+{
+	if (inet_pton(AF_INET, host, ip) == 1)
+		return 4;
+	if (inet_pton(AF_INET6, host, ip) == 1)
+		return 16;
+	return 0;
+}
+
+/* Verify callback for a host given as an IP address: the server
+ * certificate (depth 0) must carry it as an iPAddress SAN (RFC 6125
+ * 6.2.1), else it fails like a name mismatch. */
+static int verify_ip_san(void *arg, mbedtls_x509_crt *crt, int depth, uint32_t *flags)
+{
+	const struct netconn *c = arg;
+	if (depth != 0)
+		return 0;
+	for (const mbedtls_x509_sequence *s = &crt->subject_alt_names; s && s->buf.p; s = s->next)
+		if (s->buf.tag == (MBEDTLS_ASN1_CONTEXT_SPECIFIC | 7) && s->buf.len == c->peer_ip_len
+		    && memcmp(s->buf.p, c->peer_ip, c->peer_ip_len) == 0)
+			return 0;
+	*flags |= MBEDTLS_X509_BADCERT_CN_MISMATCH;
+	return 0;
+}
+
 int net_start_tls(struct netconn *c, struct tls_client *t, const char *host, struct err *e)
 {
 	char msg[200];
@@ -184,9 +211,14 @@ int net_start_tls(struct netconn *c, struct tls_client *t, const char *host, str
 	buf_reset(&c->in);	/* STARTTLS injection: plaintext read so far is dropped */
 	mbedtls_ssl_init(&c->ssl);
 	c->tls = true;
+	/* an IP address is neither sent as SNI (RFC 6066) nor matched as a
+	 * name: verify_ip_san matches it */
+	c->peer_ip_len = ip_literal(host, c->peer_ip);
 	if ((rc = mbedtls_ssl_setup(&c->ssl, &t->conf)) != 0
-	    || (rc = mbedtls_ssl_set_hostname(&c->ssl, host)) != 0)
+	    || (rc = mbedtls_ssl_set_hostname(&c->ssl, c->peer_ip_len ? NULL : host)) != 0)
 		return err_set(e, "TLS setup: %s", tls_strerror(rc, msg, sizeof msg));
+	if (c->peer_ip_len)
+		mbedtls_ssl_set_verify(&c->ssl, verify_ip_san, c);
 	mbedtls_ssl_set_bio(&c->ssl, c, bio_send, bio_recv, NULL);
 	while ((rc = mbedtls_ssl_handshake(&c->ssl)) != 0) {
 		if (rc == MBEDTLS_ERR_SSL_WANT_READ || rc == MBEDTLS_ERR_SSL_WANT_WRITE)

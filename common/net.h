@@ -5,7 +5,9 @@
  *
  * Owns: trying every address of a host in turn (IPv6 and IPv4), the
  * TLS client setup (chain and host-name verification against ca_file or
- * the system bundle, TLS 1.2 at least, SNI), and the line/reply reading
+ * the system bundle, TLS 1.2 at least, SNI; a host given as an IP
+ * address is matched against the certificate's IP address SANs, which
+ * mbedTLS 2.28 does not do itself), and the line/reply reading
  * used by the SMTP client.
  *
  * Invariants: no read or write waits longer than the connection's
@@ -49,6 +51,8 @@ struct netconn {
 	int port;
 	char tls_version[32];
 	char tls_cipher[96];
+	unsigned char peer_ip[16];	/* the host, when it is an IP literal */
+	size_t peer_ip_len;		/* 4, 16, or 0 for a name */
 };
 
 void net_init(struct netconn *c);

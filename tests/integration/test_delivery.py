@@ -159,6 +159,21 @@ def test_bad_certificates_defer(relay_daemon, cert, reason):
     assert "bounced" not in d.log()
 
 
+@pytest.mark.parametrize("cert,ok", [("good", True), ("wrong-host", False)])
+def test_ip_address_host_is_matched_against_ip_sans(relay_daemon, cert, ok):
+    """[relay] host = 127.0.0.1: the certificate must name that address
+    (good.pem has IP:127.0.0.1; wrong-host.pem only DNS:wrong.example)."""
+    d, up = relay_daemon(up_kw={"cert": cert}, relay={"host": "127.0.0.1"})
+    send(d, ["a@r.example"])
+    if ok:
+        assert up.wait_for(1)[0].tls == "TLSv1.2"
+    else:
+        wait_log(d, r"status=deferred \(TLS certificate verification failed for 127\.0\.0\.1: "
+                    r"The certificate Common Name \(CN\) does not match")
+        raw = b"".join(bytes(c.raw) for c in up.sessions())
+        assert b"MAIL FROM" not in raw and b"AUTH" not in raw and up.messages == []
+
+
 def test_verify_no_is_a_choice(relay_daemon):
     d, up = relay_daemon(up_kw={"cert": "untrusted"}, relay={"verify": "no"})
     send(d, ["a@r.example"])
