@@ -6,7 +6,7 @@
 set -eu
 
 PKGS="pkg-config libuv1-dev libmbedtls-dev libinih-dev libmagic-dev libcmocka-dev \
-python3-pytest python3-aiosmtpd openssl curl procps mandoc"
+python3-pytest python3-aiosmtpd openssl curl procps mandoc strace"
 
 missing=""
 for p in $PKGS; do

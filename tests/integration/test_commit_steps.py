@@ -1,0 +1,76 @@
+"""The commit protocol (common/queue.c), tested by killing outboxd at each
+step: strace injects SIGKILL when the committing thread enters the
+file's fsync, the rename into queue/, or the fsync of queue/.  The
+libuv thread pool is cut to one thread so that those calls are counted
+on one thread, and strace's count names the step.
+
+Before the rename the message must be gone after a restart; killed at
+the directory fsync it survives (a kill is not a power loss: the rename
+is in the page cache), whole, and is delivered once.  Never is a 250 sent, and never does the
+sender's exit status say success.  Both ways of writing step 1 are
+covered: a new tmp file, and a spare file of a delivered message."""
+
+import os
+import re
+import time
+
+import pytest
+
+from test_delivery import send
+
+
+def strace_prefix(d, syscall, nth):
+    d.trace = os.path.join(d.base, "strace.out")
+    return ["env", "UV_THREADPOOL_SIZE=1", "strace", "-f", "-qq", "-o", d.trace,
+            "-e", "trace=openat,fsync,renameat2",
+            "-e", "inject=%s:signal=KILL:when=%d" % (syscall, nth)]
+
+
+STEPS = [  # (syscall, which call of the message's commit, does the message survive?)
+    ("fsync", 1, False),        # 2. fsync(tmp file)
+    ("renameat2", 1, False),    # 3. rename into queue/
+    ("fsync", 2, True),         # 4. fsync(queue/)
+]
+
+
+@pytest.mark.parametrize("reuse", [False, True], ids=["new-file", "spare-file"])
+@pytest.mark.parametrize("syscall,nth,survives", STEPS, ids=["fsync-file", "rename", "fsync-dir"])
+def test_kill_at_each_commit_step(relay_daemon, reuse, syscall, nth, survives):
+    d, up = relay_daemon(start=False)
+    before = 0
+    if reuse:
+        # two messages delivered first: the second's commit makes the
+        # first's spare file reusable, so the third rewrites it
+        before = 2
+    # per message: fsync, renameat2, fsync on the one pool thread
+    calls_before = {"fsync": 2 * before, "renameat2": before}[syscall]
+    d.prefix = strace_prefix(d, syscall, calls_before + nth)
+    d.start()
+    for i in range(before):
+        send(d, ["early%d@r.example" % i], b"Subject: early\n\nearly %d\n" % i)
+        d.wait_log(r"to=<early%d@r.example> .* status=sent" % i)
+        d.wait_log(r"removed", count=i + 1)
+    body = b"Subject: victim\n\nthe victim\n"
+    r = d.sendmail(["-f", "me@sender.example", "victim@r.example"], body)
+    assert r.returncode != 0, "the sender was told the message is safe"
+    d.proc.wait(10)                             # strace ends with its tracee
+    trace = open(d.trace).read()
+    assert "+++ killed by SIGKILL +++" in trace
+    if reuse:  # the victim was written over a spare, not a new file
+        assert re.search(r'openat\(AT_FDCWD, "[^"]*/tmp/spare\.\d+", O_WRONLY\|O_CLOEXEC\)', trace), trace
+    d.prefix = []
+    d.start()
+    # the partial file is gone (spares of messages delivered since may be there)
+    assert [f for f in os.listdir(os.path.join(d.spool, "tmp")) if not f.startswith("spare.")] == []
+    assert os.listdir(os.path.join(d.spool, "corrupt")) == []
+    if survives:
+        m = up.wait_for(before + 1)[-1]
+        assert m.rcpt_tos == ["victim@r.example"] and m.data.endswith(b"\r\n\r\nthe victim\r\n")
+    else:
+        assert d.queue_ids() == []
+    time.sleep(1.0)
+    victims = [m for m in up.messages if m.rcpt_tos == ["victim@r.example"]]
+    assert len(victims) == (1 if survives else 0)
+    # what was delivered before the crash is not delivered again
+    assert sorted(m.rcpt_tos[0] for m in up.messages if m.rcpt_tos[0].startswith("early")) == \
+        ["early%d@r.example" % i for i in range(before)]
