@@ -1,0 +1,195 @@
+/*
+ * attempt.c - one message's delivery attempt: loading its queue file,
+ * the per-recipient results (2xx sent, 4xx deferred, 5xx bounced, as
+ * smtp_failure_is_permanent() classifies), the key=value log line per
+ * recipient, and recording the results: status bytes and fdatasync
+ * while recipients remain, the file removed (kept as a spare, see
+ * queue.c) when none do, then the outcome posted to the loop.
+ *
+ * Invariant: a recipient gets at most one result per attempt
+ * (set_result keeps the first), and a recipient already sent or bounced
+ * in the queue file is never touched again.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../common/address.h"
+#include "../common/log.h"
+#include "../common/retry.h"
+#include "../common/units.h"
+#include "delivery.h"
+
+static double rnd01(struct worker *w)
+{
+	return (double)rand_r(&w->rnd_state) / ((double)RAND_MAX + 1.0);
+}
+
+void attempt_free(struct attempt *a)
+{
+	if (a->fd >= 0)
+		close(a->fd);
+	for (size_t i = 0; i < a->env.nrcpt && a->why; i++)
+		free(a->why[i]);
+	free(a->why);
+	free(a->result);
+	free(a->accepted);
+	envelope_free(&a->env);
+	memset(a, 0, sizeof *a);
+	a->fd = -1;
+}
+
+/* Load the queue file; false when there is nothing to do. */
+bool attempt_load(struct worker *w, struct job *j, struct attempt *a)
+{
+	struct err e;
+	memset(a, 0, sizeof *a);
+	a->fd = -1;
+	a->job = j;
+	a->started = now_real();
+	if (store_load(w->pool->store, j->id, &a->env, &a->body_off, &a->fd, &a->size, &e) < 0) {
+		bool gone = errno == ENOENT;	/* deleted meanwhile: nothing left to do */
+		log_err("%s: cannot read queue file: %s", j->id, e.msg);
+		struct delivery_result r = { .done = gone, .retry_in = 60 };
+		memcpy(r.id, j->id, sizeof r.id);
+		post_result(w->pool, &r);
+		return false;
+	}
+	a->result = xcalloc(a->env.nrcpt, 1);
+	a->accepted = xcalloc(a->env.nrcpt, sizeof *a->accepted);
+	a->why = xcalloc(a->env.nrcpt, sizeof *a->why);
+	return true;
+}
+
+void set_result(struct attempt *a, size_t i, char what, const char *why)
+{
+	if (a->result[i])
+		return;
+	a->result[i] = what;
+	free(a->why[i]);
+	a->why[i] = xstrdup(why);
+}
+
+/* Every pending recipient without a result yet gets one. */
+void set_all(struct attempt *a, char what, const char *why)
+{
+	for (size_t i = 0; i < a->env.nrcpt; i++)
+		if (a->env.rcpt[i].status == RCPT_PENDING)
+			set_result(a, i, what, why);
+}
+
+/* The session's failure, classified, for every recipient left. */
+void fail_from_session(struct attempt *a, const struct smtp_client *s)
+{
+	bool perm = smtp_failure_is_permanent(s->fail_stage, s->fail_code);
+	set_all(a, perm ? RCPT_FAILED : 'T', s->fail_text);
+}
+
+static void log_recipient(struct worker *w, struct attempt *a, size_t i, const char *status,
+			  const char *extra)
+{
+	char to[ADDR_MAX * 4 + 1], why[700];
+	const struct smtp_client *s = &w->smtp;
+	const struct config *c = a->job->conf;
+	char relay[320];
+	if (*s->relay)
+		snprintf(relay, sizeof relay, "%s", s->relay);
+	else
+		snprintf(relay, sizeof relay, "%s:%llu", c->relay.host, (unsigned long long)c->relay.port);
+	log_info("%s: to=<%s> relay=%s tls=%s delay=%.2f tries=%u status=%s (%s)%s", a->job->id,
+		 log_safe(a->env.rcpt[i].addr, to, sizeof to), relay,
+		 *s->net.tls_version ? s->net.tls_version : "none",
+		 now_real() - a->env.arrival, a->job->tries + 1, status,
+		 log_safe(a->why[i] ? a->why[i] : "", why, sizeof why), extra);
+}
+
+/* Write the results to the queue file, log them, tell the loop. */
+void attempt_finish(struct worker *w, struct attempt *a)
+{
+	struct err e;
+	const struct config *c = a->job->conf;
+	bool expired = now_real() - a->env.arrival > (double)c->queue.lifetime;
+	unsigned pending = 0;
+	double retry_in = retry_delay(c->queue.retry_min, c->queue.retry_max, a->job->tries + 1, rnd01(w));
+	char next[48], dur[32];
+	snprintf(next, sizeof next, " next=+%s", format_duration((uint64_t)(retry_in + 0.5), dur, sizeof dur));
+	for (size_t i = 0; i < a->env.nrcpt; i++) {
+		if (a->env.rcpt[i].status != RCPT_PENDING)
+			continue;
+		if (!a->result[i])
+			set_result(a, i, 'T', "not attempted");
+		if (a->result[i] == 'T' && expired) {
+			char *why = xasprintf("message expired after %s in the queue: %s",
+					      format_duration(c->queue.lifetime, dur, sizeof dur), a->why[i]);
+			free(a->why[i]);
+			a->why[i] = why;
+			a->result[i] = RCPT_FAILED;
+		}
+		if (a->result[i] == 'T') {
+			pending++;
+			log_recipient(w, a, i, "deferred", next);
+			continue;
+		}
+		log_recipient(w, a, i, a->result[i] == RCPT_SENT ? "sent" : "bounced", "");
+	}
+	for (size_t i = 0; i < a->env.nrcpt && pending > 0; i++) {
+		/* the file stays: record the final results in it */
+		char r = a->result[i];
+		if (a->env.rcpt[i].status == RCPT_PENDING && (r == RCPT_SENT || r == RCPT_FAILED)
+		    && store_set_status(a->fd, &a->env.rcpt[i], r, &e) < 0)
+			log_err("%s: %s", a->job->id, e.msg);
+	}
+	struct delivery_result r = { .done = pending == 0, .retry_in = retry_in, .npending = pending };
+	memcpy(r.id, a->job->id, sizeof r.id);
+	if (pending == 0) {
+		/* Every recipient is final: the file goes.  Without a directory
+		 * fsync a power loss may bring it back, and then its status
+		 * bytes (synced below only when it stays) would resend it:
+		 * the "crash between the upstream's 250 and the local record"
+		 * case that SPEC allows. */
+		if (store_remove(w->pool->store, a->job->id, &e) < 0)
+			log_err("%s: %s", a->job->id, e.msg);
+		else
+			log_info("%s: removed", a->job->id);
+	} else if (fdatasync(a->fd) < 0) {
+		log_err("%s: fdatasync: %s", a->job->id, strerror(errno));
+	}
+	post_result(w->pool, &r);
+}
+
+/* Can this upstream take this message at all?  Sets a permanent result
+ * when it cannot. */
+bool attempt_fits(struct worker *w, struct attempt *a)
+{
+	const struct smtp_client *s = &w->smtp;
+	char why[300];
+	if ((s->ext & EXT_SIZE) && s->size_max && a->size > s->size_max) {
+		snprintf(why, sizeof why, "message size %llu exceeds the upstream's limit of %llu",
+			 (unsigned long long)a->size, (unsigned long long)s->size_max);
+		set_all(a, RCPT_FAILED, why);
+		return false;
+	}
+	if ((a->env.flags & ENV_8BITMIME) && !(s->ext & EXT_8BITMIME)) {
+		set_all(a, RCPT_FAILED, "message has 8-bit content and the upstream lacks 8BITMIME");
+		return false;
+	}
+	if ((a->env.flags & ENV_SMTPUTF8) && !(s->ext & EXT_SMTPUTF8)) {
+		set_all(a, RCPT_FAILED, "message needs SMTPUTF8 and the upstream lacks it");
+		return false;
+	}
+	return true;
+}
+
+/* Record an attempt's results and free it (and its job unless it is
+ * the caller's). */
+void attempt_close(struct worker *w, struct attempt *a, const struct job *caller_job)
+{
+	if (session_broken(&w->smtp))
+		fail_from_session(a, &w->smtp);
+	attempt_finish(w, a);
+	if (a->job != caller_job)
+		job_free(a->job);
+	attempt_free(a);
+}

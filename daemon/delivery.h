@@ -1,0 +1,98 @@
+/*
+ * delivery.h - private to the delivery worker pool: delivery.c (the pool,
+ * its job queue, worker threads and sessions), attempt.c (one message's
+ * attempt and its results) and transfer.c (the SMTP transactions on an
+ * open session, with DATA or BDAT).  Nothing else includes it.
+ *
+ * Threads: a struct worker and the attempts it holds belong to its
+ * thread; struct pool fields are guarded by pool.mu except d (loop
+ * thread only).
+ */
+#ifndef OUTBOX_DELIVERY_H
+#define OUTBOX_DELIVERY_H
+
+#include "../common/smtp_client.h"
+#include "outboxd.h"
+
+#define BODY_CHUNK (256 * 1024)	/* queue file octets read at a time */
+
+struct job {
+	char id[QID_LEN + 1];
+	unsigned tries;		/* attempts before this one */
+	struct config *conf;	/* the configuration when it was handed out */
+	struct job *next;
+};
+
+struct worker {
+	struct pool *pool;
+	uv_thread_t thread;
+	int idx;
+	struct smtp_client smtp;
+	struct config *session_conf;	/* the config the open session was made with */
+	struct tls_client tls;
+	struct config *tls_conf;
+	unsigned rnd_state;
+	double last_used;	/* monotonic: end of the last delivery */
+	char *chunk;		/* BODY_CHUNK octets read from a queue file */
+	struct buf out;		/* encoded message on its way out */
+};
+
+struct pool {
+	struct daemon *d;	/* loop-thread fields only; workers use store */
+	const struct store *store;
+	uv_mutex_t mu;
+	uv_cond_t cv;
+	struct job *head, *tail;
+	size_t queued;		/* jobs between head and tail */
+	struct delivery_result *results;
+	bool stopping;
+	size_t nworkers, running;
+	struct worker *workers;
+	uv_async_t async;
+};
+
+/* What happens to one message in one attempt. */
+struct attempt {
+	struct job *job;
+	struct envelope env;
+	int fd;
+	size_t body_off;
+	uint64_t size;
+	char *result;		/* per recipient: 0 untouched, RCPT_SENT, RCPT_FAILED, 'T' deferred */
+	bool *accepted;		/* RCPT got 2xx in this attempt */
+	char **why;		/* per recipient: reply or reason */
+	double started;
+	unsigned nbdat;		/* BDAT commands sent (CHUNKING) */
+};
+
+/* A network or local failure (no reply code) leaves the session unusable. */
+static inline bool session_broken(const struct smtp_client *s)
+{
+	return s->fail_text[0] && s->fail_code == 0;
+}
+
+/* delivery.c: the job queue (any thread) */
+size_t batch_share(struct pool *p, size_t max);
+struct job *try_pop_job(struct pool *p);
+void post_result(struct pool *p, const struct delivery_result *r);
+void job_free(struct job *j);
+void push_back_job(struct pool *p, struct job *j);
+
+/* attempt.c */
+void attempt_free(struct attempt *a);
+bool attempt_load(struct worker *w, struct job *j, struct attempt *a);
+void set_result(struct attempt *a, size_t i, char what, const char *why);
+void set_all(struct attempt *a, char what, const char *why);
+void fail_from_session(struct attempt *a, const struct smtp_client *s);
+void attempt_finish(struct worker *w, struct attempt *a);
+bool attempt_fits(struct worker *w, struct attempt *a);
+void attempt_close(struct worker *w, struct attempt *a, const struct job *caller_job);
+
+/* transfer.c: deliver first (loaded, fits the upstream) on the open
+ * session, then whatever else is queued for it; the caller keeps first's
+ * job, jobs taken here are freed here. */
+bool chunking_usable(const struct worker *w, const struct config *c);
+void transfer_chunked(struct worker *w, struct job *j, struct attempt *first);
+void transfer_pipelined(struct worker *w, struct job *j, struct attempt *first);
+
+#endif
