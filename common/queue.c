@@ -30,7 +30,9 @@
  * control characters and the line structure cannot be forged.
  *
  * COMMIT PROTOCOL (Postfix-style; nothing is acknowledged before step 4):
- *   1. create tmp/ID with O_EXCL, write header and message;
+ *   1. create tmp/ID with O_EXCL (or take a spare, below), write header
+ *      and message (a message under WRITE_CHUNK waits in memory and
+ *      steps 1-4 all run in qwriter_commit, on a worker thread);
  *   2. fsync(tmp/ID)                     - the bytes are on disk;
  *   3. renameat2(tmp/ID, queue/ID, RENAME_NOREPLACE)
  *                                         (link + unlink where the file
@@ -454,12 +456,12 @@ void store_new_id(struct store *s, char id[QID_LEN + 1])
 }
 
 /* Step 1 on a spare file when one is safe to rewrite. */
-static bool qwriter_open_spare(struct store *s, struct qwriter *w)
+static bool qwriter_open_spare(struct qwriter *w)
 {
 	unsigned name;
-	if (!spare_take(s->dirsync, &name))
+	if (!spare_take(w->store->dirsync, &name))
 		return false;
-	char *path = xasprintf("%s/" SPARE_PREFIX "%u", s->tmp_dir, name);
+	char *path = xasprintf("%s/" SPARE_PREFIX "%u", w->store->tmp_dir, name);
 	w->fd = open(path, O_WRONLY | O_CLOEXEC);
 	if (w->fd < 0) {
 		(void)unlink(path);
@@ -469,6 +471,24 @@ static bool qwriter_open_spare(struct store *s, struct qwriter *w)
 	w->tmp_path = path;
 	w->reused = true;
 	return true;
+}
+
+/* Step 1: the file is opened only when the first octets must leave
+ * memory, which for a message under WRITE_CHUNK is in qwriter_commit(),
+ * off the loop thread: creating a file can take long (SPARE FILES). */
+static int qwriter_open(struct qwriter *w)
+{
+	if (w->fd >= 0 || w->error)
+		return w->fd >= 0 ? 0 : -1;
+	if (qwriter_open_spare(w))
+		return 0;
+	w->tmp_path = xasprintf("%s/%s", w->store->tmp_dir, w->id);
+	w->fd = open(w->tmp_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (w->fd >= 0)
+		return 0;
+	w->error = errno;
+	w->open_failed = true;
+	return -1;
 }
 
 int qwriter_begin(struct store *s, const struct envelope *env, struct qwriter *w, struct err *e)
@@ -481,20 +501,7 @@ int qwriter_begin(struct store *s, const struct envelope *env, struct qwriter *w
 	w->flags = env->flags;
 	w->flags_off = (off_t)(strstr(w->pending.data, "\nflags ") + 1 - w->pending.data);
 	store_new_id(s, w->id);
-	for (int tries = 0; !qwriter_open_spare(s, w); tries++) {
-		w->tmp_path = xasprintf("%s/%s", s->tmp_dir, w->id);
-		w->fd = open(w->tmp_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-		if (w->fd >= 0)
-			break;
-		if (errno != EEXIST || tries > 10) {
-			err_sys(e, "create %s", w->tmp_path);
-			qwriter_free(w);
-			return -1;
-		}
-		free(w->tmp_path);
-		w->tmp_path = NULL;
-		store_new_id(s, w->id);
-	}
+	w->store = s;
 	w->queue_path = xasprintf("%s/%s", s->queue_dir, w->id);
 	w->queue_dir = xstrdup(s->queue_dir);
 	w->dirsync = s->dirsync;
@@ -503,7 +510,8 @@ int qwriter_begin(struct store *s, const struct envelope *env, struct qwriter *w
 
 static void qwriter_flush(struct qwriter *w)
 {
-	if (w->pending.len && !w->error && write_all(w->fd, w->pending.data, w->pending.len) < 0)
+	if (w->pending.len && qwriter_open(w) == 0 && !w->error
+	    && write_all(w->fd, w->pending.data, w->pending.len) < 0)
 		w->error = errno;
 	w->written += (off_t)w->pending.len;
 	if (w->pending.len)
@@ -551,7 +559,10 @@ int qwriter_commit(struct qwriter *w, struct err *e)
 	qwriter_flush(w);
 	if (w->error) {
 		errno = w->error;
-		err_sys(e, "write %s", w->tmp_path);
+		if (w->open_failed)
+			err_sys(e, "create %s/%s", w->store->tmp_dir, w->id);
+		else
+			err_sys(e, "write %s", w->tmp_path);
 	} else if (w->reused && ftruncate(w->fd, w->written) < 0) {	/* drop the old tail */
 		err_sys(e, "truncate %s", w->tmp_path);
 	} else if (fsync(w->fd) < 0) {

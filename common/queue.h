@@ -93,6 +93,8 @@ struct qwriter {
 	int error;		/* errno of the first failed write, or 0 */
 	off_t written;		/* file offset after the last flush */
 	bool reused;		/* writing over a spare file (see queue.c) */
+	bool open_failed;	/* error is from creating the file */
+	const struct store *store;	/* the store's spares and tmp/ */
 };
 
 int qwriter_begin(struct store *s, const struct envelope *env, struct qwriter *w,

@@ -1,13 +1,15 @@
 /*
  * mkqueue - test helper: put N messages of SIZE octets straight into a
- * spool's queue/ through the store's own encoder and writer (without the
- * daemon), to test outboxd's start-up with a large queue.
+ * spool's queue/ through the store's own encoder (without the daemon),
+ * to test outboxd's start-up with a large queue.
  *
  *   mkqueue SPOOL N SIZE
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <unistd.h>
 
 #include "../common/queue.h"
 
@@ -31,7 +33,6 @@ int main(int argc, char **argv)
 	}
 	for (long i = 0; i < n; i++) {
 		struct envelope env;
-		struct qwriter w;
 		char rcpt[64];
 		envelope_init(&env);
 		env.arrival = now_real();
@@ -39,19 +40,25 @@ int main(int argc, char **argv)
 		env.sender = xstrdup("bulk@example.org");
 		snprintf(rcpt, sizeof rcpt, "r%ld@example.net", i);
 		envelope_add_rcpt(&env, rcpt);
-		if (qwriter_begin(&s, &env, &w, &e) < 0) {
+		/* the store's own encoder; no fsync needed for a test fixture */
+		struct buf rec;
+		char id[QID_LEN + 1];
+		buf_init(&rec);
+		store_new_id(&s, id);
+		char *to = xasprintf("%s/%s", s.queue_dir, id);
+		int fd = -1;
+		if (qrec_encode(&env, &rec, &e) < 0) {
 			fprintf(stderr, "mkqueue: %s\n", e.msg);
 			return 1;
 		}
-		qwriter_write(&w, body, size);
-		/* no fsync needed for a test fixture: write and rename only */
-		char *to = xasprintf("%s/%s", s.queue_dir, w.id);
-		if (write_all(w.fd, w.pending.data, w.pending.len) < 0 || rename(w.tmp_path, to) < 0) {
+		buf_add(&rec, body, size);
+		if ((fd = open(to, O_WRONLY | O_CREAT | O_EXCL, 0600)) < 0
+		    || write_all(fd, rec.data, rec.len) < 0 || close(fd) < 0) {
 			perror("mkqueue");
 			return 1;
 		}
 		free(to);
-		qwriter_free(&w);
+		buf_free(&rec);
 		envelope_free(&env);
 	}
 	store_close(&s);
