@@ -280,9 +280,12 @@ bool qid_valid(const char *id)
 /* ---- the shared directory fsync ----
  * `renamed` counts renames into and out of queue/; a commit whose rename
  * was number n is durable once an fsync of queue/ that began after
- * rename n has succeeded (`synced` >= n).  One commit runs the fsync,
- * others that arrive meanwhile wait for it or for the next one.  The
- * spare files live here too: their reuse waits on the same counter. */
+ * rename n has succeeded (`synced` >= n).  A commit waits for an fsync
+ * already running only if that one began after its rename (`covers`);
+ * otherwise it runs its own at once instead of queueing behind one that
+ * cannot help it.  So commits at the same moment share fsyncs (group
+ * commit) and none waits for more than one.  The spare files live here
+ * too: their reuse waits on the same counter. */
 
 struct spare {
 	bool used;
@@ -295,7 +298,8 @@ struct dirsync {
 	pthread_cond_t cv;
 	uint64_t renamed;
 	uint64_t synced;
-	bool busy;
+	unsigned busy;		/* fsyncs running */
+	uint64_t covers;	/* the highest rename a running (or done) fsync covers */
 	int fd;
 	struct spare spares[SPARE_MAX];
 	unsigned spare_names;
@@ -313,16 +317,18 @@ static int dirsync_wait(struct dirsync *ds, uint64_t n)
 {
 	pthread_mutex_lock(&ds->mu);
 	while (ds->synced < n) {
-		if (ds->busy) {
+		if (ds->busy && ds->covers >= n) {	/* a running fsync covers us */
 			pthread_cond_wait(&ds->cv, &ds->mu);
 			continue;
 		}
-		ds->busy = true;
 		uint64_t target = ds->renamed;
+		ds->busy++;
+		if (target > ds->covers)
+			ds->covers = target;
 		pthread_mutex_unlock(&ds->mu);
 		int rc = fsync(ds->fd), saved = errno;
 		pthread_mutex_lock(&ds->mu);
-		ds->busy = false;
+		ds->busy--;
 		if (rc == 0 && target > ds->synced)
 			ds->synced = target;
 		pthread_cond_broadcast(&ds->cv);

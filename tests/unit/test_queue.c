@@ -2,6 +2,7 @@
  * commit protocol on a real directory. */
 #include "unit.h"
 #include <dirent.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -275,12 +276,69 @@ static void spare_files(void **state)
 	assert_int_equal(system(path), 0);
 }
 
+/* Commits from several threads at once share directory fsyncs; none is
+ * lost or left waiting.  IDs are assigned under a lock (store_new_id is
+ * the loop thread's in the daemon). */
+struct committer {
+	struct store *s;
+	struct envelope *env;
+	pthread_mutex_t *mu;
+	int n;
+	int failed;	/* counted here, asserted on the main thread (cmocka) */
+};
+
+static void *commit_many(void *arg)
+{
+	struct committer *c = arg;
+	for (int i = 0; i < c->n; i++) {
+		struct qwriter w;
+		struct err e;
+		pthread_mutex_lock(c->mu);
+		int rc = qwriter_begin(c->s, c->env, &w, &e);
+		pthread_mutex_unlock(c->mu);
+		if (rc == 0) {
+			qwriter_write(&w, "Subject: x\r\n\r\nx\r\n", 17);
+			rc = qwriter_commit(&w, &e);
+			qwriter_free(&w);
+		}
+		if (rc < 0)
+			__atomic_add_fetch(&c->failed, 1, __ATOMIC_RELAXED);
+	}
+	return NULL;
+}
+
+static void concurrent_commits(void **state)
+{
+	(void)state;
+	char dir[] = "/tmp/outbox-unit-q-XXXXXX", path[300];
+	struct store s;
+	struct envelope env;
+	struct err e;
+	pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+	pthread_t t[8];
+	assert_non_null(mkdtemp(dir));
+	assert_int_equal(store_open(&s, dir, true, &e), 0);
+	make_env(&env);
+	struct committer c = { &s, &env, &mu, 50, 0 };
+	for (int i = 0; i < 8; i++)
+		assert_int_equal(pthread_create(&t[i], NULL, commit_many, &c), 0);
+	for (int i = 0; i < 8; i++)
+		pthread_join(t[i], NULL);
+	assert_int_equal(c.failed, 0);
+	assert_int_equal(count_files(s.queue_dir), 8 * 50);
+	assert_int_equal(count_files(s.tmp_dir), 0);
+	envelope_free(&env);
+	store_close(&s);
+	snprintf(path, sizeof path, "rm -rf %s", dir);
+	assert_int_equal(system(path), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(round_trip), cmocka_unit_test(encode_refuses_bad_input),
 		cmocka_unit_test(malformed), cmocka_unit_test(ids), cmocka_unit_test(commit_and_mark),
-		cmocka_unit_test(spare_files),
+		cmocka_unit_test(spare_files), cmocka_unit_test(concurrent_commits),
 	};
 	return cmocka_run_group_tests_name("queue", tests, NULL, NULL);
 }
