@@ -158,3 +158,18 @@ def test_partly_refused_recipients_queue_nothing(make_daemon):
     time.sleep(0.3)
     assert d.queue_ids() == []
     assert os.listdir(os.path.join(d.spool, "tmp")) == []
+
+
+@pytest.mark.parametrize("how", [["mailq"], ["outbox", "queue"], ["outbox", "probe"]])
+def test_commands_of_later_versions_say_so(workdir, how):
+    """mailq is installed as a link already: it must not fail with a bare
+    usage message."""
+    import subprocess
+    from conftest import OUTBOX
+    link = os.path.join(workdir, how[0])
+    if how[0] != "outbox":
+        os.symlink(OUTBOX, link)
+    exe = link if how[0] != "outbox" else OUTBOX
+    r = subprocess.run([exe] + how[1:], capture_output=True, text=True)
+    assert r.returncode == 69                       # EX_UNAVAILABLE
+    assert "is not available in outbox" in r.stderr and "usage" not in r.stderr
