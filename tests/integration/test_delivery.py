@@ -492,7 +492,9 @@ def test_upstream_without_smtputf8_bounces_utf8_address(relay_daemon):
 
 class HostileServer(RawServer):
     """Speaks just enough SMTP to be dangerous: answers with `behaviour`
-    (garbage, an endless reply line, silence) at the greeting."""
+    (garbage, an endless reply line, silence) at the greeting, or offers
+    CHUNKING, takes MAIL and RCPT, and at BDAT falls silent, answers
+    garbage or hangs up (bdat-*)."""
 
     def __init__(self, behaviour):
         self.behaviour = behaviour
@@ -503,13 +505,35 @@ class HostileServer(RawServer):
             conn.sendall(b"HELLO THERE\r\n")
         elif self.behaviour == "endless":
             conn.sendall(b"220-" + b"x" * 100000)
+        elif self.behaviour.startswith("bdat-"):
+            self.chunking_session(conn)
         # "silent" never says anything
+
+    def chunking_session(self, conn):
+        conn.sendall(b"220 hostile ESMTP\r\n")
+        f = conn.makefile("rb")
+        for line in f:
+            if line.upper().startswith(b"EHLO"):
+                conn.sendall(b"250-hostile\r\n250-PIPELINING\r\n250 CHUNKING\r\n")
+            elif line.upper().startswith((b"MAIL", b"RCPT")):
+                conn.sendall(b"250 ok\r\n")
+            elif line.upper().startswith(b"BDAT"):
+                if self.behaviour == "bdat-garbage":
+                    conn.sendall(b"OK THANKS\r\n")
+                elif self.behaviour == "bdat-hangup":
+                    conn.close()
+                    return
+                time.sleep(5)   # bdat-silent (and after garbage): say nothing more
+                return
 
 
 @pytest.mark.parametrize("behaviour,reason", [
     ("garbage", r"protocol error: malformed reply line"),
     ("endless", r"protocol error: reply line too long"),
     ("silent", r"timeout waiting for the server \(2 s\)"),
+    ("bdat-silent", r"timeout waiting for the server \(2 s\)"),
+    ("bdat-garbage", r"protocol error: malformed reply line"),
+    ("bdat-hangup", r"lost connection with the server"),
 ])
 def test_hostile_upstream_defers_and_costs_nothing_else(make_daemon, behaviour, reason):
     srv = HostileServer(behaviour)
