@@ -59,6 +59,24 @@ int smtp_send(struct smtp_client *s, const void *p, size_t n, enum smtp_stage st
 	return 0;
 }
 
+/* Add the CRLF lines in p to the transcript, each after prefix, with
+ * control characters escaped. */
+static void transcribe(struct smtp_client *s, const char *prefix, const char *p, size_t n)
+{
+	char line[1100], safe[1100];
+	while (s->transcript && n > 0) {
+		const char *nl = memchr(p, '\n', n);
+		size_t l = nl ? (size_t)(nl - p) + 1 : n;
+		size_t t = l;
+		while (t > 0 && (p[t - 1] == '\n' || p[t - 1] == '\r'))
+			t--;
+		snprintf(line, sizeof line, "%.*s", (int)(t < 1000 ? t : 1000), p);
+		buf_printf(s->transcript, "%s%s\n", prefix, log_safe(line, safe, sizeof safe));
+		p += l;
+		n -= l;
+	}
+}
+
 int smtp_read_reply(struct smtp_client *s, enum smtp_stage st)
 {
 	struct err e;
@@ -69,6 +87,7 @@ int smtp_read_reply(struct smtp_client *s, enum smtp_stage st)
 		if (rc < 0)
 			return smtp_fail(s, st, 0, "protocol error: %s", e.msg);
 		if (rc == 1) {
+			transcribe(s, "S: ", s->net.in.data, used);
 			buf_consume(&s->net.in, used);
 			return 0;
 		}
@@ -89,6 +108,8 @@ static int command(struct smtp_client *s, enum smtp_stage st, int cls, const cha
 	int n = vsnprintf(line, sizeof line - 2, fmt, ap);
 	va_end(ap);
 	memcpy(line + n, "\r\n", 3);
+	const char *arg = st == ST_AUTH ? strchr(line + 5, ' ') : NULL;	/* AUTH arguments not shown */
+	transcribe(s, "C: ", line, arg ? (size_t)(arg - line) : (size_t)n);
 	if (smtp_send(s, line, (size_t)n + 2, st) < 0 || smtp_read_reply(s, st) < 0)
 		return -1;
 	if (s->reply.code / 100 != cls)
@@ -182,6 +203,7 @@ static int auth_once(struct smtp_client *s, const struct config *c, unsigned mec
 	struct buf b;
 	buf_init(&b);
 	buf_printf(&b, "AUTH %s ", sasl_name(mech));
+	transcribe(s, "C: ", b.data, b.len - 1);	/* the response is not shown */
 	sasl_initial_response(mech, c->relay.user, secret, s->host, s->net.port, &b);
 	buf_add(&b, "\r\n", 2);
 	int rc = smtp_send(s, b.data, b.len, ST_AUTH);

@@ -38,6 +38,7 @@ enum smtp_stage { ST_CONNECT, ST_GREETING, ST_EHLO, ST_STARTTLS, ST_TLS, ST_AUTH
 
 struct smtp_client {
 	struct netconn net;
+	struct buf *transcript;	/* when set: "S: " and "C: " lines of the dialogue (no secrets) */
 	struct smtp_reply reply;	/* the last reply read */
 	unsigned ext;
 	uint64_t size_max;		/* from EHLO SIZE, 0 = no limit given */

@@ -32,6 +32,7 @@ struct config *tool_config(const char *path)
 static void usage(FILE *out)
 {
 	fprintf(out, "usage: outbox [-C FILE] sendmail [sendmail options] [recipient ...]\n"
+		     "       outbox [-C FILE] probe\n"
 		     "       outbox -V\n"
 		     "Invoked as 'sendmail' it is the sendmail-compatible command.\n");
 }
@@ -41,7 +42,7 @@ static void usage(FILE *out)
 static bool planned(const char *cmd)
 {
 	static const char *const later[] = { "mailq", "queue", "show", "flush", "delete", "hold",
-					     "release", "status", "probe", "send" };
+					     "release", "status", "send" };
 	for (size_t i = 0; i < sizeof later / sizeof *later; i++)
 		if (strcmp(cmd, later[i]) == 0)
 			return true;
@@ -84,6 +85,8 @@ int main(int argc, char **argv)
 	}
 	if (strcmp(argv[i], "sendmail") == 0)
 		return sendmail_main(argc - i, argv + i, conf);
+	if (strcmp(argv[i], "probe") == 0)
+		return probe_main(argc - i, argv + i, conf);
 	if (planned(argv[i]))
 		return not_yet(argv[i]);
 	fprintf(stderr, "outbox: unknown command '%s'\n", argv[i]);

@@ -37,5 +37,7 @@ int submit_smtp(const struct config *c, const struct submission *s, char id[QID_
 		char *why, size_t why_len);
 
 int sendmail_main(int argc, char **argv, const char *conf_path);
+/* outbox probe: see probe.c. */
+int probe_main(int argc, char **argv, const char *conf_path);
 
 #endif

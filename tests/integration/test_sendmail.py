@@ -160,7 +160,7 @@ def test_partly_refused_recipients_queue_nothing(make_daemon):
     assert os.listdir(os.path.join(d.spool, "tmp")) == []
 
 
-@pytest.mark.parametrize("how", [["mailq"], ["outbox", "queue"], ["outbox", "probe"]])
+@pytest.mark.parametrize("how", [["mailq"], ["outbox", "queue"], ["outbox", "status"]])
 def test_commands_of_later_versions_say_so(workdir, how):
     """mailq is installed as a link already: it must not fail with a bare
     usage message."""

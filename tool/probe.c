@@ -1,0 +1,113 @@
+/*
+ * probe.c - `outbox probe`: connect to the upstream as outboxd would
+ * (smtp_open: greeting, EHLO, STARTTLS, EHLO, AUTH, with the same
+ * configuration, CA bundle and verification) and show what happened:
+ * the dialogue, TLS version and cipher, the server certificate
+ * (subject, issuer, expiry, verification result) and the AUTH result.
+ * Sends no mail: QUIT after AUTH.
+ *
+ * When the certificate fails verification the handshake is aborted, so
+ * a second connection that does not verify (and sends no AUTH) fetches
+ * the certificate to show why.
+ *
+ * Invariant: no secret is printed; the transcript never holds AUTH
+ * arguments (smtp_client.c).  Exit 0 when outboxd could relay through
+ * the upstream as configured, 1 when not (the last line says why), 78
+ * for a configuration error.
+ */
+#include <stdio.h>
+#include <string.h>
+#include <sysexits.h>
+
+#include "../common/net.h"
+#include "../common/smtp_client.h"
+#include "tool.h"
+
+static const char *const stage_names[] = {
+	[ST_CONNECT] = "connect", [ST_GREETING] = "greeting", [ST_EHLO] = "EHLO",
+	[ST_STARTTLS] = "STARTTLS", [ST_TLS] = "TLS", [ST_AUTH] = "AUTH",
+	[ST_MAIL] = "MAIL", [ST_RCPT] = "RCPT", [ST_DATA] = "DATA", [ST_DOT] = "end of data",
+	[ST_LOCAL] = "local",
+};
+
+static void show_certificate(struct netconn *n)
+{
+	struct buf info;
+	buf_init(&info);
+	net_peer_cert_info(n, &info);
+	if (info.len)
+		printf("%s", info.data);
+	buf_free(&info);
+}
+
+/* The certificate of a server that failed verification, fetched without
+ * verifying and without AUTH. */
+static void show_failed_certificate(const struct config *c)
+{
+	struct config copy = *c;
+	struct tls_client t;
+	struct smtp_client s;
+	struct err e;
+	copy.relay.user = "";
+	if (tls_client_init(&t, c->relay.ca_file, false, &e) < 0)
+		return;
+	smtp_client_init(&s);
+	if (smtp_open(&s, &copy, &t) == 0) {
+		show_certificate(&s.net);
+		smtp_quit(&s);
+	}
+	smtp_client_free(&s);
+	tls_client_free(&t);
+}
+
+int probe_main(int argc, char **argv, const char *conf_path)
+{
+	if (argc != 1) {
+		fprintf(stderr, "usage: outbox [-C FILE] probe\n");
+		return EX_USAGE;
+	}
+	(void)argv;
+	struct config *c = tool_config(conf_path);
+	struct tls_client t;
+	struct smtp_client s;
+	struct buf transcript;
+	struct err e;
+	int rc = 1;
+	printf("relay: %s port %llu, tls = %s, auth = %s%s%s\n", c->relay.host,
+	       (unsigned long long)c->relay.port, tls_mode_name(c->relay.tls), auth_mode_name(c->relay.auth),
+	       *c->relay.user ? " as " : "", c->relay.user);
+	memset(&t, 0, sizeof t);
+	if (c->relay.tls != TLS_NONE && tls_client_init(&t, c->relay.ca_file, c->relay.verify, &e) < 0) {
+		printf("result: failed: %s\n", e.msg);
+		config_unref(c);
+		return 1;
+	}
+	smtp_client_init(&s);
+	buf_init(&transcript);
+	s.transcript = &transcript;
+	int opened = smtp_open(&s, c, &t);
+	if (transcript.len)
+		printf("%s", transcript.data);
+	if (s.net.tls_version[0])
+		printf("tls: %s %s\n", s.net.tls_version, s.net.tls_cipher);
+	if (opened == 0) {
+		if (s.net.tls)
+			show_certificate(&s.net);
+		if (s.auth_used)
+			printf("auth: %s as %s: ok\n", s.auth_used, c->relay.user);
+		else
+			printf("auth: none (no [relay] user)\n");
+		printf("result: ok: outboxd can relay through %s\n", s.relay);
+		smtp_quit(&s);
+		rc = 0;
+	} else {
+		if (s.fail_stage == ST_TLS && strstr(s.fail_text, "verification failed"))
+			show_failed_certificate(c);
+		printf("result: failed at %s: %s\n", stage_names[s.fail_stage], s.fail_text);
+	}
+	buf_free(&transcript);
+	smtp_client_free(&s);
+	tls_client_free(&t);
+	config_unref(c);
+	return rc;
+}
