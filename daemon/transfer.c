@@ -28,7 +28,7 @@
 #include "delivery.h"
 
 #define BATCH_MAX 8		/* messages in one BDAT batch: also the most a crash can duplicate per worker */
-#define BATCH_BYTES (1024 * 1024)	/* a batch stops growing here */
+#define BATCH_BYTES (1024 * 1024)	/* a batch takes no more messages once this big */
 
 /* MAIL and RCPT... for a, appended to out; returns the count. */
 static size_t mail_rcpt_commands(struct worker *w, struct attempt *a, struct buf *out)
@@ -407,10 +407,12 @@ void transfer_chunked(struct worker *w, struct job *j, struct attempt *first)
 	batch[0] = *first;
 	for (;;) {
 		size_t share = 1 + batch_share(w->pool, BATCH_MAX - 1);	/* batch[0] is taken */
+		uint64_t bytes = batch[0].size;
 		bool failed = chunked_message(w, &batch[0], &out) < 0;
-		while (!failed && nb < share && out.len < BATCH_BYTES
-		       && take_fitting(w, j->conf, &batch[nb]))
+		while (!failed && nb < share && bytes < BATCH_BYTES && take_fitting(w, j->conf, &batch[nb])) {
+			bytes += batch[nb].size;
 			failed = chunked_message(w, &batch[nb++], &out) < 0;
+		}
 		if (!failed && out.len)
 			(void)smtp_send(&w->smtp, out.data, out.len, ST_DOT);
 		buf_reset(&out);

@@ -129,3 +129,24 @@ def test_chunking_can_be_turned_off(relay_daemon):
     up.wait_for(1)
     raw = raw_of(up)
     assert b"\r\nDATA\r\n" in raw and b"BDAT" not in raw and up.bdat_commands == []
+
+
+def test_batches_stop_growing_at_a_megabyte(relay_daemon):
+    d, up = chunking_daemon(relay_daemon, relay={"workers": "1"})
+    big = b"Subject: big\n\n" + (b"y" * 70 + b"\n") * 8500    # about 600 KB each
+    up.data_delay = 0.8
+    send(d, ["first@r.example"], b"Subject: first\n\nfirst\n")
+    deadline = time.time() + 10
+    while up.data_ends == 0 and time.time() < deadline:
+        time.sleep(0.01)
+    for i in range(5):
+        send(d, ["big%d@r.example" % i], big)
+    up.data_delay = 0
+    msgs = up.wait_for(6, timeout=30)
+    assert sorted(m.rcpt_tos[0] for m in msgs[1:]) == ["big%d@r.example" % i for i in range(5)]
+    wait_queue_empty(d)
+    got = [tuple(map(int, x)) for x in re.findall(r"(\d+) messages in (\d+) BDAT batches", d.log())]
+    assert sum(n for n, _ in got) == 6
+    # a batch takes no more once it holds 1 MB: the 5 queued ones (3 MB)
+    # go 2 + 2 + 1, after the first message's own batch
+    assert sum(b for _, b in got) >= 4, got
