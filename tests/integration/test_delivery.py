@@ -286,8 +286,9 @@ def test_kill9_during_batches_then_restart(relay_daemon, chunking):
     wait_queue_empty(d)
 
 
-def test_sigterm_finishes_message_in_hand_and_keeps_queue(relay_daemon):
-    d, up = relay_daemon(relay={"workers": "1"})
+@pytest.mark.parametrize("chunking", [False, True])
+def test_sigterm_finishes_message_in_hand_and_keeps_queue(relay_daemon, chunking):
+    d, up = relay_daemon(up_kw={"chunking": chunking}, relay={"workers": "1"})
     up.data_delay = 1.0
     for i in range(4):
         send(d, ["r%d@r.example" % i], b"Subject: s%d\n\ns\n" % i)
