@@ -3,8 +3,9 @@
  *
  * LAYOUT under SPOOL (owned by the daemon's user):
  *   lock      flock()ed by the running outboxd: one daemon per spool
- *   tmp/      messages being received; anything here at start-up was
- *             never acknowledged and is removed
+ *   tmp/      messages being written, and spare files (below); anything
+ *             here at start-up was never acknowledged, or is a spare,
+ *             and is removed
  *   queue/    committed messages, one file each, named by queue ID
  *   corrupt/  queue files the start-up scan could not decode (kept for
  *             a human, never deleted)
@@ -32,8 +33,10 @@
  * COMMIT PROTOCOL (Postfix-style; nothing is acknowledged before step 4):
  *   1. create tmp/ID with O_EXCL (or take a spare, below), write header
  *      and message (a message under WRITE_CHUNK waits in memory and
- *      steps 1-4 all run in qwriter_commit, on a worker thread);
- *   2. fsync(tmp/ID)                     - the bytes are on disk;
+ *      steps 1-4 all run in qwriter_commit, on a thread-pool thread);
+ *   2. fsync(tmp/ID)                     - the bytes are on disk (a spare
+ *                                         is truncated to its new length
+ *                                         first);
  *   3. renameat2(tmp/ID, queue/ID, RENAME_NOREPLACE)
  *                                         (link + unlink where the file
  *                                         system lacks it);
