@@ -288,24 +288,27 @@ def test_kill9_during_batches_then_restart(relay_daemon, chunking):
 
 @pytest.mark.parametrize("chunking", [False, True])
 def test_sigterm_finishes_message_in_hand_and_keeps_queue(relay_daemon, chunking):
+    """What is in hand (a pipelined run with DATA, a batch of at most 8
+    with BDAT) is finished; the rest stays queued for the restart."""
     d, up = relay_daemon(up_kw={"chunking": chunking}, relay={"workers": "1"})
-    up.data_delay = 1.0
-    for i in range(4):
+    up.data_delay = 0.5 if chunking else 1.0
+    n = 12 if chunking else 4
+    for i in range(n):
         send(d, ["r%d@r.example" % i], b"Subject: s%d\n\ns\n" % i)
     deadline = time.time() + 10
-    while up.data_ends == 0 and time.time() < deadline:   # first DATA being answered
+    while up.data_ends == 0 and time.time() < deadline:   # first message being answered
         time.sleep(0.02)
     t0 = time.time()
     assert d.stop() == 0
     assert time.time() - t0 < 11
     got = {m.rcpt_tos[0] for m in up.messages}
-    assert len(got) >= 1                       # the message in hand was finished
+    assert len(got) >= 1                             # what was in hand was finished
     left = len(d.queue_ids())
-    assert left == 4 - len(got) and left >= 1  # the rest is still queued
+    assert left == n - len(got) and left >= 1        # the rest is still queued
     up.data_delay = 0
     d.start()
-    up.wait_for(4, timeout=30)
-    assert {m.rcpt_tos[0] for m in up.messages} == {"r%d@r.example" % i for i in range(4)}
+    up.wait_for(n, timeout=30)
+    assert {m.rcpt_tos[0] for m in up.messages} == {"r%d@r.example" % i for i in range(n)}
 
 
 def test_sighup_applies_new_relay_to_new_sessions(relay_daemon, make_upstream):
