@@ -11,6 +11,8 @@
 PREFIX   ?= /usr/local
 SBINDIR  ?= $(PREFIX)/sbin
 BINDIR   ?= $(PREFIX)/bin
+LIBEXECDIR = $(PREFIX)/libexec/outbox
+# (outbox finds its helper at BINDIR/../libexec/outbox: keep them together)
 MANDIR   ?= $(PREFIX)/share/man
 SYSCONFDIR ?= /etc
 UNITDIR  ?= /lib/systemd/system
@@ -52,10 +54,11 @@ UNIT_BIN   := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
 OUTBOXD := $(BUILD)/outboxd
 OUTBOX  := $(BUILD)/outbox
+PROBE   := $(BUILD)/outbox-probe
 HELPERS := $(BUILD)/tests/mkqueue $(BUILD)/confdoc
 
 .PHONY: all check unit integration deps demo install bench clean man
-all: $(OUTBOXD) $(OUTBOX)
+all: $(OUTBOXD) $(OUTBOX) $(PROBE)
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -68,6 +71,10 @@ $(OUTBOXD): $(DAEMON_OBJ) $(BUILD)/libcommon.a
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
 
 $(OUTBOX): $(TOOL_OBJ) $(BUILD)/libcommon.a
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
+
+# `outbox probe`: a program of its own, so that outbox needs no TLS library
+$(PROBE): $(BUILD)/tool/probe/probe.o $(BUILD)/tool/toolconf.o $(BUILD)/libcommon.a
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
 
 $(BUILD)/tests/test_%: tests/unit/test_%.c $(BUILD)/libcommon.a
@@ -87,7 +94,7 @@ check: deps
 unit: $(UNIT_BIN)
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
 
-integration: $(OUTBOXD) $(OUTBOX) $(HELPERS)
+integration: $(OUTBOXD) $(OUTBOX) $(PROBE) $(HELPERS)
 	OUTBOX_BUILD=$(abspath $(BUILD)) OUTBOX_SAN=$(SAN) $(PY) -m pytest -q tests/integration $(PYTEST_ARGS)
 
 $(BUILD)/bench/floor: bench/floor.c
@@ -121,6 +128,8 @@ install: all
 		$(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSUSERSDIR) $(DESTDIR)$(TMPFILESDIR)
 	install -m 0755 $(OUTBOXD) $(DESTDIR)$(SBINDIR)/outboxd
 	install -m 0755 $(OUTBOX) $(DESTDIR)$(BINDIR)/outbox
+	install -d $(DESTDIR)$(LIBEXECDIR)
+	install -m 0755 $(PROBE) $(DESTDIR)$(LIBEXECDIR)/probe
 	ln -sf $(BINDIR)/outbox $(DESTDIR)$(SBINDIR)/sendmail
 	ln -sf $(BINDIR)/outbox $(DESTDIR)$(BINDIR)/mailq
 	install -m 0644 man/outbox.1 $(DESTDIR)$(MANDIR)/man1/outbox.1

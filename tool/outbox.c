@@ -2,32 +2,16 @@
  * outbox.c - entry point of the command-line tool: dispatch on the name
  * it was invoked by (sendmail) or on the subcommand.
  */
+#include <errno.h>
 #include <libgen.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sysexits.h>
+#include <unistd.h>
 
 #include "tool.h"
-
-struct config *tool_config(const char *path)
-{
-	struct err e;
-	unsigned flags = CONF_CLIENT;
-	if (!path)
-		path = getenv("OUTBOX_CONF");
-	if (!path || !*path) {
-		path = OUTBOX_DEFAULT_CONF;
-		flags |= CONF_MISSING_OK;
-	}
-	struct config *c = config_load(path, flags, &e);
-	if (!c) {
-		fprintf(stderr, "outbox: configuration error:\n%s\n", e.msg);
-		exit(EX_CONFIG);
-	}
-	return c;
-}
 
 static void usage(FILE *out)
 {
@@ -53,6 +37,40 @@ static int not_yet(const char *cmd)
 {
 	fprintf(stderr, "outbox: '%s' is not available in outbox %s yet; outboxd logs every "
 			"message's status (journalctl -u outboxd)\n", cmd, OUTBOX_VERSION);
+	return EX_UNAVAILABLE;
+}
+
+/*
+ * `outbox probe` is a separate program, so that the sendmail path does
+ * not load the TLS libraries at every exec (that cost W1 a quarter of a
+ * millisecond).  It lives next to this binary in the build tree, and in
+ * ../libexec/outbox/ once installed.
+ */
+static int run_probe(int argc, char **argv, const char *conf)
+{
+	char self[4096], path[4200];
+	ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+	if (n <= 0) {
+		perror("outbox: /proc/self/exe");
+		return EX_OSERR;
+	}
+	self[n] = '\0';
+	char *dir = dirname(self);
+	snprintf(path, sizeof path, "%s/outbox-probe", dir);
+	if (access(path, X_OK) != 0)
+		snprintf(path, sizeof path, "%s/../libexec/outbox/probe", dir);
+	char *args[argc + 4];
+	int k = 0;
+	args[k++] = path;
+	if (conf) {
+		args[k++] = "-C";
+		args[k++] = (char *)conf;
+	}
+	for (int i = 1; i < argc; i++)
+		args[k++] = argv[i];
+	args[k] = NULL;
+	execv(path, args);
+	fprintf(stderr, "outbox: cannot run %s: %s\n", path, strerror(errno));
 	return EX_UNAVAILABLE;
 }
 
@@ -86,7 +104,7 @@ int main(int argc, char **argv)
 	if (strcmp(argv[i], "sendmail") == 0)
 		return sendmail_main(argc - i, argv + i, conf);
 	if (strcmp(argv[i], "probe") == 0)
-		return probe_main(argc - i, argv + i, conf);
+		return run_probe(argc - i, argv + i, conf);
 	if (planned(argv[i]))
 		return not_yet(argv[i]);
 	fprintf(stderr, "outbox: unknown command '%s'\n", argv[i]);

@@ -12,7 +12,8 @@
 #include "../common/queue.h"
 
 /* Configuration from -C, else $OUTBOX_CONF, else the default path (which
- * may be missing: then defaults apply).  Exits 78 on a bad file. */
+ * may be missing: then defaults apply).  Exits 78 on a bad file.
+ * (toolconf.c) */
 struct config *tool_config(const char *path);
 
 /* What to submit. */
@@ -37,7 +38,6 @@ int submit_smtp(const struct config *c, const struct submission *s, char id[QID_
 		char *why, size_t why_len);
 
 int sendmail_main(int argc, char **argv, const char *conf_path);
-/* outbox probe: see probe.c. */
-int probe_main(int argc, char **argv, const char *conf_path);
+
 
 #endif

@@ -26,3 +26,23 @@ def test_make_install_destdir_prefix(workdir):
     r = subprocess.run([os.path.join(dest, "opt/ob/sbin/outboxd"), "-t", "-c",
                         os.path.join(dest, "etc/outbox/outbox.conf")], capture_output=True)
     assert r.returncode == 0, r.stderr
+    # outbox finds its probe helper in ../libexec/outbox, wherever it is installed
+    conf = os.path.join(workdir, "probe.conf")
+    with open(conf, "w") as f:
+        f.write("[relay]\nhost = 127.0.0.1\nport = 1\ntls = none\ntimeout = 2s\n")
+    assert os.access(os.path.join(dest, "opt/ob/libexec/outbox/probe"), os.X_OK)
+    r = subprocess.run([os.path.join(dest, "opt/ob/bin/outbox"), "-C", conf, "probe"],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 1 and "result: failed at connect" in r.stdout, r.stdout + r.stderr
+
+
+def test_sendmail_path_loads_no_tls_library():
+    """Each sendmail call is a process start: outbox must not make it map
+    the mbedTLS libraries (about 0.25 ms, a sixth of W1's floor); only
+    outbox-probe needs them."""
+    from conftest import OUTBOX
+    libs = subprocess.run(["ldd", OUTBOX], capture_output=True, text=True).stdout
+    assert "libmbed" not in libs, libs
+    probe = subprocess.run(["ldd", os.path.join(os.path.dirname(OUTBOX), "outbox-probe")],
+                           capture_output=True, text=True).stdout
+    assert "libmbedtls" in probe

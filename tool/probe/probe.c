@@ -1,5 +1,7 @@
 /*
- * probe.c - `outbox probe`: connect to the upstream as outboxd would
+ * probe.c - outbox-probe, run by `outbox probe` (a program of its own so
+ * that the sendmail path never loads the TLS libraries): connect to the
+ * upstream as outboxd would
  * (smtp_open: greeting, EHLO, STARTTLS, EHLO, AUTH, with the same
  * configuration, CA bundle and verification) and show what happened:
  * the dialogue, TLS version and cipher, the server certificate
@@ -19,9 +21,9 @@
 #include <string.h>
 #include <sysexits.h>
 
-#include "../common/net.h"
-#include "../common/smtp_client.h"
-#include "tool.h"
+#include "../../common/net.h"
+#include "../../common/smtp_client.h"
+#include "../tool.h"
 
 static const char *const stage_names[] = {
 	[ST_CONNECT] = "connect", [ST_GREETING] = "greeting", [ST_EHLO] = "EHLO",
@@ -60,13 +62,15 @@ static void show_failed_certificate(const struct config *c)
 	tls_client_free(&t);
 }
 
-int probe_main(int argc, char **argv, const char *conf_path)
+int main(int argc, char **argv)
 {
-	if (argc != 1) {
+	const char *conf_path = NULL;
+	if (argc == 3 && strcmp(argv[1], "-C") == 0) {
+		conf_path = argv[2];
+	} else if (argc != 1) {
 		fprintf(stderr, "usage: outbox [-C FILE] probe\n");
 		return EX_USAGE;
 	}
-	(void)argv;
 	struct config *c = tool_config(conf_path);
 	struct tls_client t;
 	struct smtp_client s;
