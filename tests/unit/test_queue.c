@@ -145,11 +145,27 @@ static void scan_cb(const char *id, const struct envelope *env, uint64_t size, v
 	*(uint64_t *)arg += size;
 }
 
+/* A fresh spool directory under /tmp (mkdtemp), and its removal. */
+#define SPOOL_TEMPLATE "/tmp/outbox-unit-q-"
+static void make_spool(char dir[64])
+{
+	snprintf(dir, 64, "%s", SPOOL_TEMPLATE);
+	memset(dir + strlen(dir), 'X', 6);	/* the mkdtemp template */
+	dir[strlen(SPOOL_TEMPLATE) + 6] = '\0';
+	assert_non_null(mkdtemp(dir));
+}
+
+static void remove_spool(const char *dir)
+{
+	char cmd[128];
+	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+	assert_int_equal(system(cmd), 0);
+}
+
 static void commit_and_mark(void **state)
 {
 	(void)state;
-	char dir[] = "/tmp/outbox-unit-q-......";
-	memset(dir + strlen(dir) - 6, 'X', 6);	/* the mkdtemp template */
+	char dir[64];
 	struct store s;
 	struct envelope env, back;
 	struct qwriter w;
@@ -157,7 +173,7 @@ static void commit_and_mark(void **state)
 	size_t off;
 	int fd;
 	uint64_t size;
-	assert_non_null(mkdtemp(dir));
+	make_spool(dir);
 	assert_int_equal(store_open(&s, dir, true, &e), 0);
 	/* a second daemon on the same spool is refused */
 	struct store s2;
@@ -207,8 +223,7 @@ static void commit_and_mark(void **state)
 	assert_int_equal(count_files(s.queue_dir), 0);
 	envelope_free(&env);
 	store_close(&s);
-	snprintf(path, sizeof path, "rm -rf %s", dir);
-	assert_int_equal(system(path), 0);
+	remove_spool(dir);
 }
 
 /* Commit one message with body `body`; its ID in id, inode returned. */
@@ -233,15 +248,15 @@ static ino_t commit_one(struct store *s, const struct envelope *env, const char 
 static void spare_files(void **state)
 {
 	(void)state;
-	char dir[] = "/tmp/outbox-unit-q-XXXXXX";
+	char dir[64];
 	struct store s;
 	struct envelope env, back;
 	struct err e;
-	char a[QID_LEN + 1], b[QID_LEN + 1], c[QID_LEN + 1], path[300];
+	char a[QID_LEN + 1], b[QID_LEN + 1], c[QID_LEN + 1];
 	size_t off;
 	int fd;
 	uint64_t size;
-	assert_non_null(mkdtemp(dir));
+	make_spool(dir);
 	assert_int_equal(store_open(&s, dir, true, &e), 0);
 	make_env(&env);
 	ino_t ia = commit_one(&s, &env, "Subject: long one\r\n\r\nlong body line\r\n", a);
@@ -272,8 +287,7 @@ static void spare_files(void **state)
 	assert_int_equal(count_files(s.tmp_dir), 0);
 	envelope_free(&env);
 	store_close(&s);
-	snprintf(path, sizeof path, "rm -rf %s", dir);
-	assert_int_equal(system(path), 0);
+	remove_spool(dir);
 }
 
 /* Commits from several threads at once share directory fsyncs; none is
@@ -310,13 +324,13 @@ static void *commit_many(void *arg)
 static void concurrent_commits(void **state)
 {
 	(void)state;
-	char dir[] = "/tmp/outbox-unit-q-XXXXXX", path[300];
+	char dir[64];
 	struct store s;
 	struct envelope env;
 	struct err e;
 	pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 	pthread_t t[8];
-	assert_non_null(mkdtemp(dir));
+	make_spool(dir);
 	assert_int_equal(store_open(&s, dir, true, &e), 0);
 	make_env(&env);
 	struct committer c = { &s, &env, &mu, 50, 0 };
@@ -329,8 +343,7 @@ static void concurrent_commits(void **state)
 	assert_int_equal(count_files(s.tmp_dir), 0);
 	envelope_free(&env);
 	store_close(&s);
-	snprintf(path, sizeof path, "rm -rf %s", dir);
-	assert_int_equal(system(path), 0);
+	remove_spool(dir);
 }
 
 int main(void)
