@@ -59,33 +59,47 @@ static size_t envelope_commands(struct worker *w, struct attempt *a, struct buf 
 	return n + 1;
 }
 
+/* The reply just read, to MAIL: true when it took the sender, else every
+ * recipient gets the reply as its result. */
+static bool mail_result(struct attempt *a, const struct smtp_client *s)
+{
+	char line[600];
+	if (s->reply.code / 100 == 2)
+		return true;
+	set_all(a, smtp_failure_is_permanent(ST_MAIL, s->reply.code) ? RCPT_FAILED : 'T',
+		smtp_last_reply(s, line, sizeof line));
+	return false;
+}
+
+/* The reply just read, to the RCPT of recipient i. */
+static void rcpt_result(struct attempt *a, size_t i, const struct smtp_client *s, size_t *taken)
+{
+	char line[600];
+	if (s->reply.code / 100 == 2) {
+		a->accepted[i] = true;
+		(*taken)++;
+	} else {
+		set_result(a, i, smtp_failure_is_permanent(ST_RCPT, s->reply.code) ? RCPT_FAILED : 'T',
+			   smtp_last_reply(s, line, sizeof line));
+	}
+}
+
 /* Read the replies to MAIL and RCPT...; false on a session failure.
  * *taken counts the recipients accepted (a->accepted). */
 static bool mail_rcpt_replies(struct worker *w, struct attempt *a, size_t *taken)
 {
 	struct smtp_client *s = &w->smtp;
-	char line[600];
-	bool mail_ok = false;
 	*taken = 0;
 	if (smtp_read_reply(s, ST_MAIL) < 0)
 		return false;
-	smtp_last_reply(s, line, sizeof line);
-	if (s->reply.code / 100 == 2)
-		mail_ok = true;
-	else
-		set_all(a, s->reply.code / 100 == 5 ? RCPT_FAILED : 'T', line);
+	bool mail_ok = mail_result(a, s);
 	for (size_t i = 0; i < a->env.nrcpt; i++) {
 		if (a->env.rcpt[i].status != RCPT_PENDING)
 			continue;
 		if (smtp_read_reply(s, ST_RCPT) < 0)
 			return false;
-		smtp_last_reply(s, line, sizeof line);
-		if (s->reply.code / 100 == 2 && mail_ok) {
-			a->accepted[i] = true;
-			(*taken)++;
-		} else if (mail_ok) {
-			set_result(a, i, smtp_failure_is_permanent(ST_RCPT, s->reply.code) ? RCPT_FAILED : 'T', line);
-		}
+		if (mail_ok)
+			rcpt_result(a, i, s, taken);
 	}
 	return true;
 }
@@ -179,7 +193,6 @@ static bool envelope_one_by_one(struct worker *w, struct attempt *a)
 {
 	struct smtp_client *s = &w->smtp;
 	struct buf cmds;
-	char line[600];
 	size_t taken = 0;
 	bool ok = false;
 	buf_init(&cmds);
@@ -187,13 +200,9 @@ static bool envelope_one_by_one(struct worker *w, struct attempt *a)
 	char *cmd = cmds.data, *end;
 	/* MAIL */
 	end = strstr(cmd, "\r\n") + 2;
-	if (smtp_send(s, cmd, (size_t)(end - cmd), ST_MAIL) < 0 || smtp_read_reply(s, ST_MAIL) < 0)
+	if (smtp_send(s, cmd, (size_t)(end - cmd), ST_MAIL) < 0 || smtp_read_reply(s, ST_MAIL) < 0
+	    || !mail_result(a, s))
 		goto out;
-	if (s->reply.code / 100 != 2) {
-		set_all(a, smtp_failure_is_permanent(ST_MAIL, s->reply.code) ? RCPT_FAILED : 'T',
-			smtp_last_reply(s, line, sizeof line));
-		goto out;
-	}
 	for (size_t i = 0; i < a->env.nrcpt; i++) {
 		if (a->env.rcpt[i].status != RCPT_PENDING)
 			continue;
@@ -201,13 +210,7 @@ static bool envelope_one_by_one(struct worker *w, struct attempt *a)
 		end = strstr(cmd, "\r\n") + 2;
 		if (smtp_send(s, cmd, (size_t)(end - cmd), ST_RCPT) < 0 || smtp_read_reply(s, ST_RCPT) < 0)
 			goto out;
-		if (s->reply.code / 100 == 2) {
-			a->accepted[i] = true;
-			taken++;
-		} else {
-			set_result(a, i, smtp_failure_is_permanent(ST_RCPT, s->reply.code) ? RCPT_FAILED : 'T',
-				   smtp_last_reply(s, line, sizeof line));
-		}
+		rcpt_result(a, i, s, &taken);
 	}
 	if (taken == 0) {
 		if (smtp_send(s, "RSET\r\n", 6, ST_LOCAL) == 0)
@@ -218,10 +221,7 @@ static bool envelope_one_by_one(struct worker *w, struct attempt *a)
 		goto out;
 	ok = s->reply.code == 354;
 	if (!ok)
-		for (size_t i = 0; i < a->env.nrcpt; i++)
-			if (a->accepted[i])
-				set_result(a, i, smtp_failure_is_permanent(ST_DATA, s->reply.code) ? RCPT_FAILED : 'T',
-					   smtp_last_reply(s, line, sizeof line));
+		result_for_accepted(w, a, ST_DATA);
 out:
 	buf_free(&cmds);
 	return ok;

@@ -105,12 +105,15 @@ def test_wrong_password_defers_not_bounces(relay_daemon):
     wait_queue_empty(d)
 
 
-def test_one_recipient_refused_one_accepted(relay_daemon):
-    d, up = relay_daemon()
+@pytest.mark.parametrize("pipelining", [True, False])
+def test_one_recipient_refused_one_accepted(relay_daemon, pipelining):
+    d, up = relay_daemon(up_kw={"pipelining": pipelining})
     up.reject_rcpt = {"bad@r.example"}
     send(d, ["good@r.example", "bad@r.example"])
     m = up.wait_for(1)[0]
     assert m.rcpt_tos == ["good@r.example"]
+    reads = up.sessions()[0].reads     # without PIPELINING: one command per write
+    assert any(b"MAIL FROM" in r and b"RCPT TO" in r for r in reads) == pipelining
     wait_log(d, r"to=<bad@r.example> .* status=bounced \(550 5\.1\.1 <bad@r.example>: Recipient address rejected\)")
     wait_log(d, r"to=<good@r.example> .* status=sent")
     wait_queue_empty(d)
@@ -193,8 +196,9 @@ def test_disconnect_mid_data_delivered_later_once(relay_daemon, chunking):
     assert len(up.messages) == 1
 
 
-def test_twenty_messages_use_at_most_workers_connections(relay_daemon):
-    d, up = relay_daemon(relay={"workers": "2"})
+@pytest.mark.parametrize("pipelining", [True, False])
+def test_twenty_messages_use_at_most_workers_connections(relay_daemon, pipelining):
+    d, up = relay_daemon(up_kw={"pipelining": pipelining}, relay={"workers": "2"})
     for i in range(20):
         send(d, ["r%d@r.example" % i], b"Subject: %d\n\nn\n" % i)
     msgs = up.wait_for(20)
