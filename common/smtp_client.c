@@ -31,14 +31,18 @@ int smtp_fail(struct smtp_client *s, enum smtp_stage st, int code, const char *f
 	return -1;
 }
 
-bool smtp_failure_is_permanent(enum smtp_stage st, int code)
+enum smtp_verdict smtp_classify(enum smtp_stage st, int code)
 {
-	switch (st) {
-	case ST_MAIL: case ST_RCPT: case ST_DATA: case ST_DOT: case ST_LOCAL:
-		return code >= 500 && code < 600;
-	default:	/* DNS, connect, greeting, EHLO, TLS, AUTH: never the message's fault */
-		return false;
-	}
+	bool transaction = st == ST_MAIL || st == ST_RCPT || st == ST_DATA || st == ST_DOT;
+	if (code / 100 == 2 || (code == 354 && st == ST_DATA))
+		return V_OK;
+	if (code == 421)
+		return V_SESSION;
+	if (transaction && code >= 500 && code <= 503)
+		return V_SESSION;	/* our syntax or sequence: never the message's fault */
+	if ((transaction || st == ST_LOCAL) && code / 100 == 5)
+		return V_PERM;
+	return V_TEMP;	/* 4xx; DNS, connect, greeting, EHLO, TLS, AUTH; no reply */
 }
 
 const char *smtp_last_reply(const struct smtp_client *s, char *out, size_t n)

@@ -6,8 +6,8 @@
  *
  * Owns: opening a session as [relay] says (tls = starttls | tls | none,
  * verification, AUTH only over TLS unless plaintext_auth), the EHLO
- * extensions, and the one place where a failure is classified as
- * temporary or permanent (smtp_failure_is_permanent).
+ * extensions, and the one place where a reply is classified as
+ * success, temporary, permanent or a session error (smtp_classify).
  *
  * Invariants: with tls = starttls, nothing after EHLO is sent in clear:
  * a missing or failing STARTTLS ends the session; AUTH is never sent
@@ -73,9 +73,21 @@ void smtp_close(struct smtp_client *s);
 /* smtp_close() and free the reply buffer: the client is done. */
 void smtp_client_free(struct smtp_client *s);
 
-/* The one classification: is this failure permanent (bounce) or
- * temporary (retry)?  Only a 5xx reply to MAIL, RCPT, DATA or the end of
- * data, or a local permanent reason (ST_LOCAL with code 5xx), is. */
-bool smtp_failure_is_permanent(enum smtp_stage st, int code);
+/*
+ * The one classification of a reply code (0 = no reply: a network or
+ * local reason) at a stage:
+ *  V_OK       2xx (and 354 to DATA, 334 in AUTH, 220 to STARTTLS)
+ *  V_TEMP     4xx; any failure before MAIL (DNS, connect, greeting,
+ *             EHLO, TLS, AUTH); no reply at all
+ *  V_PERM     5xx to MAIL, RCPT, DATA or the end of data; ST_LOCAL 5xx
+ *  V_SESSION  the reply shows the session itself is unusable: 421, or a
+ *             complaint about our own protocol (500, 501, 502, 503 to
+ *             MAIL, RCPT, DATA, BDAT, RSET: a sequence or syntax error
+ *             is ours, never the message's).  The session is closed and
+ *             the message deferred.
+ * Only V_PERM ever bounces mail.
+ */
+enum smtp_verdict { V_OK, V_TEMP, V_PERM, V_SESSION };
+enum smtp_verdict smtp_classify(enum smtp_stage st, int code);
 
 #endif

@@ -1,7 +1,7 @@
 /*
  * attempt.c - one message's delivery attempt: loading its queue file,
- * the per-recipient results (2xx sent, 4xx deferred, 5xx bounced, as
- * smtp_failure_is_permanent() classifies), the key=value log line per
+ * the per-recipient results (struct rcpt_result: sent, deferred or
+ * bounced, as smtp_classify() says), the key=value log line per
  * recipient, and recording the results: status bytes and fdatasync
  * while recipients remain, the file removed (kept as a spare, see
  * queue.c) when none do, then the outcome posted to the loop.
@@ -31,11 +31,9 @@ void attempt_free(struct attempt *a)
 {
 	if (a->fd >= 0)
 		close(a->fd);
-	for (size_t i = 0; i < a->env.nrcpt && a->why; i++)
-		free(a->why[i]);
-	free(a->why);
-	free(a->result);
-	free(a->accepted);
+	for (size_t i = 0; i < a->env.nrcpt && a->res; i++)
+		free(a->res[i].why);
+	free(a->res);
 	envelope_free(&a->env);
 	memset(a, 0, sizeof *a);
 	a->fd = -1;
@@ -57,23 +55,34 @@ bool attempt_load(struct worker *w, struct job *j, struct attempt *a)
 		post_result(w->pool, &r);
 		return false;
 	}
-	a->result = xcalloc(a->env.nrcpt, 1);
-	a->accepted = xcalloc(a->env.nrcpt, sizeof *a->accepted);
-	a->why = xcalloc(a->env.nrcpt, sizeof *a->why);
+	a->res = xcalloc(a->env.nrcpt, sizeof *a->res);
 	return true;
 }
 
-void set_result(struct attempt *a, size_t i, char what, const char *why)
+void set_result(struct attempt *a, size_t i, enum outcome what, const char *why)
 {
-	if (a->result[i])
+	struct rcpt_result *r = &a->res[i];
+	if (r->state != OUT_NONE)
 		return;
-	a->result[i] = what;
-	free(a->why[i]);
-	a->why[i] = xstrdup(why);
+	r->state = what;
+	free(r->why);
+	r->why = xstrdup(why);
+}
+
+/* What a reply (or, with code 0, a failure without one) means for the
+ * recipients it answers: the one classifier decides; a session error
+ * defers (the session is closed by the caller). */
+enum outcome outcome_of(enum smtp_stage st, int code)
+{
+	switch (smtp_classify(st, code)) {
+	case V_OK: return OUT_SENT;
+	case V_PERM: return OUT_BOUNCED;
+	default: return OUT_DEFERRED;
+	}
 }
 
 /* Every pending recipient without a result yet gets one. */
-void set_all(struct attempt *a, char what, const char *why)
+void set_all(struct attempt *a, enum outcome what, const char *why)
 {
 	for (size_t i = 0; i < a->env.nrcpt; i++)
 		if (a->env.rcpt[i].status == RCPT_PENDING)
@@ -83,8 +92,8 @@ void set_all(struct attempt *a, char what, const char *why)
 /* The session's failure, classified, for every recipient left. */
 void fail_from_session(struct attempt *a, const struct smtp_client *s)
 {
-	bool perm = smtp_failure_is_permanent(s->fail_stage, s->fail_code);
-	set_all(a, perm ? RCPT_FAILED : 'T', s->fail_text);
+	enum outcome o = outcome_of(s->fail_stage, s->fail_code);
+	set_all(a, o == OUT_BOUNCED ? OUT_BOUNCED : OUT_DEFERRED, s->fail_text);
 }
 
 static void log_recipient(struct worker *w, struct attempt *a, size_t i, const char *status,
@@ -102,7 +111,7 @@ static void log_recipient(struct worker *w, struct attempt *a, size_t i, const c
 		 log_safe(a->env.rcpt[i].addr, to, sizeof to), relay,
 		 *s->net.tls_version ? s->net.tls_version : "none",
 		 now_real() - a->env.arrival, a->job->tries + 1, status,
-		 log_safe(a->why[i] ? a->why[i] : "", why, sizeof why), extra);
+		 log_safe(a->res[i].why ? a->res[i].why : "", why, sizeof why), extra);
 }
 
 /* Write the results to the queue file, log them, tell the loop. */
@@ -116,29 +125,31 @@ void attempt_finish(struct worker *w, struct attempt *a)
 	char next[48], dur[32];
 	snprintf(next, sizeof next, " next=+%s", format_duration((uint64_t)(retry_in + 0.5), dur, sizeof dur));
 	for (size_t i = 0; i < a->env.nrcpt; i++) {
+		struct rcpt_result *r = &a->res[i];
 		if (a->env.rcpt[i].status != RCPT_PENDING)
 			continue;
-		if (!a->result[i])
-			set_result(a, i, 'T', "not attempted");
-		if (a->result[i] == 'T' && expired) {
+		if (r->state == OUT_NONE)
+			set_result(a, i, OUT_DEFERRED, "not attempted");
+		if (r->state == OUT_DEFERRED && expired) {
 			char *why = xasprintf("message expired after %s in the queue: %s",
-					      format_duration(c->queue.lifetime, dur, sizeof dur), a->why[i]);
-			free(a->why[i]);
-			a->why[i] = why;
-			a->result[i] = RCPT_FAILED;
+					      format_duration(c->queue.lifetime, dur, sizeof dur), r->why);
+			free(r->why);
+			r->why = why;
+			r->state = OUT_BOUNCED;
 		}
-		if (a->result[i] == 'T') {
+		if (r->state == OUT_DEFERRED) {
 			pending++;
 			log_recipient(w, a, i, "deferred", next);
 			continue;
 		}
-		log_recipient(w, a, i, a->result[i] == RCPT_SENT ? "sent" : "bounced", "");
+		log_recipient(w, a, i, r->state == OUT_SENT ? "sent" : "bounced", "");
 	}
 	for (size_t i = 0; i < a->env.nrcpt && pending > 0; i++) {
 		/* the file stays: record the final results in it */
-		char r = a->result[i];
-		if (a->env.rcpt[i].status == RCPT_PENDING && (r == RCPT_SENT || r == RCPT_FAILED)
-		    && store_set_status(a->fd, &a->env.rcpt[i], r, &e) < 0)
+		enum outcome o = a->res[i].state;
+		if (a->env.rcpt[i].status == RCPT_PENDING && o != OUT_DEFERRED
+		    && store_set_status(a->fd, &a->env.rcpt[i], o == OUT_SENT ? RCPT_SENT : RCPT_FAILED,
+					&e) < 0)
 			log_err("%s: %s", a->job->id, e.msg);
 	}
 	struct delivery_result r = { .done = pending == 0, .retry_in = retry_in, .npending = pending };
@@ -168,15 +179,15 @@ bool attempt_fits(struct worker *w, struct attempt *a)
 	if ((s->ext & EXT_SIZE) && s->size_max && a->size > s->size_max) {
 		snprintf(why, sizeof why, "message size %llu exceeds the upstream's limit of %llu",
 			 (unsigned long long)a->size, (unsigned long long)s->size_max);
-		set_all(a, RCPT_FAILED, why);
+		set_all(a, OUT_BOUNCED, why);
 		return false;
 	}
 	if ((a->env.flags & ENV_8BITMIME) && !(s->ext & EXT_8BITMIME)) {
-		set_all(a, RCPT_FAILED, "message has 8-bit content and the upstream lacks 8BITMIME");
+		set_all(a, OUT_BOUNCED, "message has 8-bit content and the upstream lacks 8BITMIME");
 		return false;
 	}
 	if ((a->env.flags & ENV_SMTPUTF8) && !(s->ext & EXT_SMTPUTF8)) {
-		set_all(a, RCPT_FAILED, "message needs SMTPUTF8 and the upstream lacks it");
+		set_all(a, OUT_BOUNCED, "message needs SMTPUTF8 and the upstream lacks it");
 		return false;
 	}
 	return true;

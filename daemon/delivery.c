@@ -113,11 +113,8 @@ static bool session_usable(struct worker *w, struct job *j, bool waited)
 	if (s->open && w->session_conf != j->conf) {
 		smtp_quit(s);	/* the configuration changed: new session */
 	}
-	if (s->open && waited) {
-		if (smtp_send(s, "RSET\r\n", 6, ST_LOCAL) < 0 || smtp_read_reply(s, ST_LOCAL) < 0
-		    || s->reply.code / 100 != 2)
-			smtp_close(s);
-	}
+	if (s->open && waited && !session_reset(w))
+		smtp_close(s);	/* the server may have dropped it meanwhile */
 	return s->open;
 }
 
@@ -139,6 +136,7 @@ static int session_open(struct worker *w, struct job *j)
 	if (w->session_conf)
 		config_unref(w->session_conf);
 	w->session_conf = config_ref(j->conf);
+	cmdq_reset(&w->cmdq);
 	if (smtp_open(&w->smtp, j->conf, &w->tls) < 0) {
 		log_warn("relay %s: %s", *w->smtp.relay ? w->smtp.relay : j->conf->relay.host,
 			 w->smtp.fail_text);
@@ -206,7 +204,8 @@ static void worker_main(void *arg)
 	smtp_quit(&w->smtp);
 	smtp_client_free(&w->smtp);
 	free(w->chunk);
-	buf_free(&w->out);
+	buf_free(&w->body);
+	cmdq_free(&w->cmdq);
 	if (w->session_conf)
 		config_unref(w->session_conf);
 	if (w->tls_conf) {
@@ -268,7 +267,8 @@ int pool_start(struct daemon *d, struct err *e)
 		w->idx = (int)i;
 		w->rnd_state = (unsigned)(now_real() * 1000) ^ (unsigned)(i * 7919);
 		w->chunk = xmalloc(BODY_CHUNK);
-		buf_init(&w->out);
+		buf_init(&w->body);
+		buf_init(&w->cmdq.out);
 		smtp_client_init(&w->smtp);
 		p->running++;
 		if (uv_thread_create(&w->thread, worker_main, w) != 0) {

@@ -16,6 +16,32 @@
 
 #define BODY_CHUNK (256 * 1024)	/* queue file octets read at a time */
 
+struct attempt;
+
+/* ---- the command queue (transfer.c) ----
+ * Every command written to the upstream is queued with what its reply
+ * means; replies are read in order and each is applied by the handler
+ * of its kind.  Without PIPELINING a command is written and its reply
+ * read before the next one is queued.  The queue lives as long as the
+ * session. */
+enum cmd_kind { C_RSET, C_MAIL, C_RCPT, C_DATA, C_DOT, C_BDAT };
+
+struct expect {
+	enum cmd_kind kind;
+	struct attempt *a;	/* the message it belongs to (C_RSET: the one it precedes) */
+	size_t rcpt;		/* C_RCPT: the recipient's index */
+	bool last;		/* C_BDAT: BDAT ... LAST */
+};
+
+struct cmdq {
+	struct buf out;		/* queued octets not yet written */
+	struct expect *q;
+	size_t head, n, cap;	/* q[head .. head+n) await their replies */
+	bool open;		/* the server has (or, with replies outstanding, may
+				 * have) a mail transaction open: RSET before MAIL */
+	bool open_now;		/* the same, from the replies read so far */
+};
+
 struct job {
 	char id[QID_LEN + 1];
 	unsigned tries;		/* attempts before this one */
@@ -34,7 +60,8 @@ struct worker {
 	unsigned rnd_state;
 	double last_used;	/* monotonic: end of the last delivery */
 	char *chunk;		/* BODY_CHUNK octets read from a queue file */
-	struct buf out;		/* encoded message on its way out */
+	struct buf body;	/* encoded message octets (a BDAT chunk in the making) */
+	struct cmdq cmdq;	/* the session's commands awaiting replies (transfer.c) */
 };
 
 struct pool {
@@ -51,6 +78,15 @@ struct pool {
 	uv_async_t async;
 };
 
+/* A recipient's outcome in one attempt. */
+enum outcome { OUT_NONE, OUT_SENT, OUT_DEFERRED, OUT_BOUNCED };
+
+struct rcpt_result {
+	enum outcome state;	/* the first one set stays (set_result) */
+	bool accepted;		/* its RCPT got 2xx in this attempt */
+	char *why;		/* the reply or the local reason */
+};
+
 /* What happens to one message in one attempt. */
 struct attempt {
 	struct job *job;
@@ -58,11 +94,12 @@ struct attempt {
 	int fd;
 	size_t body_off;
 	uint64_t size;
-	char *result;		/* per recipient: 0 untouched, RCPT_SENT, RCPT_FAILED, 'T' deferred */
-	bool *accepted;		/* RCPT got 2xx in this attempt */
-	char **why;		/* per recipient: reply or reason */
+	struct rcpt_result *res;	/* one per envelope recipient */
 	double started;
-	unsigned nbdat;		/* BDAT commands sent (CHUNKING) */
+	/* the transaction on the wire (transfer.c) */
+	bool mail_ok;		/* MAIL got 2xx */
+	bool data_go;		/* DATA got 354 with recipients accepted: send the message */
+	size_t taken;		/* recipients accepted */
 };
 
 /* A network or local failure (no reply code) leaves the session unusable. */
@@ -81,8 +118,9 @@ void push_back_job(struct pool *p, struct job *j);
 /* attempt.c */
 void attempt_free(struct attempt *a);
 bool attempt_load(struct worker *w, struct job *j, struct attempt *a);
-void set_result(struct attempt *a, size_t i, char what, const char *why);
-void set_all(struct attempt *a, char what, const char *why);
+void set_result(struct attempt *a, size_t i, enum outcome what, const char *why);
+void set_all(struct attempt *a, enum outcome what, const char *why);
+enum outcome outcome_of(enum smtp_stage st, int code);
 void fail_from_session(struct attempt *a, const struct smtp_client *s);
 void attempt_finish(struct worker *w, struct attempt *a);
 bool attempt_fits(struct worker *w, struct attempt *a);
@@ -91,6 +129,10 @@ void attempt_close(struct worker *w, struct attempt *a, const struct job *caller
 /* transfer.c: deliver first (loaded, fits the upstream) on the open
  * session, then whatever else is queued for it; the caller keeps first's
  * job, jobs taken here are freed here. */
+void cmdq_reset(struct cmdq *q);
+void cmdq_free(struct cmdq *q);
+/* RSET now (a session reused after waiting); false when it is broken. */
+bool session_reset(struct worker *w);
 bool chunking_usable(const struct worker *w, const struct config *c);
 void transfer_chunked(struct worker *w, struct job *j, struct attempt *first);
 void transfer_pipelined(struct worker *w, struct job *j, struct attempt *first);

@@ -1,22 +1,37 @@
 /*
- * transfer.c - the SMTP transactions on an open upstream session.
+ * transfer.c - the SMTP transactions on an open upstream session, on one
+ * command queue (struct cmdq, delivery.h).
+ *
+ * Each command is queued with the reply it expects; the replies are read
+ * in order and applied by the handler of that kind, written below beside
+ * the command it answers.  With PIPELINING the sender runs ahead (a whole
+ * envelope, a batch of BDAT messages, the next envelope behind a final
+ * "."); without it every command waits for its reply.
  *
  * With DATA (transfer_pipelined):
- *   MAIL FROM, RCPT TO..., DATA      (one write with PIPELINING)
- *   354 -> the message, dot-stuffed, lines kept within 998 octets, ".",
+ *   [RSET] MAIL FROM, RCPT TO..., DATA
+ *   354 -> the message, dot-stuffed, lines within 998 octets, ".",
  *          followed in the same write by the next queued message's
- *          MAIL/RCPT/DATA when there is one (RFC 2920 allows it), so a
- *          busy session costs one round trip per message
+ *          envelope when there is one: one round trip per message
  *   reply to "." -> every accepted recipient gets that result
- * Without PIPELINING each command waits for its reply.
- *
  * With BDAT (transfer_chunked, when the upstream offers CHUNKING and
- * PIPELINING and [relay] chunking is on): see CHUNKING below; a batch of
- * messages costs one round trip.
+ * PIPELINING and [relay] chunking is on): see CHUNKING below.
  *
- * Either way a finished message is recorded (attempt_close) while the
- * upstream works on the next, and anything that breaks the session
- * (network, TLS, timeout, 421) defers what is not yet recorded.
+ * Invariants:
+ *  - A transaction that did not end with the reply to its final "."
+ *    or to a successful BDAT LAST (MAIL refused, every recipient
+ *    refused, DATA or a BDAT refused) leaves the server's transaction
+ *    state unknown: the next MAIL on this session is preceded by a
+ *    checked RSET (cmdq.open).  A refused RSET closes the session.
+ *  - A reply that shows the session is unusable (421, or 500-503: our
+ *    own syntax or sequence) breaks it: it is closed and every message
+ *    not yet recorded is deferred, never bounced (smtp_classify).
+ *  - A server that accepts a recipient without a sender, or asks for
+ *    the message when no recipient was accepted, is confused about the
+ *    transaction: the session is closed without sending anything more
+ *    (a bare "." could deliver an empty message to somebody).
+ *  - A finished message is recorded (attempt_close) while the upstream
+ *    works on the next.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -30,10 +45,128 @@
 #define BATCH_MAX 8		/* messages in one BDAT batch: also the most a crash can duplicate per worker */
 #define BATCH_BYTES (1024 * 1024)	/* a batch takes no more messages once this big */
 
-/* MAIL and RCPT... for a, appended to out; returns the count. */
-static size_t mail_rcpt_commands(struct worker *w, struct attempt *a, struct buf *out)
+/* ---- the queue ---- */
+
+void cmdq_reset(struct cmdq *q)
 {
-	size_t n = 1;
+	buf_reset(&q->out);
+	q->head = q->n = 0;
+	q->open = q->open_now = false;
+}
+
+void cmdq_free(struct cmdq *q)
+{
+	buf_free(&q->out);
+	free(q->q);
+	memset(q, 0, sizeof *q);
+}
+
+static enum smtp_stage stage_of(enum cmd_kind k)
+{
+	static const enum smtp_stage st[] = {
+		[C_RSET] = ST_LOCAL, [C_MAIL] = ST_MAIL, [C_RCPT] = ST_RCPT,
+		[C_DATA] = ST_DATA, [C_DOT] = ST_DOT, [C_BDAT] = ST_DOT,
+	};
+	return st[k];
+}
+
+/* Write what is queued. */
+static void flush(struct worker *w)
+{
+	struct cmdq *q = &w->cmdq;
+	if (q->out.len && !session_broken(&w->smtp))
+		(void)smtp_send(&w->smtp, q->out.data, q->out.len, ST_MAIL);
+	buf_reset(&q->out);
+}
+
+/* Break the session: it is closed after this attempt, and everything
+ * not yet recorded is deferred with this reason. */
+static void break_session(struct worker *w, enum smtp_stage st, const char *what)
+{
+	char r[600];
+	smtp_fail(&w->smtp, st, 0, "%s: %s", what, smtp_last_reply(&w->smtp, r, sizeof r));
+}
+
+static void on_reply(struct worker *w, const struct expect *x);
+
+/* Read the oldest outstanding reply and apply it.  A session failure
+ * drops every expectation: nothing more is read on this session. */
+static void read_one(struct worker *w)
+{
+	struct cmdq *q = &w->cmdq;
+	flush(w);
+	struct expect x = q->q[q->head];
+	if (session_broken(&w->smtp) || smtp_read_reply(&w->smtp, stage_of(x.kind)) < 0) {
+		q->head = q->n = 0;
+		return;
+	}
+	q->head++;
+	if (--q->n == 0) {
+		q->head = 0;
+		q->open = q->open_now;	/* every reply is in: known exactly */
+	}
+	on_reply(w, &x);
+	if (session_broken(&w->smtp))
+		q->head = q->n = 0;
+}
+
+static void read_all(struct worker *w)
+{
+	while (w->cmdq.n > 0)
+		read_one(w);
+}
+
+/* Read the replies that belong to a (and the RSET before it). */
+static void read_for(struct worker *w, const struct attempt *a)
+{
+	while (w->cmdq.n > 0 && w->cmdq.q[w->cmdq.head].a == a)
+		read_one(w);
+}
+
+/* Queue one expectation for the command(s) just added to out; without
+ * PIPELINING the command goes now and its reply is read. */
+static void expect(struct worker *w, enum cmd_kind kind, struct attempt *a, size_t rcpt, bool last)
+{
+	struct cmdq *q = &w->cmdq;
+	if (q->head + q->n == q->cap) {
+		q->cap = q->cap ? q->cap * 2 : 64;
+		q->q = xrealloc(q->q, q->cap * sizeof *q->q);
+	}
+	q->q[q->head + q->n++] = (struct expect){ .kind = kind, .a = a, .rcpt = rcpt, .last = last };
+	if (!(w->smtp.ext & EXT_PIPELINING))
+		read_all(w);
+}
+
+/* ---- each command and the handler of its reply ---- */
+
+/* RSET: a transaction may be open; a refusal ends the session. */
+static void send_rset(struct worker *w, struct attempt *a)
+{
+	buf_adds(&w->cmdq.out, "RSET\r\n");
+	w->cmdq.open = false;
+	expect(w, C_RSET, a, 0, false);
+}
+
+static void rset_reply(struct worker *w)
+{
+	if (w->smtp.reply.code / 100 == 2)
+		w->cmdq.open_now = false;
+	else
+		break_session(w, ST_LOCAL, "RSET refused");
+}
+
+bool session_reset(struct worker *w)
+{
+	send_rset(w, NULL);
+	read_all(w);
+	return !session_broken(&w->smtp);
+}
+
+static void send_mail(struct worker *w, struct attempt *a)
+{
+	struct buf *out = &w->cmdq.out;
+	if (w->cmdq.open)
+		send_rset(w, a);
 	buf_printf(out, "MAIL FROM:<%s>", a->env.sender);
 	if (w->smtp.ext & EXT_SIZE)
 		buf_printf(out, " SIZE=%llu", (unsigned long long)a->size);
@@ -42,190 +175,197 @@ static size_t mail_rcpt_commands(struct worker *w, struct attempt *a, struct buf
 	if (a->env.flags & ENV_SMTPUTF8)
 		buf_adds(out, " SMTPUTF8");
 	buf_adds(out, "\r\n");
-	for (size_t i = 0; i < a->env.nrcpt; i++) {
-		if (a->env.rcpt[i].status != RCPT_PENDING)
-			continue;
-		buf_printf(out, "RCPT TO:<%s>\r\n", a->env.rcpt[i].addr);
-		n++;
-	}
-	return n;
+	w->cmdq.open = true;	/* until a reply says otherwise */
+	expect(w, C_MAIL, a, 0, false);
 }
 
-/* MAIL, RCPT... and DATA for a, appended to out; returns the count. */
-static size_t envelope_commands(struct worker *w, struct attempt *a, struct buf *out)
-{
-	size_t n = mail_rcpt_commands(w, a, out);
-	buf_adds(out, "DATA\r\n");
-	return n + 1;
-}
-
-/* The reply just read, to MAIL: true when it took the sender, else every
- * recipient gets the reply as its result. */
-static bool mail_result(struct attempt *a, const struct smtp_client *s)
+static void mail_reply(struct worker *w, struct attempt *a)
 {
 	char line[600];
-	if (s->reply.code / 100 == 2)
-		return true;
-	set_all(a, smtp_failure_is_permanent(ST_MAIL, s->reply.code) ? RCPT_FAILED : 'T',
-		smtp_last_reply(s, line, sizeof line));
-	return false;
+	const struct smtp_client *s = &w->smtp;
+	enum smtp_verdict v = smtp_classify(ST_MAIL, s->reply.code);
+	if (v == V_SESSION)
+		return break_session(w, ST_MAIL, "MAIL refused as a protocol error");
+	a->mail_ok = v == V_OK;
+	if (a->mail_ok)
+		w->cmdq.open_now = true;
+	else	/* every recipient gets the reply as its result */
+		set_all(a, outcome_of(ST_MAIL, s->reply.code), smtp_last_reply(s, line, sizeof line));
 }
 
-/* The reply just read, to the RCPT of recipient i. */
-static void rcpt_result(struct attempt *a, size_t i, const struct smtp_client *s, size_t *taken)
+static void send_rcpt(struct worker *w, struct attempt *a, size_t i)
+{
+	buf_printf(&w->cmdq.out, "RCPT TO:<%s>\r\n", a->env.rcpt[i].addr);
+	expect(w, C_RCPT, a, i, false);
+}
+
+static void rcpt_reply(struct worker *w, struct attempt *a, size_t i)
 {
 	char line[600];
-	if (s->reply.code / 100 == 2) {
-		a->accepted[i] = true;
-		(*taken)++;
-	} else {
-		set_result(a, i, smtp_failure_is_permanent(ST_RCPT, s->reply.code) ? RCPT_FAILED : 'T',
-			   smtp_last_reply(s, line, sizeof line));
+	const struct smtp_client *s = &w->smtp;
+	enum smtp_verdict v = smtp_classify(ST_RCPT, s->reply.code);
+	if (!a->mail_ok) {	/* refusals are the expected sequel; a 2xx is not */
+		if (v == V_OK)
+			break_session(w, ST_RCPT, "recipient accepted without a sender");
+		return;
 	}
+	if (v == V_SESSION)
+		return break_session(w, ST_RCPT, "RCPT refused as a protocol error");
+	if (v == V_OK) {
+		a->res[i].accepted = true;
+		a->taken++;
+		return;
+	}
+	set_result(a, i, outcome_of(ST_RCPT, s->reply.code), smtp_last_reply(s, line, sizeof line));
 }
 
-/* Read the replies to MAIL and RCPT...; false on a session failure.
- * *taken counts the recipients accepted (a->accepted). */
-static bool mail_rcpt_replies(struct worker *w, struct attempt *a, size_t *taken)
-{
-	struct smtp_client *s = &w->smtp;
-	*taken = 0;
-	if (smtp_read_reply(s, ST_MAIL) < 0)
-		return false;
-	bool mail_ok = mail_result(a, s);
-	for (size_t i = 0; i < a->env.nrcpt; i++) {
-		if (a->env.rcpt[i].status != RCPT_PENDING)
-			continue;
-		if (smtp_read_reply(s, ST_RCPT) < 0)
-			return false;
-		if (mail_ok)
-			rcpt_result(a, i, s, taken);
-	}
-	return true;
-}
-
-/* The reply just read applies to every accepted recipient (end of
- * data: "." or the last BDAT; or a refused DATA / BDAT). */
+/* The reply just read applies to every accepted recipient: the end of
+ * data, or a refused DATA or BDAT. */
 static void result_for_accepted(struct worker *w, struct attempt *a, enum smtp_stage st)
 {
 	char line[600];
-	struct smtp_client *s = &w->smtp;
+	const struct smtp_client *s = &w->smtp;
+	enum outcome o = outcome_of(st, s->reply.code);
 	smtp_last_reply(s, line, sizeof line);
-	char what = s->reply.code / 100 == 2 ? RCPT_SENT
-		  : smtp_failure_is_permanent(st, s->reply.code) ? RCPT_FAILED : 'T';
 	for (size_t i = 0; i < a->env.nrcpt; i++)
-		if (a->accepted[i])
-			set_result(a, i, what, line);
+		if (a->res[i].accepted)
+			set_result(a, i, o, line);
 }
 
-/* Read the replies to MAIL, RCPT... and DATA.  True when the server is
- * now waiting for the message (354) and at least one recipient took. */
-static bool envelope_replies(struct worker *w, struct attempt *a)
+/* MAIL, then RCPT for every pending recipient (without PIPELINING only
+ * while the sender is taken). */
+static void send_envelope(struct worker *w, struct attempt *a)
 {
-	struct smtp_client *s = &w->smtp;
-	size_t taken;
-	if (!mail_rcpt_replies(w, a, &taken) || smtp_read_reply(s, ST_DATA) < 0)
-		return false;
-	if (s->reply.code == 354 && taken > 0)
-		return true;
-	if (s->reply.code == 354) {	/* nobody to send to, yet the server waits: end it */
-		if (smtp_send(s, ".\r\n", 3, ST_DOT) == 0)
-			(void)smtp_read_reply(s, ST_DOT);
-		return false;
+	a->mail_ok = a->data_go = false;
+	a->taken = 0;
+	send_mail(w, a);
+	for (size_t i = 0; i < a->env.nrcpt; i++) {
+		if (!(w->smtp.ext & EXT_PIPELINING) && (!a->mail_ok || session_broken(&w->smtp)))
+			return;
+		if (a->env.rcpt[i].status == RCPT_PENDING)
+			send_rcpt(w, a, i);
 	}
+}
+
+/* DATA (without PIPELINING only when a recipient was accepted). */
+static void send_data(struct worker *w, struct attempt *a)
+{
+	if (!(w->smtp.ext & EXT_PIPELINING) && (a->taken == 0 || session_broken(&w->smtp)))
+		return;
+	buf_adds(&w->cmdq.out, "DATA\r\n");
+	expect(w, C_DATA, a, 0, false);
+}
+
+static void data_reply(struct worker *w, struct attempt *a)
+{
+	const struct smtp_client *s = &w->smtp;
+	enum smtp_verdict v = smtp_classify(ST_DATA, s->reply.code);
+	if (s->reply.code == 354) {
+		if (a->taken == 0)
+			return break_session(w, ST_DATA, "the server wants data but took no recipient");
+		a->data_go = true;
+		return;
+	}
+	if (a->taken == 0)
+		return;	/* refused, as it should be */
+	if (v == V_SESSION || v == V_OK)
+		return break_session(w, ST_DATA, "unexpected reply to DATA");
 	result_for_accepted(w, a, ST_DATA);
-	return false;
-}
-
-/* Send the message body (and, pipelined behind it, tail); returns -1 on
- * a session failure. */
-static int send_body(struct worker *w, struct attempt *a, const struct buf *tail)
-{
-	struct stuffer st;
-	struct buf out = w->out;	/* the worker's, reused from message to message */
-	char *chunk = w->chunk;
-	off_t off = (off_t)a->body_off;
-	int rc = 0;
-	stuffer_init(&st);
-	buf_reset(&out);
-	for (;;) {
-		ssize_t r = pread(a->fd, chunk, BODY_CHUNK, off);
-		if (r < 0) {
-			rc = smtp_fail(&w->smtp, ST_LOCAL, 0, "reading the queue file: %s", strerror(errno));
-			break;
-		}
-		if (r > 0) {
-			stuffer_feed(&st, chunk, (size_t)r, &out);
-			off += r;
-		}
-		if (r == 0 || (uint64_t)(off - (off_t)a->body_off) >= a->size) {
-			stuffer_end(&st, &out);
-			if (tail)
-				buf_add(&out, tail->data, tail->len);
-		}
-		if (out.len && smtp_send(&w->smtp, out.data, out.len, ST_DOT) < 0) {
-			rc = -1;
-			break;
-		}
-		buf_reset(&out);
-		if (r == 0 || (uint64_t)(off - (off_t)a->body_off) >= a->size)
-			break;
-	}
-	if (rc == 0 && st.lines_broken)
-		log_info("%s: %llu lines over %d octets were broken", a->job->id,
-			 (unsigned long long)st.lines_broken, SMTP_LINE_OUT_MAX);
-	if (out.cap > 4 * BODY_CHUNK) {	/* do not keep a huge buffer around */
-		buf_free(&out);
-	}
-	w->out = out;
-	return rc;
 }
 
 static void dot_reply(struct worker *w, struct attempt *a)
 {
-	if (smtp_read_reply(&w->smtp, ST_DOT) == 0)
-		result_for_accepted(w, a, ST_DOT);
+	const struct smtp_client *s = &w->smtp;
+	w->cmdq.open_now = false;	/* any reply to the final "." ends the transaction */
+	if (smtp_classify(ST_DOT, s->reply.code) == V_SESSION)
+		return break_session(w, ST_DOT, "end of data refused as a protocol error");
+	result_for_accepted(w, a, ST_DOT);
 }
 
-/* MAIL, RCPT... and DATA one at a time, for a server without
- * PIPELINING.  True when the server waits for the message. */
-static bool envelope_one_by_one(struct worker *w, struct attempt *a)
+/* A BDAT's reply: the first refused one, else the LAST one's, is every
+ * accepted recipient's result; a refused one leaves the transaction
+ * state unknown, a LAST taken ends it. */
+static void bdat_reply(struct worker *w, struct attempt *a, bool last)
 {
-	struct smtp_client *s = &w->smtp;
-	struct buf cmds;
-	size_t taken = 0;
-	bool ok = false;
-	buf_init(&cmds);
-	envelope_commands(w, a, &cmds);
-	char *cmd = cmds.data, *end;
-	/* MAIL */
-	end = strstr(cmd, "\r\n") + 2;
-	if (smtp_send(s, cmd, (size_t)(end - cmd), ST_MAIL) < 0 || smtp_read_reply(s, ST_MAIL) < 0
-	    || !mail_result(a, s))
-		goto out;
-	for (size_t i = 0; i < a->env.nrcpt; i++) {
-		if (a->env.rcpt[i].status != RCPT_PENDING)
-			continue;
-		cmd = end;
-		end = strstr(cmd, "\r\n") + 2;
-		if (smtp_send(s, cmd, (size_t)(end - cmd), ST_RCPT) < 0 || smtp_read_reply(s, ST_RCPT) < 0)
-			goto out;
-		rcpt_result(a, i, s, &taken);
-	}
-	if (taken == 0) {
-		if (smtp_send(s, "RSET\r\n", 6, ST_LOCAL) == 0)
-			(void)smtp_read_reply(s, ST_LOCAL);
-		goto out;
-	}
-	if (smtp_send(s, "DATA\r\n", 6, ST_DATA) < 0 || smtp_read_reply(s, ST_DATA) < 0)
-		goto out;
-	ok = s->reply.code == 354;
-	if (!ok)
-		result_for_accepted(w, a, ST_DATA);
-out:
-	buf_free(&cmds);
-	return ok;
+	const struct smtp_client *s = &w->smtp;
+	enum smtp_verdict v = smtp_classify(ST_DOT, s->reply.code);
+	if (a->taken == 0)
+		return;	/* no recipient: refusals expected */
+	if (v == V_SESSION)
+		return break_session(w, ST_DOT, "BDAT refused as a protocol error");
+	if (v == V_OK && last)
+		w->cmdq.open_now = false;
+	if (v != V_OK || last)
+		result_for_accepted(w, a, ST_DOT);	/* keeps the first result */
 }
+
+static void on_reply(struct worker *w, const struct expect *x)
+{
+	switch (x->kind) {
+	case C_RSET: rset_reply(w); break;
+	case C_MAIL: mail_reply(w, x->a); break;
+	case C_RCPT: rcpt_reply(w, x->a, x->rcpt); break;
+	case C_DATA: data_reply(w, x->a); break;
+	case C_DOT: dot_reply(w, x->a); break;
+	case C_BDAT: bdat_reply(w, x->a, x->last); break;
+	}
+}
+
+/* ---- the message octets ---- */
+
+/* Read a's message from its queue file and queue it encoded: for DATA
+ * dot-stuffed and ended with ".", for BDAT as BDAT commands of about
+ * BODY_CHUNK octets each.  Lines are kept within 998 octets either way
+ * (the stuffer).  What is queued is written whenever it reaches
+ * BODY_CHUNK; the end stays queued, so what follows goes in the same
+ * write. */
+static void queue_message(struct worker *w, struct attempt *a, bool chunked)
+{
+	struct cmdq *q = &w->cmdq;
+	struct stuffer st;
+	struct buf *enc = chunked ? &w->body : &q->out;
+	off_t off = (off_t)a->body_off;
+	uint64_t left = a->size;
+	bool last = false;
+	stuffer_init(&st);
+	st.chunked = chunked;
+	buf_reset(&w->body);
+	while (!last && !session_broken(&w->smtp)) {
+		size_t want = left < BODY_CHUNK ? (size_t)left : BODY_CHUNK;
+		ssize_t r = want ? pread(a->fd, w->chunk, want, off) : 0;
+		if (r < 0) {
+			smtp_fail(&w->smtp, ST_LOCAL, 0, "reading the queue file: %s", strerror(errno));
+			break;
+		}
+		stuffer_feed(&st, w->chunk, (size_t)r, enc);
+		off += r;
+		left -= (uint64_t)r;
+		last = r == 0 || left == 0;
+		if (last)
+			stuffer_end(&st, enc);
+		if (chunked && (enc->len >= BODY_CHUNK || last)) {
+			buf_printf(&q->out, "BDAT %zu%s\r\n", enc->len, last ? " LAST" : "");
+			buf_add(&q->out, enc->data, enc->len);
+			buf_reset(enc);
+			expect(w, C_BDAT, a, 0, last);
+		}
+		if (!chunked && last) {
+			q->open = false;	/* any reply to the "." ends the transaction */
+			expect(w, C_DOT, a, 0, false);
+		}
+		if (q->out.len >= BODY_CHUNK)
+			flush(w);
+	}
+	if (st.lines_broken)
+		log_info("%s: %llu lines over %d octets were broken", a->job->id,
+			 (unsigned long long)st.lines_broken, SMTP_LINE_OUT_MAX);
+	if (w->body.cap > 4 * BODY_CHUNK)
+		buf_free(&w->body);	/* do not keep a huge buffer around */
+	if (q->out.cap > 4 * BODY_CHUNK && q->out.len == 0)
+		buf_free(&q->out);
+}
+
+/* ---- choosing the next message ---- */
 
 /* The next queued message that can go on this session now, loaded into
  * a; messages this upstream cannot take are finished on the way.  False
@@ -253,67 +393,55 @@ static bool take_fitting(struct worker *w, const struct config *conf, struct att
 	}
 }
 
-/* The next message to pipeline behind the current one, its envelope
- * commands in ahead. */
-static bool take_next(struct worker *w, const struct config *conf, struct attempt *next,
-		      struct buf *ahead)
+static bool session_ends(const struct worker *w)
 {
-	if (!take_fitting(w, conf, next))
-		return false;
-	buf_reset(ahead);
-	envelope_commands(w, next, ahead);
-	return true;
+	return session_broken(&w->smtp) || w->smtp.reply.code == 421;
 }
 
 /*
- * Deliver first, then, while the session is busy, whatever else is
- * queued: each next envelope goes out behind the previous message's
+ * DATA: deliver first, then, while the session is busy, whatever else
+ * is queued: each next envelope goes out behind the previous message's
  * final ".", and the bookkeeping of a finished message (status bytes,
- * unlink, log) is done while the next message is on the wire.
+ * unlink, log) is done while the next message is on the wire.  An
+ * attempt is copied (done = cur) only when no reply is outstanding.
  */
 void transfer_pipelined(struct worker *w, struct job *j, struct attempt *first)
 {
 	struct attempt cur = *first, next, done;
-	struct buf ahead;
-	bool have_done = false, ready;
+	bool have_done = false;
 	bool pipelining = w->smtp.ext & EXT_PIPELINING;
 	unsigned chain = 1;
-	buf_init(&ahead);
-	if (pipelining) {
-		envelope_commands(w, &cur, &ahead);
-		ready = smtp_send(&w->smtp, ahead.data, ahead.len, ST_MAIL) == 0 && envelope_replies(w, &cur);
-	} else {
-		ready = envelope_one_by_one(w, &cur);
-	}
+	send_envelope(w, &cur);
+	send_data(w, &cur);
+	read_all(w);
 	for (;;) {
-		bool have_next = false, body_sent = false;
-		if (ready) {
-			have_next = pipelining && take_next(w, j->conf, &next, &ahead);
-			body_sent = send_body(w, &cur, have_next ? &ahead : NULL) == 0;
+		bool have_next = false;
+		if (cur.data_go && !session_broken(&w->smtp)) {
+			queue_message(w, &cur, false);
+			have_next = pipelining && !session_broken(&w->smtp) && take_fitting(w, j->conf, &next);
+			if (have_next) {
+				send_envelope(w, &next);
+				send_data(w, &next);
+			}
+			flush(w);
 		}
 		if (have_done) {	/* while the upstream works on cur */
 			attempt_close(w, &done, j);
 			have_done = false;
 		}
-		if (body_sent)
-			dot_reply(w, &cur);
-		if (!have_next) {
+		read_all(w);	/* cur's "." (and next's envelope) */
+		if (!have_next || session_ends(w)) {
 			attempt_close(w, &cur, j);
+			if (have_next)
+				attempt_close(w, &next, j);	/* deferred with the session's reason */
 			break;
 		}
-		if (session_broken(&w->smtp) || w->smtp.reply.code == 421) {
-			attempt_close(w, &cur, j);
-			attempt_close(w, &next, j);	/* deferred with the session's reason */
-			break;
-		}
-		ready = envelope_replies(w, &next);
 		done = cur;
 		have_done = true;
 		cur = next;
 		chain++;
 	}
 	log_debug("worker %d: %u messages in one pipelined run", w->idx, chain);
-	buf_free(&ahead);
 }
 
 /* ---- CHUNKING (RFC 3030) ----
@@ -322,10 +450,11 @@ void transfer_pipelined(struct worker *w, struct job *j, struct attempt *first)
  * body over BODY_CHUNK is sent as several BDATs.  No reply is needed
  * before the octets (a server that refused every recipient still reads
  * them, and refuses the BDAT), so up to BATCH_MAX messages (BATCH_BYTES)
- * go out together, and their replies are read in order: MAIL, each
- * RCPT, each BDAT.  The first refused BDAT, else the last one's reply,
- * is every accepted recipient's result.  Replies are a few lines per
- * message, so the server cannot block on writing them while we write. */
+ * go out together, and their replies are read in order.  Whether a
+ * message's transaction ended is known only from its replies, so every
+ * message after the first of a batch starts with RSET (cmdq.open).
+ * Replies are a few lines per message, so the server cannot block on
+ * writing them while we write. */
 
 bool chunking_usable(const struct worker *w, const struct config *c)
 {
@@ -333,61 +462,10 @@ bool chunking_usable(const struct worker *w, const struct config *c)
 	return c->relay.chunking && (w->smtp.ext & need) == need;
 }
 
-/* Append a's commands and octets to out, writing out whenever it holds
- * BODY_CHUNK or more.  -1 on a session failure. */
-static int chunked_message(struct worker *w, struct attempt *a, struct buf *out)
+static void queue_chunked(struct worker *w, struct attempt *a)
 {
-	struct stuffer st;
-	struct buf *body = &w->out;
-	off_t off = (off_t)a->body_off;
-	uint64_t left = a->size;
-	bool last = false;
-	stuffer_init(&st);
-	st.chunked = true;
-	buf_reset(body);
-	mail_rcpt_commands(w, a, out);
-	a->nbdat = 0;
-	while (!last) {
-		size_t want = left < BODY_CHUNK ? (size_t)left : BODY_CHUNK;
-		ssize_t r = want ? pread(a->fd, w->chunk, want, off) : 0;
-		if (r < 0)
-			return smtp_fail(&w->smtp, ST_LOCAL, 0, "reading the queue file: %s", strerror(errno));
-		stuffer_feed(&st, w->chunk, (size_t)r, body);
-		off += r;
-		left -= (uint64_t)r;
-		last = r == 0 || left == 0;
-		if (last)
-			stuffer_end(&st, body);
-		if (body->len >= BODY_CHUNK || last) {
-			buf_printf(out, "BDAT %zu%s\r\n", body->len, last ? " LAST" : "");
-			buf_add(out, body->data, body->len);
-			buf_reset(body);
-			a->nbdat++;
-		}
-		if (out->len >= BODY_CHUNK) {
-			if (smtp_send(&w->smtp, out->data, out->len, ST_DOT) < 0)
-				return -1;
-			buf_reset(out);
-		}
-	}
-	if (st.lines_broken)
-		log_info("%s: %llu lines over %d octets were broken", a->job->id,
-			 (unsigned long long)st.lines_broken, SMTP_LINE_OUT_MAX);
-	return 0;
-}
-
-/* Read a chunked message's replies and record its results. */
-static void chunked_replies(struct worker *w, struct attempt *a)
-{
-	size_t taken;
-	if (!mail_rcpt_replies(w, a, &taken))
-		return;
-	for (unsigned i = 0; i < a->nbdat; i++) {
-		if (smtp_read_reply(&w->smtp, ST_DOT) < 0)
-			return;
-		if (w->smtp.reply.code / 100 != 2 || i + 1 == a->nbdat)
-			result_for_accepted(w, a, ST_DOT);	/* keeps the first result */
-	}
+	send_envelope(w, a);
+	queue_message(w, a, true);
 }
 
 /* Deliver first (loaded, fits) and whatever else is queued, in batches.
@@ -402,39 +480,33 @@ void transfer_chunked(struct worker *w, struct job *j, struct attempt *first)
 	size_t nb = 1;
 	bool have_held = false;
 	unsigned total = 0, batches = 0;
-	struct buf out;
-	buf_init(&out);
 	batch[0] = *first;
 	for (;;) {
 		size_t share = 1 + batch_share(w->pool, BATCH_MAX - 1);	/* batch[0] is taken */
 		uint64_t bytes = batch[0].size;
-		bool failed = chunked_message(w, &batch[0], &out) < 0;
-		while (!failed && nb < share && bytes < BATCH_BYTES && take_fitting(w, j->conf, &batch[nb])) {
+		queue_chunked(w, &batch[0]);
+		while (!session_broken(&w->smtp) && nb < share && bytes < BATCH_BYTES
+		       && take_fitting(w, j->conf, &batch[nb])) {
 			bytes += batch[nb].size;
-			failed = chunked_message(w, &batch[nb++], &out) < 0;
+			queue_chunked(w, &batch[nb++]);
 		}
-		if (!failed && out.len)
-			(void)smtp_send(&w->smtp, out.data, out.len, ST_DOT);
-		buf_reset(&out);
+		flush(w);
 		if (have_held)
 			attempt_close(w, &held, j);
 		for (size_t i = 0; i < nb; i++) {
-			if (!session_broken(&w->smtp))
-				chunked_replies(w, &batch[i]);
+			read_for(w, &batch[i]);
 			if (i + 1 < nb)
 				attempt_close(w, &batch[i], j);
 		}
-		held = batch[nb - 1];
+		held = batch[nb - 1];	/* no reply outstanding: safe to copy */
 		have_held = true;
 		total += (unsigned)nb;
 		batches++;
-		if (session_broken(&w->smtp) || w->smtp.reply.code == 421
-		    || !take_fitting(w, j->conf, &batch[0]))
+		if (session_ends(w) || !take_fitting(w, j->conf, &batch[0]))
 			break;
 		nb = 1;
 	}
 	attempt_close(w, &held, j);
 	log_debug("worker %d: %u messages in %u BDAT batches", w->idx, total, batches);
-	buf_free(&out);
 	free(batch);
 }

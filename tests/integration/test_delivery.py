@@ -409,6 +409,16 @@ class RawServer:
         for c in self.conns:
             c.close()
 
+    @staticmethod
+    def read_data(f):
+        """The message after a 354, up to the lone ".", dot-unstuffed."""
+        body = b""
+        for line in f:
+            if line == b".\r\n":
+                return body
+            body += line[1:] if line.startswith(b".") else line
+        return None
+
 
 class InjectingServer(RawServer):
     """A hand-written STARTTLS server that pipelines a forged reply behind
@@ -434,20 +444,10 @@ class InjectingServer(RawServer):
         conn.sendall(b"220 go ahead\r\n250-injected\r\n250 SIZE 10\r\n")
         tls = self.ctx.wrap_socket(conn, server_side=True)
         t = tls.makefile("rb")
-        data_mode = False
-        body = b""
         while True:
             line = t.readline()
             if not line:
                 return
-            if data_mode:
-                if line == b".\r\n":
-                    data_mode = False
-                    self.messages.append(body)
-                    tls.sendall(b"250 2.0.0 ok\r\n")
-                else:
-                    body += line
-                continue
             self.dialogue.append(line.split(b" ")[0].strip().upper())
             cmd = self.dialogue[-1]
             if cmd == b"EHLO":
@@ -455,8 +455,9 @@ class InjectingServer(RawServer):
             elif cmd == b"AUTH":
                 tls.sendall(b"235 2.7.0 ok\r\n")
             elif cmd == b"DATA":
-                data_mode = True
                 tls.sendall(b"354 go\r\n")
+                self.messages.append(self.read_data(t))
+                tls.sendall(b"250 2.0.0 ok\r\n")
             elif cmd == b"QUIT":
                 tls.sendall(b"221 bye\r\n")
                 return

@@ -14,6 +14,14 @@ Switchable faults (set attributes at any time, they are read per event):
   reject_rcpt     set of recipient addresses answered 550
   disconnect_data drop the connection at the next N DATA ends, no reply
   data_delay      seconds to wait before answering each end of data
+  tempfail_rcpt   451 to every RCPT while true (greylisting, throttling)
+  refuse_data     replies (strings) for the next DATA commands that have
+                  recipients: the transaction stays open, as in Postfix;
+                  None in the list lets that DATA through
+  hold            while true, EHLO is not answered (clients queue up)
+  refuse_bdat     replies for the next non-LAST BDAT chunks
+  Like Postfix and aiosmtpd, a MAIL inside an open transaction gets
+  "503 nested MAIL command".
   offer_auth_in_clear  advertise AUTH before TLS (to tempt a client)
   cert            "good", "wrong-host", "expired" or "untrusted"
 
@@ -136,13 +144,17 @@ class _RecordingSMTP(SMTP):
         octets = await self._reader.readexactly(int(m.group(1)))
         with up.lock:
             up.bdat_commands.append((int(m.group(1)), bool(m.group(2))))
+            refusal = up.refuse_bdat.pop(0) if up.refuse_bdat and not m.group(2) \
+                and self.envelope.rcpt_tos else None
+        if refusal:
+            self.envelope.bdat_failed = True
+            await self.push(refusal)
+            return
         if not self.envelope.rcpt_tos or getattr(self.envelope, "bdat_failed", False):
             self.envelope.bdat_failed = True
-            await self.push("503 5.5.1 Error: need RCPT command" if not self.envelope.rcpt_tos
+            await self.push("554 5.5.1 Error: no valid recipients" if not self.envelope.rcpt_tos
                             else "554 5.5.0 Error: earlier chunk refused")
-            if m.group(2):
-                self._set_post_data_state()
-            return
+            return  # as in Postfix, the transaction stays open: MAIL now is "nested"
         if self.envelope.original_content is None:
             self.envelope.original_content = b""
         self.envelope.original_content += octets
@@ -155,12 +167,26 @@ class _RecordingSMTP(SMTP):
         await self.push("250 OK" if status is MISSING else status)
 
 
+    async def smtp_DATA(self, arg):
+        up = self._upstream
+        with up.lock:
+            refusal = up.refuse_data.pop(0) if up.refuse_data and self.envelope.rcpt_tos else None
+            up.data_commands += 1
+        if refusal:
+            up.data_refused.append(list(self.envelope.rcpt_tos))
+            await self.push(refusal)  # the envelope stays: MAIL now is "nested"
+            return
+        await super().smtp_DATA(arg)
+
+
 class _Handler:
     def __init__(self, upstream):
         self.up = upstream
 
     async def handle_EHLO(self, server, session, envelope, hostname, responses):
         session.host_name = hostname
+        while self.up.hold:
+            await asyncio.sleep(0.02)
         if self.up.pipelining:  # aiosmtpd reads commands in order; it just does not say so
             responses.insert(1, "250-PIPELINING")
         if self.up.chunking:
@@ -168,6 +194,8 @@ class _Handler:
         return responses
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if self.up.tempfail_rcpt:
+            return "451 4.7.1 <%s>: Recipient address rejected: greylisted" % address
         if address in self.up.reject_rcpt:
             return "550 5.1.1 <%s>: Recipient address rejected" % address
         envelope.rcpt_tos.append(address)
@@ -253,6 +281,12 @@ class Upstream:
         self.connections = []
         self.reject_rcpt = set()
         self.tempfail_first = 0
+        self.tempfail_rcpt = False
+        self.refuse_data = []
+        self.data_refused = []        # the recipients of each refused DATA
+        self.refuse_bdat = []
+        self.data_commands = 0
+        self.hold = False
         self.tempfails_sent = []
         self.disconnect_data = 0
         self.data_delay = 0.0
