@@ -185,23 +185,6 @@ size_t data_reader_feed(struct data_reader *d, const char *in, size_t n, struct 
 	return n;
 }
 
-void smtp_dotstuff(const char *msg, size_t len, struct buf *out)
-{
-	size_t start = 0;
-	buf_reserve(out, len + len / 64 + 8);
-	while (start < len) {
-		const char *nl = memchr(msg + start, '\n', len - start);
-		size_t end = nl ? (size_t)(nl - msg) + 1 : len;
-		if (msg[start] == '.')
-			buf_addc(out, '.');
-		buf_add(out, msg + start, end - start);
-		start = end;
-	}
-	if (len > 0 && (len < 2 || msg[len - 2] != '\r' || msg[len - 1] != '\n'))
-		buf_add(out, "\r\n", 2);
-	buf_add(out, ".\r\n", 3);
-}
-
 size_t normalize_crlf(const char *in, size_t n, struct buf *out, bool dot_ends, bool *ended)
 {
 	size_t i = 0, line_start = out->len;
@@ -236,15 +219,25 @@ void stuffer_init(struct stuffer *st)
 	memset(st, 0, sizeof *st);
 	st->bol = true;
 	st->in_header = true;
+	st->max_line = SMTP_LINE_OUT_MAX;
+}
+
+/* Before octet c: does the line break here? */
+static bool break_before(const struct stuffer *st, unsigned char c)
+{
+	if (!st->max_line || st->line_len < st->max_line - STUFFER_BREAK_SLACK)
+		return false;
+	return (c & 0xC0) != 0x80 || st->line_len >= st->max_line;
 }
 
 void stuffer_feed(struct stuffer *st, const char *p, size_t n, struct buf *out)
 {
+	size_t lim = st->max_line ? st->max_line - STUFFER_BREAK_SLACK : SIZE_MAX;
 	buf_reserve(out, n + n / 64 + 16);
 	for (size_t i = 0; i < n; i++) {
 		/* fast path: copy the rest of a line that stays within the limit */
-		if (!st->bol && st->line_len < SMTP_LINE_OUT_MAX - 3) {
-			size_t room = SMTP_LINE_OUT_MAX - 3 - st->line_len, run = 0;
+		if (!st->bol && st->line_len < lim) {
+			size_t room = lim - st->line_len, run = 0;
 			while (run < room && i + run < n && p[i + run] != '\r' && p[i + run] != '\n')
 				run++;
 			if (run > 0) {
@@ -271,15 +264,16 @@ void stuffer_feed(struct stuffer *st, const char *p, size_t n, struct buf *out)
 			st->cr = true;
 			continue;
 		}
-		/* break a long line before a character that would pass the limit */
-		if (st->line_len >= SMTP_LINE_OUT_MAX - 3 && (c & 0xC0) != 0x80) {
+		if (break_before(st, c)) {
 			buf_add(out, st->in_header ? "\r\n " : "\r\n", st->in_header ? 3 : 2);
 			st->line_len = st->in_header ? 1 : 0;
 			st->bol = !st->in_header;
 			st->lines_broken++;
 		}
-		if (st->bol && c == '.' && !st->chunked)
+		if (st->bol && c == '.' && !st->chunked) {
 			buf_addc(out, '.');
+			st->line_len++;
+		}
 		st->bol = false;
 		st->cr = false;
 		buf_addc(out, (char)c);
@@ -294,4 +288,13 @@ void stuffer_end(struct stuffer *st, struct buf *out)
 	if (!st->chunked)
 		buf_add(out, ".\r\n", 3);
 	st->bol = true;
+}
+
+void smtp_dotstuff(const char *msg, size_t len, struct buf *out)
+{
+	struct stuffer st;
+	stuffer_init(&st);
+	st.max_line = 0;
+	stuffer_feed(&st, msg, len, out);
+	stuffer_end(&st, out);
 }

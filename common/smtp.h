@@ -11,8 +11,9 @@
  *    bare LF never ends a line for that purpose;
  *  - every bare CR and bare LF is stored as CRLF and NULs are dropped, so
  *    stored messages contain only CRLF line endings;
- *  - smtp_dotstuff() doubles every leading '.', so what the upstream
- *    reads as the end of data is exactly where outbox put it.
+ *  - the stuffer doubles every leading '.', so what the upstream reads
+ *    as the end of data is exactly where outbox put it, and no line it
+ *    writes is longer than max_line octets.
  */
 #ifndef OUTBOX_SMTP_H
 #define OUTBOX_SMTP_H
@@ -67,26 +68,32 @@ void data_reader_init(struct data_reader *d);
 size_t data_reader_feed(struct data_reader *d, const char *in, size_t n, struct buf *out,
 			bool *done);
 
-/* Append msg (CRLF line endings) dot-stuffed, with a final CRLF if it
- * lacks one, and the terminating ".\r\n". */
-void smtp_dotstuff(const char *msg, size_t len, struct buf *out);
-
 /*
- * Streaming form of the same for relaying a stored message, which also
- * keeps every line within SMTP_LINE_OUT_MAX octets: a longer line is
- * broken by inserting CRLF (in the header section CRLF + SPACE, which
- * folds the field), at a UTF-8 character boundary.
+ * The encoder of a message for the wire (the one dot-stuffer): doubles
+ * every leading '.', adds a final CRLF if missing and the terminating
+ * ".\r\n", and keeps every line within max_line octets (a stuffed dot
+ * counts): a longer line is broken by inserting CRLF (in the header
+ * section CRLF + SPACE, which folds the field) at a UTF-8 character
+ * boundary when one lies within the last BREAK_SLACK octets, else at
+ * max_line octets regardless (raw 8-bit data has no boundaries).
  */
 #define SMTP_LINE_OUT_MAX 998
+#define STUFFER_BREAK_SLACK 3
 
 struct stuffer {
 	bool bol;		/* at the start of a line */
 	bool in_header;		/* before the first empty line */
 	bool cr;		/* the previous octet was CR */
 	size_t line_len;	/* octets on this line, CR LF not counted */
+	size_t max_line;	/* SMTP_LINE_OUT_MAX; 0 = lines kept as they are */
 	uint64_t lines_broken;
 	bool chunked;		/* for BDAT (RFC 3030): no dot-stuffing, no final "." */
 };
+
+/* msg (CRLF line endings) in one piece, lines kept as they are: what the
+ * sendmail command sends to outboxd, which keeps lines up to
+ * SMTP_TEXT_LINE_MAX and breaks them on the way out. */
+void smtp_dotstuff(const char *msg, size_t len, struct buf *out);
 
 void stuffer_init(struct stuffer *st);
 void stuffer_feed(struct stuffer *st, const char *p, size_t n, struct buf *out);

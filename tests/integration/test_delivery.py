@@ -257,6 +257,23 @@ def test_long_lines_broken_within_998(relay_daemon):
     wait_log(d, r"lines over 998 octets were broken")
 
 
+@pytest.mark.parametrize("chunking", [False, True])
+def test_raw_8bit_run_broken_at_998_regardless(relay_daemon, chunking):
+    """Octets 0x80-0xBF are UTF-8 continuation bytes: no character boundary
+    in 3000 of them, yet no line on the wire may pass 998 octets."""
+    d, up = relay_daemon(up_kw={"chunking": chunking})
+    raw = bytes(0x80 + i % 64 for i in range(3000))
+    r = d.sendmail(["-f", "me@sender.example", "a@r.example"],
+                   b"Subject: raw\nX-Raw: " + raw + b"\n\n" + raw + b"\n")
+    assert r.returncode == 0, r.stderr
+    m = up.wait_for(1)[0]
+    assert max(len(l) for l in m.data.split(b"\r\n")) <= 998
+    head, body = m.data.split(b"\r\n\r\n", 1)
+    assert body.replace(b"\r\n", b"") == raw            # only CRLFs were inserted
+    assert b"X-Raw: " + raw in head.replace(b"\r\n ", b"")  # folded, not cut
+    assert bool(up.bdat_commands) == chunking
+
+
 def test_size_limit_of_upstream_fails_at_once(relay_daemon):
     d, up = relay_daemon(up_kw={"data_size_limit": 4000})
     send(d, ["a@r.example"], b"Subject: big\n\n" + b"y" * 6000 + b"\n")

@@ -278,13 +278,64 @@ static void relay_encoding_chunked(void **state)
 	buf_free(&a);
 }
 
+/* The longest line in a, CR LF not counted. */
+static size_t longest_line(const struct buf *a)
+{
+	size_t line = 0, most = 0;
+	for (size_t i = 0; i < a->len; i++) {
+		if (a->data[i] == '\r' || a->data[i] == '\n') {
+			line = 0;
+			continue;
+		}
+		if (++line > most)
+			most = line;
+	}
+	return most;
+}
+
+/* Raw 8-bit data has no character boundaries: a run of 0x80-0xBF
+ * octets is still broken at 998, in the header and the body, with DATA
+ * and BDAT; a line that gets a stuffed dot stays within 998 too. */
+static void no_line_over_998_ever(void **state)
+{
+	(void)state;
+	struct buf msg, a;
+	buf_init(&msg);
+	buf_init(&a);
+	buf_adds(&msg, "X-Raw: ");
+	for (int i = 0; i < 3000; i++)
+		buf_addc(&msg, (char)(0x80 + i % 64));
+	buf_adds(&msg, "\r\n\r\n.");
+	for (int i = 0; i < 3000; i++)
+		buf_addc(&msg, (char)0xBF);
+	buf_adds(&msg, "\r\n.");
+	for (int i = 0; i < 997; i++)
+		buf_addc(&msg, 'd');
+	buf_adds(&msg, "\r\n");
+	for (int chunked = 0; chunked < 2; chunked++) {
+		for (size_t chunk = 1; chunk <= msg.len; chunk = chunk * 3 + 1) {
+			struct stuffer st;
+			stuffer_init(&st);
+			st.chunked = chunked;
+			buf_reset(&a);
+			for (size_t i = 0; i < msg.len; i += chunk)
+				stuffer_feed(&st, msg.data + i, msg.len - i < chunk ? msg.len - i : chunk, &a);
+			stuffer_end(&st, &a);
+			assert_true(longest_line(&a) <= SMTP_LINE_OUT_MAX);
+			assert_true(st.lines_broken >= 6);
+		}
+	}
+	buf_free(&msg);
+	buf_free(&a);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(relay_encoding_chunked),
 		cmocka_unit_test(replies), cmocka_unit_test(data_reader), cmocka_unit_test(long_lines),
 		cmocka_unit_test(dotstuff), cmocka_unit_test(local_line_endings),
-		cmocka_unit_test(relay_encoding),
+		cmocka_unit_test(relay_encoding), cmocka_unit_test(no_line_over_998_ever),
 	};
 	return cmocka_run_group_tests_name("smtp", tests, NULL, NULL);
 }
