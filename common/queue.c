@@ -288,7 +288,16 @@ bool qid_valid(const char *id)
  * otherwise it runs its own at once instead of queueing behind one that
  * cannot help it.  So commits at the same moment share fsyncs (group
  * commit) and none waits for more than one.  The spare files live here
- * too: their reuse waits on the same counter. */
+ * too: their reuse waits on the same counter.
+ *
+ * A FAILED FSYNC STICKS.  Linux reports a writeback error to fsync()
+ * once; a later fsync of the same file returns 0 although the entries
+ * were never written (PostgreSQL's "fsyncgate").  So a failure marks
+ * every rename so far that no earlier fsync covered as lost (`bad_upto`:
+ * those commits fail, their spares are forgotten), fsyncs that began
+ * before it prove nothing (`epoch`), and the store takes no commit
+ * (`error`) until dirsync_recover() has opened queue/ anew and an fsync
+ * of it succeeded. */
 
 struct spare {
 	bool used;
@@ -303,10 +312,22 @@ struct dirsync {
 	uint64_t synced;
 	unsigned busy;		/* fsyncs running */
 	uint64_t covers;	/* the highest rename a running (or done) fsync covers */
-	int fd;
+	int fd;			/* open on queue/ */
+	const char *path;	/* queue/ (the store's) */
+	int error;		/* errno of a failed fsync, until recovery */
+	uint64_t bad_upto;	/* renames up to here not known durable when one failed */
+	unsigned epoch;		/* bumped by every failure */
+	int (*sync)(int fd, void *arg);	/* fsync; a test may inject faults */
+	void *sync_arg;
 	struct spare spares[SPARE_MAX];
 	unsigned spare_names;
 };
+
+static int plain_fsync(int fd, void *arg)
+{
+	(void)arg;
+	return fsync(fd);
+}
 
 static uint64_t dirsync_renamed(struct dirsync *ds)
 {
@@ -316,33 +337,92 @@ static uint64_t dirsync_renamed(struct dirsync *ds)
 	return n;
 }
 
+/* An fsync of queue/ failed (the caller holds mu). */
+static void dirsync_failed(struct dirsync *ds, int err)
+{
+	if (!ds->error)
+		log_err("fsync %s: %s: new mail is refused until an fsync succeeds again", ds->path,
+			strerror(err));
+	ds->error = err;
+	ds->bad_upto = ds->renamed;
+	ds->epoch++;
+	for (int i = 0; i < SPARE_MAX; i++)	/* their rename out may be lost too */
+		if (ds->spares[i].used && ds->spares[i].after > ds->synced
+		    && ds->spares[i].after <= ds->bad_upto)
+			ds->spares[i].used = false;	/* left in tmp/, removed at start-up */
+}
+
+/* Wait until rename n is durable; -1 with errno when it may not be. */
 static int dirsync_wait(struct dirsync *ds, uint64_t n)
 {
+	int rc = 0;
 	pthread_mutex_lock(&ds->mu);
-	while (ds->synced < n) {
+	for (;;) {
+		if (ds->synced < n && (n <= ds->bad_upto || ds->error)) {
+			rc = ds->error ? ds->error : EIO;
+			break;
+		}
+		if (ds->synced >= n)
+			break;
 		if (ds->busy && ds->covers >= n) {	/* a running fsync covers us */
 			pthread_cond_wait(&ds->cv, &ds->mu);
 			continue;
 		}
 		uint64_t target = ds->renamed;
+		unsigned epoch = ds->epoch;
+		int fd = ds->fd;
 		ds->busy++;
 		if (target > ds->covers)
 			ds->covers = target;
 		pthread_mutex_unlock(&ds->mu);
-		int rc = fsync(ds->fd), saved = errno;
+		int r = ds->sync(fd, ds->sync_arg), saved = errno;
 		pthread_mutex_lock(&ds->mu);
 		ds->busy--;
-		if (rc == 0 && target > ds->synced)
+		if (epoch == ds->epoch && r == 0 && target > ds->synced)
 			ds->synced = target;
+		if (epoch == ds->epoch && r < 0)
+			dirsync_failed(ds, saved);
 		pthread_cond_broadcast(&ds->cv);
-		if (rc < 0) {	/* each waiter tries its own fsync and fails alike */
-			pthread_mutex_unlock(&ds->mu);
-			errno = saved;
-			return -1;
-		}
+	}
+	pthread_mutex_unlock(&ds->mu);
+	errno = rc;
+	return rc ? -1 : 0;
+}
+
+/* After a failed fsync: open queue/ anew and fsync it; 0 once the store
+ * may take commits again (at once when nothing failed). */
+static int dirsync_recover(struct dirsync *ds)
+{
+	pthread_mutex_lock(&ds->mu);
+	int err = ds->error;
+	bool busy = ds->busy > 0;	/* an fsync on the old descriptor still runs */
+	pthread_mutex_unlock(&ds->mu);
+	if (!err)
+		return 0;
+	int fd = busy ? -1 : open(ds->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0 || ds->sync(fd, ds->sync_arg) < 0) {
+		if (fd >= 0)
+			close(fd);
+		errno = err;
+		return -1;
+	}
+	pthread_mutex_lock(&ds->mu);
+	if (ds->error && !ds->busy) {
+		close(ds->fd);
+		ds->fd = fd;
+		ds->error = 0;
+		log_info("fsync %s works again: new mail is accepted", ds->path);
+	} else {
+		close(fd);	/* another commit recovered first */
 	}
 	pthread_mutex_unlock(&ds->mu);
 	return 0;
+}
+
+void store_set_sync(struct store *s, int (*sync)(int fd, void *arg), void *arg)
+{
+	s->dirsync->sync = sync ? sync : plain_fsync;
+	s->dirsync->sync_arg = arg;
 }
 
 /* Reserve a slot for a new spare; its name, or -1 when all are taken. */
@@ -421,6 +501,9 @@ int store_open(struct store *s, const char *spool, bool lock, struct err *e)
 		pthread_mutex_init(&s->dirsync->mu, NULL);
 		pthread_cond_init(&s->dirsync->cv, NULL);
 		s->dirsync->fd = s->queue_dirfd;
+		s->dirsync->path = s->queue_dir;
+		s->dirsync->sync = plain_fsync;
+		s->queue_dirfd = -1;	/* the dirsync's now: it may reopen it */
 	}
 	if (rc == 0 && lock) {
 		char *lp = xasprintf("%s/lock", spool);
@@ -443,6 +526,7 @@ void store_close(struct store *s)
 	if (s->queue_dirfd >= 0)
 		close(s->queue_dirfd);
 	if (s->dirsync) {
+		close(s->dirsync->fd);
 		pthread_mutex_destroy(&s->dirsync->mu);
 		pthread_cond_destroy(&s->dirsync->cv);
 		free(s->dirsync);
@@ -566,7 +650,9 @@ int qwriter_commit(struct qwriter *w, struct err *e)
 {
 	qwriter_write_flags(w);
 	qwriter_flush(w);
-	if (w->error) {
+	if (dirsync_recover(w->dirsync) < 0) {
+		err_sys(e, "fsync %s failed earlier and does not work yet", w->queue_dir);
+	} else if (w->error) {
 		errno = w->error;
 		if (w->open_failed)
 			err_sys(e, "create %s/%s", w->store->tmp_dir, w->id);

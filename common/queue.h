@@ -65,7 +65,7 @@ struct store {
 	char *queue_dir;	/* SPOOL/queue: committed messages */
 	char *corrupt_dir;	/* SPOOL/corrupt: files the scan could not read */
 	int lock_fd;
-	int queue_dirfd;	/* open on queue/ for the directory fsync */
+	int queue_dirfd;	/* open on queue/ until the dirsync takes it */
 	struct dirsync *dirsync;	/* shared directory fsync (group commit) */
 	unsigned seq;		/* makes IDs unique within one microsecond */
 };
@@ -118,6 +118,10 @@ int store_set_status(int fd, const struct rcpt *r, char status, struct err *e);
 /* Remove a message whose recipients are all done: its file becomes a
  * spare for a later commit of this store (see queue.c). */
 int store_remove(const struct store *s, const char *id, struct err *e);
+
+/* Tests: the function that fsyncs queue/ (NULL: fsync), to inject
+ * faults. */
+void store_set_sync(struct store *s, int (*sync)(int fd, void *arg), void *arg);
 
 /* Startup: remove leftovers in tmp/, then call cb for every queued
  * message; unreadable files are moved to corrupt/ and logged. */

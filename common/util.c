@@ -211,7 +211,17 @@ int ensure_dir(const char *path, mode_t mode, struct err *e)
 		/* mkdir() applies the umask and ignores set-group-ID: be exact */
 		if (chmod(path, mode) < 0)
 			return err_sys(e, "chmod %s", path);
-		return 0;
+		/* the new directory and its name in the parent reach the disk
+		 * before anything is acknowledged in it */
+		char *parent = xstrdup(path);
+		char *slash = strrchr(parent, '/');
+		if (slash == parent)
+			slash[1] = '\0';
+		else if (slash)
+			*slash = '\0';
+		int rc = fsync_dir(path, e) < 0 || fsync_dir(slash ? parent : ".", e) < 0 ? -1 : 0;
+		free(parent);
+		return rc;
 	}
 	if (errno != EEXIST)
 		return err_sys(e, "mkdir %s", path);

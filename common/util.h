@@ -63,7 +63,8 @@ void buf_reset(struct buf *b);
 int write_all(int fd, const void *p, size_t n);
 /* open(dir, O_RDONLY|O_DIRECTORY) + fsync + close. */
 int fsync_dir(const char *dir, struct err *e);
-/* mkdir of one level with exactly mode (umask ignored); an existing
+/* mkdir of one level with exactly mode (umask ignored), then fsync of
+ * the new directory and of its parent (durable before use); an existing
  * directory is left as it is. */
 int ensure_dir(const char *path, mode_t mode, struct err *e);
 

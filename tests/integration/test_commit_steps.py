@@ -12,6 +12,7 @@ covered: a new tmp file, and a spare file of a delivered message."""
 
 import os
 import re
+import signal
 import time
 
 import pytest
@@ -36,7 +37,8 @@ STEPS = [  # (syscall, which call of the message's commit, does the message surv
 @pytest.mark.parametrize("reuse", [False, True], ids=["new-file", "spare-file"])
 @pytest.mark.parametrize("syscall,nth,survives", STEPS, ids=["fsync-file", "rename", "fsync-dir"])
 def test_kill_at_each_commit_step(relay_daemon, reuse, syscall, nth, survives):
-    d, up = relay_daemon(start=False)
+    d, up = relay_daemon()       # first start: the spool is made (and fsynced)
+    d.stop()
     before = 0
     if reuse:
         # two messages delivered first: the second's commit makes the
@@ -74,3 +76,63 @@ def test_kill_at_each_commit_step(relay_daemon, reuse, syscall, nth, survives):
     # what was delivered before the crash is not delivered again
     assert sorted(m.rcpt_tos[0] for m in up.messages if m.rcpt_tos[0].startswith("early")) == \
         ["early%d@r.example" % i for i in range(before)]
+
+
+def stop_traced(d):
+    """SIGTERM to outboxd itself (strace would keep it), then strace ends."""
+    pid = int(re.findall(r"outboxd\[(\d+)\]: running", d.log())[-1])
+    os.kill(pid, signal.SIGTERM)
+    assert d.stop() == 0
+
+
+def test_failed_directory_fsync_refuses_until_it_works_again(relay_daemon):
+    """strace fails the first fsync of queue/ with EIO: that commit is
+    refused (temporary) and leaves nothing behind; the store then opens
+    queue/ anew and fsyncs it before it acknowledges anything again."""
+    d, up = relay_daemon()          # first start: makes the spool
+    d.stop()
+    queue = os.path.join(d.spool, "queue")
+    d.trace = os.path.join(d.base, "strace.out")
+    d.prefix = ["env", "UV_THREADPOOL_SIZE=1",   # strace counts calls per thread
+                "strace", "-f", "-qq", "-y", "-o", d.trace, "-P", queue,
+                "-e", "trace=openat,fsync", "-e", "inject=fsync:error=EIO:when=1"]
+    d.start()
+    r = d.sendmail(["-f", "me@sender.example", "lost@r.example"], b"Subject: one\n\nfirst\n")
+    assert r.returncode == 75, r
+    assert d.queue_ids() == []
+    d.wait_log(r"fsync \S+/queue: Input/output error: new mail is refused")
+    r = d.sendmail(["-f", "me@sender.example", "kept@r.example"], b"Subject: two\n\nsecond\n")
+    assert r.returncode == 0, r.stderr
+    m = up.wait_for(1)[0]
+    assert m.rcpt_tos == ["kept@r.example"] and m.data.endswith(b"\r\n\r\nsecond\r\n")
+    d.wait_log(r"fsync \S+/queue works again")
+    trace = open(d.trace).read()
+    after = trace.split("(INJECTED)", 1)[1]
+    # queue/ opened anew, then an fsync that worked, before the next commit's
+    reopened = re.search(r"openat\(AT_FDCWD[^,]*, \"[^\"]*/queue\", O_RDONLY\|O_CLOEXEC\|O_DIRECTORY\)"
+                         r" = (\d+)<", after).group(1)
+    assert re.search(r"fsync\(%s<[^>]*/queue>\) += 0" % reopened, after), after
+    time.sleep(0.5)
+    assert [x.rcpt_tos for x in up.messages] == [["kept@r.example"]]
+    stop_traced(d)
+
+
+def test_new_spool_directories_reach_the_disk(make_daemon):
+    """Every directory the store makes is fsynced, and so is its parent
+    (the name), before outboxd says it started: a power cut after the
+    first start cannot lose queue/ and the mail acknowledged in it."""
+    d = make_daemon(start=False)
+    d.trace = os.path.join(d.base, "strace.out")
+    d.prefix = ["strace", "-f", "-qq", "-y", "-o", d.trace, "-e", "trace=mkdir,mkdirat,fsync"]
+    d.start()
+    calls = open(d.trace).read().splitlines()
+    made = [re.search(r'mkdir(?:at)?\((?:AT_FDCWD, )?"([^"]+)"', c).group(1)
+            for c in calls if "mkdir" in c and c.rstrip().endswith("= 0")]
+    spool_dirs = [p for p in made if p.startswith(d.spool)]
+    assert len(spool_dirs) >= 8, made  # spool, tmp, queue, corrupt, pickup/{,tmp,new,bad}
+    for p in spool_dirs:
+        i = next(i for i, c in enumerate(calls) if '"%s"' % p in c and "mkdir" in c)
+        later = "\n".join(calls[i:])
+        assert re.search(r"fsync\(\d+<%s>\) += 0" % re.escape(p), later), p
+        assert re.search(r"fsync\(\d+<%s>\) += 0" % re.escape(os.path.dirname(p)), later), p
+    stop_traced(d)

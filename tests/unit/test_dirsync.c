@@ -1,0 +1,186 @@
+/* The directory fsync of the queue store (common/queue.c), with faults
+ * injected through its sync function: a failed fsync() must stick.
+ * Linux reports a writeback error once; a later fsync of the same
+ * descriptor returns 0 though the entries were never written.  The
+ * store's static steps are driven directly (queue.c is included), so a
+ * commit whose rename was covered by the failing fsync can be made to
+ * wait on it, as it does when commits run at the same moment. */
+#include "unit.h"
+#include <pthread.h>
+#include <sys/stat.h>
+#include "../../common/queue.c"
+
+/* A sync function that holds the first call until released, then fails
+ * it with EIO (the "writeback error"); later calls are real fsyncs. */
+struct gate {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int calls;
+	bool held, release;
+	int fds[8];
+};
+
+static int gated_sync(int fd, void *arg)
+{
+	struct gate *g = arg;
+	pthread_mutex_lock(&g->mu);
+	int call = g->calls++;
+	if (call < 8)
+		g->fds[call] = fd;
+	if (call == 0) {
+		g->held = true;
+		pthread_cond_broadcast(&g->cv);
+		while (!g->release)
+			pthread_cond_wait(&g->cv, &g->mu);
+	}
+	pthread_mutex_unlock(&g->mu);
+	if (call == 0) {
+		errno = EIO;
+		return -1;
+	}
+	return fsync(fd);
+}
+
+struct waiter {
+	struct dirsync *ds;
+	uint64_t n;
+	int rc;
+};
+
+static void *wait_thread(void *arg)
+{
+	struct waiter *w = arg;
+	w->rc = dirsync_wait(w->ds, w->n);
+	return NULL;
+}
+
+static void make_spool(char dir[64])
+{
+	snprintf(dir, 64, "/tmp/outbox-unit-ds-XXXXXX");
+	assert_non_null(mkdtemp(dir));
+}
+
+static void remove_spool(const char *dir)
+{
+	char cmd[128];
+	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+	assert_int_equal(system(cmd), 0);
+}
+
+static int commit_one(struct store *s)
+{
+	struct envelope env;
+	struct qwriter w;
+	struct err e;
+	envelope_init(&env);
+	env.sender = strdup("a@example.org");
+	envelope_add_rcpt(&env, "b@example.net");
+	int rc = qwriter_begin(s, &env, &w, &e);
+	if (rc == 0) {
+		qwriter_write(&w, "Subject: x\r\n\r\nx\r\n", 17);
+		rc = qwriter_commit(&w, &e);
+		qwriter_free(&w);
+	}
+	envelope_free(&env);
+	return rc;
+}
+
+static void failed_fsync_sticks(void **state)
+{
+	(void)state;
+	char dir[64];
+	struct store s;
+	struct err e;
+	struct gate g = { .mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER };
+	make_spool(dir);
+	assert_int_equal(store_open(&s, dir, true, &e), 0);
+	store_set_sync(&s, gated_sync, &g);
+	struct dirsync *ds = s.dirsync;
+	/* two commits renamed; the second's thread starts the fsync, which
+	 * covers the first's rename too */
+	uint64_t n1 = dirsync_renamed(ds), n2 = dirsync_renamed(ds);
+	struct waiter second = { ds, n2, 0 }, first = { ds, n1, 0 };
+	pthread_t t2, t1;
+	assert_int_equal(pthread_create(&t2, NULL, wait_thread, &second), 0);
+	pthread_mutex_lock(&g.mu);
+	while (!g.held)
+		pthread_cond_wait(&g.cv, &g.mu);
+	pthread_mutex_unlock(&g.mu);
+	/* the first commit arrives while that fsync runs: it waits for it */
+	assert_int_equal(pthread_create(&t1, NULL, wait_thread, &first), 0);
+	for (;;) {	/* until it is waiting (it never calls sync while covered) */
+		usleep(20000);
+		pthread_mutex_lock(&ds->mu);
+		bool covered = ds->busy == 1 && ds->covers >= n1;
+		pthread_mutex_unlock(&ds->mu);
+		if (covered)
+			break;
+	}
+	usleep(50000);
+	pthread_mutex_lock(&g.mu);
+	g.release = true;	/* the fsync fails with EIO */
+	pthread_cond_broadcast(&g.cv);
+	pthread_mutex_unlock(&g.mu);
+	pthread_join(t2, NULL);
+	pthread_join(t1, NULL);
+	assert_int_equal(second.rc, -1);
+	/* a later fsync of that descriptor would say 0: the covered commit
+	 * must fail all the same, and must not even have tried it */
+	assert_int_equal(first.rc, -1);
+	assert_int_equal(g.calls, 1);
+	assert_int_equal(ds->error, EIO);
+
+	/* the next commit recovers: queue/ opened anew and fsynced, then
+	 * the commit goes through on the new descriptor */
+	int old_fd = g.fds[0];
+	struct stat a, b;
+	assert_int_equal(commit_one(&s), 0);
+	assert_int_equal(ds->error, 0);
+	assert_true(g.calls >= 3);	/* the recovery's fsync, the commit's */
+	assert_int_equal(g.fds[1], ds->fd);
+	assert_int_equal(fstat(ds->fd, &a), 0);
+	assert_int_equal(stat(s.queue_dir, &b), 0);
+	assert_true(a.st_ino == b.st_ino);
+	assert_true(g.fds[1] != old_fd);	/* opened before the old one was closed */
+	/* what failed was never in queue/ for a 250: both renames counted
+	 * above were fake, so one file: the recovered commit's */
+	DIR *d = opendir(s.queue_dir);
+	int files = 0;
+	for (struct dirent *de; (de = readdir(d));)
+		files += de->d_name[0] != '.';
+	closedir(d);
+	assert_int_equal(files, 1);
+	store_close(&s);
+	remove_spool(dir);
+}
+
+/* While the error stands and cannot be cleared (the directory is gone),
+ * every commit fails and leaves nothing behind. */
+static void no_commit_until_an_fsync_succeeds(void **state)
+{
+	(void)state;
+	char dir[64], moved[80];
+	struct store s;
+	struct err e;
+	make_spool(dir);
+	assert_int_equal(store_open(&s, dir, true, &e), 0);
+	s.dirsync->error = EIO;	/* as dirsync_failed() leaves it */
+	snprintf(moved, sizeof moved, "%s/queue-gone", dir);
+	assert_int_equal(rename(s.queue_dir, moved), 0);
+	assert_int_equal(commit_one(&s), -1);
+	assert_int_equal(s.dirsync->error, EIO);
+	assert_int_equal(rename(moved, s.queue_dir), 0);
+	assert_int_equal(commit_one(&s), 0);
+	assert_int_equal(s.dirsync->error, 0);
+	store_close(&s);
+	remove_spool(dir);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(failed_fsync_sticks),
+		cmocka_unit_test(no_commit_until_an_fsync_succeeds),
+	};
+	return cmocka_run_group_tests_name("dirsync", tests, NULL, NULL);
+}
