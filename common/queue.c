@@ -471,6 +471,12 @@ static bool spare_take(struct dirsync *ds, unsigned *name)
 
 /* ---- store ---- */
 
+const struct spool_dir spool_layout[] = {
+	{ "tmp", 0700 }, { "queue", 0700 }, { "corrupt", 0700 }, { "pickup", 02770 },
+	{ "pickup/tmp", 02770 }, { "pickup/new", 02770 }, { "pickup/bad", 02750 },
+	{ NULL, 0 },
+};
+
 int store_open(struct store *s, const char *spool, bool lock, struct err *e)
 {
 	memset(s, 0, sizeof *s);
@@ -480,20 +486,12 @@ int store_open(struct store *s, const char *spool, bool lock, struct err *e)
 	s->tmp_dir = xasprintf("%s/tmp", spool);
 	s->queue_dir = xasprintf("%s/queue", spool);
 	s->corrupt_dir = xasprintf("%s/corrupt", spool);
-	char *pickup = xasprintf("%s/pickup", spool);
-	char *pickup_sub[3] = { xasprintf("%s/tmp", pickup), xasprintf("%s/new", pickup),
-				xasprintf("%s/bad", pickup) };
-	int rc = 0;
-	if (ensure_dir(spool, 0750, e) < 0 || ensure_dir(s->tmp_dir, 0700, e) < 0
-	    || ensure_dir(s->queue_dir, 0700, e) < 0 || ensure_dir(s->corrupt_dir, 0700, e) < 0
-	    || ensure_dir(pickup, 02770, e) < 0)
-		rc = -1;
-	for (int i = 0; i < 3; i++) {
-		if (rc == 0 && ensure_dir(pickup_sub[i], i == 2 ? 02750 : 02770, e) < 0)
-			rc = -1;
-		free(pickup_sub[i]);
+	int rc = ensure_dir(spool, SPOOL_MODE, e);
+	for (const struct spool_dir *sd = spool_layout; rc == 0 && sd->name; sd++) {
+		char *p = xasprintf("%s/%s", spool, sd->name);
+		rc = ensure_dir(p, sd->mode, e);
+		free(p);
 	}
-	free(pickup);
 	if (rc == 0 && (s->queue_dirfd = open(s->queue_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
 		rc = err_sys(e, "open %s", s->queue_dir);
 	if (rc == 0) {

@@ -59,6 +59,15 @@ int qrec_decode(const char *p, size_t len, struct envelope *env, size_t *body_of
 		struct err *e);
 bool qid_valid(const char *id);
 
+/* The directories under SPOOL (parents first) and their modes; SPOOL
+ * itself is SPOOL_MODE. */
+#define SPOOL_MODE 0750
+struct spool_dir {
+	const char *name;
+	mode_t mode;
+};
+extern const struct spool_dir spool_layout[];	/* ends with name NULL */
+
 struct store {
 	char *spool;
 	char *tmp_dir;		/* SPOOL/tmp: messages being received */

@@ -27,6 +27,7 @@
 
 #include "../common/log.h"
 #include "outboxd.h"
+#include "privs.h"
 
 #define SHUTDOWN_GRACE_MS 10000
 
@@ -55,61 +56,6 @@ static void notify_systemd(const char *msg)
 	socklen_t len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + strlen(path));
 	(void)sendto(fd, msg, strlen(msg), MSG_NOSIGNAL, (struct sockaddr *)&sa, len);
 	close(fd);
-}
-
-/* Create dir (and its parent for socket paths) owned by the daemon user. */
-static int prepare_dir(const char *dir, mode_t mode, uid_t uid, gid_t gid, struct err *e)
-{
-	struct stat st;
-	if (ensure_dir(dir, mode, e) < 0)
-		return -1;
-	if (stat(dir, &st) < 0)
-		return err_sys(e, "stat %s", dir);
-	if ((st.st_uid != uid || st.st_gid != gid) && chown(dir, uid, gid) < 0)
-		return err_sys(e, "chown %s", dir);
-	return 0;
-}
-
-static int prepare_socket_dir(const char *sock, uid_t uid, gid_t gid, struct err *e)
-{
-	char *copy = xstrdup(sock);
-	int rc = prepare_dir(dirname(copy), 0755, uid, gid, e);
-	free(copy);
-	return rc;
-}
-
-/* Started as root: make the daemon's directories and become [queue] user. */
-static void drop_privileges(struct daemon *d)
-{
-	const struct config *c = d->conf;
-	struct err e;
-	if (geteuid() != 0)
-		return;
-	struct passwd *pw = getpwnam(c->queue.user);
-	if (!pw)
-		fatal(EX_CONFIG, "[queue] user: no such user '%s' (create it, e.g. with systemd-sysusers)", c->queue.user);
-	if (pw->pw_uid == 0)
-		fatal(EX_CONFIG, "[queue] user: '%s' is root; outboxd never runs as root", c->queue.user);
-	uid_t uid = pw->pw_uid;
-	gid_t gid = pw->pw_gid;
-	if (prepare_dir(c->queue.spool, 0750, uid, gid, &e) < 0
-	    || prepare_socket_dir(c->listen.socket, uid, gid, &e) < 0
-	    || prepare_socket_dir(c->listen.control, uid, gid, &e) < 0)
-		fatal(EX_OSERR, "%s", e.msg);
-	static const char *const subdirs[] = { "tmp", "queue", "corrupt", "pickup",
-					       "pickup/tmp", "pickup/new", "pickup/bad" };
-	for (size_t i = 0; i < ARRAY_LEN(subdirs); i++) {
-		char *p = xasprintf("%s/%s", c->queue.spool, subdirs[i]);
-		struct stat st;
-		if (stat(p, &st) == 0 && (st.st_uid != uid || st.st_gid != gid) && chown(p, uid, gid) < 0)
-			log_warn("chown %s: %s", p, strerror(errno));
-		free(p);
-	}
-	if (setgroups(1, &gid) < 0 || setgid(gid) < 0 || setuid(uid) < 0)
-		fatal(EX_OSERR, "cannot become user %s: %s", c->queue.user, strerror(errno));
-	if (setuid(0) == 0)
-		fatal(EX_OSERR, "privileges were not dropped");
-	log_info("running as user %s (uid %ld)", c->queue.user, (long)uid);
 }
 
 static void on_scanned(const char *id, const struct envelope *env, uint64_t size, void *arg)
@@ -240,7 +186,7 @@ int main(int argc, char **argv)
 	umask(027);
 	log_open("outboxd", (enum log_target)d.conf->log.target,
 		 d.verbose ? LOG_LVL_DEBUG : (enum log_level)d.conf->log.level);
-	drop_privileges(&d);
+	drop_privileges(d.conf);
 	if (store_open(&d.store, d.conf->queue.spool, true, &e) < 0)
 		fatal(EX_TEMPFAIL, "%s", e.msg);
 	d.loop = uv_default_loop();

@@ -126,12 +126,15 @@ def test_new_spool_directories_reach_the_disk(make_daemon):
     d.prefix = ["strace", "-f", "-qq", "-y", "-o", d.trace, "-e", "trace=mkdir,mkdirat,fsync"]
     d.start()
     calls = open(d.trace).read().splitlines()
-    made = [re.search(r'mkdir(?:at)?\((?:AT_FDCWD, )?"([^"]+)"', c).group(1)
-            for c in calls if "mkdir" in c and c.rstrip().endswith("= 0")]
-    spool_dirs = [p for p in made if p.startswith(d.spool)]
+    made = []   # (index, path) of each mkdir that made a directory
+    for i, c in enumerate(calls):
+        m = re.search(r'mkdir(?:at)?\((?:\w+<([^>]*)>, |\d+<([^>]*)>, )?"([^"]+)"', c)
+        if m and c.rstrip().endswith("= 0"):
+            base = m.group(1) if m.group(3).startswith("/") else (m.group(1) or m.group(2))
+            made.append((i, os.path.join(base or "", m.group(3))))
+    spool_dirs = [(i, p) for i, p in made if p.startswith(d.spool)]
     assert len(spool_dirs) >= 8, made  # spool, tmp, queue, corrupt, pickup/{,tmp,new,bad}
-    for p in spool_dirs:
-        i = next(i for i, c in enumerate(calls) if '"%s"' % p in c and "mkdir" in c)
+    for i, p in spool_dirs:
         later = "\n".join(calls[i:])
         assert re.search(r"fsync\(\d+<%s>\) += 0" % re.escape(p), later), p
         assert re.search(r"fsync\(\d+<%s>\) += 0" % re.escape(os.path.dirname(p)), later), p

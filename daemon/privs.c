@@ -1,0 +1,172 @@
+/*
+ * privs.c - what outboxd does as root before it becomes [queue] user for
+ * good: make the spool (spool_layout, common/queue.c) and the socket
+ * directories, and give them to that user.
+ *
+ * Invariants:
+ *  - no path is followed through a symbolic link: every spool directory
+ *    is opened with O_NOFOLLOW relative to its parent's descriptor and
+ *    changed only through its own descriptor (fchown, fchmod), so a link
+ *    planted by the daemon's user, who owns the spool, cannot make root
+ *    change another file;
+ *  - a directory that is a link, or is owned by neither root nor the
+ *    daemon's user, is refused (exit 78 naming it);
+ *  - a socket directory is given to the daemon's user only when outboxd
+ *    made it: an existing one (/run itself, with socket = /run/x.sock)
+ *    is left as it is;
+ *  - a directory made here is fsynced, and so is its parent.
+ */
+#include <errno.h>
+#include <stdbool.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sysexits.h>
+#include <unistd.h>
+
+#include "../common/log.h"
+#include "../common/queue.h"
+#include "privs.h"
+
+/* Open (making it first if missing) directory name under parent with
+ * O_NOFOLLOW; *made says whether it was made here. */
+static int open_dir(int parent, const char *name, const char *path, mode_t mode, bool *made,
+		    struct err *e)
+{
+	*made = mkdirat(parent, name, mode) == 0;
+	if (!*made && errno != EEXIST)
+		return err_sys(e, "mkdir %s", path);
+	int fd = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0 && (errno == ELOOP || errno == ENOTDIR))
+		return err_set(e, "%s is a symbolic link or not a directory: refusing to use it", path);
+	if (fd < 0)
+		return err_sys(e, "open %s", path);
+	return fd;
+}
+
+/* The directory at fd becomes the daemon's (give) or is only checked. */
+static int own_dir(int fd, int parent, const char *path, mode_t mode, bool made, bool give,
+		   uid_t uid, gid_t gid, struct err *e)
+{
+	struct stat st;
+	if (fstat(fd, &st) < 0)
+		return err_sys(e, "stat %s", path);
+	if (st.st_uid != 0 && st.st_uid != uid)
+		return err_set(e, "%s is owned by uid %ld, neither root nor the daemon's user: "
+			       "refusing to use it", path, (long)st.st_uid);
+	if (give && (st.st_uid != uid || st.st_gid != gid) && fchown(fd, uid, gid) < 0)
+		return err_sys(e, "chown %s", path);
+	if (made && fchmod(fd, mode) < 0)	/* exact: no umask, setgid kept */
+		return err_sys(e, "chmod %s", path);
+	if (made && (fsync(fd) < 0 || fsync(parent) < 0))
+		return err_sys(e, "fsync %s or its parent", path);
+	return 0;
+}
+
+/* One directory: opened, checked, given (always for the spool's; for a
+ * socket's only when made here).  Returns its descriptor. */
+static int prepare(int parent, const char *name, const char *path, mode_t mode, bool spool,
+		   uid_t uid, gid_t gid, struct err *e)
+{
+	bool made;
+	int fd = open_dir(parent, name, path, mode, &made, e);
+	if (fd >= 0 && own_dir(fd, parent, path, mode, made, spool || made, uid, gid, e) < 0) {
+		close(fd);
+		fd = -1;
+	}
+	return fd;
+}
+
+/* The directory holding path (its parent is taken as trusted). */
+static int prepare_path(const char *path, mode_t mode, bool spool, uid_t uid, gid_t gid,
+			struct err *e)
+{
+	char *copy = xstrdup(path);
+	char *slash = strrchr(copy, '/');
+	while (slash && slash > copy && slash[1] == '\0') {	/* "dir/" */
+		*slash = '\0';
+		slash = strrchr(copy, '/');
+	}
+	const char *name = slash ? slash + 1 : copy;
+	int parent = slash ? -1 : AT_FDCWD;
+	if (slash) {
+		*slash = '\0';
+		parent = open(slash == copy ? "/" : copy, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	}
+	int fd = parent == -1 ? err_sys(e, "open the directory of %s", path)
+			      : prepare(parent, name, path, mode, spool, uid, gid, e);
+	if (parent >= 0)
+		close(parent);
+	free(copy);
+	return fd;
+}
+
+static int prepare_spool(const char *spool, uid_t uid, gid_t gid, struct err *e)
+{
+	int top = prepare_path(spool, SPOOL_MODE, true, uid, gid, e), rc = top < 0 ? -1 : 0;
+	int pickup = -1;
+	for (const struct spool_dir *sd = spool_layout; rc == 0 && sd->name; sd++) {
+		const char *slash = strchr(sd->name, '/');	/* one level: pickup/x */
+		int parent = slash ? pickup : top;
+		char *path = xasprintf("%s/%s", spool, sd->name);
+		int fd = parent < 0 ? err_set(e, "%s: no parent", path)
+				    : prepare(parent, slash ? slash + 1 : sd->name, path, sd->mode,
+					      true, uid, gid, e);
+		free(path);
+		if (fd < 0)
+			rc = -1;
+		else if (!slash && strcmp(sd->name, "pickup") == 0)
+			pickup = fd;
+		else
+			close(fd);
+	}
+	if (pickup >= 0)
+		close(pickup);
+	if (top >= 0)
+		close(top);
+	return rc;
+}
+
+/* The directory of a socket path. */
+static int prepare_socket_dir(const char *sock, uid_t uid, gid_t gid, struct err *e)
+{
+	char *dir = xstrdup(sock);
+	char *slash = strrchr(dir, '/');
+	int rc = 0;
+	if (slash && slash != dir) {
+		*slash = '\0';
+		int fd = prepare_path(dir, 0755, false, uid, gid, e);
+		rc = fd < 0 ? -1 : 0;
+		if (fd >= 0)
+			close(fd);
+	}
+	free(dir);
+	return rc;
+}
+
+void drop_privileges(const struct config *c)
+{
+	struct err e;
+	if (geteuid() != 0)
+		return;
+	struct passwd *pw = getpwnam(c->queue.user);
+	if (!pw)
+		fatal(EX_CONFIG, "[queue] user: no such user '%s' (create it, e.g. with systemd-sysusers)", c->queue.user);
+	if (pw->pw_uid == 0)
+		fatal(EX_CONFIG, "[queue] user: '%s' is root; outboxd never runs as root", c->queue.user);
+	uid_t uid = pw->pw_uid;
+	gid_t gid = pw->pw_gid;
+	if (prepare_spool(c->queue.spool, uid, gid, &e) < 0
+	    || prepare_socket_dir(c->listen.socket, uid, gid, &e) < 0
+	    || prepare_socket_dir(c->listen.control, uid, gid, &e) < 0)
+		fatal(EX_CONFIG, "%s", e.msg);
+	if (setgroups(1, &gid) < 0 || setgid(gid) < 0 || setuid(uid) < 0)
+		fatal(EX_OSERR, "cannot become user %s: %s", c->queue.user, strerror(errno));
+	if (setuid(0) == 0)
+		fatal(EX_OSERR, "privileges were not dropped");
+	log_info("running as user %s (uid %ld)", c->queue.user, (long)uid);
+}

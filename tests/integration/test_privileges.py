@@ -1,0 +1,85 @@
+"""outboxd started as root prepares its directories and becomes the
+`outbox` user: it must never follow a link the daemon's user could have
+planted in the spool it owns, never use a directory someone else owns,
+and never take over a socket directory it did not make (daemon/privs.c)."""
+
+import os
+import stat
+
+import pytest
+
+from conftest import IS_ROOT
+
+pytestmark = pytest.mark.skipif(not IS_ROOT, reason="root start needs root")
+
+
+def victim(workdir, name="shadow"):
+    """A root-owned file that must stay as it is (a stand-in for /etc/shadow)."""
+    p = os.path.join(workdir, name)
+    with open(p, "w") as f:
+        f.write("root:secret\n")
+    os.chmod(p, 0o600)
+    os.chown(p, 0, 0)
+    return p
+
+
+def start_fails(d):
+    d.start(wait=False)
+    rc = d.proc.wait(15)
+    d.logf.close()
+    return rc
+
+
+@pytest.mark.parametrize("sub", ["pickup/bad", "pickup", "queue", "tmp", "corrupt"])
+def test_a_link_in_the_spool_is_refused_and_not_followed(make_daemon, workdir, sub):
+    d = make_daemon()               # makes the spool as outbox's
+    d.stop()
+    target = victim(workdir)
+    path = os.path.join(d.spool, sub)
+    os.rename(path, path + ".old")
+    os.symlink(target, path)        # what the outbox user can do in its spool
+    assert start_fails(d) == 78
+    assert "%s is a symbolic link or not a directory: refusing to use it" % path in d.log()
+    st = os.stat(target)
+    assert (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (0, 0, 0o600)
+
+
+def test_a_link_to_a_directory_is_refused_too(make_daemon, workdir):
+    d = make_daemon()
+    d.stop()
+    etc = os.path.join(workdir, "etc")
+    os.mkdir(etc, 0o755)
+    path = os.path.join(d.spool, "pickup", "new")
+    os.rename(path, path + ".old")
+    os.symlink(etc, path)
+    assert start_fails(d) == 78
+    assert os.stat(etc).st_uid == 0 and "refusing to use it" in d.log()
+
+
+def test_a_spool_directory_owned_by_someone_else_is_refused(make_daemon):
+    d = make_daemon()
+    d.stop()
+    path = os.path.join(d.spool, "corrupt")
+    os.chown(path, 12345, 12345)
+    assert start_fails(d) == 78
+    assert "%s is owned by uid 12345, neither root nor the daemon's user" % path in d.log()
+    assert os.stat(path).st_uid == 12345
+
+
+def test_an_existing_socket_directory_is_not_taken_over(make_daemon, workdir):
+    """socket = /run/outbox.sock must not chown /run: a directory outboxd
+    did not make stays root's; one it makes is the daemon's."""
+    shared = os.path.join(workdir, "shared-run")
+    os.mkdir(shared)
+    os.chmod(shared, 0o1777)        # like /tmp: the daemon may bind in it
+    d = make_daemon(start=False)
+    d.socket = os.path.join(shared, "outbox.sock")
+    d.sections["listen"]["socket"] = d.socket
+    d.write_conf()
+    d.start()
+    st = os.stat(shared)
+    assert (st.st_uid, stat.S_IMODE(st.st_mode)) == (0, 0o1777)
+    with d.smtp() as s:             # and it works
+        assert s.noop()[0] == 250
+    made = os.path.dirname(d.sections["listen"]["control"])
+    assert os.stat(made).st_uid != 0  # the control socket's directory, made here
