@@ -174,14 +174,16 @@ int run_capture(char *const argv[], int timeout_s, char **out, struct err *e)
 	}
 	struct buf b;
 	buf_init(&b);
-	time_t deadline = time(NULL) + timeout_s;
+	double deadline = now_mono() + timeout_s;
 	bool timed_out = false;
-	for (;;) {
+	for (;;) {	/* its output, until EOF, the limit or the deadline */
 		struct pollfd p = { .fd = pfd[0], .events = POLLIN };
-		int left = (int)(deadline - time(NULL));
-		if (left <= 0 || poll(&p, 1, left * 1000) == 0) {
+		double left = deadline - now_mono();
+		int n = left > 0 ? poll(&p, 1, (int)(left * 1000) + 1) : 0;
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
 			timed_out = true;
-			kill(pid, SIGKILL);
 			break;
 		}
 		buf_reserve(&b, 4096);
@@ -191,15 +193,28 @@ int run_capture(char *const argv[], int timeout_s, char **out, struct err *e)
 		if (r <= 0)
 			break;
 		b.len += (size_t)r;
-		if (b.len > SECRET_MAX) {
-			kill(pid, SIGKILL);
+		if (b.len > SECRET_MAX)
 			break;
-		}
 	}
 	close(pfd[0]);
-	int status;
-	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-		;
+	int status = 0;
+	pid_t w;
+	/* its exit, by the same deadline: one that closed its output and
+	 * lives on is killed */
+	for (;;) {
+		w = waitpid(pid, &status, WNOHANG);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w != 0 || timed_out || b.len > SECRET_MAX || now_mono() >= deadline)
+			break;
+		nanosleep(&(struct timespec){ .tv_nsec = 5000000 }, NULL);
+	}
+	if (w == 0) {
+		timed_out = timed_out || b.len <= SECRET_MAX;
+		kill(pid, SIGKILL);
+		while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+			;
+	}
 	if (timed_out || b.len > SECRET_MAX || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
 		if (b.data)
 			explicit_bzero(b.data, b.len);

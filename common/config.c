@@ -73,6 +73,10 @@ static const struct key keys[] = {
 	  "Optional TCP listener such as 127.0.0.1:2525 or [::1]:2525; empty means off." },
 	{ "listen", "idle_timeout", KT_DURATION, "5m", F(listen.idle_timeout), 0, 1, DAY,
 	  "A submission client silent this long is disconnected (421)." },
+	{ "listen", "max_sessions_per_user", KT_UINT, "50", F(listen.max_sessions_per_user), 0, 1,
+	  MAX_SESSIONS,
+	  "Most submission sessions open at once for one local user (all TCP clients count as "
+	  "one), so that no user can shut the others out; the daemon takes 1000 in all." },
 
 	{ "relay", "host", KT_STRING, "smtp.example.org", F(relay.host), 0, 0, 0,
 	  "The upstream SMTP server (smarthost)." },

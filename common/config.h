@@ -19,6 +19,7 @@
 #include "util.h"
 
 #define OUTBOX_DEFAULT_CONF "/etc/outbox/outbox.conf"
+#define MAX_SESSIONS 1000	/* submission sessions open at once, at most */
 
 enum tls_mode { TLS_STARTTLS, TLS_IMPLICIT, TLS_NONE };
 enum auth_mode { AUTH_AUTO, AUTH_PLAIN, AUTH_LOGIN, AUTH_XOAUTH2, AUTH_OAUTHBEARER, AUTH_NONE };
@@ -51,6 +52,7 @@ struct config {
 		char *control;
 		char *tcp;
 		uint64_t idle_timeout;
+		uint64_t max_sessions_per_user;
 	} listen;
 	struct {
 		char *host;

@@ -88,6 +88,7 @@
 #define SPARE_MAX 64
 #define SPARE_PREFIX "spare."
 #define WRITE_CHUNK (64 * 1024)
+#define QHEADER_MAX (32 * 1024 * 1024)	/* 100000 recipients ([queue] max_recipients) fit */
 
 void envelope_init(struct envelope *env)
 {
@@ -698,12 +699,15 @@ void qwriter_free(struct qwriter *w)
 	w->tmp_path = w->queue_path = w->queue_dir = NULL;
 }
 
-/* Read the whole header of an open queue file into b. */
+/* Read the whole header of an open queue file into b: linear (each
+ * read is searched once, with the 4 octets before it), and never more
+ * than QHEADER_MAX, so a corrupt file of any size costs little. */
 static int read_header(int fd, struct buf *b, const char *path, struct err *e)
 {
 	for (;;) {
-		buf_reserve(b, 8192);
-		ssize_t r = pread(fd, b->data + b->len, 8192, (off_t)b->len);
+		size_t from = b->len > 4 ? b->len - 4 : 0;
+		buf_reserve(b, 65536);
+		ssize_t r = pread(fd, b->data + b->len, 65536, (off_t)b->len);
 		if (r < 0) {
 			if (errno == EINTR)
 				continue;
@@ -711,8 +715,11 @@ static int read_header(int fd, struct buf *b, const char *path, struct err *e)
 		}
 		b->len += (size_t)r;
 		b->data[b->len] = '\0';
-		if (r == 0 || memmem(b->data, b->len, "\nend\n", 5))
+		if (r == 0 || memmem(b->data + from, b->len - from, "\nend\n", 5))
 			return 0;
+		if (b->len > QHEADER_MAX)
+			return err_set(e, "%s: no end of the queue file header in its first %d octets",
+				       path, QHEADER_MAX);
 	}
 }
 

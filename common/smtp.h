@@ -27,6 +27,7 @@
 #define SMTP_CMD_LINE_MAX 2048		/* command line, incl. CRLF (RFC 5321 4.5.3.1.4 + extensions) */
 #define SMTP_TEXT_LINE_MAX 65536	/* a DATA line longer than this refuses the message */
 #define SMTP_REPLY_LINE_MAX 4096
+#define SMTP_REPLY_MAX (64 * 1024)	/* a whole multi-line reply */
 
 struct smtp_reply {
 	int code;		/* 3 digits */

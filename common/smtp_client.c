@@ -81,23 +81,45 @@ static void transcribe(struct smtp_client *s, const char *prefix, const char *p,
 	}
 }
 
+/* Read until the input holds a whole reply (its last line has no '-'
+ * after the code); returns its length.  Each octet is looked at once,
+ * and a reply is refused past SMTP_REPLY_MAX octets. */
+static long reply_end(struct smtp_client *s, enum smtp_stage st)
+{
+	struct err e;
+	size_t scanned = 0;	/* complete lines looked at so far */
+	for (;;) {
+		const char *in = s->net.in.data;
+		size_t len = s->net.in.len;
+		const char *nl;
+		while (in && (nl = memchr(in + scanned, '\n', len - scanned))) {
+			size_t start = scanned;
+			scanned = (size_t)(nl - in) + 1;
+			if (scanned - start < 5 || in[start + 3] != '-')
+				return (long)scanned;
+		}
+		if (len - scanned > SMTP_REPLY_LINE_MAX)
+			return smtp_fail(s, st, 0, "protocol error: reply line too long");
+		if (scanned > SMTP_REPLY_MAX)
+			return smtp_fail(s, st, 0, "protocol error: reply longer than %d octets",
+					 SMTP_REPLY_MAX);
+		if (net_fill(&s->net, &e) < 0)
+			return smtp_fail(s, st, 0, "%s", e.msg);
+	}
+}
+
 int smtp_read_reply(struct smtp_client *s, enum smtp_stage st)
 {
 	struct err e;
 	size_t used;
-	for (;;) {
-		int rc = smtp_reply_parse(s->net.in.data ? s->net.in.data : "", s->net.in.len,
-					  &s->reply, &used, &e);
-		if (rc < 0)
-			return smtp_fail(s, st, 0, "protocol error: %s", e.msg);
-		if (rc == 1) {
-			transcribe(s, "S: ", s->net.in.data, used);
-			buf_consume(&s->net.in, used);
-			return 0;
-		}
-		if (net_fill(&s->net, &e) < 0)
-			return smtp_fail(s, st, 0, "%s", e.msg);
-	}
+	long n = reply_end(s, st);
+	if (n < 0)
+		return -1;
+	if (smtp_reply_parse(s->net.in.data, (size_t)n, &s->reply, &used, &e) != 1)
+		return smtp_fail(s, st, 0, "protocol error: %s", e.msg);
+	transcribe(s, "S: ", s->net.in.data, used);
+	buf_consume(&s->net.in, used);
+	return 0;
 }
 
 /* Send one command line and read its reply; expect class cls (2 or 3). */

@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -56,6 +57,31 @@ static void notify_systemd(const char *msg)
 	socklen_t len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + strlen(path));
 	(void)sendto(fd, msg, strlen(msg), MSG_NOSIGNAL, (struct sockaddr *)&sa, len);
 	close(fd);
+}
+
+/* File descriptors: raise the soft limit to the hard one (as root
+ * before dropping privileges, the hard limit too, up to 65536) and take
+ * no more sessions than leave FD_RESERVE for the workers, the store and
+ * the listeners: a session receiving a message holds its socket and a
+ * queue file. */
+#define FD_RESERVE 64
+#define FD_PER_WORKER 4	/* socket, queue file, CA bundle, password command */
+static size_t sessions_for_fds(const struct config *c)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+		return MAX_SESSIONS;
+	if (geteuid() == 0 && rl.rlim_max != RLIM_INFINITY && rl.rlim_max < 65536)
+		rl.rlim_max = 65536;
+	rl.rlim_cur = rl.rlim_max;
+	if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+		(void)getrlimit(RLIMIT_NOFILE, &rl);
+	uint64_t reserve = FD_RESERVE + FD_PER_WORKER * c->relay.workers;
+	uint64_t n = rl.rlim_cur > reserve ? (rl.rlim_cur - reserve) / 2 : 1;
+	if (n < MAX_SESSIONS)
+		log_warn("only %llu file descriptors: at most %llu submission sessions at once",
+			 (unsigned long long)rl.rlim_cur, (unsigned long long)n);
+	return n < MAX_SESSIONS ? (size_t)n : MAX_SESSIONS;
 }
 
 static void on_scanned(const char *id, const struct envelope *env, uint64_t size, void *arg)
@@ -186,6 +212,7 @@ int main(int argc, char **argv)
 	umask(027);
 	log_open("outboxd", (enum log_target)d.conf->log.target,
 		 d.verbose ? LOG_LVL_DEBUG : (enum log_level)d.conf->log.level);
+	d.max_sessions = sessions_for_fds(d.conf);
 	drop_privileges(d.conf);
 	if (store_open(&d.store, d.conf->queue.spool, true, &e) < 0)
 		fatal(EX_TEMPFAIL, "%s", e.msg);

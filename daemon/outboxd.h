@@ -17,7 +17,6 @@
 #include "../common/config.h"
 #include "../common/queue.h"
 
-#define MAX_SESSIONS 1000
 
 struct daemon;
 
@@ -114,6 +113,7 @@ struct daemon {
 	struct listener *listeners;
 	struct session *sessions;	/* doubly linked, all live sessions */
 	size_t nsessions;
+	size_t max_sessions;		/* MAX_SESSIONS, or fewer if file descriptors are short */
 	uv_signal_t sig_term, sig_int, sig_hup;
 	uv_timer_t grace;		/* shutdown grace period */
 	bool stopping;

@@ -9,8 +9,10 @@
  *
  * Commands are read one line at a time from the input buffer, so a
  * client may pipeline (RFC 2920); replies are gathered and written once
- * the buffered input is used up.  While a message is committing, input
- * is not parsed (the 250 must come before any later reply); it is only
+ * the buffered input is used up, or once OUT_HIGH_WATER octets of
+ * replies wait: then no command runs and nothing is read until the
+ * client has read them.  While a message is committing, input is not
+ * parsed (the 250 must come before any later reply); it is only
  * buffered, up to IN_HIGH_WATER.
  *
  * Invariants:
@@ -39,7 +41,7 @@
 #include "outboxd.h"
 
 #define MAX_BAD_COMMANDS 20
-#define OUT_HIGH_WATER (256 * 1024)
+#define OUT_HIGH_WATER (64 * 1024)	/* replies waiting: ~2000 pipelined ones */
 #define IN_HIGH_WATER (256 * 1024)
 
 enum sess_state { S_CMD, S_DATA, S_COMMIT, S_CLOSING };
@@ -142,6 +144,8 @@ static void flush_out(struct session *s)
 			return;
 		}
 	}
+	if (s->out.cap > 2 * OUT_HIGH_WATER)
+		buf_free(&s->out);	/* a burst of replies: do not keep its buffer */
 	buf_reset(&s->out);
 }
 
@@ -606,9 +610,19 @@ static bool process_command_line(struct session *s)
 	return true;
 }
 
-static void process_input(struct session *s)
+/* Replies waiting to be written, ours or in libuv's queue. */
+static size_t output_pending(const struct session *s)
+{
+	return s->out.len + s->h.stream.write_queue_size;
+}
+
+/* Run the buffered commands (or message data); true when it stopped
+ * because OUT_HIGH_WATER octets of replies wait. */
+static bool run_input(struct session *s)
 {
 	while (s->state == S_CMD || s->state == S_DATA) {
+		if (output_pending(s) >= OUT_HIGH_WATER)
+			return true;
 		if (s->state == S_DATA) {
 			if (s->in.len == 0)
 				break;
@@ -618,14 +632,24 @@ static void process_input(struct session *s)
 		if (s->in.len == 0 || !process_command_line(s))
 			break;
 	}
-	if (s->state == S_CLOSING)
-		return;
-	flush_out(s);
+	return false;
+}
+
+static void process_input(struct session *s)
+{
+	/* a client that pipelines without reading its replies gets no more
+	 * commands run (nor read) until they drain: memory stays bounded */
+	bool stalled;
+	do {
+		stalled = run_input(s);
+		if (s->state == S_CLOSING)
+			return;
+		flush_out(s);	/* may write it all at once: then go on */
+	} while (stalled && output_pending(s) < OUT_HIGH_WATER);
 	/* Input is not parsed while a commit runs (its 250 comes first), but
 	 * reading goes on unless the client piles up too much meanwhile or
 	 * does not read its replies. */
-	bool backlog = s->h.stream.write_queue_size > OUT_HIGH_WATER
-		       || (s->state == S_COMMIT && s->in.len > IN_HIGH_WATER);
+	bool backlog = output_pending(s) >= OUT_HIGH_WATER || s->in.len > IN_HIGH_WATER;
 	reading(s, !backlog);
 }
 
@@ -706,6 +730,15 @@ static void peer_identity(struct session *s)
 	snprintf(s->peer, sizeof s->peer, "[%s]:%d", ip, port);
 }
 
+/* Live sessions of one uid (-1: every TCP client), this one included. */
+static size_t sessions_of(const struct daemon *d, long uid)
+{
+	size_t n = 0;
+	for (const struct session *s = d->sessions; s; s = s->next)
+		n += s->uid == uid && s->state != S_CLOSING;
+	return n;
+}
+
 void session_accept(struct daemon *d, uv_stream_t *server, bool is_unix)
 {
 	struct session *s = xcalloc(1, sizeof *s);
@@ -736,8 +769,16 @@ void session_accept(struct daemon *d, uv_stream_t *server, bool is_unix)
 		uv_tcp_nodelay(&s->h.tcp, 1);
 	peer_identity(s);
 	log_debug("%s: connect", s->peer);
-	if (d->nsessions > MAX_SESSIONS || d->stopping) {
+	if (d->nsessions > d->max_sessions || d->stopping) {
 		reply(s, "421 4.3.2 %s Service not available, too many connections", d->hostname);
+		flush_out(s);
+		session_close(s);
+		return;
+	}
+	if (sessions_of(d, s->uid) > d->conf->listen.max_sessions_per_user) {
+		log_warn("%s: refused: more than %llu sessions of this user ([listen] max_sessions_per_user)",
+			 s->peer, (unsigned long long)d->conf->listen.max_sessions_per_user);
+		reply(s, "421 4.7.0 %s Error: too many connections from you", d->hostname);
 		flush_out(s);
 		session_close(s);
 		return;

@@ -96,7 +96,8 @@ def test_aliases_and_bare_names_are_rewritten(make_daemon):
     assert [a for _, a in env["rcpt"]] == ["admin@example.org", "ops@client.example", "bob@client.example"]
 
 
-def test_many_concurrent_clients(daemon):
+def test_many_concurrent_clients(make_daemon):
+    daemon = make_daemon(extra={"listen": {"max_sessions_per_user": "100"}})  # one uid, 60 sessions
     n = 60
     results = [None] * n
     clients = [daemon.raw() for _ in range(n)]  # all connected at once

@@ -1,7 +1,10 @@
 /* test_auth.c - SASL offers, the mechanism choice and initial responses,
- * and splitting password_command. */
+ * splitting password_command, and running it within its time limit. */
 #include "unit.h"
+#include <signal.h>
+#include <sys/time.h>
 #include "../../common/auth.h"
+#include "../../common/util.h"
 
 static void offers_and_choice(void **state)
 {
@@ -49,12 +52,55 @@ static void command_splitting(void **state)
 	assert_null(split_command("echo 'unbalanced"));
 }
 
+static void on_alarm(int sig)
+{
+	(void)sig;
+}
+
+/* A signal interrupting the wait for output (EINTR) must not turn it
+ * into a read that blocks for as long as the command likes. */
+static void command_timeout_holds_across_a_signal(void **state)
+{
+	(void)state;
+	struct sigaction sa = { .sa_handler = on_alarm };	/* no SA_RESTART */
+	sigaction(SIGALRM, &sa, NULL);
+	struct itimerval once = { .it_value = { .tv_usec = 200000 } };
+	setitimer(ITIMER_REAL, &once, NULL);
+	char *argv[] = { "sh", "-c", "sleep 20", NULL }, *out = NULL;
+	struct err e;
+	double t0 = now_mono();
+	assert_int_equal(run_capture(argv, 1, &out, &e), -1);
+	assert_non_null(strstr(e.msg, "timed out after 1 s"));
+	assert_true(now_mono() - t0 < 10);	/* not the command's 20 s */
+	signal(SIGALRM, SIG_DFL);
+}
+
+/* A command that closes its output and lives on is killed at the limit:
+ * its exit is not waited for without one. */
+static void command_that_lingers_is_killed(void **state)
+{
+	(void)state;
+	char *argv[] = { "sh", "-c", "echo token; exec >&-; sleep 20", NULL }, *out = NULL;
+	struct err e;
+	double t0 = now_mono();
+	assert_int_equal(run_capture(argv, 1, &out, &e), -1);
+	assert_non_null(strstr(e.msg, "timed out after 1 s"));
+	assert_true(now_mono() - t0 < 10);
+	/* one that exits at once is not made to wait */
+	char *quick[] = { "sh", "-c", "echo ya29.token", NULL };
+	assert_int_equal(run_capture(quick, 5, &out, &e), 0);
+	assert_string_equal(out, "ya29.token\n");
+	free(out);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(offers_and_choice),
 		cmocka_unit_test(initial_responses),
 		cmocka_unit_test(command_splitting),
+		cmocka_unit_test(command_timeout_holds_across_a_signal),
+		cmocka_unit_test(command_that_lingers_is_killed),
 	};
 	return cmocka_run_group_tests_name("auth", tests, NULL, NULL);
 }
