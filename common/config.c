@@ -19,7 +19,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <arpa/inet.h>
+#include <pwd.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "address.h"
 #include "log.h"
@@ -71,6 +74,9 @@ static const struct key keys[] = {
 	  "Control socket used by the outbox command." },
 	{ "listen", "tcp", KT_HOSTPORT, "", F(listen.tcp), 0, 0, 0,
 	  "Optional TCP listener such as 127.0.0.1:2525 or [::1]:2525; empty means off." },
+	{ "listen", "tcp_allow_remote", KT_BOOL, "no", F(listen.tcp_allow_remote), bool_choices, 0, 0,
+	  "Allow a tcp address that is not loopback (127.0.0.0/8, ::1). Anyone who reaches it "
+	  "can relay through your authenticated upstream: firewall it." },
 	{ "listen", "idle_timeout", KT_DURATION, "5m", F(listen.idle_timeout), 0, 1, DAY,
 	  "A submission client silent this long is disconnected (421)." },
 	{ "listen", "max_sessions_per_user", KT_UINT, "50", F(listen.max_sessions_per_user), 0, 1,
@@ -391,10 +397,47 @@ static void check_secret_file(struct load_ctx *x)
 		conf_error(x, "relay", "password_file", "%s is readable by others (chmod o-r)", p);
 }
 
+/* The file itself: password_command runs from it, so only root, the
+ * user reading it and [queue] user may own it, and nobody else may
+ * write to it. */
+static void check_conf_file(struct load_ctx *x, const struct stat *st)
+{
+	struct passwd *pw = getpwnam(x->c->queue.user);
+	bool owner_ok = st->st_uid == 0 || st->st_uid == geteuid() || (pw && st->st_uid == pw->pw_uid);
+	x->line = 0;
+	if (!owner_ok)
+		conf_error(x, NULL, NULL, "owned by uid %ld, neither root nor [queue] user: "
+			   "refusing a file that runs password_command", (long)st->st_uid);
+	else if (st->st_mode & (S_IWGRP | S_IWOTH))
+		conf_error(x, NULL, NULL, "writable by its group or others, and it runs "
+			   "password_command: chmod go-w %s", x->path);
+}
+
+bool tcp_is_loopback(const char *spec)
+{
+	char host[64];
+	const char *end = spec[0] == '[' ? strchr(spec, ']') : strrchr(spec, ':');
+	size_t n = end ? (size_t)(end - spec) - (spec[0] == '[') : strlen(spec);
+	if (n >= sizeof host)
+		return false;
+	memcpy(host, spec + (spec[0] == '['), n);
+	host[n] = '\0';
+	unsigned char a[16];
+	if (inet_pton(AF_INET, host, a) == 1)
+		return a[0] == 127;
+	return inet_pton(AF_INET6, host, a) == 1 && memcmp(a, &in6addr_loopback, 16) == 0;
+}
+
 /* Rules that involve more than one key. */
 static void check_combinations(struct load_ctx *x, unsigned flags)
 {
 	struct config *c = x->c;
+	if (*c->listen.tcp && !tcp_is_loopback(c->listen.tcp) && !c->listen.tcp_allow_remote) {
+		key_line(x, "listen", "tcp");
+		conf_error(x, "listen", "tcp", "%s is not a loopback address: anyone reaching it "
+			   "could relay through the upstream; set tcp_allow_remote = yes if you mean it",
+			   c->listen.tcp);
+	}
 	if (c->queue.retry_min > c->queue.retry_max)
 		key_error(x, "queue", "retry_min", "larger than retry_max");
 	if (*c->relay.password_file && *c->relay.password_command)
@@ -418,7 +461,7 @@ static void check_combinations(struct load_ctx *x, unsigned flags)
 		check_secret_file(x);
 }
 
-struct config *config_load(const char *path, unsigned flags, struct err *e)
+struct config *config_load(const char *path, unsigned flags, struct buf *errors)
 {
 	struct load_ctx x = { .path = path };
 	x.c = xcalloc(1, sizeof *x.c);
@@ -431,10 +474,13 @@ struct config *config_load(const char *path, unsigned flags, struct err *e)
 	if (!x.fp) {
 		if (errno == ENOENT && (flags & CONF_MISSING_OK))
 			return x.c;
-		err_sys(e, "%s", path);
+		if (errors)
+			buf_printf(errors, "%s: %s", path, strerror(errno));
 		config_free(x.c);
 		return NULL;
 	}
+	struct stat st;
+	bool have_st = fstat(fileno(x.fp), &st) == 0;
 	int rc = ini_parse_stream(ini_reader_counting, &x, on_ini_entry, &x);
 	fclose(x.fp);
 	if (rc > 0 && rc != x.last_error_line) {
@@ -442,8 +488,11 @@ struct config *config_load(const char *path, unsigned flags, struct err *e)
 		conf_error(&x, NULL, NULL, "syntax error (expected [section] or key = value)");
 	}
 	check_combinations(&x, flags);
+	if (have_st && !(flags & CONF_CLIENT))
+		check_conf_file(&x, &st);
 	if (x.nerrors) {
-		err_set(e, "%s", x.errors.data);
+		if (errors)
+			buf_add(errors, x.errors.data, x.errors.len);
 		buf_free(&x.errors);
 		config_free(x.c);
 		return NULL;

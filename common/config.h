@@ -13,6 +13,7 @@
 #ifndef OUTBOX_CONFIG_H
 #define OUTBOX_CONFIG_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -53,6 +54,7 @@ struct config {
 		char *tcp;
 		uint64_t idle_timeout;
 		uint64_t max_sessions_per_user;
+		int tcp_allow_remote;
 	} listen;
 	struct {
 		char *host;
@@ -81,12 +83,16 @@ struct config {
 	} log;
 };
 
+/* Is a [listen] tcp address ("127.0.0.1:2525", "[::1]:2525") loopback? */
+bool tcp_is_loopback(const char *spec);
+
 /* Flags for config_load. */
 #define CONF_CLIENT 0x1	/* the command-line tool: skip checks on secrets */
 #define CONF_MISSING_OK 0x2	/* a missing file means all defaults */
 
-/* Load and validate; NULL on error with every problem in e (one a line). */
-struct config *config_load(const char *path, unsigned flags, struct err *e);
+/* Load and validate; NULL on error, with every problem appended to
+ * errors (one a line, however many; errors may be NULL). */
+struct config *config_load(const char *path, unsigned flags, struct buf *errors);
 void config_free(struct config *c);
 /* Shared ownership between the loop and delivery threads. */
 struct config *config_ref(struct config *c);

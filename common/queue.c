@@ -717,9 +717,12 @@ static int read_header(int fd, struct buf *b, const char *path, struct err *e)
 		b->data[b->len] = '\0';
 		if (r == 0 || memmem(b->data + from, b->len - from, "\nend\n", 5))
 			return 0;
-		if (b->len > QHEADER_MAX)
-			return err_set(e, "%s: no end of the queue file header in its first %d octets",
-				       path, QHEADER_MAX);
+		if (b->len > QHEADER_MAX) {
+			err_set(e, "%s: no end of the queue file header in its first %d octets",
+				path, QHEADER_MAX);
+			errno = EBADMSG;
+			return -1;
+		}
 	}
 }
 
@@ -740,8 +743,12 @@ int store_load(const struct store *s, const char *id, struct envelope *env,
 		err_sys(e, "stat %s", path);
 		goto out;
 	}
-	if (read_header(fd, &b, path, e) < 0 || qrec_decode(b.data, b.len, env, body_off, e) < 0)
+	if (read_header(fd, &b, path, e) < 0)
 		goto out;
+	if (qrec_decode(b.data, b.len, env, body_off, e) < 0) {
+		errno = EBADMSG;
+		goto out;
+	}
 	if (size)
 		*size = (uint64_t)st.st_size - *body_off;
 	rc = 0;
@@ -753,6 +760,17 @@ out:
 	buf_free(&b);
 	free(path);
 	return rc;
+}
+
+bool store_load_error_is_permanent(int err)
+{
+	switch (err) {
+	case ENOENT: case EIO: case EINTR: case EAGAIN: case ENOMEM: case EMFILE: case ENFILE:
+	case ENOSPC:
+		return false;
+	default:	/* EBADMSG (no queue file), EACCES, EISDIR, ELOOP, ... */
+		return true;
+	}
 }
 
 int store_set_status(int fd, const struct rcpt *r, char status, struct err *e)
@@ -809,7 +827,7 @@ static void clean_tmp(struct store *s)
 	closedir(d);
 }
 
-static void move_corrupt(struct store *s, const char *name, const char *why)
+void store_quarantine(const struct store *s, const char *name, const char *why)
 {
 	char *from = xasprintf("%s/%s", s->queue_dir, name);
 	char *to = xasprintf("%s/%s", s->corrupt_dir, name);
@@ -838,12 +856,12 @@ int store_scan(struct store *s, store_scan_cb cb, void *arg, struct err *e)
 		if (de->d_name[0] == '.')
 			continue;
 		if (!qid_valid(de->d_name)) {
-			move_corrupt(s, de->d_name, "not a queue ID");
+			store_quarantine(s, de->d_name, "not a queue ID");
 			continue;
 		}
 		if (store_load(s, de->d_name, &env, &off, NULL, &size, &le) < 0) {
 			if (faccessat(dirfd(d), de->d_name, F_OK, 0) == 0)
-				move_corrupt(s, de->d_name, le.msg);
+				store_quarantine(s, de->d_name, le.msg);
 			continue;
 		}
 		cb(de->d_name, &env, size, arg);

@@ -120,6 +120,12 @@ void qwriter_free(struct qwriter *w);
  * reading the body); otherwise it is closed. */
 int store_load(const struct store *s, const char *id, struct envelope *env,
 	       size_t *body_off, int *fd, uint64_t *size, struct err *e);
+/* A queue file that cannot be read as one: moved to corrupt/ (kept for
+ * a human, never deleted), and logged with why. */
+void store_quarantine(const struct store *s, const char *id, const char *why);
+/* Does a failed store_load() mean the file itself is bad (quarantine
+ * it), rather than a passing trouble (EIO, no memory or descriptors)? */
+bool store_load_error_is_permanent(int err);
 /* Record a recipient's final status durably (pwrite + fdatasync). */
 int store_mark(int fd, const struct rcpt *r, char status, struct err *e);
 /* The same without the fdatasync, for several updates then one sync. */

@@ -133,6 +133,8 @@ static int command(struct smtp_client *s, enum smtp_stage st, int cls, const cha
 	va_start(ap, fmt);
 	int n = vsnprintf(line, sizeof line - 2, fmt, ap);
 	va_end(ap);
+	if (n < 0 || (size_t)n >= sizeof line - 2)
+		return smtp_fail(s, st, 0, "command longer than %zu octets", sizeof line - 3);
 	memcpy(line + n, "\r\n", 3);
 	const char *arg = st == ST_AUTH ? strchr(line + 5, ' ') : NULL;	/* AUTH arguments not shown */
 	transcribe(s, "C: ", line, arg ? (size_t)(arg - line) : (size_t)n);

@@ -49,8 +49,12 @@ bool attempt_load(struct worker *w, struct job *j, struct attempt *a)
 	a->started = now_real();
 	if (store_load(w->pool->store, j->id, &a->env, &a->body_off, &a->fd, &a->size, &e) < 0) {
 		bool gone = errno == ENOENT;	/* deleted meanwhile: nothing left to do */
-		log_err("%s: cannot read queue file: %s", j->id, e.msg);
-		struct delivery_result r = { .done = gone, .retry_in = 60 };
+		bool bad = store_load_error_is_permanent(errno);
+		if (bad)	/* retrying would never help: aside for a human */
+			store_quarantine(w->pool->store, j->id, e.msg);
+		else
+			log_err("%s: cannot read queue file: %s", j->id, e.msg);
+		struct delivery_result r = { .done = gone || bad, .retry_in = 60 };
 		memcpy(r.id, j->id, sizeof r.id);
 		post_result(w->pool, &r);
 		return false;

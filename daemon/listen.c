@@ -125,6 +125,9 @@ static int listen_tcp(struct daemon *d, const char *spec, struct err *e)
 	    || (rc = uv_listen(&l->h.stream, 128, on_connection)) < 0)
 		return err_set(e, "listen on %s: %s", spec, uv_strerror(rc));
 	log_info("listening on %s", spec);
+	if (!tcp_is_loopback(spec))
+		log_warn("[listen] tcp %s is not loopback (tcp_allow_remote = yes): whoever reaches it "
+			 "can relay mail through the upstream; firewall it", spec);
 	return 0;
 }
 

@@ -98,12 +98,15 @@ static void on_scanned(const char *id, const struct envelope *env, uint64_t size
 
 static void reload(struct daemon *d)
 {
-	struct err e;
-	struct config *c = config_load(d->conf_path, 0, &e);
+	struct buf errors;
+	buf_init(&errors);
+	struct config *c = config_load(d->conf_path, 0, &errors);
 	if (!c) {
-		log_err("reload failed, keeping the running configuration:\n%s", e.msg);
+		log_err("reload failed, keeping the running configuration:\n%s", errors.data);
+		buf_free(&errors);
 		return;
 	}
+	buf_free(&errors);
 	if (strcmp(c->queue.spool, d->conf->queue.spool) != 0
 	    || strcmp(c->listen.socket, d->conf->listen.socket) != 0
 	    || strcmp(c->listen.tcp, d->conf->listen.tcp) != 0)
@@ -198,11 +201,14 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return EX_USAGE;
 	}
-	d.conf = config_load(d.conf_path, 0, &e);
+	struct buf errors;
+	buf_init(&errors);
+	d.conf = config_load(d.conf_path, 0, &errors);
 	if (!d.conf) {
-		fprintf(stderr, "outboxd: configuration error:\n%s\n", e.msg);
+		fprintf(stderr, "outboxd: configuration error:\n%s\n", errors.data);
 		return EX_CONFIG;
 	}
+	buf_free(&errors);
 	if (check_only) {
 		if (d.verbose)
 			config_dump(d.conf, stdout);

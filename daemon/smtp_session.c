@@ -321,8 +321,16 @@ static void cmd_mail(struct session *s, const char *arg)
 		s->declared_size = 0;
 		return;
 	}
+	char *sender = sender_rewrite(s->d->conf, addr, NULL);
+	if (*sender && addr_check(sender, &e) < 0) {
+		free(sender);
+		reply(s, "553 5.1.7 Error: sender address once qualified: %s", e.msg);
+		s->smtputf8 = false;
+		s->declared_size = 0;
+		return;
+	}
 	envelope_init(&s->env);
-	s->env.sender = sender_rewrite(s->d->conf, addr, NULL);
+	s->env.sender = sender;
 	s->in_tx = true;
 	reply(s, "250 2.1.0 Ok");
 }
@@ -351,13 +359,19 @@ static void cmd_rcpt(struct session *s, const char *arg)
 	}
 	size_t before = s->env.nrcpt;
 	rcpt_expand(s->d->conf, addr, add_rcpt, s);
-	if (s->env.nrcpt > s->d->conf->queue.max_recipients) {
+	bool bad = false;	/* qualified or aliased beyond what a queue file takes */
+	for (size_t i = before; i < s->env.nrcpt && !bad; i++)
+		bad = addr_check(s->env.rcpt[i].addr, &e) < 0;
+	bool too_many = s->env.nrcpt > s->d->conf->queue.max_recipients;
+	if (bad || too_many)
 		while (s->env.nrcpt > before)	/* take this RCPT back whole */
 			free(s->env.rcpt[--s->env.nrcpt].addr);
+	if (bad)
+		reply(s, "553 5.1.3 Error: recipient address once qualified: %s", e.msg);
+	else if (too_many)
 		reply(s, "452 4.5.3 Error: too many recipients");
-		return;
-	}
-	reply(s, "250 2.1.5 Ok");
+	else
+		reply(s, "250 2.1.5 Ok");
 }
 
 /* The login name of uid, remembered for the next message (most come

@@ -11,7 +11,6 @@
 
 struct config *tool_config(const char *path)
 {
-	struct err e;
 	unsigned flags = CONF_CLIENT;
 	if (!path)
 		path = getenv("OUTBOX_CONF");
@@ -19,10 +18,13 @@ struct config *tool_config(const char *path)
 		path = OUTBOX_DEFAULT_CONF;
 		flags |= CONF_MISSING_OK;
 	}
-	struct config *c = config_load(path, flags, &e);
+	struct buf errors;
+	buf_init(&errors);
+	struct config *c = config_load(path, flags, &errors);
 	if (!c) {
-		fprintf(stderr, "outbox: configuration error:\n%s\n", e.msg);
+		fprintf(stderr, "outbox: configuration error:\n%s\n", errors.data);
 		exit(EX_CONFIG);
 	}
+	buf_free(&errors);
 	return c;
 }

@@ -90,3 +90,53 @@ def test_second_daemon_on_same_spool_refused(daemon):
     assert r.returncode != 0
     assert b"in use" in r.stderr
     assert daemon.proc.poll() is None
+
+
+def test_every_problem_is_reported_however_many(workdir):
+    """40 bad lines: all 40 are named (the list was cut at 512 octets)."""
+    text = "[relay]\n" + "".join("no_such_key_%02d = x\n" % i for i in range(40))
+    p = write(workdir, text)
+    r = check(p)
+    assert r.returncode == 78
+    for i in range(40):
+        assert ("%s:%d: [relay] no_such_key_%02d: unknown key" % (p, i + 2, i)).encode() in r.stderr
+
+
+def test_config_file_writable_by_others_is_refused(workdir):
+    """password_command runs from the file: nobody but root or the daemon's
+    user may be able to change it."""
+    p = write(workdir, "[relay]\nhost = smtp.example.org\n", mode=0o664)
+    r = check(p)
+    assert r.returncode == 78
+    assert ("%s: writable by its group or others, and it runs password_command: "
+            "chmod go-w %s" % (p, p)).encode() in r.stderr
+    os.chmod(p, 0o646)
+    assert check(p).returncode == 78
+    os.chmod(p, 0o644)
+    assert check(p).returncode == 0
+    if os.geteuid() == 0:
+        os.chown(p, 12345, 0)
+        r = check(p)
+        assert r.returncode == 78 and b"owned by uid 12345, neither root nor [queue] user" in r.stderr
+
+
+def test_tcp_listener_off_loopback_needs_explicit_consent(workdir, make_daemon):
+    """Anyone reaching a TCP listener relays through the authenticated
+    upstream: an address other than loopback is refused unless
+    tcp_allow_remote = yes, and then warned about."""
+    for addr, ok in [("127.0.0.1:2525", True), ("127.9.9.9:2525", True), ("[::1]:2525", True),
+                     ("0.0.0.0:2525", False), ("[::]:2525", False), ("192.0.2.1:25", False)]:
+        p = write(workdir, "[listen]\ntcp = %s\n[relay]\nhost = x.example\n" % addr)
+        r = check(p)
+        assert (r.returncode == 0) == ok, (addr, r.stderr)
+        if not ok:
+            assert (p + ":2: [listen] tcp: %s is not a loopback address" % addr).encode() in r.stderr
+            p = write(workdir, "[listen]\ntcp = %s\ntcp_allow_remote = yes\n[relay]\nhost = x.example\n"
+                      % addr)
+            assert check(p).returncode == 0
+    d = make_daemon(start=False)
+    from conftest import free_port
+    d.sections["listen"].update(tcp="0.0.0.0:%d" % free_port(), tcp_allow_remote="yes")
+    d.write_conf()
+    d.start()
+    assert "is not loopback (tcp_allow_remote = yes): whoever reaches it can relay" in d.log()

@@ -153,3 +153,23 @@ def test_sigterm_during_data_lets_the_message_finish(daemon):
     assert c.reply()[0] == 421 and c.closed()
     assert daemon.proc.wait(15) == 0
     assert daemon.queue_ids() == [qid]
+
+
+def test_queue_file_turning_unreadable_is_moved_aside(make_daemon):
+    """A queued message's file is damaged while outboxd runs: at its next
+    try it goes to corrupt/ (kept, logged) instead of being retried for
+    ever; the other message is untouched."""
+    d = make_daemon(extra={"queue": {"retry_min": "1s", "retry_max": "1s"}})
+    for i in range(2):
+        r = d.sendmail(["-f", "a@s.example", "b%d@r.example" % i], b"Subject: %d\n\nx\n" % i)
+        assert r.returncode == 0, r.stderr
+    d.wait_log(r"status=deferred", count=2)          # relay port 1: refused
+    victim, other = d.queue_ids()
+    path = os.path.join(d.spool, "queue", victim)
+    with open(path, "r+b") as f:
+        f.write(b"garbage!!!!!!!")                   # the header is gone
+    d.wait_log(r"%s: unreadable queue file moved to corrupt/: .*bad magic" % victim)
+    assert os.listdir(os.path.join(d.spool, "corrupt")) == [victim]
+    assert d.queue_ids() == [other]
+    d.wait_log(r"%s: to=<b1@r.example> .* tries=3 status=deferred" % other)
+    assert d.log().count("%s: unreadable" % victim) == 1

@@ -197,3 +197,23 @@ def test_client_vanishing_mid_data_leaves_nothing(daemon):
     daemon.wait_log("lost connection after DATA")
     assert daemon.queue_ids() == []
     assert __import__("os").listdir(daemon.spool + "/tmp") == []
+
+
+def test_longest_qualified_address_is_taken_and_queued(make_daemon):
+    """The longest domain a configuration line holds (189 octets) and the
+    longest local part (64) qualify to exactly 254 octets: taken at RCPT
+    and queued (every address is checked again once qualified, so one
+    that came out longer would get 553 at RCPT, never 451 at DATA)."""
+    domain = ".".join(["d" * 60] * 3) + ".abcdef"     # 189 octets
+    d = make_daemon(extra={"address": {"domain": domain}})
+    local = "l" * 64
+    c = d.raw()
+    c.cmd(b"EHLO x")
+    assert c.cmd(b"MAIL FROM:<%s>" % local.encode())[0] == 250
+    assert c.cmd(b"RCPT TO:<%s>" % local.encode())[0] == 250
+    assert c.cmd(b"RCPT TO:<%s>" % (b"m" * 65))[0] == 501     # over 64: a syntax error
+    assert c.cmd(b"DATA")[0] == 354
+    assert c.cmd(b"Subject: x\r\n\r\nx\r\n.")[0] == 250
+    env, _ = d.parse_queue_file(d.queue_ids()[0])
+    assert [a for _, a in env["rcpt"]] == [local + "@" + domain]
+    assert len(env["rcpt"][0][1]) == 254 and env["from"] == local + "@" + domain

@@ -65,14 +65,16 @@ static void paths(void **state)
 
 static struct config *conf(void)
 {
-	struct err e;
 	FILE *f = fopen("/tmp/outbox-unit-addr.conf", "w");
 	fputs("[address]\ndomain = host.example\n[aliases]\nroot = admin@example.org, ops\n"
 	      "[senders]\n* = server1@example.org\nwww-data = web@example.org\n", f);
 	fclose(f);
-	struct config *c = config_load("/tmp/outbox-unit-addr.conf", 0, &e);
+	struct buf errors;
+	buf_init(&errors);
+	struct config *c = config_load("/tmp/outbox-unit-addr.conf", 0, &errors);
 	if (!c)
-		fail_msg("%s", e.msg);
+		fail_msg("%s", errors.data);
+	buf_free(&errors);
 	remove("/tmp/outbox-unit-addr.conf");
 	return c;
 }

@@ -20,9 +20,20 @@ static const char *write_conf(const char *name, const char *text)
 	return path;
 }
 
+/* config_load with its list of problems in e (enough for these tests) */
+static struct config *load_file(const char *path, unsigned flags, struct err *e)
+{
+	struct buf errors;
+	buf_init(&errors);
+	struct config *c = config_load(path, flags, &errors);
+	snprintf(e->msg, sizeof e->msg, "%s", errors.data ? errors.data : "");
+	buf_free(&errors);
+	return c;
+}
+
 static struct config *load(const char *text, struct err *e)
 {
-	return config_load(write_conf("t.conf", text), 0, e);
+	return load_file(write_conf("t.conf", text), 0, e);
 }
 
 static void defaults(void **state)
@@ -151,7 +162,7 @@ static void password_file_permissions(void **state)
 	config_free(c);
 	/* the command-line tool does not look at the secret */
 	chmod(pw, 0644);
-	c = config_load(write_conf("t.conf", text), CONF_CLIENT, &e);
+	c = load_file(write_conf("t.conf", text), CONF_CLIENT, &e);
 	assert_non_null(c);
 	config_free(c);
 }
@@ -160,9 +171,9 @@ static void missing_file(void **state)
 {
 	(void)state;
 	struct err e;
-	assert_null(config_load("/nonexistent/outbox.conf", 0, &e));
+	assert_null(load_file("/nonexistent/outbox.conf", 0, &e));
 	assert_non_null(strstr(e.msg, "/nonexistent/outbox.conf"));
-	struct config *c = config_load("/nonexistent/outbox.conf", CONF_MISSING_OK, &e);
+	struct config *c = load_file("/nonexistent/outbox.conf", CONF_MISSING_OK, &e);
 	assert_non_null(c);
 	config_free(c);
 }
@@ -178,7 +189,7 @@ static void dump_round_trip(void **state)
 	FILE *f = fopen(path, "w");
 	config_dump(c, f);
 	fclose(f);
-	struct config *d = config_load(path, 0, &e);
+	struct config *d = load_file(path, 0, &e);
 	if (!d)
 		fail_msg("%s", e.msg);
 	assert_int_equal(d->queue.lifetime, 36 * 3600);
