@@ -63,6 +63,10 @@ static const struct key keys[] = {
 	  "Cap on the retry delay." },
 	{ "queue", "max_message_size", KT_SIZE, "35M", F(queue.max_message_size), 0, 1024, 4ULL << 30,
 	  "Largest message accepted, in bytes (SIZE extension)." },
+	{ "queue", "min_free", KT_SIZE, "100M", F(queue.min_free), 0, 0, 1ULL << 50,
+	  "Below this much free space on the spool's file system new mail is refused "
+	  "(452 4.3.1, sendmail exits 75); queued mail still flows. 0 refuses only when "
+	  "a write fails." },
 	{ "queue", "max_recipients", KT_UINT, "1000", F(queue.max_recipients), 0, 1, 100000,
 	  "Most recipients of one message." },
 

@@ -78,6 +78,7 @@
 #include <pthread.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/time.h>
 #include <unistd.h>
 
@@ -760,6 +761,20 @@ out:
 	buf_free(&b);
 	free(path);
 	return rc;
+}
+
+bool store_has_room(const struct store *s, uint64_t min_free, uint64_t need, uint64_t *avail)
+{
+	struct statvfs sv;
+	if (statvfs(s->spool, &sv) < 0)
+		return true;	/* cannot tell: the write will say */
+	*avail = (uint64_t)sv.f_bavail * sv.f_frsize;
+	return *avail >= min_free + need;
+}
+
+bool store_error_is_storage(int err)
+{
+	return err == ENOSPC || err == EDQUOT || err == EIO;
 }
 
 bool store_load_error_is_permanent(int err)

@@ -138,6 +138,14 @@ int store_remove(const struct store *s, const char *id, struct err *e);
  * faults. */
 void store_set_sync(struct store *s, int (*sync)(int fd, void *arg), void *arg);
 
+/* Is there room for a new message of need octets, leaving min_free
+ * free on the spool's file system ([queue] min_free)?  *avail gets the
+ * octets free (to the daemon's user). */
+bool store_has_room(const struct store *s, uint64_t min_free, uint64_t need, uint64_t *avail);
+/* Did a store operation fail for want of room (ENOSPC, EDQUOT) or of a
+ * working disk (EIO)?  Then new mail is refused with 452 4.3.1. */
+bool store_error_is_storage(int err);
+
 /* Startup: remove leftovers in tmp/, then call cb for every queued
  * message; unreadable files are moved to corrupt/ and logged. */
 typedef void (*store_scan_cb)(const char *id, const struct envelope *env,

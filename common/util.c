@@ -23,6 +23,7 @@ int err_set(struct err *e, const char *fmt, ...)
 		va_start(ap, fmt);
 		vsnprintf(e->msg, sizeof e->msg, fmt, ap);
 		va_end(ap);
+		e->sys = 0;
 	}
 	return -1;
 }
@@ -37,6 +38,7 @@ int err_sys(struct err *e, const char *fmt, ...)
 		vsnprintf(tmp, sizeof tmp, fmt, ap);
 		va_end(ap);
 		snprintf(e->msg, sizeof e->msg, "%s: %s", tmp, strerror(saved));
+		e->sys = saved;
 	}
 	errno = saved;
 	return -1;

@@ -24,6 +24,7 @@
 
 struct err {
 	char msg[512];
+	int sys;	/* the errno behind it (err_sys), else 0 */
 };
 
 /* Fill e (may be NULL) with a formatted message; always returns -1. */

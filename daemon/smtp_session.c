@@ -222,6 +222,28 @@ static void add_rcpt(const char *addr, void *arg)
 	envelope_add_rcpt(&s->env, addr);
 }
 
+/* ---- room on the spool ---- */
+
+#define NO_ROOM "452 4.3.1 Error: insufficient system storage"
+
+/* Below [queue] min_free (with need octets more to come), or after a
+ * write that failed for want of room: the daemon says so once each way
+ * in the log, and the client gets 452 4.3.1 until there is room. */
+static bool no_room(struct session *s, uint64_t need, bool write_failed)
+{
+	struct daemon *d = s->d;
+	uint64_t avail = 0;
+	bool room = !write_failed && store_has_room(&d->store, d->conf->queue.min_free, need, &avail);
+	if (room && d->spool_full)
+		log_info("spool %s has room again: new mail is accepted", d->conf->queue.spool);
+	if (!room && !d->spool_full)
+		log_warn("spool %s: %s: new mail is refused (452) until there is room; queued mail "
+			 "still flows", d->conf->queue.spool, write_failed ? "a write failed for want of room"
+			 : "free space is below [queue] min_free");
+	d->spool_full = !room;
+	return !room;
+}
+
 /* ---- commands ---- */
 
 static bool helo_name_ok(const char *h)
@@ -317,6 +339,12 @@ static void cmd_mail(struct session *s, const char *arg)
 	if (*params && (!s->esmtp || mail_params(s, params) < 0)) {
 		if (!s->esmtp)
 			reply(s, "555 5.5.4 Parameters need EHLO");
+		s->smtputf8 = false;
+		s->declared_size = 0;
+		return;
+	}
+	if (no_room(s, s->declared_size, false)) {
+		reply(s, NO_ROOM);
 		s->smtputf8 = false;
 		s->declared_size = 0;
 		return;
@@ -424,6 +452,10 @@ static void cmd_data(struct session *s, const char *arg)
 		reply(s, "554 5.5.1 Error: no valid recipients");
 		return;
 	}
+	if (no_room(s, s->declared_size, false)) {
+		reply(s, NO_ROOM);
+		return;
+	}
 	s->env.arrival = now_real();
 	s->env.uid = s->uid;
 	if (s->smtputf8 || addr_needs_utf8(s->env.sender))
@@ -433,7 +465,8 @@ static void cmd_data(struct session *s, const char *arg)
 			s->env.flags |= ENV_SMTPUTF8;
 	if (qwriter_begin(&s->d->store, &s->env, &s->w, &e) < 0) {
 		log_err("%s: cannot queue: %s", s->peer, e.msg);
-		reply(s, "451 4.3.0 Error: queue file write error");
+		reply(s, no_room(s, 0, store_error_is_storage(e.sys)) ? NO_ROOM
+			 : "451 4.3.0 Error: queue file write error");
 		return;
 	}
 	s->writing = true;
@@ -530,8 +563,9 @@ static void commit_done(uv_work_t *req, int status)
 		s->d->received++;
 	} else {
 		log_err("%s: cannot queue message: %s", s->peer, s->commit_err.msg);
+		bool full = no_room(s, 0, store_error_is_storage(s->commit_err.sys));
 		if (s->state != S_CLOSING)
-			reply(s, "451 4.3.0 Error: queue file write error");
+			reply(s, full ? NO_ROOM : "451 4.3.0 Error: queue file write error");
 	}
 	qwriter_free(&s->w);
 	tx_reset(s);

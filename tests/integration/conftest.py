@@ -114,7 +114,8 @@ class Daemon:
         self.proc = None
         self.prefix = []  # a command to run outboxd under (e.g. unshare)
         self.sections = {
-            "queue": {"spool": self.spool},
+            # min_free: the test machine's disk may be nearly full itself
+            "queue": {"spool": self.spool, "min_free": "1M"},
             "listen": {"socket": self.socket, "control": os.path.join(self.run_dir, "control.sock")},
             "relay": {"host": "127.0.0.1", "port": "1", "tls": "starttls"},
             "address": {"domain": "client.example"},
