@@ -7,6 +7,9 @@
 #   make demo       end-to-end demonstration under ./run/
 #   make install    DESTDIR, PREFIX honoured
 #   make bench      the benchmark (not part of check)
+#   make fuzz       the libFuzzer harnesses (clang, ASan + UBSan) in build-fuzz/
+#   make fuzz-smoke each harness for FUZZ_SECONDS from its seed corpus
+#                   (part of make check when clang is installed)
 
 PREFIX   ?= /usr/local
 SBINDIR  ?= $(PREFIX)/sbin
@@ -57,7 +60,7 @@ OUTBOX  := $(BUILD)/outbox
 PROBE   := $(BUILD)/outbox-probe
 HELPERS := $(BUILD)/tests/mkqueue $(BUILD)/confdoc
 
-.PHONY: all check unit integration deps demo install bench clean man
+.PHONY: all check unit integration deps demo install bench clean man fuzz fuzz-smoke fuzz-long
 all: $(OUTBOXD) $(OUTBOX) $(PROBE)
 
 $(BUILD)/%.o: %.c
@@ -90,6 +93,8 @@ deps:
 
 check: deps
 	@$(MAKE) --no-print-directory unit integration
+	@if command -v $(FUZZ_CC) >/dev/null 2>&1; then $(MAKE) --no-print-directory fuzz-smoke; \
+	 else echo "fuzz-smoke skipped: no $(FUZZ_CC)"; fi
 
 unit: $(UNIT_BIN)
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
@@ -142,7 +147,55 @@ install: all
 	install -m 0644 systemd/outbox.sysusers $(DESTDIR)$(SYSUSERSDIR)/outbox.conf
 	install -m 0644 systemd/outbox.tmpfiles $(DESTDIR)$(TMPFILESDIR)/outbox.conf
 
+# ---- fuzzing: tests/fuzz/fuzz_NAME.c, seeds in tests/fuzz/corpus/NAME/ ----
+FUZZ_CC      ?= clang
+FUZZ_BUILD   := build-fuzz
+FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+FUZZ_CFLAGS  := -O1 -g -std=c11 -Wall -Wextra -Werror -D_GNU_SOURCE $(FUZZ_SAN)
+FUZZ_SRC     := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BIN     := $(FUZZ_SRC:tests/fuzz/%.c=$(FUZZ_BUILD)/%)
+FUZZ_COMMON  := $(COMMON_SRC:%.c=$(FUZZ_BUILD)/%.o)
+FUZZ_TOOL    := $(FUZZ_BUILD)/tool/submit.o $(FUZZ_BUILD)/tool/toolconf.o
+FUZZ_DAEMON  := $(FUZZ_BUILD)/daemon/smtp_session.o $(FUZZ_BUILD)/daemon/scheduler.o \
+		$(FUZZ_BUILD)/daemon/queue_index.o
+FUZZ_SECONDS ?= 6
+
+$(FUZZ_BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link $(PKG_CFLAGS) -c -o $@ $<
+
+$(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h $(FUZZ_COMMON) $(FUZZ_TOOL) $(FUZZ_DAEMON)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer $(PKG_CFLAGS) -o $@ $< \
+		$(if $(findstring sendmail,$@),$(FUZZ_TOOL)) $(if $(findstring session,$@),$(FUZZ_DAEMON)) \
+		$(FUZZ_COMMON) $(LIBS)
+
+fuzz: $(FUZZ_BIN)
+
+# Each harness from its committed seeds (and the regression inputs kept
+# there), for FUZZ_SECONDS; new inputs go to a scratch corpus, not the tree.
+fuzz-smoke: fuzz
+	@set -e; for f in $(FUZZ_BIN); do n=$${f#$(FUZZ_BUILD)/fuzz_}; \
+	  work=$(FUZZ_BUILD)/work/$$n; mkdir -p $$work; \
+	  echo "== fuzz $$n ($(FUZZ_SECONDS) s)"; \
+	  $$f -max_total_time=$(FUZZ_SECONDS) -timeout=10 -print_final_stats=1 \
+	    -artifact_prefix=$(FUZZ_BUILD)/crash-$$n- $$work tests/fuzz/corpus/$$n 2>&1 \
+	    | grep -E "^(stat::number_of_executed_units|INFO: -max_total_time|==.*ERROR|SUMMARY)" || true; \
+	  test -z "$$(ls $(FUZZ_BUILD)/crash-$$n-* 2>/dev/null)" || \
+	    { echo "fuzz $$n found a crash: $$(ls $(FUZZ_BUILD)/crash-$$n-*)"; exit 1; }; \
+	done; echo "fuzz-smoke: $(words $(FUZZ_BIN)) passed, 0 failed"
+
+# The long run: FUZZ_RUNS executions (or FUZZ_LONG_SECONDS) per harness.
+FUZZ_RUNS ?= 10000000
+FUZZ_LONG_SECONDS ?= 3600
+fuzz-long: fuzz
+	@for f in $(FUZZ_BIN); do n=$${f#$(FUZZ_BUILD)/fuzz_}; work=$(FUZZ_BUILD)/work/$$n; \
+	  mkdir -p $$work; $$f -runs=$(FUZZ_RUNS) -max_total_time=$(FUZZ_LONG_SECONDS) -timeout=10 \
+	    -print_final_stats=1 -artifact_prefix=$(FUZZ_BUILD)/crash-$$n- $$work \
+	    tests/fuzz/corpus/$$n > $(FUZZ_BUILD)/long-$$n.log 2>&1; \
+	  echo "$$n: exit $$? $$(grep -E 'number_of_executed_units|ERROR' $(FUZZ_BUILD)/long-$$n.log | tr '\n' ' ')"; \
+	done
+
 clean:
-	rm -rf build build-san run
+	rm -rf build build-san build-fuzz run
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
