@@ -601,7 +601,7 @@ int qwriter_begin(struct store *s, const struct envelope *env, struct qwriter *w
 	return 0;
 }
 
-static void qwriter_flush(struct qwriter *w)
+void qwriter_flush(struct qwriter *w)
 {
 	if (w->pending.len && qwriter_open(w) == 0 && !w->error
 	    && write_all(w->fd, w->pending.data, w->pending.len) < 0)
@@ -616,8 +616,11 @@ void qwriter_write(struct qwriter *w, const void *p, size_t n)
 {
 	buf_add(&w->pending, p, n);
 	w->size += n;
-	if (w->pending.len >= WRITE_CHUNK)
-		qwriter_flush(w);
+}
+
+bool qwriter_flush_due(const struct qwriter *w)
+{
+	return w->pending.len >= WRITE_CHUNK;
 }
 
 static int rename_noreplace(const char *from, const char *to)

@@ -108,7 +108,15 @@ struct qwriter {
 
 int qwriter_begin(struct store *s, const struct envelope *env, struct qwriter *w,
 		  struct err *e);
+/* Append message bytes: they wait in memory (no I/O here, so the loop
+ * thread may call it) until qwriter_flush() or the commit. */
 void qwriter_write(struct qwriter *w, const void *p, size_t n);
+/* WRITE_CHUNK octets or more wait: time to flush. */
+bool qwriter_flush_due(const struct qwriter *w);
+/* Blocking: create the file if it is not yet, write what waits; an
+ * error sticks in the writer and fails the commit.  For a thread-pool
+ * thread, while nobody else touches w. */
+void qwriter_flush(struct qwriter *w);
 /* Blocking: flush, fsync, rename into queue/, fsync queue/.  Safe to run
  * on a worker thread.  On failure the tmp file is removed. */
 int qwriter_commit(struct qwriter *w, struct err *e);

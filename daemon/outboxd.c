@@ -186,7 +186,6 @@ int main(int argc, char **argv)
 	struct err e;
 	int opt, check_only = 0;
 	d.conf_path = OUTBOX_DEFAULT_CONF;
-	d.name_uid = -1;
 	while ((opt = getopt(argc, argv, "c:tvVh")) != -1) {
 		switch (opt) {
 		case 'c': d.conf_path = optarg; break;

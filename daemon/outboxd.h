@@ -119,8 +119,6 @@ struct daemon {
 	bool stopping;
 	uint64_t received;		/* messages accepted since start */
 	bool spool_full;		/* new mail refused for want of room (smtp_session.c) */
-	long name_uid;			/* the last uid looked up for Received: */
-	char name_of_uid[64];		/* its login name ("" if none) */
 };
 
 /* listen.c */

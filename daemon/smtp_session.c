@@ -22,8 +22,11 @@
  *    lines (SMTP_TEXT_LINE_MAX), message size (SIZE) and recipients;
  *    breaking one costs the client that message, never the session;
  *  - DATA ends only on <CRLF>.<CRLF> (see smtp.h);
- *  - a session is freed only when its handles are closed and no commit
- *    is in flight.
+ *  - a session is freed only when its handles are closed and no work
+ *    (commit, flush, name lookup) is in flight;
+ *  - nothing on the loop thread waits for the disk or the name service:
+ *    a large message's octets are written, and the uid's login name is
+ *    looked up, on the thread pool.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -62,6 +65,11 @@ struct session {
 	bool is_unix;
 	bool reading;
 	bool committing;	/* a commit is on the thread pool */
+	bool flushing;		/* message octets are being written on the thread pool */
+	int works;		/* thread-pool work in flight: the session waits for it */
+	bool looking_up;	/* the login name is being looked up: DATA waits */
+	uv_work_t flush_req, lookup_req;
+	char login[64];		/* the uid's login name, once looked up ("" if none) */
 	bool discard_line;	/* skipping the rest of an over-long command */
 	long uid;		/* SO_PEERCRED uid, -1 over TCP */
 	char peer[80];		/* for logs: "uid 1000" or "[127.0.0.1]:4455" */
@@ -402,25 +410,13 @@ static void cmd_rcpt(struct session *s, const char *arg)
 		reply(s, "250 2.1.5 Ok");
 }
 
-/* The login name of uid, remembered for the next message (most come
- * from the same few users). */
-static const char *uid_name(struct daemon *d, long uid)
-{
-	if (uid != d->name_uid || uid < 0) {
-		struct passwd *pw = uid >= 0 ? getpwuid((uid_t)uid) : NULL;
-		snprintf(d->name_of_uid, sizeof d->name_of_uid, "%s",
-			 pw && helo_name_ok(pw->pw_name) ? pw->pw_name : "");
-		d->name_uid = uid;
-	}
-	return d->name_of_uid;
-}
 
 static void write_received(struct session *s)
 {
 	char date[64];
 	time_t t = time(NULL);
 	struct tm tm;
-	const char *name = s->is_unix ? uid_name(s->d, s->uid) : "";
+	const char *name = s->login;	/* "" if the lookup has not come back */
 	localtime_r(&t, &tm);
 	strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S %z", &tm);
 	buf_reset(&s->scratch);
@@ -552,6 +548,7 @@ static void commit_done(uv_work_t *req, int status)
 	(void)status;
 	s->writing = false;
 	s->committing = false;
+	s->works--;
 	if (s->commit_rc == 0) {
 		if (s->state != S_CLOSING) {	/* the client first, the bookkeeping after */
 			reply(s, "250 2.0.0 Ok: queued as %s", s->w.id);
@@ -605,8 +602,71 @@ static void end_of_data(struct session *s)
 		log_info("%s: %llu NUL octets removed", s->w.id, (unsigned long long)s->dr.nul_dropped);
 	s->state = S_COMMIT;
 	s->committing = true;
+	s->works++;
 	s->commit_req.data = s;
 	uv_queue_work(s->d->loop, &s->commit_req, commit_work, commit_done);
+}
+
+/* ---- disk and name service work, off the loop thread ---- */
+
+static void flush_work(uv_work_t *req)
+{
+	struct session *s = req->data;
+	qwriter_flush(&s->w);	/* an error sticks: the commit reports it */
+}
+
+static void flush_done(uv_work_t *req, int status)
+{
+	struct session *s = req->data;
+	(void)status;
+	s->flushing = false;
+	s->works--;
+	if (s->state == S_CLOSING)
+		session_close(s);	/* finish the close that waited for us */
+	else
+		process_input(s);
+}
+
+/* A large message: its octets so far go to the file on the thread pool;
+ * no more data is taken until they are written (memory stays bounded). */
+static void start_flush(struct session *s)
+{
+	s->flushing = true;
+	s->works++;
+	s->flush_req.data = s;
+	uv_queue_work(s->d->loop, &s->flush_req, flush_work, flush_done);
+}
+
+/* The login name for the Received: line, looked up (NSS may block for
+ * long) while the client says EHLO, MAIL and RCPT. */
+static void lookup_work(uv_work_t *req)
+{
+	struct session *s = req->data;
+	struct passwd pw, *res = NULL;
+	char tmp[4096];
+	if (getpwuid_r((uid_t)s->uid, &pw, tmp, sizeof tmp, &res) == 0 && res
+	    && helo_name_ok(res->pw_name))
+		snprintf(s->login, sizeof s->login, "%s", res->pw_name);
+}
+
+static void lookup_done(uv_work_t *req, int status)
+{
+	struct session *s = req->data;
+	(void)status;
+	s->works--;
+	s->looking_up = false;
+	if (s->state == S_CLOSING)
+		session_close(s);
+	else
+		process_input(s);	/* a DATA may be waiting */
+}
+
+static void start_lookup(struct session *s)
+{
+	s->looking_up = true;
+	s->works++;
+	s->lookup_req.data = s;
+	uv_queue_work(s->d->loop, &s->lookup_req, lookup_work, lookup_done);
 }
 
 static void process_data(struct session *s)
@@ -625,6 +685,8 @@ static void process_data(struct session *s)
 		qwriter_write(&s->w, s->scratch.data, s->scratch.len);
 	if (done)
 		end_of_data(s);
+	else if (s->writing && qwriter_flush_due(&s->w))
+		start_flush(s);
 }
 
 /* One command line from the input buffer; false when none is complete. */
@@ -671,6 +733,11 @@ static bool run_input(struct session *s)
 	while (s->state == S_CMD || s->state == S_DATA) {
 		if (output_pending(s) >= OUT_HIGH_WATER)
 			return true;
+		if (s->flushing)
+			break;	/* flush_done() goes on */
+		if (s->looking_up && s->state == S_CMD && s->in.len >= 4
+		    && strncasecmp(s->in.data, "DATA", 4) == 0)
+			break;	/* the Received: line needs the name: lookup_done() goes on */
 		if (s->state == S_DATA) {
 			if (s->in.len == 0)
 				break;
@@ -706,7 +773,7 @@ static void process_input(struct session *s)
 static void on_idle_timeout(uv_timer_t *t)
 {
 	struct session *s = t->data;
-	if (s->committing || s->state == S_CLOSING)
+	if (s->committing || s->flushing || s->state == S_CLOSING)
 		return;
 	log_info("%s: idle timeout", s->peer);
 	reply(s, "421 4.4.2 %s Error: timeout exceeded", s->d->hostname);
@@ -740,8 +807,8 @@ static void session_close(struct session *s)
 	if (uv_is_closing(&s->h.handle))
 		return;
 	s->state = S_CLOSING;
-	if (s->committing)
-		return;	/* commit_done() calls us again */
+	if (s->works > 0)
+		return;	/* commit_done(), flush_done(), lookup_done() call us again */
 	uv_read_stop(&s->h.stream);
 	s->reading = false;
 	uv_close((uv_handle_t *)&s->idle, on_handle_closed);
@@ -816,6 +883,8 @@ void session_accept(struct daemon *d, uv_stream_t *server, bool is_unix)
 	if (!is_unix)
 		uv_tcp_nodelay(&s->h.tcp, 1);
 	peer_identity(s);
+	if (s->is_unix && s->uid >= 0)
+		start_lookup(s);
 	log_debug("%s: connect", s->peer);
 	if (d->nsessions > d->max_sessions || d->stopping) {
 		reply(s, "421 4.3.2 %s Service not available, too many connections", d->hostname);

@@ -61,7 +61,6 @@ static void setup(void)
 	CHECK(store_open(&d.store, spool, true, &e) == 0);
 	d.loop = uv_default_loop();
 	d.max_sessions = MAX_SESSIONS;
-	d.name_uid = -1;
 	snprintf(d.hostname, sizeof d.hostname, "fuzz.example");
 	qindex_init(&d.queue);
 	sched_init(&d);

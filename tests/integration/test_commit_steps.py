@@ -139,3 +139,30 @@ def test_new_spool_directories_reach_the_disk(make_daemon):
         assert re.search(r"fsync\(\d+<%s>\) += 0" % re.escape(p), later), p
         assert re.search(r"fsync\(\d+<%s>\) += 0" % re.escape(os.path.dirname(p)), later), p
     stop_traced(d)
+
+
+def test_loop_thread_waits_for_no_disk_and_no_name_service(relay_daemon):
+    """A 600 KB message is written to its queue file on the thread pool,
+    and the submitting user's name (for Received:) is looked up there
+    too: strace shows no such call from the loop thread (the main one)."""
+    d, up = relay_daemon()
+    d.stop()
+    d.trace = os.path.join(d.base, "strace.out")
+    d.prefix = ["strace", "-f", "-qq", "-y", "-o", d.trace, "-e",
+                "trace=openat,write,pwrite64,accept,accept4"]
+    d.start()
+    big = b"Subject: big\n\n" + b"0123456789abcdef\n" * 36000
+    send(d, ["big@r.example"], big)
+    up.wait_for(1)
+    stop_traced(d)
+    main = int(re.findall(r"outboxd\[(\d+)\]: running", d.log())[-1])
+    calls = open(d.trace).read().splitlines()
+    tmp = os.path.join(d.spool, "tmp")
+    writes = [c for c in calls if re.match(r"\d+ +(write|pwrite64)\(\d+<%s/" % re.escape(tmp), c)]
+    passwd = [c for c in calls if '"/etc/passwd"' in c and "outbox.conf" not in c]
+    assert len(writes) >= 2 and passwd, (len(writes), passwd)
+    assert all(int(c.split()[0]) != main for c in writes), [c for c in writes if int(c.split()[0]) == main][:3]
+    accepted = next(i for i, c in enumerate(calls) if re.match(r"\d+ +accept4?\(", c))
+    after_start = [c for c in passwd if calls.index(c) > accepted]   # the submission's
+    assert after_start and all(int(c.split()[0]) != main for c in after_start), after_start
+    assert up.messages[0].data.endswith(b"\r\n\r\n" + b"0123456789abcdef\r\n" * 36000)
