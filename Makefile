@@ -169,6 +169,9 @@ $(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h $(FUZZ_COMMON) $(FUZ
 		$(if $(findstring sendmail,$@),$(FUZZ_TOOL)) $(if $(findstring session,$@),$(FUZZ_DAEMON)) \
 		$(FUZZ_COMMON) $(LIBS)
 
+# the objects are kept (make would remove them as intermediate files)
+.SECONDARY: $(FUZZ_COMMON) $(FUZZ_TOOL) $(FUZZ_DAEMON)
+
 fuzz: $(FUZZ_BIN)
 
 # Each harness from its committed seeds (and the regression inputs kept

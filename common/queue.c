@@ -86,6 +86,7 @@
 #include "log.h"
 
 #define QFILE_MAGIC "outbox-queue 1\n"
+#define ARRIVAL_MAX 253402300799.0	/* the end of year 9999: a header that says later is corrupt */
 #define SPARE_MAX 64
 #define SPARE_PREFIX "spare."
 #define WRITE_CHUNK (64 * 1024)
@@ -234,7 +235,8 @@ int qrec_decode(const char *p, size_t len, struct envelope *env, size_t *body_of
 	p += mlen;
 #define NEXT() do { line = p; if (!(p = next_line(p, end, &l))) goto truncated; } while (0)
 	NEXT();
-	if (!line_key(line, l, "arrival", &rest, &rl) || decode_number(rest, rl, &num) < 0 || num < 0)
+	if (!line_key(line, l, "arrival", &rest, &rl) || decode_number(rest, rl, &num) < 0 || num < 0
+	    || num > ARRIVAL_MAX)
 		goto bad;
 	env->arrival = num;
 	NEXT();

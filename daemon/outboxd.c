@@ -205,6 +205,7 @@ int main(int argc, char **argv)
 	d.conf = config_load(d.conf_path, 0, &errors);
 	if (!d.conf) {
 		fprintf(stderr, "outboxd: configuration error:\n%s\n", errors.data);
+		buf_free(&errors);
 		return EX_CONFIG;
 	}
 	buf_free(&errors);

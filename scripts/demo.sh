@@ -47,7 +47,7 @@ echo
 echo "== 3. outboxd"
 "$BUILD/outboxd" -c "$RUN/demo.conf" > "$RUN/outboxd.log" 2>&1 &
 pids="$pids $!"
-for _ in $(seq 100); do [ -S "$RUN/outbox.sock" ] && break; sleep 0.1; done
+for _ in $(seq 100); do [ -S "$RUN/sock/outbox.sock" ] && break; sleep 0.1; done
 cat "$RUN/outboxd.log"
 
 echo

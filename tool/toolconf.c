@@ -23,6 +23,7 @@ struct config *tool_config(const char *path)
 	struct config *c = config_load(path, flags, &errors);
 	if (!c) {
 		fprintf(stderr, "outbox: configuration error:\n%s\n", errors.data);
+		buf_free(&errors);
 		exit(EX_CONFIG);
 	}
 	buf_free(&errors);

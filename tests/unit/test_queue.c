@@ -95,6 +95,9 @@ static void malformed(void **state)
 		"outbox-queue 2\n",
 		"outbox-queue 1\narrival 1.5\n",	/* truncated */
 		"outbox-queue 1\narrival x\nuid 0\nflags 8bitmime=0 smtputf8=0\nfrom <>\nrcpt Q <c@d.example>\nend\n",
+		/* found by fuzz_queue_file: decoded, but could not be written back */
+		"outbox-queue 1\narrival 16666666666666666666666666666666666666673456\nuid 0\n"
+		"flags 8bitmime=0 smtputf8=0\nfrom <>\nrcpt Q <c@d.example>\nend\n",
 		"outbox-queue 1\narrival 1\nuid -3\nflags 8bitmime=0 smtputf8=0\nfrom <>\nrcpt Q <c@d.example>\nend\n",
 		"outbox-queue 1\narrival 1\nuid 0\nflags 8bitmime=2 smtputf8=0\nfrom <>\nrcpt Q <c@d.example>\nend\n",
 		"outbox-queue 1\narrival 1\nuid 0\nflags -\nfrom <>\nrcpt Q <c@d.example>\nend\n",
