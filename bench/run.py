@@ -84,10 +84,10 @@ class Outboxd:
     def __init__(self, work, sink, workers=8):
         self.work = work
         self.spool = os.path.join(work, "spool")
-        self.socket = os.path.join(work, "outbox.sock")
+        self.socket = os.path.join(work, "sock", "outbox.sock")  # outboxd makes sock/ itself
         self.conf = os.path.join(work, "bench-%d.conf" % sink.port)
         with open(self.conf, "w") as f:
-            f.write("[queue]\nspool = %s\n[listen]\nsocket = %s\ncontrol = %s/control.sock\n"
+            f.write("[queue]\nspool = %s\n[listen]\nsocket = %s\ncontrol = %s/sock/control.sock\n"
                     "[relay]\nhost = 127.0.0.1\nport = %d\ntls = none\nworkers = %d\n"
                     "[address]\ndomain = bench.example\n[log]\ntarget = stderr\nlevel = info\n"
                     % (self.spool, self.socket, work, sink.port, workers))
