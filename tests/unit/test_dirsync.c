@@ -56,7 +56,9 @@ static void *wait_thread(void *arg)
 
 static void make_spool(char dir[64])
 {
-	snprintf(dir, 64, "/tmp/outbox-unit-ds-XXXXXX");
+	snprintf(dir, 64, "/tmp/outbox-unit-ds-");
+	memset(dir + strlen(dir), 'X', 6);	/* the mkdtemp template */
+	dir[strlen("/tmp/outbox-unit-ds-") + 6] = '\0';
 	assert_non_null(mkdtemp(dir));
 }
 
