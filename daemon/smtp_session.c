@@ -244,10 +244,14 @@ static bool no_room(struct session *s, uint64_t need, bool write_failed)
 	bool room = !write_failed && store_has_room(&d->store, d->conf->queue.min_free, need, &avail);
 	if (room && d->spool_full)
 		log_info("spool %s has room again: new mail is accepted", d->conf->queue.spool);
+	char why[120] = "a write failed for want of room";
+	if (!write_failed)
+		snprintf(why, sizeof why, "free space (%llu KB) is below [queue] min_free (%llu KB)",
+			 (unsigned long long)(avail / 1024),
+			 (unsigned long long)(d->conf->queue.min_free / 1024));
 	if (!room && !d->spool_full)
 		log_warn("spool %s: %s: new mail is refused (452) until there is room; queued mail "
-			 "still flows", d->conf->queue.spool, write_failed ? "a write failed for want of room"
-			 : "free space is below [queue] min_free");
+			 "still flows", d->conf->queue.spool, why);
 	d->spool_full = !room;
 	return !room;
 }
@@ -542,6 +546,15 @@ static void log_queued(struct session *s)
 		 s->env.nrcpt);
 }
 
+/* Hand work to the thread pool; the session is not freed until done
+ * runs (session_close waits while works > 0). */
+static void start_work(struct session *s, uv_work_t *req, uv_work_cb work, uv_after_work_cb done)
+{
+	s->works++;
+	req->data = s;
+	uv_queue_work(s->d->loop, req, work, done);
+}
+
 static void commit_done(uv_work_t *req, int status)
 {
 	struct session *s = req->data;
@@ -602,9 +615,7 @@ static void end_of_data(struct session *s)
 		log_info("%s: %llu NUL octets removed", s->w.id, (unsigned long long)s->dr.nul_dropped);
 	s->state = S_COMMIT;
 	s->committing = true;
-	s->works++;
-	s->commit_req.data = s;
-	uv_queue_work(s->d->loop, &s->commit_req, commit_work, commit_done);
+	start_work(s, &s->commit_req, commit_work, commit_done);
 }
 
 /* ---- disk and name service work, off the loop thread ---- */
@@ -632,9 +643,7 @@ static void flush_done(uv_work_t *req, int status)
 static void start_flush(struct session *s)
 {
 	s->flushing = true;
-	s->works++;
-	s->flush_req.data = s;
-	uv_queue_work(s->d->loop, &s->flush_req, flush_work, flush_done);
+	start_work(s, &s->flush_req, flush_work, flush_done);
 }
 
 /* The login name for the Received: line, looked up (NSS may block for
@@ -664,9 +673,7 @@ static void lookup_done(uv_work_t *req, int status)
 static void start_lookup(struct session *s)
 {
 	s->looking_up = true;
-	s->works++;
-	s->lookup_req.data = s;
-	uv_queue_work(s->d->loop, &s->lookup_req, lookup_work, lookup_done);
+	start_work(s, &s->lookup_req, lookup_work, lookup_done);
 }
 
 static void process_data(struct session *s)

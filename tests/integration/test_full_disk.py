@@ -66,7 +66,7 @@ def test_full_disk_refuses_new_mail_and_loses_nothing(relay_daemon, small_spool)
     assert refused is not None and refused.returncode == 75, refused
     assert b"452 4.3.1" in refused.stderr
     assert len(accepted) > 10 and len(d.queue_ids()) == len(accepted)
-    d.wait_log(r"free space is below \[queue\] min_free: new mail is refused \(452\)")
+    d.wait_log(r"free space \(\d+ KB\) is below \[queue\] min_free \(1024 KB\): new mail is refused \(452\)")
 
     # min_free 0 and a truly full disk: the write itself fails (ENOSPC)
     d.sections["queue"]["min_free"] = "0"
