@@ -6,13 +6,28 @@
  *   tmp/      messages being written, and spare files (below); anything
  *             here at start-up was never acknowledged, or is a spare,
  *             and is removed
- *   queue/    committed messages, one file each, named by queue ID
- *   corrupt/  queue files the start-up scan could not decode (kept for
- *             a human, never deleted)
+ *   queue/XX/ committed messages, one file each, in QBUCKETS buckets
+ *             named by two hex digits of a hash of the queue ID (as
+ *             Postfix's hash_queue_depth and OpenSMTPD's queue/xx/), so
+ *             that no directory holds more than a few thousand names
+ *             with a million queued; a bucket is made when its first
+ *             message comes
+ *   corrupt/  queue files the start-up walk or a worker could not read
+ *             (kept for a human, never deleted)
  *   pickup/   the pickup directory (tmp/, new/, bad/)
  *
  * QUEUE ID: 16 upper-case hex digits: 8 of the arrival second, 5 of the
  * microsecond, 3 of a per-daemon sequence.  IDs sort by arrival.
+ *
+ * FILE NAME: the ID, until the message is first deferred; then
+ * ID.NEXT.TRIES (the wall-clock second of the next try, 8 hex digits,
+ * and the attempts so far, decimal).  The deferral renames the file in
+ * its bucket without a sync: a rename within one directory is atomic,
+ * and a power cut that loses it only brings the next try forward.  So
+ * start-up learns the whole schedule from the names (a walk of the
+ * directories, no file opened, no inode read: a stat per file costs six
+ * times the walk on a cold cache), and the envelope is read when a
+ * worker first takes the message.
  *
  * FILE FORMAT: a text header, then the message exactly as it will be
  * relayed (CRLF line endings, not dot-stuffed):
@@ -30,28 +45,39 @@
  * Every address in the header passed addr_check(), so it has no
  * control characters and the line structure cannot be forged.
  *
- * COMMIT PROTOCOL (Postfix-style; nothing is acknowledged before step 4):
+ * COMMIT PROTOCOL (Postfix-style; nothing is acknowledged before step 5):
  *   1. create tmp/ID with O_EXCL (or take a spare, below), write header
  *      and message (a message under WRITE_CHUNK waits in memory and
- *      steps 1-4 all run in qwriter_commit, on a thread-pool thread);
+ *      steps 1-5 all run in qwriter_commit, on a thread-pool thread);
  *   2. fsync(tmp/ID)                     - the bytes are on disk (a spare
  *                                         is truncated to its new length
  *                                         first);
- *   3. renameat2(tmp/ID, queue/ID, RENAME_NOREPLACE)
+ *   3. the bucket queue/XX exists durably: made at run time, it is
+ *      fsynced, then queue/ (its name), before any message in it is
+ *      acknowledged (bucket_ready, once per bucket); the buckets found
+ *      at start are ready after one fsync of queue/ (adopt_buckets);
+ *   4. renameat2(tmp/ID, queue/XX/ID, RENAME_NOREPLACE)
  *                                         (link + unlink where the file
  *                                         system lacks it);
- *   4. fsync(queue/)                      - the name is on disk; commits
- *                                         running at the same time share
- *                                         one fsync that started after
- *                                         their renames (group commit);
- *   5. only now reply 250 / exit 0.
- * A crash before 3 leaves a tmp file (removed at start-up, never
- * acknowledged); a crash between 3 and 4 may lose the name, but nothing
- * was acknowledged yet; after 4 the message survives power loss.
+ *   5. fsync(queue/XX)                    - the name is on disk; commits
+ *                                         into one bucket at the same
+ *                                         time share one fsync that
+ *                                         started after their renames
+ *                                         (group commit);
+ *   6. only now reply 250 / exit 0.
+ * A crash before 4 leaves a tmp file (removed at start-up, never
+ * acknowledged); a crash between 4 and 5 may lose the name, but nothing
+ * was acknowledged yet; after 5 the message survives power loss.
+ *
+ * UPGRADE from the flat layout (queue/ID, before buckets): at start the
+ * walk links each such file into its bucket, fsyncs the buckets, and
+ * only then unlinks the flat names, so a message has a durable name at
+ * every moment; a flat name whose bucket name exists already (a crash
+ * in the middle) is a second name of the same message and is unlinked.
  *
  * STATUS UPDATES: a recipient's final result is one byte written with
  * pwrite() at its recorded offset, then fdatasync(); a one-byte write
- * cannot tear.  When no recipient is pending the file leaves queue/.  A
+ * cannot tear.  When no recipient is pending the file leaves its bucket.  A
  * crash after the upstream's 250 but before the status byte is synced
  * means that recipient is sent again: the only duplicate allowed.
  *
@@ -61,8 +87,11 @@
  * on ext4 walks every recently freed one (on a file system without a
  * journal, each freed in the last five minutes), which made a busy
  * queue's creates cost more than their fsyncs; reuse avoids the free and
- * the allocation.  INVARIANT: a spare is rewritten only after an
- * fsync(queue/) that began after its rename out of queue/ succeeded;
+ * the allocation.  INVARIANT: a spare is rewritten only after an fsync
+ * of its bucket that began after its rename out of it succeeded (the
+ * next commit into that bucket does it: with QBUCKETS buckets that
+ * takes some hundred commits, so up to SPARE_MAX are kept, each of at
+ * most SPARE_SIZE_MAX octets, lest spares fill the disk);
  * before that a crash could bring back its old queue/ name, holding the
  * new message's bytes under the old ID.  At most SPARE_MAX are kept (the
  * rest are unlinked); they are removed at start-up with the rest of tmp/.
@@ -87,7 +116,8 @@
 
 #define QFILE_MAGIC "outbox-queue 1\n"
 #define ARRIVAL_MAX 253402300799.0	/* the end of year 9999: a header that says later is corrupt */
-#define SPARE_MAX 64
+#define SPARE_MAX 1024	/* a spare waits for its bucket's next fsync: 1 commit in QBUCKETS */
+#define SPARE_SIZE_MAX (64 * 1024)	/* larger files are unlinked, not kept */
 #define SPARE_PREFIX "spare."
 #define WRITE_CHUNK (64 * 1024)
 #define QHEADER_MAX (32 * 1024 * 1024)	/* 100000 recipients ([queue] max_recipients) fit */
@@ -284,43 +314,109 @@ bool qid_valid(const char *id)
 	return strlen(id) == QID_LEN && strspn(id, "0123456789ABCDEF") == QID_LEN;
 }
 
-/* ---- the shared directory fsync ----
- * `renamed` counts renames into and out of queue/; a commit whose rename
- * was number n is durable once an fsync of queue/ that began after
- * rename n has succeeded (`synced` >= n).  A commit waits for an fsync
- * already running only if that one began after its rename (`covers`);
- * otherwise it runs its own at once instead of queueing behind one that
- * cannot help it.  So commits at the same moment share fsyncs (group
- * commit) and none waits for more than one.  The spare files live here
- * too: their reuse waits on the same counter.
+uint64_t qid_value(const char *id)
+{
+	uint64_t v = 0;
+	for (int i = 0; i < QID_LEN; i++)
+		v = v << 4 | (uint64_t)(id[i] <= '9' ? id[i] - '0' : id[i] - 'A' + 10);
+	return v;
+}
+
+void qid_format(uint64_t v, char id[QID_LEN + 1])
+{
+	snprintf(id, QID_LEN + 1, "%016llX", (unsigned long long)v);
+}
+
+unsigned qid_bucket(const char *id)
+{
+	uint32_t h = 2166136261u;	/* FNV-1a of the ID's digits */
+	for (int i = 0; i < QID_LEN; i++)
+		h = (h ^ (unsigned char)id[i]) * 16777619u;
+	return (h ^ h >> 16) % QBUCKETS;
+}
+
+void qname_format(char name[QNAME_MAX], const char *id, uint32_t next_try, unsigned tries)
+{
+	if (tries == 0)
+		snprintf(name, QNAME_MAX, "%.*s", QID_LEN, id);
+	else
+		snprintf(name, QNAME_MAX, "%.*s.%08X.%u", QID_LEN, id, next_try,
+			 tries > 65535 ? 65535 : tries);
+}
+
+bool qname_parse(const char *name, char id[QID_LEN + 1], uint32_t *next_try, unsigned *tries)
+{
+	size_t n = strlen(name);
+	const char *hex = "0123456789ABCDEF";
+	if (n < QID_LEN || strspn(name, hex) < QID_LEN)
+		return false;
+	*next_try = 0;
+	*tries = 0;
+	if (n > QID_LEN) {	/* .NEXT.TRIES, exactly as qname_format writes it */
+		const char *t = name + QID_LEN + 10;
+		if (name[QID_LEN] != '.' || n < QID_LEN + 11 || n > QNAME_MAX - 1
+		    || strspn(name + QID_LEN + 1, hex) != 8 || name[QID_LEN + 9] != '.'
+		    || strspn(t, "0123456789") != strlen(t) || t[0] == '0')
+			return false;
+		unsigned long v = strtoul(t, NULL, 10);
+		if (v == 0 || v > 65535)
+			return false;
+		*next_try = (uint32_t)strtoul(name + QID_LEN + 1, NULL, 16);
+		*tries = (unsigned)v;
+	}
+	memcpy(id, name, QID_LEN);
+	id[QID_LEN] = '\0';
+	return true;
+}
+
+/* ---- the directory fsyncs ----
+ * One slot per bucket, and SLOT_QUEUE for queue/ itself (which gets the
+ * names of new buckets).  In a slot, `renamed` counts names made in or
+ * taken out of its directory; a commit whose rename was number n is
+ * durable once an fsync of that directory that began after rename n
+ * has succeeded (`synced` >= n).  A commit waits for an fsync already
+ * running only if that one began after its rename (`covers`);
+ * otherwise it runs its own at once instead of queueing behind one
+ * that cannot help it.  So commits at the same moment share fsyncs
+ * (group commit) and none waits for more than one.  The spare files
+ * live here too: their reuse waits on the counter of the bucket they
+ * left.
  *
  * A FAILED FSYNC STICKS.  Linux reports a writeback error to fsync()
  * once; a later fsync of the same file returns 0 although the entries
  * were never written (PostgreSQL's "fsyncgate").  So a failure marks
  * every rename so far that no earlier fsync covered as lost (`bad_upto`:
  * those commits fail, their spares are forgotten), fsyncs that began
- * before it prove nothing (`epoch`), and the store takes no commit
- * (`error`) until dirsync_recover() has opened queue/ anew and an fsync
- * of it succeeded. */
+ * before it prove nothing (`epoch`), and the slot takes no commit
+ * (`error`) until dirsync_recover() has opened the directory anew and
+ * an fsync of it succeeded.  One mutex guards every slot. */
+
+#define SLOT_QUEUE QBUCKETS
+#define NSLOTS (QBUCKETS + 1)
 
 struct spare {
 	bool used;
 	unsigned name;		/* tmp/spare.NAME */
-	uint64_t after;		/* reusable once synced >= after */
+	unsigned slot;		/* the bucket it left */
+	uint64_t after;		/* reusable once that slot's synced >= after */
+};
+
+struct dirslot {
+	uint64_t renamed;
+	uint64_t synced;
+	uint64_t covers;	/* the highest rename a running (or done) fsync covers */
+	uint64_t bad_upto;	/* renames up to here not known durable when one failed */
+	unsigned busy;		/* fsyncs running */
+	unsigned epoch;		/* bumped by every failure */
+	int fd;			/* open on the directory; -1 while a bucket is not made */
+	int error;		/* errno of a failed fsync, until recovery */
 };
 
 struct dirsync {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
-	uint64_t renamed;
-	uint64_t synced;
-	unsigned busy;		/* fsyncs running */
-	uint64_t covers;	/* the highest rename a running (or done) fsync covers */
-	int fd;			/* open on queue/ */
-	const char *path;	/* queue/ (the store's) */
-	int error;		/* errno of a failed fsync, until recovery */
-	uint64_t bad_upto;	/* renames up to here not known durable when one failed */
-	unsigned epoch;		/* bumped by every failure */
+	const char *queue_dir;	/* the store's */
+	struct dirslot slot[NSLOTS];
 	int (*sync)(int fd, void *arg);	/* fsync; a test may inject faults */
 	void *sync_arg;
 	struct spare spares[SPARE_MAX];
@@ -333,59 +429,72 @@ static int plain_fsync(int fd, void *arg)
 	return fsync(fd);
 }
 
-static uint64_t dirsync_renamed(struct dirsync *ds)
+static char *slot_path(const struct dirsync *ds, unsigned slot)
+{
+	return slot == SLOT_QUEUE ? xstrdup(ds->queue_dir)
+				  : xasprintf("%s/%02X", ds->queue_dir, slot);
+}
+
+static uint64_t dirsync_renamed(struct dirsync *ds, unsigned slot)
 {
 	pthread_mutex_lock(&ds->mu);
-	uint64_t n = ++ds->renamed;
+	uint64_t n = ++ds->slot[slot].renamed;
 	pthread_mutex_unlock(&ds->mu);
 	return n;
 }
 
-/* An fsync of queue/ failed (the caller holds mu). */
-static void dirsync_failed(struct dirsync *ds, int err)
+/* An fsync of the slot's directory failed (the caller holds mu). */
+static void dirsync_failed(struct dirsync *ds, unsigned slot, int err)
 {
-	if (!ds->error)
-		log_err("fsync %s: %s: new mail is refused until an fsync succeeds again", ds->path,
+	struct dirslot *sl = &ds->slot[slot];
+	if (!sl->error) {
+		char *path = slot_path(ds, slot);
+		log_err("fsync %s: %s: new mail is refused until an fsync succeeds again", path,
 			strerror(err));
-	ds->error = err;
-	ds->bad_upto = ds->renamed;
-	ds->epoch++;
-	for (int i = 0; i < SPARE_MAX; i++)	/* their rename out may be lost too */
-		if (ds->spares[i].used && ds->spares[i].after > ds->synced
-		    && ds->spares[i].after <= ds->bad_upto)
-			ds->spares[i].used = false;	/* left in tmp/, removed at start-up */
+		free(path);
+	}
+	sl->error = err;
+	sl->bad_upto = sl->renamed;
+	sl->epoch++;
+	for (int i = 0; i < SPARE_MAX; i++) {	/* their rename out may be lost too */
+		struct spare *sp = &ds->spares[i];
+		if (sp->used && sp->slot == slot && sp->after > sl->synced && sp->after <= sl->bad_upto)
+			sp->used = false;	/* left in tmp/, removed at start-up */
+	}
 }
 
-/* Wait until rename n is durable; -1 with errno when it may not be. */
-static int dirsync_wait(struct dirsync *ds, uint64_t n)
+/* Wait until rename n of the slot is durable; -1 with errno when it may
+ * not be. */
+static int dirsync_wait(struct dirsync *ds, unsigned slot, uint64_t n)
 {
+	struct dirslot *sl = &ds->slot[slot];
 	int rc = 0;
 	pthread_mutex_lock(&ds->mu);
 	for (;;) {
-		if (ds->synced < n && (n <= ds->bad_upto || ds->error)) {
-			rc = ds->error ? ds->error : EIO;
+		if (sl->synced < n && (n <= sl->bad_upto || sl->error)) {
+			rc = sl->error ? sl->error : EIO;
 			break;
 		}
-		if (ds->synced >= n)
+		if (sl->synced >= n)
 			break;
-		if (ds->busy && ds->covers >= n) {	/* a running fsync covers us */
+		if (sl->busy && sl->covers >= n) {	/* a running fsync covers us */
 			pthread_cond_wait(&ds->cv, &ds->mu);
 			continue;
 		}
-		uint64_t target = ds->renamed;
-		unsigned epoch = ds->epoch;
-		int fd = ds->fd;
-		ds->busy++;
-		if (target > ds->covers)
-			ds->covers = target;
+		uint64_t target = sl->renamed;
+		unsigned epoch = sl->epoch;
+		int fd = sl->fd;
+		sl->busy++;
+		if (target > sl->covers)
+			sl->covers = target;
 		pthread_mutex_unlock(&ds->mu);
 		int r = ds->sync(fd, ds->sync_arg), saved = errno;
 		pthread_mutex_lock(&ds->mu);
-		ds->busy--;
-		if (epoch == ds->epoch && r == 0 && target > ds->synced)
-			ds->synced = target;
-		if (epoch == ds->epoch && r < 0)
-			dirsync_failed(ds, saved);
+		sl->busy--;
+		if (epoch == sl->epoch && r == 0 && target > sl->synced)
+			sl->synced = target;
+		if (epoch == sl->epoch && r < 0)
+			dirsync_failed(ds, slot, saved);
 		pthread_cond_broadcast(&ds->cv);
 	}
 	pthread_mutex_unlock(&ds->mu);
@@ -393,34 +502,73 @@ static int dirsync_wait(struct dirsync *ds, uint64_t n)
 	return rc ? -1 : 0;
 }
 
-/* After a failed fsync: open queue/ anew and fsync it; 0 once the store
- * may take commits again (at once when nothing failed). */
-static int dirsync_recover(struct dirsync *ds)
+/* After a failed fsync: open the directory anew and fsync it; 0 once
+ * the slot may take commits again (at once when nothing failed). */
+static int dirsync_recover(struct dirsync *ds, unsigned slot)
 {
+	struct dirslot *sl = &ds->slot[slot];
 	pthread_mutex_lock(&ds->mu);
-	int err = ds->error;
-	bool busy = ds->busy > 0;	/* an fsync on the old descriptor still runs */
+	int err = sl->error;
+	bool busy = sl->busy > 0;	/* an fsync on the old descriptor still runs */
 	pthread_mutex_unlock(&ds->mu);
 	if (!err)
 		return 0;
-	int fd = busy ? -1 : open(ds->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	char *path = slot_path(ds, slot);
+	int fd = busy ? -1 : open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0 || ds->sync(fd, ds->sync_arg) < 0) {
 		if (fd >= 0)
 			close(fd);
+		free(path);
 		errno = err;
 		return -1;
 	}
 	pthread_mutex_lock(&ds->mu);
-	if (ds->error && !ds->busy) {
-		close(ds->fd);
-		ds->fd = fd;
-		ds->error = 0;
-		log_info("fsync %s works again: new mail is accepted", ds->path);
+	if (sl->error && !sl->busy) {
+		close(sl->fd);
+		sl->fd = fd;
+		sl->error = 0;
+		log_info("fsync %s works again: new mail is accepted", path);
 	} else {
 		close(fd);	/* another commit recovered first */
 	}
 	pthread_mutex_unlock(&ds->mu);
+	free(path);
 	return 0;
+}
+
+/* Step 3 of the commit: the bucket exists and its name is durable. */
+static int bucket_ready(struct dirsync *ds, unsigned b, struct err *e)
+{
+	pthread_mutex_lock(&ds->mu);
+	bool made = ds->slot[b].fd >= 0;
+	pthread_mutex_unlock(&ds->mu);
+	if (made)
+		return dirsync_recover(ds, b) < 0 ? err_sys(e, "fsync of queue bucket %02X failed "
+							 "earlier and does not work yet", b) : 0;
+	char *path = slot_path(ds, b);
+	int fd = -1, rc = -1;
+	if (dirsync_recover(ds, SLOT_QUEUE) < 0)
+		err_sys(e, "fsync %s failed earlier and does not work yet", ds->queue_dir);
+	else if (mkdir(path, 0700) < 0 && errno != EEXIST)
+		err_sys(e, "mkdir %s", path);
+	else if ((fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0)
+		err_sys(e, "open %s", path);
+	else if (ds->sync(fd, ds->sync_arg) < 0)
+		err_sys(e, "fsync %s", path);
+	else if (dirsync_wait(ds, SLOT_QUEUE, dirsync_renamed(ds, SLOT_QUEUE)) < 0)
+		err_sys(e, "fsync %s", ds->queue_dir);
+	else
+		rc = 0;
+	pthread_mutex_lock(&ds->mu);
+	if (rc == 0 && ds->slot[b].fd < 0) {
+		ds->slot[b].fd = fd;
+		fd = -1;
+	}
+	pthread_mutex_unlock(&ds->mu);
+	if (fd >= 0)
+		close(fd);
+	free(path);
+	return rc;
 }
 
 void store_set_sync(struct store *s, int (*sync)(int fd, void *arg), void *arg)
@@ -429,7 +577,7 @@ void store_set_sync(struct store *s, int (*sync)(int fd, void *arg), void *arg)
 	s->dirsync->sync_arg = arg;
 }
 
-/* Reserve a slot for a new spare; its name, or -1 when all are taken. */
+/* Reserve a slot for a new spare; its index, or -1 when all are taken. */
 static int spare_reserve(struct dirsync *ds, unsigned *name)
 {
 	int slot = -1;
@@ -446,14 +594,16 @@ static int spare_reserve(struct dirsync *ds, unsigned *name)
 	return slot;
 }
 
-/* The spare's rename out of queue/ is done (ok) or failed (slot freed). */
-static void spare_renamed(struct dirsync *ds, int slot, bool ok)
+/* The spare's rename out of bucket b is done (ok) or failed (freed). */
+static void spare_renamed(struct dirsync *ds, int i, unsigned b, bool ok)
 {
 	pthread_mutex_lock(&ds->mu);
-	if (ok)
-		ds->spares[slot].after = ++ds->renamed;
-	else
-		ds->spares[slot].used = false;
+	if (ok) {
+		ds->spares[i].slot = b;
+		ds->spares[i].after = ++ds->slot[b].renamed;
+	} else {
+		ds->spares[i].used = false;
+	}
 	pthread_mutex_unlock(&ds->mu);
 }
 
@@ -463,9 +613,10 @@ static bool spare_take(struct dirsync *ds, unsigned *name)
 	bool found = false;
 	pthread_mutex_lock(&ds->mu);
 	for (int i = 0; i < SPARE_MAX && !found; i++) {
-		if (ds->spares[i].used && ds->spares[i].after <= ds->synced) {
-			ds->spares[i].used = false;
-			*name = ds->spares[i].name;
+		struct spare *sp = &ds->spares[i];
+		if (sp->used && sp->after <= ds->slot[sp->slot].synced) {
+			sp->used = false;
+			*name = sp->name;
 			found = true;
 		}
 	}
@@ -481,31 +632,52 @@ const struct spool_dir spool_layout[] = {
 	{ NULL, 0 },
 };
 
+/* The daemon's start: the buckets that exist are ready once queue/, which
+ * holds their names, has been fsynced (a daemon that crashed between a
+ * mkdir and that fsync acknowledged nothing in the bucket; this one
+ * might). */
+static int adopt_buckets(struct dirsync *ds, struct err *e)
+{
+	for (unsigned b = 0; b < QBUCKETS; b++) {
+		char name[3];
+		snprintf(name, sizeof name, "%02X", b);
+		int fd = openat(ds->slot[SLOT_QUEUE].fd, name,
+				O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (fd >= 0)
+			ds->slot[b].fd = fd;
+		else if (errno != ENOENT)
+			return err_sys(e, "open %s/%s", ds->queue_dir, name);
+	}
+	if (ds->sync(ds->slot[SLOT_QUEUE].fd, ds->sync_arg) < 0)
+		return err_sys(e, "fsync %s", ds->queue_dir);
+	return 0;
+}
+
 int store_open(struct store *s, const char *spool, bool lock, struct err *e)
 {
 	memset(s, 0, sizeof *s);
 	s->lock_fd = -1;
-	s->queue_dirfd = -1;
 	s->spool = xstrdup(spool);
 	s->tmp_dir = xasprintf("%s/tmp", spool);
 	s->queue_dir = xasprintf("%s/queue", spool);
 	s->corrupt_dir = xasprintf("%s/corrupt", spool);
-	int rc = ensure_dir(spool, SPOOL_MODE, e);
+	int rc = ensure_dir(spool, SPOOL_MODE, e), qfd = -1;
 	for (const struct spool_dir *sd = spool_layout; rc == 0 && sd->name; sd++) {
 		char *p = xasprintf("%s/%s", spool, sd->name);
 		rc = ensure_dir(p, sd->mode, e);
 		free(p);
 	}
-	if (rc == 0 && (s->queue_dirfd = open(s->queue_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+	if (rc == 0 && (qfd = open(s->queue_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
 		rc = err_sys(e, "open %s", s->queue_dir);
 	if (rc == 0) {
-		s->dirsync = xcalloc(1, sizeof *s->dirsync);
-		pthread_mutex_init(&s->dirsync->mu, NULL);
-		pthread_cond_init(&s->dirsync->cv, NULL);
-		s->dirsync->fd = s->queue_dirfd;
-		s->dirsync->path = s->queue_dir;
-		s->dirsync->sync = plain_fsync;
-		s->queue_dirfd = -1;	/* the dirsync's now: it may reopen it */
+		struct dirsync *ds = s->dirsync = xcalloc(1, sizeof *s->dirsync);
+		pthread_mutex_init(&ds->mu, NULL);
+		pthread_cond_init(&ds->cv, NULL);
+		for (int i = 0; i < NSLOTS; i++)
+			ds->slot[i].fd = -1;
+		ds->slot[SLOT_QUEUE].fd = qfd;	/* the dirsync's now: it may reopen it */
+		ds->queue_dir = s->queue_dir;
+		ds->sync = plain_fsync;
 	}
 	if (rc == 0 && lock) {
 		char *lp = xasprintf("%s/lock", spool);
@@ -516,6 +688,8 @@ int store_open(struct store *s, const char *spool, bool lock, struct err *e)
 			rc = err_sys(e, "spool %s is in use by another outboxd (lock %s)", spool, lp);
 		free(lp);
 	}
+	if (rc == 0 && lock)
+		rc = adopt_buckets(s->dirsync, e);
 	if (rc < 0)
 		store_close(s);
 	return rc;
@@ -525,10 +699,10 @@ void store_close(struct store *s)
 {
 	if (s->lock_fd >= 0)
 		close(s->lock_fd);
-	if (s->queue_dirfd >= 0)
-		close(s->queue_dirfd);
 	if (s->dirsync) {
-		close(s->dirsync->fd);
+		for (int i = 0; i < NSLOTS; i++)
+			if (s->dirsync->slot[i].fd >= 0)
+				close(s->dirsync->slot[i].fd);
 		pthread_mutex_destroy(&s->dirsync->mu);
 		pthread_cond_destroy(&s->dirsync->cv);
 		free(s->dirsync);
@@ -539,7 +713,6 @@ void store_close(struct store *s)
 	free(s->corrupt_dir);
 	memset(s, 0, sizeof *s);
 	s->lock_fd = -1;
-	s->queue_dirfd = -1;
 }
 
 void store_new_id(struct store *s, char id[QID_LEN + 1])
@@ -597,8 +770,9 @@ int qwriter_begin(struct store *s, const struct envelope *env, struct qwriter *w
 	w->flags_off = (off_t)(strstr(w->pending.data, "\nflags ") + 1 - w->pending.data);
 	store_new_id(s, w->id);
 	w->store = s;
-	w->queue_path = xasprintf("%s/%s", s->queue_dir, w->id);
-	w->queue_dir = xstrdup(s->queue_dir);
+	w->bucket = qid_bucket(w->id);
+	w->queue_dir = xasprintf("%s/%02X", s->queue_dir, w->bucket);
+	w->queue_path = xasprintf("%s/%s", w->queue_dir, w->id);
 	w->dirsync = s->dirsync;
 	return 0;
 }
@@ -655,9 +829,7 @@ int qwriter_commit(struct qwriter *w, struct err *e)
 {
 	qwriter_write_flags(w);
 	qwriter_flush(w);
-	if (dirsync_recover(w->dirsync) < 0) {
-		err_sys(e, "fsync %s failed earlier and does not work yet", w->queue_dir);
-	} else if (w->error) {
+	if (w->error) {
 		errno = w->error;
 		if (w->open_failed)
 			err_sys(e, "create %s/%s", w->store->tmp_dir, w->id);
@@ -670,9 +842,11 @@ int qwriter_commit(struct qwriter *w, struct err *e)
 	} else if (close(w->fd) < 0) {
 		w->fd = -1;
 		err_sys(e, "close %s", w->tmp_path);
-	} else if ((w->fd = -1, rename_noreplace(w->tmp_path, w->queue_path) < 0)) {
+	} else if ((w->fd = -1, bucket_ready(w->dirsync, w->bucket, e) < 0)) {
+		/* e says why */
+	} else if (rename_noreplace(w->tmp_path, w->queue_path) < 0) {
 		err_sys(e, "rename %s to %s", w->tmp_path, w->queue_path);
-	} else if (dirsync_wait(w->dirsync, dirsync_renamed(w->dirsync)) < 0) {
+	} else if (dirsync_wait(w->dirsync, w->bucket, dirsync_renamed(w->dirsync, w->bucket)) < 0) {
 		/* The name may not be durable: take the message back. */
 		err_sys(e, "fsync %s", w->queue_dir);
 		(void)unlink(w->queue_path);
@@ -732,15 +906,54 @@ static int read_header(int fd, struct buf *b, const char *path, struct err *e)
 	}
 }
 
-int store_load(const struct store *s, const char *id, struct envelope *env,
+/* queue/XX/NAME */
+static char *msg_path(const struct store *s, const char *name)
+{
+	return xasprintf("%s/%02X/%s", s->queue_dir, qid_bucket(name), name);
+}
+
+/* The file of id under another name in its bucket (its name changed
+ * since the caller learnt it); false when there is none. */
+static bool find_in_bucket(const struct store *s, const char *id, char name[QNAME_MAX])
+{
+	char *dir = xasprintf("%s/%02X", s->queue_dir, qid_bucket(id));
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+	struct dirent *de;
+	bool found = false;
+	char fid[QID_LEN + 1];
+	uint32_t next;
+	unsigned tries;
+	if (!d && fd >= 0)
+		close(fd);
+	while (d && !found && (de = readdir(d)))
+		if (strncmp(de->d_name, id, QID_LEN) == 0 && strlen(de->d_name) < QNAME_MAX
+		    && qname_parse(de->d_name, fid, &next, &tries)) {
+			memcpy(name, de->d_name, strlen(de->d_name) + 1);
+			found = true;
+		}
+	if (d)
+		closedir(d);
+	free(dir);
+	return found;
+}
+
+int store_load(const struct store *s, char name[QNAME_MAX], struct envelope *env,
 	       size_t *body_off, int *fdp, uint64_t *size, struct err *e)
 {
-	char *path = xasprintf("%s/%s", s->queue_dir, id);
+	char *path = msg_path(s, name), id[QID_LEN + 1];
 	struct buf b;
 	struct stat st;
-	int rc = -1;
+	int rc = -1, flags = (fdp ? O_RDWR : O_RDONLY) | O_NOFOLLOW | O_CLOEXEC;
 	buf_init(&b);
-	int fd = open(path, (fdp ? O_RDWR : O_RDONLY) | O_CLOEXEC);
+	int fd = open(path, flags);
+	memcpy(id, name, QID_LEN);
+	id[QID_LEN] = '\0';
+	if (fd < 0 && errno == ENOENT && find_in_bucket(s, id, name)) {
+		free(path);
+		path = msg_path(s, name);
+		fd = open(path, flags);
+	}
 	if (fd < 0) {
 		err_sys(e, "open %s", path);
 		goto out;
@@ -811,15 +1024,31 @@ int store_mark(int fd, const struct rcpt *r, char status, struct err *e)
 	return 0;
 }
 
-int store_remove(const struct store *s, const char *id, struct err *e)
+int store_note_retry(const struct store *s, char name[QNAME_MAX], uint32_t next_try,
+		     unsigned tries, struct err *e)
 {
-	char *path = xasprintf("%s/%s", s->queue_dir, id);
-	unsigned name;
-	int rc = 0, slot = spare_reserve(s->dirsync, &name);
+	char fresh[QNAME_MAX];
+	qname_format(fresh, name, next_try, tries);
+	char *from = msg_path(s, name), *to = msg_path(s, fresh);
+	int rc = 0;
+	if (strcmp(from, to) != 0 && rename(from, to) < 0)
+		rc = err_sys(e, "rename %s to %s", from, to);
+	else
+		memcpy(name, fresh, sizeof fresh);
+	free(from);
+	free(to);
+	return rc;
+}
+
+int store_remove(const struct store *s, const char *name, uint64_t size, struct err *e)
+{
+	char *path = msg_path(s, name);
+	unsigned spare_name;
+	int rc = 0, slot = size <= SPARE_SIZE_MAX ? spare_reserve(s->dirsync, &spare_name) : -1;
 	if (slot >= 0) {
-		char *spare = xasprintf("%s/" SPARE_PREFIX "%u", s->tmp_dir, name);
+		char *spare = xasprintf("%s/" SPARE_PREFIX "%u", s->tmp_dir, spare_name);
 		bool ok = rename(path, spare) == 0, gone = !ok && errno == ENOENT;
-		spare_renamed(s->dirsync, slot, ok);
+		spare_renamed(s->dirsync, slot, qid_bucket(name), ok);
 		free(spare);
 		if (ok || gone)
 			goto out;
@@ -831,7 +1060,7 @@ out:
 	return rc;
 }
 
-static void clean_tmp(struct store *s)
+void store_clean_tmp(struct store *s)
 {
 	DIR *d = opendir(s->tmp_dir);
 	struct dirent *de;
@@ -847,46 +1076,254 @@ static void clean_tmp(struct store *s)
 	closedir(d);
 }
 
-void store_quarantine(const struct store *s, const char *name, const char *why)
+/* Move dir/name to corrupt/ (another file there is never replaced);
+ * the log line starts with label. */
+static bool quarantine_at(const struct store *s, const char *dir, const char *name,
+			  const char *label, const char *why)
 {
-	char *from = xasprintf("%s/%s", s->queue_dir, name);
-	char *to = xasprintf("%s/%s", s->corrupt_dir, name);
-	char safe[300];
-	log_safe(name, safe, sizeof safe);
-	if (rename(from, to) == 0)
-		log_err("%s: unreadable queue file moved to corrupt/: %s", safe, why);
+	char *from = xasprintf("%s/%s", dir, name), *to = NULL;
+	char safe[300], safe_name[300];
+	int rc = -1;
+	log_safe(label, safe, sizeof safe);
+	log_safe(name, safe_name, sizeof safe_name);
+	for (int i = 0; i < 100 && rc < 0; i++) {
+		free(to);
+		to = i ? xasprintf("%s/%s.%d", s->corrupt_dir, name, i)
+		       : xasprintf("%s/%s", s->corrupt_dir, name);
+		rc = rename_noreplace(from, to);
+		if (rc < 0 && errno != EEXIST)
+			break;
+	}
+	if (rc == 0)
+		log_err("%s: unreadable queue file moved to corrupt/%s: %s", safe,
+			strrchr(to, '/') + 1, why);
 	else
-		log_err("%s: unreadable queue file, and moving it failed: %s", safe, why);
+		log_err("%s: unreadable queue file %s, and moving it to corrupt/ failed (%s): %s",
+			safe, safe_name, strerror(errno), why);
 	free(from);
 	free(to);
+	return rc == 0;
 }
 
-int store_scan(struct store *s, store_scan_cb cb, void *arg, struct err *e)
+void store_quarantine(const struct store *s, const char *name, const char *why)
 {
-	clean_tmp(s);
-	DIR *d = opendir(s->queue_dir);
-	struct dirent *de;
-	if (!d)
-		return err_sys(e, "opendir %s", s->queue_dir);
-	while ((de = readdir(d))) {
-		struct envelope env;
-		struct err le;
-		size_t off;
-		uint64_t size;
-		if (de->d_name[0] == '.')
-			continue;
-		if (!qid_valid(de->d_name)) {
-			store_quarantine(s, de->d_name, "not a queue ID");
-			continue;
-		}
-		if (store_load(s, de->d_name, &env, &off, NULL, &size, &le) < 0) {
-			if (faccessat(dirfd(d), de->d_name, F_OK, 0) == 0)
-				store_quarantine(s, de->d_name, le.msg);
-			continue;
-		}
-		cb(de->d_name, &env, size, arg);
-		envelope_free(&env);
+	char *dir = xasprintf("%s/%02X", s->queue_dir, qid_bucket(name));
+	char id[QID_LEN + 1];
+	snprintf(id, sizeof id, "%s", name);
+	quarantine_at(s, dir, name, id, why);
+	free(dir);
+}
+
+/* ---- the start-up walk ---- */
+
+#define MOVE_CHUNK 1024	/* flat files linked before their buckets' fsyncs */
+
+struct store_walk {
+	struct store *s;
+	int qfd;		/* queue/ */
+	DIR *flat;		/* queue/ while files of the flat layout may be left */
+	unsigned bucket;	/* the bucket being read; QBUCKETS at the end */
+	DIR *dir;		/* it, open */
+	size_t moved, quarantined;
+};
+
+static bool is_bucket_name(const char *n)
+{
+	return strlen(n) == 2 && strspn(n, "0123456789ABCDEF") == 2;
+}
+
+/* The entry's type, without following a link. */
+static unsigned char entry_type(int dirfd, const struct dirent *de)
+{
+	struct stat st;
+	if (de->d_type != DT_UNKNOWN)
+		return de->d_type;
+	if (fstatat(dirfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return DT_UNKNOWN;
+	return S_ISREG(st.st_mode) ? DT_REG : S_ISDIR(st.st_mode) ? DT_DIR : DT_UNKNOWN;
+}
+
+/* Give the file dirfd/name (a queue file not in its bucket) a name in
+ * its bucket: 1 linked (the caller fsyncs the bucket, then unlinks the
+ * old name), 0 its bucket has it already (the old name is unlinked
+ * here: a second name of one message), -1 on error (logged). */
+static int link_into_bucket(struct store_walk *w, int dirfd, const char *name)
+{
+	unsigned b = qid_bucket(name);
+	char to[4 + QNAME_MAX];
+	struct err e;
+	if (bucket_ready(w->s->dirsync, b, &e) < 0) {
+		log_err("%s: cannot move it into its bucket: %s", name, e.msg);
+		return -1;
 	}
-	closedir(d);
-	return 0;
+	snprintf(to, sizeof to, "%02X/%s", b, name);
+	if (linkat(dirfd, name, w->qfd, to, 0) == 0)
+		return 1;
+	if (errno == EEXIST) {
+		(void)unlinkat(dirfd, name, 0);
+		return 0;
+	}
+	log_err("%s: cannot move it into bucket %02X: %s", name, b, strerror(errno));
+	return -1;
+}
+
+/* Fsync the buckets marked in touched; each entry of names whose bucket
+ * is now durable loses its old name in dirfd. */
+static void finish_moves(struct store_walk *w, int dirfd, const bool touched[QBUCKETS],
+			 char (*names)[QNAME_MAX], size_t n)
+{
+	bool synced[QBUCKETS] = { false };
+	struct dirsync *ds = w->s->dirsync;
+	for (unsigned b = 0; b < QBUCKETS; b++)
+		if (touched[b])
+			synced[b] = dirsync_wait(ds, b, dirsync_renamed(ds, b)) == 0;
+	for (size_t i = 0; i < n; i++) {
+		if (!synced[qid_bucket(names[i])])
+			continue;	/* both names stay; the next start finishes it */
+		(void)unlinkat(dirfd, names[i], 0);
+		w->moved++;
+	}
+}
+
+/* UPGRADE: the next MOVE_CHUNK queue files directly in queue/ go into
+ * their buckets; false when none is left. */
+static bool move_flat(struct store_walk *w)
+{
+	char (*names)[QNAME_MAX] = xmalloc(MOVE_CHUNK * sizeof *names);
+	bool touched[QBUCKETS] = { false };
+	struct dirent *de = NULL;
+	size_t n = 0;
+	int fd = dirfd(w->flat);
+	while (n < MOVE_CHUNK && (de = readdir(w->flat))) {
+		char id[QID_LEN + 1];
+		uint32_t next;
+		unsigned tries;
+		unsigned char type = entry_type(fd, de);
+		if (de->d_name[0] == '.' || (type == DT_DIR && is_bucket_name(de->d_name)))
+			continue;
+		if (type != DT_REG || !qname_parse(de->d_name, id, &next, &tries)) {
+			w->quarantined += quarantine_at(w->s, w->s->queue_dir, de->d_name,
+							de->d_name, "not a queue file");
+			continue;
+		}
+		if (link_into_bucket(w, fd, de->d_name) == 1) {
+			touched[qid_bucket(id)] = true;
+			memcpy(names[n++], de->d_name, strlen(de->d_name) + 1);
+		}
+	}
+	finish_moves(w, fd, touched, names, n);
+	free(names);
+	if (de)
+		return true;
+	closedir(w->flat);
+	w->flat = NULL;
+	if (w->moved) {	/* the old names stay gone */
+		struct dirsync *ds = w->s->dirsync;
+		(void)dirsync_wait(ds, SLOT_QUEUE, dirsync_renamed(ds, SLOT_QUEUE));
+		log_info("moved %zu messages from the flat queue/ into its buckets", w->moved);
+	}
+	return false;
+}
+
+struct store_walk *store_walk_begin(struct store *s, struct err *e)
+{
+	struct store_walk *w = xcalloc(1, sizeof *w);
+	int fd = -1;
+	w->s = s;
+	w->qfd = open(s->queue_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (w->qfd < 0 || (fd = dup(w->qfd)) < 0 || !(w->flat = fdopendir(fd))) {
+		err_sys(e, "open %s", s->queue_dir);
+		if (fd >= 0)
+			close(fd);
+		if (w->qfd >= 0)
+			close(w->qfd);
+		free(w);
+		return NULL;
+	}
+	return w;
+}
+
+/* Open the next bucket that exists; false after the last. */
+static bool open_bucket(struct store_walk *w)
+{
+	for (; w->bucket < QBUCKETS; w->bucket++) {
+		char name[3];
+		snprintf(name, sizeof name, "%02X", w->bucket);
+		int fd = openat(w->qfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (fd >= 0 && (w->dir = fdopendir(fd)))
+			return true;
+		if (fd >= 0)
+			close(fd);
+		if (errno != ENOENT)
+			log_err("queue bucket %s/%s cannot be read, its messages wait for the "
+				"next start: %s", w->s->queue_dir, name, strerror(errno));
+	}
+	return false;
+}
+
+/* One entry of the open bucket: true when it is a message to return. */
+static bool walk_entry(struct store_walk *w, const struct dirent *de, struct qfound *out)
+{
+	char id[QID_LEN + 1], dir[8];
+	uint32_t next;
+	unsigned tries;
+	snprintf(dir, sizeof dir, "%02X", w->bucket);
+	if (de->d_name[0] == '.')
+		return false;
+	if (entry_type(dirfd(w->dir), de) != DT_REG || !qname_parse(de->d_name, id, &next, &tries)) {
+		char *path = xasprintf("%s/%s", w->s->queue_dir, dir);
+		w->quarantined += quarantine_at(w->s, path, de->d_name, de->d_name, "not a queue file");
+		free(path);
+		return false;
+	}
+	if (qid_bucket(id) != w->bucket) {	/* put here by hand: move it */
+		bool touched[QBUCKETS] = { false };
+		char names[1][QNAME_MAX];
+		if (link_into_bucket(w, dirfd(w->dir), de->d_name) != 1)
+			return false;
+		touched[qid_bucket(id)] = true;
+		memcpy(names[0], de->d_name, strlen(de->d_name) + 1);
+		finish_moves(w, dirfd(w->dir), touched, names, 1);
+	}
+	out->id = qid_value(id);
+	out->next_try = next;
+	out->tries = (uint16_t)tries;
+	return true;
+}
+
+int store_walk_next(struct store_walk *w, struct qfound *out)
+{
+	if (w->flat && move_flat(w))
+		return 2;
+	for (;;) {
+		if (!w->dir && !open_bucket(w))
+			return 0;
+		struct dirent *de = readdir(w->dir);
+		if (!de) {
+			closedir(w->dir);
+			w->dir = NULL;
+			w->bucket++;
+			continue;
+		}
+		if (walk_entry(w, de, out))
+			return 1;
+	}
+}
+
+void store_walk_counts(const struct store_walk *w, size_t *moved, size_t *quarantined)
+{
+	*moved = w->moved;
+	*quarantined = w->quarantined;
+}
+
+void store_walk_end(struct store_walk *w)
+{
+	if (!w)
+		return;
+	if (w->dir)
+		closedir(w->dir);
+	if (w->flat)
+		closedir(w->flat);
+	close(w->qfd);
+	free(w);
 }

@@ -58,6 +58,22 @@ int qrec_encode(const struct envelope *env, struct buf *out, struct err *e);
 int qrec_decode(const char *p, size_t len, struct envelope *env, size_t *body_off,
 		struct err *e);
 bool qid_valid(const char *id);
+/* The 16 hex digits of an ID are a 64-bit number: the index keeps that. */
+uint64_t qid_value(const char *id);
+void qid_format(uint64_t v, char id[QID_LEN + 1]);
+
+/* ---- names and buckets ----
+ * A message lives in queue/XX/NAME: XX is its bucket, two hex digits
+ * from a hash of the ID (QBUCKETS of them, made when first needed), and
+ * NAME is the ID alone until its first deferral, then ID.NEXT.TRIES:
+ * the wall-clock second of the next try (8 hex digits) and the number
+ * of attempts so far.  So the start-up index reads names only. */
+#define QBUCKETS 256
+#define QNAME_MAX (QID_LEN + 1 + 8 + 1 + 5 + 1)
+unsigned qid_bucket(const char *id);
+void qname_format(char name[QNAME_MAX], const char *id, uint32_t next_try, unsigned tries);
+/* A queue file name: its ID, next try and tries (0 for a bare ID). */
+bool qname_parse(const char *name, char id[QID_LEN + 1], uint32_t *next_try, unsigned *tries);
 
 /* The directories under SPOOL (parents first) and their modes; SPOOL
  * itself is SPOOL_MODE. */
@@ -74,8 +90,7 @@ struct store {
 	char *queue_dir;	/* SPOOL/queue: committed messages */
 	char *corrupt_dir;	/* SPOOL/corrupt: files the scan could not read */
 	int lock_fd;
-	int queue_dirfd;	/* open on queue/ until the dirsync takes it */
-	struct dirsync *dirsync;	/* shared directory fsync (group commit) */
+	struct dirsync *dirsync;	/* directory fsyncs of queue/ and its buckets */
 	unsigned seq;		/* makes IDs unique within one microsecond */
 };
 
@@ -91,8 +106,9 @@ struct qwriter {
 	int fd;
 	char id[QID_LEN + 1];
 	char *tmp_path;
-	char *queue_path;
-	char *queue_dir;
+	char *queue_path;	/* queue/XX/ID */
+	char *queue_dir;	/* queue/XX */
+	unsigned bucket;
 	struct dirsync *dirsync;	/* the store's, not owned */
 	bool header_written;	/* the header has left the pending buffer */
 	struct buf pending;	/* written at the next flush */
@@ -123,14 +139,17 @@ int qwriter_commit(struct qwriter *w, struct err *e);
 void qwriter_abort(struct qwriter *w);
 void qwriter_free(struct qwriter *w);
 
-/* Read a queued message's envelope; *body_off as in qrec_decode.  With
- * fd non-NULL the open file is returned (for status updates and
- * reading the body); otherwise it is closed. */
-int store_load(const struct store *s, const char *id, struct envelope *env,
+/* Read a queued message's envelope; *body_off as in qrec_decode.  name
+ * is the file's name as the caller knows it (qname_format); when no
+ * such file exists the bucket is searched for the ID under another
+ * name, and name is updated to the one found.  With fd non-NULL the
+ * open file is returned (for status updates and reading the body);
+ * otherwise it is closed. */
+int store_load(const struct store *s, char name[QNAME_MAX], struct envelope *env,
 	       size_t *body_off, int *fd, uint64_t *size, struct err *e);
 /* A queue file that cannot be read as one: moved to corrupt/ (kept for
  * a human, never deleted), and logged with why. */
-void store_quarantine(const struct store *s, const char *id, const char *why);
+void store_quarantine(const struct store *s, const char *name, const char *why);
 /* Does a failed store_load() mean the file itself is bad (quarantine
  * it), rather than a passing trouble (EIO, no memory or descriptors)? */
 bool store_load_error_is_permanent(int err);
@@ -138,9 +157,15 @@ bool store_load_error_is_permanent(int err);
 int store_mark(int fd, const struct rcpt *r, char status, struct err *e);
 /* The same without the fdatasync, for several updates then one sync. */
 int store_set_status(int fd, const struct rcpt *r, char status, struct err *e);
-/* Remove a message whose recipients are all done: its file becomes a
- * spare for a later commit of this store (see queue.c). */
-int store_remove(const struct store *s, const char *id, struct err *e);
+/* A deferred message's next try and tries go into its name (a rename in
+ * its bucket: atomic, and not synced, for a lost rename only brings the
+ * try forward); name becomes the new one. */
+int store_note_retry(const struct store *s, char name[QNAME_MAX], uint32_t next_try,
+		     unsigned tries, struct err *e);
+/* Remove a message whose recipients are all done: its file (of size
+ * octets) becomes a spare for a later commit of this store when it is
+ * small (see queue.c). */
+int store_remove(const struct store *s, const char *name, uint64_t size, struct err *e);
 
 /* Tests: the function that fsyncs queue/ (NULL: fsync), to inject
  * faults. */
@@ -154,10 +179,29 @@ bool store_has_room(const struct store *s, uint64_t min_free, uint64_t need, uin
  * working disk (EIO)?  Then new mail is refused with 452 4.3.1. */
 bool store_error_is_storage(int err);
 
-/* Startup: remove leftovers in tmp/, then call cb for every queued
- * message; unreadable files are moved to corrupt/ and logged. */
-typedef void (*store_scan_cb)(const char *id, const struct envelope *env,
-			      uint64_t size, void *arg);
-int store_scan(struct store *s, store_scan_cb cb, void *arg, struct err *e);
+/* Start-up, before any commit: remove leftovers in tmp/. */
+void store_clean_tmp(struct store *s);
+
+/* The start-up walk of the queue, for the indexer thread while the
+ * daemon already takes new mail: every queued message once, by name
+ * only (no file is opened).  Files of the old flat layout (queue/ID)
+ * are moved into their buckets first (link, fsync the bucket, unlink:
+ * the message always has a durable name); names that are no queue file
+ * are moved to corrupt/.  Messages committed during the walk may be
+ * returned too. */
+struct qfound {
+	uint64_t id;		/* qid_value() */
+	uint32_t next_try;	/* 0: never tried */
+	uint16_t tries;
+};
+struct store_walk;
+struct store_walk *store_walk_begin(struct store *s, struct err *e);
+/* 1 with *out set, 0 when every message has been returned, 2 when a
+ * step of the upgrade was done (call again). */
+int store_walk_next(struct store_walk *w, struct qfound *out);
+/* What the walk did: messages moved from the flat layout, files
+ * quarantined. */
+void store_walk_counts(const struct store_walk *w, size_t *moved, size_t *quarantined);
+void store_walk_end(struct store_walk *w);
 
 #endif

@@ -11,6 +11,7 @@
  * in the queue file is never touched again.
  */
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +22,8 @@
 #include "../common/retry.h"
 #include "../common/units.h"
 #include "delivery.h"
+
+#define LOAD_RETRY_S 60	/* a queue file that could not be read, for a passing reason */
 
 static double rnd01(struct worker *w)
 {
@@ -47,16 +50,27 @@ bool attempt_load(struct worker *w, struct job *j, struct attempt *a)
 	a->fd = -1;
 	a->job = j;
 	a->started = now_real();
-	if (store_load(w->pool->store, j->id, &a->env, &a->body_off, &a->fd, &a->size, &e) < 0) {
+	qname_format(a->name, j->id, j->next_try, j->tries);
+	if (store_load(w->pool->store, a->name, &a->env, &a->body_off, &a->fd, &a->size, &e) < 0) {
 		bool gone = errno == ENOENT;	/* deleted meanwhile: nothing left to do */
 		bool bad = store_load_error_is_permanent(errno);
 		if (bad)	/* retrying would never help: aside for a human */
-			store_quarantine(w->pool->store, j->id, e.msg);
-		else
+			store_quarantine(w->pool->store, a->name, e.msg);
+		else if (!gone)
 			log_err("%s: cannot read queue file: %s", j->id, e.msg);
-		struct delivery_result r = { .done = gone || bad, .retry_in = 60 };
+		struct delivery_result r = { .done = gone || bad, .tries = (uint16_t)j->tries,
+					     .next_try = now_real() + LOAD_RETRY_S };
 		memcpy(r.id, j->id, sizeof r.id);
 		post_result(w->pool, &r);
+		return false;
+	}
+	if (envelope_pending(&a->env) == 0) {	/* done before a crash, not yet removed */
+		struct delivery_result r = { .done = true };
+		memcpy(r.id, j->id, sizeof r.id);
+		if (store_remove(w->pool->store, a->name, a->body_off + a->size, &e) < 0)
+			log_err("%s: %s", j->id, e.msg);
+		post_result(w->pool, &r);
+		attempt_free(a);
 		return false;
 	}
 	a->res = xcalloc(a->env.nrcpt, sizeof *a->res);
@@ -156,7 +170,8 @@ void attempt_finish(struct worker *w, struct attempt *a)
 					&e) < 0)
 			log_err("%s: %s", a->job->id, e.msg);
 	}
-	struct delivery_result r = { .done = pending == 0, .retry_in = retry_in, .npending = pending };
+	struct delivery_result r = { .done = pending == 0, .next_try = now_real() + retry_in,
+				     .tries = (uint16_t)(a->job->tries + 1 > 65535 ? 65535 : a->job->tries + 1) };
 	memcpy(r.id, a->job->id, sizeof r.id);
 	if (pending == 0) {
 		/* Every recipient is final: the file goes.  Without a directory
@@ -164,12 +179,16 @@ void attempt_finish(struct worker *w, struct attempt *a)
 		 * bytes (synced below only when it stays) would resend it:
 		 * the "crash between the upstream's 250 and the local record"
 		 * case that SPEC allows. */
-		if (store_remove(w->pool->store, a->job->id, &e) < 0)
+		if (store_remove(w->pool->store, a->name, a->body_off + a->size, &e) < 0)
 			log_err("%s: %s", a->job->id, e.msg);
 		else
 			log_info("%s: removed", a->job->id);
-	} else if (fdatasync(a->fd) < 0) {
-		log_err("%s: fdatasync: %s", a->job->id, strerror(errno));
+	} else {
+		if (fdatasync(a->fd) < 0)
+			log_err("%s: fdatasync: %s", a->job->id, strerror(errno));
+		/* the schedule goes into the name, for the next start */
+		if (store_note_retry(w->pool->store, a->name, (uint32_t)ceil(r.next_try), r.tries, &e) < 0)
+			log_err("%s: %s", a->job->id, e.msg);
 	}
 	post_result(w->pool, &r);
 }

@@ -286,12 +286,13 @@ size_t pool_size(const struct daemon *d)
 	return d->pool ? d->pool->nworkers : 0;
 }
 
-void pool_submit(struct daemon *d, const char *id, unsigned tries)
+void pool_submit(struct daemon *d, const char *id, unsigned tries, uint32_t next_try)
 {
 	struct pool *p = d->pool;
 	struct job *j = xcalloc(1, sizeof *j);
 	memcpy(j->id, id, QID_LEN);
 	j->tries = tries;
+	j->next_try = next_try;
 	j->conf = config_ref(d->conf);
 	uv_mutex_lock(&p->mu);
 	if (p->tail)

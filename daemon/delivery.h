@@ -45,6 +45,7 @@ struct cmdq {
 struct job {
 	char id[QID_LEN + 1];
 	unsigned tries;		/* attempts before this one */
+	uint32_t next_try;	/* as the file's name says (qname_format) */
 	struct config *conf;	/* the configuration when it was handed out */
 	struct job *next;
 };
@@ -90,6 +91,7 @@ struct rcpt_result {
 /* What happens to one message in one attempt. */
 struct attempt {
 	struct job *job;
+	char name[QNAME_MAX];	/* the queue file's name (queue.c FILE NAME) */
 	struct envelope env;
 	int fd;
 	size_t body_off;

@@ -4,8 +4,10 @@
  *
  * Start-up order: load and check the configuration (exit 78 if bad);
  * if started as root, prepare the spool and socket directories for
- * [queue] user and drop to that user for good; lock and scan the spool;
- * listen; tell systemd we are ready; run the loop.
+ * [queue] user and drop to that user for good; lock the spool and clear
+ * its tmp/; listen; start the workers and the indexer (indexer.c: the
+ * queue is indexed while new mail is already taken); tell systemd we
+ * are ready; run the loop.
  *
  * Signals: SIGHUP reloads the configuration (a bad file keeps the old
  * one); SIGTERM/SIGINT stop accepting, close idle sessions, give
@@ -84,18 +86,6 @@ static size_t sessions_for_fds(const struct config *c)
 	return n < MAX_SESSIONS ? (size_t)n : MAX_SESSIONS;
 }
 
-static void on_scanned(const char *id, const struct envelope *env, uint64_t size, void *arg)
-{
-	struct daemon *d = arg;
-	if (envelope_pending(env) == 0) {
-		struct err e;
-		if (store_remove(&d->store, id, &e) < 0)
-			log_warn("%s: %s", id, e.msg);
-		return;
-	}
-	sched_ready(d, qindex_add(&d->queue, id, env, size));
-}
-
 static void reload(struct daemon *d)
 {
 	struct buf errors;
@@ -125,11 +115,12 @@ static void finish_stopping(struct daemon *d)
 	uv_close((uv_handle_t *)&d->grace, NULL);
 	sched_stop(d);
 	pool_close_handle(d);
+	indexer_close(d);
 }
 
 void daemon_maybe_finish(struct daemon *d)
 {
-	if (d->stopping && d->nsessions == 0 && pool_stopped(d)
+	if (d->stopping && d->nsessions == 0 && pool_stopped(d) && indexer_stopped(d)
 	    && !uv_is_closing((uv_handle_t *)&d->sig_term))
 		finish_stopping(d);
 }
@@ -139,9 +130,10 @@ static void on_grace_over(uv_timer_t *t)
 	struct daemon *d = t->data;
 	log_info("shutdown grace period over, closing %zu sessions", d->nsessions);
 	sessions_shutdown(d, true);
-	if (!pool_stopped(d)) {
-		/* a worker still waits on the upstream: its message stays
-		 * queued and is tried again after the restart */
+	if (!pool_stopped(d) || !indexer_stopped(d)) {
+		/* a worker still waits on the upstream (its message stays
+		 * queued and is tried again after the restart), or the
+		 * indexer on the disk */
 		log_warn("delivery still in progress after %d s; exiting anyway", SHUTDOWN_GRACE_MS / 1000);
 		uv_stop(d->loop);
 	}
@@ -161,6 +153,7 @@ static void on_signal(uv_signal_t *h, int signum)
 	notify_systemd("STOPPING=1");
 	listeners_stop(d);
 	sessions_shutdown(d, false);
+	indexer_stop(d);
 	pool_stop(d);
 	d->grace.data = d;
 	uv_timer_start(&d->grace, on_grace_over, SHUTDOWN_GRACE_MS, 0);
@@ -225,21 +218,22 @@ int main(int argc, char **argv)
 	d.loop = uv_default_loop();
 	qindex_init(&d.queue);
 	sched_init(&d);
-	if (store_scan(&d.store, on_scanned, &d, &e) < 0)
-		fatal(EX_TEMPFAIL, "%s", e.msg);
+	store_clean_tmp(&d.store);
 	local_hostname(d.hostname, sizeof d.hostname);
 	if (listeners_start(&d, &e) < 0)
 		fatal(EX_UNAVAILABLE, "%s", e.msg);
 	start_signals(&d);
 	if (pool_start(&d, &e) < 0)
 		fatal(EX_OSERR, "%s", e.msg);
-	log_info("outboxd %s started, %zu messages in the queue", OUTBOX_VERSION, d.queue.count);
+	if (indexer_start(&d, &e) < 0)
+		fatal(EX_OSERR, "%s", e.msg);
+	log_info("outboxd %s started, indexing the queue", OUTBOX_VERSION);
 	notify_systemd("READY=1");
-	sched_dispatch(&d);
 	uv_run(d.loop, UV_RUN_DEFAULT);
 	log_info("stopped, %zu messages in the queue", d.queue.count);
-	if (!pool_stopped(&d))
-		exit(0);	/* workers still busy: leave without tearing down under them */
+	if (!pool_stopped(&d) || !indexer_stopped(&d))
+		exit(0);	/* threads still busy: leave without tearing down under them */
+	indexer_free(&d);
 	pool_free(&d);
 	uv_loop_close(d.loop);
 	sched_free(&d);

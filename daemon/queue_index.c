@@ -1,100 +1,123 @@
 /*
- * queue_index.c - the daemon's in-memory index of queued messages.
+ * queue_index.c - the daemon's in-memory index of queued messages
+ * (index.h).
  *
- * A hash table from queue ID to a small struct qentry (about 80 octets
- * with its chain pointer): the envelope stays on disk, so 100 000 queued
- * messages cost a few megabytes, and finding a message by ID never scans
- * the spool.  Loop thread only.
+ * The entries are one array (grown by doubling, freed entries reused
+ * through a free list); a table of qrefs with linear probing, at most
+ * half full, finds an entry by ID; removal shifts the following run
+ * back (no tombstones), so a lookup never walks more than the run its
+ * ID hashes into.  Loop thread only.
  */
 #include <stdlib.h>
 #include <string.h>
 
-#include "outboxd.h"
+#include "../common/util.h"
+#include "index.h"
 
-static uint64_t hash_id(const char *id)
+#define INITIAL_TABLE 1024	/* slots; an empty queue costs 4 KB here */
+
+static uint32_t slot_of(const struct queue_index *q, uint64_t id)
 {
-	uint64_t h = 1469598103934665603ULL;	/* FNV-1a */
-	for (; *id; id++)
-		h = (h ^ (unsigned char)*id) * 1099511628211ULL;
-	return h;
+	id ^= id >> 33;	/* the finalizer of MurmurHash3: IDs are mostly time */
+	id *= 0xff51afd7ed558ccdULL;
+	id ^= id >> 33;
+	id *= 0xc4ceb9fe1a85ec53ULL;
+	id ^= id >> 33;
+	return (uint32_t)id & q->mask;
 }
 
 void qindex_init(struct queue_index *q)
 {
-	q->nbuckets = 1024;
-	q->buckets = xcalloc(q->nbuckets, sizeof *q->buckets);
-	q->count = 0;
+	memset(q, 0, sizeof *q);
+	q->mask = INITIAL_TABLE - 1;
+	q->table = xcalloc(INITIAL_TABLE, sizeof *q->table);
+	q->nent = 1;	/* ent[0] is "none" */
 }
 
 void qindex_free(struct queue_index *q)
 {
-	for (size_t i = 0; i < q->nbuckets; i++) {
-		struct qentry *e = q->buckets[i], *next;
-		for (; e; e = next) {
-			next = e->hnext;
-			free(e);
-		}
+	free(q->ent);
+	free(q->table);
+	memset(q, 0, sizeof *q);
+}
+
+static void put(struct queue_index *q, qref r)
+{
+	uint32_t i = slot_of(q, q->ent[r].id);
+	while (q->table[i])
+		i = (i + 1) & q->mask;
+	q->table[i] = r;
+}
+
+static void grow_table(struct queue_index *q)
+{
+	uint32_t *old = q->table, n = q->mask + 1;
+	q->mask = n * 2 - 1;
+	q->table = xcalloc((size_t)n * 2, sizeof *q->table);
+	for (uint32_t i = 0; i < n; i++)
+		if (old[i])
+			put(q, old[i]);
+	free(old);
+}
+
+qref qindex_find(const struct queue_index *q, uint64_t id)
+{
+	for (uint32_t i = slot_of(q, id); q->table[i]; i = (i + 1) & q->mask)
+		if (q->ent[q->table[i]].id == id)
+			return q->table[i];
+	return 0;
+}
+
+static qref new_entry(struct queue_index *q)
+{
+	if (q->free_head) {
+		qref r = q->free_head;
+		q->free_head = q->ent[r].link;
+		return r;
 	}
-	free(q->buckets);
-	q->buckets = NULL;
-	q->nbuckets = q->count = 0;
-}
-
-static void grow(struct queue_index *q)
-{
-	size_t n = q->nbuckets * 2;
-	struct qentry **b = xcalloc(n, sizeof *b);
-	for (size_t i = 0; i < q->nbuckets; i++) {
-		struct qentry *e = q->buckets[i], *next;
-		for (; e; e = next) {
-			next = e->hnext;
-			size_t k = hash_id(e->id) & (n - 1);
-			e->hnext = b[k];
-			b[k] = e;
-		}
+	if (q->nent >= q->cap) {
+		q->cap = q->cap ? q->cap * 2 : 256;
+		q->ent = xrealloc(q->ent, (size_t)q->cap * sizeof *q->ent);
 	}
-	free(q->buckets);
-	q->buckets = b;
-	q->nbuckets = n;
+	return q->nent++;
 }
 
-struct qentry *qindex_find(const struct queue_index *q, const char *id)
+qref qindex_add(struct queue_index *q, uint64_t id, bool *added)
 {
-	struct qentry *e = q->buckets[hash_id(id) & (q->nbuckets - 1)];
-	while (e && strcmp(e->id, id) != 0)
-		e = e->hnext;
-	return e;
-}
-
-struct qentry *qindex_add(struct queue_index *q, const char *id, const struct envelope *env,
-			  uint64_t size)
-{
-	struct qentry *e = qindex_find(q, id);
-	if (e)
-		return e;
-	if (q->count >= q->nbuckets)
-		grow(q);
-	e = xcalloc(1, sizeof *e);
-	memcpy(e->id, id, QID_LEN);
-	e->state = QE_READY;
-	e->npending = (uint32_t)envelope_pending(env);
-	e->size = size;
-	e->arrival = env->arrival;
-	size_t k = hash_id(id) & (q->nbuckets - 1);
-	e->hnext = q->buckets[k];
-	q->buckets[k] = e;
+	qref r = qindex_find(q, id);
+	*added = r == 0;
+	if (r)
+		return r;
+	if ((q->count + 1) * 2 > (size_t)q->mask + 1)
+		grow_table(q);
+	r = new_entry(q);
+	q->ent[r] = (struct qentry){ .id = id, .state = QE_READY };
+	put(q, r);
 	q->count++;
-	return e;
+	return r;
 }
 
-void qindex_remove(struct queue_index *q, struct qentry *e)
+void qindex_remove(struct queue_index *q, qref r)
 {
-	struct qentry **pp = &q->buckets[hash_id(e->id) & (q->nbuckets - 1)];
-	while (*pp && *pp != e)
-		pp = &(*pp)->hnext;
-	if (*pp) {
-		*pp = e->hnext;
-		q->count--;
-		free(e);
+	uint32_t i = slot_of(q, q->ent[r].id);
+	while (q->table[i] && q->table[i] != r)
+		i = (i + 1) & q->mask;
+	if (!q->table[i])
+		return;
+	/* backward shift: move up each later entry of the run that may
+	 * fill the hole (its home slot is not between the hole and it) */
+	for (uint32_t j = i;;) {
+		j = (j + 1) & q->mask;
+		if (!q->table[j])
+			break;
+		uint32_t home = slot_of(q, q->ent[q->table[j]].id);
+		if (((j - home) & q->mask) >= ((j - i) & q->mask)) {
+			q->table[i] = q->table[j];
+			i = j;
+		}
 	}
+	q->table[i] = 0;
+	q->ent[r].link = q->free_head;
+	q->free_head = r;
+	q->count--;
 }

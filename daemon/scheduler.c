@@ -1,57 +1,117 @@
 /*
- * scheduler.c - when each queued message is tried.
+ * scheduler.c - when each queued message is tried (scheduler.h).
  *
- * A message is in exactly one of: the ready FIFO (to be handed out),
- * in flight (a worker has it), or the deferred heap (waiting for
- * next_try).  New and restored messages enter the FIFO; a worker's
- * result either removes the message (done) or defers it by the delay
- * the worker computed with retry_delay().  Loop thread only.
+ * New mail enters LANE_NEW; messages found at start enter the backlog
+ * lane when due, else the heap; a worker's result either removes the
+ * message (done) or defers it to the next try the worker computed with
+ * retry_delay() and wrote into the file's name.  Times are wall-clock
+ * seconds, as in the names, so a restart keeps the schedule.
  */
+#include <math.h>
 #include <stdlib.h>
 
 #include "../common/log.h"
 #include "outboxd.h"
 
-static void heap_swap(struct scheduler *s, size_t a, size_t b)
+static struct qentry *E(struct daemon *d, qref r)
 {
-	struct qentry *t = s->heap[a];
-	s->heap[a] = s->heap[b];
-	s->heap[b] = t;
-	s->heap[a]->heap_idx = a;
-	s->heap[b]->heap_idx = b;
+	return qindex_get(&d->queue, r);
 }
 
-static void heap_push(struct scheduler *s, struct qentry *e)
+/* An entry's next try in 1/256 s. */
+static uint64_t key_of(const struct qentry *e)
 {
-	if (s->nheap == s->heap_cap) {
-		s->heap_cap = s->heap_cap ? s->heap_cap * 2 : 256;
-		s->heap = xrealloc(s->heap, s->heap_cap * sizeof *s->heap);
-	}
-	size_t i = s->nheap++;
-	s->heap[i] = e;
-	e->heap_idx = i;
-	while (i > 0 && s->heap[(i - 1) / 2]->next_try > s->heap[i]->next_try) {
-		heap_swap(s, i, (i - 1) / 2);
+	return (uint64_t)e->next_try << 8 | e->frac;
+}
+
+static uint64_t heap_key(struct daemon *d, uint32_t pos)
+{
+	return key_of(E(d, d->sched.heap[pos]));
+}
+
+static void heap_set(struct daemon *d, uint32_t pos, qref r)
+{
+	d->sched.heap[pos] = r;
+	E(d, r)->link = pos;
+}
+
+static void heap_up(struct daemon *d, uint32_t i)
+{
+	struct scheduler *s = &d->sched;
+	qref r = s->heap[i];
+	uint64_t key = key_of(E(d, r));
+	while (i > 0 && heap_key(d, (i - 1) / 2) > key) {
+		heap_set(d, i, s->heap[(i - 1) / 2]);
 		i = (i - 1) / 2;
 	}
+	heap_set(d, i, r);
 }
 
-static struct qentry *heap_pop(struct scheduler *s)
+static void heap_down(struct daemon *d, uint32_t i)
 {
-	struct qentry *top = s->heap[0];
-	heap_swap(s, 0, --s->nheap);
-	for (size_t i = 0;;) {
-		size_t l = 2 * i + 1, r = l + 1, m = i;
-		if (l < s->nheap && s->heap[l]->next_try < s->heap[m]->next_try)
-			m = l;
-		if (r < s->nheap && s->heap[r]->next_try < s->heap[m]->next_try)
-			m = r;
-		if (m == i)
+	struct scheduler *s = &d->sched;
+	qref r = s->heap[i];
+	uint64_t key = key_of(E(d, r));
+	for (;;) {
+		uint32_t l = 2 * i + 1, m = l;
+		if (l >= s->nheap)
 			break;
-		heap_swap(s, i, m);
+		if (l + 1 < s->nheap && heap_key(d, l + 1) < heap_key(d, l))
+			m = l + 1;
+		if (heap_key(d, m) >= key)
+			break;
+		heap_set(d, i, s->heap[m]);
 		i = m;
 	}
+	heap_set(d, i, r);
+}
+
+static void heap_push(struct daemon *d, qref r)
+{
+	struct scheduler *s = &d->sched;
+	if (s->nheap == s->heap_cap) {
+		s->heap_cap = s->heap_cap ? s->heap_cap * 2 : 256;
+		s->heap = xrealloc(s->heap, (size_t)s->heap_cap * sizeof *s->heap);
+	}
+	E(d, r)->state = QE_DEFERRED;
+	heap_set(d, s->nheap++, r);
+	heap_up(d, s->nheap - 1);
+}
+
+static qref heap_pop(struct daemon *d)
+{
+	struct scheduler *s = &d->sched;
+	qref top = s->heap[0];
+	if (--s->nheap > 0) {
+		heap_set(d, 0, s->heap[s->nheap]);
+		heap_down(d, 0);
+	}
 	return top;
+}
+
+static void lane_push(struct daemon *d, unsigned lane, qref r)
+{
+	struct scheduler *s = &d->sched;
+	struct qentry *e = E(d, r);
+	e->state = QE_READY;
+	e->link = 0;
+	if (s->lane[lane].tail)
+		E(d, s->lane[lane].tail)->link = r;
+	else
+		s->lane[lane].head = r;
+	s->lane[lane].tail = r;
+}
+
+static qref lane_pop(struct daemon *d, unsigned lane)
+{
+	struct scheduler *s = &d->sched;
+	qref r = s->lane[lane].head;
+	if (r) {
+		s->lane[lane].head = E(d, r)->link;
+		if (!s->lane[lane].head)
+			s->lane[lane].tail = 0;
+	}
+	return r;
 }
 
 static void on_timer(uv_timer_t *t);
@@ -63,7 +123,7 @@ static void arm_timer(struct daemon *d)
 		uv_timer_stop(&s->timer);
 		return;
 	}
-	double wait = s->heap[0]->next_try - now_mono();
+	double wait = (double)heap_key(d, 0) / 256 - now_real();
 	uv_timer_start(&s->timer, on_timer, wait > 0 ? (uint64_t)(wait * 1000) + 1 : 0, 0);
 }
 
@@ -71,11 +131,9 @@ static void on_timer(uv_timer_t *t)
 {
 	struct daemon *d = t->data;
 	struct scheduler *s = &d->sched;
-	double now = now_mono();
-	while (s->nheap && s->heap[0]->next_try <= now) {
-		struct qentry *e = heap_pop(s);
-		sched_ready(d, e);
-	}
+	uint64_t now = (uint64_t)(now_real() * 256);
+	while (s->nheap && heap_key(d, 0) <= now)
+		lane_push(d, LANE_BACKLOG, heap_pop(d));
 	arm_timer(d);
 	sched_dispatch(d);
 }
@@ -86,16 +144,37 @@ void sched_init(struct daemon *d)
 	d->sched.timer.data = d;
 }
 
-void sched_ready(struct daemon *d, struct qentry *e)
+void sched_new(struct daemon *d, qref r)
+{
+	lane_push(d, LANE_NEW, r);
+}
+
+void sched_found(struct daemon *d, qref r)
+{
+	struct qentry *e = E(d, r);
+	if (e->next_try <= now_real()) {
+		lane_push(d, LANE_BACKLOG, r);
+		return;
+	}
+	bool first = d->sched.nheap == 0 || key_of(e) < heap_key(d, 0);
+	heap_push(d, r);
+	if (first)
+		arm_timer(d);
+}
+
+/* The next ready message, the lanes taking turns. */
+static qref next_ready(struct daemon *d)
 {
 	struct scheduler *s = &d->sched;
-	e->state = QE_READY;
-	e->rnext = NULL;
-	if (s->ready_tail)
-		s->ready_tail->rnext = e;
-	else
-		s->ready_head = e;
-	s->ready_tail = e;
+	for (unsigned i = 0; i < NLANES; i++) {
+		unsigned lane = (s->turn + i) % NLANES;
+		qref r = lane_pop(d, lane);
+		if (r) {
+			s->turn = (lane + 1) % NLANES;
+			return r;
+		}
+	}
+	return 0;
 }
 
 void sched_dispatch(struct daemon *d)
@@ -105,34 +184,38 @@ void sched_dispatch(struct daemon *d)
 		return;
 	/* the pool's size, not [relay] workers: a reload does not change it */
 	size_t limit = pool_size(d) * SCHED_INFLIGHT_PER_WORKER;
-	while (s->ready_head && s->inflight < limit) {
-		struct qentry *e = s->ready_head;
-		s->ready_head = e->rnext;
-		if (!s->ready_head)
-			s->ready_tail = NULL;
+	qref r;
+	while (s->inflight < limit && (r = next_ready(d))) {
+		struct qentry *e = E(d, r);
+		char id[QID_LEN + 1];
 		e->state = QE_ACTIVE;
 		s->inflight++;
-		pool_submit(d, e->id, e->tries);
+		qid_format(e->id, id);
+		/* the name has the next try rounded up to the second */
+		pool_submit(d, id, e->tries, e->next_try + (e->frac != 0));
 	}
 }
 
-void sched_result(struct daemon *d, const struct delivery_result *r)
+void sched_result(struct daemon *d, const struct delivery_result *res)
 {
 	struct scheduler *s = &d->sched;
-	struct qentry *e = qindex_find(&d->queue, r->id);
+	uint64_t id = qid_value(res->id);
+	qref r = qindex_find(&d->queue, id);
 	if (s->inflight)
 		s->inflight--;
-	if (!e)
+	if (!r)
 		return;
-	if (r->done) {
-		qindex_remove(&d->queue, e);
+	if (res->done) {
+		qindex_remove(&d->queue, r);
+		indexer_note_gone(d, id);
 		return;
 	}
-	e->tries++;
-	e->npending = r->npending;
-	e->state = QE_DEFERRED;
-	e->next_try = now_mono() + r->retry_in;
-	heap_push(s, e);
+	struct qentry *e = E(d, r);
+	double sec = floor(res->next_try), frac = ceil((res->next_try - sec) * 256);
+	e->tries = res->tries;
+	e->next_try = (uint32_t)sec;
+	e->frac = (uint8_t)(frac > 255 ? 255 : frac);
+	heap_push(d, r);
 	arm_timer(d);
 }
 

@@ -568,7 +568,10 @@ static void commit_done(uv_work_t *req, int status)
 			flush_out(s);
 		}
 		log_queued(s);
-		sched_ready(s->d, qindex_add(&s->d->queue, s->w.id, &s->env, s->w.size));
+		bool added;
+		qref r = qindex_add(&s->d->queue, qid_value(s->w.id), &added);
+		if (added)
+			sched_new(s->d, r);
 		sched_dispatch(s->d);
 		s->d->received++;
 	} else {

@@ -6,7 +6,7 @@
 set -eu
 
 PKGS="pkg-config libuv1-dev libmbedtls-dev libinih-dev libmagic-dev libcmocka-dev \
-python3-pytest python3-aiosmtpd openssl curl procps mandoc strace \
+python3-pytest python3-aiosmtpd python3-fusepy openssl curl procps mandoc strace \
 clang libclang-rt-14-dev"
 
 missing=""

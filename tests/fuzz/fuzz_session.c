@@ -27,10 +27,12 @@ static size_t nhanded;
 /* ---- stand-ins for the worker pool and the daemon's end ---- */
 size_t pool_size(const struct daemon *dd) { (void)dd; return 1; }
 void daemon_maybe_finish(struct daemon *dd) { (void)dd; }
-void pool_submit(struct daemon *dd, const char *id, unsigned tries)
+void indexer_note_gone(struct daemon *dd, uint64_t id) { (void)dd; (void)id; }
+void pool_submit(struct daemon *dd, const char *id, unsigned tries, uint32_t next_try)
 {
 	(void)dd;
 	(void)tries;
+	(void)next_try;
 	if (nhanded < 64)
 		memcpy(handed[nhanded++], id, QID_LEN + 1);
 }
@@ -99,7 +101,9 @@ static void check_committed(const char *id)
 	size_t off;
 	uint64_t size;
 	int fd = -1;
-	CHECK(store_load(&d.store, id, &env, &off, &fd, &size, &e) == 0);
+	char name[QNAME_MAX];
+	snprintf(name, sizeof name, "%s", id);
+	CHECK(store_load(&d.store, name, &env, &off, &fd, &size, &e) == 0);
 	char *msg = malloc(size + 1);
 	CHECK(pread(fd, msg, size, (off_t)off) == (ssize_t)size);
 	for (uint64_t i = 0; i < size; i++) {
@@ -170,17 +174,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		sched_result(&d, &r);
 	}
 	nhanded = 0;
-	char path[300];
-	snprintf(path, sizeof path, "%s/queue", spool);
-	DIR *dir = opendir(path);
-	for (struct dirent *de; dir && (de = readdir(dir));) {
-		if (de->d_name[0] == '.')
-			continue;
-		files++;
-		(void)store_remove(&d.store, de->d_name, &e);
+	for (unsigned b = 0; b < QBUCKETS; b++) {
+		char path[300];
+		snprintf(path, sizeof path, "%s/queue/%02X", spool, b);
+		DIR *dir = opendir(path);
+		for (struct dirent *de; dir && (de = readdir(dir));) {
+			if (de->d_name[0] == '.')
+				continue;
+			files++;
+			(void)store_remove(&d.store, de->d_name, 0, &e);
+		}
+		if (dir)
+			closedir(dir);
 	}
-	if (dir)
-		closedir(dir);
 	/* every 250 named a committed file (above); the one commit in flight
 	 * when the client's EOF came may be queued without its reply */
 	CHECK(files == nids || files == nids + 1);

@@ -27,6 +27,29 @@ BUILD = os.environ.get("OUTBOX_BUILD") or os.path.join(
 OUTBOXD = os.path.abspath(os.path.join(BUILD, "outboxd"))
 OUTBOX = os.path.abspath(os.path.join(BUILD, "outbox"))
 MKQUEUE = os.path.abspath(os.path.join(BUILD, "tests", "mkqueue"))
+
+
+def bucket_of(qid):
+    """The bucket of a queue ID, as common/queue.c qid_bucket()."""
+    h = 2166136261
+    for c in qid[:16].encode():
+        h = ((h ^ c) * 16777619) & 0xFFFFFFFF
+    return "%02X" % ((h ^ (h >> 16)) % 256)
+
+
+def queue_paths(spool):
+    """{queue ID: path} of the messages in spool's buckets."""
+    top = os.path.join(spool, "queue")
+    out = {}
+    if not os.path.isdir(top):
+        return out
+    for b in os.listdir(top):
+        bucket = os.path.join(top, b)
+        if len(b) != 2 or not os.path.isdir(bucket):
+            continue
+        for name in os.listdir(bucket):
+            out[name[:16]] = os.path.join(bucket, name)
+    return out
 IS_ROOT = os.geteuid() == 0
 
 
@@ -135,6 +158,11 @@ class Daemon:
                     f.write("%s = %s\n" % (k, v))
         os.chmod(self.conf, 0o644)
 
+    def relay_to(self, up):
+        """From the next start, relay to the upstream up."""
+        self.sections["relay"]["port"] = str(up.port)
+        self.write_conf()
+
     def start(self, wait=True):
         self.logf = open(self.log_path, "ab")
         self.proc = subprocess.Popen(self.prefix + [OUTBOXD, "-c", self.conf], stdout=self.logf,
@@ -204,12 +232,19 @@ class Daemon:
     def raw(self, **kw):
         return RawClient(path=self.socket, **kw)
 
+    def queue_paths(self):
+        """{queue ID: path} of the queued messages (queue/XX/NAME, NAME
+        the ID or ID.NEXT.TRIES)."""
+        return queue_paths(self.spool)
+
     def queue_ids(self):
-        d = os.path.join(self.spool, "queue")
-        return sorted(os.listdir(d)) if os.path.isdir(d) else []
+        return sorted(self.queue_paths())
+
+    def queue_path(self, qid):
+        return self.queue_paths()[qid]
 
     def queue_file(self, qid):
-        with open(os.path.join(self.spool, "queue", qid), "rb") as f:
+        with open(self.queue_path(qid), "rb") as f:
             return f.read()
 
     def parse_queue_file(self, qid):

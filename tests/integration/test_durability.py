@@ -30,7 +30,7 @@ def test_restart_keeps_the_queue(daemon):
     assert daemon.stop() == 0                   # SIGTERM: exit 0
     assert "stopped, 3 messages in the queue" in daemon.log()
     daemon.start()
-    assert "started, 3 messages in the queue" in daemon.log()
+    daemon.wait_log(r"queue indexed: 3 messages found")
     assert {i: daemon.queue_file(i) for i in daemon.queue_ids()} == before
 
 
@@ -74,7 +74,7 @@ def test_kill9_while_200_submissions_stream_loses_no_acknowledged_message(daemon
         env, msg = daemon.parse_queue_file(qid)
         assert msg.endswith(b"Subject: " + tag + b"\r\n\r\n" + tag + b"\r\n")
     assert os.listdir(os.path.join(daemon.spool, "tmp")) == []   # partial files cleaned
-    assert "started, %d messages in the queue" % len(on_disk) in daemon.log()
+    daemon.wait_log(r"queue indexed: %d messages found" % len(on_disk))
 
 
 def rss_kb(pid):
@@ -92,7 +92,7 @@ def test_holds_100000_queued_messages(make_daemon):
     t0 = time.time()
     d.start()
     started = time.time() - t0
-    assert "started, 100000 messages in the queue" in d.log()
+    d.wait_log(r"queue indexed: 100000 messages found")
     rss = rss_kb(d.proc.pid)
     print("100k queue: made in %.1fs, outboxd started in %.1fs, RSS %d kB" % (made, started, rss))
     # about 100 octets a message; ASan's shadow memory and quarantine
@@ -166,11 +166,12 @@ def test_queue_file_turning_unreadable_is_moved_aside(make_daemon):
         assert r.returncode == 0, r.stderr
     d.wait_log(r"status=deferred", count=2)          # relay port 1: refused
     victim, other = d.queue_ids()
-    path = os.path.join(d.spool, "queue", victim)
+    path = d.queue_path(victim)
     with open(path, "r+b") as f:
         f.write(b"garbage!!!!!!!")                   # the header is gone
-    d.wait_log(r"%s: unreadable queue file moved to corrupt/: .*bad magic" % victim)
-    assert os.listdir(os.path.join(d.spool, "corrupt")) == [victim]
+    d.wait_log(r"%s: unreadable queue file moved to corrupt/%s\.[0-9A-F]{8}\.\d+: .*bad magic"
+               % (victim, victim))
+    assert os.listdir(os.path.join(d.spool, "corrupt")) == [os.path.basename(path)]
     assert d.queue_ids() == [other]
     d.wait_log(r"%s: to=<b1@r.example> .* tries=3 status=deferred" % other)
     assert d.log().count("%s: unreadable" % victim) == 1

@@ -50,7 +50,7 @@ struct waiter {
 static void *wait_thread(void *arg)
 {
 	struct waiter *w = arg;
-	w->rc = dirsync_wait(w->ds, w->n);
+	w->rc = dirsync_wait(w->ds, SLOT_QUEUE, w->n);
 	return NULL;
 }
 
@@ -67,6 +67,22 @@ static void remove_spool(const char *dir)
 	char cmd[128];
 	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
 	assert_int_equal(system(cmd), 0);
+}
+
+/* Messages in the buckets. */
+static int queued_files(const struct store *s)
+{
+	int files = 0;
+	for (unsigned b = 0; b < QBUCKETS; b++) {
+		char *dir = xasprintf("%s/%02X", s->queue_dir, b);
+		DIR *d = opendir(dir);
+		for (struct dirent *de; d && (de = readdir(d));)
+			files += de->d_name[0] != '.';
+		if (d)
+			closedir(d);
+		free(dir);
+	}
+	return files;
 }
 
 static int commit_one(struct store *s)
@@ -100,7 +116,7 @@ static void failed_fsync_sticks(void **state)
 	struct dirsync *ds = s.dirsync;
 	/* two commits renamed; the second's thread starts the fsync, which
 	 * covers the first's rename too */
-	uint64_t n1 = dirsync_renamed(ds), n2 = dirsync_renamed(ds);
+	uint64_t n1 = dirsync_renamed(ds, SLOT_QUEUE), n2 = dirsync_renamed(ds, SLOT_QUEUE);
 	struct waiter second = { ds, n2, 0 }, first = { ds, n1, 0 };
 	pthread_t t2, t1;
 	assert_int_equal(pthread_create(&t2, NULL, wait_thread, &second), 0);
@@ -113,7 +129,7 @@ static void failed_fsync_sticks(void **state)
 	for (;;) {	/* until it is waiting (it never calls sync while covered) */
 		usleep(20000);
 		pthread_mutex_lock(&ds->mu);
-		bool covered = ds->busy == 1 && ds->covers >= n1;
+		bool covered = ds->slot[SLOT_QUEUE].busy == 1 && ds->slot[SLOT_QUEUE].covers >= n1;
 		pthread_mutex_unlock(&ds->mu);
 		if (covered)
 			break;
@@ -130,28 +146,24 @@ static void failed_fsync_sticks(void **state)
 	 * must fail all the same, and must not even have tried it */
 	assert_int_equal(first.rc, -1);
 	assert_int_equal(g.calls, 1);
-	assert_int_equal(ds->error, EIO);
+	struct dirslot *q = &ds->slot[SLOT_QUEUE];
+	assert_int_equal(q->error, EIO);
 
 	/* the next commit recovers: queue/ opened anew and fsynced, then
 	 * the commit goes through on the new descriptor */
 	int old_fd = g.fds[0];
 	struct stat a, b;
 	assert_int_equal(commit_one(&s), 0);
-	assert_int_equal(ds->error, 0);
+	assert_int_equal(q->error, 0);
 	assert_true(g.calls >= 3);	/* the recovery's fsync, the commit's */
-	assert_int_equal(g.fds[1], ds->fd);
-	assert_int_equal(fstat(ds->fd, &a), 0);
+	assert_int_equal(g.fds[1], q->fd);
+	assert_int_equal(fstat(q->fd, &a), 0);
 	assert_int_equal(stat(s.queue_dir, &b), 0);
 	assert_true(a.st_ino == b.st_ino);
 	assert_true(g.fds[1] != old_fd);	/* opened before the old one was closed */
 	/* what failed was never in queue/ for a 250: both renames counted
 	 * above were fake, so one file: the recovered commit's */
-	DIR *d = opendir(s.queue_dir);
-	int files = 0;
-	for (struct dirent *de; (de = readdir(d));)
-		files += de->d_name[0] != '.';
-	closedir(d);
-	assert_int_equal(files, 1);
+	assert_int_equal(queued_files(&s), 1);
 	store_close(&s);
 	remove_spool(dir);
 }
@@ -166,14 +178,75 @@ static void no_commit_until_an_fsync_succeeds(void **state)
 	struct err e;
 	make_spool(dir);
 	assert_int_equal(store_open(&s, dir, true, &e), 0);
-	s.dirsync->error = EIO;	/* as dirsync_failed() leaves it */
+	struct dirslot *q = &s.dirsync->slot[SLOT_QUEUE];
+	q->error = EIO;	/* as dirsync_failed() leaves it */
 	snprintf(moved, sizeof moved, "%s/queue-gone", dir);
 	assert_int_equal(rename(s.queue_dir, moved), 0);
 	assert_int_equal(commit_one(&s), -1);
-	assert_int_equal(s.dirsync->error, EIO);
+	assert_int_equal(q->error, EIO);
 	assert_int_equal(rename(moved, s.queue_dir), 0);
 	assert_int_equal(commit_one(&s), 0);
-	assert_int_equal(s.dirsync->error, 0);
+	assert_int_equal(q->error, 0);
+	assert_int_equal(queued_files(&s), 1);
+	store_close(&s);
+	remove_spool(dir);
+}
+
+/* A sync function that records which directory each fsync was of, and
+ * fails those of queue/ while fail_queue is set. */
+struct record {
+	const char *queue_dir;
+	char seen[16][300];
+	int n;
+	bool fail_queue;
+};
+
+static int recording_sync(int fd, void *arg)
+{
+	struct record *r = arg;
+	char link[64], path[300];
+	snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+	ssize_t n = readlink(link, path, sizeof path - 1);
+	path[n > 0 ? n : 0] = '\0';
+	if (r->n < 16)
+		snprintf(r->seen[r->n++], sizeof r->seen[0], "%s", path);
+	if (r->fail_queue && strcmp(path, r->queue_dir) == 0) {
+		errno = EIO;
+		return -1;
+	}
+	return fsync(fd);
+}
+
+/* A bucket made at run time: it is fsynced, then queue/ (which holds
+ * its name), before the message's rename and the fsync of the bucket
+ * that acknowledges it; when queue/ cannot be fsynced nothing is
+ * acknowledged in the new bucket. */
+static void new_bucket_is_durable_first(void **state)
+{
+	(void)state;
+	char dir[64];
+	struct store s;
+	struct err e;
+	make_spool(dir);
+	assert_int_equal(store_open(&s, dir, true, &e), 0);
+	struct record r = { .queue_dir = s.queue_dir, .fail_queue = true };
+	store_set_sync(&s, recording_sync, &r);
+	assert_int_equal(commit_one(&s), -1);
+	assert_int_equal(queued_files(&s), 0);
+	assert_int_equal(r.n, 2);	/* the new bucket, then queue/ (failed) */
+	assert_int_equal(strncmp(r.seen[0], s.queue_dir, strlen(s.queue_dir)), 0);
+	assert_int_equal(strlen(r.seen[0]), strlen(s.queue_dir) + 3);
+	assert_string_equal(r.seen[1], s.queue_dir);
+	r.fail_queue = false;
+	r.n = 0;
+	assert_int_equal(commit_one(&s), 0);
+	assert_int_equal(queued_files(&s), 1);
+	/* recovery of queue/, then for the new bucket: itself, queue/, and
+	 * itself after the rename */
+	assert_true(r.n >= 4);
+	assert_string_equal(r.seen[r.n - 2], s.queue_dir);
+	assert_int_equal(strlen(r.seen[r.n - 3]), strlen(s.queue_dir) + 3);
+	assert_string_equal(r.seen[r.n - 1], r.seen[r.n - 3]);
 	store_close(&s);
 	remove_spool(dir);
 }
@@ -183,6 +256,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(failed_fsync_sticks),
 		cmocka_unit_test(no_commit_until_an_fsync_succeeds),
+		cmocka_unit_test(new_bucket_is_durable_first),
 	};
 	return cmocka_run_group_tests_name("dirsync", tests, NULL, NULL);
 }

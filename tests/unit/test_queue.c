@@ -2,6 +2,7 @@
  * commit protocol on a real directory. */
 #include "unit.h"
 #include <dirent.h>
+#include <errno.h>
 #include <pthread.h>
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -141,11 +142,35 @@ static int count_files(const char *dir)
 	return n;
 }
 
-static void scan_cb(const char *id, const struct envelope *env, uint64_t size, void *arg)
+/* What the start-up walk finds, as the daemon's indexer sees it. */
+static int walk_all(struct store *s, struct qfound *last)
 {
-	(void)id;
-	(void)env;
-	*(uint64_t *)arg += size;
+	struct err e;
+	struct store_walk *w = store_walk_begin(s, &e);
+	struct qfound f;
+	int n = 0, rc;
+	assert_non_null(w);
+	while ((rc = store_walk_next(w, &f)) != 0)
+		if (rc == 1) {
+			n++;
+			if (last)
+				*last = f;
+		}
+	store_walk_end(w);
+	return n;
+}
+
+/* Files in the buckets (each a message), and in queue/ itself. */
+static int count_queued(const struct store *s)
+{
+	int n = 0;
+	for (unsigned b = 0; b < QBUCKETS; b++) {
+		char dir[300];
+		snprintf(dir, sizeof dir, "%s/%02X", s->queue_dir, b);
+		if (access(dir, F_OK) == 0)
+			n += count_files(dir);
+	}
+	return n;
 }
 
 /* A fresh spool directory under /tmp (mkdtemp), and its removal. */
@@ -163,6 +188,56 @@ static void remove_spool(const char *dir)
 	char cmd[128];
 	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
 	assert_int_equal(system(cmd), 0);
+}
+
+static void write_file(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	fputs(text, f);
+	fclose(f);
+}
+
+static void names(void **state)
+{
+	(void)state;
+	char name[QNAME_MAX], id[QID_LEN + 1];
+	uint32_t next;
+	unsigned tries;
+	qname_format(name, "6B0E0000000000A1", 0, 0);
+	assert_string_equal(name, "6B0E0000000000A1");
+	assert_true(qname_parse(name, id, &next, &tries));
+	assert_int_equal(tries, 0);
+	qname_format(name, "6B0E0000000000A1", 0x6B0E1234, 65535);
+	assert_string_equal(name, "6B0E0000000000A1.6B0E1234.65535");
+	assert_true(qname_parse(name, id, &next, &tries));
+	assert_string_equal(id, "6B0E0000000000A1");
+	assert_int_equal(next, 0x6B0E1234);
+	assert_int_equal(tries, 65535);
+	const char *bad[] = { "6B0E0000000000A", "6B0E0000000000A1.", "6B0E0000000000A1.6B0E1234",
+			      "6B0E0000000000A1.6B0E1234.", "6B0E0000000000A1.6B0E1234.0",
+			      "6B0E0000000000A1.6B0E1234.01", "6B0E0000000000A1.6B0E1234.65536",
+			      "6B0E0000000000A1.6b0e1234.1", "6B0E0000000000A1.6B0E123.1",
+			      "6B0E0000000000A1.6B0E1234.1x", "6B0E0000000000A1x", "6b0e0000000000a1",
+			      "spare.1", "" };
+	for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+		assert_false(qname_parse(bad[i], id, &next, &tries));
+	/* the ID's value and the bucket */
+	assert_int_equal(qid_value("6B0E0000000000A1"), 0x6B0E0000000000A1ULL);
+	qid_format(0x6B0E0000000000A1ULL, id);
+	assert_string_equal(id, "6B0E0000000000A1");
+	assert_true(qid_bucket(id) < QBUCKETS);
+	/* IDs made one after another spread over the buckets */
+	struct store s = { 0 };
+	bool seen[QBUCKETS] = { false };
+	int distinct = 0;
+	for (int i = 0; i < 4096; i++) {
+		store_new_id(&s, id);
+		unsigned b = qid_bucket(id);
+		distinct += !seen[b];
+		seen[b] = true;
+	}
+	assert_true(distinct > QBUCKETS * 9 / 10);
 }
 
 static void commit_and_mark(void **state)
@@ -188,19 +263,36 @@ static void commit_and_mark(void **state)
 	assert_int_equal(count_files(s.tmp_dir), 0);	/* a small message waits in memory */
 	qwriter_write(&w, "Subject: t\r\n\r\n\xc3\xa9\r\n", 18);
 	w.flags |= ENV_8BITMIME;
-	char id[QID_LEN + 1];
+	char id[QNAME_MAX];
 	strcpy(id, w.id);
 	assert_int_equal(qwriter_commit(&w, &e), 0);
 	qwriter_free(&w);
 	assert_int_equal(count_files(s.tmp_dir), 0);
-	assert_int_equal(count_files(s.queue_dir), 1);
+	assert_int_equal(count_files(s.queue_dir), 1);	/* its bucket */
+	assert_int_equal(count_queued(&s), 1);
+	char path[300];
+	snprintf(path, sizeof path, "%s/%02X/%s", s.queue_dir, qid_bucket(id), id);
+	assert_int_equal(access(path, F_OK), 0);
 	assert_int_equal(store_load(&s, id, &back, &off, &fd, &size, &e), 0);
 	assert_int_equal(size, 18);
 	assert_int_equal(back.flags, ENV_8BITMIME);	/* rewritten at commit */
 	assert_int_equal(store_mark(fd, &back.rcpt[1], RCPT_SENT, &e), 0);
+	/* deferred: the schedule goes into the name; the open file stays good */
+	assert_int_equal(store_note_retry(&s, id, 0x70000000, 3, &e), 0);
+	assert_int_equal(strlen(id), QID_LEN + 11);
+	assert_int_equal(access(path, F_OK), -1);
+	struct qfound f;
+	assert_int_equal(walk_all(&s, &f), 1);
+	assert_int_equal(f.id, qid_value(w.id));
+	assert_int_equal(f.next_try, 0x70000000);
+	assert_int_equal(f.tries, 3);
 	close(fd);
 	envelope_free(&back);
-	assert_int_equal(store_load(&s, id, &back, &off, NULL, NULL, &e), 0);
+	/* a caller with an old name still finds it, and learns the new one */
+	char old[QNAME_MAX];
+	strcpy(old, w.id);
+	assert_int_equal(store_load(&s, old, &back, &off, NULL, NULL, &e), 0);
+	assert_string_equal(old, id);
 	assert_int_equal(back.rcpt[1].status, RCPT_SENT);
 	assert_int_equal(envelope_pending(&back), 1);
 	envelope_free(&back);
@@ -209,21 +301,77 @@ static void commit_and_mark(void **state)
 	qwriter_write(&w, "x", 1);
 	qwriter_abort(&w);
 	assert_int_equal(count_files(s.tmp_dir), 0);
-	/* the scan removes tmp leftovers and moves corrupt files aside */
-	char path[300];
+	/* tmp leftovers go at start; names that are no queue file go to
+	 * corrupt/ (from queue/ and from a bucket); a file with a good name
+	 * and a bad header is found by name and refused when loaded */
 	snprintf(path, sizeof path, "%s/tmp/leftover", dir);
-	close(open(path, O_CREAT | O_WRONLY, 0600));
-	snprintf(path, sizeof path, "%s/queue/0000000000000ABC", dir);
-	FILE *f = fopen(path, "w");
-	fputs("garbage\n", f);
-	fclose(f);
-	uint64_t total = 0;
-	assert_int_equal(store_scan(&s, scan_cb, &total, &e), 0);
-	assert_int_equal(total, 18);
+	write_file(path, "");
+	snprintf(path, sizeof path, "%s/queue/garbage", dir);
+	write_file(path, "x");
+	snprintf(path, sizeof path, "%s/queue/%02X/garbage", dir, qid_bucket(id));
+	write_file(path, "x");
+	char bad[QNAME_MAX] = "0000000000000ABC";
+	snprintf(path, sizeof path, "%s/queue/%02X/%s", dir, qid_bucket(bad), bad);
+	char bucket[300];
+	snprintf(bucket, sizeof bucket, "%s/queue/%02X", dir, qid_bucket(bad));
+	(void)mkdir(bucket, 0700);
+	write_file(path, "garbage\n");
+	store_clean_tmp(&s);
 	assert_int_equal(count_files(s.tmp_dir), 0);
-	assert_int_equal(count_files(s.corrupt_dir), 1);
-	assert_int_equal(store_remove(&s, id, &e), 0);
-	assert_int_equal(count_files(s.queue_dir), 0);
+	assert_int_equal(walk_all(&s, NULL), 2);
+	assert_int_equal(count_files(s.corrupt_dir), 2);
+	assert_int_equal(store_load(&s, bad, &back, &off, NULL, NULL, &e), -1);
+	assert_int_equal(errno, EBADMSG);
+	assert_true(store_load_error_is_permanent(errno));
+	store_quarantine(&s, bad, e.msg);
+	assert_int_equal(count_files(s.corrupt_dir), 3);
+	assert_int_equal(store_remove(&s, id, 100, &e), 0);
+	assert_int_equal(count_queued(&s), 0);
+	envelope_free(&env);
+	store_close(&s);
+	remove_spool(dir);
+}
+
+/* The upgrade: a queue of the flat layout (queue/ID) moves into its
+ * buckets, every message once; a message with both names (a crash in
+ * the middle of the move) is kept once. */
+static void flat_upgrade(void **state)
+{
+	(void)state;
+	char dir[64], id[QID_LEN + 1], path[300], to[300];
+	struct store s;
+	struct envelope env, back;
+	struct err e;
+	struct buf rec;
+	size_t off;
+	make_spool(dir);
+	assert_int_equal(store_open(&s, dir, true, &e), 0);
+	make_env(&env);
+	buf_init(&rec);
+	assert_int_equal(qrec_encode(&env, &rec, &e), 0);
+	buf_adds(&rec, "Subject: flat\r\n\r\nx\r\n");
+	for (int i = 0; i < 2500; i++) {	/* more than one chunk of moves */
+		store_new_id(&s, id);
+		snprintf(path, sizeof path, "%s/%s", s.queue_dir, id);
+		int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
+		assert_true(fd >= 0);
+		assert_int_equal(write_all(fd, rec.data, rec.len), 0);
+		close(fd);
+	}
+	/* the last one has its bucket name already */
+	snprintf(to, sizeof to, "%s/%02X", s.queue_dir, qid_bucket(id));
+	(void)mkdir(to, 0700);
+	snprintf(to, sizeof to, "%s/%02X/%s", s.queue_dir, qid_bucket(id), id);
+	assert_int_equal(link(path, to), 0);
+	assert_int_equal(walk_all(&s, NULL), 2500);
+	assert_int_equal(count_files(s.queue_dir) <= QBUCKETS, 1);	/* buckets only */
+	assert_int_equal(count_queued(&s), 2500);
+	char name[QNAME_MAX];
+	strcpy(name, id);
+	assert_int_equal(store_load(&s, name, &back, &off, NULL, NULL, &e), 0);
+	envelope_free(&back);
+	assert_int_equal(walk_all(&s, NULL), 2500);	/* a second start finds the same */
+	buf_free(&rec);
 	envelope_free(&env);
 	store_close(&s);
 	remove_spool(dir);
@@ -241,13 +389,14 @@ static ino_t commit_one(struct store *s, const struct envelope *env, const char 
 	strcpy(id, w.id);
 	assert_int_equal(qwriter_commit(&w, &e), 0);
 	qwriter_free(&w);
-	snprintf(path, sizeof path, "%s/%s", s->queue_dir, id);
+	snprintf(path, sizeof path, "%s/%02X/%s", s->queue_dir, qid_bucket(id), id);
 	assert_int_equal(stat(path, &st), 0);	/* the inode is the one written: rename keeps it */
 	return st.st_ino;
 }
 
 /* A removed message's file is rewritten for a later one, but only after
- * a queue/ fsync that followed its removal, and without its old tail. */
+ * an fsync of its bucket that followed its removal, and without its old
+ * tail. */
 static void spare_files(void **state)
 {
 	(void)state;
@@ -255,7 +404,7 @@ static void spare_files(void **state)
 	struct store s;
 	struct envelope env, back;
 	struct err e;
-	char a[QID_LEN + 1], b[QID_LEN + 1], c[QID_LEN + 1];
+	char a[QNAME_MAX], b[QNAME_MAX], c[QNAME_MAX];
 	size_t off;
 	int fd;
 	uint64_t size;
@@ -263,14 +412,21 @@ static void spare_files(void **state)
 	assert_int_equal(store_open(&s, dir, true, &e), 0);
 	make_env(&env);
 	ino_t ia = commit_one(&s, &env, "Subject: long one\r\n\r\nlong body line\r\n", a);
-	assert_int_equal(store_remove(&s, a, &e), 0);
-	assert_int_equal(count_files(s.queue_dir), 0);
+	assert_int_equal(store_remove(&s, a, 100, &e), 0);
+	assert_int_equal(count_queued(&s), 0);
 	assert_int_equal(count_files(s.tmp_dir), 1);	/* the spare */
-	/* no queue/ fsync since the removal: the spare must not be used */
-	ino_t ib = commit_one(&s, &env, "Subject: b\r\n\r\nb\r\n", b);
-	assert_true(ib != ia);
-	/* b's commit synced queue/ after a's removal: now it may */
-	ino_t ic = commit_one(&s, &env, "Subject: c\r\n\r\nc\r\n", c);
+	/* until a commit into a's bucket has fsynced it after the removal,
+	 * the spare is not used; the commit after that one may */
+	bool synced = false;
+	ino_t ic = 0;
+	for (int i = 0; i < 5000 && ic != ia; i++) {
+		ic = commit_one(&s, &env, "Subject: c\r\n\r\nc\r\n", c);
+		if (!synced)
+			assert_true(ic != ia);
+		synced = synced || qid_bucket(c) == qid_bucket(a);
+		if (ic != ia)
+			assert_int_equal(store_remove(&s, c, 1 << 20, &e), 0);	/* too big to keep */
+	}
 	assert_true(ic == ia);
 	assert_int_equal(count_files(s.tmp_dir), 0);
 	assert_int_equal(store_load(&s, c, &back, &off, &fd, &size, &e), 0);
@@ -284,9 +440,10 @@ static void spare_files(void **state)
 	close(fd);
 	envelope_free(&back);
 	/* spares left at start-up are removed like any tmp leftover */
-	assert_int_equal(store_remove(&s, b, &e), 0);
+	commit_one(&s, &env, "Subject: b\r\n\r\nb\r\n", b);
+	assert_int_equal(store_remove(&s, b, 100, &e), 0);
 	assert_int_equal(count_files(s.tmp_dir), 1);
-	assert_int_equal(store_scan(&s, scan_cb, &size, &e), 0);
+	store_clean_tmp(&s);
 	assert_int_equal(count_files(s.tmp_dir), 0);
 	envelope_free(&env);
 	store_close(&s);
@@ -342,7 +499,7 @@ static void concurrent_commits(void **state)
 	for (int i = 0; i < 8; i++)
 		pthread_join(t[i], NULL);
 	assert_int_equal(c.failed, 0);
-	assert_int_equal(count_files(s.queue_dir), 8 * 50);
+	assert_int_equal(count_queued(&s), 8 * 50);
 	assert_int_equal(count_files(s.tmp_dir), 0);
 	envelope_free(&env);
 	store_close(&s);
@@ -355,6 +512,7 @@ int main(void)
 		cmocka_unit_test(round_trip), cmocka_unit_test(encode_refuses_bad_input),
 		cmocka_unit_test(malformed), cmocka_unit_test(ids), cmocka_unit_test(commit_and_mark),
 		cmocka_unit_test(spare_files), cmocka_unit_test(concurrent_commits),
+		cmocka_unit_test(names), cmocka_unit_test(flat_upgrade),
 	};
 	return cmocka_run_group_tests_name("queue", tests, NULL, NULL);
 }

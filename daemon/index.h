@@ -1,0 +1,54 @@
+/*
+ * index.h - the daemon's in-memory index of queued messages.
+ *
+ * Owns: struct qentry, the little the daemon remembers of a queued
+ * message (24 octets: ID, next try, tries, state, one link), and the
+ * table that finds one by ID.  The envelope stays on disk until a
+ * worker takes the message, so a million queued messages cost about 32
+ * MB here.  Entries live in one array and are named by a qref (their
+ * index, 0 for none); a qentry pointer is good only until the next
+ * qindex_add (the array may move).  Loop thread only.
+ */
+#ifndef OUTBOXD_INDEX_H
+#define OUTBOXD_INDEX_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stddef.h>
+
+typedef uint32_t qref;
+
+enum qstate { QE_READY, QE_DEFERRED, QE_ACTIVE, QE_HELD };
+
+struct qentry {
+	uint64_t id;		/* the queue ID's digits (qid_value) */
+	uint32_t next_try;	/* wall-clock second of the next try, when deferred */
+	uint32_t link;		/* ready lane: next qref; deferred: heap position;
+				 * free: next free qref */
+	uint16_t tries;		/* attempts so far */
+	uint8_t state;		/* enum qstate */
+	uint8_t frac;		/* next_try's fraction of a second, in 1/256 */
+};
+
+struct queue_index {
+	struct qentry *ent;	/* ent[0] unused: qref 0 is "none" */
+	uint32_t nent, cap;	/* entries in use or freed, and allocated */
+	uint32_t free_head;	/* freed entries, chained through link */
+	uint32_t *table;	/* open addressing (linear probing) of qrefs */
+	uint32_t mask;		/* table size - 1 */
+	size_t count;		/* messages in the index */
+};
+
+void qindex_init(struct queue_index *q);
+void qindex_free(struct queue_index *q);
+/* The entry of id, made (state QE_READY, no tries) when it is new:
+ * *added tells which. */
+qref qindex_add(struct queue_index *q, uint64_t id, bool *added);
+qref qindex_find(const struct queue_index *q, uint64_t id);
+static inline struct qentry *qindex_get(const struct queue_index *q, qref r)
+{
+	return &q->ent[r];
+}
+void qindex_remove(struct queue_index *q, qref r);
+
+#endif
