@@ -114,7 +114,7 @@ $(BUILD)/bench/submit: bench/submit.c
 	@mkdir -p $(dir $@)
 	$(CC) -O2 -Wall -Wextra -Werror -D_GNU_SOURCE -o $@ $<
 
-bench: deps all $(BUILD)/bench/floor $(BUILD)/bench/sink $(BUILD)/bench/submit
+bench: deps all $(BUILD)/bench/floor $(BUILD)/bench/sink $(BUILD)/bench/submit $(BUILD)/tests/mkqueue
 	$(PY) bench/run.py $(BUILD)
 
 demo: deps all

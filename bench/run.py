@@ -10,13 +10,24 @@ the same run.  See README "Benchmark".
       submitters as 4 processes each holding an SMTP session on the Unix
       socket (bench/submit.c), and as 4 loops of sendmail processes.
   W3  as W2 (SMTP sessions), with the sink answering every batch of replies
-      20 ms late; upstream connections counted.  Run twice: the sink offering
-      CHUNKING (as Postfix and Gmail do; outboxd then sends BDAT batches), and
-      offering only DATA (one round trip per message at best: 8 connections
-      x 50 = 400 msgs/s is that case's ceiling).
+      20 ms late and offering only DATA (one round trip per message at best:
+      8 connections x 50 = 400 msgs/s is that case's ceiling); upstream
+      connections counted.
+  W3C the same with the sink offering CHUNKING too (as Postfix and Gmail
+      do; outboxd then sends BDAT batches): at least 0.95 x W2's rate.
+  W4  100 000 messages (2 KB) already queued when outboxd starts, the W3C
+      sink: the time until the socket answers (220), until the index is
+      complete, and the drain rate, at least 0.9 x W3C's (the same sink).
+  M   a million queued messages (1 KB, all deferred: nothing is sent): the
+      index built on a cold cache (caches dropped, as root) and a warm one,
+      against the floor `find SPOOL -type f | wc -l` cold and warm (at most
+      2 x the cold walk, under 10 s warm); the time to the first 220, and
+      the RSS with the index complete (at most 128 MB).  Also the idle RSS
+      with an empty queue (under 4 MB).
 """
 
 import os
+import re
 import shutil
 import signal
 import socket
@@ -32,6 +43,7 @@ OUTBOX = os.path.join(BUILD, "outbox")
 FLOOR = os.path.join(BUILD, "bench", "floor")
 SINK = os.path.join(BUILD, "bench", "sink")
 SUBMIT = os.path.join(BUILD, "bench", "submit")
+MKQUEUE = os.path.join(BUILD, "tests", "mkqueue")
 MESSAGE = (b"From: bench@example.org\nTo: sink@example.net\nSubject: benchmark\n\n"
            + (b"0123456789abcdef" * 4 + b"\n") * 29)  # about 2 KB
 assert 1900 < len(MESSAGE) < 2100
@@ -81,9 +93,9 @@ class Sink:
 
 
 class Outboxd:
-    def __init__(self, work, sink, workers=8):
+    def __init__(self, work, sink, workers=8, spool=None, wait=True):
         self.work = work
-        self.spool = os.path.join(work, "spool")
+        self.spool = spool or os.path.join(work, "spool")
         self.socket = os.path.join(work, "sock", "outbox.sock")  # outboxd makes sock/ itself
         self.conf = os.path.join(work, "bench-%d.conf" % sink.port)
         with open(self.conf, "w") as f:
@@ -94,19 +106,49 @@ class Outboxd:
         os.chmod(self.conf, 0o644)
         with open(os.path.join(work, "msg.crlf"), "wb") as f:  # for bench/submit
             f.write(MESSAGE.replace(b"\n", b"\r\n"))
-        self.log = open(os.path.join(work, "outboxd.log"), "ab")
+        self.log_path = os.path.join(work, "outboxd.log")
+        self.log = open(self.log_path, "ab")
+        self.log_start = self.log.tell()
+        self.t0 = time.perf_counter()
         self.proc = subprocess.Popen([OUTBOXD, "-c", self.conf], stdout=self.log, stderr=self.log)
         STARTED.append(self.proc)
-        deadline = time.time() + 10
+        self.first_220 = self.wait_220()
+        if wait:
+            self.wait_indexed()
+
+    def wait_220(self, timeout=30):
+        """Seconds from the start until the socket answers with 220."""
+        deadline = time.time() + timeout
         while time.time() < deadline:
             try:
                 s = socket.socket(socket.AF_UNIX)
                 s.connect(self.socket)
+                banner = s.recv(100)
                 s.close()
-                return
+                if banner.startswith(b"220"):
+                    return time.perf_counter() - self.t0
             except OSError:
-                time.sleep(0.01)
+                time.sleep(0.001)
         raise SystemExit("outboxd did not start")
+
+    def wait_indexed(self, timeout=600):
+        """The index time outboxd logged (seconds, from the walk's start)."""
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            with open(self.log_path, "rb") as f:
+                f.seek(self.log_start)
+                m = re.search(rb"queue indexed: (\d+) messages found in ([\d.]+) s", f.read())
+            if m:
+                return int(m.group(1)), float(m.group(2)), time.perf_counter() - self.t0
+            time.sleep(0.01)
+        raise SystemExit("outboxd did not finish indexing")
+
+    def rss_kb(self):
+        with open("/proc/%d/status" % self.proc.pid) as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+        return -1
 
     def peak_rss_kb(self):
         with open("/proc/%d/status" % self.proc.pid) as f:
@@ -214,22 +256,30 @@ def main():
     print("outbox benchmark: 2 KB messages, spool and floor in %s (%s), %d cores"
           % (work, subprocess.run(["df", "--output=fstype", work], capture_output=True,
                                   text=True).stdout.split()[-1], os.cpu_count()))
-    only = os.environ.get("BENCH_ONLY", "W1 W2 W3").split()   # e.g. BENCH_ONLY=W2
+    only = os.environ.get("BENCH_ONLY", "W1 W2 W3 W3C W4 M").split()   # e.g. BENCH_ONLY=W2
     try:
-        rss = 0
+        rss, rates = 0, {}
         if "W1" in only or "W2" in only:
             sink = Sink(work, 0)
             d = Outboxd(work, sink, workers=int(os.environ.get("BENCH_WORKERS", "4")))
             if "W1" in only:
                 w1(work, d, sink)
             if "W2" in only:
-                w2(work, d, sink)
+                rates["W2"] = w2(work, d, sink)
             rss = d.peak_rss_kb()
             conns = sink.read()
             d.stop()
             sink.stop()
-        if "W3" in only:
-            rss = max(rss, w3(work))
+        for data_only, name in ((True, "W3"), (False, "W3C")):
+            if name in only:
+                rss3, rates[name] = w3(work, data_only)
+                rss = max(rss, rss3)
+        if "W3C" in rates and "W2" in rates:
+            print("W3C / W2: %.2f x (target >= 0.95 x)" % (rates["W3C"] / rates["W2"]))
+        if "W4" in only:
+            w4(work, rates.get("W3C"))
+        if "M" in only:
+            million(work)
         print("outboxd peak RSS %.1f MB" % (rss / 1024.0)
               + ("; W1/W2 upstream connections: %d at most at once, %d in all"
                  % (conns["connections_max"], conns["connections_total"]) if "W1" in only or "W2" in only else ""))
@@ -253,28 +303,101 @@ def w2(work, d, sink):
     fr = (fr + floor_rate(work)) / 2
     print("W2 2000 msgs, 4 sendmail loops:   %.0f msgs/s delivered (accepted at %.0f/s)   floor %.0f msgs/s"
           "   ratio %.2f x" % (rate2, sub2, fr, rate2 / fr))
+    return rate
 
 
-def w3(work):
-    rss = 0
-    for data_only in (False, True):
-        slow = Sink(work, 20, data_only)
-        d = Outboxd(work, slow)
-        rate3, _ = parallel(d, slow, submit_smtp)
-        st = slow.read()
-        if data_only:
-            print("W3 same, sink offering only DATA: %.0f msgs/s delivered (ceiling 400: one round trip per "
-                  "message)   upstream connections: %d at most at once, %d in all"
-                  % (rate3, st["connections_max"], st["connections_total"]))
-        else:
-            print("W3 2000 msgs, sink 20 ms late:    %.0f msgs/s delivered (target >= 400), %d of %d by BDAT   "
-                  "upstream connections: %d at most at once, %d in all (limit 8)"
-                  % (rate3, st["bdat_messages"], st["messages"], st["connections_max"],
-                     st["connections_total"]))
-        rss = max(rss, d.peak_rss_kb())
+def w3(work, data_only):
+    slow = Sink(work, 20, data_only)
+    d = Outboxd(work, slow)
+    rate3, _ = parallel(d, slow, submit_smtp)
+    st = slow.read()
+    if data_only:
+        print("W3 2000 msgs, sink 20 ms late, DATA only: %.0f msgs/s delivered (ceiling 400: one round "
+              "trip per message)   upstream connections: %d at most at once, %d in all"
+              % (rate3, st["connections_max"], st["connections_total"]))
+    else:
+        print("W3C the same, sink offering CHUNKING: %.0f msgs/s delivered, %d of %d by BDAT   "
+              "upstream connections: %d at most at once, %d in all (limit 8)"
+              % (rate3, st["bdat_messages"], st["messages"], st["connections_max"],
+                 st["connections_total"]))
+    rss = d.peak_rss_kb()
+    d.stop()
+    slow.stop()
+    return rss, rate3
+
+
+def drop_caches():
+    """True when the page cache could be dropped (root)."""
+    try:
+        os.sync()
+        with open("/proc/sys/vm/drop_caches", "w") as f:
+            f.write("3\n")
+        return True
+    except OSError:
+        return False
+
+
+def mkqueue(spool, n, size, *flags):
+    subprocess.run([MKQUEUE] + list(flags) + [spool, str(n), str(size)], check=True)
+    if os.geteuid() == 0:   # outboxd drops to the outbox user
+        subprocess.run(["chown", "-R", "outbox:outbox", spool], check=True)
+
+
+def w4(work, w3c):
+    n = 100000
+    spool = os.path.join(work, "spool-w4")
+    mkqueue(spool, n, len(MESSAGE))
+    slow = Sink(work, 20)
+    drop_caches()
+    d = Outboxd(work, slow, spool=spool, wait=False)
+    found, index_s, _ = d.wait_indexed()
+    done = slow.wait_messages(n, timeout=900)
+    rate = n / (done - (d.t0 - time.perf_counter() + time.time()))
+    print("W4 %d queued at start, W3C sink:  first 220 after %.3f s, index complete (%d) after %.2f s,"
+          " drained at %.0f msgs/s%s" % (n, d.first_220, found, index_s, rate,
+                                           "   W4 / W3C %.2f x (target >= 0.9 x)" % (rate / w3c)
+                                           if w3c else ""))
+    d.stop()
+    slow.stop()
+    shutil.rmtree(spool, ignore_errors=True)
+
+
+def walk_floor(spool):
+    t0 = time.perf_counter()
+    subprocess.run("find %s -type f | wc -l >/dev/null" % spool, shell=True, check=True)
+    return time.perf_counter() - t0
+
+
+def million(work):
+    n = 1000000
+    sink = Sink(work, 0)
+    empty = Outboxd(work, sink, spool=os.path.join(work, "spool-empty"))
+    time.sleep(1)
+    idle = empty.rss_kb()
+    empty.stop()
+    print("M   idle RSS with an empty queue: %.1f MB (target < 4 MB)" % (idle / 1024.0))
+    spool = os.path.join(work, "spool-1m")
+    t0 = time.time()
+    mkqueue(spool, n, 1024, "--deferred", "86400")
+    print("M   %d messages queued by mkqueue in %.0f s" % (n, time.time() - t0))
+    for cold in (True, False):
+        if cold and not drop_caches():
+            print("M   cold start skipped: dropping the page cache needs root")
+            continue
+        walk = walk_floor(spool)
+        if cold:
+            drop_caches()
+        d = Outboxd(work, sink, spool=spool, wait=False)
+        found, index_s, _ = d.wait_indexed()
+        rss = d.rss_kb()
         d.stop()
-        slow.stop()
-    return rss
+        print("M   %s: index of %d in %.2f s, floor (find, %s) %.2f s: %.2f x%s; first 220 after %.3f s;"
+              " RSS %.1f MB (target <= 128 MB)"
+              % ("cold" if cold else "warm", found, index_s, "cold" if cold else "warm", walk,
+                 index_s / walk, " (target <= 2 x)" if cold else " (target < 10 s)", d.first_220,
+                 rss / 1024.0))
+    sink.stop()
+    shutil.rmtree(spool, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -10,8 +10,7 @@
  *             named by two hex digits of a hash of the queue ID (as
  *             Postfix's hash_queue_depth and OpenSMTPD's queue/xx/), so
  *             that no directory holds more than a few thousand names
- *             with a million queued; a bucket is made when its first
- *             message comes
+ *             with a million queued; made at the daemon's start
  *   corrupt/  queue files the start-up walk or a worker could not read
  *             (kept for a human, never deleted)
  *   pickup/   the pickup directory (tmp/, new/, bad/)
@@ -52,10 +51,11 @@
  *   2. fsync(tmp/ID)                     - the bytes are on disk (a spare
  *                                         is truncated to its new length
  *                                         first);
- *   3. the bucket queue/XX exists durably: made at run time, it is
- *      fsynced, then queue/ (its name), before any message in it is
- *      acknowledged (bucket_ready, once per bucket); the buckets found
- *      at start are ready after one fsync of queue/ (adopt_buckets);
+ *   3. the bucket queue/XX exists durably: the daemon makes every
+ *      bucket at start, fsyncs each new one and then queue/ (their
+ *      names) before it listens (adopt_buckets); a bucket it could not
+ *      make then is made at its first commit, fsynced, and queue/
+ *      fsynced before any message in it is acknowledged (bucket_ready);
  *   4. renameat2(tmp/ID, queue/XX/ID, RENAME_NOREPLACE)
  *                                         (link + unlink where the file
  *                                         system lacks it);
@@ -389,7 +389,8 @@ bool qname_parse(const char *name, char id[QID_LEN + 1], uint32_t *next_try, uns
  * those commits fail, their spares are forgotten), fsyncs that began
  * before it prove nothing (`epoch`), and the slot takes no commit
  * (`error`) until dirsync_recover() has opened the directory anew and
- * an fsync of it succeeded.  One mutex guards every slot. */
+ * an fsync of it succeeded; the other buckets go on.  One mutex guards
+ * every slot. */
 
 #define SLOT_QUEUE QBUCKETS
 #define NSLOTS (QBUCKETS + 1)
@@ -449,7 +450,7 @@ static void dirsync_failed(struct dirsync *ds, unsigned slot, int err)
 	struct dirslot *sl = &ds->slot[slot];
 	if (!sl->error) {
 		char *path = slot_path(ds, slot);
-		log_err("fsync %s: %s: new mail is refused until an fsync succeeds again", path,
+		log_err("fsync %s: %s: no mail is queued there until an fsync of it succeeds again", path,
 			strerror(err));
 		free(path);
 	}
@@ -527,7 +528,7 @@ static int dirsync_recover(struct dirsync *ds, unsigned slot)
 		close(sl->fd);
 		sl->fd = fd;
 		sl->error = 0;
-		log_info("fsync %s works again: new mail is accepted", path);
+		log_info("fsync %s works again: mail is queued there again", path);
 	} else {
 		close(fd);	/* another commit recovered first */
 	}
@@ -632,23 +633,38 @@ const struct spool_dir spool_layout[] = {
 	{ NULL, 0 },
 };
 
-/* The daemon's start: the buckets that exist are ready once queue/, which
- * holds their names, has been fsynced (a daemon that crashed between a
- * mkdir and that fsync acknowledged nothing in the bucket; this one
- * might). */
+/* The daemon's start: every bucket is made if missing (mkdir, and an
+ * fsync of each new one) and opened, then queue/, which holds their
+ * names, is fsynced once; so they are all ready before anything is
+ * acknowledged, and a daemon that crashed between a mkdir and that
+ * fsync left nothing acknowledged behind.  All mkdirs come before the
+ * fsyncs, which then share one journal commit.  A bucket that cannot be
+ * made now is left to bucket_ready at its first commit. */
 static int adopt_buckets(struct dirsync *ds, struct err *e)
 {
+	int qfd = ds->slot[SLOT_QUEUE].fd;
+	bool made[QBUCKETS] = { false };
 	for (unsigned b = 0; b < QBUCKETS; b++) {
 		char name[3];
 		snprintf(name, sizeof name, "%02X", b);
-		int fd = openat(ds->slot[SLOT_QUEUE].fd, name,
-				O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-		if (fd >= 0)
-			ds->slot[b].fd = fd;
-		else if (errno != ENOENT)
-			return err_sys(e, "open %s/%s", ds->queue_dir, name);
+		made[b] = mkdirat(qfd, name, 0700) == 0;
+		if (!made[b] && errno != EEXIST)
+			log_warn("mkdir %s/%s: %s (tried again at its first message)", ds->queue_dir,
+				 name, strerror(errno));
 	}
-	if (ds->sync(ds->slot[SLOT_QUEUE].fd, ds->sync_arg) < 0)
+	for (unsigned b = 0; b < QBUCKETS; b++) {
+		char name[3];
+		snprintf(name, sizeof name, "%02X", b);
+		int fd = openat(qfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (fd < 0 && errno != ENOENT)
+			return err_sys(e, "open %s/%s", ds->queue_dir, name);
+		if (fd >= 0 && made[b] && ds->sync(fd, ds->sync_arg) < 0) {
+			close(fd);
+			return err_sys(e, "fsync %s/%s", ds->queue_dir, name);
+		}
+		ds->slot[b].fd = fd;
+	}
+	if (ds->sync(qfd, ds->sync_arg) < 0)
 		return err_sys(e, "fsync %s", ds->queue_dir);
 	return 0;
 }

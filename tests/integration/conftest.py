@@ -38,7 +38,19 @@ def bucket_of(qid):
 
 
 def queue_paths(spool):
-    """{queue ID: path} of the messages in spool's buckets."""
+    """{queue ID: path} of the messages in spool's buckets.  A directory
+    read while a file in it is renamed may miss it: read until two
+    readings agree."""
+    last = None
+    for _ in range(20):
+        now = _queue_paths_once(spool)
+        if now == last:
+            break
+        last = now
+    return now
+
+
+def _queue_paths_once(spool):
     top = os.path.join(spool, "queue")
     out = {}
     if not os.path.isdir(top):
@@ -244,8 +256,21 @@ class Daemon:
         return self.queue_paths()[qid]
 
     def queue_file(self, qid):
-        with open(self.queue_path(qid), "rb") as f:
-            return f.read()
+        return self.on_queue_file(qid, lambda p: open(p, "rb").read())
+
+    def remove_queued(self, qid):
+        """Take a message out of the queue behind the daemon's back."""
+        self.on_queue_file(qid, os.unlink)
+
+    def on_queue_file(self, qid, fn):
+        """fn(path of qid's file); a deferral renames the file (queue.c
+        FILE NAME) at any time: then look again."""
+        for _ in range(50):
+            try:
+                return fn(self.queue_path(qid))
+            except (FileNotFoundError, KeyError):
+                time.sleep(0.01)
+        return fn(self.queue_path(qid))
 
     def parse_queue_file(self, qid):
         """(envelope dict, message bytes) of a queued message."""

@@ -1,8 +1,6 @@
 """The commit protocol (common/queue.c), tested by killing outboxd at each
 step: strace injects SIGKILL when the committing thread enters the
-file's fsync, the rename into its bucket, the fsync of the bucket, or,
-for a bucket made at run time, the fsync of queue/ that makes the
-bucket's name durable.  The libuv thread pool is cut to one thread so
+file's fsync, the rename into its bucket, or the fsync of the bucket.  The libuv thread pool is cut to one thread so
 that those calls are counted on one thread, and strace's count names
 the step.
 
@@ -22,7 +20,7 @@ import time
 
 import pytest
 
-from conftest import IS_ROOT, bucket_of
+from conftest import bucket_of
 from test_delivery import send
 
 
@@ -52,25 +50,11 @@ def attach_strace(d, syscall=None, nth=None, args=None):
     raise AssertionError("strace did not attach")
 
 
-def make_buckets(d):
-    """Every bucket exists before the start (as after a busy day): a
-    commit is then exactly fsync(file), rename, fsync(bucket)."""
-    for b in range(256):
-        path = os.path.join(d.spool, "queue", "%02X" % b)
-        os.makedirs(path, mode=0o700, exist_ok=True)
-        if IS_ROOT:
-            import pwd
-            os.chown(path, pwd.getpwnam("outbox").pw_uid, -1)
-
-
 STEPS = [  # (syscall, which call of the message's commit, does the message survive?)
-    ("fsync", 1, False, True),      # 2. fsync(tmp file)
-    ("renameat2", 1, False, True),  # 4. rename into queue/XX
-    ("fsync", 2, True, True),       # 5. fsync(queue/XX)
-    # a bucket made for this message: fsync(file), fsync(new bucket),
-    # fsync(queue/) for its name, rename, fsync(bucket)
-    ("fsync", 3, False, False),     # 3. fsync(queue/) after the mkdir
-    ("fsync", 4, True, False),      # 5. fsync(queue/XX)
+    # the buckets are made at start, so a commit is exactly these
+    ("fsync", 1, False),        # 2. fsync(tmp file)
+    ("renameat2", 1, False),    # 4. rename into queue/XX
+    ("fsync", 2, True),         # 5. fsync(queue/XX)
 ]
 
 
@@ -94,16 +78,10 @@ def spare_ready(events):
 
 
 @pytest.mark.parametrize("reuse", [False, True], ids=["new-file", "spare-file"])
-@pytest.mark.parametrize("syscall,nth,survives,buckets_made", STEPS,
-                         ids=["fsync-file", "rename", "fsync-dir", "fsync-parent-of-new-bucket",
-                              "fsync-new-bucket"])
-def test_kill_at_each_commit_step(relay_daemon, reuse, syscall, nth, survives, buckets_made):
-    if reuse and not buckets_made:
-        pytest.skip("early messages make buckets: the count of fsyncs would not be known")
-    d, up = relay_daemon()       # first start: the spool is made (and fsynced)
+@pytest.mark.parametrize("syscall,nth,survives", STEPS, ids=["fsync-file", "rename", "fsync-dir"])
+def test_kill_at_each_commit_step(relay_daemon, reuse, syscall, nth, survives):
+    d, up = relay_daemon()       # first start: the spool and its buckets are made (and fsynced)
     d.stop()
-    if buckets_made:
-        make_buckets(d)
     # one pool thread; LeakSanitizer cannot run under ptrace
     d.prefix = NO_LSAN + ["UV_THREADPOOL_SIZE=1"]
     d.start()
@@ -157,40 +135,52 @@ def stop_traced(d):
 
 
 def test_failed_directory_fsync_refuses_until_it_works_again(relay_daemon):
-    """strace fails the first fsync of queue/ with EIO: that commit is
-    refused (temporary) and leaves nothing behind; the store then opens
-    queue/ anew and fsyncs it before it acknowledges anything again."""
-    d, up = relay_daemon()          # first start: makes the spool
+    """strace fails the first fsync of a bucket with EIO: that commit is
+    refused (temporary) and leaves nothing behind; mail for the other
+    buckets goes on; the store opens that bucket anew and fsyncs it
+    before it acknowledges anything in it again."""
+    d, up = relay_daemon()          # first start: makes the spool and its buckets
     d.stop()
-    queue = os.path.join(d.spool, "queue")
     d.prefix = NO_LSAN + ["UV_THREADPOOL_SIZE=1"]     # strace counts calls per thread
     d.start()
-    tracer = attach_strace(d, args=["-y", "-P", queue, "-e", "trace=openat,fsync",
-                                    "-e", "inject=fsync:error=EIO:when=1"])
+    buckets = [os.path.join(d.spool, "queue", "%02X" % b) for b in range(256)]
+    tracer = attach_strace(d, args=["-y"] + [a for p in buckets for a in ("-P", p)]
+                           + ["-e", "trace=openat,fsync", "-e", "inject=fsync:error=EIO:when=1"])
     r = d.sendmail(["-f", "me@sender.example", "lost@r.example"], b"Subject: one\n\nfirst\n")
     assert r.returncode == 75, r
     assert d.queue_ids() == []
-    d.wait_log(r"fsync \S+/queue: Input/output error: new mail is refused")
-    r = d.sendmail(["-f", "me@sender.example", "kept@r.example"], b"Subject: two\n\nsecond\n")
-    assert r.returncode == 0, r.stderr
-    m = up.wait_for(1)[0]
-    assert m.rcpt_tos == ["kept@r.example"] and m.data.endswith(b"\r\n\r\nsecond\r\n")
-    d.wait_log(r"fsync \S+/queue works again")
+    d.wait_log(r"fsync \S+/queue/[0-9A-F]{2}: Input/output error: no mail is queued there")
+    failed = re.search(r"fsync \S+/queue/([0-9A-F]{2}): Input/output error", d.log()).group(1)
+    # send until a message is queued in that bucket: the others go meanwhile
+    sent = 0
+    while True:
+        assert sent < 3000, "no message came to bucket %s" % failed
+        r = d.sendmail(["-f", "me@sender.example", "kept%d@r.example" % sent],
+                       b"Subject: two\n\nkept %d\n" % sent)
+        assert r.returncode == 0, r.stderr
+        sent += 1
+        qid = re.findall(r"(\w{16}): uid=\d+ from=", d.log())[-1]
+        if bucket_of(qid) == failed:
+            break
+    d.wait_log(r"fsync \S+/queue/%s works again" % failed)
+    up.wait_for(sent, timeout=60)
     trace = open(d.trace).read()
     after = trace.split("(INJECTED)", 1)[1]
-    # queue/ opened anew, then an fsync that worked, before the next commit's
-    reopened = re.search(r"openat\(AT_FDCWD[^,]*, \"[^\"]*/queue\", O_RDONLY[A-Z_|]*\)"
-                         r" = (\d+)<", after).group(1)
-    assert re.search(r"fsync\(%s<[^>]*/queue>\) += 0" % reopened, after), after
+    # the bucket opened anew, then an fsync of it that worked, before its next commit
+    reopened = re.search(r"openat\(AT_FDCWD[^,]*, \"[^\"]*/queue/%s\", O_RDONLY[A-Z_|]*\)"
+                         r" = (\d+)<" % failed, after).group(1)
+    assert re.search(r"fsync\(%s<[^>]*/queue/%s>\) += 0" % (reopened, failed), after), after
     time.sleep(0.5)
-    assert [x.rcpt_tos for x in up.messages] == [["kept@r.example"]]
+    assert sorted(x.rcpt_tos[0] for x in up.messages) == \
+        sorted("kept%d@r.example" % i for i in range(sent))
     stop_traced(d)
 
 
 def test_new_spool_directories_reach_the_disk(make_daemon):
-    """Every directory the store makes is fsynced, and so is its parent
-    (the name), before outboxd says it started: a power cut after the
-    first start cannot lose queue/ and the mail acknowledged in it."""
+    """Every directory the store makes (the buckets of queue/ too) is
+    fsynced, and so is its parent (the name), before outboxd says it
+    started: a power cut after the first start cannot lose queue/ and the
+    mail acknowledged in it."""
     d = make_daemon(start=False)
     d.trace = os.path.join(d.base, "strace.out")
     d.prefix = NO_LSAN + ["strace", "-f", "-qq", "-y", "-o", d.trace, "-e",
@@ -204,7 +194,8 @@ def test_new_spool_directories_reach_the_disk(make_daemon):
             base = m.group(1) if m.group(3).startswith("/") else (m.group(1) or m.group(2))
             made.append((i, os.path.join(base or "", m.group(3))))
     spool_dirs = [(i, p) for i, p in made if p.startswith(d.spool)]
-    assert len(spool_dirs) >= 8, made  # spool, tmp, queue, corrupt, pickup/{,tmp,new,bad}
+    # spool, tmp, queue, corrupt, pickup/{,tmp,new,bad}, 256 buckets
+    assert len(spool_dirs) >= 8 + 256, made
     for i, p in spool_dirs:
         later = "\n".join(calls[i:])
         assert re.search(r"fsync\(\d+<%s>\) += 0" % re.escape(p), later), p

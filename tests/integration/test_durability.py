@@ -166,12 +166,14 @@ def test_queue_file_turning_unreadable_is_moved_aside(make_daemon):
         assert r.returncode == 0, r.stderr
     d.wait_log(r"status=deferred", count=2)          # relay port 1: refused
     victim, other = d.queue_ids()
-    path = d.queue_path(victim)
-    with open(path, "r+b") as f:
-        f.write(b"garbage!!!!!!!")                   # the header is gone
+
+    def damage(path):
+        with open(path, "r+b") as f:
+            f.write(b"garbage!!!!!!!")               # the header is gone
+    d.on_queue_file(victim, damage)
     d.wait_log(r"%s: unreadable queue file moved to corrupt/%s\.[0-9A-F]{8}\.\d+: .*bad magic"
                % (victim, victim))
-    assert os.listdir(os.path.join(d.spool, "corrupt")) == [os.path.basename(path)]
+    assert [n[:16] for n in os.listdir(os.path.join(d.spool, "corrupt"))] == [victim]
     assert d.queue_ids() == [other]
     d.wait_log(r"%s: to=<b1@r.example> .* tries=3 status=deferred" % other)
     assert d.log().count("%s: unreadable" % victim) == 1

@@ -71,14 +71,14 @@ def test_lone_dot_ends_input_unless_dash_i(daemon):
     _, msg = only_message(daemon)
     assert msg.endswith(b"before\r\n") and b"after" not in msg
     for qid in daemon.queue_ids():
-        os.unlink(daemon.queue_path(qid))
+        daemon.remove_queued(qid)
     for flag in ("-i", "-oi"):
         r = daemon.sendmail([flag, "x@r.example"], b"Subject: dot\n\nbefore\n.\nafter\n..two\n")
         assert r.returncode == 0
         _, msg = only_message(daemon)
         assert msg.endswith(b"before\r\n.\r\nafter\r\n..two\r\n")
         for qid in daemon.queue_ids():
-            os.unlink(daemon.queue_path(qid))
+            daemon.remove_queued(qid)
 
 
 def test_sender_forms_and_senders_map(make_daemon):
@@ -90,7 +90,7 @@ def test_sender_forms_and_senders_map(make_daemon):
         assert r.returncode == 0, (args, r.stderr)
         env, _ = only_message(d)
         assert env["from"] == expect, args
-        os.unlink(d.queue_path(d.queue_ids()[0]))
+        d.remove_queued(d.queue_ids()[0])
 
 
 def test_ignored_options_accepted(daemon):

@@ -111,7 +111,7 @@ static void failed_fsync_sticks(void **state)
 	struct err e;
 	struct gate g = { .mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER };
 	make_spool(dir);
-	assert_int_equal(store_open(&s, dir, true, &e), 0);
+	assert_int_equal(store_open(&s, dir, false, &e), 0);	/* buckets made at first use */
 	store_set_sync(&s, gated_sync, &g);
 	struct dirsync *ds = s.dirsync;
 	/* two commits renamed; the second's thread starts the fsync, which
@@ -177,7 +177,7 @@ static void no_commit_until_an_fsync_succeeds(void **state)
 	struct store s;
 	struct err e;
 	make_spool(dir);
-	assert_int_equal(store_open(&s, dir, true, &e), 0);
+	assert_int_equal(store_open(&s, dir, false, &e), 0);	/* buckets made at first use */
 	struct dirslot *q = &s.dirsync->slot[SLOT_QUEUE];
 	q->error = EIO;	/* as dirsync_failed() leaves it */
 	snprintf(moved, sizeof moved, "%s/queue-gone", dir);
@@ -228,7 +228,7 @@ static void new_bucket_is_durable_first(void **state)
 	struct store s;
 	struct err e;
 	make_spool(dir);
-	assert_int_equal(store_open(&s, dir, true, &e), 0);
+	assert_int_equal(store_open(&s, dir, false, &e), 0);	/* buckets made at first use */
 	struct record r = { .queue_dir = s.queue_dir, .fail_queue = true };
 	store_set_sync(&s, recording_sync, &r);
 	assert_int_equal(commit_one(&s), -1);
