@@ -37,14 +37,18 @@ def attach_strace(d, syscall=None, nth=None, args=None):
     args = args or ["-e", "trace=openat,fsync,renameat2",
                     "-e", "inject=%s:signal=KILL:when=%d" % (syscall, nth)]
     tracer = subprocess.Popen(["strace", "-f", "-qq", "-o", d.trace, "-p", str(pid)] + args)
-    tasks = os.listdir("/proc/%d/task" % pid)
     deadline = time.time() + 10
-    while time.time() < deadline:   # every thread traced
-        traced = 0
-        for t in tasks:
-            with open("/proc/%d/task/%s/status" % (pid, t)) as f:
-                traced += int(re.search(r"TracerPid:\s+(\d+)", f.read()).group(1)) == tracer.pid
-        if traced == len(tasks):
+    while time.time() < deadline:   # every thread traced (threads may come and go)
+        traced = untraced = 0
+        for t in os.listdir("/proc/%d/task" % pid):
+            try:
+                with open("/proc/%d/task/%s/status" % (pid, t)) as f:
+                    tracer_pid = int(re.search(r"TracerPid:\s+(\d+)", f.read()).group(1))
+            except FileNotFoundError:
+                continue        # that thread has ended
+            traced += tracer_pid == tracer.pid
+            untraced += tracer_pid != tracer.pid
+        if traced and not untraced:
             return tracer
         time.sleep(0.02)
     raise AssertionError("strace did not attach")
@@ -97,6 +101,7 @@ def test_kill_at_each_commit_step(relay_daemon, reuse, syscall, nth, survives):
         qid = re.findall(r"(\w{16}): uid=\d+ from=", d.log())[-1]
         events += [("queued", bucket_of(qid)), ("removed", bucket_of(qid))]
         before += 1
+    d.wait_log(r"queue indexed")           # the indexer's thread has ended
     tracer = attach_strace(d, syscall, nth)
     body = b"Subject: victim\n\nthe victim\n"
     r = d.sendmail(["-f", "me@sender.example", "victim@r.example"], body)
@@ -143,6 +148,7 @@ def test_failed_directory_fsync_refuses_until_it_works_again(relay_daemon):
     d.stop()
     d.prefix = NO_LSAN + ["UV_THREADPOOL_SIZE=1"]     # strace counts calls per thread
     d.start()
+    d.wait_log(r"queue indexed")           # the indexer's thread has ended
     buckets = [os.path.join(d.spool, "queue", "%02X" % b) for b in range(256)]
     tracer = attach_strace(d, args=["-y"] + [a for p in buckets for a in ("-P", p)]
                            + ["-e", "trace=openat,fsync", "-e", "inject=fsync:error=EIO:when=1"])
