@@ -379,7 +379,10 @@ def million(work):
     spool = os.path.join(work, "spool-1m")
     t0 = time.time()
     mkqueue(spool, n, 1024, "--deferred", "86400")
-    print("M   %d messages queued by mkqueue in %.0f s" % (n, time.time() - t0))
+    sizes = [len(os.listdir(os.path.join(spool, "queue", b)))
+             for b in os.listdir(os.path.join(spool, "queue"))]
+    print("M   %d messages queued by mkqueue in %.0f s; %d buckets, the largest with %d names"
+          % (n, time.time() - t0, len(sizes), max(sizes)))
     for cold in (True, False):
         if cold and not drop_caches():
             print("M   cold start skipped: dropping the page cache needs root")
