@@ -13,6 +13,7 @@
 
 #include "../common/smtp_client.h"
 #include "outboxd.h"
+#include "pool.h"
 
 #define BODY_CHUNK (256 * 1024)	/* queue file octets read at a time */
 

@@ -15,6 +15,7 @@
 
 #include "../common/log.h"
 #include "outboxd.h"
+#include "indexer.h"
 
 #define BATCH_SIZE 4096
 #define MAX_BATCHES 16

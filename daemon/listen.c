@@ -16,6 +16,8 @@
 
 #include "../common/log.h"
 #include "outboxd.h"
+#include "listen.h"
+#include "sessions.h"
 
 struct listener {
 	union {

@@ -30,6 +30,10 @@
 
 #include "../common/log.h"
 #include "outboxd.h"
+#include "indexer.h"
+#include "listen.h"
+#include "pool.h"
+#include "sessions.h"
 #include "privs.h"
 
 #define SHUTDOWN_GRACE_MS 10000

@@ -1,7 +1,7 @@
 /*
- * outboxd.h - the daemon's main context and the interfaces between its
- * parts (listeners, SMTP server sessions, the worker pool); the index,
- * the scheduler and the indexer have headers of their own.
+ * outboxd.h - the daemon's main context, struct daemon.  Each part of
+ * the daemon shows what it offers in a header of its own: index.h,
+ * scheduler.h, indexer.h, intake.h, pool.h, sessions.h, listen.h.
  *
  * Invariant: all of struct daemon is touched only from the libuv loop
  * thread; work on other threads (fsync, delivery) gets copies and
@@ -18,30 +18,13 @@
 #include "../common/config.h"
 #include "../common/queue.h"
 #include "index.h"
-#include "indexer.h"
 #include "scheduler.h"
 
 
-struct daemon;
-
-/* delivery.c: the worker pool. */
-struct pool;
-int pool_start(struct daemon *d, struct err *e);
-/* The number of worker threads (fixed at start). */
-size_t pool_size(const struct daemon *d);
-/* Hand one message to the workers (loop thread): its ID, and the tries
- * and next try its file's name says (qname_format). */
-void pool_submit(struct daemon *d, const char *id, unsigned tries, uint32_t next_try);
-/* Workers finish the message in hand and exit; done() runs on the loop
- * when the last one has. */
-void pool_stop(struct daemon *d);
-bool pool_stopped(const struct daemon *d);
-void pool_free(struct daemon *d);
-void pool_close_handle(struct daemon *d);
-
-struct daemon;
 struct session;
 struct listener;
+struct pool;
+struct indexer;
 
 struct daemon {
 	uv_loop_t *loop;
@@ -65,17 +48,8 @@ struct daemon {
 	bool spool_full;		/* new mail refused for want of room (smtp_session.c) */
 };
 
-/* listen.c */
-int listeners_start(struct daemon *d, struct err *e);
-void listeners_stop(struct daemon *d);
-
-/* smtp_session.c */
-void session_accept(struct daemon *d, uv_stream_t *server, bool is_unix);
-/* Close sessions with 421: those between commands now; with force also
- * those still receiving a message (a commit in flight always finishes). */
-void sessions_shutdown(struct daemon *d, bool force);
-/* Called when a session or the worker pool has gone; the daemon may
- * finish stopping. */
+/* Called when a session, the worker pool or the indexer has gone; the
+ * daemon may finish stopping. */
 void daemon_maybe_finish(struct daemon *d);
 
 #endif

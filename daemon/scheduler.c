@@ -12,6 +12,8 @@
 
 #include "../common/log.h"
 #include "outboxd.h"
+#include "indexer.h"
+#include "pool.h"
 
 static struct qentry *E(struct daemon *d, qref r)
 {

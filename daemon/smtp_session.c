@@ -16,8 +16,9 @@
  * buffered, up to IN_HIGH_WATER.
  *
  * Invariants:
- *  - "250 ... queued as ID" is sent only after qwriter_commit() returned
- *    success on a thread-pool thread (file and directory fsync'd);
+ *  - the message goes into the queue through intake.h only, and "250 ...
+ *    queued as ID" is sent only from its commit callback, after the
+ *    commit succeeded (file and directory fsync'd);
  *  - limits hold while reading: command lines (SMTP_CMD_LINE_MAX), text
  *    lines (SMTP_TEXT_LINE_MAX), message size (SIZE) and recipients;
  *    breaking one costs the client that message, never the session;
@@ -41,7 +42,9 @@
 #include "../common/log.h"
 #include "../common/smtp.h"
 #include "../common/units.h"
+#include "intake.h"
 #include "outboxd.h"
+#include "sessions.h"
 
 #define MAX_BAD_COMMANDS 20
 #define OUT_HIGH_WATER (64 * 1024)	/* replies waiting: ~2000 pipelined ones */
@@ -57,7 +60,6 @@ struct session {
 		uv_handle_t handle;
 	} h;
 	uv_timer_t idle;
-	uv_work_t commit_req;
 	struct daemon *d;
 	struct session *prev, *next;
 	enum sess_state state;
@@ -68,7 +70,7 @@ struct session {
 	bool flushing;		/* message octets are being written on the thread pool */
 	int works;		/* thread-pool work in flight: the session waits for it */
 	bool looking_up;	/* the login name is being looked up: DATA waits */
-	uv_work_t flush_req, lookup_req;
+	uv_work_t lookup_req;
 	char login[64];		/* the uid's login name, once looked up ("" if none) */
 	bool discard_line;	/* skipping the rest of an over-long command */
 	long uid;		/* SO_PEERCRED uid, -1 over TCP */
@@ -84,12 +86,10 @@ struct session {
 	bool smtputf8;
 	uint64_t declared_size;
 	struct data_reader dr;
-	struct qwriter w;
-	bool writing;
+	struct intake intake;	/* the message on its way into the queue */
+	bool writing;		/* intake begun, not committed or aborted */
 	uint64_t data_bytes;
 	bool too_big;
-	int commit_rc;
-	struct err commit_err;
 };
 
 static void session_close(struct session *s);
@@ -211,7 +211,7 @@ static void reading(struct session *s, bool on)
 static void tx_reset(struct session *s)
 {
 	if (s->writing)
-		qwriter_abort(&s->w);
+		intake_abort(&s->intake);
 	s->writing = false;
 	envelope_free(&s->env);
 	s->in_tx = false;
@@ -415,28 +415,6 @@ static void cmd_rcpt(struct session *s, const char *arg)
 }
 
 
-static void write_received(struct session *s)
-{
-	char date[64];
-	time_t t = time(NULL);
-	struct tm tm;
-	const char *name = s->login;	/* "" if the lookup has not come back */
-	localtime_r(&t, &tm);
-	strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S %z", &tm);
-	buf_reset(&s->scratch);
-	buf_printf(&s->scratch, "Received: from %s (", s->helo);
-	if (s->is_unix)
-		buf_printf(&s->scratch, "uid %ld%s%s", s->uid, *name ? " " : "", name);
-	else
-		buf_adds(&s->scratch, s->peer);
-	buf_printf(&s->scratch, ")\r\n\tby %s (outbox) with %s%s id %s", s->d->hostname,
-		   s->smtputf8 ? "UTF8" : "", s->esmtp ? "ESMTP" : "SMTP", s->w.id);
-	if (s->env.nrcpt == 1)
-		buf_printf(&s->scratch, "\r\n\tfor <%s>", s->env.rcpt[0].addr);
-	buf_printf(&s->scratch, "; %s\r\n", date);
-	qwriter_write(&s->w, s->scratch.data, s->scratch.len);
-}
-
 static void cmd_data(struct session *s, const char *arg)
 {
 	struct err e;
@@ -456,21 +434,16 @@ static void cmd_data(struct session *s, const char *arg)
 		reply(s, NO_ROOM);
 		return;
 	}
-	s->env.arrival = now_real();
-	s->env.uid = s->uid;
-	if (s->smtputf8 || addr_needs_utf8(s->env.sender))
-		s->env.flags |= ENV_SMTPUTF8;
-	for (size_t i = 0; i < s->env.nrcpt; i++)
-		if (addr_needs_utf8(s->env.rcpt[i].addr))
-			s->env.flags |= ENV_SMTPUTF8;
-	if (qwriter_begin(&s->d->store, &s->env, &s->w, &e) < 0) {
+	struct origin o = { .way = s->is_unix ? WAY_SOCKET : WAY_TCP, .uid = s->uid,
+			    .login = s->login, .helo = s->helo, .peer = s->is_unix ? "" : s->peer,
+			    .esmtp = s->esmtp, .smtputf8 = s->smtputf8 };
+	if (intake_begin(s->d, &s->intake, &s->env, &o, &e) < 0) {
 		log_err("%s: cannot queue: %s", s->peer, e.msg);
 		reply(s, no_room(s, 0, store_error_is_storage(e.sys)) ? NO_ROOM
 			 : "451 4.3.0 Error: queue file write error");
 		return;
 	}
 	s->writing = true;
-	write_received(s);
 	data_reader_init(&s->dr);
 	s->state = S_DATA;
 	reply(s, "354 End data with <CR><LF>.<CR><LF>");
@@ -528,24 +501,6 @@ static void dispatch(struct session *s, char *line)
 
 /* ---- commit ---- */
 
-static void commit_work(uv_work_t *req)
-{
-	struct session *s = req->data;
-	s->commit_rc = qwriter_commit(&s->w, &s->commit_err);
-}
-
-static void log_queued(struct session *s)
-{
-	char from[ADDR_MAX * 4 + 1], who[100];
-	if (s->is_unix)
-		snprintf(who, sizeof who, "uid=%ld", s->uid);
-	else
-		snprintf(who, sizeof who, "client=%s", s->peer);
-	log_info("%s: %s from=<%s> size=%llu nrcpt=%zu (queued)", s->w.id, who,
-		 log_safe(s->env.sender, from, sizeof from), (unsigned long long)s->w.size,
-		 s->env.nrcpt);
-}
-
 /* Hand work to the thread pool; the session is not freed until done
  * runs (session_close waits while works > 0). */
 static void start_work(struct session *s, uv_work_t *req, uv_work_cb work, uv_after_work_cb done)
@@ -555,32 +510,26 @@ static void start_work(struct session *s, uv_work_t *req, uv_work_cb work, uv_af
 	uv_queue_work(s->d->loop, req, work, done);
 }
 
-static void commit_done(uv_work_t *req, int status)
+/* The commit is done (intake.c logs, indexes and schedules the message
+ * after this reply). */
+static void commit_done(struct intake *in, void *arg)
 {
-	struct session *s = req->data;
-	(void)status;
+	struct session *s = arg;
 	s->writing = false;
 	s->committing = false;
 	s->works--;
-	if (s->commit_rc == 0) {
-		if (s->state != S_CLOSING) {	/* the client first, the bookkeeping after */
-			reply(s, "250 2.0.0 Ok: queued as %s", s->w.id);
+	if (in->rc == 0) {
+		if (s->state != S_CLOSING) {
+			reply(s, "250 2.0.0 Ok: queued as %s", intake_id(in));
 			flush_out(s);
 		}
-		log_queued(s);
-		bool added;
-		qref r = qindex_add(&s->d->queue, qid_value(s->w.id), &added);
-		if (added)
-			sched_new(s->d, r);
-		sched_dispatch(s->d);
-		s->d->received++;
 	} else {
-		log_err("%s: cannot queue message: %s", s->peer, s->commit_err.msg);
-		bool full = no_room(s, 0, store_error_is_storage(s->commit_err.sys));
+		log_err("%s: cannot queue message: %s", s->peer, in->err.msg);
+		bool full = no_room(s, 0, store_error_is_storage(in->err.sys));
 		if (s->state != S_CLOSING)
 			reply(s, full ? NO_ROOM : "451 4.3.0 Error: queue file write error");
 	}
-	qwriter_free(&s->w);
+	intake_free(in);
 	tx_reset(s);
 	if (s->state == S_CLOSING) {
 		session_close(s);	/* finish the close that waited for us */
@@ -612,27 +561,22 @@ static void end_of_data(struct session *s)
 		return;
 	}
 	if (s->dr.eight_bit)
-		s->w.flags |= ENV_8BITMIME;
-	s->w.flags |= s->env.flags;
+		intake_add_flags(&s->intake, ENV_8BITMIME);
 	if (s->dr.nul_dropped)
-		log_info("%s: %llu NUL octets removed", s->w.id, (unsigned long long)s->dr.nul_dropped);
+		log_info("%s: %llu NUL octets removed", intake_id(&s->intake),
+			 (unsigned long long)s->dr.nul_dropped);
 	s->state = S_COMMIT;
 	s->committing = true;
-	start_work(s, &s->commit_req, commit_work, commit_done);
+	s->works++;
+	intake_commit(&s->intake, commit_done, s);
 }
 
 /* ---- disk and name service work, off the loop thread ---- */
 
-static void flush_work(uv_work_t *req)
+static void flush_done(struct intake *in, void *arg)
 {
-	struct session *s = req->data;
-	qwriter_flush(&s->w);	/* an error sticks: the commit reports it */
-}
-
-static void flush_done(uv_work_t *req, int status)
-{
-	struct session *s = req->data;
-	(void)status;
+	struct session *s = arg;
+	(void)in;
 	s->flushing = false;
 	s->works--;
 	if (s->state == S_CLOSING)
@@ -646,7 +590,8 @@ static void flush_done(uv_work_t *req, int status)
 static void start_flush(struct session *s)
 {
 	s->flushing = true;
-	start_work(s, &s->flush_req, flush_work, flush_done);
+	s->works++;
+	intake_flush(&s->intake, flush_done, s);
 }
 
 /* The login name for the Received: line, looked up (NSS may block for
@@ -688,14 +633,14 @@ static void process_data(struct session *s)
 	s->data_bytes += s->scratch.len;
 	if (!s->too_big && s->data_bytes > s->d->conf->queue.max_message_size) {
 		s->too_big = true;
-		qwriter_abort(&s->w);
+		intake_abort(&s->intake);
 		s->writing = false;
 	}
 	if (s->writing && !s->too_big && !s->dr.line_too_long)
-		qwriter_write(&s->w, s->scratch.data, s->scratch.len);
+		intake_write(&s->intake, s->scratch.data, s->scratch.len);
 	if (done)
 		end_of_data(s);
-	else if (s->writing && qwriter_flush_due(&s->w))
+	else if (s->writing && intake_flush_due(&s->intake))
 		start_flush(s);
 }
 

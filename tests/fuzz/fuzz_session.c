@@ -16,7 +16,10 @@
 #include <sys/un.h>
 #include <unistd.h>
 #include "../../common/log.h"
+#include "../../daemon/indexer.h"
 #include "../../daemon/outboxd.h"
+#include "../../daemon/pool.h"
+#include "../../daemon/sessions.h"
 
 static struct daemon d;
 static uv_pipe_t server;

@@ -1,0 +1,79 @@
+/*
+ * intake.h - the one way into the queue.
+ *
+ * Every source of mail (an SMTP session on the socket or over TCP, and
+ * later the pickup directory, bounces and the composer) hands its
+ * message to these functions and commits nothing itself: intake_begin
+ * checks and completes the envelope (arrival, submitting uid, SMTPUTF8
+ * when an address needs it) and writes the Received: line; the source
+ * streams the message with intake_write; intake_commit makes it durable
+ * (queue.c COMMIT PROTOCOL, on the thread pool), and only then logs it,
+ * adds it to the index and hands it to the scheduler.
+ *
+ * Invariants: a message is in the index only after its commit
+ * succeeded; the caller's callback runs on the loop thread, after the
+ * thread-pool work, and is the caller's cue to acknowledge (250, exit
+ * 0); the struct intake may be freed in that callback.
+ */
+#ifndef OUTBOXD_INTAKE_H
+#define OUTBOXD_INTAKE_H
+
+#include <stdbool.h>
+#include <uv.h>
+
+#include "../common/queue.h"
+
+struct daemon;
+
+enum way_in { WAY_SOCKET, WAY_TCP, WAY_PICKUP, WAY_BOUNCE, WAY_LOCAL };
+
+/* Where a message comes from, for its Received: line and the log. */
+struct origin {
+	enum way_in way;
+	long uid;		/* the submitting user (SO_PEERCRED, a file's owner); -1 unknown */
+	const char *login;	/* its login name, "" if unknown */
+	const char *helo;	/* what an SMTP client called itself, "" if nothing */
+	const char *peer;	/* a TCP client's address, "" otherwise */
+	bool esmtp, smtputf8;	/* how an SMTP client spoke */
+};
+
+struct intake;
+typedef void (*intake_cb)(struct intake *in, void *arg);
+
+struct intake {
+	struct daemon *d;
+	struct qwriter w;
+	const struct envelope *env;	/* the caller's, kept until the commit is done */
+	char who[96];		/* for the log: "uid=1000" or "client=[addr]:port" */
+	uv_work_t req;		/* the flush or commit on the thread pool */
+	intake_cb cb;
+	void *arg;
+	int rc;			/* of the commit: 0, or -1 with err */
+	struct err err;
+};
+
+/* Check and complete env (it must outlive the commit), open the queue
+ * file and write the Received: line; -1 with e (e->sys the errno) when
+ * the message cannot be taken. */
+int intake_begin(struct daemon *d, struct intake *in, struct envelope *env,
+		 const struct origin *o, struct err *e);
+void intake_write(struct intake *in, const void *p, size_t n);
+/* The envelope flags the body showed (ENV_8BITMIME), before the commit. */
+void intake_add_flags(struct intake *in, unsigned flags);
+/* Enough waits in memory: time to intake_flush. */
+bool intake_flush_due(const struct intake *in);
+/* Write what waits to the file on the thread pool, then cb (an error
+ * sticks and fails the commit). */
+void intake_flush(struct intake *in, intake_cb cb, void *arg);
+/* Commit on the thread pool; on success log, index and schedule the
+ * message; then cb, with in->rc telling which. */
+void intake_commit(struct intake *in, intake_cb cb, void *arg);
+void intake_abort(struct intake *in);
+/* After the commit's callback, or instead of a commit. */
+void intake_free(struct intake *in);
+static inline const char *intake_id(const struct intake *in)
+{
+	return in->w.id;
+}
+
+#endif
