@@ -2,7 +2,8 @@
  * queue.c - the queue store.
  *
  * LAYOUT under SPOOL (owned by the daemon's user):
- *   lock      flock()ed by the running outboxd: one daemon per spool
+ *   lock      flock()ed by the running outboxd: one daemon per spool;
+ *             it holds that daemon's pid
  *   tmp/      messages being written, and spare files (below); anything
  *             here at start-up was never acknowledged, or is a spare,
  *             and is removed
@@ -633,6 +634,40 @@ const struct spool_dir spool_layout[] = {
 	{ NULL, 0 },
 };
 
+/* The lock file says which process holds it (for `sendmail -q`); a
+ * failure to write it costs nothing else. */
+static void write_pid(int fd)
+{
+	char pid[24];
+	int n = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+	if (ftruncate(fd, 0) < 0 || pwrite(fd, pid, (size_t)n, 0) != n)
+		log_warn("cannot write the pid into the spool's lock file: %s", strerror(errno));
+}
+
+long store_daemon_pid(const char *spool)
+{
+	char *lp = xasprintf("%s/lock", spool), buf[24] = "";
+	int fd = open(lp, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	long pid = -1;
+	free(lp);
+	if (fd < 0)
+		return -1;
+	if (flock(fd, LOCK_SH | LOCK_NB) == 0) {	/* nobody holds it: no daemon */
+		close(fd);
+		return 0;
+	}
+	ssize_t n = read(fd, buf, sizeof buf - 1);
+	close(fd);
+	if (n > 0) {
+		buf[n] = '\0';
+		char *end;
+		pid = strtol(buf, &end, 10);
+		if (*end != '\n' || pid <= 1)
+			pid = -1;
+	}
+	return pid;
+}
+
 /* The daemon's start: every bucket is made if missing (mkdir, and an
  * fsync of each new one) and opened, then queue/, which holds their
  * names, is fsynced once; so they are all ready before anything is
@@ -702,6 +737,8 @@ int store_open(struct store *s, const char *spool, bool lock, struct err *e)
 			rc = err_sys(e, "open %s", lp);
 		else if (flock(s->lock_fd, LOCK_EX | LOCK_NB) < 0)
 			rc = err_sys(e, "spool %s is in use by another outboxd (lock %s)", spool, lp);
+		else
+			write_pid(s->lock_fd);
 		free(lp);
 	}
 	if (rc == 0 && lock)

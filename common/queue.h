@@ -98,6 +98,9 @@ struct store {
  * single-daemon lock (fails if another outboxd holds it). */
 int store_open(struct store *s, const char *spool, bool lock, struct err *e);
 void store_close(struct store *s);
+/* The pid of the outboxd holding spool's lock: 0 when none does, -1
+ * when it cannot be told (no right to read the lock file). */
+long store_daemon_pid(const char *spool);
 void store_new_id(struct store *s, char id[QID_LEN + 1]);
 
 /* Writing one message: begin (tmp file + header), write the message

@@ -10,7 +10,8 @@
  * are ready; run the loop.
  *
  * Signals: SIGHUP reloads the configuration (a bad file keeps the old
- * one); SIGTERM/SIGINT stop accepting, close idle sessions, give
+ * one); SIGUSR1 makes every deferred message due (sendmail -q);
+ * SIGTERM/SIGINT stop accepting, close idle sessions, give
  * sessions receiving a message SHUTDOWN_GRACE seconds, and exit 0.
  */
 #include <errno.h>
@@ -116,6 +117,7 @@ static void finish_stopping(struct daemon *d)
 	uv_close((uv_handle_t *)&d->sig_term, NULL);
 	uv_close((uv_handle_t *)&d->sig_int, NULL);
 	uv_close((uv_handle_t *)&d->sig_hup, NULL);
+	uv_close((uv_handle_t *)&d->sig_usr1, NULL);
 	uv_close((uv_handle_t *)&d->grace, NULL);
 	sched_stop(d);
 	pool_close_handle(d);
@@ -150,6 +152,11 @@ static void on_signal(uv_signal_t *h, int signum)
 		reload(d);
 		return;
 	}
+	if (signum == SIGUSR1) {	/* sendmail -q */
+		size_t n = sched_flush_all(d);
+		log_info("retry of all deferred mail asked for: %zu messages are due now", n);
+		return;
+	}
 	if (d->stopping)
 		return;
 	log_info("%s received, stopping (%zu messages queued)", strsignal(signum), d->queue.count);
@@ -166,9 +173,9 @@ static void on_signal(uv_signal_t *h, int signum)
 
 static void start_signals(struct daemon *d)
 {
-	uv_signal_t *h[] = { &d->sig_term, &d->sig_int, &d->sig_hup };
-	int sig[] = { SIGTERM, SIGINT, SIGHUP };
-	for (int i = 0; i < 3; i++) {
+	uv_signal_t *h[] = { &d->sig_term, &d->sig_int, &d->sig_hup, &d->sig_usr1 };
+	int sig[] = { SIGTERM, SIGINT, SIGHUP, SIGUSR1 };
+	for (int i = 0; i < 4; i++) {
 		uv_signal_init(d->loop, h[i]);
 		h[i]->data = d;
 		uv_signal_start(h[i], on_signal, sig[i]);

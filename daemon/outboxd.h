@@ -41,7 +41,7 @@ struct daemon {
 	struct session *sessions;	/* doubly linked, all live sessions */
 	size_t nsessions;
 	size_t max_sessions;		/* MAX_SESSIONS, or fewer if file descriptors are short */
-	uv_signal_t sig_term, sig_int, sig_hup;
+	uv_signal_t sig_term, sig_int, sig_hup, sig_usr1;
 	uv_timer_t grace;		/* shutdown grace period */
 	bool stopping;
 	uint64_t received;		/* messages accepted since start */

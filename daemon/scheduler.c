@@ -198,6 +198,18 @@ void sched_dispatch(struct daemon *d)
 	}
 }
 
+size_t sched_flush_all(struct daemon *d)
+{
+	struct scheduler *s = &d->sched;
+	size_t n = s->nheap;
+	for (uint32_t i = 0; i < s->nheap; i++)	/* next_try stays: it names the file */
+		lane_push(d, LANE_BACKLOG, s->heap[i]);
+	s->nheap = 0;
+	arm_timer(d);
+	sched_dispatch(d);
+	return n;
+}
+
 void sched_result(struct daemon *d, const struct delivery_result *res)
 {
 	struct scheduler *s = &d->sched;

@@ -52,6 +52,9 @@ void sched_new(struct daemon *d, qref r);
 void sched_found(struct daemon *d, qref r);
 void sched_result(struct daemon *d, const struct delivery_result *r);
 void sched_dispatch(struct daemon *d);
+/* Every deferred message is due now (sendmail -q); how many were
+ * waiting.  Their files' names keep the old schedule. */
+size_t sched_flush_all(struct daemon *d);
 void sched_stop(struct daemon *d);
 /* After the loop: the memory of the heap (the entries belong to the index). */
 void sched_free(struct daemon *d);

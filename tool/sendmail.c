@@ -12,6 +12,7 @@
  */
 #include <errno.h>
 #include <pwd.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,7 +24,10 @@
 #include "../common/smtp.h"
 #include "tool.h"
 
+enum mode { MODE_SEND, MODE_INIT, MODE_LIST, MODE_FLUSH };
+
 struct opts {
+	enum mode mode;		/* -bm (send, the default), -bi, -bp, -q */
 	bool t, i, verbose;
 	const char *from;	/* -f / -r */
 	const char *fullname;	/* -F */
@@ -35,7 +39,8 @@ struct opts {
 static int usage_error(const char *what, const char *arg)
 {
 	fprintf(stderr, "sendmail: %s%s%s\n", what, arg ? ": " : "", arg ? arg : "");
-	fprintf(stderr, "usage: sendmail [-t] [-i] [-f sender] [-F name] [-v] [--] [recipient ...]\n");
+	fprintf(stderr, "usage: sendmail [-t] [-i] [-f sender] [-F name] [-v] [--] [recipient ...]"
+			" | -q | -bi | -bp\n");
 	return EX_USAGE;
 }
 
@@ -43,7 +48,7 @@ static int usage_error(const char *what, const char *arg)
 static bool ignored_flag(const char *a)
 {
 	static const char *const flags[] = { "-oem", "-oee", "-oep", "-oeq", "-oew", "-odb",
-					     "-odi", "-om", "-oo", "-U", "-G", "-bm", "-bi", NULL };
+					     "-odi", "-om", "-oo", "-U", "-G", "-bm", NULL };
 	for (int i = 0; flags[i]; i++)
 		if (strcmp(a, flags[i]) == 0)
 			return true;
@@ -77,6 +82,12 @@ static int parse_options(int argc, char **argv, struct opts *o)
 			o->i = true;
 		} else if (strcmp(a, "-v") == 0) {
 			o->verbose = true;
+		} else if (strcmp(a, "-bi") == 0) {
+			o->mode = MODE_INIT;
+		} else if (strcmp(a, "-bp") == 0) {
+			o->mode = MODE_LIST;
+		} else if (a[1] == 'q') {	/* -q, -qID, -q30m: retry what waits, now */
+			o->mode = MODE_FLUSH;
 		} else if (ignored_flag(a)) {
 			continue;
 		} else if (strchr("frFCBNRVLOX", a[1]) && (a[2] || strlen(a) == 2)) {
@@ -185,6 +196,24 @@ static int compose(const struct config *cf, const struct opts *o, const char *ms
 	return rc;
 }
 
+/* sendmail -q: every deferred message is tried now.  Until the control
+ * socket exists this is SIGUSR1 to the outboxd whose pid is in the
+ * spool's lock file, which only root (or outboxd's own user) may do. */
+static int flush_queue(const struct config *cf)
+{
+	long pid = store_daemon_pid(cf->queue.spool);
+	if (pid == 0) {
+		fprintf(stderr, "sendmail: outboxd is not running (spool %s)\n", cf->queue.spool);
+		return EX_UNAVAILABLE;
+	}
+	if (pid < 0 || kill((pid_t)pid, SIGUSR1) < 0) {
+		fprintf(stderr, "sendmail: -q needs root (it signals outboxd; a later release asks it"
+				" over its control socket): %s\n", strerror(pid < 0 ? EACCES : errno));
+		return EX_NOPERM;
+	}
+	return 0;
+}
+
 int sendmail_main(int argc, char **argv, const char *conf_path)
 {
 	struct opts o = { 0 };
@@ -195,7 +224,19 @@ int sendmail_main(int argc, char **argv, const char *conf_path)
 	int rc = parse_options(argc, argv, &o);
 	if (rc)
 		return rc;
+	if (o.mode == MODE_INIT)	/* newaliases: [aliases] is read by outboxd itself */
+		return 0;
+	if (o.mode == MODE_LIST) {
+		fprintf(stderr, "sendmail -bp: the queue listing (mailq) comes in a later release;"
+				" the log has each message's status (journalctl -u outboxd)\n");
+		return EX_UNAVAILABLE;
+	}
 	struct config *cf = tool_config(o.conf ? o.conf : conf_path);
+	if (o.mode == MODE_FLUSH) {
+		rc = flush_queue(cf);
+		config_free(cf);
+		return rc;
+	}
 	struct passwd *pw = getpwuid(getuid());
 	char login[64];
 	if (pw && addr_is_local_name(pw->pw_name))

@@ -169,3 +169,44 @@ def test_the_schedule_survives_a_restart(make_daemon):
     assert "tries=2" not in d.log()
     d.wait_log(r"tries=2 status=deferred", timeout=15)
     assert time.time() >= due - 0.1
+
+
+def test_sendmail_q_retries_deferred_mail_now(relay_daemon):
+    """sendmail -q (root): outboxd makes every deferred message due at
+    once instead of at its next try an hour away; the file keeps its
+    name's schedule until that attempt renames it."""
+    d, up = relay_daemon(extra={"queue": {"retry_min": "1h", "retry_max": "1h"}})
+    up.tempfail_rcpt = True
+    for i in range(3):
+        r = d.sendmail(["-f", "me@sender.example", "w%d@r.example" % i], b"Subject: w\n\nwait\n")
+        assert r.returncode == 0, r.stderr
+    d.wait_log(r"status=deferred .*next=\+1h", count=3)
+    up.tempfail_rcpt = False
+    time.sleep(1)
+    assert up.messages == []
+    r = d.sendmail(["-q"], b"")
+    assert r.returncode == 0, r.stderr
+    d.wait_log(r"retry of all deferred mail asked for: 3 messages are due now")
+    up.wait_for(3, timeout=20)
+    assert sorted(m.rcpt_tos[0] for m in up.messages) == ["w%d@r.example" % i for i in range(3)]
+    d.wait_log(r": removed", count=3)
+    assert d.queue_ids() == []
+
+
+def test_sendmail_q_without_the_daemon_or_the_right(make_daemon):
+    d = make_daemon()
+    d.stop()
+    r = d.sendmail(["-q"], b"")
+    assert r.returncode == 69 and b"outboxd is not running" in r.stderr, r
+    d.start()
+    if IS_ROOT:     # another user cannot read the lock file, so cannot signal outboxd
+        r = d.sendmail(["-q"], b"", user=65534)
+        assert r.returncode == 77 and b"-q needs root" in r.stderr, r
+
+
+def test_sendmail_bi_and_bp(make_daemon):
+    d = make_daemon()
+    r = d.sendmail(["-bi"], b"")
+    assert r.returncode == 0, r
+    r = d.sendmail(["-bp"], b"")
+    assert r.returncode == 69 and b"later release" in r.stderr, r
