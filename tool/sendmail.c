@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sysexits.h>
 #include <unistd.h>
 
@@ -24,10 +25,10 @@
 #include "../common/smtp.h"
 #include "tool.h"
 
-enum mode { MODE_SEND, MODE_INIT, MODE_LIST, MODE_FLUSH };
+enum mode { MODE_SEND, MODE_INIT, MODE_LIST, MODE_FLUSH, MODE_SMTP };
 
 struct opts {
-	enum mode mode;		/* -bm (send, the default), -bi, -bp, -q */
+	enum mode mode;		/* -bm (send, the default), -bi, -bp, -q, -bs */
 	bool t, i, verbose;
 	const char *from;	/* -f / -r */
 	const char *fullname;	/* -F */
@@ -40,7 +41,7 @@ static int usage_error(const char *what, const char *arg)
 {
 	fprintf(stderr, "sendmail: %s%s%s\n", what, arg ? ": " : "", arg ? arg : "");
 	fprintf(stderr, "usage: sendmail [-t] [-i] [-f sender] [-F name] [-v] [--] [recipient ...]"
-			" | -q | -bi | -bp\n");
+			" | -bs | -q | -bi | -bp\n");
 	return EX_USAGE;
 }
 
@@ -86,6 +87,8 @@ static int parse_options(int argc, char **argv, struct opts *o)
 			o->mode = MODE_INIT;
 		} else if (strcmp(a, "-bp") == 0) {
 			o->mode = MODE_LIST;
+		} else if (strcmp(a, "-bs") == 0) {
+			o->mode = MODE_SMTP;
 		} else if (a[1] == 'q') {	/* -q, -qID, -q30m: retry what waits, now */
 			o->mode = MODE_FLUSH;
 		} else if (ignored_flag(a)) {
@@ -142,16 +145,29 @@ static void add_rcpt(const char *a, void *arg)
 	r->v[r->n++] = xstrdup(a);
 }
 
-/* Copy the header fields, dropping every Bcc (as Postfix does); with -t
- * (r non-NULL) take recipients from To, Cc and Bcc. */
+/* A message that was resent (any Resent- field, RFC 5322 3.6.6) goes
+ * to its Resent- recipients only, as with Sendmail and Postfix. */
+static bool is_resent(const struct header_list *h)
+{
+	for (size_t i = 0; i < h->n; i++)
+		if (h->v[i].name_len > 7 && strncasecmp(h->v[i].start, "Resent-", 7) == 0)
+			return true;
+	return false;
+}
+
+/* Copy the header fields, dropping every Bcc and Resent-Bcc (as Postfix
+ * does); with -t (r non-NULL) take recipients from To, Cc and Bcc, or
+ * from Resent-To, Resent-Cc and Resent-Bcc when the message was resent. */
 static int copy_headers(const struct header_list *h, struct rcpts *r, struct buf *kept)
 {
-	static const char *const fields[] = { "To", "Cc", "Bcc", "Resent-To", "Resent-Cc", "Resent-Bcc" };
+	static const char *const plain[] = { "To", "Cc", "Bcc" };
+	static const char *const resent[] = { "Resent-To", "Resent-Cc", "Resent-Bcc" };
+	const char *const *fields = is_resent(h) ? resent : plain;
 	struct err e;
 	for (size_t i = 0; i < h->n; i++) {
 		const struct header *f = &h->v[i];
 		bool is_rcpt = false;
-		for (size_t j = 0; j < ARRAY_LEN(fields); j++)
+		for (size_t j = 0; j < 3; j++)
 			is_rcpt |= header_is(f, fields[j]);
 		if (r && is_rcpt && addrlist_parse(f->value, f->value_len, add_rcpt, r, &e) < 0) {
 			fprintf(stderr, "sendmail: %.*s: %s\n", (int)f->name_len, f->start, e.msg);
@@ -232,8 +248,11 @@ int sendmail_main(int argc, char **argv, const char *conf_path)
 		return EX_UNAVAILABLE;
 	}
 	struct config *cf = tool_config(o.conf ? o.conf : conf_path);
-	if (o.mode == MODE_FLUSH) {
-		rc = flush_queue(cf);
+	if (o.mode == MODE_FLUSH || o.mode == MODE_SMTP) {
+		char why[600] = "";
+		rc = o.mode == MODE_FLUSH ? flush_queue(cf) : submit_session(cf, 0, 1, why, sizeof why);
+		if (rc && *why)
+			fprintf(stderr, "sendmail: %s\n", why);
 		config_free(cf);
 		return rc;
 	}

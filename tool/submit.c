@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <poll.h>
 #include <sysexits.h>
 #include <unistd.h>
 
@@ -191,5 +192,53 @@ int submit_smtp(const struct config *cf, const struct submission *s, char id[QID
 		close(c.fd);
 	buf_free(&c.in);
 	smtp_reply_free(&c.r);
+	return rc;
+}
+
+/* Copy what is readable on from to to; false at end of input or error. */
+static bool pass_on(int from, int to)
+{
+	char b[16384];
+	ssize_t n = read(from, b, sizeof b);
+	if (n < 0 && (errno == EINTR || errno == EAGAIN))
+		return true;
+	if (n <= 0)
+		return false;
+	for (ssize_t off = 0; off < n;) {
+		ssize_t w = write(to, b + off, (size_t)(n - off));
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return false;
+		off += w;
+	}
+	return true;
+}
+
+int submit_session(const struct config *cf, int in, int out, char *why, size_t why_len)
+{
+	struct conn c = { .fd = -1, .why = why, .why_len = why_len };
+	int rc = connect_socket(&c, cf->listen.socket);
+	if (rc) {
+		dprintf(out, "421 4.3.0 %s\r\n", why);
+		return rc;
+	}
+	struct pollfd p[2] = { { .fd = in, .events = POLLIN }, { .fd = c.fd, .events = POLLIN } };
+	for (;;) {
+		int n = poll(p, 2, SUBMIT_TIMEOUT_S * 1000);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			rc = fail(&c, EX_TEMPFAIL, "%s", n ? strerror(errno) : "timed out");
+			break;
+		}
+		if (p[1].revents && !pass_on(c.fd, out))
+			break;	/* outboxd ended the session (QUIT, 421, or it went) */
+		if (p[0].revents && !pass_on(in, c.fd)) {
+			shutdown(c.fd, SHUT_WR);	/* the client's end: outboxd answers what it has */
+			p[0].fd = -1;
+		}
+	}
+	close(c.fd);
 	return rc;
 }

@@ -37,6 +37,11 @@ struct submission {
 int submit_smtp(const struct config *c, const struct submission *s, char id[QID_LEN + 1],
 		char *why, size_t why_len);
 
+/* sendmail -bs: an SMTP session on in/out, relayed to the daemon's
+ * socket as it is (the daemon sees this process's uid, as for any
+ * submission); 0 when it ended. */
+int submit_session(const struct config *c, int in, int out, char *why, size_t why_len);
+
 int sendmail_main(int argc, char **argv, const char *conf_path);
 
 

@@ -3,8 +3,11 @@
 import os
 import pwd
 import re
+import subprocess
 
 import pytest
+
+from conftest import OUTBOX
 
 
 def only_message(d):
@@ -173,3 +176,65 @@ def test_commands_of_later_versions_say_so(workdir, how):
     r = subprocess.run([exe] + how[1:], capture_output=True, text=True)
     assert r.returncode == 69                       # EX_UNAVAILABLE
     assert "is not available in outbox" in r.stderr and "usage" not in r.stderr
+
+
+def test_bs_is_an_smtp_session_on_stdin_and_stdout(relay_daemon):
+    """sendmail -bs, driven by a script one command at a time: the
+    daemon's own session answers, the message arrives upstream, and the
+    Received: line names the user who ran the command."""
+    d, up = relay_daemon()
+    e = dict(os.environ, OUTBOX_CONF=d.conf)
+    p = subprocess.Popen([OUTBOX, "sendmail", "-bs"], stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE, env=e)
+
+    def reply():
+        lines = []
+        while True:
+            line = p.stdout.readline()
+            assert line, "the session ended early: %r" % lines
+            lines.append(line)
+            if line[3:4] != b"-":
+                return lines
+
+    assert reply()[0].startswith(b"220 ")
+    for cmd, code in ((b"EHLO script.example", b"250"), (b"MAIL FROM:<me@sender.example>", b"250"),
+                      (b"RCPT TO:<bs@r.example>", b"250"), (b"DATA", b"354")):
+        p.stdin.write(cmd + b"\r\n")
+        p.stdin.flush()
+        assert reply()[-1].startswith(code), cmd
+    p.stdin.write(b"Subject: bs\r\n\r\n..dot line\r\nbody\r\n.\r\n")
+    p.stdin.flush()
+    assert reply()[-1].startswith(b"250 2.0.0 Ok: queued as ")
+    p.stdin.write(b"QUIT\r\n")
+    p.stdin.close()
+    assert reply()[-1].startswith(b"221")
+    assert p.wait(10) == 0
+    m = up.wait_for(1)[0]
+    assert m.mail_from == "me@sender.example" and m.rcpt_tos == ["bs@r.example"]
+    assert m.data.endswith(b"Subject: bs\r\n\r\n.dot line\r\nbody\r\n")
+    assert re.search(rb"Received: from script\.example \(uid %d\b" % os.getuid(), m.data), m.data[:300]
+
+
+def test_bs_without_the_daemon_says_421(make_daemon):
+    d = make_daemon()
+    d.stop()
+    r = d.sendmail(["-bs"], b"EHLO x\r\n")
+    assert r.returncode == 75 and r.stdout.startswith(b"421 4.3.0 outboxd is not reachable"), r
+
+
+def test_t_with_resent_fields_goes_to_the_resent_recipients_only(daemon):
+    """-t on a resent message: Resent-To/Cc/Bcc are the recipients (To
+    and Cc name the first delivery's), Resent-Bcc is removed; argument
+    recipients are added."""
+    msg_in = (b"From: a@s.example\nTo: first@r.example\nCc: firstcc@r.example\n"
+              b"Resent-From: b@s.example\nResent-To: again@r.example\n"
+              b"Resent-Cc: againcc@r.example\nResent-Bcc: hidden@r.example\n"
+              b"Subject: resent\n\nbody\n")
+    r = daemon.sendmail(["-t", "-i", "arg@r.example"], msg_in)
+    assert r.returncode == 0, r.stderr
+    env, msg = only_message(daemon)
+    assert sorted(a for _, a in env["rcpt"]) == \
+        ["again@r.example", "againcc@r.example", "arg@r.example", "hidden@r.example"]
+    head = headers_of(msg)
+    assert "Resent-Bcc" not in head and "hidden@" not in head
+    assert "To: first@r.example" in head and "Resent-To: again@r.example" in head
