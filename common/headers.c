@@ -220,3 +220,30 @@ void header_add_from(struct buf *out, const char *name, const char *addr)
 	}
 	buf_printf(out, "<%s>\r\n", addr);
 }
+
+static bool is_resent(const struct header_list *h)
+{
+	for (size_t i = 0; i < h->n; i++)
+		if (h->v[i].name_len > 7 && strncasecmp(h->v[i].start, "Resent-", 7) == 0)
+			return true;
+	return false;
+}
+
+int headers_envelope(const struct header_list *h, void (*add)(const char *addr, void *arg),
+		     void *arg, struct buf *kept, struct err *e)
+{
+	static const char *const plain[] = { "To", "Cc", "Bcc" };
+	static const char *const resent[] = { "Resent-To", "Resent-Cc", "Resent-Bcc" };
+	const char *const *fields = is_resent(h) ? resent : plain;
+	for (size_t i = 0; i < h->n; i++) {
+		const struct header *f = &h->v[i];
+		bool is_rcpt = false;
+		for (size_t j = 0; j < 3; j++)
+			is_rcpt |= header_is(f, fields[j]);
+		if (add && is_rcpt && addrlist_parse(f->value, f->value_len, add, arg, e) < 0)
+			return err_set(e, "%.*s: %s", (int)f->name_len, f->start, e->msg);
+		if (!header_is(f, "Bcc") && !header_is(f, "Resent-Bcc"))
+			buf_add(kept, f->start, f->len);
+	}
+	return 0;
+}

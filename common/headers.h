@@ -46,6 +46,15 @@ bool header_is(const struct header *f, const char *name);
 int addrlist_parse(const char *value, size_t len, void (*add)(const char *addr, void *arg),
 		   void *arg, struct err *e);
 
+/* The header fields without Bcc and Resent-Bcc (as Postfix does),
+ * appended to kept; with add non-NULL (sendmail -t, the pickup
+ * directory) the recipients are handed to it: those of To, Cc and Bcc,
+ * or of Resent-To, Resent-Cc and Resent-Bcc only when the message was
+ * resent (has any Resent- field, RFC 5322 3.6.6), as with Sendmail and
+ * Postfix.  -1 with e naming the field when an address list is bad. */
+int headers_envelope(const struct header_list *h, void (*add)(const char *addr, void *arg),
+		     void *arg, struct buf *kept, struct err *e);
+
 /* Generated fields, each ending in CRLF. */
 void header_add_date(struct buf *out, double when);
 void header_add_message_id(struct buf *out, const char *domain);

@@ -814,6 +814,33 @@ static int qwriter_open(struct qwriter *w)
 
 int qwriter_begin(struct store *s, const struct envelope *env, struct qwriter *w, struct err *e)
 {
+	return qwriter_begin_as(s, env, NULL, w, e);
+}
+
+static char *msg_path(const struct store *s, const char *name);
+static bool find_in_bucket(const struct store *s, const char *id, char name[QNAME_MAX]);
+
+void qid_of_file(const struct stat *st, char id[QID_LEN + 1])
+{
+	snprintf(id, QID_LEN + 1, "%08lX%05lX%03lX", (unsigned long)st->st_ctim.tv_sec & 0xFFFFFFFFUL,
+		 (unsigned long)(st->st_ctim.tv_nsec / 1000) & 0xFFFFFUL,
+		 (unsigned long)st->st_ino & 0xFFFUL);
+}
+
+bool store_has(const struct store *s, const char *id)
+{
+	char name[QNAME_MAX], *path;
+	struct stat st;
+	snprintf(name, sizeof name, "%s", id);
+	path = msg_path(s, name);
+	bool found = lstat(path, &st) == 0 || find_in_bucket(s, id, name);
+	free(path);
+	return found;
+}
+
+int qwriter_begin_as(struct store *s, const struct envelope *env, const char *id,
+		     struct qwriter *w, struct err *e)
+{
 	memset(w, 0, sizeof *w);
 	w->fd = -1;
 	buf_init(&w->pending);
@@ -821,7 +848,10 @@ int qwriter_begin(struct store *s, const struct envelope *env, struct qwriter *w
 		return -1;
 	w->flags = env->flags;
 	w->flags_off = (off_t)(strstr(w->pending.data, "\nflags ") + 1 - w->pending.data);
-	store_new_id(s, w->id);
+	if (id)
+		memcpy(w->id, id, QID_LEN + 1);
+	else
+		store_new_id(s, w->id);
 	w->store = s;
 	w->bucket = qid_bucket(w->id);
 	w->queue_dir = xasprintf("%s/%02X", s->queue_dir, w->bucket);

@@ -127,6 +127,17 @@ struct qwriter {
 
 int qwriter_begin(struct store *s, const struct envelope *env, struct qwriter *w,
 		  struct err *e);
+/* The same with a given ID (qid_of_file), not a new one. */
+int qwriter_begin_as(struct store *s, const struct envelope *env, const char *id,
+		     struct qwriter *w, struct err *e);
+/* The ID a pickup file is queued under: from its ctime (the rename into
+ * pickup/new/) and inode, the same after a restart, so that a file
+ * committed but not yet removed when outboxd was killed is seen to be
+ * queued already (store_has) and not taken twice. */
+struct stat;
+void qid_of_file(const struct stat *st, char id[QID_LEN + 1]);
+/* Is a message with this ID queued (under any name)? */
+bool store_has(const struct store *s, const char *id);
 /* Append message bytes: they wait in memory (no I/O here, so the loop
  * thread may call it) until qwriter_flush() or the commit. */
 void qwriter_write(struct qwriter *w, const void *p, size_t n);

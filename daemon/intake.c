@@ -24,13 +24,14 @@ static void write_received(struct intake *in, const struct envelope *env, const 
 	localtime_r(&t, &tm);
 	strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S %z", &tm);
 	buf_init(&b);
-	buf_printf(&b, "Received: from %s (", o->helo);
+	buf_printf(&b, "Received: from %s (", *o->helo ? o->helo : "local");
 	if (o->way == WAY_TCP)
 		buf_adds(&b, o->peer);
 	else
 		buf_printf(&b, "uid %ld%s%s", o->uid, *o->login ? " " : "", o->login);
 	buf_printf(&b, ")\r\n\tby %s (outbox) with %s%s id %s", in->d->hostname,
-		   o->smtputf8 ? "UTF8" : "", o->esmtp ? "ESMTP" : "SMTP", in->w.id);
+		   o->way == WAY_PICKUP ? "" : o->smtputf8 ? "UTF8" : "",
+		   o->way == WAY_PICKUP ? "local" : o->esmtp ? "ESMTP" : "SMTP", in->w.id);
 	if (env->nrcpt == 1)
 		buf_printf(&b, "\r\n\tfor <%s>", env->rcpt[0].addr);
 	buf_printf(&b, "; %s\r\n", date);
@@ -54,8 +55,9 @@ int intake_begin(struct daemon *d, struct intake *in, struct envelope *env,
 	if (o->way == WAY_TCP)
 		snprintf(in->who, sizeof in->who, "client=%s", o->peer);
 	else
-		snprintf(in->who, sizeof in->who, "uid=%ld", o->uid);
-	if (qwriter_begin(&d->store, env, &in->w, e) < 0)
+		snprintf(in->who, sizeof in->who, "uid=%ld%s", o->uid,
+			 o->way == WAY_PICKUP ? " via=pickup" : "");
+	if (qwriter_begin_as(&d->store, env, o->id, &in->w, e) < 0)
 		return -1;
 	write_received(in, env, o);
 	return 0;
@@ -101,6 +103,8 @@ static void commit_work(uv_work_t *req)
 {
 	struct intake *in = req->data;
 	in->rc = qwriter_commit(&in->w, &in->err);
+	if (in->rc == 0 && in->after_commit)
+		in->after_commit(in, in->arg);
 }
 
 static void log_queued(const struct intake *in)

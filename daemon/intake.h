@@ -35,6 +35,7 @@ struct origin {
 	const char *helo;	/* what an SMTP client called itself, "" if nothing */
 	const char *peer;	/* a TCP client's address, "" otherwise */
 	bool esmtp, smtputf8;	/* how an SMTP client spoke */
+	const char *id;		/* the queue ID to use (pickup: qid_of_file), NULL for a new one */
 };
 
 struct intake;
@@ -48,6 +49,9 @@ struct intake {
 	uv_work_t req;		/* the flush or commit on the thread pool */
 	intake_cb cb;
 	void *arg;
+	/* Optional, on the commit's thread right after a successful commit
+	 * and before the message is indexed (the pickup removes its file). */
+	intake_cb after_commit;
 	int rc;			/* of the commit: 0, or -1 with err */
 	struct err err;
 };

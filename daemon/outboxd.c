@@ -33,6 +33,7 @@
 #include "outboxd.h"
 #include "indexer.h"
 #include "listen.h"
+#include "pickup.h"
 #include "pool.h"
 #include "sessions.h"
 #include "privs.h"
@@ -126,7 +127,7 @@ static void finish_stopping(struct daemon *d)
 
 void daemon_maybe_finish(struct daemon *d)
 {
-	if (d->stopping && d->nsessions == 0 && pool_stopped(d) && indexer_stopped(d)
+	if (d->stopping && d->nsessions == 0 && pool_stopped(d) && indexer_stopped(d) && pickup_idle(d)
 	    && !uv_is_closing((uv_handle_t *)&d->sig_term))
 		finish_stopping(d);
 }
@@ -164,6 +165,7 @@ static void on_signal(uv_signal_t *h, int signum)
 	notify_systemd("STOPPING=1");
 	listeners_stop(d);
 	sessions_shutdown(d, false);
+	pickup_stop(d);
 	indexer_stop(d);
 	pool_stop(d);
 	d->grace.data = d;
@@ -236,15 +238,17 @@ int main(int argc, char **argv)
 	start_signals(&d);
 	if (pool_start(&d, &e) < 0)
 		fatal(EX_OSERR, "%s", e.msg);
-	if (indexer_start(&d, &e) < 0)
+	pickup_recover(&d);	/* before the indexer can schedule what it checks */
+	if (indexer_start(&d, &e) < 0 || pickup_start(&d, &e) < 0)
 		fatal(EX_OSERR, "%s", e.msg);
 	log_info("outboxd %s started, indexing the queue", OUTBOX_VERSION);
 	notify_systemd("READY=1");
 	uv_run(d.loop, UV_RUN_DEFAULT);
 	log_info("stopped, %zu messages in the queue", d.queue.count);
-	if (!pool_stopped(&d) || !indexer_stopped(&d))
+	if (!pool_stopped(&d) || !indexer_stopped(&d) || !pickup_idle(&d))
 		exit(0);	/* threads still busy: leave without tearing down under them */
 	indexer_free(&d);
+	pickup_free(&d);
 	pool_free(&d);
 	uv_loop_close(d.loop);
 	sched_free(&d);

@@ -25,6 +25,7 @@ struct session;
 struct listener;
 struct pool;
 struct indexer;
+struct pickup;
 
 struct daemon {
 	uv_loop_t *loop;
@@ -35,6 +36,7 @@ struct daemon {
 	struct queue_index queue;
 	struct scheduler sched;
 	struct indexer *indexer;	/* the start-up walk (indexer.c) */
+	struct pickup *pickup;		/* the pickup directory (pickup.c) */
 	struct pool *pool;
 	char hostname[256];
 	struct listener *listeners;

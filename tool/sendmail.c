@@ -145,40 +145,6 @@ static void add_rcpt(const char *a, void *arg)
 	r->v[r->n++] = xstrdup(a);
 }
 
-/* A message that was resent (any Resent- field, RFC 5322 3.6.6) goes
- * to its Resent- recipients only, as with Sendmail and Postfix. */
-static bool is_resent(const struct header_list *h)
-{
-	for (size_t i = 0; i < h->n; i++)
-		if (h->v[i].name_len > 7 && strncasecmp(h->v[i].start, "Resent-", 7) == 0)
-			return true;
-	return false;
-}
-
-/* Copy the header fields, dropping every Bcc and Resent-Bcc (as Postfix
- * does); with -t (r non-NULL) take recipients from To, Cc and Bcc, or
- * from Resent-To, Resent-Cc and Resent-Bcc when the message was resent. */
-static int copy_headers(const struct header_list *h, struct rcpts *r, struct buf *kept)
-{
-	static const char *const plain[] = { "To", "Cc", "Bcc" };
-	static const char *const resent[] = { "Resent-To", "Resent-Cc", "Resent-Bcc" };
-	const char *const *fields = is_resent(h) ? resent : plain;
-	struct err e;
-	for (size_t i = 0; i < h->n; i++) {
-		const struct header *f = &h->v[i];
-		bool is_rcpt = false;
-		for (size_t j = 0; j < 3; j++)
-			is_rcpt |= header_is(f, fields[j]);
-		if (r && is_rcpt && addrlist_parse(f->value, f->value_len, add_rcpt, r, &e) < 0) {
-			fprintf(stderr, "sendmail: %.*s: %s\n", (int)f->name_len, f->start, e.msg);
-			return EX_DATAERR;
-		}
-		if (!header_is(f, "Bcc") && !header_is(f, "Resent-Bcc"))
-			buf_add(kept, f->start, f->len);
-	}
-	return 0;
-}
-
 static const char *gecos_name(const struct passwd *pw)
 {
 	static char name[256];
@@ -196,7 +162,11 @@ static int compose(const struct config *cf, const struct opts *o, const char *ms
 	char dom[256];
 	int rc = 0;
 	headers_parse(msg, len, &h);
-	rc = copy_headers(&h, o->t ? r : NULL, out);
+	struct err e;
+	if (headers_envelope(&h, o->t ? add_rcpt : NULL, r, out, &e) < 0) {
+		fprintf(stderr, "sendmail: %s\n", e.msg);
+		rc = EX_DATAERR;
+	}
 	if (rc == 0) {
 		if (!headers_find(&h, "From"))
 			header_add_from(out, o->fullname ? o->fullname : gecos_name(pw), *sender ? sender : "MAILER-DAEMON");
