@@ -78,6 +78,7 @@ int main(int argc, char **argv)
 {
 	const char *conf = NULL;
 	char *name = basename(argv[0]);
+	tool_drop_group();
 	if (strcmp(name, "sendmail") == 0)
 		return sendmail_main(argc, argv, NULL);
 	if (strcmp(name, "mailq") == 0)

@@ -278,9 +278,16 @@ int sendmail_main(int argc, char **argv, const char *conf_path)
 		for (size_t i = 0; i < r.n; i++)
 			s.smtputf8 |= addr_needs_utf8(r.v[i]);
 		rc = submit_smtp(cf, &s, id, why, sizeof why);
+		if (rc && s.unreachable) {	/* outboxd down: leave it in pickup/ */
+			char name[96];
+			rc = pickup_write(cf, &s, name, sizeof name, why, sizeof why);
+			if (!rc && o.verbose)
+				fprintf(stderr, "sendmail: outboxd is not reachable; left in pickup/new/%s\n",
+					name);
+		}
 		if (rc)
 			fprintf(stderr, "sendmail: %s\n", why);
-		else if (o.verbose)
+		else if (o.verbose && *id)
 			fprintf(stderr, "sendmail: queued as %s\n", id);
 	}
 	for (size_t i = 0; i < r.n; i++)

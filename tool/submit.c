@@ -179,13 +179,14 @@ static int transaction(struct conn *c, const struct submission *s, char id[QID_L
 	return rc;
 }
 
-int submit_smtp(const struct config *cf, const struct submission *s, char id[QID_LEN + 1],
+int submit_smtp(const struct config *cf, struct submission *s, char id[QID_LEN + 1],
 		char *why, size_t why_len)
 {
 	struct conn c = { .fd = -1, .verbose = s->verbose, .why = why, .why_len = why_len };
 	buf_init(&c.in);
 	smtp_reply_init(&c.r);
 	int rc = connect_socket(&c, cf->listen.socket);
+	s->unreachable = rc == EX_TEMPFAIL;
 	if (!rc)
 		rc = transaction(&c, s, id);
 	if (c.fd >= 0)

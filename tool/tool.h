@@ -15,6 +15,13 @@
  * may be missing: then defaults apply).  Exits 78 on a bad file.
  * (toolconf.c) */
 struct config *tool_config(const char *path);
+/* First thing in main: run set-group-ID by a user who is not root, put
+ * the group away and clear the environment (so $OUTBOX_CONF is gone
+ * too); tool_config refuses -C then. */
+void tool_drop_group(void);
+/* Take the set-group-ID group up (on) or put it away again: for the
+ * pickup write only.  0 on success (and when not set-group-ID). */
+int tool_group(bool on);
 
 /* What to submit. */
 struct submission {
@@ -26,6 +33,7 @@ struct submission {
 	bool eight_bit;
 	bool smtputf8;
 	bool verbose;			/* show the SMTP dialogue on stderr */
+	bool unreachable;		/* out: the daemon's socket could not be reached */
 };
 
 /*
@@ -34,8 +42,15 @@ struct submission {
  * code that fits, with a one-line reason in why.  On success the queue
  * ID is copied into id.
  */
-int submit_smtp(const struct config *c, const struct submission *s, char id[QID_LEN + 1],
+int submit_smtp(const struct config *c, struct submission *s, char id[QID_LEN + 1],
 		char *why, size_t why_len);
+
+/* The fallback when outboxd cannot be reached: the message goes into
+ * SPOOL/pickup/new/ (tmp/, fsync, rename, fsync of new/) with its
+ * envelope in X-Sender:/X-Receiver: lines, for outboxd to take when it
+ * runs (pickup.c).  0, or a sysexits code with why. (pickup.c) */
+int pickup_write(const struct config *c, const struct submission *s, char *name, size_t name_len,
+		 char *why, size_t why_len);
 
 /* sendmail -bs: an SMTP session on in/out, relayed to the daemon's
  * socket as it is (the daemon sees this process's uid, as for any

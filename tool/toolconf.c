@@ -1,17 +1,55 @@
 /*
  * toolconf.c - where the command-line programs (outbox, outbox-probe)
  * find their configuration: -C FILE, else $OUTBOX_CONF, else the default
- * path, which may be missing (then defaults apply).
+ * path, which may be missing (then defaults apply); and what the outbox
+ * command does with its set-group-ID bit (the installed binary has the
+ * daemon's group, for the pickup directory only).
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <sysexits.h>
+#include <unistd.h>
 
 #include "tool.h"
+
+/* Run set-group-ID by someone who is not root? */
+static bool privileged(void)
+{
+	gid_t r, e, saved;
+	return getresgid(&r, &e, &saved) == 0 && saved != r && getuid() != 0;
+}
+
+void tool_drop_group(void)
+{
+	if (!privileged())
+		return;
+	if (setegid(getgid()) < 0)
+		exit(EX_OSERR);
+	if (getenv("OUTBOX_CONF")) {
+		fprintf(stderr, "outbox: OUTBOX_CONF is refused while set-group-ID (only root may name"
+				" another configuration)\n");
+		exit(EX_CONFIG);
+	}
+	clearenv();	/* nothing of the caller's environment steers a privileged run */
+	setenv("PATH", "/usr/sbin:/usr/bin:/sbin:/bin", 1);
+}
+
+int tool_group(bool on)
+{
+	gid_t r, e, saved;
+	if (getresgid(&r, &e, &saved) < 0 || saved == r)
+		return 0;	/* not set-group-ID: nothing to take up */
+	return setegid(on ? saved : r);
+}
 
 struct config *tool_config(const char *path)
 {
 	unsigned flags = CONF_CLIENT;
+	if (privileged() && path) {
+		fprintf(stderr, "outbox: -C is refused while set-group-ID (only root may name another"
+				" configuration)\n");
+		exit(EX_CONFIG);
+	}
 	if (!path)
 		path = getenv("OUTBOX_CONF");
 	if (!path || !*path) {

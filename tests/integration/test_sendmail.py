@@ -121,11 +121,33 @@ def test_usage_and_data_errors(daemon, args, data, code, text):
     assert daemon.queue_ids() == []
 
 
-def test_daemon_down_is_temporary(daemon):
+def test_daemon_down_the_message_waits_in_pickup(relay_daemon):
+    """outboxd stopped: sendmail leaves the message in pickup/new/ (exit
+    0), and outboxd sends it, once and as it was, when it starts."""
+    d, up = relay_daemon()
+    d.stop()
+    r = d.sendmail(["-f", "me@sender.example", "-v", "later@r.example"],
+                   b"Subject: later\n\n.leading dot\nbody\n")
+    assert r.returncode == 0, r.stderr
+    assert b"left in pickup/new/sendmail." in r.stderr
+    (name,) = os.listdir(os.path.join(d.spool, "pickup", "new"))
+    assert os.listdir(os.path.join(d.spool, "pickup", "tmp")) == []
+    d.start()
+    m = up.wait_for(1)[0]
+    assert m.mail_from == "me@sender.example" and m.rcpt_tos == ["later@r.example"]
+    assert b"\r\nSubject: later\r\n" in m.data
+    assert m.data.endswith(b"\r\n\r\n.leading dot\r\nbody\r\n")
+    assert re.search(rb"Received: from local \(uid %d\b" % os.getuid(), m.data)
+    assert b"X-Sender" not in m.data and b"X-Receiver" not in m.data
+    assert os.listdir(os.path.join(d.spool, "pickup", "new")) == []
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs a user outside the daemon's group")
+def test_daemon_down_and_pickup_not_writable_is_temporary(daemon):
     daemon.stop()
-    r = daemon.sendmail(["x@r.example"], b"Subject: s\n\nb\n")
-    assert r.returncode == 75
-    assert b"not reachable" in r.stderr
+    r = daemon.sendmail(["x@r.example"], b"Subject: s\n\nb\n", user=65534)
+    assert r.returncode == 75, r
+    assert b"not reachable, and writing into" in r.stderr
 
 
 def test_refusal_by_daemon_maps_to_exit_code(make_daemon):
@@ -238,3 +260,36 @@ def test_t_with_resent_fields_goes_to_the_resent_recipients_only(daemon):
     head = headers_of(msg)
     assert "Resent-Bcc" not in head and "hidden@" not in head
     assert "To: first@r.example" in head and "Resent-To: again@r.example" in head
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to make a set-group-ID copy")
+def test_setgid_command_uses_its_group_for_pickup_only(relay_daemon, workdir):
+    """The installed command is set-group-ID for the daemon's group: a
+    user outside it can leave mail in pickup/ while outboxd is down, but
+    cannot name another configuration, and gets nothing else from it."""
+    import grp
+    d, up = relay_daemon()
+    d.stop()
+    tool = os.path.join(workdir, "sbin")
+    os.makedirs(tool, exist_ok=True)
+    os.chmod(workdir, 0o755)
+    copy = os.path.join(tool, "sendmail")
+    subprocess.run(["cp", OUTBOX, copy], check=True)
+    os.chown(copy, 0, grp.getgrnam("outbox").gr_gid)
+    os.chmod(copy, 0o2755)
+    nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+    # the default configuration is what a privileged run reads: point it here
+    r = subprocess.run(nobody + [copy, "-C", d.conf, "x@r.example"], input=b"S: x\n\nb\n",
+                       capture_output=True)
+    assert r.returncode == 78 and b"-C is refused while set-group-ID" in r.stderr, r
+    r = subprocess.run(nobody + [copy, "x@r.example"], input=b"S: x\n\nb\n", capture_output=True,
+                       env={"OUTBOX_CONF": d.conf})
+    assert r.returncode == 78 and b"OUTBOX_CONF is refused" in r.stderr, r
+    # as root the same copy may name one: root is not "privileged" by it
+    r = subprocess.run([copy, "-C", d.conf, "-f", "root@sender.example", "sg@r.example"],
+                       input=b"Subject: sg\n\nfrom root\n", capture_output=True)
+    assert r.returncode == 0, r.stderr
+    assert len(os.listdir(os.path.join(d.spool, "pickup", "new"))) == 1
+    d.start()
+    m = up.wait_for(1)[0]
+    assert m.rcpt_tos == ["sg@r.example"]
