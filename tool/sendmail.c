@@ -234,6 +234,13 @@ int sendmail_main(int argc, char **argv, const char *conf_path)
 		snprintf(login, sizeof login, "uid%ld", (long)getuid());
 	if (o.from && strcmp(o.from, "<>") == 0)
 		o.from = "";
+	for (const char *c = o.fullname; c && *c; c++) {
+		if ((unsigned char)*c < 0x20 || *c == 0x7f) {	/* never into a header */
+			fprintf(stderr, "sendmail: -F: a control character in the full name\n");
+			config_free(cf);
+			return EX_DATAERR;
+		}
+	}
 	if (o.from && *o.from && addr_check(o.from, &e) < 0) {
 		fprintf(stderr, "sendmail: bad sender address %s: %s\n", o.from, e.msg);
 		config_free(cf);

@@ -293,3 +293,12 @@ def test_setgid_command_uses_its_group_for_pickup_only(relay_daemon, workdir):
     d.start()
     m = up.wait_for(1)[0]
     assert m.rcpt_tos == ["sg@r.example"]
+
+
+@pytest.mark.parametrize("args", [["-F", "Evil\nBcc: victim@r.example"], ["-F", "tab\there"],
+                                  ["-f", "a@s.example\nRCPT TO:<victim@r.example>"],
+                                  ["-f", "a\r@s.example"]])
+def test_control_characters_in_f_or_F_are_refused(daemon, args):
+    r = daemon.sendmail(args + ["x@r.example"], b"Subject: s\n\nb\n")
+    assert r.returncode == 65, r
+    assert daemon.queue_ids() == []
