@@ -236,21 +236,41 @@ char *sender_rewrite(const struct config *c, const char *sender, const char *log
 	return qualify(c, mapped ? mapped : name);
 }
 
-void rcpt_expand(const struct config *c, const char *rcpt,
-		 void (*add)(const char *addr, void *arg), void *arg)
+#define ALIAS_DEPTH 8	/* aliases of aliases, at most */
+
+/* rcpt, with path[0..depth) the alias names that led to it. */
+static int expand(const struct config *c, const char *rcpt, const char *path[ALIAS_DEPTH],
+		  int depth, void (*add)(const char *addr, void *arg), void *arg, struct err *e)
 {
 	const char *list = find_at(rcpt) ? NULL : map_get(&c->aliases, rcpt);
 	if (!list) {
 		char *q = qualify(c, rcpt);
 		add(q, arg);
 		free(q);
-		return;
+		return 0;
 	}
+	for (int i = 0; i <= depth; i++) {
+		if (i == depth || strcasecmp(path[i], rcpt) != 0)
+			continue;
+		char chain[512] = "";
+		for (int k = i; k < depth; k++)
+			snprintf(chain + strlen(chain), sizeof chain - strlen(chain), "%s -> ", path[k]);
+		return err_set(e, "alias loop: %s%s", chain, rcpt);
+	}
+	if (depth == ALIAS_DEPTH)
+		return err_set(e, "aliases nested deeper than %d at %s", ALIAS_DEPTH, rcpt);
+	path[depth] = rcpt;
 	char *copy = xstrdup(list), *save = NULL;
-	for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-		char *q = qualify(c, trim(tok));
-		add(q, arg);
-		free(q);
-	}
+	int rc = 0;
+	for (char *tok = strtok_r(copy, ",", &save); tok && rc == 0; tok = strtok_r(NULL, ",", &save))
+		rc = expand(c, trim(tok), path, depth + 1, add, arg, e);
 	free(copy);
+	return rc;
+}
+
+int rcpt_expand(const struct config *c, const char *rcpt,
+		void (*add)(const char *addr, void *arg), void *arg, struct err *e)
+{
+	const char *path[ALIAS_DEPTH];
+	return expand(c, rcpt, path, 0, add, arg, e);
 }

@@ -50,9 +50,12 @@ const char *addr_domain(const struct config *c, char *buf, size_t n);
  * [senders] (name, then "*"), then get the domain.  "" stays "". */
 char *sender_rewrite(const struct config *c, const char *sender, const char *login);
 
-/* Expand one recipient: a bare local name through [aliases] (one level),
- * every result qualified.  add() is called once per resulting address. */
-void rcpt_expand(const struct config *c, const char *rcpt,
-		 void (*add)(const char *addr, void *arg), void *arg);
+/* Expand one recipient: a bare local name through [aliases], whose
+ * lists may name other aliases (followed, up to 8 deep), every result
+ * qualified.  add() is called once per resulting address.  -1 with e on
+ * a loop (naming it) or too deep a chain; the config loader refuses
+ * those, so at run time this does not fail. */
+int rcpt_expand(const struct config *c, const char *rcpt,
+		void (*add)(const char *addr, void *arg), void *arg, struct err *e);
 
 #endif

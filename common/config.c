@@ -324,6 +324,25 @@ static void handle_map(struct load_ctx *x, size_t mi, const char *name, const ch
 	map_add(m, name, value, x->line);
 }
 
+static void ignore_address(const char *a, void *arg)
+{
+	(void)a;
+	(void)arg;
+}
+
+/* Every alias expands: no loop, no chain deeper than rcpt_expand goes. */
+static void check_aliases(struct load_ctx *x)
+{
+	for (size_t i = 0; i < x->c->aliases.n; i++) {
+		struct err e;
+		const struct map_entry *a = &x->c->aliases.v[i];
+		if (rcpt_expand(x->c, a->name, ignore_address, NULL, &e) < 0) {
+			x->line = a->line;
+			conf_error(x, "aliases", a->name, "%s", e.msg);
+		}
+	}
+}
+
 static int on_ini_entry(void *user, const char *section, const char *name, const char *value)
 {
 	struct load_ctx *x = user;
@@ -492,6 +511,7 @@ struct config *config_load(const char *path, unsigned flags, struct buf *errors)
 		conf_error(&x, NULL, NULL, "syntax error (expected [section] or key = value)");
 	}
 	check_combinations(&x, flags);
+	check_aliases(&x);
 	if (have_st && !(flags & CONF_CLIENT))
 		check_conf_file(&x, &st);
 	if (x.nerrors) {

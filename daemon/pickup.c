@@ -133,7 +133,21 @@ static bool read_all(struct pjob *j, int fd, size_t size, struct buf *raw)
 
 static void add_rcpt(const char *a, void *arg)
 {
-	envelope_add_rcpt(arg, a);
+	struct envelope *env = arg;
+	for (size_t i = 0; i < env->nrcpt; i++)
+		if (strcasecmp(env->rcpt[i].addr, a) == 0)
+			return;	/* the same recipient twice gets one copy */
+	envelope_add_rcpt(env, a);
+}
+
+/* A recipient as written: through [aliases], qualified (as on the
+ * socket, smtp_session.c). */
+static void add_written(const char *a, void *arg)
+{
+	struct pjob *j = arg;
+	struct err e;
+	if (rcpt_expand(j->conf, a, add_rcpt, &j->env, &e) < 0)
+		bad(j, e.msg);
 }
 
 /* Leading "X-Sender: a" and "X-Receiver: b" lines give the envelope;
@@ -163,7 +177,7 @@ static size_t envelope_lines(struct pjob *j, const char *p, size_t len, char **s
 		else if (is_sender && !*sender)
 			*sender = xstrdup(a);
 		else if (is_rcpt)
-			envelope_add_rcpt(&j->env, a);
+			add_written(a, j);
 		free(v);
 		off += l + 1;
 	}
@@ -192,7 +206,7 @@ static bool compose(struct pjob *j, const char *text, size_t len, bool rcpts_fro
 	buf_init(&crlf);
 	normalize_crlf(text, len, &crlf, false, &ended);
 	headers_parse(crlf.data ? crlf.data : "", crlf.len, &h);
-	if (headers_envelope(&h, rcpts_from_headers ? add_rcpt : NULL, &j->env, &j->msg, &e) < 0)
+	if (headers_envelope(&h, rcpts_from_headers ? add_written : NULL, j, &j->msg, &e) < 0)
 		ok = bad(j, e.msg);
 	if (ok) {
 		if (!headers_find(&h, "From"))
@@ -229,13 +243,19 @@ static void read_work(uv_work_t *req)
 	}
 	owner_login(j);
 	size_t off = envelope_lines(j, raw.data ? raw.data : "", raw.len, &sender, &bad_line);
-	if (bad_line) {
-		bad(j, "a bad address in an X-Sender: or X-Receiver: line");
+	if (bad_line || j->verdict == P_BAD) {
+		if (bad_line)
+			bad(j, "a bad address in an X-Sender: or X-Receiver: line");
 		goto out;
 	}
 	bool from_headers = j->env.nrcpt == 0;
 	j->env.sender = sender_rewrite(j->conf, sender, j->login);
-	if (!compose(j, raw.data + off, raw.len - off, from_headers))
+	if (!compose(j, raw.data + off, raw.len - off, from_headers) || j->verdict == P_BAD)
+		goto out;
+	for (size_t i = 0; i < j->env.nrcpt && j->verdict != P_BAD; i++)
+		if (addr_check(j->env.rcpt[i].addr, NULL) < 0)	/* too long once qualified */
+			bad(j, "a recipient address too long once qualified");
+	if (j->verdict == P_BAD)
 		goto out;
 	if (j->env.nrcpt == 0)
 		bad(j, "no recipients (no X-Receiver: line, none in To, Cc or Bcc)");

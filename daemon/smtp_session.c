@@ -398,8 +398,8 @@ static void cmd_rcpt(struct session *s, const char *arg)
 		return;
 	}
 	size_t before = s->env.nrcpt;
-	rcpt_expand(s->d->conf, addr, add_rcpt, s);
-	bool bad = false;	/* qualified or aliased beyond what a queue file takes */
+	bool bad = rcpt_expand(s->d->conf, addr, add_rcpt, s, &e) < 0;
+	/* or qualified or aliased beyond what a queue file takes */
 	for (size_t i = before; i < s->env.nrcpt && !bad; i++)
 		bad = addr_check(s->env.rcpt[i].addr, &e) < 0;
 	bool too_many = s->env.nrcpt > s->d->conf->queue.max_recipients;

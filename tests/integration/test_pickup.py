@@ -120,3 +120,16 @@ def test_kill_between_commit_and_removal_sends_once(relay_daemon):
     time.sleep(2.5)         # a second pickup would have gone by now
     assert [m.rcpt_tos for m in up.messages] == [["victim@r.example"]]
     assert new_files(d) == []
+
+
+def test_local_names_go_through_aliases_as_on_the_socket(relay_daemon):
+    """Bare local names in a pickup file follow [aliases] (an alias of
+    an alias too) and are qualified, as a recipient on the socket is."""
+    d, up = relay_daemon(extra={"aliases": {"root": "ops, boss@r.example", "ops": "alice, bob@r.example"},
+                                "address": {"domain": "client.example"}})
+    drop(d, "cron", b"To: root\nSubject: cron\n\nout\n")
+    drop(d, "xr", b"X-Receiver: ops\nX-Receiver: carol\nSubject: x\n\nb\n")
+    up.wait_for(2)
+    got = sorted(sorted(m.rcpt_tos) for m in up.messages)
+    assert got == [["alice@client.example", "bob@r.example", "boss@r.example"],
+                   ["alice@client.example", "bob@r.example", "carol@client.example"]]

@@ -97,18 +97,57 @@ static void rewriting(void **state)
 	s = sender_rewrite(c, "me@else.example", "alice"); assert_string_equal(s, "me@else.example"); free(s);
 	s = sender_rewrite(c, "", "alice"); assert_string_equal(s, ""); free(s);
 	char out[512] = "";
-	rcpt_expand(c, "root", collect, out);
+	struct err e;
+	assert_int_equal(rcpt_expand(c, "root", collect, out, &e), 0);
 	assert_string_equal(out, "admin@example.org;ops@host.example;");
 	out[0] = '\0';
-	rcpt_expand(c, "ROOT", collect, out);
+	assert_int_equal(rcpt_expand(c, "ROOT", collect, out, &e), 0);
 	assert_string_equal(out, "admin@example.org;ops@host.example;");
 	out[0] = '\0';
-	rcpt_expand(c, "bob", collect, out);
+	assert_int_equal(rcpt_expand(c, "bob", collect, out, &e), 0);
 	assert_string_equal(out, "bob@host.example;");
 	out[0] = '\0';
-	rcpt_expand(c, "root@elsewhere.example", collect, out);
+	assert_int_equal(rcpt_expand(c, "root@elsewhere.example", collect, out, &e), 0);
 	assert_string_equal(out, "root@elsewhere.example;");
 	config_free(c);
+}
+
+static struct config *conf_text(const char *text, struct buf *errors)
+{
+	FILE *f = fopen("/tmp/outbox-unit-alias.conf", "w");
+	fputs(text, f);
+	fclose(f);
+	struct config *c = config_load("/tmp/outbox-unit-alias.conf", CONF_CLIENT, errors);
+	remove("/tmp/outbox-unit-alias.conf");
+	return c;
+}
+
+/* Aliases of aliases are followed; a loop or too deep a chain is a
+ * configuration error naming it. */
+static void alias_chains(void **state)
+{
+	(void)state;
+	struct buf errors;
+	struct err e;
+	char out[512] = "";
+	buf_init(&errors);
+	struct config *c = conf_text("[address]\ndomain = host.example\n[aliases]\n"
+				     "root = ops, boss@example.org\nops = alice, bob@example.org\n"
+				     "alice = alice@example.net\n", &errors);
+	if (!c)
+		fail_msg("%s", errors.data);
+	assert_int_equal(rcpt_expand(c, "root", collect, out, &e), 0);
+	assert_string_equal(out, "alice@example.net;bob@example.org;boss@example.org;");
+	config_free(c);
+	c = conf_text("[aliases]\nroot = ops\nops = admin, root\n", &errors);
+	assert_null(c);
+	assert_non_null(strstr(errors.data, "alias loop: root -> ops -> root"));
+	buf_reset(&errors);
+	c = conf_text("[aliases]\na1 = a2\na2 = a3\na3 = a4\na4 = a5\na5 = a6\na6 = a7\n"
+		      "a7 = a8\na8 = a9\na9 = end@example.org\n", &errors);
+	assert_null(c);
+	assert_non_null(strstr(errors.data, "nested deeper than 8"));
+	buf_free(&errors);
 }
 
 static void utf8(void **state)
@@ -122,7 +161,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(valid_addresses), cmocka_unit_test(invalid_addresses),
-		cmocka_unit_test(paths), cmocka_unit_test(rewriting), cmocka_unit_test(utf8),
+		cmocka_unit_test(paths), cmocka_unit_test(rewriting), cmocka_unit_test(alias_chains), cmocka_unit_test(utf8),
 	};
 	return cmocka_run_group_tests_name("address", tests, NULL, NULL);
 }
