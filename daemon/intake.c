@@ -4,10 +4,13 @@
  * the bookkeeping after it (log, index, scheduler).
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "../common/address.h"
+#include "../common/headers.h"
 #include "../common/log.h"
 #include "intake.h"
 #include "outboxd.h"
@@ -39,12 +42,51 @@ static void write_received(struct intake *in, const struct envelope *env, const 
 	buf_free(&b);
 }
 
+#define HEAD_MAX (256 * 1024)	/* a longer header section is left as it is */
+
+/* A sender of this host: a bare local name, or one at this host's
+ * name or at localhost (what cron, mailx and scripts write). */
+static bool local_sender(const struct daemon *d, const char *a)
+{
+	const char *at = strrchr(a, '@');
+	if (!*a)
+		return false;
+	if (!at)
+		return addr_is_local_name(a);
+	const char *dom = at + 1;
+	return strcasecmp(dom, d->hostname) == 0 || strcasecmp(dom, "localhost") == 0
+	       || strcasecmp(dom, "localhost.localdomain") == 0;
+}
+
+/* a local sender through [senders] (then qualified); NULL when a is
+ * not local or stays as it is. */
+static char *local_rewrite(const struct daemon *d, const char *a)
+{
+	if (!local_sender(d, a))
+		return NULL;
+	const char *at = strrchr(a, '@');
+	char *name = at ? xstrndup(a, (size_t)(at - a)) : xstrdup(a);
+	char *to = addr_is_local_name(name) ? sender_rewrite(d->conf, name, name) : NULL;
+	free(name);
+	if (to && (strcasecmp(to, a) == 0 || addr_check(to, NULL) < 0)) {
+		free(to);
+		to = NULL;
+	}
+	return to;
+}
+
 int intake_begin(struct daemon *d, struct intake *in, struct envelope *env,
 		 const struct origin *o, struct err *e)
 {
 	memset(in, 0, sizeof *in);
 	in->d = d;
 	in->env = env;
+	buf_init(&in->head);
+	char *sender = local_rewrite(d, env->sender);
+	if (sender) {
+		free(env->sender);
+		env->sender = sender;
+	}
 	env->arrival = now_real();
 	env->uid = o->uid;
 	if (o->smtputf8 || addr_needs_utf8(env->sender))
@@ -63,9 +105,83 @@ int intake_begin(struct daemon *d, struct intake *in, struct envelope *env,
 	return 0;
 }
 
+static void collect(const char *a, void *arg)
+{
+	struct buf *list = arg;
+	buf_add(list, a, strlen(a) + 1);
+}
+
+/* The From: field with its one local address replaced, into out; false
+ * when it stays as it is. */
+static bool rewrite_from(struct intake *in, const struct header *f, struct buf *out)
+{
+	struct buf list;
+	struct err e;
+	bool done = false;
+	buf_init(&list);
+	if (addrlist_parse(f->value, f->value_len, collect, &list, &e) == 0 && list.len
+	    && strlen(list.data) + 1 == list.len) {	/* exactly one address */
+		char *to = local_rewrite(in->d, list.data);
+		size_t alen = strlen(list.data);
+		const char *v = f->value, *end = f->value + f->value_len, *hit = NULL;
+		/* the address as a token of its own in the field */
+		for (const char *p = v; to && !hit && p + alen <= end; p++)
+			if (strncasecmp(p, list.data, alen) == 0 && (p == v || strchr(" \t<:", p[-1]))
+			    && (p + alen == end || strchr(" \t>(\r", p[alen])))
+				hit = p;
+		if (hit) {
+			buf_add(out, f->start, (size_t)(hit - f->start));
+			buf_adds(out, to);
+			buf_add(out, hit + alen, (size_t)(f->start + f->len - hit - alen));
+			done = true;
+		}
+		free(to);
+	}
+	buf_free(&list);
+	return done;
+}
+
+/* The header section is whole (or as whole as it gets): out it goes. */
+static void head_out(struct intake *in)
+{
+	struct header_list h;
+	struct buf out;
+	bool changed = false;
+	buf_init(&out);
+	headers_parse(in->head.data ? in->head.data : "", in->head.len, &h);
+	for (size_t i = 0; i < h.n; i++) {
+		const struct header *f = &h.v[i];
+		if (!(header_is(f, "From") && rewrite_from(in, f, &out)))
+			buf_add(&out, f->start, f->len);
+		else
+			changed = true;
+	}
+	if (changed) {	/* then the empty line and what came of the body */
+		size_t rest = (size_t)(h.v[h.n - 1].start + h.v[h.n - 1].len - in->head.data);
+		buf_add(&out, in->head.data + rest, in->head.len - rest);
+		qwriter_write(&in->w, out.data, out.len);
+	} else {
+		qwriter_write(&in->w, in->head.data, in->head.len);
+	}
+	headers_free(&h);
+	buf_free(&out);
+	buf_free(&in->head);
+	in->head_done = true;
+}
+
 void intake_write(struct intake *in, const void *p, size_t n)
 {
-	qwriter_write(&in->w, p, n);
+	if (in->head_done) {
+		qwriter_write(&in->w, p, n);
+		return;
+	}
+	size_t from = in->head.len > 3 ? in->head.len - 3 : 0;
+	buf_add(&in->head, p, n);
+	const char *h = in->head.data;
+	bool whole = (in->head.len >= 2 && memcmp(h, "\r\n", 2) == 0)
+		     || memmem(h + from, in->head.len - from, "\r\n\r\n", 4);
+	if (whole || in->head.len > HEAD_MAX)
+		head_out(in);
 }
 
 void intake_add_flags(struct intake *in, unsigned flags)
@@ -137,6 +253,8 @@ static void commit_done(uv_work_t *req, int status)
 
 void intake_commit(struct intake *in, intake_cb cb, void *arg)
 {
+	if (!in->head_done)
+		head_out(in);	/* a message of headers only */
 	in->w.flags |= in->env->flags;
 	in->cb = cb;
 	in->arg = arg;
@@ -146,10 +264,12 @@ void intake_commit(struct intake *in, intake_cb cb, void *arg)
 
 void intake_abort(struct intake *in)
 {
+	buf_free(&in->head);
 	qwriter_abort(&in->w);
 }
 
 void intake_free(struct intake *in)
 {
+	buf_free(&in->head);
 	qwriter_free(&in->w);
 }

@@ -5,7 +5,11 @@
  * later the pickup directory, bounces and the composer) hands its
  * message to these functions and commits nothing itself: intake_begin
  * checks and completes the envelope (arrival, submitting uid, SMTPUTF8
- * when an address needs it) and writes the Received: line; the source
+ * when an address needs it, a local sender through [senders]) and
+ * writes the Received: line; intake_write holds the header section back
+ * until it is whole (up to HEAD_MAX) and rewrites a local From: through
+ * [senders] as well, so mail from root or a user leaves with an address
+ * the provider accepts, whatever the way in; the source
  * streams the message with intake_write; intake_commit makes it durable
  * (queue.c COMMIT PROTOCOL, on the thread pool), and only then logs it,
  * adds it to the index and hands it to the scheduler.
@@ -54,6 +58,8 @@ struct intake {
 	intake_cb after_commit;
 	int rc;			/* of the commit: 0, or -1 with err */
 	struct err err;
+	struct buf head;	/* the header section, held back until it is whole */
+	bool head_done;		/* it has gone to the writer */
 };
 
 /* Check and complete env (it must outlive the commit), open the queue

@@ -137,3 +137,29 @@ def test_pipelined_transactions_in_one_write(daemon):
     assert len(ids) == 2
     bodies = sorted(daemon.parse_queue_file(i)[1].split(b"\r\n\r\n", 1)[1] for i in ids)
     assert bodies == [b"first\r\n", b"second\r\n"]
+
+
+def test_local_sender_and_from_are_rewritten_through_senders(relay_daemon):
+    """Mail from root on this host (cron's way: MAIL FROM:<root>, From:
+    root (Cron Daemon)) leaves with the [senders] address in the
+    envelope and in From:, the comment kept; a sender elsewhere is left
+    as it is."""
+    import socket as pysocket
+    host = pysocket.gethostname()
+    d, up = relay_daemon(extra={"senders": {"root": "cron@sender.example"}})
+    with d.smtp() as s:
+        s.sendmail("root", ["a@r.example"],
+                   b"From: root (Cron Daemon)\r\nTo: a@r.example\r\nSubject: cron\r\n\r\nout\r\n")
+        s.sendmail("root@%s" % host, ["b@r.example"],
+                   b"From: \"Root\" <root@%s>\r\nSubject: two\r\n\r\nb\r\n" % host.encode())
+        s.sendmail("me@else.example", ["c@r.example"],
+                   b"From: root@else.example\r\nSubject: three\r\n\r\nc\r\n")
+    up.wait_for(3)
+    by = {m.rcpt_tos[0]: m for m in up.messages}
+    assert by["a@r.example"].mail_from == "cron@sender.example"
+    assert b"\r\nFrom: cron@sender.example (Cron Daemon)\r\n" in by["a@r.example"].data
+    assert by["b@r.example"].mail_from == "cron@sender.example"
+    assert b"\r\nFrom: \"Root\" <cron@sender.example>\r\n" in by["b@r.example"].data
+    assert by["c@r.example"].mail_from == "me@else.example"
+    assert b"\r\nFrom: root@else.example\r\n" in by["c@r.example"].data
+    assert by["a@r.example"].data.endswith(b"Subject: cron\r\n\r\nout\r\n")
