@@ -302,3 +302,45 @@ def test_control_characters_in_f_or_F_are_refused(daemon, args):
     r = daemon.sendmail(args + ["x@r.example"], b"Subject: s\n\nb\n")
     assert r.returncode == 65, r
     assert daemon.queue_ids() == []
+
+
+def test_cron_exact_arguments_with_aliases(relay_daemon):
+    """cron (Debian's) runs: sendmail -FCronDaemon -i -B8BITMIME -oem
+    root, with the job's output and its own headers on stdin."""
+    d, up = relay_daemon(extra={"aliases": {"root": "admin@r.example"},
+                                "senders": {"root": "cron@sender.example"}})
+    out = (b"From: root (Cron Daemon)\nTo: root\nSubject: Cron <root@host> run-parts\n"
+           b"MIME-Version: 1.0\nContent-Type: text/plain; charset=UTF-8\n"
+           b"Content-Transfer-Encoding: 8bit\n\n.one dot\nr\xc3\xa9sultat\n.\nafter\n")
+    r = d.sendmail(["-FCronDaemon", "-i", "-B8BITMIME", "-oem", "root"], out)
+    assert r.returncode == 0, r.stderr
+    m = up.wait_for(1)[0]
+    assert m.rcpt_tos == ["admin@r.example"]
+    assert m.mail_from == "cron@sender.example"
+    assert b"\r\nFrom: cron@sender.example (Cron Daemon)\r\n" in m.data
+    assert m.data.endswith(b"\r\n\r\n.one dot\r\nr\xc3\xa9sultat\r\n.\r\nafter\r\n")   # -i: the dot stays
+
+
+@pytest.mark.parametrize("args", [
+    ["-oem", "-oi", "--", "mutt@r.example"],                       # mutt
+    ["-i", "git1@r.example", "git2@r.example"],                     # git send-email
+    ["-t", "-i"],                                                   # PHP mail()
+    ["-odi", "-f", "", "bounce@r.example"],                         # -odi, null sender
+    ["-f", "<>", "bounce@r.example"],
+], ids=["mutt", "git-send-email", "php", "odi-null-sender", "angle-null-sender"])
+def test_what_real_programs_send(relay_daemon, args):
+    d, up = relay_daemon()
+    msg = b"From: app@sender.example\nTo: php@r.example\nSubject: real\n\nbody\n"
+    r = d.sendmail(args, msg)
+    assert r.returncode == 0, r.stderr
+    m = up.wait_for(1)[0]
+    expect = {"mutt": ["mutt@r.example"], "git-send-email": ["git1@r.example", "git2@r.example"],
+              "php": ["php@r.example"]}
+    name = [k for k in expect if args[-1].startswith(k[:3])]
+    if "-t" in args:
+        assert m.rcpt_tos == ["php@r.example"]
+    elif args[-1] == "bounce@r.example":
+        assert m.mail_from in ("", "<>") and m.rcpt_tos == ["bounce@r.example"]
+    else:
+        assert sorted(m.rcpt_tos) == expect[name[0]]
+    assert m.data.endswith(b"Subject: real\r\n\r\nbody\r\n") or b"\r\n\r\nbody\r\n" in m.data
