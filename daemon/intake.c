@@ -45,7 +45,8 @@ static void write_received(struct intake *in, const struct envelope *env, const 
 #define HEAD_MAX (256 * 1024)	/* a longer header section is left as it is */
 
 /* A sender of this host: a bare local name, or one at this host's
- * name or at localhost (what cron, mailx and scripts write). */
+ * name, at localhost or at a .invalid name (what cron, mailx and
+ * scripts write when the host has no mail domain). */
 static bool local_sender(const struct daemon *d, const char *a)
 {
 	const char *at = strrchr(a, '@');
@@ -54,8 +55,10 @@ static bool local_sender(const struct daemon *d, const char *a)
 	if (!at)
 		return addr_is_local_name(a);
 	const char *dom = at + 1;
+	size_t n = strlen(dom);
 	return strcasecmp(dom, d->hostname) == 0 || strcasecmp(dom, "localhost") == 0
-	       || strcasecmp(dom, "localhost.localdomain") == 0;
+	       || strcasecmp(dom, "localhost.localdomain") == 0
+	       || (n > 8 && strcasecmp(dom + n - 8, ".invalid") == 0);	/* RFC 2606: never real */
 }
 
 /* a local sender through [senders] (then qualified); NULL when a is

@@ -154,7 +154,9 @@ def test_local_sender_and_from_are_rewritten_through_senders(relay_daemon):
                    b"From: \"Root\" <root@%s>\r\nSubject: two\r\n\r\nb\r\n" % host.encode())
         s.sendmail("me@else.example", ["c@r.example"],
                    b"From: root@else.example\r\nSubject: three\r\n\r\nc\r\n")
-    up.wait_for(3)
+        s.sendmail("root@localhost", ["d@r.example"],
+                   b"From: root@%s.invalid\r\nSubject: four\r\n\r\nd\r\n" % host.encode())
+    up.wait_for(4)
     by = {m.rcpt_tos[0]: m for m in up.messages}
     assert by["a@r.example"].mail_from == "cron@sender.example"
     assert b"\r\nFrom: cron@sender.example (Cron Daemon)\r\n" in by["a@r.example"].data
@@ -163,3 +165,5 @@ def test_local_sender_and_from_are_rewritten_through_senders(relay_daemon):
     assert by["c@r.example"].mail_from == "me@else.example"
     assert b"\r\nFrom: root@else.example\r\n" in by["c@r.example"].data
     assert by["a@r.example"].data.endswith(b"Subject: cron\r\n\r\nout\r\n")
+    assert by["d@r.example"].mail_from == "cron@sender.example"
+    assert b"\r\nFrom: cron@sender.example\r\n" in by["d@r.example"].data
