@@ -6,6 +6,7 @@ When the tests run as root, outboxd drops to the system user `outbox`
 exactly as in production; the test folders are made traversable for it.
 """
 
+import collections
 import os
 import re
 import shutil
@@ -174,6 +175,16 @@ class Daemon:
         """From the next start, relay to the upstream up."""
         self.sections["relay"]["port"] = str(up.port)
         self.write_conf()
+
+    def deliver_to(self, up, n, timeout=120):
+        """Restart relaying to up, wait for n messages there (and a
+        second for any extra); how many each recipient got."""
+        self.stop()
+        self.relay_to(up)
+        self.start()
+        up.wait_for(n, timeout=timeout)
+        time.sleep(1)
+        return collections.Counter(m.rcpt_tos[0] for m in up.messages)
 
     def start(self, wait=True):
         self.logf = open(self.log_path, "ab")
