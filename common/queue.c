@@ -882,18 +882,6 @@ bool qwriter_flush_due(const struct qwriter *w)
 	return w->pending.len >= WRITE_CHUNK;
 }
 
-static int rename_noreplace(const char *from, const char *to)
-{
-	if (renameat2(AT_FDCWD, from, AT_FDCWD, to, RENAME_NOREPLACE) == 0)
-		return 0;
-	if (errno != EINVAL && errno != ENOSYS)
-		return -1;
-	if (link(from, to) < 0)
-		return -1;
-	(void)unlink(from);
-	return 0;
-}
-
 /* Rewrite the fixed-width flags line: in the buffer while the header is
  * still there (small messages), else at its offset in the file. */
 static void qwriter_write_flags(struct qwriter *w)
@@ -1166,17 +1154,9 @@ static bool quarantine_at(const struct store *s, const char *dir, const char *na
 {
 	char *from = xasprintf("%s/%s", dir, name), *to = NULL;
 	char safe[300], safe_name[300];
-	int rc = -1;
 	log_safe(label, safe, sizeof safe);
 	log_safe(name, safe_name, sizeof safe_name);
-	for (int i = 0; i < 100 && rc < 0; i++) {
-		free(to);
-		to = i ? xasprintf("%s/%s.%d", s->corrupt_dir, name, i)
-		       : xasprintf("%s/%s", s->corrupt_dir, name);
-		rc = rename_noreplace(from, to);
-		if (rc < 0 && errno != EEXIST)
-			break;
-	}
+	int rc = rename_aside(from, s->corrupt_dir, name, &to);
 	if (rc == 0)
 		log_err("%s: unreadable queue file moved to corrupt/%s: %s", safe,
 			strrchr(to, '/') + 1, why);

@@ -281,3 +281,29 @@ const char *local_hostname(char *buf, size_t len)
 		freeaddrinfo(res);
 	return buf;
 }
+
+int rename_noreplace(const char *from, const char *to)
+{
+	if (renameat2(AT_FDCWD, from, AT_FDCWD, to, RENAME_NOREPLACE) == 0)
+		return 0;
+	if (errno != EINVAL && errno != ENOSYS)
+		return -1;
+	if (link(from, to) < 0)
+		return -1;
+	(void)unlink(from);
+	return 0;
+}
+
+int rename_aside(const char *from, const char *dir, const char *name, char **to)
+{
+	int rc = -1;
+	*to = NULL;
+	for (int i = 0; i < 100 && rc < 0; i++) {
+		free(*to);
+		*to = i ? xasprintf("%s/%s.%d", dir, name, i) : xasprintf("%s/%s", dir, name);
+		rc = rename_noreplace(from, *to);
+		if (rc < 0 && errno != EEXIST)
+			break;
+	}
+	return rc;
+}

@@ -64,6 +64,13 @@ void buf_reset(struct buf *b);
 int write_all(int fd, const void *p, size_t n);
 /* open(dir, O_RDONLY|O_DIRECTORY) + fsync + close. */
 int fsync_dir(const char *dir, struct err *e);
+/* rename(2) that never replaces a file: RENAME_NOREPLACE, or link +
+ * unlink where the file system lacks it.  -1 with errno (EEXIST). */
+int rename_noreplace(const char *from, const char *to);
+/* Move from into dir as name, or name.1, name.2 ... (never replacing a
+ * file there: corrupt/, pickup/bad/); *to gets the path used (free it).
+ * -1 with errno. */
+int rename_aside(const char *from, const char *dir, const char *name, char **to);
 /* mkdir of one level with exactly mode (umask ignored), then fsync of
  * the new directory and of its parent (durable before use); an existing
  * directory is left as it is. */

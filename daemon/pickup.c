@@ -282,15 +282,7 @@ static void to_bad_work(uv_work_t *req)
 {
 	struct pjob *j = req->data;
 	char *from = xasprintf("%s/%s", j->p->new_dir, j->name), *to = NULL;
-	int rc = -1;
-	for (int i = 0; i < 100 && rc < 0; i++) {
-		free(to);
-		to = i ? xasprintf("%s/%s.%d", j->p->bad_dir, j->name, i)
-		       : xasprintf("%s/%s", j->p->bad_dir, j->name);
-		rc = renameat2(AT_FDCWD, from, AT_FDCWD, to, RENAME_NOREPLACE);
-		if (rc < 0 && errno != EEXIST)
-			break;
-	}
+	int rc = rename_aside(from, j->p->bad_dir, j->name, &to);
 	char safe[PICKUP_NAME_MAX * 4 + 1];
 	log_safe(j->name, safe, sizeof safe);
 	if (rc == 0)
