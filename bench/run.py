@@ -47,6 +47,7 @@ OUTBOX = os.path.join(BUILD, "outbox")
 FLOOR = os.path.join(BUILD, "bench", "floor")
 SINK = os.path.join(BUILD, "bench", "sink")
 SUBMIT = os.path.join(BUILD, "bench", "submit")
+SPAWN = os.path.join(BUILD, "bench", "spawn")
 MKQUEUE = os.path.join(BUILD, "tests", "mkqueue")
 MESSAGE = (b"From: bench@example.org\nTo: sink@example.net\nSubject: benchmark\n\n"
            + (b"0123456789abcdef" * 4 + b"\n") * 29)  # about 2 KB
@@ -110,6 +111,8 @@ class Outboxd:
         os.chmod(self.conf, 0o644)
         with open(os.path.join(work, "msg.crlf"), "wb") as f:  # for bench/submit
             f.write(MESSAGE.replace(b"\n", b"\r\n"))
+        with open(os.path.join(work, "msg.eml"), "wb") as f:  # for sendmail
+            f.write(MESSAGE)
         self.log_path = os.path.join(work, "outboxd.log")
         self.log = open(self.log_path, "ab")
         self.log_start = self.log.tell()
@@ -167,11 +170,11 @@ class Outboxd:
         self.log.close()
 
 
-def run_timed(cmd, stdin_path=None):
-    with open(stdin_path or os.devnull, "rb") as stdin:
-        t0 = time.perf_counter()
-        subprocess.run(cmd, stdin=stdin, check=True)
-        return time.perf_counter() - t0
+def run_timed(cmd, stdin_path=None, env=None):
+    """The wall time of one run of cmd, started by bench/spawn."""
+    out = subprocess.run([SPAWN, stdin_path or os.devnull, "1"] + cmd, env=env, check=True,
+                         stdout=subprocess.PIPE).stdout
+    return float(out)
 
 
 def floor_dir(work):
@@ -198,21 +201,21 @@ def w1(work, d, sink):
     times, floor = [], []
     for _ in range(n):
         floor.append(run_timed([FLOOR, fd]))
-        with open(msg, "rb") as stdin:
-            t0 = time.perf_counter()
-            subprocess.run([OUTBOX, "sendmail", "-i", "sink@example.net"], stdin=stdin, env=env, check=True)
-            times.append(time.perf_counter() - t0)
+        times.append(run_timed([OUTBOX, "sendmail", "-i", "sink@example.net"], msg, env))
     sink.wait_messages(before + n)
     f50, f99, s50, s99 = (pct(floor, 50), pct(floor, 99), pct(times, 50), pct(times, 99))
     print("W1 sendmail x%d, one at a time:  p50 %.2f ms  p99 %.2f ms   floor p50 %.2f ms  p99 %.2f ms"
-          "   ratio p50 %.2f x (target <= 1.5 x)" % (n, s50 * 1e3, s99 * 1e3, f50 * 1e3, f99 * 1e3, s50 / f50))
+          "   ratio p50 %.2f x (target <= 1.3 x)" % (n, s50 * 1e3, s99 * 1e3, f50 * 1e3, f99 * 1e3, s50 / f50))
     return s50 / f50
 
 
-def floor_rate(work, procs=4, each=500):
+def floor_rate(work, procs=4, each=500, per_process=False):
+    """procs floor processes doing each durable writes; or, per_process,
+    procs loops of a floor process per write (as sendmail is run)."""
     fd = floor_dir(work)
     t0 = time.perf_counter()
-    ps = [subprocess.Popen([FLOOR, fd, str(each)]) for _ in range(procs)]
+    cmd = lambda: ([SPAWN, os.devnull, str(each), FLOOR, fd] if per_process else [FLOOR, fd, str(each)])
+    ps = [subprocess.Popen(cmd(), stdout=subprocess.DEVNULL) for _ in range(procs)]
     for p in ps:
         p.wait()
     return procs * each / (time.perf_counter() - t0)
@@ -227,11 +230,12 @@ def submit_smtp(d, count, errors):
 
 
 def submit_sendmail(d, count, errors):
+    """A loop of count sendmail processes, one after another."""
     env = dict(os.environ, OUTBOX_CONF=d.conf)
-    for _ in range(count):
-        r = subprocess.run([OUTBOX, "sendmail", "-i", "sink@example.net"], input=MESSAGE, env=env)
-        if r.returncode:
-            errors.append(r.returncode)
+    r = subprocess.run([SPAWN, os.path.join(d.work, "msg.eml"), str(count), OUTBOX, "sendmail", "-i",
+                        "sink@example.net"], env=env, stdout=subprocess.DEVNULL)
+    if r.returncode:
+        errors.append(r.returncode)
 
 
 def parallel(d, sink, target, total=2000, submitters=4):
@@ -251,7 +255,7 @@ def parallel(d, sink, target, total=2000, submitters=4):
 
 
 def main():
-    for b in (OUTBOXD, OUTBOX, FLOOR, SINK, SUBMIT):
+    for b in (OUTBOXD, OUTBOX, FLOOR, SINK, SUBMIT, SPAWN):
         if not os.access(b, os.X_OK):
             raise SystemExit("missing %s: run make bench" % b)
     base = "/var/tmp"
@@ -307,10 +311,14 @@ def w2(work, d, sink):
     fr = (f1 + f2) / 2
     print("W2 2000 msgs, 4 SMTP sessions:    %.0f msgs/s delivered (accepted at %.0f/s)   floor %.0f msgs/s"
           "   ratio %.2f x (target >= 0.8 x)" % (rate, sub, fr, rate / fr))
+    fp1 = floor_rate(work, per_process=True)
     rate2, sub2 = parallel(d, sink, submit_sendmail)
     fr = (fr + floor_rate(work)) / 2
+    fp = (fp1 + floor_rate(work, per_process=True)) / 2
     print("W2 2000 msgs, 4 sendmail loops:   %.0f msgs/s delivered (accepted at %.0f/s)   floor %.0f msgs/s"
-          "   ratio %.2f x" % (rate2, sub2, fr, rate2 / fr))
+          "   ratio %.2f x (target >= 0.8 x)" % (rate2, sub2, fr, rate2 / fr))
+    print("    against 4 loops of a floor process per message: %.0f msgs/s   ratio %.2f x"
+          % (fp, rate2 / fp))
     return rate
 
 

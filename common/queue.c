@@ -89,10 +89,12 @@
  * journal, each freed in the last five minutes), which made a busy
  * queue's creates cost more than their fsyncs; reuse avoids the free and
  * the allocation.  INVARIANT: a spare is rewritten only after an fsync
- * of its bucket that began after its rename out of it succeeded (the
- * next commit into that bucket does it: with QBUCKETS buckets that
- * takes some hundred commits, so up to SPARE_MAX are kept, each of at
- * most SPARE_SIZE_MAX octets, lest spares fill the disk);
+ * of its bucket that began after its rename out of it succeeded.  The
+ * next commit into that bucket does one, but with QBUCKETS buckets that
+ * takes some hundred commits, so store_ripen_spares() fsyncs the
+ * buckets spares left (the delivery workers call it when they go idle
+ * and every few dozen messages); up to SPARE_MAX are kept, each of at
+ * most SPARE_SIZE_MAX octets, lest spares fill the disk;
  * before that a crash could bring back its old queue/ name, holding the
  * new message's bytes under the old ID.  At most SPARE_MAX are kept (the
  * rest are unlinked); they are removed at start-up with the rest of tmp/.
@@ -117,7 +119,7 @@
 
 #define QFILE_MAGIC "outbox-queue 1\n"
 #define ARRIVAL_MAX 253402300799.0	/* the end of year 9999: a header that says later is corrupt */
-#define SPARE_MAX 1024	/* a spare waits for its bucket's next fsync: 1 commit in QBUCKETS */
+#define SPARE_MAX 1024	/* a spare waits for its bucket's next fsync (store_ripen_spares) */
 #define SPARE_SIZE_MAX (64 * 1024)	/* larger files are unlinked, not kept */
 #define SPARE_PREFIX "spare."
 #define WRITE_CHUNK (64 * 1024)
@@ -624,6 +626,32 @@ static bool spare_take(struct dirsync *ds, unsigned *name)
 	}
 	pthread_mutex_unlock(&ds->mu);
 	return found;
+}
+
+/* Make every spare whose bucket has not been fsynced since it left
+ * reusable: one fsync of each such bucket (shared with the commits
+ * running, as any).  A failure sticks as in any fsync of the slot. */
+int store_ripen_spares(const struct store *s)
+{
+	struct dirsync *ds = s->dirsync;
+	uint64_t want[QBUCKETS] = { 0 };
+	pthread_mutex_lock(&ds->mu);
+	for (int i = 0; i < SPARE_MAX; i++) {
+		const struct spare *sp = &ds->spares[i];
+		if (sp->used && sp->after != UINT64_MAX && sp->slot < QBUCKETS
+		    && sp->after > ds->slot[sp->slot].synced && !ds->slot[sp->slot].error
+		    && sp->after > want[sp->slot])
+			want[sp->slot] = sp->after;
+	}
+	pthread_mutex_unlock(&ds->mu);
+	int n = 0;
+	for (unsigned b = 0; b < QBUCKETS; b++) {
+		if (want[b]) {
+			(void)dirsync_wait(ds, b, want[b]);	/* a failure is logged there */
+			n++;
+		}
+	}
+	return n;
 }
 
 /* ---- store ---- */

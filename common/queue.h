@@ -180,6 +180,10 @@ int store_note_retry(const struct store *s, char name[QNAME_MAX], uint32_t next_
  * octets) becomes a spare for a later commit of this store when it is
  * small (see queue.c). */
 int store_remove(const struct store *s, const char *name, uint64_t size, struct err *e);
+/* Blocking, any thread: fsync each bucket that spares left since its
+ * last fsync, so that commits may rewrite them instead of creating
+ * files (queue.c SPARE FILES).  The number of buckets fsynced. */
+int store_ripen_spares(const struct store *s);
 
 /* Tests: the function that fsyncs queue/ (NULL: fsync), to inject
  * faults. */

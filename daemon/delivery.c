@@ -22,6 +22,7 @@
 #include "delivery.h"
 
 #define SESSION_IDLE_S 10
+#define RIPEN_EVERY 16	/* messages a busy worker delivers between spare fsyncs */
 
 /* ---- job queue (any thread) ---- */
 
@@ -181,6 +182,30 @@ static void deliver(struct worker *w, struct job *j, bool waited)
 
 /* ---- the worker thread ---- */
 
+/* Delivered files become spares only after an fsync of the bucket they
+ * left (queue.c SPARE FILES); a worker does those fsyncs when it is
+ * about to idle, and every RIPEN_EVERY of its messages under load, so
+ * that commits rewrite spares instead of creating files (an inode
+ * allocation on ext4 costs about what the file's fsync does).  One
+ * worker at a time. */
+static void ripen_spares(struct worker *w)
+{
+	struct pool *p = w->pool;
+	uv_mutex_lock(&p->mu);
+	bool go = !p->ripening && (p->queued == 0 || ++w->since_ripen >= RIPEN_EVERY);
+	if (go) {
+		p->ripening = true;
+		w->since_ripen = 0;
+	}
+	uv_mutex_unlock(&p->mu);
+	if (!go)
+		return;
+	store_ripen_spares(p->store);
+	uv_mutex_lock(&p->mu);
+	p->ripening = false;
+	uv_mutex_unlock(&p->mu);
+}
+
 static void worker_main(void *arg)
 {
 	struct worker *w = arg;
@@ -200,6 +225,7 @@ static void worker_main(void *arg)
 		deliver(w, j, w->smtp.open && now_mono() - w->last_used > 2.0);
 		w->last_used = now_mono();
 		job_free(j);
+		ripen_spares(w);
 	}
 	smtp_quit(&w->smtp);
 	smtp_client_free(&w->smtp);

@@ -64,6 +64,7 @@ struct worker {
 	char *chunk;		/* BODY_CHUNK octets read from a queue file */
 	struct buf body;	/* encoded message octets (a BDAT chunk in the making) */
 	struct cmdq cmdq;	/* the session's commands awaiting replies (transfer.c) */
+	unsigned since_ripen;	/* messages since this worker last ripened spares */
 };
 
 struct pool {
@@ -75,6 +76,7 @@ struct pool {
 	size_t queued;		/* jobs between head and tail */
 	struct delivery_result *results;
 	bool stopping;
+	bool ripening;		/* a worker runs store_ripen_spares() */
 	size_t nworkers, running;
 	struct worker *workers;
 	uv_async_t async;

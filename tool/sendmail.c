@@ -115,8 +115,8 @@ static int parse_options(int argc, char **argv, struct opts *o)
 static int read_stdin(struct buf *raw, uint64_t limit)
 {
 	for (;;) {
-		buf_reserve(raw, 65536);
-		ssize_t n = read(0, raw->data + raw->len, 65536);
+		buf_reserve(raw, 16384);	/* grows by doubling; small mail stays off mmap */
+		ssize_t n = read(0, raw->data + raw->len, raw->cap - raw->len - 1);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0) {
