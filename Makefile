@@ -89,6 +89,11 @@ $(BUILD)/tests/test_%: tests/unit/test_%.c $(BUILD)/libcommon.a
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(PKG_CFLAGS) -o $@ $< $(BUILD)/libcommon.a $(ALL_LDFLAGS) $(LIBS) -lcmocka
 
+# the sendmail command's argument parser is the tool's, tested alone
+$(BUILD)/tests/test_sendmail_args: tests/unit/test_sendmail_args.c $(BUILD)/tool/sendmail_args.o
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $^ $(ALL_LDFLAGS) -lcmocka
+
 $(BUILD)/tests/mkqueue: tests/mkqueue.c $(BUILD)/libcommon.a
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(PKG_CFLAGS) -o $@ $< $(BUILD)/libcommon.a $(ALL_LDFLAGS) $(LIBS)
@@ -164,7 +169,7 @@ FUZZ_CFLAGS  := -O1 -g -std=c11 -Wall -Wextra -Werror -D_GNU_SOURCE -MMD -MP $(F
 FUZZ_SRC     := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BIN     := $(FUZZ_SRC:tests/fuzz/%.c=$(FUZZ_BUILD)/%)
 FUZZ_COMMON  := $(COMMON_SRC:%.c=$(FUZZ_BUILD)/%.o)
-FUZZ_TOOL    := $(FUZZ_BUILD)/tool/submit.o $(FUZZ_BUILD)/tool/toolconf.o $(FUZZ_BUILD)/tool/pickup.o
+FUZZ_TOOL    := $(FUZZ_BUILD)/tool/sendmail_args.o $(FUZZ_BUILD)/tool/submit.o $(FUZZ_BUILD)/tool/toolconf.o $(FUZZ_BUILD)/tool/pickup.o
 FUZZ_DAEMON  := $(FUZZ_BUILD)/daemon/smtp_session.o $(FUZZ_BUILD)/daemon/intake.o $(FUZZ_BUILD)/daemon/scheduler.o \
 		$(FUZZ_BUILD)/daemon/queue_index.o
 FUZZ_SECONDS ?= 6

@@ -23,19 +23,8 @@
 #include "../common/address.h"
 #include "../common/headers.h"
 #include "../common/smtp.h"
+#include "sendmail_args.h"
 #include "tool.h"
-
-enum mode { MODE_SEND, MODE_INIT, MODE_LIST, MODE_FLUSH, MODE_SMTP };
-
-struct opts {
-	enum mode mode;		/* -bm (send, the default), -bi, -bp, -q, -bs */
-	bool t, i, verbose;
-	const char *from;	/* -f / -r */
-	const char *fullname;	/* -F */
-	const char *conf;	/* -C */
-	char **rcpt;
-	int nrcpt;
-};
 
 static int usage_error(const char *what, const char *arg)
 {
@@ -43,73 +32,6 @@ static int usage_error(const char *what, const char *arg)
 	fprintf(stderr, "usage: sendmail [-t] [-i] [-f sender] [-F name] [-v] [--] [recipient ...]"
 			" | -bs | -q | -bi | -bp\n");
 	return EX_USAGE;
-}
-
-/* Options taken and ignored (as Postfix and other sendmails do). */
-static bool ignored_flag(const char *a)
-{
-	static const char *const flags[] = { "-oem", "-oee", "-oep", "-oeq", "-oew", "-odb",
-					     "-odi", "-om", "-oo", "-U", "-G", "-bm", NULL };
-	for (int i = 0; flags[i]; i++)
-		if (strcmp(a, flags[i]) == 0)
-			return true;
-	return strncmp(a, "-o", 2) == 0 && a[2] != 'i' && a[2] != '\0';
-}
-
-/* -X VALUE or -XVALUE; returns the value and advances *i, or NULL. */
-static const char *option_value(int argc, char **argv, int *i)
-{
-	if (argv[*i][2])
-		return argv[*i] + 2;
-	if (*i + 1 < argc)
-		return argv[++*i];
-	return NULL;
-}
-
-static int parse_options(int argc, char **argv, struct opts *o)
-{
-	int i;
-	for (i = 1; i < argc; i++) {
-		const char *a = argv[i];
-		if (strcmp(a, "--") == 0) {
-			i++;
-			break;
-		}
-		if (a[0] != '-' || a[1] == '\0')
-			break;
-		if (strcmp(a, "-t") == 0) {
-			o->t = true;
-		} else if (strcmp(a, "-i") == 0 || strcmp(a, "-oi") == 0) {
-			o->i = true;
-		} else if (strcmp(a, "-v") == 0) {
-			o->verbose = true;
-		} else if (strcmp(a, "-bi") == 0) {
-			o->mode = MODE_INIT;
-		} else if (strcmp(a, "-bp") == 0) {
-			o->mode = MODE_LIST;
-		} else if (strcmp(a, "-bs") == 0) {
-			o->mode = MODE_SMTP;
-		} else if (a[1] == 'q') {	/* -q, -qID, -q30m: retry what waits, now */
-			o->mode = MODE_FLUSH;
-		} else if (ignored_flag(a)) {
-			continue;
-		} else if (strchr("frFCBNRVLOX", a[1]) && (a[2] || strlen(a) == 2)) {
-			const char *v = option_value(argc, argv, &i);
-			if (!v)
-				return usage_error("option needs a value", a);
-			if (a[1] == 'f' || a[1] == 'r')
-				o->from = v;
-			else if (a[1] == 'F')
-				o->fullname = v;
-			else if (a[1] == 'C')
-				o->conf = v;
-		} else {
-			return usage_error("unknown option", a);
-		}
-	}
-	o->rcpt = argv + i;
-	o->nrcpt = argc - i;
-	return 0;
 }
 
 static int read_stdin(struct buf *raw, uint64_t limit)
@@ -155,7 +77,7 @@ static const char *gecos_name(const struct passwd *pw)
 }
 
 /* Build the message to submit: headers (some added), then the body. */
-static int compose(const struct config *cf, const struct opts *o, const char *msg, size_t len,
+static int compose(const struct config *cf, const struct sendmail_opts *o, const char *msg, size_t len,
 		   const char *sender, const struct passwd *pw, struct rcpts *r, struct buf *out)
 {
 	struct header_list h;
@@ -202,25 +124,26 @@ static int flush_queue(const struct config *cf)
 
 int sendmail_main(int argc, char **argv, const char *conf_path)
 {
-	struct opts o = { 0 };
+	struct sendmail_opts o;
+	const char *what, *bad_arg;
 	struct buf raw, msg, out;
 	struct rcpts r = { 0 };
 	struct err e;
 	bool ended;
-	int rc = parse_options(argc, argv, &o);
+	int rc = sendmail_parse_args(argc, argv, &o, &what, &bad_arg);
 	if (rc)
-		return rc;
-	if (o.mode == MODE_INIT)	/* newaliases: [aliases] is read by outboxd itself */
+		return usage_error(what, bad_arg);
+	if (o.mode == SM_INIT)	/* newaliases: [aliases] is read by outboxd itself */
 		return 0;
-	if (o.mode == MODE_LIST) {
+	if (o.mode == SM_LIST) {
 		fprintf(stderr, "sendmail -bp: the queue listing (mailq) comes in a later release;"
 				" the log has each message's status (journalctl -u outboxd)\n");
 		return EX_UNAVAILABLE;
 	}
 	struct config *cf = tool_config(o.conf ? o.conf : conf_path);
-	if (o.mode == MODE_FLUSH || o.mode == MODE_SMTP) {
+	if (o.mode == SM_FLUSH || o.mode == SM_SMTP) {
 		char why[600] = "";
-		rc = o.mode == MODE_FLUSH ? flush_queue(cf) : submit_session(cf, 0, 1, why, sizeof why);
+		rc = o.mode == SM_FLUSH ? flush_queue(cf) : submit_session(cf, 0, 1, why, sizeof why);
 		if (rc && *why)
 			fprintf(stderr, "sendmail: %s\n", why);
 		config_free(cf);

@@ -99,13 +99,36 @@ def test_sender_forms_and_senders_map(make_daemon):
 def test_ignored_options_accepted(daemon):
     r = daemon.sendmail(["-oem", "-odi", "-oi", "-B", "8BITMIME", "-N", "never", "-R", "hdrs",
                          "-V", "envid", "-L", "label", "-O", "x=y", "-X", "/dev/null", "-U",
-                         "-G", "-om", "-oo", "-oQ/tmp", "-bm", "x@r.example"], b"Subject: o\n\nb\n")
+                         "-G", "-om", "-oo", "-oQ/tmp", "-bm", "-h", "17", "-n", "-m", "-odq",
+                         "x@r.example"], b"Subject: o\n\nb\n")
     assert r.returncode == 0, r.stderr
     assert len(daemon.queue_ids()) == 1
 
 
+def test_every_ignored_flag_is_in_the_manual():
+    """The table of flags taken and ignored (tool/sendmail_args.c) and
+    outbox(1) list the same flags."""
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    with open(os.path.join(root, "tool", "sendmail_args.c")) as f:
+        flags = re.findall(r'^\t\{ "(-[^"]+)", (?:true|false), "', f.read(), re.M)
+    assert len(flags) >= 20
+    with open(os.path.join(root, "man", "outbox.1")) as f:
+        items = " ".join(line for line in f if line.startswith(".It Fl "))
+    for flag in flags:
+        name = flag[1:]
+        if name == "oX":
+            assert ".It Fl o Ns Ar X" in items
+        else:
+            assert re.search(r"(?:Fl |, )%s\b" % re.escape(name), items), flag
+
+
 @pytest.mark.parametrize("args,data,code,text", [
     (["-Z"], b"x\n", 64, b"unknown option"),
+    (["-bd"], b"x\n", 64, b"unknown option"),
+    (["-bv", "a@r.example"], b"x\n", 64, b"unknown option"),
+    (["-oi", "-tx", "a@r.example"], b"x\n", 64, b"unknown option"),
+    (["-f", "a@s.example", "-f", "b@s.example", "a@r.example"], b"x\n", 64, b"more than one sender"),
+    (["-i", "-B"], b"x\n", 64, b"needs a value"),
     (["-f"], b"x\n", 64, b"needs a value"),
     ([], b"Subject: x\n\nb\n", 64, b"no recipients"),
     (["-t"], b"Subject: no rcpt\n\nb\n", 64, b"no recipients"),

@@ -1,0 +1,160 @@
+/* The sendmail command's argument parser (tool/sendmail_args.c): the
+ * argument lists real programs send, every ignored flag, and malformed
+ * lists (exit 64 naming the bad argument). */
+#include "unit.h"
+#include <sysexits.h>
+#include "../../tool/sendmail_args.h"
+
+#define MAXARGS 32
+
+/* Parse a NULL-terminated list of arguments (argv[0] added). */
+static int parse(struct sendmail_opts *o, const char **what, const char **arg, char **argv,
+		 const char *const *args)
+{
+	int argc = 0;
+	argv[argc++] = "sendmail";
+	while (*args && argc < MAXARGS - 1)
+		argv[argc++] = (char *)*args++;
+	argv[argc] = NULL;
+	return sendmail_parse_args(argc, argv, o, what, arg);
+}
+
+#define ARGS(...) ((const char *const[]){ __VA_ARGS__, NULL })
+
+static void real_callers(void **state)
+{
+	(void)state;
+	struct sendmail_opts o;
+	const char *what, *arg;
+	char *argv[MAXARGS];
+	/* Debian cron */
+	assert_int_equal(parse(&o, &what, &arg, argv, ARGS("-FCronDaemon", "-i", "-B8BITMIME", "-oem", "root")), 0);
+	assert_string_equal(o.fullname, "CronDaemon");
+	assert_true(o.i);
+	assert_false(o.t);
+	assert_int_equal(o.nrcpt, 1);
+	assert_string_equal(o.rcpt[0], "root");
+	assert_int_equal(o.ignored, 2);
+	/* PHP's mail() */
+	assert_int_equal(parse(&o, &what, &arg, argv, ARGS("-t", "-i")), 0);
+	assert_true(o.t && o.i);
+	assert_int_equal(o.nrcpt, 0);
+	/* mutt */
+	assert_int_equal(parse(&o, &what, &arg, argv, ARGS("-oem", "-oi", "--", "a@x.example", "-b@y.example")), 0);
+	assert_true(o.i);
+	assert_int_equal(o.nrcpt, 2);
+	assert_string_equal(o.rcpt[1], "-b@y.example");	/* after --, a recipient */
+	/* git send-email, s-nail */
+	assert_int_equal(parse(&o, &what, &arg, argv, ARGS("-i", "a@x.example", "b@y.example")), 0);
+	assert_int_equal(o.nrcpt, 2);
+	assert_int_equal(parse(&o, &what, &arg, argv, ARGS("-i", "-r", "me@x.example", "--", "a@x.example")), 0);
+	assert_string_equal(o.from, "me@x.example");
+	/* -f with and without a space; the null sender both ways */
+	assert_int_equal(parse(&o, &what, &arg, argv, ARGS("-fme@x.example", "a@x.example")), 0);
+	assert_string_equal(o.from, "me@x.example");
+	assert_int_equal(parse(&o, &what, &arg, argv, ARGS("-f", "", "a@x.example")), 0);
+	assert_string_equal(o.from, "");
+	assert_int_equal(o.nrcpt, 1);
+	assert_int_equal(parse(&o, &what, &arg, argv, ARGS("-f", "<>", "a@x.example")), 0);
+	assert_string_equal(o.from, "<>");
+	assert_int_equal(parse(&o, &what, &arg, argv, ARGS("-odi", "-oi", "-v", "a@x.example")), 0);
+	assert_true(o.verbose && o.i);
+	assert_null(o.from);
+	/* options stop at the first recipient; a lone "-" is one */
+	assert_int_equal(parse(&o, &what, &arg, argv, ARGS("a@x.example", "-t")), 0);
+	assert_false(o.t);
+	assert_int_equal(o.nrcpt, 2);
+	assert_int_equal(parse(&o, &what, &arg, argv, ARGS("-", "a@x.example")), 0);
+	assert_int_equal(o.nrcpt, 2);
+}
+
+static void modes(void **state)
+{
+	(void)state;
+	struct sendmail_opts o;
+	const char *what, *arg;
+	char *argv[MAXARGS];
+	static const struct { const char *flag; enum sendmail_mode mode; } cases[] = {
+		{ "-bm", SM_SEND }, { "-bi", SM_INIT }, { "-I", SM_INIT }, { "-bp", SM_LIST },
+		{ "-bs", SM_SMTP }, { "-q", SM_FLUSH }, { "-q30m", SM_FLUSH },
+		{ "-q6B0EDD3A10AD6006", SM_FLUSH }, { "-qRexample.org", SM_FLUSH },
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		assert_int_equal(parse(&o, &what, &arg, argv, ARGS(cases[i].flag)), 0);
+		assert_int_equal(o.mode, cases[i].mode);
+	}
+	assert_int_equal(parse(&o, &what, &arg, argv, ARGS("-C", "/etc/x.conf", "-bs")), 0);
+	assert_string_equal(o.conf, "/etc/x.conf");
+	assert_int_equal(o.mode, SM_SMTP);
+}
+
+/* Every flag of the table is taken (a valued one glued and apart) and
+ * changes nothing. */
+static void ignored_flags(void **state)
+{
+	(void)state;
+	struct sendmail_opts o;
+	const char *what, *arg;
+	char *argv[MAXARGS];
+	size_t n = 0;
+	for (const struct sendmail_ignored *f = sendmail_ignored; f->flag; f++, n++) {
+		assert_non_null(f->why);
+		char glued[32];
+		snprintf(glued, sizeof glued, "%s%s", f->flag, f->value ? "value" : "");
+		assert_int_equal(parse(&o, &what, &arg, argv, ARGS(glued, "a@x.example")), 0);
+		assert_int_equal(o.ignored, 1);
+		assert_int_equal(o.nrcpt, 1);
+		assert_string_equal(o.rcpt[0], "a@x.example");
+		assert_false(o.t || o.i || o.verbose || o.from || o.fullname || o.conf);
+		assert_int_equal(o.mode, SM_SEND);
+		if (f->value) {
+			assert_int_equal(parse(&o, &what, &arg, argv, ARGS(f->flag, "value", "a@x.example")), 0);
+			assert_int_equal(o.nrcpt, 1);
+			assert_string_equal(o.rcpt[0], "a@x.example");	/* the value is not a recipient */
+		}
+	}
+	assert_true(n >= 20);
+	/* any other -oX, glued value or not */
+	assert_int_equal(parse(&o, &what, &arg, argv, ARGS("-oQ/var/spool/mqueue", "-o7", "-oA/etc/aliases", "a@x.example")), 0);
+	assert_int_equal(o.ignored, 3);
+	assert_int_equal(o.nrcpt, 1);
+}
+
+static void malformed(void **state)
+{
+	(void)state;
+	struct sendmail_opts o;
+	const char *what, *arg;
+	char *argv[MAXARGS];
+	static const char *const unknown[] = { "-x", "-bd", "-bt", "-bv", "-ba", "-T", "-tt", "-ix",
+					       "-vv", "-o", "-bmx", "-Z", "--help", "-b" };
+	for (size_t i = 0; i < sizeof unknown / sizeof unknown[0]; i++) {
+		int rc = parse(&o, &what, &arg, argv, ARGS("-i", unknown[i], "a@x.example"));
+		if (rc != EX_USAGE)
+			fail_msg("%s: taken", unknown[i]);
+		assert_string_equal(what, "unknown option");
+		assert_ptr_equal(arg, argv[2]);
+	}
+	/* a value missing at the end */
+	static const char *const needs[] = { "-f", "-r", "-F", "-C", "-B", "-N", "-R", "-V", "-L", "-O", "-X", "-h" };
+	for (size_t i = 0; i < sizeof needs / sizeof needs[0]; i++) {
+		assert_int_equal(parse(&o, &what, &arg, argv, ARGS("-i", needs[i])), EX_USAGE);
+		assert_string_equal(what, "option needs a value");
+		assert_string_equal(arg, needs[i]);
+	}
+	/* two senders are one too many (Sendmail says so too) */
+	assert_int_equal(parse(&o, &what, &arg, argv, ARGS("-f", "a@x.example", "-rb@x.example", "c@x.example")), EX_USAGE);
+	assert_string_equal(what, "more than one sender");
+	/* nothing at all is a send with no recipients: the caller says so */
+	assert_int_equal(parse(&o, &what, &arg, argv, ARGS("--")), 0);
+	assert_int_equal(o.nrcpt, 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(real_callers), cmocka_unit_test(modes),
+		cmocka_unit_test(ignored_flags), cmocka_unit_test(malformed),
+	};
+	return cmocka_run_group_tests_name("sendmail_args", tests, NULL, NULL);
+}
