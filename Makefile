@@ -58,7 +58,7 @@ UNIT_BIN   := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 OUTBOXD := $(BUILD)/outboxd
 OUTBOX  := $(BUILD)/outbox
 PROBE   := $(BUILD)/outbox-probe
-HELPERS := $(BUILD)/tests/mkqueue $(BUILD)/confdoc
+HELPERS := $(BUILD)/tests/mkqueue $(BUILD)/confdoc $(BUILD)/tests/outbox-runconf
 
 .PHONY: all check unit integration deps demo install bench clean man fuzz fuzz-smoke fuzz-long
 all: $(OUTBOXD) $(OUTBOX) $(PROBE)
@@ -93,6 +93,16 @@ $(BUILD)/tests/test_%: tests/unit/test_%.c $(BUILD)/libcommon.a
 $(BUILD)/tests/test_sendmail_args: tests/unit/test_sendmail_args.c $(BUILD)/tool/sendmail_args.o
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -o $@ $^ $(ALL_LDFLAGS) -lcmocka
+
+# The outbox command built with its default configuration at
+# /run/outbox-test/outbox.conf: a set-group-ID copy refuses -C and
+# OUTBOX_CONF, so a test that runs one as another user writes that file.
+RUNCONF := /run/outbox-test/outbox.conf
+$(BUILD)/tests/toolconf-runconf.o: tool/toolconf.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -DOUTBOX_DEFAULT_CONF='"$(RUNCONF)"' -c -o $@ $<
+$(BUILD)/tests/outbox-runconf: $(filter-out $(BUILD)/tool/toolconf.o,$(TOOL_OBJ)) $(BUILD)/tests/toolconf-runconf.o $(BUILD)/libcommon.a
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(TOOL_LIBS)
 
 $(BUILD)/tests/mkqueue: tests/mkqueue.c $(BUILD)/libcommon.a
 	@mkdir -p $(dir $@)

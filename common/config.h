@@ -19,7 +19,9 @@
 
 #include "util.h"
 
+#ifndef OUTBOX_DEFAULT_CONF	/* a build may say where (tests/outbox-runconf does) */
 #define OUTBOX_DEFAULT_CONF "/etc/outbox/outbox.conf"
+#endif
 #define MAX_SESSIONS 1000	/* submission sessions open at once, at most */
 
 enum tls_mode { TLS_STARTTLS, TLS_IMPLICIT, TLS_NONE };

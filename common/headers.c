@@ -83,7 +83,12 @@ static int emit(struct buf *plain, struct buf *angle, bool had_angle,
 {
 	const char *a = had_angle ? angle->data : trim(plain->data ? plain->data : (char *)"");
 	int rc = 0;
-	if (a && *a) {
+	const char *ew = a ? strstr(a, "=?") : NULL;
+	if (had_angle && (!a || !*a))
+		rc = err_set(e, "an empty address <> in an address list");
+	else if (ew && strstr(ew + 2, "?="))	/* a display name without its <address> */
+		rc = err_set(e, "an encoded word is not an address (RFC 2047 5): %s", a);
+	else if (a && *a) {
 		if (addr_check(a, e) < 0)
 			rc = -1;
 		else
@@ -131,11 +136,23 @@ int addrlist_parse(const char *v, size_t len, void (*add)(const char *addr, void
 		switch (c) {
 		case '"': quoted = true; buf_addc(cur, c); break;
 		case '(': depth = 1; break;
-		case '<': in_angle = true; had_angle = true; buf_reset(&angle); break;
-		case '>': in_angle = false; break;
-		case ':':	/* group name, or a source route inside <> */
+		case '<':
 			if (in_angle)
-				buf_reset(&angle);
+				rc = err_set(e, "'<' inside an angle address");
+			in_angle = true;
+			had_angle = true;
+			buf_reset(&angle);
+			break;
+		case '>':
+			if (!in_angle)
+				rc = err_set(e, "'>' without a '<' before it");
+			in_angle = false;
+			break;
+		case ':':	/* group name, or a source route inside <> */
+			if (in_angle && (angle.len == 0 || angle.data[0] != '@'))
+				rc = err_set(e, "':' inside an angle address that is no source route");
+			else if (in_angle)
+				buf_reset(&angle);	/* <@a.example,@b.example:user@c.example> */
 			else
 				buf_reset(&plain);
 			break;

@@ -3,6 +3,7 @@
 import os
 import pwd
 import re
+import shutil
 import subprocess
 
 import pytest
@@ -318,6 +319,51 @@ def test_setgid_command_uses_its_group_for_pickup_only(relay_daemon, workdir):
     assert m.rcpt_tos == ["sg@r.example"]
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to make a set-group-ID copy")
+def test_user_outside_the_group_leaves_mail_through_the_setgid_command(relay_daemon, workdir):
+    """A user who is not in outboxd's group runs the set-group-ID command
+    with its default configuration while outboxd is down: the message
+    waits in pickup/new/, owned by that user, and once outboxd runs it
+    reaches the upstream as that user's, with the user's uid recorded."""
+    import grp
+    d, up = relay_daemon(extra={"address": {"domain": "client.example"}})
+    d.stop()
+    runconf = "/run/outbox-test/outbox.conf"   # the helper's default (Makefile RUNCONF)
+    os.makedirs(os.path.dirname(runconf), exist_ok=True)
+    shutil.copy(d.conf, runconf)
+    os.chmod(runconf, 0o644)
+    try:
+        os.chmod(workdir, 0o755)
+        copy = os.path.join(workdir, "sendmail")
+        shutil.copy(os.path.join(os.path.dirname(OUTBOX), "tests", "outbox-runconf"), copy)
+        os.chown(copy, 0, grp.getgrnam("outbox").gr_gid)
+        os.chmod(copy, 0o2755)
+        nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+        r = subprocess.run(nobody + [copy, "-i", "far@r.example"], env={"PATH": "/usr/bin:/bin"},
+                           input=b"Subject: from nobody\n\nwhile it was down\n", capture_output=True)
+        assert r.returncode == 0, r
+        new = os.path.join(d.spool, "pickup", "new")
+        (name,) = os.listdir(new)
+        st = os.lstat(os.path.join(new, name))
+        assert (st.st_uid, st.st_gid) == (65534, grp.getgrnam("outbox").gr_gid)
+        # without the bit the same user cannot write there: 75, nothing left
+        os.chmod(copy, 0o755)
+        r = subprocess.run(nobody + [copy, "-i", "far@r.example"], env={"PATH": "/usr/bin:/bin"},
+                           input=b"Subject: x\n\nx\n", capture_output=True)
+        assert r.returncode == 75, r
+        assert os.listdir(new) == [name]
+    finally:
+        os.unlink(runconf)
+    d.start()
+    m = up.wait_for(1)[0]
+    assert m.rcpt_tos == ["far@r.example"]
+    login = pwd.getpwuid(65534).pw_name
+    assert m.mail_from == "%s@client.example" % login
+    assert m.data.startswith(b"Received: from local (uid 65534 %s)\r\n" % login.encode()), m.data[:300]
+    assert m.data.endswith(b"\r\n\r\nwhile it was down\r\n")
+    assert os.listdir(new) == []
+
+
 @pytest.mark.parametrize("args", [["-F", "Evil\nBcc: victim@r.example"], ["-F", "tab\there"],
                                   ["-f", "a@s.example\nRCPT TO:<victim@r.example>"],
                                   ["-f", "a\r@s.example"]])
@@ -367,3 +413,98 @@ def test_what_real_programs_send(relay_daemon, args):
     else:
         assert sorted(m.rcpt_tos) == expect[name[0]]
     assert m.data.endswith(b"Subject: real\r\n\r\nbody\r\n") or b"\r\n\r\nbody\r\n" in m.data
+
+
+def sendmail_link(d):
+    """This sendmail where a mail program looks for one: a link named
+    sendmail to the outbox binary."""
+    link = os.path.join(d.base, "sendmail")
+    if not os.path.exists(link):
+        os.symlink(OUTBOX, link)
+    return link
+
+
+def test_s_nail_sends_through_this_sendmail(relay_daemon, workdir):
+    """s-nail (mailx) runs its mta as `sendmail -i -F Name -f addr --
+    rcpt...` with the message it composed on stdin."""
+    d, up = relay_daemon()
+    env = dict(os.environ, OUTBOX_CONF=d.conf, MAILRC="/dev/null", HOME=workdir)
+    r = subprocess.run(["s-nail", "-n", "-S", "mta=" + sendmail_link(d), "-S", "sendwait",
+                        "-s", "Disk report", "-r", "Ops Team <ops@sender.example>",
+                        "-c", "cc@r.example", "-b", "hidden@r.example", "admin@r.example"],
+                       input=b"/ is 91% full\n.\nafter a lone dot\n", env=env, capture_output=True,
+                       timeout=60)
+    assert r.returncode == 0, r
+    m = up.wait_for(1)[0]
+    assert m.mail_from == "ops@sender.example"
+    assert sorted(m.rcpt_tos) == ["admin@r.example", "cc@r.example", "hidden@r.example"]
+    head, body = m.data.split(b"\r\n\r\n", 1)
+    assert b"\r\nSubject: Disk report\r\n" in head
+    assert b"\r\nFrom: Ops Team <ops@sender.example>\r\n" in head
+    assert b"\r\nTo: admin@r.example\r\n" in head and b"\r\nCc: cc@r.example\r\n" in head
+    assert b"hidden@" not in head        # s-nail's Bcc went into the envelope only
+    assert body == b"/ is 91% full\r\n.\r\nafter a lone dot\r\n"   # -i: the dot is text
+
+
+def test_git_send_email_with_this_sendmail_as_smtp_server(relay_daemon, workdir):
+    """git send-email --smtp-server=/path/to/sendmail runs it as
+    `sendmail -i rcpt...` (To, Cc and the author's Cc) for each patch."""
+    d, up = relay_daemon()
+    repo = os.path.join(workdir, "repo")
+    ident = ["-c", "user.name=Dev Eloper", "-c", "user.email=dev@sender.example"]
+    env = dict(os.environ, HOME=workdir, OUTBOX_CONF=d.conf, GIT_CONFIG_NOSYSTEM="1")
+    run = lambda *a: subprocess.run(["git"] + ident + list(a), cwd=repo, env=env, check=True,
+                                    capture_output=True, timeout=60)
+    os.makedirs(repo)
+    run("init", "-q")
+    for i in range(2):
+        with open(os.path.join(repo, "f%d" % i), "w") as f:
+            f.write(".leading dot\nline %d\n" % i)
+        run("add", "f%d" % i)
+        run("commit", "-q", "-m", "change %d" % i)
+    run("format-patch", "-q", "-2", "-o", os.path.join(workdir, "patches"))
+    patches = sorted(os.path.join(workdir, "patches", p) for p in os.listdir(os.path.join(workdir, "patches")))
+    r = run("send-email", "--confirm=never", "--smtp-server=" + sendmail_link(d),
+            "--to=list@r.example", "--cc=reviewer@r.example", *patches)
+    assert b"Result: OK" in r.stdout + r.stderr
+    msgs = up.wait_for(2)
+    subjects = sorted(re.search(rb"\r\nSubject: ([^\r]*)", m.data).group(1) for m in msgs)
+    assert subjects == [b"[PATCH 1/2] change 0", b"[PATCH 2/2] change 1"]
+    for m in msgs:
+        assert sorted(m.rcpt_tos) == ["dev@sender.example", "list@r.example", "reviewer@r.example"]
+        # no --envelope-sender: the invoking user, qualified
+        assert m.mail_from == "%s@client.example" % pwd.getpwuid(os.getuid()).pw_name
+        assert b"\r\n+.leading dot\r\n" in m.data   # dot handling: -i keeps it as it is
+
+
+def test_t_reads_address_lists_as_mail_programs_write_them(relay_daemon):
+    """-t with RFC 2047 display names, a quoted name with a comma, a group,
+    comments, a quoted local part and a folded field: the upstream gets
+    each address once, the header section as it was but for Bcc."""
+    d, up = relay_daemon()
+    to = (b"To: =?UTF-8?Q?J=C3=B6rg_M=C3=BCller?= <jm@r.example>,\n"
+          b" \"Doe, John\" (the first) <jd@r.example>\n")
+    cc = b"Cc: =?utf-8?q?Die_Gruppe?=: \"odd,local\"@r.example, (c) a@r.example;\n"
+    msg = (b"From: App <app@sender.example>\n" + to + cc
+           + b"Bcc: =?utf-8?B?R2VoZWlt?= <hidden@r.example>\nSubject: lists\n\nbody\n")
+    r = d.sendmail(["-t", "-i"], msg)
+    assert r.returncode == 0, r.stderr
+    m = up.wait_for(1)[0]
+    assert m.rcpt_tos == ["jm@r.example", "jd@r.example", "\"odd,local\"@r.example",
+                          "a@r.example", "hidden@r.example"]
+    head = m.data.split(b"\r\n\r\n", 1)[0] + b"\r\n"
+    assert to.replace(b"\n", b"\r\n") in head and cc.replace(b"\n", b"\r\n") in head
+    assert b"Bcc" not in head and b"hidden" not in head
+
+
+@pytest.mark.parametrize("field", [
+    b"To: =?utf-8?q?only_a_name?=\n",            # an encoded word is no address
+    b"To: Name <>\n",
+    b"To: a@r.example>\n",
+    b"To: <a<b@r.example>>\n",
+])
+def test_t_refuses_malformed_address_lists(daemon, field):
+    r = daemon.sendmail(["-t"], field + b"Subject: bad\n\nb\n")
+    assert r.returncode == 65, r
+    assert b"To:" in r.stderr
+    assert daemon.queue_ids() == []

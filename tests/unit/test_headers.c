@@ -49,6 +49,20 @@ static void address_lists(void **state)
 		{ "Name\r\n <folded@x.example>", "folded@x.example;" },
 		{ "<@route.example:u@x.example>", "u@x.example;" },
 		{ "root", "root;" },
+		/* RFC 2047 encoded words in display names and group names */
+		{ "=?UTF-8?Q?J=C3=B6rg_M=C3=BCller?= <jm@x.example>", "jm@x.example;" },
+		{ "=?utf-8?B?w5Zyc3RlZA==?= <o@x.example>, =?ISO-8859-1?Q?Andr=E9?= <a@y.example>",
+		  "o@x.example;a@y.example;" },
+		{ "\"=?utf-8?q?Doe,_John?=\" <jd@x.example>", "jd@x.example;" },
+		{ "=?utf-8?q?Die_Gruppe?=: a@b.example, =?utf-8?q?B=C3=A4r?= <c@d.example>;",
+		  "a@b.example;c@d.example;" },
+		{ "=?utf-8?q?x?= <e@f.example> (=?utf-8?q?a_comment?=)", "e@f.example;" },
+		/* quoted local parts with specials, comments everywhere */
+		{ "\"a,b<c>\"@x.example", "\"a,b<c>\"@x.example;" },
+		{ "\"esc\\\"aped\"@x.example", "\"esc\\\"aped\"@x.example;" },
+		{ "(c1) a@b.example (c2), (c3) <c@d.example> (c4)", "a@b.example;c@d.example;" },
+		{ ",, a@b.example ,,", "a@b.example;" },
+		{ "", "" },
 	};
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
 		char out[512] = "";
@@ -58,7 +72,12 @@ static void address_lists(void **state)
 		if (strcmp(out, cases[i].out) != 0)
 			fail_msg("case %zu: got '%s'", i, out);
 	}
-	const char *bad[] = { "John Doe", "<a@b.example", "\"open@x.example", "(open a@b.example", "a b@c.example" };
+	const char *bad[] = { "John Doe", "<a@b.example", "\"open@x.example", "(open a@b.example",
+			      "a b@c.example", "a@b.example>", "<a<b@c.example>>", "Name <>",
+			      "a@b.example, <>", "x@y.example (unclosed \\)", "\"a\\",
+			      "<a@b.example\r\nBcc: evil@x.example>", "a@b.example\x01",
+			      "=?utf-8?q?no_address?=", "a@b.example, Ann <ann@>",
+			      "friends: a@b.example, bad address@x.example;" };
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
 		char out[512] = "";
 		struct err e;
