@@ -1,7 +1,7 @@
 /*
  * delivery.c - the delivery worker pool.
  *
- * The loop hands message IDs to a job queue; each of [relay] workers
+ * The loop hands message IDs to a job queue (jobs.c); each of [relay] workers
  * threads runs a plain, blocking SMTP client (smtp_client.c) with a
  * timeout on every read and write, keeps its upstream session open
  * for the next message, and reports each message's outcome back to the
@@ -23,88 +23,6 @@
 
 #define SESSION_IDLE_S 10
 #define RIPEN_EVERY 16	/* messages a busy worker delivers between spare fsyncs */
-
-/* ---- job queue (any thread) ---- */
-
-/* Unlink the first job; the caller holds p->mu. */
-static struct job *take_head_locked(struct pool *p)
-{
-	struct job *j = NULL;
-	if (p->head && !p->stopping) {
-		j = p->head;
-		p->head = j->next;
-		if (!p->head)
-			p->tail = NULL;
-		p->queued--;
-	}
-	return j;
-}
-
-static struct job *pop_job(struct pool *p, int wait_s, bool *timed_out)
-{
-	struct job *j;
-	*timed_out = false;
-	uv_mutex_lock(&p->mu);
-	while (!p->head && !p->stopping) {
-		if (wait_s < 0) {
-			uv_cond_wait(&p->cv, &p->mu);
-		} else if (uv_cond_timedwait(&p->cv, &p->mu, (uint64_t)wait_s * 1000000000ULL) != 0) {
-			*timed_out = true;
-			break;
-		}
-	}
-	j = take_head_locked(p);
-	uv_mutex_unlock(&p->mu);
-	return j;
-}
-
-/* How many messages a worker's next batch may take: its share of what
- * is queued, so one worker does not take it all while others idle. */
-size_t batch_share(struct pool *p, size_t max)
-{
-	uv_mutex_lock(&p->mu);
-	size_t n = 1 + p->queued / p->nworkers;
-	uv_mutex_unlock(&p->mu);
-	return n < max ? n : max;
-}
-
-struct job *try_pop_job(struct pool *p)
-{
-	uv_mutex_lock(&p->mu);
-	struct job *j = take_head_locked(p);
-	uv_mutex_unlock(&p->mu);
-	return j;
-}
-
-void post_result(struct pool *p, const struct delivery_result *r)
-{
-	struct delivery_result *c = xmalloc(sizeof *c);
-	*c = *r;
-	uv_mutex_lock(&p->mu);
-	c->next = p->results;
-	p->results = c;
-	uv_mutex_unlock(&p->mu);
-	uv_async_send(&p->async);
-}
-
-void job_free(struct job *j)
-{
-	config_unref(j->conf);
-	free(j);
-}
-
-/* Put a job back at the head of the queue (another worker may take it). */
-void push_back_job(struct pool *p, struct job *j)
-{
-	uv_mutex_lock(&p->mu);
-	j->next = p->head;
-	p->head = j;
-	if (!p->tail)
-		p->tail = j;
-	p->queued++;
-	uv_mutex_unlock(&p->mu);
-	uv_cond_signal(&p->cv);
-}
 
 /* ---- sessions ---- */
 
@@ -265,20 +183,21 @@ static void on_results(uv_async_t *h)
 	}
 	for (r = rev; r;) {
 		struct delivery_result *n = r->next;
-		sched_result(d, r);
+		p->hooks->result(d, r);
 		free(r);
 		r = n;
 	}
 	if (p->stopping && running == 0)
-		daemon_maybe_finish(d);
+		d->part_stopped(d);
 	else
-		sched_dispatch(d);
+		p->hooks->ready(d);
 }
 
-int pool_start(struct daemon *d, struct err *e)
+int pool_start(struct daemon *d, const struct pool_hooks *hooks, struct err *e)
 {
 	struct pool *p = xcalloc(1, sizeof *p);
 	p->d = d;
+	p->hooks = hooks;
 	p->store = &d->store;
 	uv_mutex_init(&p->mu);
 	uv_cond_init(&p->cv);
@@ -320,15 +239,7 @@ void pool_submit(struct daemon *d, const char *id, unsigned tries, uint32_t next
 	j->tries = tries;
 	j->next_try = next_try;
 	j->conf = config_ref(d->conf);
-	uv_mutex_lock(&p->mu);
-	if (p->tail)
-		p->tail->next = j;
-	else
-		p->head = j;
-	p->tail = j;
-	p->queued++;
-	uv_mutex_unlock(&p->mu);
-	uv_cond_signal(&p->cv);
+	push_job(p, j);
 }
 
 void pool_stop(struct daemon *d)

@@ -1,6 +1,6 @@
 /*
  * delivery.h - private to the delivery worker pool: delivery.c (the pool,
- * its job queue, worker threads and sessions), attempt.c (one message's
+ * its worker threads and sessions), jobs.c (its job queue), attempt.c (one message's
  * attempt and its results) and transfer.c (the SMTP transactions on an
  * open session, with DATA or BDAT).  Nothing else includes it.
  *
@@ -69,6 +69,7 @@ struct worker {
 
 struct pool {
 	struct daemon *d;	/* loop-thread fields only; workers use store */
+	const struct pool_hooks *hooks;	/* loop thread */
 	const struct store *store;
 	uv_mutex_t mu;
 	uv_cond_t cv;
@@ -113,7 +114,9 @@ static inline bool session_broken(const struct smtp_client *s)
 	return s->fail_text[0] && s->fail_code == 0;
 }
 
-/* delivery.c: the job queue (any thread) */
+/* jobs.c: the job queue (any thread) */
+struct job *pop_job(struct pool *p, int wait_s, bool *timed_out);
+void push_job(struct pool *p, struct job *j);
 size_t batch_share(struct pool *p, size_t max);
 struct job *try_pop_job(struct pool *p);
 void post_result(struct pool *p, const struct delivery_result *r);

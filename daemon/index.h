@@ -37,6 +37,7 @@ struct queue_index {
 	uint32_t *table;	/* open addressing (linear probing) of qrefs */
 	uint32_t mask;		/* table size - 1 */
 	size_t count;		/* messages in the index */
+	struct queue_index *gone;	/* IDs removed while removals are tracked */
 };
 
 void qindex_init(struct queue_index *q);
@@ -50,5 +51,10 @@ static inline struct qentry *qindex_get(const struct queue_index *q, qref r)
 	return &q->ent[r];
 }
 void qindex_remove(struct queue_index *q, qref r);
+/* While tracking is on, every removed ID is remembered, so that a walk
+ * of the queue that began before a message was delivered does not bring
+ * it back (the indexer turns it on for its walk); off forgets them. */
+void qindex_track_removals(struct queue_index *q, bool on);
+bool qindex_was_removed(const struct queue_index *q, uint64_t id);
 
 #endif

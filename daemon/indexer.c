@@ -6,8 +6,9 @@
  * for the loop, at most MAX_BATCHES at a time (it waits when the loop
  * is behind, so memory stays bounded); the loop takes them in its async
  * callback, at most DRAIN_BATCHES per turn so that sockets are served
- * between turns.  The gone set holds the IDs removed from the index
- * while the walk runs.
+ * between turns.  While the walk runs the index remembers the IDs
+ * removed from it (qindex_track_removals), so that a message delivered
+ * meanwhile is not brought back by a late find.
  */
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -39,7 +40,6 @@ struct indexer {
 	atomic_bool stop;
 	bool running;		/* loop side: the walk is not complete */
 	bool joined;
-	struct queue_index gone;	/* loop side */
 	double started;
 	size_t found;		/* loop side: new entries added */
 	size_t moved, quarantined;	/* the walk's counts, set before ended */
@@ -101,7 +101,7 @@ static void take(struct indexer *x, const struct batch *b)
 	for (size_t i = 0; i < b->n; i++) {
 		const struct qfound *f = &b->f[i];
 		bool added;
-		if (qindex_find(&x->gone, f->id))
+		if (qindex_was_removed(&d->queue, f->id))
 			continue;	/* delivered since the walk saw it */
 		qref r = qindex_add(&d->queue, f->id, &added);
 		if (!added)
@@ -117,7 +117,7 @@ static void take(struct indexer *x, const struct batch *b)
 static void finish(struct indexer *x)
 {
 	x->running = false;
-	qindex_free(&x->gone);
+	qindex_track_removals(&x->d->queue, false);
 	if (atomic_load(&x->stop)) {
 		log_info("queue indexing stopped after %zu messages", x->found);
 		return;
@@ -156,7 +156,7 @@ static void on_batches(uv_async_t *h)
 	else if (ended && x->running)
 		finish(x);
 	if (ended && !more)
-		daemon_maybe_finish(x->d);
+		x->d->part_stopped(x->d);
 	sched_dispatch(x->d);
 }
 
@@ -167,7 +167,7 @@ int indexer_start(struct daemon *d, struct err *e)
 	x->running = true;
 	x->started = now_mono();
 	atomic_init(&x->stop, false);
-	qindex_init(&x->gone);
+	qindex_track_removals(&d->queue, true);
 	uv_mutex_init(&x->mu);
 	uv_cond_init(&x->cv);
 	uv_async_init(d->loop, &x->async, on_batches);
@@ -184,13 +184,6 @@ int indexer_start(struct daemon *d, struct err *e)
 bool indexer_running(const struct daemon *d)
 {
 	return d->indexer && d->indexer->running;
-}
-
-void indexer_note_gone(struct daemon *d, uint64_t id)
-{
-	bool added;
-	if (indexer_running(d))
-		(void)qindex_add(&d->indexer->gone, id, &added);
 }
 
 void indexer_stop(struct daemon *d)
@@ -233,7 +226,7 @@ void indexer_free(struct daemon *d)
 		free(b);
 	}
 	if (x->running)
-		qindex_free(&x->gone);
+		qindex_track_removals(&d->queue, false);
 	uv_mutex_destroy(&x->mu);
 	uv_cond_destroy(&x->cv);
 	free(x);

@@ -23,7 +23,6 @@ int indexer_start(struct daemon *d, struct err *e);
 /* Is the walk still going? */
 bool indexer_running(const struct daemon *d);
 /* The message id left the index (loop thread). */
-void indexer_note_gone(struct daemon *d, uint64_t id);
 /* Stop the walk (SIGTERM): the thread ends after its current entry. */
 void indexer_stop(struct daemon *d);
 /* After indexer_stop: has the thread ended? */

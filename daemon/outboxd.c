@@ -125,7 +125,9 @@ static void finish_stopping(struct daemon *d)
 	indexer_close(d);
 }
 
-void daemon_maybe_finish(struct daemon *d)
+/* d->part_stopped: a session, the pool, the indexer or the pickup
+ * watcher is done; the daemon exits once all are. */
+static void daemon_maybe_finish(struct daemon *d)
 {
 	if (d->stopping && d->nsessions == 0 && pool_stopped(d) && indexer_stopped(d) && pickup_idle(d)
 	    && !uv_is_closing((uv_handle_t *)&d->sig_term))
@@ -188,7 +190,7 @@ static void start_signals(struct daemon *d)
 
 int main(int argc, char **argv)
 {
-	struct daemon d = { 0 };
+	struct daemon d = { .part_stopped = daemon_maybe_finish };
 	struct err e;
 	int opt, check_only = 0;
 	d.conf_path = OUTBOX_DEFAULT_CONF;
@@ -236,7 +238,8 @@ int main(int argc, char **argv)
 	if (listeners_start(&d, &e) < 0)
 		fatal(EX_UNAVAILABLE, "%s", e.msg);
 	start_signals(&d);
-	if (pool_start(&d, &e) < 0)
+	static const struct pool_hooks to_scheduler = { sched_result, sched_dispatch };
+	if (pool_start(&d, &to_scheduler, &e) < 0)
 		fatal(EX_OSERR, "%s", e.msg);
 	pickup_recover(&d);	/* before the indexer can schedule what it checks */
 	if (indexer_start(&d, &e) < 0 || pickup_start(&d, &e) < 0)

@@ -48,10 +48,10 @@ struct daemon {
 	bool stopping;
 	uint64_t received;		/* messages accepted since start */
 	bool spool_full;		/* new mail refused for want of room (smtp_session.c) */
+	/* Each part of the daemon calls it when its part of a stop is done
+	 * (a session closed, the pool or the indexer or the pickup watcher
+	 * finished): the daemon exits once all are (outboxd.c). */
+	void (*part_stopped)(struct daemon *d);
 };
-
-/* Called when a session, the worker pool or the indexer has gone; the
- * daemon may finish stopping. */
-void daemon_maybe_finish(struct daemon *d);
 
 #endif

@@ -320,7 +320,7 @@ static void job_free(struct pjob *j)
 	config_unref(j->conf);
 	free(j);
 	if (p->stopping)
-		daemon_maybe_finish(p->d);
+		p->d->part_stopped(p->d);
 	else
 		fill(p);
 }
@@ -475,7 +475,7 @@ static void scan_done(uv_work_t *req, int status)
 	p->next = 0;
 	p->scanned = NULL;
 	if (p->stopping) {
-		daemon_maybe_finish(p->d);
+		p->d->part_stopped(p->d);
 		return;
 	}
 	fill(p);

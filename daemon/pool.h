@@ -11,17 +11,36 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "../common/queue.h"
+
 struct daemon;
 struct err;
 
-int pool_start(struct daemon *d, struct err *e);
+/* A worker's outcome for one message. */
+struct delivery_result {
+	char id[QID_LEN + 1];
+	bool done;		/* nothing pending: the message left the queue */
+	double next_try;	/* wall-clock time, when not done */
+	uint16_t tries;		/* attempts so far, when not done */
+	struct delivery_result *next;
+};
+
+/* What the pool tells whoever hands it work (the scheduler), on the
+ * loop thread: each outcome, then once the outcomes of a turn are told,
+ * that workers may take more. */
+struct pool_hooks {
+	void (*result)(struct daemon *d, const struct delivery_result *r);
+	void (*ready)(struct daemon *d);
+};
+
+int pool_start(struct daemon *d, const struct pool_hooks *hooks, struct err *e);
 /* The number of worker threads (fixed at start). */
 size_t pool_size(const struct daemon *d);
 /* Hand one message to the workers: its ID, and the tries and next try
  * its file's name says (qname_format). */
 void pool_submit(struct daemon *d, const char *id, unsigned tries, uint32_t next_try);
-/* Workers finish the message in hand and exit; daemon_maybe_finish()
- * runs when the last one has. */
+/* Workers finish the message in hand and exit; d->part_stopped() runs
+ * when the last one has. */
 void pool_stop(struct daemon *d);
 bool pool_stopped(const struct daemon *d);
 void pool_free(struct daemon *d);

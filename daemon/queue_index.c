@@ -36,6 +36,7 @@ void qindex_init(struct queue_index *q)
 
 void qindex_free(struct queue_index *q)
 {
+	qindex_track_removals(q, false);
 	free(q->ent);
 	free(q->table);
 	memset(q, 0, sizeof *q);
@@ -97,8 +98,29 @@ qref qindex_add(struct queue_index *q, uint64_t id, bool *added)
 	return r;
 }
 
+void qindex_track_removals(struct queue_index *q, bool on)
+{
+	if (on && !q->gone) {
+		q->gone = xmalloc(sizeof *q->gone);
+		qindex_init(q->gone);
+	} else if (!on && q->gone) {
+		qindex_free(q->gone);
+		free(q->gone);
+		q->gone = NULL;
+	}
+}
+
+bool qindex_was_removed(const struct queue_index *q, uint64_t id)
+{
+	return q->gone && qindex_find(q->gone, id);
+}
+
 void qindex_remove(struct queue_index *q, qref r)
 {
+	if (q->gone) {
+		bool added;
+		(void)qindex_add(q->gone, q->ent[r].id, &added);
+	}
 	uint32_t i = slot_of(q, q->ent[r].id);
 	while (q->table[i] && q->table[i] != r)
 		i = (i + 1) & q->mask;

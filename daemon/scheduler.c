@@ -12,7 +12,6 @@
 
 #include "../common/log.h"
 #include "outboxd.h"
-#include "indexer.h"
 #include "pool.h"
 
 static struct qentry *E(struct daemon *d, qref r)
@@ -220,8 +219,7 @@ void sched_result(struct daemon *d, const struct delivery_result *res)
 	if (!r)
 		return;
 	if (res->done) {
-		qindex_remove(&d->queue, r);
-		indexer_note_gone(d, id);
+		qindex_remove(&d->queue, r);	/* (remembered while the indexer walks) */
 		return;
 	}
 	struct qentry *e = E(d, r);

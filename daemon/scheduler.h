@@ -34,16 +34,8 @@ struct scheduler {
 	size_t inflight;
 };
 
-/* A worker's outcome for one message. */
-struct delivery_result {
-	char id[QID_LEN + 1];
-	bool done;		/* nothing pending: the message left the queue */
-	double next_try;	/* wall-clock time, when not done */
-	uint16_t tries;		/* attempts so far, when not done */
-	struct delivery_result *next;
-};
-
 struct daemon;
+struct delivery_result;	/* pool.h */
 
 void sched_init(struct daemon *d);
 /* A message just committed. */

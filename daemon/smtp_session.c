@@ -754,7 +754,7 @@ static void on_handle_closed(uv_handle_t *h)
 	buf_free(&s->scratch);
 	struct daemon *d = s->d;
 	free(s);
-	daemon_maybe_finish(d);
+	d->part_stopped(d);
 }
 
 static void session_close(struct session *s)

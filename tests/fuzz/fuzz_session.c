@@ -29,8 +29,7 @@ static size_t nhanded;
 
 /* ---- stand-ins for the worker pool and the daemon's end ---- */
 size_t pool_size(const struct daemon *dd) { (void)dd; return 1; }
-void daemon_maybe_finish(struct daemon *dd) { (void)dd; }
-void indexer_note_gone(struct daemon *dd, uint64_t id) { (void)dd; (void)id; }
+static void part_stopped(struct daemon *dd) { (void)dd; }
 void pool_submit(struct daemon *dd, const char *id, unsigned tries, uint32_t next_try)
 {
 	(void)dd;
@@ -59,6 +58,7 @@ static void setup(void)
 		   "root = a@b.example, ops\n[log]\ntarget = stderr\nlevel = err\n", spool, sock);
 	fclose(f);
 	buf_init(&errors);
+	d.part_stopped = part_stopped;
 	d.conf = config_load(conf, CONF_CLIENT, &errors);
 	CHECK(d.conf);
 	log_open("fuzz", LOG_TO_STDERR, LOG_LVL_ERR);
