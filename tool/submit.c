@@ -1,8 +1,7 @@
 /*
  * submit.c - hand a message to outboxd over its Unix socket, speaking
  * SMTP as a client: greeting, EHLO, MAIL, RCPT..., DATA, the message,
- * QUIT, each step checking its reply.  MAIL and the RCPTs go in one
- * write when the daemon offers PIPELINING.
+ * QUIT, each step checking its reply, in two round trips (transaction()).
  *
  * Exit-code mapping (sysexits.h): cannot connect or 4xx -> 75
  * (EX_TEMPFAIL); 5xx to a recipient -> 67 (EX_NOUSER); other 5xx -> 65
@@ -14,6 +13,7 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <poll.h>
+#include <signal.h>
 #include <sysexits.h>
 #include <unistd.h>
 
@@ -98,6 +98,7 @@ static int connect_socket(struct conn *c, const char *path)
 	if (strlen(path) >= sizeof sa.sun_path)
 		return fail(c, EX_CONFIG, "socket path too long: %s", path);
 	strcpy(sa.sun_path, path);
+	signal(SIGPIPE, SIG_IGN);	/* a daemon that went away is an error, not a death */
 	c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (c->fd < 0)
 		return fail(c, EX_OSERR, "socket: %s", strerror(errno));
@@ -111,55 +112,60 @@ static int connect_socket(struct conn *c, const char *path)
 	return 0;
 }
 
+/* The envelope commands: MAIL, every RCPT, DATA. */
+static void envelope_commands(const struct submission *s, struct buf *cmd)
+{
+	buf_printf(cmd, "MAIL FROM:<%s>%s%s\r\n", s->sender, s->eight_bit ? " BODY=8BITMIME" : "",
+		   s->smtputf8 ? " SMTPUTF8" : "");
+	for (size_t i = 0; i < s->nrcpt; i++)
+		buf_printf(cmd, "RCPT TO:<%s>\r\n", s->rcpt[i]);
+	buf_adds(cmd, "DATA\r\n");
+}
+
+/* The replies to the group: greeting, EHLO, MAIL, each RCPT, DATA.  All
+ * are read, to stay in step; the first refusal is the one reported, and
+ * then nothing is queued (a DATA that got 354 is abandoned by closing
+ * the connection without the final dot). */
+static int group_replies(struct conn *c, const struct submission *s)
+{
+	int refused = 0, rc = 0;
+	size_t n = s->nrcpt + 4;
+	for (size_t i = 0; i < n; i++) {
+		if ((rc = read_reply(c)))
+			return refused ? refused : rc;
+		int r = i == 0 ? check(c, 2, EX_UNAVAILABLE, "greeting")
+			: i == 1 ? check(c, 2, EX_UNAVAILABLE, "EHLO")
+			: i == 2 ? check(c, 2, EX_DATAERR, "sender")
+			: i < n - 1 ? check(c, 2, EX_NOUSER, "recipient")
+			: check(c, 3, EX_DATAERR, "DATA");
+		if (r && !refused) {	/* keep the first reason; read on to stay in step */
+			refused = r;
+			snprintf(c->first_why, sizeof c->first_why, "%s", c->why);
+		}
+		if (r && i < 2)
+			break;	/* no session: the daemon said why and closes */
+	}
+	if (refused)
+		snprintf(c->why, c->why_len, "%s", c->first_why);
+	return refused;
+}
+
+/*
+ * One transaction, in two round trips.  The daemon is ours and always
+ * offers PIPELINING (smtp_session.c), so EHLO and the envelope go in the
+ * first write, ahead of the greeting (the replies come in order; an
+ * early refusal is read and reported all the same).  The message waits
+ * for the 354, as RFC 2920 requires of DATA: a transaction that was
+ * refused can never have its body read as commands.
+ */
 static int transaction(struct conn *c, const struct submission *s, char id[QID_LEN + 1])
 {
 	struct buf cmd;
-	int rc;
-	bool pipelining;
-	if ((rc = expect(c, 2, EX_UNAVAILABLE, "greeting")))
-		return rc;
-	if ((rc = send_all(c, "EHLO localhost\r\n", 16)) || (rc = expect(c, 2, EX_UNAVAILABLE, "EHLO")))
-		return rc;
-	pipelining = strstr(c->r.text.data, "\nPIPELINING") != NULL;
 	buf_init(&cmd);
-	buf_printf(&cmd, "MAIL FROM:<%s>%s%s\r\n", s->sender, s->eight_bit ? " BODY=8BITMIME" : "",
-		   s->smtputf8 ? " SMTPUTF8" : "");
-	if (pipelining) {	/* MAIL, every RCPT and DATA in one write */
-		for (size_t i = 0; i < s->nrcpt; i++)
-			buf_printf(&cmd, "RCPT TO:<%s>\r\n", s->rcpt[i]);
-		buf_adds(&cmd, "DATA\r\n");
-		rc = send_all(c, cmd.data, cmd.len);
-		int refused = 0;
-		for (size_t i = 0; !rc && i <= s->nrcpt + 1; i++) {
-			if ((rc = read_reply(c)))
-				break;
-			int r = i == 0 ? check(c, 2, EX_DATAERR, "sender")
-				: i <= s->nrcpt ? check(c, 2, EX_NOUSER, "recipient")
-				: check(c, 3, EX_DATAERR, "DATA");
-			if (r && !refused) {	/* keep the first reason; read on to stay in step */
-				refused = r;
-				snprintf(c->first_why, sizeof c->first_why, "%s", c->why);
-			}
-		}
-		if (!rc && refused) {
-			/* nothing is queued: a DATA that got 354 is abandoned by
-			 * closing the connection without the final dot */
-			snprintf(c->why, c->why_len, "%s", c->first_why);
-			rc = refused;
-		}
-	} else {
-		rc = send_all(c, cmd.data, cmd.len);
-		if (!rc)
-			rc = expect(c, 2, EX_DATAERR, "sender");
-		for (size_t i = 0; !rc && i < s->nrcpt; i++) {
-			buf_reset(&cmd);
-			buf_printf(&cmd, "RCPT TO:<%s>\r\n", s->rcpt[i]);
-			if (!(rc = send_all(c, cmd.data, cmd.len)))
-				rc = expect(c, 2, EX_NOUSER, "recipient");
-		}
-		if (!rc && !(rc = send_all(c, "DATA\r\n", 6)))
-			rc = expect(c, 3, EX_DATAERR, "DATA");
-	}
+	buf_adds(&cmd, "EHLO localhost\r\n");
+	envelope_commands(s, &cmd);
+	int sent = send_all(c, cmd.data, cmd.len), refused = group_replies(c, s);
+	int rc = refused ? refused : sent;	/* a refusal says more than a broken pipe */
 	if (!rc) {
 		buf_reset(&cmd);
 		smtp_dotstuff(s->msg, s->len, &cmd);

@@ -508,3 +508,38 @@ def test_t_refuses_malformed_address_lists(daemon, field):
     assert r.returncode == 65, r
     assert b"To:" in r.stderr
     assert daemon.queue_ids() == []
+
+
+@pytest.mark.parametrize("greeting", [b"", b"421 4.3.2 too busy, try later\r\n",
+                                      b"554 5.3.2 not taking mail\r\n"])
+def test_a_daemon_that_refuses_or_hangs_up_is_reported_not_a_crash(make_daemon, greeting):
+    """Something at the socket that greets with a refusal, or hangs up at
+    once: sendmail writes its first group before the greeting, so it may
+    write into a closed connection; it reports and exits 75 or 69 (never
+    dies of SIGPIPE), and leaves nothing behind."""
+    import socket
+    import threading
+    d = make_daemon(start=False)
+    path = d.socket
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    srv = socket.socket(socket.AF_UNIX)
+    srv.bind(path)
+    srv.listen(4)
+
+    def serve():
+        c, _ = srv.accept()
+        if greeting:
+            c.sendall(greeting)
+        c.close()
+    t = threading.Thread(target=serve)
+    t.start()
+    r = d.sendmail(["-i", "a@r.example"], b"Subject: x\n\n" + b"y" * 300000 + b"\n")
+    t.join()
+    srv.close()
+    assert r.returncode == (69 if greeting.startswith(b"5") else 75), r
+    if greeting:
+        assert greeting.strip() in r.stderr
+    else:
+        assert b"closed the connection" in r.stderr
+    new = os.path.join(d.spool, "pickup", "new")
+    assert not os.path.isdir(new) or os.listdir(new) == []   # not taken for "daemon down"
