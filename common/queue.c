@@ -21,7 +21,9 @@
  *
  * FILE NAME: the ID, until the message is first deferred; then
  * ID.NEXT.TRIES (the wall-clock second of the next try, 8 hex digits,
- * and the attempts so far, decimal).  The deferral renames the file in
+ * and the attempts so far, decimal); either with .H appended while an
+ * operator holds the message (outbox hold: that rename, and the one of
+ * release, is fsynced, for it is the operator's word).  The deferral renames the file in
  * its bucket without a sync: a rename within one directory is atomic,
  * and a power cut that loses it only brings the next try forward.  So
  * start-up learns the whole schedule from the names (a walk of the
@@ -347,8 +349,27 @@ void qname_format(char name[QNAME_MAX], const char *id, uint32_t next_try, unsig
 			 tries > 65535 ? 65535 : tries);
 }
 
-bool qname_parse(const char *name, char id[QID_LEN + 1], uint32_t *next_try, unsigned *tries)
+bool qname_held(const char *name)
 {
+	size_t n = strlen(name);
+	return n >= QID_LEN + 2 && strcmp(name + n - 2, ".H") == 0;
+}
+
+void qname_set_held(char name[QNAME_MAX], bool held)
+{
+	if (qname_held(name) && !held)
+		name[strlen(name) - 2] = '\0';
+	else if (!qname_held(name) && held && strlen(name) + 2 < QNAME_MAX)
+		strcat(name, ".H");
+}
+
+bool qname_parse(const char *held_name, char id[QID_LEN + 1], uint32_t *next_try, unsigned *tries)
+{
+	char name[QNAME_MAX];
+	if (strlen(held_name) >= QNAME_MAX)
+		return false;
+	strcpy(name, held_name);
+	qname_set_held(name, false);
 	size_t n = strlen(name);
 	const char *hex = "0123456789ABCDEF";
 	if (n < QID_LEN || strspn(name, hex) < QID_LEN)
@@ -357,7 +378,7 @@ bool qname_parse(const char *name, char id[QID_LEN + 1], uint32_t *next_try, uns
 	*tries = 0;
 	if (n > QID_LEN) {	/* .NEXT.TRIES, exactly as qname_format writes it */
 		const char *t = name + QID_LEN + 10;
-		if (name[QID_LEN] != '.' || n < QID_LEN + 11 || n > QNAME_MAX - 1
+		if (name[QID_LEN] != '.' || n < QID_LEN + 11 || n > QNAME_MAX - 3
 		    || strspn(name + QID_LEN + 1, hex) != 8 || name[QID_LEN + 9] != '.'
 		    || strspn(t, "0123456789") != strlen(t) || t[0] == '0')
 			return false;
@@ -1139,6 +1160,41 @@ int store_note_retry(const struct store *s, char name[QNAME_MAX], uint32_t next_
 	return rc;
 }
 
+/* Make a rename or unlink in name's bucket durable. */
+static int sync_bucket_of(const struct store *s, const char *name, struct err *e)
+{
+	unsigned b = qid_bucket(name);
+	if (dirsync_wait(s->dirsync, b, dirsync_renamed(s->dirsync, b)) < 0)
+		return err_sys(e, "fsync of queue bucket %02X", b);
+	return 0;
+}
+
+int store_set_held(const struct store *s, char name[QNAME_MAX], bool held, struct err *e)
+{
+	char fresh[QNAME_MAX];
+	memcpy(fresh, name, QNAME_MAX);
+	qname_set_held(fresh, held);
+	if (strcmp(fresh, name) == 0)
+		return 0;
+	char *from = msg_path(s, name), *to = msg_path(s, fresh);
+	int rc = rename_noreplace(from, to) < 0 ? err_sys(e, "rename %s to %s", from, to) : 0;
+	free(from);
+	free(to);
+	if (rc == 0) {
+		memcpy(name, fresh, QNAME_MAX);
+		rc = sync_bucket_of(s, name, e);
+	}
+	return rc;
+}
+
+int store_delete(const struct store *s, const char *name, struct err *e)
+{
+	char *path = msg_path(s, name);
+	int rc = unlink(path) < 0 ? err_sys(e, "unlink %s", path) : sync_bucket_of(s, name, e);
+	free(path);
+	return rc;
+}
+
 int store_remove(const struct store *s, const char *name, uint64_t size, struct err *e)
 {
 	char *path = msg_path(s, name);
@@ -1379,6 +1435,7 @@ static bool walk_entry(struct store_walk *w, const struct dirent *de, struct qfo
 	out->id = qid_value(id);
 	out->next_try = next;
 	out->tries = (uint16_t)tries;
+	out->held = qname_held(de->d_name);
 	return true;
 }
 

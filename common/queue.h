@@ -67,13 +67,18 @@ void qid_format(uint64_t v, char id[QID_LEN + 1]);
  * from a hash of the ID (QBUCKETS of them, made when first needed), and
  * NAME is the ID alone until its first deferral, then ID.NEXT.TRIES:
  * the wall-clock second of the next try (8 hex digits) and the number
- * of attempts so far.  So the start-up index reads names only. */
+ * of attempts so far; either with .H appended while the message is held
+ * (outbox hold).  So the start-up index reads names only. */
 #define QBUCKETS 256
-#define QNAME_MAX (QID_LEN + 1 + 8 + 1 + 5 + 1)
+#define QNAME_MAX (QID_LEN + 1 + 8 + 1 + 5 + 2 + 1)
 unsigned qid_bucket(const char *id);
 void qname_format(char name[QNAME_MAX], const char *id, uint32_t next_try, unsigned tries);
-/* A queue file name: its ID, next try and tries (0 for a bare ID). */
+/* A queue file name: its ID, next try and tries (0 for a bare ID); a
+ * held name (.H) parses as the same name unheld. */
 bool qname_parse(const char *name, char id[QID_LEN + 1], uint32_t *next_try, unsigned *tries);
+bool qname_held(const char *name);
+/* Add or remove the .H of a name. */
+void qname_set_held(char name[QNAME_MAX], bool held);
 
 /* The directories under SPOOL (parents first) and their modes; SPOOL
  * itself is SPOOL_MODE. */
@@ -180,6 +185,11 @@ int store_note_retry(const struct store *s, char name[QNAME_MAX], uint32_t next_
  * octets) becomes a spare for a later commit of this store when it is
  * small (see queue.c). */
 int store_remove(const struct store *s, const char *name, uint64_t size, struct err *e);
+/* Operator actions, durable before they return (the bucket is fsynced):
+ * hold or release a message that no worker has (name becomes the new
+ * name), or delete one. */
+int store_set_held(const struct store *s, char name[QNAME_MAX], bool held, struct err *e);
+int store_delete(const struct store *s, const char *name, struct err *e);
 /* Blocking, any thread: fsync each bucket that spares left since its
  * last fsync, so that commits may rewrite them instead of creating
  * files (queue.c SPARE FILES).  The number of buckets fsynced. */
@@ -211,6 +221,7 @@ struct qfound {
 	uint64_t id;		/* qid_value() */
 	uint32_t next_try;	/* 0: never tried */
 	uint16_t tries;
+	bool held;
 };
 struct store_walk;
 struct store_walk *store_walk_begin(struct store *s, struct err *e);

@@ -138,7 +138,8 @@ void attempt_finish(struct worker *w, struct attempt *a)
 	struct err e;
 	const struct config *c = a->job->conf;
 	bool expired = now_real() - a->env.arrival > (double)c->queue.lifetime;
-	unsigned pending = 0;
+	unsigned pending = 0, nsent = 0, ndeferred = 0, nbounced = 0;
+	char last[200] = "";
 	double retry_in = retry_delay(c->queue.retry_min, c->queue.retry_max, a->job->tries + 1, rnd01(w));
 	char next[48], dur[32];
 	snprintf(next, sizeof next, " next=+%s", format_duration((uint64_t)(retry_in + 0.5), dur, sizeof dur));
@@ -155,11 +156,15 @@ void attempt_finish(struct worker *w, struct attempt *a)
 			r->why = why;
 			r->state = OUT_BOUNCED;
 		}
+		if (r->why)
+			(void)log_safe(r->why, last, sizeof last);
 		if (r->state == OUT_DEFERRED) {
 			pending++;
+			ndeferred++;
 			log_recipient(w, a, i, "deferred", next);
 			continue;
 		}
+		*(r->state == OUT_SENT ? &nsent : &nbounced) += 1;
 		log_recipient(w, a, i, r->state == OUT_SENT ? "sent" : "bounced", "");
 	}
 	for (size_t i = 0; i < a->env.nrcpt && pending > 0; i++) {
@@ -173,6 +178,10 @@ void attempt_finish(struct worker *w, struct attempt *a)
 	struct delivery_result r = { .done = pending == 0, .next_try = now_real() + retry_in,
 				     .tries = (uint16_t)(a->job->tries + 1 > 65535 ? 65535 : a->job->tries + 1) };
 	memcpy(r.id, a->job->id, sizeof r.id);
+	r.sent = (uint16_t)nsent;
+	r.deferred = (uint16_t)ndeferred;
+	r.bounced = (uint16_t)nbounced;
+	snprintf(r.last_reply, sizeof r.last_reply, "%s", last);
 	if (pending == 0) {
 		/* Every recipient is final: the file goes.  Without a directory
 		 * fsync a power loss may bring it back, and then its status

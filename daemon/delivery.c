@@ -254,6 +254,11 @@ void pool_stop(struct daemon *d)
 	uv_async_send(&p->async);
 }
 
+bool pool_cancel(struct daemon *d, const char *id)
+{
+	return d->pool && take_job(d->pool, id);
+}
+
 bool pool_stopped(const struct daemon *d)
 {
 	struct pool *p = d->pool;

@@ -117,6 +117,7 @@ static inline bool session_broken(const struct smtp_client *s)
 /* jobs.c: the job queue (any thread) */
 struct job *pop_job(struct pool *p, int wait_s, bool *timed_out);
 void push_job(struct pool *p, struct job *j);
+bool take_job(struct pool *p, const char *id);
 size_t batch_share(struct pool *p, size_t max);
 struct job *try_pop_job(struct pool *p);
 void post_result(struct pool *p, const struct delivery_result *r);

@@ -18,7 +18,9 @@
 
 typedef uint32_t qref;
 
-enum qstate { QE_READY, QE_DEFERRED, QE_ACTIVE, QE_HELD };
+/* Where a message is: a ready lane, the deferred heap, a worker's hands
+ * (and what an operator asked for when that attempt ends), or held. */
+enum qstate { QE_READY, QE_DEFERRED, QE_ACTIVE, QE_HELD, QE_ACTIVE_HOLD, QE_ACTIVE_DELETE };
 
 struct qentry {
 	uint64_t id;		/* the queue ID's digits (qid_value) */

@@ -109,6 +109,8 @@ static void take(struct indexer *x, const struct batch *b)
 		struct qentry *e = qindex_get(&d->queue, r);
 		e->tries = f->tries;
 		e->next_try = f->next_try;
+		if (f->held)
+			e->state = QE_HELD;
 		sched_found(d, r);
 		x->found++;
 	}

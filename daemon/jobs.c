@@ -103,3 +103,25 @@ void push_job(struct pool *p, struct job *j)
 	uv_mutex_unlock(&p->mu);
 	uv_cond_signal(&p->cv);
 }
+
+/* Unlink the job of id if it is still queued (pool_cancel). */
+bool take_job(struct pool *p, const char *id)
+{
+	struct job *prev = NULL, *j;
+	uv_mutex_lock(&p->mu);
+	for (j = p->head; j && memcmp(j->id, id, QID_LEN) != 0; prev = j, j = j->next)
+		;
+	if (j) {
+		if (prev)
+			prev->next = j->next;
+		else
+			p->head = j->next;
+		if (p->tail == j)
+			p->tail = prev;
+		p->queued--;
+	}
+	uv_mutex_unlock(&p->mu);
+	if (j)
+		job_free(j);
+	return j != NULL;
+}

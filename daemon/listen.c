@@ -1,7 +1,8 @@
 /*
- * listen.c - the submission listeners: the Unix socket of [listen]
- * socket (mode socket_mode) and the optional TCP listener of [listen]
- * tcp.  Each accepted connection becomes an SMTP server session.
+ * listen.c - the listeners: the Unix socket of [listen] socket (mode
+ * socket_mode) and the optional TCP listener of [listen] tcp, whose
+ * connections become SMTP server sessions; and the control socket of
+ * [listen] control (mode 0666), whose connections go to control.c.
  *
  * Invariant: a stale socket file left by a dead daemon is replaced, but
  * a socket that still answers (another outboxd) is never stolen.
@@ -16,6 +17,7 @@
 
 #include "../common/log.h"
 #include "outboxd.h"
+#include "control.h"
 #include "listen.h"
 #include "sessions.h"
 
@@ -28,6 +30,7 @@ struct listener {
 	} h;
 	struct daemon *d;
 	bool is_unix;
+	bool control;		/* the control socket (control.c), not submission */
 	char *path;
 	struct listener *next;
 };
@@ -39,7 +42,10 @@ static void on_connection(uv_stream_t *server, int status)
 		log_warn("accept: %s", uv_strerror(status));
 		return;
 	}
-	session_accept(l->d, server, l->is_unix);
+	if (l->control)
+		control_accept(l->d, server);
+	else
+		session_accept(l->d, server, l->is_unix);
 }
 
 /* Remove path if it is a socket nobody answers on. */
@@ -75,7 +81,8 @@ static struct listener *listener_new(struct daemon *d, bool is_unix)
 	return l;
 }
 
-static int listen_unix(struct daemon *d, const char *path, unsigned mode, struct err *e)
+static int listen_unix(struct daemon *d, const char *path, unsigned mode, bool control,
+		       struct err *e)
 {
 	int rc;
 	if (strlen(path) >= sizeof(((struct sockaddr_un *)0)->sun_path))
@@ -89,6 +96,7 @@ static int listen_unix(struct daemon *d, const char *path, unsigned mode, struct
 	if (rc_dir < 0 || clear_stale_socket(path, e) < 0)
 		return -1;
 	struct listener *l = listener_new(d, true);
+	l->control = control;
 	uv_pipe_init(d->loop, &l->h.pipe, 0);
 	l->h.handle.data = l;
 	if ((rc = uv_pipe_bind(&l->h.pipe, path)) < 0)
@@ -136,7 +144,10 @@ static int listen_tcp(struct daemon *d, const char *spec, struct err *e)
 int listeners_start(struct daemon *d, struct err *e)
 {
 	const struct config *c = d->conf;
-	if (listen_unix(d, c->listen.socket, (unsigned)c->listen.socket_mode, e) < 0)
+	if (listen_unix(d, c->listen.socket, (unsigned)c->listen.socket_mode, false, e) < 0)
+		return -1;
+	/* anyone may ask: outboxd answers each user about its own mail only */
+	if (*c->listen.control && listen_unix(d, c->listen.control, 0666, true, e) < 0)
 		return -1;
 	if (*c->listen.tcp && listen_tcp(d, c->listen.tcp, e) < 0)
 		return -1;

@@ -31,6 +31,7 @@
 
 #include "../common/log.h"
 #include "outboxd.h"
+#include "control.h"
 #include "indexer.h"
 #include "listen.h"
 #include "pickup.h"
@@ -125,6 +126,20 @@ static void finish_stopping(struct daemon *d)
 	indexer_close(d);
 }
 
+/* A worker's outcome: counted for outbox status, then to the scheduler. */
+static void on_pool_result(struct daemon *d, const struct delivery_result *r)
+{
+	struct daemon_stats *st = &d->stats;
+	st->sent += r->sent;
+	st->deferred += r->deferred;
+	st->bounced += r->bounced;
+	if (*r->last_reply) {
+		snprintf(st->last_reply, sizeof st->last_reply, "%s", r->last_reply);
+		st->last_at = now_real();
+	}
+	sched_result(d, r);
+}
+
 /* d->part_stopped: a session, the pool, the indexer or the pickup
  * watcher is done; the daemon exits once all are. */
 static void daemon_maybe_finish(struct daemon *d)
@@ -190,7 +205,8 @@ static void start_signals(struct daemon *d)
 
 int main(int argc, char **argv)
 {
-	struct daemon d = { .part_stopped = daemon_maybe_finish };
+	struct daemon d = { .part_stopped = daemon_maybe_finish, .stats.started = now_real(),
+			    .sched.later = control_later };
 	struct err e;
 	int opt, check_only = 0;
 	d.conf_path = OUTBOX_DEFAULT_CONF;
@@ -238,7 +254,7 @@ int main(int argc, char **argv)
 	if (listeners_start(&d, &e) < 0)
 		fatal(EX_UNAVAILABLE, "%s", e.msg);
 	start_signals(&d);
-	static const struct pool_hooks to_scheduler = { sched_result, sched_dispatch };
+	static const struct pool_hooks to_scheduler = { on_pool_result, sched_dispatch };
 	if (pool_start(&d, &to_scheduler, &e) < 0)
 		fatal(EX_OSERR, "%s", e.msg);
 	pickup_recover(&d);	/* before the indexer can schedule what it checks */

@@ -27,6 +27,14 @@ struct pool;
 struct indexer;
 struct pickup;
 
+/* Counted since the start, for outbox status (recipients). */
+struct daemon_stats {
+	double started;			/* wall clock */
+	uint64_t sent, deferred, bounced;
+	char last_reply[200];		/* the last attempt's last reason */
+	double last_at;			/* when; 0: no attempt yet */
+};
+
 struct daemon {
 	uv_loop_t *loop;
 	struct config *conf;
@@ -48,6 +56,7 @@ struct daemon {
 	bool stopping;
 	uint64_t received;		/* messages accepted since start */
 	bool spool_full;		/* new mail refused for want of room (smtp_session.c) */
+	struct daemon_stats stats;	/* for outbox status */
 	/* Each part of the daemon calls it when its part of a stop is done
 	 * (a session closed, the pool or the indexer or the pickup watcher
 	 * finished): the daemon exits once all are (outboxd.c). */

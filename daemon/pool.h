@@ -22,6 +22,8 @@ struct delivery_result {
 	bool done;		/* nothing pending: the message left the queue */
 	double next_try;	/* wall-clock time, when not done */
 	uint16_t tries;		/* attempts so far, when not done */
+	uint16_t sent, deferred, bounced;	/* recipients, in this attempt */
+	char last_reply[200];	/* the upstream's (or the local) reason, printable; "" if none */
 	struct delivery_result *next;
 };
 
@@ -43,6 +45,8 @@ void pool_submit(struct daemon *d, const char *id, unsigned tries, uint32_t next
  * when the last one has. */
 void pool_stop(struct daemon *d);
 bool pool_stopped(const struct daemon *d);
+/* Take back the job of id if no worker has started it: true if so. */
+bool pool_cancel(struct daemon *d, const char *id);
 void pool_free(struct daemon *d);
 void pool_close_handle(struct daemon *d);
 

@@ -90,6 +90,20 @@ static qref heap_pop(struct daemon *d)
 	return top;
 }
 
+/* Take an entry out of the heap, wherever it is. */
+static void heap_remove(struct daemon *d, qref r)
+{
+	struct scheduler *s = &d->sched;
+	uint32_t pos = E(d, r)->link;
+	if (--s->nheap > pos) {	/* the last one fills the hole, then goes up or down */
+		heap_set(d, pos, s->heap[s->nheap]);
+		if (pos > 0 && heap_key(d, (pos - 1) / 2) > heap_key(d, pos))
+			heap_up(d, pos);
+		else
+			heap_down(d, pos);
+	}
+}
+
 static void lane_push(struct daemon *d, unsigned lane, qref r)
 {
 	struct scheduler *s = &d->sched;
@@ -113,6 +127,27 @@ static qref lane_pop(struct daemon *d, unsigned lane)
 			s->lane[lane].tail = 0;
 	}
 	return r;
+}
+
+/* Take an entry out of whichever lane holds it (a walk: operator
+ * actions are rare). */
+static void lane_remove(struct daemon *d, qref r)
+{
+	struct scheduler *s = &d->sched;
+	for (unsigned l = 0; l < NLANES; l++) {
+		qref prev = 0;
+		for (qref q = s->lane[l].head; q; prev = q, q = E(d, q)->link) {
+			if (q != r)
+				continue;
+			if (prev)
+				E(d, prev)->link = E(d, q)->link;
+			else
+				s->lane[l].head = E(d, q)->link;
+			if (s->lane[l].tail == r)
+				s->lane[l].tail = prev;
+			return;
+		}
+	}
 }
 
 static void on_timer(uv_timer_t *t);
@@ -153,6 +188,8 @@ void sched_new(struct daemon *d, qref r)
 void sched_found(struct daemon *d, qref r)
 {
 	struct qentry *e = E(d, r);
+	if (e->state == QE_HELD)
+		return;	/* until released */
 	if (e->next_try <= now_real()) {
 		lane_push(d, LANE_BACKLOG, r);
 		return;
@@ -227,8 +264,99 @@ void sched_result(struct daemon *d, const struct delivery_result *res)
 	e->tries = res->tries;
 	e->next_try = (uint32_t)sec;
 	e->frac = (uint8_t)(frac > 255 ? 255 : frac);
+	if (e->state == QE_ACTIVE_HOLD || e->state == QE_ACTIVE_DELETE) {
+		enum sched_action a = e->state == QE_ACTIVE_HOLD ? SA_HOLD : SA_DELETE;
+		e->state = QE_HELD;	/* out of the schedule while the file is done */
+		if (s->later)
+			s->later(d, r, a);
+		return;
+	}
 	heap_push(d, r);
 	arm_timer(d);
+}
+
+void sched_file_name(struct daemon *d, qref r, char name[QNAME_MAX])
+{
+	struct qentry *e = E(d, r);
+	char id[QID_LEN + 1];
+	qid_format(e->id, id);
+	qname_format(name, id, e->next_try + (e->frac != 0), e->tries);	/* as sched_dispatch names it */
+}
+
+static bool active(const struct qentry *e)
+{
+	return e->state == QE_ACTIVE || e->state == QE_ACTIVE_HOLD || e->state == QE_ACTIVE_DELETE;
+}
+
+/* Out of the lanes, the heap or the pool's queue, into the state given;
+ * false when a worker has started on it. */
+static bool detach(struct daemon *d, qref r, enum qstate to)
+{
+	struct qentry *e = E(d, r);
+	char id[QID_LEN + 1];
+	if (e->state == QE_READY)
+		lane_remove(d, r);
+	else if (e->state == QE_DEFERRED)
+		heap_remove(d, r);
+	if (active(e)) {
+		qid_format(e->id, id);
+		if (!pool_cancel(d, id))
+			return false;
+		d->sched.inflight--;
+	}
+	e->state = to;
+	arm_timer(d);
+	return true;
+}
+
+enum sched_answer sched_act(struct daemon *d, qref r, enum sched_action a)
+{
+	struct qentry *e = E(d, r);
+	switch (a) {
+	case SA_HOLD:
+		if (e->state == QE_HELD || e->state == QE_ACTIVE_HOLD)
+			return SA_UNCHANGED;
+		if (detach(d, r, QE_HELD))
+			return SA_NOW;
+		e->state = QE_ACTIVE_HOLD;
+		return SA_LATER;
+	case SA_DELETE:
+		if (e->state == QE_ACTIVE_DELETE)
+			return SA_UNCHANGED;
+		if (detach(d, r, QE_HELD))	/* held until its file is gone */
+			return SA_NOW;
+		e->state = QE_ACTIVE_DELETE;
+		return SA_LATER;
+	case SA_RELEASE:
+		if (e->state == QE_ACTIVE_HOLD) {
+			e->state = QE_ACTIVE;	/* the hold had not happened yet */
+			return SA_UNCHANGED;
+		}
+		return e->state == QE_HELD ? SA_NOW : SA_UNCHANGED;
+	case SA_FLUSH:
+		if (e->state != QE_DEFERRED)
+			return SA_UNCHANGED;
+		heap_remove(d, r);
+		lane_push(d, LANE_BACKLOG, r);
+		arm_timer(d);
+		sched_dispatch(d);
+		return SA_NOW;
+	}
+	return SA_UNCHANGED;
+}
+
+/* The file of a held message was renamed back: it is due now. */
+void sched_released(struct daemon *d, qref r)
+{
+	if (E(d, r)->state != QE_HELD)
+		return;
+	lane_push(d, LANE_BACKLOG, r);
+	sched_dispatch(d);
+}
+
+void sched_deleted(struct daemon *d, qref r)
+{
+	qindex_remove(&d->queue, r);
 }
 
 void sched_stop(struct daemon *d)

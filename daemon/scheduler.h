@@ -25,6 +25,16 @@
 
 enum { LANE_NEW, LANE_BACKLOG, NLANES };
 
+struct daemon;
+
+/* Operator actions (the control server's, scheduler.c). */
+enum sched_action { SA_HOLD, SA_RELEASE, SA_DELETE, SA_FLUSH };
+enum sched_answer {
+	SA_NOW,		/* done in memory; the caller does the file's part (rename, unlink) */
+	SA_LATER,	/* a worker has it: hooks.later runs when the attempt ends */
+	SA_UNCHANGED,	/* nothing to do (already held, not deferred, ...) */
+};
+
 struct scheduler {
 	struct { qref head, tail; } lane[NLANES];
 	unsigned turn;		/* the lane to take from next */
@@ -32,9 +42,11 @@ struct scheduler {
 	uint32_t nheap, heap_cap;
 	uv_timer_t timer;
 	size_t inflight;
+	/* An action that waited for an attempt's end, now to be done on the
+	 * file (control.c sets it). */
+	void (*later)(struct daemon *d, qref r, enum sched_action a);
 };
 
-struct daemon;
 struct delivery_result;	/* pool.h */
 
 void sched_init(struct daemon *d);
@@ -47,6 +59,16 @@ void sched_dispatch(struct daemon *d);
 /* Every deferred message is due now (sendmail -q); how many were
  * waiting.  Their files' names keep the old schedule. */
 size_t sched_flush_all(struct daemon *d);
+/* An operator action on one message.  Hold and delete take it out of
+ * its lane or the heap (a job the pool has not started is taken back);
+ * release and flush make it due now.  For SA_NOW the caller then does
+ * the file's part: rename for hold and release, unlink for delete, and
+ * calls sched_released() or sched_deleted() once it is done. */
+enum sched_answer sched_act(struct daemon *d, qref r, enum sched_action a);
+void sched_released(struct daemon *d, qref r);
+void sched_deleted(struct daemon *d, qref r);
+/* The name of the message's file now (queue.c FILE NAME). */
+void sched_file_name(struct daemon *d, qref r, char name[QNAME_MAX]);
 void sched_stop(struct daemon *d);
 /* After the loop: the memory of the heap (the entries belong to the index). */
 void sched_free(struct daemon *d);

@@ -17,6 +17,8 @@ static void usage(FILE *out)
 {
 	fprintf(out, "usage: outbox [-C FILE] sendmail [sendmail options] [recipient ...]\n"
 		     "       outbox [-C FILE] probe\n"
+		     "       outbox [-C FILE] queue [--json] | show ID | flush [ID...] | delete ID...\n"
+		     "       outbox [-C FILE] hold ID... | release ID... | status [--json]\n"
 		     "       outbox -V\n"
 		     "Invoked as 'sendmail' it is the sendmail-compatible command.\n");
 }
@@ -25,8 +27,7 @@ static void usage(FILE *out)
  * message and EX_UNAVAILABLE rather than a usage error. */
 static bool planned(const char *cmd)
 {
-	static const char *const later[] = { "mailq", "queue", "show", "flush", "delete", "hold",
-					     "release", "status", "send" };
+	static const char *const later[] = { "send" };
 	for (size_t i = 0; i < sizeof later / sizeof *later; i++)
 		if (strcmp(cmd, later[i]) == 0)
 			return true;
@@ -82,7 +83,7 @@ int main(int argc, char **argv)
 	if (strcmp(name, "sendmail") == 0)
 		return sendmail_main(argc, argv, NULL);
 	if (strcmp(name, "mailq") == 0)
-		return not_yet("mailq");
+		return control_main("mailq", argc - 1, argv + 1, NULL);
 	int i = 1;
 	for (; i < argc && argv[i][0] == '-'; i++) {
 		if (strcmp(argv[i], "-C") == 0 && i + 1 < argc) {
@@ -106,6 +107,11 @@ int main(int argc, char **argv)
 		return sendmail_main(argc - i, argv + i, conf);
 	if (strcmp(argv[i], "probe") == 0)
 		return run_probe(argc - i, argv + i, conf);
+	static const char *const queue_tools[] = { "queue", "show", "flush", "delete", "hold",
+						   "release", "status" };
+	for (size_t k = 0; k < sizeof queue_tools / sizeof *queue_tools; k++)
+		if (strcmp(argv[i], queue_tools[k]) == 0)
+			return control_main(argv[i], argc - i - 1, argv + i + 1, conf);
 	if (planned(argv[i]))
 		return not_yet(argv[i]);
 	fprintf(stderr, "outbox: unknown command '%s'\n", argv[i]);

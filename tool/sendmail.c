@@ -104,22 +104,14 @@ static int compose(const struct config *cf, const struct sendmail_opts *o, const
 	return rc;
 }
 
-/* sendmail -q: every deferred message is tried now.  Until the control
- * socket exists this is SIGUSR1 to the outboxd whose pid is in the
- * spool's lock file, which only root (or outboxd's own user) may do. */
-static int flush_queue(const struct config *cf)
+/* sendmail -q, -qID: what waits for a retry is tried now (the caller's
+ * messages only, unless root or of outboxd's group: the daemon decides);
+ * -q30m and other forms flush everything the caller may. */
+static int flush_queue(const struct config *cf, const char *qarg)
 {
-	long pid = store_daemon_pid(cf->queue.spool);
-	if (pid == 0) {
-		fprintf(stderr, "sendmail: outboxd is not running (spool %s)\n", cf->queue.spool);
-		return EX_UNAVAILABLE;
-	}
-	if (pid < 0 || kill((pid_t)pid, SIGUSR1) < 0) {
-		fprintf(stderr, "sendmail: -q needs root (it signals outboxd; a later release asks it"
-				" over its control socket): %s\n", strerror(pid < 0 ? EACCES : errno));
-		return EX_NOPERM;
-	}
-	return 0;
+	char *id = (char *)qarg;
+	bool one = qarg && qid_valid(qarg);
+	return control_request(cf, "FLUSH", one ? 1 : 0, one ? &id : NULL, false);
 }
 
 int sendmail_main(int argc, char **argv, const char *conf_path)
@@ -135,15 +127,15 @@ int sendmail_main(int argc, char **argv, const char *conf_path)
 		return usage_error(what, bad_arg);
 	if (o.mode == SM_INIT)	/* newaliases: [aliases] is read by outboxd itself */
 		return 0;
-	if (o.mode == SM_LIST) {
-		fprintf(stderr, "sendmail -bp: the queue listing (mailq) comes in a later release;"
-				" the log has each message's status (journalctl -u outboxd)\n");
-		return EX_UNAVAILABLE;
-	}
 	struct config *cf = tool_config(o.conf ? o.conf : conf_path);
+	if (o.mode == SM_LIST) {	/* = mailq */
+		rc = control_request(cf, "QUEUE", 0, NULL, false);
+		config_free(cf);
+		return rc;
+	}
 	if (o.mode == SM_FLUSH || o.mode == SM_SMTP) {
 		char why[600] = "";
-		rc = o.mode == SM_FLUSH ? flush_queue(cf) : submit_session(cf, 0, 1, why, sizeof why);
+		rc = o.mode == SM_FLUSH ? flush_queue(cf, o.qarg) : submit_session(cf, 0, 1, why, sizeof why);
 		if (rc && *why)
 			fprintf(stderr, "sendmail: %s\n", why);
 		config_free(cf);

@@ -110,8 +110,10 @@ static int one_flag(int argc, char **argv, int *i, struct sendmail_opts *o, cons
 		o->mode = SM_LIST;
 	else if (strcmp(a, "-bs") == 0)
 		o->mode = SM_SMTP;
-	else if (a[1] == 'q')	/* -q, -qID, -q30m, -qRsite: retry what waits, now */
+	else if (a[1] == 'q') {	/* -q, -qID, -q30m, -qRsite: retry what waits, now */
 		o->mode = SM_FLUSH;
+		o->qarg = a + 2;
+	}
 	else if (strchr("frFC", a[1]) && (a[2] || strlen(a) == 2))
 		return valued(argc, argv, i, o, what, arg);
 	else if ((ig = find_ignored(a)) != NULL) {

@@ -24,6 +24,7 @@ struct sendmail_opts {
 	const char *from;	/* -f / -r; NULL when not given */
 	const char *fullname;	/* -F */
 	const char *conf;	/* -C */
+	const char *qarg;	/* what follows -q: an ID, an interval, Rsite, or "" */
 	char **rcpt;		/* the arguments after the options: a tail of argv */
 	int nrcpt;
 	unsigned ignored;	/* flags accepted and ignored (the table in sendmail_args.c) */

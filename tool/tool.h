@@ -60,4 +60,11 @@ int submit_session(const struct config *c, int in, int out, char *why, size_t wh
 int sendmail_main(int argc, char **argv, const char *conf_path);
 
 
+/* The queue tools over outboxd's control socket (control.c): send the
+ * request VERB [--json] ARG... and pass the answer on; the exit status
+ * is the daemon's (69 when it is not running; for STATUS 1). */
+int control_request(const struct config *c, const char *verb, int argc, char **argv, bool json);
+/* outbox queue|mailq|show|flush|delete|hold|release|status ARGS. */
+int control_main(const char *cmd, int argc, char **argv, const char *conf);
+
 #endif

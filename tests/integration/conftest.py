@@ -299,19 +299,30 @@ class Daemon:
                 env[key] = val
         return env, body
 
-    def sendmail(self, args, data, argv0=None, user=None, env=None, timeout=60):
-        """Run the sendmail command; returns CompletedProcess."""
-        e = dict(os.environ, OUTBOX_CONF=self.conf)
-        e.update(env or {})
-        cmd = [OUTBOX, "sendmail"] + list(args)
-        if argv0:  # invoked under another name, e.g. .../sendmail
+    def command(self, args, argv0=None, user=None):
+        """The outbox binary with args, invoked as argv0 (a link of that
+        name, e.g. sendmail or mailq) and as user (a uid) when given."""
+        cmd = [OUTBOX] + list(args)
+        if argv0:
             link = os.path.join(self.base, argv0)
             if not os.path.exists(link):
                 os.symlink(OUTBOX, link)
             cmd = [link] + list(args)
         if user is not None:
             cmd = ["setpriv", "--reuid=%d" % user, "--regid=%d" % user, "--clear-groups"] + cmd
+        return cmd
+
+    def sendmail(self, args, data, argv0=None, user=None, env=None, timeout=60):
+        """Run the sendmail command; returns CompletedProcess."""
+        e = dict(os.environ, OUTBOX_CONF=self.conf)
+        e.update(env or {})
+        cmd = self.command(list(args) if argv0 else ["sendmail"] + list(args), argv0, user)
         return subprocess.run(cmd, input=data, capture_output=True, env=e, timeout=timeout)
+
+    def outbox(self, *args, argv0=None, user=None, timeout=60):
+        """Run `outbox ARGS` (text output); returns CompletedProcess."""
+        return subprocess.run(self.command(args, argv0, user), capture_output=True, text=True,
+                              timeout=timeout, env=dict(os.environ, OUTBOX_CONF=self.conf))
 
 
 @pytest.fixture

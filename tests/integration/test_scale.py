@@ -181,7 +181,7 @@ def test_sendmail_q_retries_deferred_mail_now(relay_daemon):
     assert up.messages == []
     r = d.sendmail(["-q"], b"")
     assert r.returncode == 0, r.stderr
-    d.wait_log(r"retry of all deferred mail asked for: 3 messages are due now")
+    d.wait_log(r"flush asked by uid %d: 3 messages due now" % os.getuid())
     up.wait_for(3, timeout=20)
     assert sorted(m.rcpt_tos[0] for m in up.messages) == ["w%d@r.example" % i for i in range(3)]
     d.wait_log(r": removed", count=3)
@@ -194,9 +194,9 @@ def test_sendmail_q_without_the_daemon_or_the_right(make_daemon):
     r = d.sendmail(["-q"], b"")
     assert r.returncode == 69 and b"outboxd is not running" in r.stderr, r
     d.start()
-    if IS_ROOT:     # another user cannot read the lock file, so cannot signal outboxd
+    if IS_ROOT:     # another user may: it flushes its own mail (none here)
         r = d.sendmail(["-q"], b"", user=65534)
-        assert r.returncode == 77 and b"-q needs root" in r.stderr, r
+        assert r.returncode == 0 and r.stdout == b"", r
 
 
 def test_sendmail_bi_and_bp(make_daemon):
@@ -204,4 +204,4 @@ def test_sendmail_bi_and_bp(make_daemon):
     r = d.sendmail(["-bi"], b"")
     assert r.returncode == 0, r
     r = d.sendmail(["-bp"], b"")
-    assert r.returncode == 69 and b"later release" in r.stderr, r
+    assert r.returncode == 0 and r.stdout.endswith(b"Mail queue is empty\n"), r

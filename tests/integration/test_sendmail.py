@@ -209,19 +209,25 @@ def test_partly_refused_recipients_queue_nothing(make_daemon):
     assert os.listdir(os.path.join(d.spool, "tmp")) == []
 
 
-@pytest.mark.parametrize("how", [["mailq"], ["outbox", "queue"], ["outbox", "status"]])
-def test_commands_of_later_versions_say_so(workdir, how):
-    """mailq is installed as a link already: it must not fail with a bare
-    usage message."""
+@pytest.mark.parametrize("how,code,text", [
+    (["mailq"], 69, "outboxd is not running"), (["outbox", "queue"], 69, "outboxd is not running"),
+    (["outbox", "status"], 1, "outboxd is not running"), (["outbox", "send"], 69, "is not available in outbox")])
+def test_queue_tools_without_a_daemon_and_commands_of_later_versions(workdir, how, code, text):
+    """mailq is installed as a link: without outboxd it says so, never
+    a bare usage message; a command of a later version says that."""
     import subprocess
     from conftest import OUTBOX
     link = os.path.join(workdir, how[0])
     if how[0] != "outbox":
         os.symlink(OUTBOX, link)
     exe = link if how[0] != "outbox" else OUTBOX
-    r = subprocess.run([exe] + how[1:], capture_output=True, text=True)
-    assert r.returncode == 69                       # EX_UNAVAILABLE
-    assert "is not available in outbox" in r.stderr and "usage" not in r.stderr
+    conf = os.path.join(workdir, "none.conf")
+    with open(conf, "w") as f:
+        f.write("[listen]\ncontrol = %s/nothing.sock\n" % workdir)
+    r = subprocess.run([exe] + how[1:], capture_output=True, text=True,
+                       env=dict(os.environ, OUTBOX_CONF=conf))
+    assert r.returncode == code, r
+    assert text in r.stderr and "usage" not in r.stderr
 
 
 def test_bs_is_an_smtp_session_on_stdin_and_stdout(relay_daemon):

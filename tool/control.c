@@ -1,0 +1,140 @@
+/*
+ * control.c - the queue tools as clients of outboxd's control socket
+ * (daemon/control.h has the protocol): outbox queue (mailq, sendmail
+ * -bp), show, flush (sendmail -q), delete, hold, release, status.  The
+ * daemon decides what the caller may see and do (from the socket's
+ * peer credentials); this side only sends the request and passes the
+ * answer on: "1 " lines to stdout, "2 " lines to stderr, and the exit
+ * status from the last line.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sysexits.h>
+#include <unistd.h>
+
+#include "tool.h"
+
+#define CONTROL_TIMEOUT_S 300
+
+static int connect_control(const char *path)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct timeval tv = { .tv_sec = CONTROL_TIMEOUT_S };
+	if (strlen(path) >= sizeof sa.sun_path)
+		return -1;
+	strcpy(sa.sun_path, path);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -1;
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+	if (connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
+		int saved = errno;
+		close(fd);
+		errno = saved;
+		return -1;
+	}
+	return fd;
+}
+
+/* Pass the answer on; the exit status it ends with, or 75 if it broke off. */
+static int relay_answer(int fd)
+{
+	FILE *in = fdopen(fd, "r");
+	char *l = NULL;
+	size_t cap = 0;
+	ssize_t n;
+	int rc = -1;
+	while (in && (n = getline(&l, &cap, in)) > 0) {
+		if (l[n - 1] == '\n')
+			l[--n] = '\0';
+		if (strncmp(l, "1 ", 2) == 0)
+			printf("%s\n", l + 2);
+		else if (strncmp(l, "2 ", 2) == 0)
+			fprintf(stderr, "%s\n", l + 2);
+		else if (strncmp(l, "0 exit ", 7) == 0)
+			rc = atoi(l + 7);
+	}
+	free(l);
+	if (in)
+		fclose(in);
+	else
+		close(fd);
+	if (rc < 0) {
+		fprintf(stderr, "outbox: outboxd ended the answer early\n");
+		return EX_TEMPFAIL;
+	}
+	return rc;
+}
+
+int control_request(const struct config *cf, const char *verb, int argc, char **argv, bool json)
+{
+	struct buf req;
+	signal(SIGPIPE, SIG_IGN);
+	int fd = connect_control(cf->listen.control);
+	if (fd < 0) {
+		fprintf(stderr, "outbox: outboxd is not running (control socket %s: %s)\n",
+			cf->listen.control, strerror(errno));
+		return strcmp(verb, "STATUS") == 0 ? 1 : EX_UNAVAILABLE;
+	}
+	buf_init(&req);
+	buf_adds(&req, verb);
+	if (json)
+		buf_adds(&req, " --json");
+	for (int i = 0; i < argc; i++) {
+		if (strpbrk(argv[i], " \r\n") || !*argv[i]) {
+			fprintf(stderr, "outbox: %s: not a queue ID\n", argv[i]);
+			buf_free(&req);
+			close(fd);
+			return EX_USAGE;
+		}
+		buf_printf(&req, " %s", argv[i]);
+	}
+	buf_adds(&req, "\n");
+	if (write_all(fd, req.data, req.len) < 0) {
+		fprintf(stderr, "outbox: outboxd: %s\n", strerror(errno));
+		buf_free(&req);
+		close(fd);
+		return EX_TEMPFAIL;
+	}
+	buf_free(&req);
+	shutdown(fd, SHUT_WR);
+	fflush(stdout);
+	return relay_answer(fd);
+}
+
+int control_main(const char *cmd, int argc, char **argv, const char *conf)
+{
+	static const struct { const char *cmd, *verb; int min, max; bool json; } cmds[] = {
+		{ "queue", "QUEUE", 0, 0, true }, { "mailq", "QUEUE", 0, 0, true },
+		{ "show", "SHOW", 1, 1, false }, { "flush", "FLUSH", 0, 512, false },
+		{ "delete", "DELETE", 1, 512, false }, { "hold", "HOLD", 1, 512, false },
+		{ "release", "RELEASE", 1, 512, false }, { "status", "STATUS", 0, 0, true },
+	};
+	bool json = false;
+	int k = -1, n = 0;
+	char *args[513];
+	for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
+		if (strcmp(cmd, cmds[i].cmd) == 0)
+			k = (int)i;
+	for (int i = 0; k >= 0 && i < argc && n < 513; i++) {
+		if (strcmp(argv[i], "--json") == 0 && cmds[k].json)
+			json = true;
+		else
+			args[n++] = argv[i];
+	}
+	if (k < 0 || n < cmds[k].min || n > cmds[k].max) {
+		fprintf(stderr, "usage: outbox %s%s%s\n", cmd, k >= 0 && cmds[k].json ? " [--json]" : "",
+			k < 0 ? "" : cmds[k].max == 0 ? "" : cmds[k].min ? " ID..." : " [ID...]");
+		return EX_USAGE;
+	}
+	struct config *cf = tool_config(conf);
+	int rc = control_request(cf, cmds[k].verb, n, args, json);
+	config_free(cf);
+	return rc;
+}
