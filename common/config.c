@@ -56,7 +56,8 @@ static const struct key keys[] = {
 	{ "queue", "user", KT_STRING, "outbox", F(queue.user), 0, 0, 0,
 	  "outboxd started as root runs as this user; started as another user, it runs as that user." },
 	{ "queue", "lifetime", KT_DURATION, "5d", F(queue.lifetime), 0, 1, 365 * DAY,
-	  "How long a message may stay queued before it bounces." },
+	  "How long a message may stay queued; then its waiting recipients fail and the "
+	  "sender gets a report." },
 	{ "queue", "retry_min", KT_DURATION, "1m", F(queue.retry_min), 0, 1, 30 * DAY,
 	  "First retry delay; each further retry doubles it, with jitter." },
 	{ "queue", "retry_max", KT_DURATION, "1h", F(queue.retry_max), 0, 1, 30 * DAY,
@@ -118,13 +119,23 @@ static const struct key keys[] = {
 	{ "address", "domain", KT_STRING, "", F(address.domain), 0, 0, 0,
 	  "Domain that qualifies bare local names such as root; empty means the host name." },
 	{ "address", "postmaster", KT_STRING, "", F(address.postmaster), 0, 0, 0,
-	  "Address that gets bounce copies and double bounces." },
+	  "Gets a copy of each report of failed delivery (bounce), and the report about a "
+	  "report that failed (double bounce); empty = nobody." },
 
 	{ "log", "target", KT_ENUM, "syslog", F(log.target), target_choices, 0, 0,
 	  "syslog (facility mail) or stderr." },
 	{ "log", "level", KT_ENUM, "info", F(log.level), level_choices, 0, 0,
 	  "err, warning, notice, info or debug." },
+	{ "log", "metrics_file", KT_PATH, "", F(log.metrics_file), 0, 0, 0,
+	  "The counters of outbox metrics in the Prometheus text format, rewritten "
+	  "atomically every 15 s (for node exporter's textfile collector); empty = none." },
 };
+
+/* Keys whose value is a secret: outbox config shows "(set)". */
+static bool key_is_secret(const struct key *k)
+{
+	return strcmp(k->name, "password_command") == 0;	/* may hold the password itself */
+}
 
 /* Sections that hold free-form name = value maps. */
 static const struct {
@@ -595,6 +606,37 @@ void config_dump(const struct config *c, FILE *out)
 		for (size_t j = 0; j < m->n; j++)
 			fprintf(out, "%s = %s\n", m->v[j].name, m->v[j].value);
 	}
+}
+
+void config_print(const struct config *c, FILE *out, bool changed_only)
+{
+	struct config *def = xcalloc(1, sizeof *def);
+	const char *section = "";
+	char v[64], dv[64];
+	apply_defaults(def);
+	for (size_t i = 0; i < ARRAY_LEN(keys); i++) {
+		const struct key *k = &keys[i];
+		const char *val = format_value(c, k, v, sizeof v);
+		bool is_default = strcmp(val, format_value(def, k, dv, sizeof dv)) == 0;
+		if (changed_only && is_default)
+			continue;
+		if (strcmp(section, k->section) != 0) {
+			fprintf(out, "%s[%s]\n", *section ? "\n" : "", k->section);
+			section = k->section;
+		}
+		fprintf(out, "%s = %s%s\n", k->name, key_is_secret(k) && *val ? "(set)" : val,
+			is_default ? "    # default" : "");
+	}
+	for (size_t i = 0; i < ARRAY_LEN(maps); i++) {
+		const struct map *m = (const struct map *)((const char *)c + maps[i].off);
+		if (changed_only && m->n == 0)
+			continue;
+		fprintf(out, "%s[%s]%s\n", *section ? "\n" : "", maps[i].section, m->n ? "" : "    # empty");
+		section = maps[i].section;
+		for (size_t j = 0; j < m->n; j++)
+			fprintf(out, "%s = %s\n", m->v[j].name, m->v[j].value);
+	}
+	config_free(def);
 }
 
 void config_doc_mdoc(FILE *out)

@@ -83,6 +83,7 @@ struct config {
 	struct {
 		int target;	/* enum log_target */
 		int level;	/* enum log_level */
+		char *metrics_file;
 	} log;
 };
 
@@ -103,6 +104,9 @@ void config_unref(struct config *c);
 
 /* Print every key with its effective value, as an INI file. */
 void config_dump(const struct config *c, FILE *out);
+/* outbox config: every key and its value, "# default" after those that
+ * are, secrets as "(set)"; with changed_only (-n) the others only. */
+void config_print(const struct config *c, FILE *out, bool changed_only);
 /* Print the key reference as mdoc (for outbox.conf(5)). */
 void config_doc_mdoc(FILE *out);
 

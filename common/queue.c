@@ -40,8 +40,18 @@
  *   flags 8bitmime=0 smtputf8=0\n  fixed width: set at commit time
  *   from <a@example.org>\n        ("<>" for the null sender)
  *   rcpt Q <b@example.net>\n      one line per recipient; the status
- *   ...                           character Q (pending), D (delivered)
- *   end\n                         or F (failed) is updated in place
+ *   ...                           character Q (pending), D (delivered),
+ *   end\n                         B (bouncing) or F (failed) is updated
+ *                                 in place
+ *
+ * BOUNCES are queued in this order (daemon/bounce.c), so that a crash
+ * anywhere neither loses a report nor queues it twice: the failed
+ * recipients are marked B (fdatasync) and the file's name gets .B
+ * (fsync of the bucket); the report is committed under an ID that is a
+ * function of the message's ID and tries (qid_bounce), so a second
+ * commit of it finds the first (EEXIST); then B becomes F and the .B
+ * goes.  A .B name found at start-up is finished the same way before
+ * any report is handed to the workers (scheduler.c).
  *   <message bytes>
  *
  * Every address in the header passed addr_check(), so it has no
@@ -170,7 +180,7 @@ static void encode_flags(unsigned flags, struct buf *out)
 
 static bool status_valid(char c)
 {
-	return c == RCPT_PENDING || c == RCPT_SENT || c == RCPT_FAILED;
+	return c == RCPT_PENDING || c == RCPT_SENT || c == RCPT_FAILED || c == RCPT_BOUNCING;
 }
 
 int qrec_encode(const struct envelope *env, struct buf *out, struct err *e)
@@ -327,6 +337,24 @@ uint64_t qid_value(const char *id)
 	return v;
 }
 
+/* A report's ID: 'F' (no arrival second starts so before 2097), then
+ * 60 bits of a hash of the message's ID and tries, so the same report
+ * has the same ID however often it is made. */
+void qid_bounce(const char *orig, unsigned tries, char id[QID_LEN + 1])
+{
+	uint64_t h = 14695981039346656037ULL;
+	char key[QID_LEN + 16];
+	int n = snprintf(key, sizeof key, "%.*s/%u", QID_LEN, orig, tries);
+	for (int i = 0; i < n; i++)
+		h = (h ^ (unsigned char)key[i]) * 1099511628211ULL;
+	qid_format(0xF000000000000000ULL | (h & 0x0FFFFFFFFFFFFFFFULL), id);
+}
+
+bool qid_is_bounce(uint64_t id)
+{
+	return id >> 60 == 0xF;
+}
+
 void qid_format(uint64_t v, char id[QID_LEN + 1])
 {
 	snprintf(id, QID_LEN + 1, "%016llX", (unsigned long long)v);
@@ -349,18 +377,37 @@ void qname_format(char name[QNAME_MAX], const char *id, uint32_t next_try, unsig
 			 tries > 65535 ? 65535 : tries);
 }
 
-bool qname_held(const char *name)
+char qname_mark(const char *name)
 {
 	size_t n = strlen(name);
-	return n >= QID_LEN + 2 && strcmp(name + n - 2, ".H") == 0;
+	if (n >= QID_LEN + 2 && name[n - 2] == '.' && (name[n - 1] == 'H' || name[n - 1] == 'B'))
+		return name[n - 1];
+	return 0;
+}
+
+void qname_set_mark(char name[QNAME_MAX], char mark)
+{
+	if (qname_mark(name))
+		name[strlen(name) - 2] = '\0';
+	if (mark && strlen(name) + 2 < QNAME_MAX) {
+		size_t n = strlen(name);
+		name[n] = '.';
+		name[n + 1] = mark;
+		name[n + 2] = '\0';
+	}
+}
+
+bool qname_held(const char *name)
+{
+	return qname_mark(name) == 'H';
 }
 
 void qname_set_held(char name[QNAME_MAX], bool held)
 {
-	if (qname_held(name) && !held)
-		name[strlen(name) - 2] = '\0';
-	else if (!qname_held(name) && held && strlen(name) + 2 < QNAME_MAX)
-		strcat(name, ".H");
+	if (held)
+		qname_set_mark(name, 'H');
+	else if (qname_held(name))
+		qname_set_mark(name, 0);
 }
 
 bool qname_parse(const char *held_name, char id[QID_LEN + 1], uint32_t *next_try, unsigned *tries)
@@ -369,7 +416,7 @@ bool qname_parse(const char *held_name, char id[QID_LEN + 1], uint32_t *next_try
 	if (strlen(held_name) >= QNAME_MAX)
 		return false;
 	strcpy(name, held_name);
-	qname_set_held(name, false);
+	qname_set_mark(name, 0);
 	size_t n = strlen(name);
 	const char *hex = "0123456789ABCDEF";
 	if (n < QID_LEN || strspn(name, hex) < QID_LEN)
@@ -678,7 +725,7 @@ int store_ripen_spares(const struct store *s)
 /* ---- store ---- */
 
 const struct spool_dir spool_layout[] = {
-	{ "tmp", 0700 }, { "queue", 0700 }, { "corrupt", 0700 }, { "pickup", 02770 },
+	{ "tmp", 0700 }, { "queue", 0700 }, { "corrupt", 0700 }, { "defer", 0700 }, { "pickup", 02770 },
 	{ "pickup/tmp", 02770 }, { "pickup/new", 02770 }, { "pickup/bad", 02750 },
 	{ NULL, 0 },
 };
@@ -1171,9 +1218,14 @@ static int sync_bucket_of(const struct store *s, const char *name, struct err *e
 
 int store_set_held(const struct store *s, char name[QNAME_MAX], bool held, struct err *e)
 {
+	return store_set_mark(s, name, held ? 'H' : 0, e);
+}
+
+int store_set_mark(const struct store *s, char name[QNAME_MAX], char mark, struct err *e)
+{
 	char fresh[QNAME_MAX];
 	memcpy(fresh, name, QNAME_MAX);
-	qname_set_held(fresh, held);
+	qname_set_mark(fresh, mark);
 	if (strcmp(fresh, name) == 0)
 		return 0;
 	char *from = msg_path(s, name), *to = msg_path(s, fresh);
@@ -1187,16 +1239,86 @@ int store_set_held(const struct store *s, char name[QNAME_MAX], bool held, struc
 	return rc;
 }
 
+/* ---- the last reply of each deferred recipient ----
+ * SPOOL/defer/XX/ID holds, for a message that was deferred, one line per
+ * recipient still waiting: the address, a tab, the reply of its last
+ * attempt (one line, printable).  For outbox queue and show only: it is
+ * rewritten at each deferral without a sync (a crash may lose or tear
+ * it, and costs nothing else) and removed with the message. */
+
+static char *reasons_path(const struct store *s, const char *id)
+{
+	return xasprintf("%s/defer/%02X/%.*s", s->spool, qid_bucket(id), QID_LEN, id);
+}
+
+void store_note_reasons(const struct store *s, const char *id, const struct envelope *env,
+			const char *const *reasons, const char *relay)
+{
+	struct buf b;
+	char safe[600];
+	buf_init(&b);
+	if (relay && *relay)	/* "@relay" cannot be an address */
+		buf_printf(&b, "@relay\t%s\n", log_safe(relay, safe, sizeof safe));
+	for (size_t i = 0; i < env->nrcpt; i++) {
+		if (!reasons[i])
+			continue;
+		char line[600];
+		buf_printf(&b, "%s\t%s\n", env->rcpt[i].addr, log_safe(reasons[i], line, sizeof line));
+	}
+	char *path = reasons_path(s, id), *dir = xasprintf("%s/defer/%02X", s->spool, qid_bucket(id));
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0 && errno == ENOENT && mkdir(dir, 0700) == 0)
+		fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd >= 0) {
+		(void)write_all(fd, b.data ? b.data : "", b.len);
+		close(fd);
+	}
+	free(path);
+	free(dir);
+	buf_free(&b);
+}
+
+char *store_reason(const struct store *s, const char *id, const char *addr)
+{
+	char *path = reasons_path(s, id), *found = NULL, *line = NULL;
+	FILE *f = fopen(path, "re");
+	size_t cap = 0, alen = strlen(addr);
+	ssize_t n;
+	while (f && !found && (n = getline(&line, &cap, f)) > 0) {
+		if ((size_t)n > alen + 1 && strncmp(line, addr, alen) == 0 && line[alen] == '\t') {
+			line[strcspn(line, "\n")] = '\0';
+			found = xstrdup(line + alen + 1);
+		}
+	}
+	if (f)
+		fclose(f);
+	free(line);
+	free(path);
+	return found;
+}
+
+static void forget_reasons(const struct store *s, const char *name)
+{
+	if (strlen(name) <= QID_LEN)
+		return;	/* never deferred: none kept */
+	char *path = reasons_path(s, name);
+	(void)unlink(path);
+	free(path);
+}
+
 int store_delete(const struct store *s, const char *name, struct err *e)
 {
 	char *path = msg_path(s, name);
 	int rc = unlink(path) < 0 ? err_sys(e, "unlink %s", path) : sync_bucket_of(s, name, e);
 	free(path);
+	if (rc == 0)
+		forget_reasons(s, name);
 	return rc;
 }
 
 int store_remove(const struct store *s, const char *name, uint64_t size, struct err *e)
 {
+	forget_reasons(s, name);
 	char *path = msg_path(s, name);
 	unsigned spare_name;
 	int rc = 0, slot = size <= SPARE_SIZE_MAX ? spare_reserve(s->dirsync, &spare_name) : -1;
@@ -1435,7 +1557,8 @@ static bool walk_entry(struct store_walk *w, const struct dirent *de, struct qfo
 	out->id = qid_value(id);
 	out->next_try = next;
 	out->tries = (uint16_t)tries;
-	out->held = qname_held(de->d_name);
+	out->held = qname_mark(de->d_name) == 'H';
+	out->bouncing = qname_mark(de->d_name) == 'B';
 	return true;
 }
 

@@ -26,6 +26,7 @@
 #define RCPT_PENDING 'Q'
 #define RCPT_SENT 'D'
 #define RCPT_FAILED 'F'
+#define RCPT_BOUNCING 'B'	/* failed; the report about it is not yet queued */
 
 /* Envelope flags. */
 #define ENV_8BITMIME 0x1
@@ -61,6 +62,10 @@ bool qid_valid(const char *id);
 /* The 16 hex digits of an ID are a 64-bit number: the index keeps that. */
 uint64_t qid_value(const char *id);
 void qid_format(uint64_t v, char id[QID_LEN + 1]);
+/* The ID of the report about message orig's attempt number tries
+ * (queue.c BOUNCES), and whether an ID is one. */
+void qid_bounce(const char *orig, unsigned tries, char id[QID_LEN + 1]);
+bool qid_is_bounce(uint64_t id);
 
 /* ---- names and buckets ----
  * A message lives in queue/XX/NAME: XX is its bucket, two hex digits
@@ -79,6 +84,10 @@ bool qname_parse(const char *name, char id[QID_LEN + 1], uint32_t *next_try, uns
 bool qname_held(const char *name);
 /* Add or remove the .H of a name. */
 void qname_set_held(char name[QNAME_MAX], bool held);
+/* The mark a name ends in: 'H' held, 'B' bouncing (a report about some
+ * of its recipients is being queued), or 0; set one (0: none). */
+char qname_mark(const char *name);
+void qname_set_mark(char name[QNAME_MAX], char mark);
 
 /* The directories under SPOOL (parents first) and their modes; SPOOL
  * itself is SPOOL_MODE. */
@@ -189,7 +198,16 @@ int store_remove(const struct store *s, const char *name, uint64_t size, struct 
  * hold or release a message that no worker has (name becomes the new
  * name), or delete one. */
 int store_set_held(const struct store *s, char name[QNAME_MAX], bool held, struct err *e);
+int store_set_mark(const struct store *s, char name[QNAME_MAX], char mark, struct err *e);
 int store_delete(const struct store *s, const char *name, struct err *e);
+/* The last reply of each deferred recipient (queue.c has the file):
+ * reasons[i] for env->rcpt[i], NULL for those not deferred.  Not
+ * synced; removed with the message. */
+void store_note_reasons(const struct store *s, const char *id, const struct envelope *env,
+			const char *const *reasons, const char *relay);
+/* The last reply noted for addr of message id, or NULL; free() it.
+ * addr "@relay" gives the upstream the attempt reached. */
+char *store_reason(const struct store *s, const char *id, const char *addr);
 /* Blocking, any thread: fsync each bucket that spares left since its
  * last fsync, so that commits may rewrite them instead of creating
  * files (queue.c SPARE FILES).  The number of buckets fsynced. */
@@ -222,6 +240,7 @@ struct qfound {
 	uint32_t next_try;	/* 0: never tried */
 	uint16_t tries;
 	bool held;
+	bool bouncing;
 };
 struct store_walk;
 struct store_walk *store_walk_begin(struct store *s, struct err *e);

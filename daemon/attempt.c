@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "../common/address.h"
@@ -132,6 +133,16 @@ static void log_recipient(struct worker *w, struct attempt *a, size_t i, const c
 		 log_safe(a->res[i].why ? a->res[i].why : "", why, sizeof why), extra);
 }
 
+/* Does recipient i's failure get a report (a bounce)?  To the sender;
+ * for a message with the null sender (a report itself), one to [address]
+ * postmaster unless it went to the postmaster: never a loop. */
+static bool wants_report(const struct attempt *a, const struct config *c, size_t i)
+{
+	if (*a->env.sender)
+		return true;
+	return *c->address.postmaster && strcasecmp(a->env.rcpt[i].addr, c->address.postmaster) != 0;
+}
+
 /* Write the results to the queue file, log them, tell the loop. */
 void attempt_finish(struct worker *w, struct attempt *a)
 {
@@ -167,22 +178,28 @@ void attempt_finish(struct worker *w, struct attempt *a)
 		*(r->state == OUT_SENT ? &nsent : &nbounced) += 1;
 		log_recipient(w, a, i, r->state == OUT_SENT ? "sent" : "bounced", "");
 	}
-	for (size_t i = 0; i < a->env.nrcpt && pending > 0; i++) {
+	bool bouncing = false;
+	for (size_t i = 0; i < a->env.nrcpt; i++)
+		if (a->env.rcpt[i].status == RCPT_PENDING && a->res[i].state == OUT_BOUNCED && wants_report(a, c, i))
+			bouncing = true;
+	for (size_t i = 0; i < a->env.nrcpt && (pending > 0 || bouncing); i++) {
 		/* the file stays: record the final results in it */
 		enum outcome o = a->res[i].state;
+		char st = o == OUT_SENT ? RCPT_SENT : wants_report(a, c, i) ? RCPT_BOUNCING : RCPT_FAILED;
 		if (a->env.rcpt[i].status == RCPT_PENDING && o != OUT_DEFERRED
-		    && store_set_status(a->fd, &a->env.rcpt[i], o == OUT_SENT ? RCPT_SENT : RCPT_FAILED,
-					&e) < 0)
+		    && store_set_status(a->fd, &a->env.rcpt[i], st, &e) < 0)
 			log_err("%s: %s", a->job->id, e.msg);
 	}
-	struct delivery_result r = { .done = pending == 0, .next_try = now_real() + retry_in,
+	struct delivery_result r = { .done = pending == 0 && !bouncing, .bouncing = bouncing,
+				     .next_try = now_real() + retry_in,
 				     .tries = (uint16_t)(a->job->tries + 1 > 65535 ? 65535 : a->job->tries + 1) };
 	memcpy(r.id, a->job->id, sizeof r.id);
 	r.sent = (uint16_t)nsent;
 	r.deferred = (uint16_t)ndeferred;
 	r.bounced = (uint16_t)nbounced;
 	snprintf(r.last_reply, sizeof r.last_reply, "%s", last);
-	if (pending == 0) {
+	r.delay = now_real() - a->env.arrival;
+	if (pending == 0 && !bouncing) {
 		/* Every recipient is final: the file goes.  Without a directory
 		 * fsync a power loss may bring it back, and then its status
 		 * bytes (synced below only when it stays) would resend it:
@@ -196,7 +213,20 @@ void attempt_finish(struct worker *w, struct attempt *a)
 		if (fdatasync(a->fd) < 0)
 			log_err("%s: fdatasync: %s", a->job->id, strerror(errno));
 		/* the schedule goes into the name, for the next start */
+		/* (also when only a report is left: its ID comes from the tries in the name) */
 		if (store_note_retry(w->pool->store, a->name, (uint32_t)ceil(r.next_try), r.tries, &e) < 0)
+			log_err("%s: %s", a->job->id, e.msg);
+		/* the last replies, for outbox queue and for the report */
+		const char **why = xcalloc(a->env.nrcpt, sizeof *why);
+		for (size_t i = 0; i < a->env.nrcpt; i++)
+			if (a->env.rcpt[i].status == RCPT_PENDING && (a->res[i].state == OUT_DEFERRED
+								       || (a->res[i].state == OUT_BOUNCED
+									   && wants_report(a, c, i))))
+				why[i] = a->res[i].why ? a->res[i].why : "";
+		store_note_reasons(w->pool->store, a->job->id, &a->env, why, w->smtp.relay);
+		free(why);
+		/* a report is due: the name says so, durably, before it is queued */
+		if (bouncing && store_set_mark(w->pool->store, a->name, 'B', &e) < 0)
 			log_err("%s: %s", a->job->id, e.msg);
 	}
 	post_result(w->pool, &r);

@@ -33,6 +33,7 @@
 #include "../common/log.h"
 #include "../common/units.h"
 #include "control.h"
+#include "metrics.h"
 #include "outboxd.h"
 #include "pool.h"
 
@@ -40,7 +41,7 @@
 #define CONTROL_READ_TIMEOUT_MS 10000
 #define GROUPS_MAX 256
 
-enum verb { V_QUEUE, V_SHOW, V_FLUSH, V_DELETE, V_HOLD, V_RELEASE, V_STATUS };
+enum verb { V_QUEUE, V_SHOW, V_FLUSH, V_DELETE, V_HOLD, V_RELEASE, V_STATUS, V_METRICS };
 
 /* One message the request names (or, for QUEUE and FLUSH, every one). */
 struct item {
@@ -184,6 +185,7 @@ static const char *state_word(uint8_t state)
 	case QE_READY: return "queued";
 	case QE_DEFERRED: return "deferred";
 	case QE_HELD: return "held";
+	case QE_BOUNCING: return "bouncing";
 	default: return "active";
 	}
 }
@@ -194,6 +196,8 @@ static const char *rcpt_word(char status, uint8_t state)
 		return "sent";
 	if (status == RCPT_FAILED)
 		return "failed";
+	if (status == RCPT_BOUNCING)
+		return "bouncing";
 	return state == QE_DEFERRED ? "deferred" : "queued";
 }
 
@@ -223,7 +227,15 @@ static void list_json(struct ctl *c, const struct item *it, const struct envelop
 	for (size_t i = 0; i < env->nrcpt; i++) {
 		buf_adds(&b, i ? ",{\"address\":" : "{\"address\":");
 		json_str(&b, env->rcpt[i].addr);
-		buf_printf(&b, ",\"state\":\"%s\"}", rcpt_word(env->rcpt[i].status, it->state));
+		buf_printf(&b, ",\"state\":\"%s\"", rcpt_word(env->rcpt[i].status, it->state));
+		char *why = env->rcpt[i].status == RCPT_PENDING && tries ? store_reason(&c->d->store, id,
+											 env->rcpt[i].addr) : NULL;
+		if (why) {
+			buf_adds(&b, ",\"last_reply\":");
+			json_str(&b, why);
+			free(why);
+		}
+		buf_addc(&b, '}');
 	}
 	buf_adds(&b, "]}");
 	line(c, 1, "%s", b.data);
@@ -246,10 +258,16 @@ static void list_text(struct ctl *c, const struct item *it, const struct envelop
 	} else if (it->state == QE_HELD) {
 		line(c, 1, "%18s(held)", "");
 	}
-	for (size_t i = 0; i < env->nrcpt; i++)
+	for (size_t i = 0; i < env->nrcpt; i++) {
+		char *why = env->rcpt[i].status == RCPT_PENDING && tries ? store_reason(&c->d->store, id,
+										       env->rcpt[i].addr) : NULL;
+		if (why)	/* as mailq: the reason in parentheses, then the address */
+			line(c, 1, "%18s(%s)", "", why);
 		line(c, 1, "%44s%s%s%s", "", env->rcpt[i].addr,
 		     env->rcpt[i].status == RCPT_PENDING ? "" : "  ",
 		     env->rcpt[i].status == RCPT_PENDING ? "" : rcpt_word(env->rcpt[i].status, it->state));
+		free(why);
+	}
 }
 
 static void do_queue(struct ctl *c)
@@ -309,8 +327,13 @@ static void do_show(struct ctl *c)
 	line(c, 1, "size: %llu", (unsigned long long)size);
 	line(c, 1, "sender: <%s>", env.sender);
 	line(c, 1, "tries: %u", tries);
-	for (size_t i = 0; i < env.nrcpt; i++)
-		line(c, 1, "recipient: <%s> %s", env.rcpt[i].addr, rcpt_word(env.rcpt[i].status, it->state));
+	for (size_t i = 0; i < env.nrcpt; i++) {
+		char *why = env.rcpt[i].status == RCPT_PENDING && tries ? store_reason(&c->d->store, id,
+										      env.rcpt[i].addr) : NULL;
+		line(c, 1, "recipient: <%s> %s%s%s%s", env.rcpt[i].addr, rcpt_word(env.rcpt[i].status, it->state),
+		     why ? " (" : "", why ? why : "", why ? ")" : "");
+		free(why);
+	}
 	line(c, 1, "%s", "");
 	char buf[65536];
 	ssize_t n = pread(fd, buf, sizeof buf - 1, (off_t)off);
@@ -365,7 +388,8 @@ static void files_work(uv_work_t *req)
 
 static const char *verb_name(enum verb v)
 {
-	static const char *const n[] = { "queue", "show", "flush", "delete", "hold", "release", "status" };
+	static const char *const n[] = { "queue", "show", "flush", "delete", "hold", "release", "status",
+					 "metrics" };
 	return n[v];
 }
 
@@ -460,11 +484,11 @@ static void after_files(uv_work_t *req, int status)
 static void do_status(struct ctl *c)
 {
 	struct daemon *d = c->d;
-	size_t n[QE_ACTIVE_DELETE + 1] = { 0 };
+	size_t n[QE_NSTATES] = { 0 };
 	for (uint32_t i = 0; i <= d->queue.mask; i++)
 		if (d->queue.table[i])
 			n[qindex_get(&d->queue, d->queue.table[i])->state]++;
-	size_t active = n[QE_ACTIVE] + n[QE_ACTIVE_HOLD] + n[QE_ACTIVE_DELETE];
+	size_t active = n[QE_ACTIVE] + n[QE_ACTIVE_HOLD] + n[QE_ACTIVE_DELETE] + n[QE_BOUNCING];
 	const struct daemon_stats *st = &d->stats;
 	char last[64] = "";
 	if (st->last_at > 0)
@@ -502,6 +526,20 @@ static void do_status(struct ctl *c)
 		line(c, 1, "last upstream result: %s at %s", st->last_reply, last);
 	else
 		line(c, 1, "last upstream result: none yet");
+}
+
+/* ---- METRICS (loop): the same text as [log] metrics_file ---- */
+
+static void do_metrics(struct ctl *c)
+{
+	struct buf b;
+	buf_init(&b);
+	metrics_render(c->d, &b);
+	for (char *p = b.data, *nl; p && *p; p = nl + 1) {
+		nl = strchr(p, '\n');
+		line(c, 1, "%.*s", (int)(nl - p), p);
+	}
+	buf_free(&b);
 }
 
 /* ---- the connection (loop) ---- */
@@ -574,7 +612,7 @@ static bool named_items(struct ctl *c, char **args, int nargs)
 static const struct { const char *name; enum verb v; int min, max; } verbs[] = {
 	{ "QUEUE", V_QUEUE, 0, 0 }, { "SHOW", V_SHOW, 1, 1 }, { "FLUSH", V_FLUSH, 0, 512 },
 	{ "DELETE", V_DELETE, 1, 512 }, { "HOLD", V_HOLD, 1, 512 }, { "RELEASE", V_RELEASE, 1, 512 },
-	{ "STATUS", V_STATUS, 0, 0 },
+	{ "STATUS", V_STATUS, 0, 0 }, { "METRICS", V_METRICS, 0, 0 },
 };
 
 /* The request line is whole: split it and start. */
@@ -599,8 +637,8 @@ static void start_request(struct ctl *c)
 		return;
 	}
 	c->verb = verbs[k].v;
-	if (c->verb == V_STATUS) {
-		do_status(c);
+	if (c->verb == V_STATUS || c->verb == V_METRICS) {
+		(c->verb == V_STATUS ? do_status : do_metrics)(c);
 		finish(c);
 		return;
 	}

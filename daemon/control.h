@@ -8,7 +8,7 @@
  * the connection: "1 TEXT" for the client's standard output, "2 TEXT"
  * for its standard error, and last "exit N", the client's exit status.
  * VERBs: QUEUE [--json], SHOW ID, FLUSH [ID...], DELETE ID..., HOLD
- * ID..., RELEASE ID..., STATUS [--json].
+ * ID..., RELEASE ID..., STATUS [--json], METRICS (metrics.h).
  */
 #ifndef OUTBOXD_CONTROL_H
 #define OUTBOXD_CONTROL_H

@@ -57,10 +57,12 @@ static int session_open(struct worker *w, struct job *j)
 	w->session_conf = config_ref(j->conf);
 	cmdq_reset(&w->cmdq);
 	if (smtp_open(&w->smtp, j->conf, &w->tls) < 0) {
+		w->pool->sessions_failed[w->smtp.fail_stage <= ST_LOCAL ? w->smtp.fail_stage : ST_LOCAL]++;
 		log_warn("relay %s: %s", *w->smtp.relay ? w->smtp.relay : j->conf->relay.host,
 			 w->smtp.fail_text);
 		return -1;
 	}
+	w->pool->sessions_opened++;
 	log_debug("worker %d: session open to %s tls=%s auth=%s", w->idx, w->smtp.relay,
 		  w->smtp.net.tls ? w->smtp.net.tls_version : "none",
 		  w->smtp.auth_used ? w->smtp.auth_used : "none");
@@ -252,6 +254,16 @@ void pool_stop(struct daemon *d)
 	uv_mutex_unlock(&p->mu);
 	uv_cond_broadcast(&p->cv);
 	uv_async_send(&p->async);
+}
+
+void pool_sessions(const struct daemon *d, struct pool_sessions *out)
+{
+	memset(out, 0, sizeof *out);
+	if (!d->pool)
+		return;
+	out->opened = d->pool->sessions_opened;
+	for (int i = 0; i <= ST_LOCAL; i++)
+		out->failed[i] = d->pool->sessions_failed[i];
 }
 
 bool pool_cancel(struct daemon *d, const char *id)

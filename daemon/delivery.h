@@ -70,6 +70,8 @@ struct worker {
 struct pool {
 	struct daemon *d;	/* loop-thread fields only; workers use store */
 	const struct pool_hooks *hooks;	/* loop thread */
+	_Atomic uint64_t sessions_opened;
+	_Atomic uint64_t sessions_failed[ST_LOCAL + 1];
 	const struct store *store;
 	uv_mutex_t mu;
 	uv_cond_t cv;

@@ -20,7 +20,9 @@ typedef uint32_t qref;
 
 /* Where a message is: a ready lane, the deferred heap, a worker's hands
  * (and what an operator asked for when that attempt ends), or held. */
-enum qstate { QE_READY, QE_DEFERRED, QE_ACTIVE, QE_HELD, QE_ACTIVE_HOLD, QE_ACTIVE_DELETE };
+enum qstate { QE_READY, QE_DEFERRED, QE_ACTIVE, QE_HELD, QE_ACTIVE_HOLD, QE_ACTIVE_DELETE,
+	      QE_BOUNCING /* a report about it is being queued (bounce.c) */ };
+#define QE_NSTATES (QE_BOUNCING + 1)
 
 struct qentry {
 	uint64_t id;		/* the queue ID's digits (qid_value) */

@@ -111,6 +111,8 @@ static void take(struct indexer *x, const struct batch *b)
 		e->next_try = f->next_try;
 		if (f->held)
 			e->state = QE_HELD;
+		if (f->bouncing)
+			e->state = QE_BOUNCING;
 		sched_found(d, r);
 		x->found++;
 	}
@@ -120,6 +122,7 @@ static void finish(struct indexer *x)
 {
 	x->running = false;
 	qindex_track_removals(&x->d->queue, false);
+	sched_walking(x->d, false);	/* reports may go now (scheduler.h) */
 	if (atomic_load(&x->stop)) {
 		log_info("queue indexing stopped after %zu messages", x->found);
 		return;
@@ -167,6 +170,7 @@ int indexer_start(struct daemon *d, struct err *e)
 	struct indexer *x = xcalloc(1, sizeof *x);
 	x->d = d;
 	x->running = true;
+	sched_walking(d, true);
 	x->started = now_mono();
 	atomic_init(&x->stop, false);
 	qindex_track_removals(&d->queue, true);

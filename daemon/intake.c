@@ -27,6 +27,12 @@ static void write_received(struct intake *in, const struct envelope *env, const 
 	localtime_r(&t, &tm);
 	strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S %z", &tm);
 	buf_init(&b);
+	if (o->way == WAY_BOUNCE) {	/* made here: only "by" (RFC 5321 4.4) */
+		buf_printf(&b, "Received: by %s (outbox) id %s; %s\r\n", in->d->hostname, in->w.id, date);
+		qwriter_write(&in->w, b.data, b.len);
+		buf_free(&b);
+		return;
+	}
 	buf_printf(&b, "Received: from %s (", *o->helo ? o->helo : "local");
 	if (o->way == WAY_TCP)
 		buf_adds(&b, o->peer);
@@ -83,6 +89,7 @@ int intake_begin(struct daemon *d, struct intake *in, struct envelope *env,
 {
 	memset(in, 0, sizeof *in);
 	in->d = d;
+	in->way = o->way;
 	in->env = env;
 	buf_init(&in->head);
 	char *sender = local_rewrite(d, env->sender);
@@ -240,6 +247,7 @@ static void commit_done(uv_work_t *req, int status)
 	struct intake *in = req->data;
 	struct daemon *d = in->d;
 	uint64_t id = in->rc == 0 ? qid_value(in->w.id) : 0;
+	enum way_in way = in->way;
 	(void)status;
 	if (in->rc == 0)
 		log_queued(in);
@@ -251,6 +259,7 @@ static void commit_done(uv_work_t *req, int status)
 			sched_new(d, r);
 		sched_dispatch(d);
 		d->received++;
+		d->stats.received_by[way]++;
 	}
 }
 

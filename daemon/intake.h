@@ -47,6 +47,7 @@ typedef void (*intake_cb)(struct intake *in, void *arg);
 
 struct intake {
 	struct daemon *d;
+	enum way_in way;	/* counted once committed (outbox metrics) */
 	struct qwriter w;
 	const struct envelope *env;	/* the caller's, kept until the commit is done */
 	char who[96];		/* for the log: "uid=1000" or "client=[addr]:port" */

@@ -31,9 +31,11 @@
 
 #include "../common/log.h"
 #include "outboxd.h"
+#include "bounce.h"
 #include "control.h"
 #include "indexer.h"
 #include "listen.h"
+#include "metrics.h"
 #include "pickup.h"
 #include "pool.h"
 #include "sessions.h"
@@ -122,6 +124,7 @@ static void finish_stopping(struct daemon *d)
 	uv_close((uv_handle_t *)&d->sig_usr1, NULL);
 	uv_close((uv_handle_t *)&d->grace, NULL);
 	sched_stop(d);
+	metrics_file_stop(d);
 	pool_close_handle(d);
 	indexer_close(d);
 }
@@ -133,6 +136,8 @@ static void on_pool_result(struct daemon *d, const struct delivery_result *r)
 	st->sent += r->sent;
 	st->deferred += r->deferred;
 	st->bounced += r->bounced;
+	if (r->sent)
+		metrics_observe_latency(d, r->delay, r->sent);
 	if (*r->last_reply) {
 		snprintf(st->last_reply, sizeof st->last_reply, "%s", r->last_reply);
 		st->last_at = now_real();
@@ -206,7 +211,7 @@ static void start_signals(struct daemon *d)
 int main(int argc, char **argv)
 {
 	struct daemon d = { .part_stopped = daemon_maybe_finish, .stats.started = now_real(),
-			    .sched.later = control_later };
+			    .sched.later = control_later, .sched.bounce = bounce_start };
 	struct err e;
 	int opt, check_only = 0;
 	d.conf_path = OUTBOX_DEFAULT_CONF;
@@ -258,6 +263,7 @@ int main(int argc, char **argv)
 	if (pool_start(&d, &to_scheduler, &e) < 0)
 		fatal(EX_OSERR, "%s", e.msg);
 	pickup_recover(&d);	/* before the indexer can schedule what it checks */
+	metrics_file_start(&d);
 	if (indexer_start(&d, &e) < 0 || pickup_start(&d, &e) < 0)
 		fatal(EX_OSERR, "%s", e.msg);
 	log_info("outboxd %s started, indexing the queue", OUTBOX_VERSION);

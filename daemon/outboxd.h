@@ -28,9 +28,14 @@ struct indexer;
 struct pickup;
 
 /* Counted since the start, for outbox status (recipients). */
+#define WAYS_IN 5			/* intake.h enum way_in */
+#define LATENCY_BUCKETS 12		/* metrics.c latency_le[] */
 struct daemon_stats {
 	double started;			/* wall clock */
+	uint64_t received_by[WAYS_IN];
 	uint64_t sent, deferred, bounced;
+	uint64_t latency[LATENCY_BUCKETS];	/* sent recipients by delay since arrival, cumulative */
+	double latency_sum;
 	char last_reply[200];		/* the last attempt's last reason */
 	double last_at;			/* when; 0: no attempt yet */
 };
@@ -56,7 +61,8 @@ struct daemon {
 	bool stopping;
 	uint64_t received;		/* messages accepted since start */
 	bool spool_full;		/* new mail refused for want of room (smtp_session.c) */
-	struct daemon_stats stats;	/* for outbox status */
+	struct daemon_stats stats;	/* for outbox status and metrics */
+	struct metrics_file *metrics;	/* [log] metrics_file (metrics.c) */
 	/* Each part of the daemon calls it when its part of a stop is done
 	 * (a session closed, the pool or the indexer or the pickup watcher
 	 * finished): the daemon exits once all are (outboxd.c). */

@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "../common/queue.h"
+#include "../common/smtp_client.h"
 
 struct daemon;
 struct err;
@@ -20,10 +21,12 @@ struct err;
 struct delivery_result {
 	char id[QID_LEN + 1];
 	bool done;		/* nothing pending: the message left the queue */
+	bool bouncing;		/* recipients failed: a report is to be queued (bounce.c) */
 	double next_try;	/* wall-clock time, when not done */
 	uint16_t tries;		/* attempts so far, when not done */
 	uint16_t sent, deferred, bounced;	/* recipients, in this attempt */
 	char last_reply[200];	/* the upstream's (or the local) reason, printable; "" if none */
+	double delay;		/* seconds since the message's arrival, at the attempt's end */
 	struct delivery_result *next;
 };
 
@@ -45,6 +48,13 @@ void pool_submit(struct daemon *d, const char *id, unsigned tries, uint32_t next
  * when the last one has. */
 void pool_stop(struct daemon *d);
 bool pool_stopped(const struct daemon *d);
+/* Upstream sessions the workers opened, and those that failed by the
+ * step that failed (smtp_client.h enum smtp_stage): any thread. */
+struct pool_sessions {
+	uint64_t opened;
+	uint64_t failed[ST_LOCAL + 1];
+};
+void pool_sessions(const struct daemon *d, struct pool_sessions *out);
 /* Take back the job of id if no worker has started it: true if so. */
 bool pool_cancel(struct daemon *d, const char *id);
 void pool_free(struct daemon *d);

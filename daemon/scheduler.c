@@ -134,7 +134,7 @@ static qref lane_pop(struct daemon *d, unsigned lane)
 static void lane_remove(struct daemon *d, qref r)
 {
 	struct scheduler *s = &d->sched;
-	for (unsigned l = 0; l < NLANES; l++) {
+	for (unsigned l = 0; l <= LANE_REPORTS; l++) {
 		qref prev = 0;
 		for (qref q = s->lane[l].head; q; prev = q, q = E(d, q)->link) {
 			if (q != r)
@@ -185,11 +185,23 @@ void sched_new(struct daemon *d, qref r)
 	lane_push(d, LANE_NEW, r);
 }
 
+static void start_bounce(struct daemon *d, qref r)
+{
+	E(d, r)->state = QE_BOUNCING;
+	d->sched.bouncing++;
+	if (d->sched.bounce)
+		d->sched.bounce(d, r);
+}
+
 void sched_found(struct daemon *d, qref r)
 {
 	struct qentry *e = E(d, r);
 	if (e->state == QE_HELD)
 		return;	/* until released */
+	if (e->state == QE_BOUNCING) {	/* a crash interrupted its report: finish it */
+		start_bounce(d, r);
+		return;
+	}
 	if (e->next_try <= now_real()) {
 		lane_push(d, LANE_BACKLOG, r);
 		return;
@@ -223,8 +235,16 @@ void sched_dispatch(struct daemon *d)
 	/* the pool's size, not [relay] workers: a reload does not change it */
 	size_t limit = pool_size(d) * SCHED_INFLIGHT_PER_WORKER;
 	qref r;
+	bool gate = s->bouncing || s->walking;
+	if (!gate)
+		while ((r = lane_pop(d, LANE_REPORTS)))
+			lane_push(d, LANE_BACKLOG, r);
 	while (s->inflight < limit && (r = next_ready(d))) {
 		struct qentry *e = E(d, r);
+		if (gate && qid_is_bounce(e->id)) {
+			lane_push(d, LANE_REPORTS, r);	/* until no report is half made */
+			continue;
+		}
 		char id[QID_LEN + 1];
 		e->state = QE_ACTIVE;
 		s->inflight++;
@@ -264,6 +284,13 @@ void sched_result(struct daemon *d, const struct delivery_result *res)
 	e->tries = res->tries;
 	e->next_try = (uint32_t)sec;
 	e->frac = (uint8_t)(frac > 255 ? 255 : frac);
+	if (res->bouncing) {
+		if (e->state != QE_ACTIVE)
+			log_info("%s: the %s asked during its attempt is not done: a report about it is "
+				 "queued", res->id, e->state == QE_ACTIVE_HOLD ? "hold" : "delete");
+		start_bounce(d, r);
+		return;
+	}
 	if (e->state == QE_ACTIVE_HOLD || e->state == QE_ACTIVE_DELETE) {
 		enum sched_action a = e->state == QE_ACTIVE_HOLD ? SA_HOLD : SA_DELETE;
 		e->state = QE_HELD;	/* out of the schedule while the file is done */
@@ -352,6 +379,27 @@ void sched_released(struct daemon *d, qref r)
 		return;
 	lane_push(d, LANE_BACKLOG, r);
 	sched_dispatch(d);
+}
+
+void sched_bounced(struct daemon *d, qref r, bool keep)
+{
+	struct scheduler *s = &d->sched;
+	if (s->bouncing)
+		s->bouncing--;
+	if (keep) {
+		heap_push(d, r);
+		arm_timer(d);
+	} else {
+		qindex_remove(&d->queue, r);
+	}
+	sched_dispatch(d);
+}
+
+void sched_walking(struct daemon *d, bool on)
+{
+	d->sched.walking = on;
+	if (!on)
+		sched_dispatch(d);
 }
 
 void sched_deleted(struct daemon *d, qref r)

@@ -6,7 +6,10 @@
  * heap (waiting for its next try, one timer for the earliest).  Two
  * ready lanes take turns: new mail, and the backlog (what the start-up
  * walk found and retries that came due), so new mail is not queued
- * behind a million old messages.  At most SCHED_INFLIGHT_PER_WORKER jobs
+ * behind a million old messages.  A report (a bounce, ID from
+ * qid_bounce) is not handed out while any message is QE_BOUNCING: at
+ * start-up that finishes the reports a crash interrupted before their
+ * earlier copy can be sent (queue.c BOUNCES).  At most SCHED_INFLIGHT_PER_WORKER jobs
  * per worker are handed out at a time, so a busy worker always finds a
  * next message to pipeline behind the current one, or a batch to send
  * with BDAT (delivery.c BATCH_MAX).  Loop thread only.
@@ -23,7 +26,7 @@
 
 #define SCHED_INFLIGHT_PER_WORKER 40
 
-enum { LANE_NEW, LANE_BACKLOG, NLANES };
+enum { LANE_NEW, LANE_BACKLOG, NLANES, LANE_REPORTS = NLANES };
 
 struct daemon;
 
@@ -36,7 +39,10 @@ enum sched_answer {
 };
 
 struct scheduler {
-	struct { qref head, tail; } lane[NLANES];
+	/* the ready lanes, and reports waiting while bouncing > 0 */
+	struct { qref head, tail; } lane[NLANES + 1];
+	size_t bouncing;	/* messages in QE_BOUNCING */
+	bool walking;		/* the start-up walk runs: it may find more */
 	unsigned turn;		/* the lane to take from next */
 	qref *heap;		/* deferred entries by next_try */
 	uint32_t nheap, heap_cap;
@@ -45,6 +51,8 @@ struct scheduler {
 	/* An action that waited for an attempt's end, now to be done on the
 	 * file (control.c sets it). */
 	void (*later)(struct daemon *d, qref r, enum sched_action a);
+	/* A message's failed recipients need a report (bounce.c sets it). */
+	void (*bounce)(struct daemon *d, qref r);
 };
 
 struct delivery_result;	/* pool.h */
@@ -66,6 +74,12 @@ size_t sched_flush_all(struct daemon *d);
  * calls sched_released() or sched_deleted() once it is done. */
 enum sched_answer sched_act(struct daemon *d, qref r, enum sched_action a);
 void sched_released(struct daemon *d, qref r);
+/* The report about a QE_BOUNCING message is queued and its recipients
+ * marked failed: it waits for its next try if some are pending (keep),
+ * else it has left the queue. */
+void sched_bounced(struct daemon *d, qref r, bool keep);
+/* The start-up walk begins (on) or ends: reports wait meanwhile. */
+void sched_walking(struct daemon *d, bool on);
 void sched_deleted(struct daemon *d, qref r);
 /* The name of the message's file now (queue.c FILE NAME). */
 void sched_file_name(struct daemon *d, qref r, char name[QNAME_MAX]);

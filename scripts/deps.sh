@@ -7,7 +7,7 @@ set -eu
 
 PKGS="pkg-config libuv1-dev libmbedtls-dev libinih-dev libmagic-dev libcmocka-dev \
 s-nail git git-email libmailtools-perl \
-python3-pytest python3-aiosmtpd python3-fusepy openssl curl procps mandoc strace \
+python3-pytest python3-aiosmtpd python3-fusepy python3-prometheus-client openssl curl procps mandoc strace \
 clang libclang-rt-14-dev"
 
 missing=""

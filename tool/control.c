@@ -115,6 +115,7 @@ int control_main(const char *cmd, int argc, char **argv, const char *conf)
 		{ "show", "SHOW", 1, 1, false }, { "flush", "FLUSH", 0, 512, false },
 		{ "delete", "DELETE", 1, 512, false }, { "hold", "HOLD", 1, 512, false },
 		{ "release", "RELEASE", 1, 512, false }, { "status", "STATUS", 0, 0, true },
+		{ "metrics", "METRICS", 0, 0, false },
 	};
 	bool json = false;
 	int k = -1, n = 0;

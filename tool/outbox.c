@@ -19,6 +19,7 @@ static void usage(FILE *out)
 		     "       outbox [-C FILE] probe\n"
 		     "       outbox [-C FILE] queue [--json] | show ID | flush [ID...] | delete ID...\n"
 		     "       outbox [-C FILE] hold ID... | release ID... | status [--json]\n"
+		     "       outbox [-C FILE] config [-n] | metrics\n"
 		     "       outbox -V\n"
 		     "Invoked as 'sendmail' it is the sendmail-compatible command.\n");
 }
@@ -75,6 +76,20 @@ static int run_probe(int argc, char **argv, const char *conf)
 	return EX_UNAVAILABLE;
 }
 
+/* outbox config [-n]: the configuration file as outboxd reads it. */
+static int print_config(int argc, char **argv, const char *conf)
+{
+	bool changed = argc == 2 && strcmp(argv[1], "-n") == 0;
+	if (argc > 2 || (argc == 2 && !changed)) {
+		fprintf(stderr, "usage: outbox config [-n]\n");
+		return EX_USAGE;
+	}
+	struct config *cf = tool_config(conf);
+	config_print(cf, stdout, changed);
+	config_free(cf);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	const char *conf = NULL;
@@ -107,8 +122,10 @@ int main(int argc, char **argv)
 		return sendmail_main(argc - i, argv + i, conf);
 	if (strcmp(argv[i], "probe") == 0)
 		return run_probe(argc - i, argv + i, conf);
+	if (strcmp(argv[i], "config") == 0)
+		return print_config(argc - i, argv + i, conf);
 	static const char *const queue_tools[] = { "queue", "show", "flush", "delete", "hold",
-						   "release", "status" };
+						   "release", "status", "metrics" };
 	for (size_t k = 0; k < sizeof queue_tools / sizeof *queue_tools; k++)
 		if (strcmp(argv[i], queue_tools[k]) == 0)
 			return control_main(argv[i], argc - i - 1, argv + i + 1, conf);

@@ -30,6 +30,7 @@ static size_t nhanded;
 /* ---- stand-ins for the worker pool and the daemon's end ---- */
 size_t pool_size(const struct daemon *dd) { (void)dd; return 1; }
 static void part_stopped(struct daemon *dd) { (void)dd; }
+bool pool_cancel(struct daemon *dd, const char *id) { (void)dd; (void)id; return false; }
 void pool_submit(struct daemon *dd, const char *id, unsigned tries, uint32_t next_try)
 {
 	(void)dd;

@@ -85,7 +85,7 @@ def test_refused_recipients_inside_a_batch(relay_daemon):
     up.reject_rcpt = {"bad@r.example", "bad2@r.example"}
     hold_first_then_queue(d, up, ["first@r.example", ["bad@r.example"],
                                   ["good@r.example", "bad2@r.example"], ["after@r.example"]])
-    msgs = up.wait_for(3)
+    msgs = up.wait_for_originals(3)
     assert [m.rcpt_tos for m in msgs] == [["first@r.example"], ["good@r.example"], ["after@r.example"]]
     assert msgs[1].data.endswith(b"\r\nbody 1\r\n") and msgs[2].data.endswith(b"\r\nbody 2\r\n")
     wait_log(d, r"to=<bad@r.example> .* status=bounced \(550 5\.1\.1")
@@ -93,9 +93,12 @@ def test_refused_recipients_inside_a_batch(relay_daemon):
     wait_log(d, r"to=<good@r.example> .* status=sent")
     wait_queue_empty(d)
     # the message nobody took: its BDAT was refused and its octets skipped
-    assert len(up.bdat_commands) == 4
+    assert len(up.wait_for_reports(2)) == 2      # one report for each failed message
     time.sleep(1.2)
-    assert len(up.messages) == 3
+    assert len(up.originals()) == 3
+    # the message nobody took: its BDAT was refused and its octets skipped
+    # (the two reports came by BDAT too)
+    assert len(up.bdat_commands) == 4 + 2
 
 
 def test_tempfail_at_bdat_defers_then_delivers_once(relay_daemon):

@@ -140,3 +140,28 @@ def test_tcp_listener_off_loopback_needs_explicit_consent(workdir, make_daemon):
     d.write_conf()
     d.start()
     assert "is not loopback (tcp_allow_remote = yes): whoever reaches it can relay" in d.log()
+
+
+def test_outbox_config_prints_the_effective_configuration(workdir):
+    """outbox config: every key of the table with its value, '# default'
+    after those that are; -n the changed ones only; a secret never shown."""
+    from conftest import OUTBOX, OUTBOXD
+    conf = os.path.join(workdir, "c.conf")
+    with open(conf, "w") as f:
+        f.write("[queue]\nlifetime = 2d\n[relay]\nhost = smtp.gmail.com\nuser = me@gmail.com\n"
+                "password_command = printf hunter2-secret\n[aliases]\nroot = ops@example.org\n")
+    os.chmod(conf, 0o600)
+    run = lambda *a: subprocess.run([OUTBOX, "-C", conf, "config"] + list(a), capture_output=True,
+                                    text=True)
+    n = run("-n")
+    assert n.returncode == 0, n.stderr
+    assert n.stdout == ("[queue]\nlifetime = 2d\n\n[relay]\nhost = smtp.gmail.com\nuser = me@gmail.com\n"
+                        "password_command = (set)\n\n[aliases]\nroot = ops@example.org\n")
+    full = run()
+    assert "hunter2" not in full.stdout + n.stdout
+    keys = [l.split(" = ")[0] for l in full.stdout.splitlines() if " = " in l]
+    dump = subprocess.run([OUTBOXD, "-t", "-v", "-c", conf], capture_output=True, text=True)
+    assert keys == [l.split(" = ")[0] for l in dump.stdout.splitlines() if " = " in l]
+    assert "\nretry_min = 1m    # default\n" in full.stdout
+    assert "\nlifetime = 2d\n" in full.stdout and "[senders]    # empty" in full.stdout
+    assert run("-x").returncode == 64

@@ -28,7 +28,26 @@ def submit(d, rcpts, subject="s", user=None, sender=None):
 
 
 def deferred(d, n):
+    """n deferrals logged, and every message the daemon holds is out of
+    the workers' hands (the log line comes just before the worker tells
+    the loop)."""
     d.wait_log(r"status=deferred", count=n)
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        states = [json.loads(x)["state"] for x in tool(d, "queue", "--json").stdout.splitlines()]
+        if "active" not in states:
+            return
+        time.sleep(0.05)
+    raise AssertionError("still in delivery: %r" % states)
+
+
+def one_sent_one_deferred(d, up):
+    submit(d, ["ok@r.example"])
+    up.wait_for(1)
+    d.wait_log(r"status=sent")
+    up.tempfail_rcpt = True
+    submit(d, ["later@r.example"])
+    deferred(d, 1)
 
 
 def roots_and_nobodys(d, up):
@@ -57,7 +76,11 @@ def test_queue_lists_messages_and_recipients(relay_daemon, slow_retry):
     assert lines[0].startswith("-Queue ID-")
     assert re.match(r"^%s  +\d+ \w{3} \w{3} +\d+ \d\d:\d\d:\d\d  app@sender\.example$" % qid, lines[1]), lines
     assert "(deferred: 1 try, next try" in lines[2]
-    assert lines[3].strip() == "a@r.example" and lines[4].strip() == "b@r.example"
+    # as mailq: each waiting recipient's last reply, then the address
+    assert lines[3].strip() == "(451 4.7.1 <a@r.example>: Recipient address rejected: greylisted)"
+    assert lines[4].strip() == "a@r.example"
+    assert lines[5].strip() == "(451 4.7.1 <b@r.example>: Recipient address rejected: greylisted)"
+    assert lines[6].strip() == "b@r.example"
     assert lines[-1] == "-- 1 Kbytes in 1 Request."
     # mailq and sendmail -bp are the same listing
     assert tool(d, argv0="mailq").stdout == r.stdout
@@ -68,8 +91,15 @@ def test_queue_lists_messages_and_recipients(relay_daemon, slow_retry):
     assert m["id"] == qid and m["sender"] == "app@sender.example" and m["uid"] == os.getuid()
     assert m["state"] == "deferred" and m["tries"] == 1 and m["next_try"] > time.time() + 3000
     assert m["held"] is False
-    assert [(x["address"], x["state"]) for x in m["recipients"]] == \
-        [("a@r.example", "deferred"), ("b@r.example", "deferred")]
+    assert [(x["address"], x["state"], x["last_reply"]) for x in m["recipients"]] == \
+        [("a@r.example", "deferred", "451 4.7.1 <a@r.example>: Recipient address rejected: greylisted"),
+         ("b@r.example", "deferred", "451 4.7.1 <b@r.example>: Recipient address rejected: greylisted")]
+    # delivered, the message leaves no reason file behind
+    up.tempfail_rcpt = False
+    assert tool(d, "flush", qid).returncode == 0
+    up.wait_for(1)
+    d.wait_log(r"%s: removed" % qid)
+    assert [f for _, _, fs in os.walk(os.path.join(d.spool, "defer")) for f in fs] == []
 
 
 def test_empty_queue_and_show(relay_daemon, slow_retry):
@@ -83,7 +113,9 @@ def test_empty_queue_and_show(relay_daemon, slow_retry):
     (qid,) = d.queue_ids()
     s = tool(d, "show", qid)
     assert s.returncode == 0, s.stderr
-    assert "id: %s" % qid in s.stdout and "recipient: <a@r.example> deferred" in s.stdout
+    assert "id: %s" % qid in s.stdout
+    assert "recipient: <a@r.example> deferred (451 4.7.1 <a@r.example>: Recipient address rejected: " \
+           "greylisted)" in s.stdout
     assert "Subject: shown" in s.stdout and "body" not in s.stdout.split("Subject: shown")[1]
     bad = tool(d, "show", "6B0E000000000000")
     assert bad.returncode == 1 and "not in the queue" in bad.stderr
@@ -160,12 +192,7 @@ def test_flush_and_sendmail_q_retry_now(relay_daemon, slow_retry):
 
 def test_status(relay_daemon, slow_retry):
     d, up = relay_daemon(extra=slow_retry)
-    submit(d, ["ok@r.example"])
-    up.wait_for(1)
-    d.wait_log(r"status=sent")
-    up.tempfail_rcpt = True
-    submit(d, ["later@r.example"])
-    deferred(d, 1)
+    one_sent_one_deferred(d, up)
     r = tool(d, "status")
     assert r.returncode == 0, r.stderr
     assert re.search(r"^outboxd \S+ is running \(pid \d+\), up ", r.stdout, re.M)
@@ -302,3 +329,65 @@ def test_hold_and_delete_of_mail_in_delivery(relay_daemon, slow_retry):
     assert up.messages == []
     assert tool(d, "release", first, third).returncode == 0
     assert sorted(m.rcpt_tos[0] for m in up.wait_for(2)) == ["m0@r.example", "m2@r.example"]
+
+
+def parse_metrics(text):
+    """{(name, labels): value} from the Prometheus text format, read by
+    the Prometheus project's own parser (python3-prometheus-client)."""
+    from prometheus_client.parser import text_string_to_metric_families
+    out, families = {}, {}
+    for fam in text_string_to_metric_families(text):
+        families[fam.name] = fam.type
+        for s in fam.samples:
+            out[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    return out, families
+
+
+def test_metrics(relay_daemon, slow_retry, workdir):
+    textfile_dir = os.path.join(workdir, "textfile")   # as node exporter's, writable by outboxd
+    os.makedirs(textfile_dir)
+    if IS_ROOT:
+        os.chown(textfile_dir, pwd.getpwnam("outbox").pw_uid, -1)
+    path = os.path.join(textfile_dir, "outbox.prom")
+    extra = dict(slow_retry, log={"metrics_file": path})
+    d, up = relay_daemon(extra=extra)
+    one_sent_one_deferred(d, up)
+    r = tool(d, "metrics")
+    assert r.returncode == 0, r.stderr
+    m, fam = parse_metrics(r.stdout)
+    assert m[("outbox_messages_received_total", (("way", "socket"),))] == 2
+    assert m[("outbox_messages_received_total", (("way", "pickup"),))] == 0
+    assert m[("outbox_recipients_sent_total", ())] == 1
+    assert m[("outbox_recipients_deferred_total", ())] == 1
+    assert m[("outbox_queue_messages", (("state", "deferred"),))] == 1
+    assert m[("outbox_queue_messages", (("state", "held"),))] == 0
+    assert 0 <= m[("outbox_queue_oldest_message_age_seconds", ())] < 60
+    assert m[("outbox_delivery_latency_seconds_count", ())] == 1
+    assert m[("outbox_delivery_latency_seconds_bucket", (("le", "+Inf"),))] == 1
+    assert m[("outbox_upstream_sessions_opened_total", ())] >= 1
+    assert fam["outbox_messages_received"] == "counter"
+    assert fam["outbox_delivery_latency_seconds"] == "histogram"
+    assert fam["outbox_queue_messages"] == "gauge"
+    # the file: written at the start, then every 15 s, whole each time
+    deadline = time.time() + 20
+    while time.time() < deadline:
+        if os.path.exists(path):
+            with open(path) as f:
+                text = f.read()
+            if parse_metrics(text)[0].get(("outbox_recipients_sent_total", ()), 0) == 1:
+                break
+        time.sleep(0.5)
+    fm, _ = parse_metrics(text)
+    assert fm[("outbox_recipients_sent_total", ())] == 1, text
+    assert os.listdir(textfile_dir) == ["outbox.prom"]     # no temporary file left
+    assert "metrics_file" not in d.log()                    # no complaint
+
+
+@pytest.mark.skipif(not IS_ROOT, reason="the daemon must run as another user than the directory's")
+def test_metrics_file_that_cannot_be_written_is_said_once(relay_daemon, workdir):
+    d, up = relay_daemon(extra={"log": {"metrics_file": os.path.join(workdir, "m.prom")}})
+    d.wait_log(r"warning: \[log\] metrics_file .*m\.prom: Permission denied")
+    submit(d, ["ok@r.example"])
+    up.wait_for(1)
+    assert tool(d, "status").returncode == 0
+    assert d.log().count("metrics_file") == 1

@@ -110,15 +110,20 @@ def test_one_recipient_refused_one_accepted(relay_daemon, pipelining):
     d, up = relay_daemon(up_kw={"pipelining": pipelining})
     up.reject_rcpt = {"bad@r.example"}
     send(d, ["good@r.example", "bad@r.example"])
-    m = up.wait_for(1)[0]
+    m = up.wait_for_originals(1)[0]
     assert m.rcpt_tos == ["good@r.example"]
     reads = up.sessions()[0].reads     # without PIPELINING: one command per write
     assert any(b"MAIL FROM" in r and b"RCPT TO" in r for r in reads) == pipelining
     wait_log(d, r"to=<bad@r.example> .* status=bounced \(550 5\.1\.1 <bad@r.example>: Recipient address rejected\)")
     wait_log(d, r"to=<good@r.example> .* status=sent")
+    (report,) = up.wait_for_reports(1)     # the sender learns of bad@ only
+    assert report.rcpt_tos == ["me@sender.example"]
+    assert b"Final-Recipient: rfc822; bad@r.example\r\nAction: failed\r\nStatus: 5.1.1" in report.data
+    assert b"good@r.example" not in report.data.split(b"text/rfc822-headers")[0]
     wait_queue_empty(d)
     time.sleep(1.5)
-    assert len(up.messages) == 1      # the accepted one is never sent again
+    assert len(up.originals()) == 1      # the accepted one is never sent again
+    assert len(up.reports()) == 1
 
 
 def test_tempfail_twice_then_success_with_backoff(relay_daemon):
@@ -278,8 +283,10 @@ def test_size_limit_of_upstream_fails_at_once(relay_daemon):
     d, up = relay_daemon(up_kw={"data_size_limit": 4000})
     send(d, ["a@r.example"], b"Subject: big\n\n" + b"y" * 6000 + b"\n")
     wait_log(d, r"status=bounced \(message size \d+ exceeds the upstream's limit of 4000\)")
+    (report,) = up.wait_for_reports(1)
+    assert b"exceeds the upstream's limit of 4000" in report.data
     wait_queue_empty(d)
-    assert up.messages == []
+    assert up.originals() == []
 
 
 @pytest.mark.parametrize("chunking", [False, True])
@@ -512,8 +519,10 @@ def test_upstream_without_smtputf8_bounces_utf8_address(relay_daemon):
     r = d.sendmail(["j\u00f6rg@r.example".encode()], b"Subject: u\n\nx\n")
     assert r.returncode == 0, r.stderr
     wait_log(d, r"status=bounced \(message needs SMTPUTF8 and the upstream lacks it\)")
+    (report,) = up.wait_for_reports(1)      # to an ASCII sender: it needs no SMTPUTF8
+    assert b"Final-Recipient: utf-8; j\xc3\xb6rg@r.example" in report.data
     wait_queue_empty(d)
-    assert up.messages == []
+    assert up.originals() == []
 
 
 class HostileServer(RawServer):

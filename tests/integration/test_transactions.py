@@ -36,11 +36,11 @@ def assert_each_delivered_once_to_its_own(up, rcpts, body=b"x\r\n", missing=()):
     """Message m<i> was addressed to rcpts[i]; every one but those in
     missing arrives once, to its own recipient only, whole."""
     want = {i: r for i, r in enumerate(rcpts) if i not in missing}
-    up.wait_for(len(want))
+    up.wait_for_originals(len(want))
     time.sleep(0.5)
-    assert len(up.messages) == len(want), up.messages
+    assert len(up.originals()) == len(want), up.messages
     got = {}
-    for m in up.messages:
+    for m in up.originals():
         i = int(re.search(rb"Subject: m(\d+)", m.data).group(1))
         assert m.rcpt_tos == [rcpts[i]], (i, m.rcpt_tos)   # nobody else's mail
         assert m.data.endswith(b"\r\n\r\n" + body)          # never empty or cut

@@ -369,6 +369,38 @@ class Upstream:
                 self.cond.wait(left)
             return list(self.messages)
 
+    @staticmethod
+    def is_report(m):
+        """A delivery status notification outboxd sent (the null sender)."""
+        return m.mail_from in ("", "<>")
+
+    def originals(self):
+        """The messages but outboxd's reports."""
+        with self.lock:
+            return [m for m in self.messages if not self.is_report(m)]
+
+    def reports(self):
+        with self.lock:
+            return [m for m in self.messages if self.is_report(m)]
+
+    def wait_for_originals(self, n, timeout=20, reports=False):
+        """Wait until n messages that are not reports (or, with
+        reports, n reports) have arrived; returns them."""
+        deadline = time.time() + timeout
+        with self.cond:
+            while True:
+                got = [m for m in self.messages if self.is_report(m) == reports]
+                if len(got) >= n:
+                    return got
+                left = deadline - time.time()
+                if left <= 0:
+                    raise AssertionError("upstream got %d of %d %s in %ss"
+                                         % (len(got), n, "reports" if reports else "messages", timeout))
+                self.cond.wait(left)
+
+    def wait_for_reports(self, n, timeout=20):
+        return self.wait_for_originals(n, timeout, reports=True)
+
     def sessions(self):
         """Connections that said anything (EHLO and on)."""
         return [c for c in self.connections if c.raw]

@@ -1,0 +1,203 @@
+/*
+ * metrics.c - the Prometheus text format of outboxd's counters
+ * (metrics.h).  Names follow Prometheus conventions: outbox_ prefix,
+ * base units in the name (seconds), _total for counters.  Counters
+ * start at zero with the daemon; the file is replaced by a rename of a
+ * complete temporary file beside it, so a reader never sees half of
+ * one (it is not fsynced: a lost write costs 15 s of figures).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../common/log.h"
+#include "metrics.h"
+#include "outboxd.h"
+#include "pool.h"
+
+/* Upper bounds of the latency histogram's buckets (the last is +Inf). */
+static const double latency_le[LATENCY_BUCKETS - 1] = { 0.1, 0.5, 1, 5, 30, 60, 300, 1800, 3600,
+							21600, 86400 };
+
+void metrics_observe_latency(struct daemon *d, double seconds, unsigned count)
+{
+	struct daemon_stats *st = &d->stats;
+	for (int i = 0; i < LATENCY_BUCKETS; i++)
+		if (i == LATENCY_BUCKETS - 1 || seconds <= latency_le[i])
+			st->latency[i] += count;
+	st->latency_sum += seconds * count;
+}
+
+static void header(struct buf *b, const char *name, const char *type, const char *help)
+{
+	buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+static void queue_gauges(struct daemon *d, struct buf *b)
+{
+	size_t n[QE_NSTATES] = { 0 };
+	uint64_t oldest = 0;
+	for (uint32_t i = 0; i <= d->queue.mask; i++) {
+		if (!d->queue.table[i])
+			continue;
+		const struct qentry *e = qindex_get(&d->queue, d->queue.table[i]);
+		n[e->state]++;
+		if (!qid_is_bounce(e->id) && (!oldest || e->id < oldest))	/* a report's ID is no time */
+			oldest = e->id;
+	}
+	header(b, "outbox_queue_messages", "gauge", "Messages in the queue, by state.");
+	buf_printf(b, "outbox_queue_messages{state=\"queued\"} %zu\n", n[QE_READY]);
+	buf_printf(b, "outbox_queue_messages{state=\"deferred\"} %zu\n", n[QE_DEFERRED]);
+	buf_printf(b, "outbox_queue_messages{state=\"active\"} %zu\n",
+		   n[QE_ACTIVE] + n[QE_ACTIVE_HOLD] + n[QE_ACTIVE_DELETE] + n[QE_BOUNCING]);
+	buf_printf(b, "outbox_queue_messages{state=\"held\"} %zu\n", n[QE_HELD]);
+	header(b, "outbox_queue_oldest_message_age_seconds", "gauge",
+	       "Age of the oldest queued message (0 when the queue is empty).");
+	double age = oldest ? now_real() - (double)(oldest >> 32) : 0;	/* an ID starts with its arrival second */
+	buf_printf(b, "outbox_queue_oldest_message_age_seconds %.0f\n", age > 0 ? age : 0);
+}
+
+static void session_counters(struct daemon *d, struct buf *b)
+{
+	static const char *const stage[ST_LOCAL + 1] = { "connect", "greeting", "ehlo", "starttls", "tls",
+							 "auth", "mail", "rcpt", "data", "dot", "local" };
+	struct pool_sessions ps;
+	pool_sessions(d, &ps);
+	header(b, "outbox_upstream_sessions_opened_total", "counter", "Upstream SMTP sessions opened.");
+	buf_printf(b, "outbox_upstream_sessions_opened_total %llu\n", (unsigned long long)ps.opened);
+	header(b, "outbox_upstream_sessions_failed_total", "counter",
+	       "Upstream SMTP sessions that could not be opened, by the step that failed.");
+	for (int i = 0; i <= ST_AUTH; i++)
+		buf_printf(b, "outbox_upstream_sessions_failed_total{reason=\"%s\"} %llu\n", stage[i],
+			   (unsigned long long)ps.failed[i]);
+}
+
+void metrics_render(struct daemon *d, struct buf *b)
+{
+	static const char *const way[WAYS_IN] = { "socket", "tcp", "pickup", "bounce", "local" };
+	const struct daemon_stats *st = &d->stats;
+	header(b, "outbox_messages_received_total", "counter", "Messages accepted into the queue, by way in.");
+	for (int i = 0; i < WAYS_IN; i++)
+		buf_printf(b, "outbox_messages_received_total{way=\"%s\"} %llu\n", way[i],
+			   (unsigned long long)st->received_by[i]);
+	header(b, "outbox_recipients_sent_total", "counter", "Recipients the upstream accepted.");
+	buf_printf(b, "outbox_recipients_sent_total %llu\n", (unsigned long long)st->sent);
+	header(b, "outbox_recipients_deferred_total", "counter", "Recipient attempts deferred for a retry.");
+	buf_printf(b, "outbox_recipients_deferred_total %llu\n", (unsigned long long)st->deferred);
+	header(b, "outbox_recipients_bounced_total", "counter", "Recipients failed for good.");
+	buf_printf(b, "outbox_recipients_bounced_total %llu\n", (unsigned long long)st->bounced);
+	queue_gauges(d, b);
+	header(b, "outbox_delivery_latency_seconds", "histogram",
+	       "Time from a message's arrival to a recipient's delivery.");
+	for (int i = 0; i < LATENCY_BUCKETS; i++) {
+		if (i < LATENCY_BUCKETS - 1)
+			buf_printf(b, "outbox_delivery_latency_seconds_bucket{le=\"%g\"} %llu\n", latency_le[i],
+				   (unsigned long long)st->latency[i]);
+		else
+			buf_printf(b, "outbox_delivery_latency_seconds_bucket{le=\"+Inf\"} %llu\n",
+				   (unsigned long long)st->latency[i]);
+	}
+	buf_printf(b, "outbox_delivery_latency_seconds_sum %.3f\n", st->latency_sum);
+	buf_printf(b, "outbox_delivery_latency_seconds_count %llu\n",
+		   (unsigned long long)st->latency[LATENCY_BUCKETS - 1]);
+	session_counters(d, b);
+	header(b, "outbox_start_time_seconds", "gauge", "When outboxd started (Unix time).");
+	buf_printf(b, "outbox_start_time_seconds %.0f\n", st->started);
+}
+
+/* ---- [log] metrics_file ---- */
+
+struct metrics_file {
+	struct daemon *d;
+	uv_timer_t timer;
+	uv_work_t req;
+	bool writing;
+	struct buf text;	/* rendered on the loop, written on the pool */
+	char *path, *tmp;
+	int err;		/* errno of the last failed write, to log a change once */
+};
+
+static void write_work(uv_work_t *req)
+{
+	struct metrics_file *m = req->data;
+	int fd = open(m->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
+	int rc = fd < 0 ? -1 : write_all(fd, m->text.data, m->text.len);
+	if (fd >= 0 && close(fd) < 0)
+		rc = -1;
+	if (rc == 0 && rename(m->tmp, m->path) < 0)
+		rc = -1;
+	int err = rc < 0 ? errno : 0;
+	if (rc < 0)
+		(void)unlink(m->tmp);
+	if (err != m->err && err)
+		log_warn("[log] metrics_file %s: %s", m->path, strerror(err));
+	else if (err != m->err)
+		log_info("[log] metrics_file %s is written again", m->path);
+	m->err = err;
+}
+
+static void metrics_free(struct metrics_file *m)
+{
+	buf_free(&m->text);
+	free(m->path);
+	free(m->tmp);
+	free(m);
+}
+
+static void write_done(uv_work_t *req, int status)
+{
+	struct metrics_file *m = req->data;
+	(void)status;
+	m->writing = false;
+	if (!m->d)	/* stopped meanwhile */
+		metrics_free(m);
+}
+
+static void on_tick(uv_timer_t *t)
+{
+	struct metrics_file *m = t->data;
+	if (m->writing)
+		return;	/* the disk is slow: skip a turn */
+	buf_reset(&m->text);
+	metrics_render(m->d, &m->text);
+	m->writing = true;
+	m->req.data = m;
+	uv_queue_work(m->d->loop, &m->req, write_work, write_done);
+}
+
+void metrics_file_start(struct daemon *d)
+{
+	const char *path = d->conf->log.metrics_file;
+	if (!*path)
+		return;
+	struct metrics_file *m = xcalloc(1, sizeof *m);
+	m->d = d;
+	m->path = xstrdup(path);
+	m->tmp = xasprintf("%s.tmp.%ld", path, (long)getpid());
+	buf_init(&m->text);
+	uv_timer_init(d->loop, &m->timer);
+	m->timer.data = m;
+	uv_timer_start(&m->timer, on_tick, 0, METRICS_EVERY_S * 1000);
+	d->metrics = m;
+}
+
+static void on_timer_closed(uv_handle_t *h)
+{
+	struct metrics_file *m = h->data;
+	m->d = NULL;
+	if (!m->writing)
+		metrics_free(m);
+}
+
+void metrics_file_stop(struct daemon *d)
+{
+	struct metrics_file *m = d->metrics;
+	if (!m)
+		return;
+	d->metrics = NULL;
+	uv_timer_stop(&m->timer);
+	uv_close((uv_handle_t *)&m->timer, on_timer_closed);
+}

@@ -1,0 +1,168 @@
+"""Reports of failed delivery (bounces): what the sender gets, who never
+gets one, the postmaster's copy, expiry, and the crash-safe order of
+queue.c BOUNCES, each asserted on what the upstream received."""
+
+import email
+import os
+import re
+import shutil
+import time
+
+from test_delivery import send, wait_queue_empty
+
+
+def parts(report):
+    msg = email.message_from_bytes(report.data)
+    assert msg.get_content_type() == "multipart/report"
+    assert msg.get_param("report-type") == "delivery-status"
+    return msg, msg.get_payload()
+
+
+def test_the_sender_gets_a_report_it_can_read(relay_daemon):
+    d, up = relay_daemon()
+    up.reject_rcpt = {"gone@r.example"}
+    send(d, ["gone@r.example"], b"Subject: the quarterly figures\nX-Mine: 1\n\nsecret body\n")
+    (report,) = up.wait_for_reports(1)
+    assert report.rcpt_tos == ["me@sender.example"] and up.originals() == []
+    msg, (text, status, headers) = parts(report)
+    assert msg["To"] == "<me@sender.example>" and msg["Auto-Submitted"] == "auto-replied"
+    assert msg["Subject"] == "Undelivered Mail Returned to Sender"
+    assert msg["From"].startswith("Mail Delivery System <MAILER-DAEMON@")
+    assert re.match(r"by \S+ \(outbox\) id F[0-9A-F]{15};", msg["Received"])
+    assert "could not be delivered" in text.get_payload()
+    assert "550 5.1.1 <gone@r.example>: Recipient address rejected" in text.get_payload()
+    assert status.get_content_type() == "message/delivery-status"
+    fields = status.as_string()
+    assert "Final-Recipient: rfc822; gone@r.example" in fields
+    assert "Action: failed" in fields and "Status: 5.1.1" in fields
+    assert re.search(r"Remote-MTA: dns; localhost\[127\.0\.0\.1\]:\d+", fields)
+    assert "Diagnostic-Code: smtp; 550 5.1.1 <gone@r.example>" in fields
+    assert headers.get_content_type() == "text/rfc822-headers"
+    assert "Subject: the quarterly figures" in headers.get_payload()
+    assert b"secret body" not in report.data                 # never the body
+    wait_queue_empty(d)
+    assert re.search(r": report of failed delivery queued as F[0-9A-F]{15} to <me@sender\.example>",
+                     d.log())
+
+
+def test_a_message_with_the_null_sender_is_never_reported(relay_daemon):
+    d, up = relay_daemon()
+    up.reject_rcpt = {"gone@r.example"}
+    r = d.sendmail(["-f", "", "gone@r.example"], b"Subject: a report itself\n\nx\n")
+    assert r.returncode == 0, r.stderr
+    d.wait_log(r"to=<gone@r\.example> .* status=bounced")
+    wait_queue_empty(d)
+    time.sleep(1.5)
+    assert up.messages == [] and "report of failed delivery" not in d.log()
+
+
+def test_postmaster_gets_a_copy_and_the_double_bounce_and_nothing_loops(relay_daemon):
+    d, up = relay_daemon(extra={"address": {"postmaster": "pm@admin.example"}})
+    up.reject_rcpt = {"gone@r.example"}
+    send(d, ["gone@r.example"])
+    (report,) = up.wait_for_reports(1)
+    assert sorted(report.rcpt_tos) == ["me@sender.example", "pm@admin.example"]
+    wait_queue_empty(d)
+    # the sender's address fails too: the postmaster gets the report's
+    # copy, and a report about the report (the double bounce), once
+    up.reject_rcpt = {"gone@r.example", "lost@sender.example"}
+    send(d, ["gone@r.example"], sender="lost@sender.example")
+    reports = up.wait_for_reports(3)
+    assert [r.rcpt_tos for r in reports[1:]] == [["pm@admin.example"], ["pm@admin.example"]]
+    double = [r for r in reports[1:] if b"Final-Recipient: rfc822; lost@sender.example" in r.data]
+    assert len(double) == 1
+    wait_queue_empty(d)
+    # and when the postmaster fails as well, it ends there
+    up.reject_rcpt = {"gone@r.example", "lost@sender.example", "pm@admin.example"}
+    send(d, ["gone@r.example"], sender="lost@sender.example")
+    d.wait_log(r"to=<pm@admin\.example> .* status=bounced", count=2)
+    wait_queue_empty(d)
+    time.sleep(1.5)
+    assert len(up.reports()) == 3
+
+
+def test_expiry_reports_and_a_down_upstream_does_not_before_it(relay_daemon):
+    d, up = relay_daemon(extra={"queue": {"lifetime": "3s", "retry_min": "1s", "retry_max": "1s"}})
+    up.tempfail_rcpt = True
+    send(d, ["slow@r.example"])
+    d.wait_log(r"status=deferred")
+    time.sleep(1)
+    assert up.messages == []                 # deferred, not reported, while it has time
+    d.wait_log(r"to=<slow@r\.example> .* status=bounced \(message expired after 3s", timeout=30)
+    up.tempfail_rcpt = False
+    (report,) = up.wait_for_reports(1, timeout=30)
+    assert b"message expired after 3s in the queue: 451 4.7.1" in report.data
+    assert up.originals() == []
+
+
+def crashed_state(d, up):
+    """The state a crash leaves between the worker's marks and the
+    report's commit, made by hand: gone@ is B in the file, the name has
+    .B, kept@ still waits.  Returns (queue ID, path, bytes)."""
+    up.tempfail_rcpt = True
+    send(d, ["gone@r.example", "kept@r.example"])
+    d.wait_log(r"status=deferred", count=2)
+    d.stop()
+    (orig,) = d.queue_ids()
+    path = d.queue_path(orig)
+    data = open(path, "rb").read().replace(b"\nrcpt Q <gone@r.example>\n", b"\nrcpt B <gone@r.example>\n", 1)
+    assert b"rcpt B <gone@r.example>" in data
+    os.unlink(path)
+    path += ".B"
+    with open(path, "wb") as f:
+        f.write(data)
+    up.tempfail_rcpt = False
+    return orig, path, data
+
+
+def restore(d, orig, path, data):
+    for p in d.queue_paths().values():
+        if os.path.basename(p).startswith(orig):
+            os.unlink(p)
+    with open(path, "wb") as f:
+        f.write(data)
+    shutil.chown(path, "outbox") if os.geteuid() == 0 else None
+
+
+def test_a_crash_before_the_report_was_queued(relay_daemon):
+    d, up = relay_daemon()
+    orig, path, data = crashed_state(d, up)
+    if os.geteuid() == 0:
+        shutil.chown(path, "outbox")
+    d.start()
+    (report,) = up.wait_for_reports(1)
+    assert report.rcpt_tos == ["me@sender.example"]
+    assert b"Final-Recipient: rfc822; gone@r.example" in report.data
+    assert b"kept@r.example" not in report.data.split(b"text/rfc822-headers")[0]
+    assert [m.rcpt_tos for m in up.wait_for_originals(1)] == [["kept@r.example"]]
+    wait_queue_empty(d)
+    time.sleep(1)
+    assert len(up.reports()) == 1 and len(up.originals()) == 1
+
+
+def test_a_crash_after_the_report_was_queued_sends_it_once(relay_daemon):
+    """The report committed, then a crash before the marks: at the next
+    start the report is found (by its ID, a function of the message's)
+    and not made again, and it is not sent before that is known."""
+    d, up = relay_daemon()
+    orig, path, data = crashed_state(d, up)
+    if os.geteuid() == 0:
+        shutil.chown(path, "outbox")
+    up.tempfail_rcpt = True                      # the report is queued, and deferred (renamed)
+    d.start()
+    d.wait_log(r"%s: report of failed delivery queued as (F[0-9A-F]{15})" % orig)
+    report_id = re.search(r"%s: report of failed delivery queued as (F[0-9A-F]{15})" % orig, d.log()).group(1)
+    d.wait_log(r"%s: to=<me@sender\.example> .* status=deferred" % report_id)
+    d.kill9()
+    restore(d, orig, path, data)                 # as if the marks had not been made
+    assert report_id in d.queue_ids()
+    up.tempfail_rcpt = False
+    d.start()
+    assert d.sendmail(["-q"], b"").returncode == 0     # the report's retry is now
+    reports = up.wait_for_reports(1)
+    up.wait_for_originals(1)
+    wait_queue_empty(d)
+    time.sleep(1.5)
+    assert len(up.reports()) == 1, [m.rcpt_tos for m in up.reports()]
+    assert "report %s was queued before a restart" % report_id in d.log()
+    assert reports[0].rcpt_tos == ["me@sender.example"]
