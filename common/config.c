@@ -70,6 +70,9 @@ static const struct key keys[] = {
 	  "a write fails." },
 	{ "queue", "max_recipients", KT_UINT, "1000", F(queue.max_recipients), 0, 1, 100000,
 	  "Most recipients of one message." },
+	{ "queue", "delay_warning", KT_DURATION, "4h", F(queue.delay_warning), 0, 0, 365 * DAY,
+	  "A message still waiting this long after it arrived gets one \"still trying\" report "
+	  "(Action: delayed) to its sender; 0 = never." },
 
 	{ "listen", "socket", KT_PATH, "/run/outbox/outbox.sock", F(listen.socket), 0, 0, 0,
 	  "SMTP submission on a Unix socket." },

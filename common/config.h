@@ -48,6 +48,7 @@ struct config {
 		uint64_t lifetime, retry_min, retry_max;
 		uint64_t max_message_size;
 		uint64_t max_recipients;
+		uint64_t delay_warning;
 		uint64_t min_free;
 	} queue;
 	struct {

@@ -2,7 +2,7 @@
  * dsn.h - delivery status notifications (RFC 3464, RFC 3462): the report
  * outboxd sends to a message's sender when recipients failed for good
  * (Action: failed) or are still being tried after [queue]
- * delay_warning (Action: delayed).  dsn_build is a pure function of its
+ * delay_warning (Action: delayed; daemon/bounce.c sends both).  dsn_build is a pure function of its
  * input (time and randomness come in as fields), so the unit tests can
  * hold its every byte.
  *

@@ -1301,9 +1301,30 @@ static void forget_reasons(const struct store *s, const char *name)
 {
 	if (strlen(name) <= QID_LEN)
 		return;	/* never deferred: none kept */
-	char *path = reasons_path(s, name);
+	char *path = reasons_path(s, name), *warned = xasprintf("%s.warned", path);
 	(void)unlink(path);
+	(void)unlink(warned);
 	free(path);
+	free(warned);
+}
+
+bool store_warned(const struct store *s, const char *id)
+{
+	char *path = reasons_path(s, id), *warned = xasprintf("%s.warned", path);
+	bool yes = access(warned, F_OK) == 0;
+	free(path);
+	free(warned);
+	return yes;
+}
+
+void store_note_warned(const struct store *s, const char *id)
+{
+	char *path = reasons_path(s, id), *warned = xasprintf("%s.warned", path);
+	int fd = open(warned, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd >= 0)
+		close(fd);
+	free(path);
+	free(warned);
 }
 
 int store_delete(const struct store *s, const char *name, struct err *e)

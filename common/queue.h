@@ -205,6 +205,10 @@ int store_delete(const struct store *s, const char *name, struct err *e);
  * synced; removed with the message. */
 void store_note_reasons(const struct store *s, const char *id, const struct envelope *env,
 			const char *const *reasons, const char *relay);
+/* Has message id had its "still trying" report ([queue] delay_warning)?
+ * The mark is defer/XX/ID.warned, removed with the message. */
+bool store_warned(const struct store *s, const char *id);
+void store_note_warned(const struct store *s, const char *id);
 /* The last reply noted for addr of message id, or NULL; free() it.
  * addr "@relay" gives the upstream the attempt reached. */
 char *store_reason(const struct store *s, const char *id, const char *addr);

@@ -190,7 +190,10 @@ void attempt_finish(struct worker *w, struct attempt *a)
 		    && store_set_status(a->fd, &a->env.rcpt[i], st, &e) < 0)
 			log_err("%s: %s", a->job->id, e.msg);
 	}
-	struct delivery_result r = { .done = pending == 0 && !bouncing, .bouncing = bouncing,
+	bool warn = pending && c->queue.delay_warning && !bouncing && *a->env.sender
+		    && now_real() - a->env.arrival >= (double)c->queue.delay_warning
+		    && !store_warned(w->pool->store, a->job->id);
+	struct delivery_result r = { .done = pending == 0 && !bouncing, .bouncing = bouncing, .warn = warn,
 				     .next_try = now_real() + retry_in,
 				     .tries = (uint16_t)(a->job->tries + 1 > 65535 ? 65535 : a->job->tries + 1) };
 	memcpy(r.id, a->job->id, sizeof r.id);

@@ -11,7 +11,10 @@
  * recipients become F and the name loses its .B (after_commit).  A
  * report found already committed (EEXIST: a crash came between the
  * commit and the marks) is not made again; the marks are finished.
- * Each report also goes to [address] postmaster when set.  A failure
+ * Each report also goes to [address] postmaster when set.  The same
+ * path makes the one "still trying" report of a message waiting past
+ * [queue] delay_warning (warn: about its pending recipients, ID
+ * qid_bounce(ID, 0), then the mark store_note_warned).  A failure
  * to queue the report (a full disk) leaves the message QE_BOUNCING and
  * tries again after RETRY_MS.
  */
@@ -49,6 +52,7 @@ struct bounce {
 	bool pending_left;	/* the original still has recipients to try */
 	bool nothing;		/* no B recipient (marks done before a crash): only the name */
 	bool exists;		/* the report is in the queue already (queued before a crash) */
+	bool warn;		/* no failure: a "still trying" report about the waiting ones */
 	int rc;
 	char why[512];
 };
@@ -95,11 +99,13 @@ static void build_work(uv_work_t *req)
 	char *relay = store_reason(&b->d->store, b->orig, "@relay");
 	size_t n = 0;
 	b->pending_left = envelope_pending(&b->orig_env) > 0;
+	char want = b->warn ? RCPT_PENDING : RCPT_BOUNCING;
 	for (size_t i = 0; i < b->orig_env.nrcpt; i++) {
-		if (b->orig_env.rcpt[i].status != RCPT_BOUNCING)
+		if (b->orig_env.rcpt[i].status != want)
 			continue;
 		why[n] = store_reason(&b->d->store, b->orig, b->orig_env.rcpt[i].addr);
-		r[n] = (struct dsn_rcpt){ .addr = b->orig_env.rcpt[i].addr, .action = DSN_FAILED,
+		r[n] = (struct dsn_rcpt){ .addr = b->orig_env.rcpt[i].addr,
+					  .action = b->warn ? DSN_DELAYED : DSN_FAILED,
 					  .reply = why[n] ? why[n] : "failed (its reply was lost in a restart of outboxd)",
 					  .remote_mta = relay ? relay : "" };
 		n++;
@@ -134,6 +140,11 @@ static void build_work(uv_work_t *req)
 
 static int mark_failed(struct bounce *b)
 {
+	if (b->warn) {	/* nothing failed: the one report about the delay is sent */
+		store_note_warned(&b->d->store, b->orig);
+		b->pending_left = true;
+		return 0;
+	}
 	struct err e;
 	struct envelope env;
 	size_t off;
@@ -232,8 +243,8 @@ static void commit_done(struct intake *in, void *arg)
 	char why[sizeof in->err.msg];
 	snprintf(why, sizeof why, "%s", in->err.msg);
 	if (rc == 0)
-		log_info("%s: report of failed delivery queued as %s to <%s>", b->orig, b->report_id,
-			 b->env.rcpt[0].addr);
+		log_info("%s: report of %s queued as %s to <%s>", b->orig,
+			 b->warn ? "delayed delivery" : "failed delivery", b->report_id, b->env.rcpt[0].addr);
 	intake_free(in);
 	if (exists) {	/* queued before a crash: only the marks are left */
 		log_info("%s: report %s was queued before a restart", b->orig, b->report_id);
@@ -269,7 +280,7 @@ static void build_done(uv_work_t *req, int status)
 	envelope_init(&b->env);
 	b->env.sender = xstrdup("");
 	envelope_add_rcpt(&b->env, report_to(b, c));
-	if (*b->orig_env.sender && *c->address.postmaster
+	if (!b->warn && *b->orig_env.sender && *c->address.postmaster
 	    && strcasecmp(c->address.postmaster, b->orig_env.sender) != 0)
 		envelope_add_rcpt(&b->env, c->address.postmaster);	/* a copy of each report */
 	struct origin o = { .way = WAY_BOUNCE, .uid = -1, .login = "", .helo = "", .peer = "",
@@ -283,15 +294,17 @@ static void build_done(uv_work_t *req, int status)
 	intake_commit(&b->in, commit_done, b);
 }
 
-void bounce_start(struct daemon *d, qref r)
+void bounce_start(struct daemon *d, qref r, bool warn)
 {
 	struct bounce *b = xcalloc(1, sizeof *b);
 	b->d = d;
+	b->warn = warn;
 	b->id = qindex_get(&d->queue, r)->id;
 	qid_format(b->id, b->orig);
 	sched_file_name(d, r, b->name);
-	qname_set_mark(b->name, 'B');
-	qid_bounce(b->orig, qindex_get(&d->queue, r)->tries, b->report_id);	/* the same after a crash */
+	qname_set_mark(b->name, warn ? 0 : 'B');
+	/* the same after a crash; tries 0 (never a failure's) is the delay report's */
+	qid_bounce(b->orig, warn ? 0 : qindex_get(&d->queue, r)->tries, b->report_id);
 	buf_init(&b->msg);
 	envelope_init(&b->orig_env);
 	envelope_init(&b->env);

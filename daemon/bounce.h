@@ -13,6 +13,6 @@ struct daemon;
 
 /* The scheduler's hook: r is QE_BOUNCING (its B recipients need a
  * report); sched_bounced() follows once the report is queued. */
-void bounce_start(struct daemon *d, qref r);
+void bounce_start(struct daemon *d, qref r, bool warn);
 
 #endif

@@ -22,6 +22,7 @@ struct delivery_result {
 	char id[QID_LEN + 1];
 	bool done;		/* nothing pending: the message left the queue */
 	bool bouncing;		/* recipients failed: a report is to be queued (bounce.c) */
+	bool warn;		/* waiting past [queue] delay_warning: a "still trying" report */
 	double next_try;	/* wall-clock time, when not done */
 	uint16_t tries;		/* attempts so far, when not done */
 	uint16_t sent, deferred, bounced;	/* recipients, in this attempt */

@@ -185,12 +185,13 @@ void sched_new(struct daemon *d, qref r)
 	lane_push(d, LANE_NEW, r);
 }
 
-static void start_bounce(struct daemon *d, qref r)
+/* warn: no recipient failed, the message is late: a delayed report. */
+static void start_bounce(struct daemon *d, qref r, bool warn)
 {
 	E(d, r)->state = QE_BOUNCING;
 	d->sched.bouncing++;
 	if (d->sched.bounce)
-		d->sched.bounce(d, r);
+		d->sched.bounce(d, r, warn);
 }
 
 void sched_found(struct daemon *d, qref r)
@@ -199,7 +200,7 @@ void sched_found(struct daemon *d, qref r)
 	if (e->state == QE_HELD)
 		return;	/* until released */
 	if (e->state == QE_BOUNCING) {	/* a crash interrupted its report: finish it */
-		start_bounce(d, r);
+		start_bounce(d, r, false);
 		return;
 	}
 	if (e->next_try <= now_real()) {
@@ -284,11 +285,11 @@ void sched_result(struct daemon *d, const struct delivery_result *res)
 	e->tries = res->tries;
 	e->next_try = (uint32_t)sec;
 	e->frac = (uint8_t)(frac > 255 ? 255 : frac);
-	if (res->bouncing) {
+	if (res->bouncing || (res->warn && e->state == QE_ACTIVE)) {
 		if (e->state != QE_ACTIVE)
 			log_info("%s: the %s asked during its attempt is not done: a report about it is "
 				 "queued", res->id, e->state == QE_ACTIVE_HOLD ? "hold" : "delete");
-		start_bounce(d, r);
+		start_bounce(d, r, !res->bouncing);
 		return;
 	}
 	if (e->state == QE_ACTIVE_HOLD || e->state == QE_ACTIVE_DELETE) {

@@ -52,7 +52,7 @@ struct scheduler {
 	 * file (control.c sets it). */
 	void (*later)(struct daemon *d, qref r, enum sched_action a);
 	/* A message's failed recipients need a report (bounce.c sets it). */
-	void (*bounce)(struct daemon *d, qref r);
+	void (*bounce)(struct daemon *d, qref r, bool warn);
 };
 
 struct delivery_result;	/* pool.h */

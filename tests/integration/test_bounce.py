@@ -8,6 +8,8 @@ import re
 import shutil
 import time
 
+import pytest
+
 from test_delivery import send, wait_queue_empty
 
 
@@ -166,3 +168,35 @@ def test_a_crash_after_the_report_was_queued_sends_it_once(relay_daemon):
     assert len(up.reports()) == 1, [m.rcpt_tos for m in up.reports()]
     assert "report %s was queued before a restart" % report_id in d.log()
     assert reports[0].rcpt_tos == ["me@sender.example"]
+
+
+def test_one_still_trying_report_after_delay_warning(relay_daemon):
+    d, up = relay_daemon(extra={"queue": {"delay_warning": "2s", "retry_min": "1s", "retry_max": "1s"}})
+    up.tempfail_rcpt = True
+    send(d, ["slow@r.example"])
+    d.wait_log(r"status=deferred")
+    d.wait_log(r": report of delayed delivery queued as F[0-9A-F]{15} to <me@sender\.example>", timeout=30)
+    d.wait_log(r"to=<slow@r\.example> .* status=deferred", count=4, timeout=30)   # later tries: no more
+    up.tempfail_rcpt = False
+    # the report itself waits for its recipient too: once the upstream takes mail, both go
+    (report,) = up.wait_for_reports(1, timeout=30)
+    msg, (text, status, headers) = parts(report)
+    assert msg["Subject"] == "Delayed Mail (still being retried)"
+    assert "Action: delayed" in status.as_string() and "Status: 4.7.1" in status.as_string()
+    assert "451 4.7.1 <slow@r.example>" in text.get_payload()
+    assert [m.rcpt_tos for m in up.wait_for_originals(1, timeout=30)] == [["slow@r.example"]]
+    wait_queue_empty(d)
+    time.sleep(1.5)
+    assert len(up.reports()) == 1                       # one, and no failure report
+    assert d.log().count("report of delayed delivery") == 1
+
+
+@pytest.mark.parametrize("warning,sender", [("0", "me@sender.example"), ("1s", "")],
+                         ids=["off", "null-sender"])
+def test_no_still_trying_report_when_off_or_for_the_null_sender(relay_daemon, warning, sender):
+    d, up = relay_daemon(extra={"queue": {"delay_warning": warning, "retry_min": "1s", "retry_max": "1s"}})
+    up.tempfail_rcpt = True
+    r = d.sendmail(["-f", sender, "slow@r.example"], b"Subject: n\n\nx\n")
+    assert r.returncode == 0
+    d.wait_log(r"status=deferred", count=4, timeout=30)
+    assert "report of" not in d.log()
