@@ -165,3 +165,28 @@ def test_outbox_config_prints_the_effective_configuration(workdir):
     assert "\nretry_min = 1m    # default\n" in full.stdout
     assert "\nlifetime = 2d\n" in full.stdout and "[senders]    # empty" in full.stdout
     assert run("-x").returncode == 64
+
+
+def test_the_example_config_shows_every_key(workdir):
+    """conf/outbox.conf (installed as the example) names every key of the
+    table, commented out, under its section."""
+    from conftest import OUTBOX
+    top = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    with open(os.path.join(top, "conf", "outbox.conf")) as f:
+        example = f.read()
+    empty = os.path.join(workdir, "empty.conf")
+    open(empty, "w").close()
+    out = subprocess.run([OUTBOX, "-C", empty, "config"], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    section, checked = None, 0
+    for line in out.stdout.splitlines():
+        if line.startswith("["):
+            section = line.split("]")[0] + "]"
+            continue
+        if " = " not in line or section in ("[aliases]", "[senders]"):
+            continue
+        key = line.split(" = ")[0]
+        body = example.split(section + "\n", 1)[1].split("\n[", 1)[0]
+        assert ";%s =" % key in body or "\n%s =" % key in body, (section, key)
+        checked += 1
+    assert checked >= 30
