@@ -2,7 +2,7 @@
  * start-up walk from a directory anyone with the daemon's rights may
  * have written into.  Invariants: a name that parses is exactly what
  * qname_format writes for what it parsed to (one spelling per state),
- * with .H when it is held;
+ * with its mark (.H held, .B bouncing);
  * the ID is valid and its bucket in range. */
 #include "fuzz.h"
 #include "../../common/queue.h"
@@ -22,7 +22,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	CHECK(qid_bucket(id) < QBUCKETS);
 	CHECK(tries <= 65535);
 	qname_format(again, id, next, tries);
-	qname_set_held(again, qname_held(name));
+	qname_set_mark(again, qname_mark(name));
 	CHECK(strcmp(again, name) == 0);
 	char back[QID_LEN + 1];
 	qid_format(qid_value(id), back);
