@@ -200,3 +200,44 @@ def test_no_still_trying_report_when_off_or_for_the_null_sender(relay_daemon, wa
     assert r.returncode == 0
     d.wait_log(r"status=deferred", count=4, timeout=30)
     assert "report of" not in d.log()
+
+
+def test_no_report_is_sent_before_the_walk_has_found_its_message(relay_daemon):
+    """A crash left a queued report and its message still .B; at the
+    next start the walk (slowed: every directory read 10 ms) finds the
+    report in the first bucket and the message in the last.  The report
+    must wait until the walk is done and the message's recovery has
+    found it, or it is sent, removed, and made again: two reports."""
+    from test_scale import slow_disk, mkqueue
+    d, up = relay_daemon()
+    orig, path, data = crashed_state(d, up)
+    if os.geteuid() == 0:
+        shutil.chown(path, "outbox")
+    up.tempfail_rcpt = True
+    d.start()
+    d.wait_log(r"%s: report of failed delivery queued as (F[0-9A-F]{15})" % orig)
+    report_id = re.search(r"%s: report of failed delivery queued as (F[0-9A-F]{15})" % orig, d.log()).group(1)
+    d.wait_log(r"%s: to=<me@sender\.example> .* status=deferred" % report_id)
+    d.kill9()
+    restore(d, orig, path, data)
+    # the report in bucket 00, the message in FF: the walk's first and last
+    queue = os.path.join(d.spool, "queue")
+    rp = d.queue_path(report_id)
+    os.rename(rp, os.path.join(queue, "00", os.path.basename(rp)))
+    os.rename(path, os.path.join(queue, "FF", os.path.basename(path)))
+    # 6000 others, due in an hour: the walk hands its finds over in
+    # batches of 4096, so the report (bucket 00) is scheduled a second
+    # before the walk reaches its message (FF)
+    mkqueue(d, 6000, "--deferred", "3600")
+    up.tempfail_rcpt = False
+    slow_disk(d, 10)
+    d.start()
+    d.wait_log(r"queue indexed:", timeout=60)
+    up.wait_for_reports(1, timeout=30)
+    up.wait_for_originals(1, timeout=30)
+    deadline = time.time() + 30
+    while time.time() < deadline and {orig, report_id} & set(d.queue_ids()):
+        time.sleep(0.1)
+    time.sleep(1.5)
+    assert len(up.reports()) == 1, d.log()[-3000:]
+    assert "report %s was queued before a restart" % report_id in d.log()
