@@ -450,6 +450,13 @@ static void after_files(uv_work_t *req, int status)
 			c->exit_code = 1;
 			continue;
 		}
+		if (it->answer == SA_BUSY) {
+			if (!c->all) {
+				line(c, 2, "outbox: %s: a report about it is being queued; try again in a moment", id);
+				c->exit_code = 75;
+			}
+			continue;
+		}
 		if (it->answer == SA_UNCHANGED) {
 			line(c, 1, "%s: %s", id, c->verb == V_FLUSH ? "not waiting for a retry"
 					: c->verb == V_RELEASE ? "not held" : "already so");

@@ -340,6 +340,8 @@ static bool detach(struct daemon *d, qref r, enum qstate to)
 enum sched_answer sched_act(struct daemon *d, qref r, enum sched_action a)
 {
 	struct qentry *e = E(d, r);
+	if (e->state == QE_BOUNCING)
+		return SA_BUSY;	/* bounce.c has its file until sched_bounced() */
 	switch (a) {
 	case SA_HOLD:
 		if (e->state == QE_HELD || e->state == QE_ACTIVE_HOLD)

@@ -36,6 +36,7 @@ enum sched_answer {
 	SA_NOW,		/* done in memory; the caller does the file's part (rename, unlink) */
 	SA_LATER,	/* a worker has it: hooks.later runs when the attempt ends */
 	SA_UNCHANGED,	/* nothing to do (already held, not deferred, ...) */
+	SA_BUSY,	/* a report about it is being queued (QE_BOUNCING): ask again later */
 };
 
 struct scheduler {

@@ -241,3 +241,21 @@ def test_no_report_is_sent_before_the_walk_has_found_its_message(relay_daemon):
     time.sleep(1.5)
     assert len(up.reports()) == 1, d.log()[-3000:]
     assert "report %s was queued before a restart" % report_id in d.log()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="makes a queue file the daemon cannot read")
+def test_an_operator_action_waits_while_a_report_is_being_queued(relay_daemon):
+    """A message whose report cannot be made yet (here its file is
+    unreadable, as on a failing disk) stays out of delivery and out of
+    the operator's hands until it is: hold, delete and flush say so."""
+    from test_control import tool
+    d, up = relay_daemon()
+    orig, path, data = crashed_state(d, up)
+    os.chown(path, 0, 0)
+    os.chmod(path, 0o600)
+    d.start()
+    d.wait_log(r"%s: the report about its failed recipients is not queued yet" % orig)
+    for verb in ("hold", "delete", "flush"):
+        r = tool(d, verb, orig)
+        assert r.returncode == 75 and "a report about it is being queued" in r.stderr, (verb, r)
+    assert orig in d.queue_ids() and up.messages == []
