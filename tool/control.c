@@ -21,27 +21,6 @@
 
 #define CONTROL_TIMEOUT_S 300
 
-static int connect_control(const char *path)
-{
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	struct timeval tv = { .tv_sec = CONTROL_TIMEOUT_S };
-	if (strlen(path) >= sizeof sa.sun_path)
-		return -1;
-	strcpy(sa.sun_path, path);
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -1;
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-	if (connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
-		int saved = errno;
-		close(fd);
-		errno = saved;
-		return -1;
-	}
-	return fd;
-}
-
 /* Pass the answer on; the exit status it ends with, or 75 if it broke off. */
 static int relay_answer(int fd)
 {
@@ -75,8 +54,7 @@ static int relay_answer(int fd)
 int control_request(const struct config *cf, const char *verb, int argc, char **argv, bool json)
 {
 	struct buf req;
-	signal(SIGPIPE, SIG_IGN);
-	int fd = connect_control(cf->listen.control);
+	int fd = tool_connect(cf->listen.control, CONTROL_TIMEOUT_S);
 	if (fd < 0) {
 		fprintf(stderr, "outbox: outboxd is not running (control socket %s: %s)\n",
 			cf->listen.control, strerror(errno));

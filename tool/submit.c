@@ -93,18 +93,12 @@ static int expect(struct conn *c, int cls, int perm_code, const char *step)
 
 static int connect_socket(struct conn *c, const char *path)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	struct timeval tv = { .tv_sec = SUBMIT_TIMEOUT_S };
-	if (strlen(path) >= sizeof sa.sun_path)
+	c->fd = tool_connect(path, SUBMIT_TIMEOUT_S);
+	if (c->fd < 0 && errno == ENAMETOOLONG)
 		return fail(c, EX_CONFIG, "socket path too long: %s", path);
-	strcpy(sa.sun_path, path);
-	signal(SIGPIPE, SIG_IGN);	/* a daemon that went away is an error, not a death */
-	c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (c->fd < 0)
+	if (c->fd < 0 && (errno == EMFILE || errno == ENFILE || errno == ENOMEM))
 		return fail(c, EX_OSERR, "socket: %s", strerror(errno));
-	setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-	setsockopt(c->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-	if (connect(c->fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
+	if (c->fd < 0) {
 		char m[300];
 		snprintf(m, sizeof m, "%s: %s", path, strerror(errno));
 		return fail(c, EX_TEMPFAIL, "outboxd is not reachable at %s", m);

@@ -15,6 +15,10 @@
  * may be missing: then defaults apply).  Exits 78 on a bad file.
  * (toolconf.c) */
 struct config *tool_config(const char *path);
+/* A stream connection to outboxd's Unix socket at path, every read and
+ * write with a timeout of timeout_s, SIGPIPE ignored; -1 with errno
+ * (ENAMETOOLONG for a path too long).  (toolconf.c) */
+int tool_connect(const char *path, int timeout_s);
 /* First thing in main: run set-group-ID by a user who is not root, put
  * the group away and clear the environment (so $OUTBOX_CONF is gone
  * too); tool_config refuses -C then. */

@@ -3,10 +3,17 @@
  * find their configuration: -C FILE, else $OUTBOX_CONF, else the default
  * path, which may be missing (then defaults apply); and what the outbox
  * command does with its set-group-ID bit (the installed binary has the
- * daemon's group, for the pickup directory only).
+ * daemon's group, for the pickup directory only); and the one way the
+ * tool connects to outboxd's Unix sockets (tool_connect).
  */
 #include <stdio.h>
 #include <stdlib.h>
+#include <errno.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/un.h>
 #include <sysexits.h>
 #include <unistd.h>
 
@@ -54,6 +61,30 @@ int __lsan_is_turned_off(void)
 	return getresgid(&r, &e, &saved) == 0 && saved != r;
 }
 #endif
+
+int tool_connect(const char *path, int timeout_s)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct timeval tv = { .tv_sec = timeout_s };
+	if (strlen(path) >= sizeof sa.sun_path) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	strcpy(sa.sun_path, path);
+	signal(SIGPIPE, SIG_IGN);	/* a daemon that went away is an error, not a death */
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -1;
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+	if (connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
+		int saved = errno;
+		close(fd);
+		errno = saved;
+		return -1;
+	}
+	return fd;
+}
 
 struct config *tool_config(const char *path)
 {
