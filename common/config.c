@@ -73,6 +73,10 @@ static const struct key keys[] = {
 	{ "queue", "delay_warning", KT_DURATION, "4h", F(queue.delay_warning), 0, 0, 365 * DAY,
 	  "A message still waiting this long after it arrived gets one \"still trying\" report "
 	  "(Action: delayed) to its sender; 0 = never." },
+	{ "queue", "report_interval", KT_DURATION, "10m", F(queue.report_interval), 0, 0, 7 * DAY,
+	  "No bounce storms: after a report to an address, the reports to it in the next "
+	  "interval wait and go together as one summary when it has passed (at most 100 "
+	  "messages each; failures and delays apart); 0 = one report per message at once." },
 
 	{ "listen", "socket", KT_PATH, "/run/outbox/outbox.sock", F(listen.socket), 0, 0, 0,
 	  "SMTP submission on a Unix socket." },

@@ -49,6 +49,7 @@ struct config {
 		uint64_t max_message_size;
 		uint64_t max_recipients;
 		uint64_t delay_warning;
+		uint64_t report_interval;
 		uint64_t min_free;
 	} queue;
 	struct {

@@ -10,7 +10,9 @@
 
 #include <ctype.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #define REPLY_MAX 900	/* a reply quoted in the report, in octets: lines stay under 998 */
@@ -86,31 +88,55 @@ static bool is_ascii(const char *s)
 	return true;
 }
 
+/* The Subject field of a header section, unfolded, or NULL. */
+static char *subject_of(const char *h, size_t n)
+{
+	for (size_t i = 0; i < n;) {
+		const char *eol = memchr(h + i, '\n', n - i);
+		size_t len = eol ? (size_t)(eol - (h + i)) : n - i;
+		if (len == 0 || (len == 1 && h[i] == '\r'))
+			return NULL;	/* the header section ends */
+		if (len >= 8 && strncasecmp(h + i, "Subject:", 8) == 0) {
+			struct buf v;
+			buf_init(&v);
+			size_t j = i + 8;
+			for (;;) {
+				const char *e = memchr(h + j, '\n', n - j);
+				size_t l = e ? (size_t)(e - (h + j)) : n - j;
+				buf_add(&v, h + j, l);
+				j += l + (e != NULL);
+				if (j >= n || (h[j] != ' ' && h[j] != '\t'))
+					break;
+			}
+			return v.data ? v.data : xstrdup("");
+		}
+		i += len + (eol != NULL);
+	}
+	return NULL;
+}
+
 static bool all_ascii(const struct dsn_input *in)
 {
-	for (size_t i = 0; i < in->nrcpt; i++)
-		if (!is_ascii(in->rcpt[i].addr) || !is_ascii(in->rcpt[i].reply))
-			return false;
+	for (size_t m = 0; m < in->nmsg; m++) {
+		const struct dsn_message *msg = &in->msg[m];
+		for (size_t i = 0; i < msg->nrcpt; i++)
+			if (!is_ascii(msg->rcpt[i].addr) || !is_ascii(msg->rcpt[i].reply))
+				return false;
+		if (in->nmsg > 1) {	/* a summary quotes each Subject */
+			char *subj = subject_of(msg->headers, msg->headers_len);
+			bool ascii = is_ascii(subj);
+			free(subj);
+			if (!ascii)
+				return false;
+		}
+	}
 	return is_ascii(in->sender);
 }
 
-/* The words for a human: what happened, to whom, and why. */
-static void explanation(const struct dsn_input *in, bool delayed, struct buf *b)
+static void list_rcpts(const struct dsn_message *m, bool delayed, struct buf *b)
 {
-	char when[64];
-	rfc5322_date(in->arrival, when, sizeof when);
-	buf_printf(b, "This is the mail system at %s.\r\n\r\n", in->reporting_mta);
-	if (delayed)
-		buf_printf(b, "Your message has not been delivered yet to the recipients below.\r\n"
-			      "Nothing needs to be done: it is tried again until %s after it\r\n"
-			      "arrived, and you will hear again only if it fails for good.\r\n\r\n",
-			   in->lifetime);
-	else
-		buf_adds(b, "Your message could not be delivered to the recipients below, and\r\n"
-			    "will not be tried again for them. The reason is given after each\r\n"
-			    "address, as the receiving mail system gave it.\r\n\r\n");
-	for (size_t i = 0; i < in->nrcpt; i++) {
-		const struct dsn_rcpt *r = &in->rcpt[i];
+	for (size_t i = 0; i < m->nrcpt; i++) {
+		const struct dsn_rcpt *r = &m->rcpt[i];
 		if ((r->action == DSN_DELAYED) != delayed)
 			continue;
 		buf_adds(b, "  <");
@@ -119,34 +145,89 @@ static void explanation(const struct dsn_input *in, bool delayed, struct buf *b)
 		one_line(b, *r->reply ? r->reply : "no reason given", REPLY_MAX);
 		buf_adds(b, "\r\n");
 	}
-	buf_printf(b, "\r\nThe message arrived on %s\r\n(queue ID %s). Its header section is attached;\r\n"
-		      "the message itself is not.\r\n", when, in->queue_id);
 }
 
+static void what_happened(const struct dsn_input *in, bool delayed, struct buf *b)
+{
+	bool one = in->nmsg == 1;
+	if (delayed)
+		buf_printf(b, "%s not been delivered yet to the recipients below.\r\n"
+			      "Nothing needs to be done: %s tried again until %s after it\r\n"
+			      "arrived, and you will hear again only if it fails for good.\r\n\r\n",
+			   one ? "Your message has" : "Messages you sent have", one ? "it is" : "each is",
+			   in->lifetime);
+	else
+		buf_printf(b, "%s could not be delivered to the recipients below, and\r\n"
+			      "will not be tried again for them. The reason is given after each\r\n"
+			      "address, as the receiving mail system gave it.\r\n\r\n",
+			   one ? "Your message" : "Messages you sent");
+}
+
+/* The words for a human: what happened, to whom, and why. */
+static void explanation(const struct dsn_input *in, bool delayed, struct buf *b)
+{
+	char when[64];
+	buf_printf(b, "This is the mail system at %s.\r\n\r\n", in->reporting_mta);
+	what_happened(in, delayed, b);
+	if (in->nmsg == 1) {
+		list_rcpts(&in->msg[0], delayed, b);
+		rfc5322_date(in->msg[0].arrival, when, sizeof when);
+		buf_printf(b, "\r\nThe message arrived on %s\r\n(queue ID %s). Its header section is attached;\r\n"
+			      "the message itself is not.\r\n", when, in->msg[0].queue_id);
+		return;
+	}
+	buf_printf(b, "These %zu messages are reported together, so that many failures\r\n"
+		      "make one report.\r\n", in->nmsg);
+	for (size_t m = 0; m < in->nmsg; m++) {
+		const struct dsn_message *msg = &in->msg[m];
+		char *subj = subject_of(msg->headers, msg->headers_len);
+		rfc5322_date(msg->arrival, when, sizeof when);
+		buf_printf(b, "\r\nMessage %zu of %zu (queue ID %s), arrived on %s\r\n", m + 1, in->nmsg,
+			   msg->queue_id, when);
+		buf_adds(b, "Subject: ");
+		one_line(b, subj ? subj : "(none)", 200);
+		buf_adds(b, "\r\n");
+		free(subj);
+		list_rcpts(msg, delayed, b);
+	}
+}
+
+static void status_rcpt(const struct dsn_rcpt *r, const char *summary_of, struct buf *b)
+{
+	char st[16];
+	dsn_status_of(r->reply, r->action, st);
+	buf_printf(b, "\r\nFinal-Recipient: %s; ", is_ascii(r->addr) ? "rfc822" : "utf-8");
+	one_line(b, r->addr, REPLY_MAX);
+	buf_printf(b, "\r\nAction: %s\r\nStatus: %s\r\n", r->action == DSN_FAILED ? "failed" : "delayed", st);
+	if (r->remote_mta && *r->remote_mta) {
+		buf_adds(b, "Remote-MTA: dns; ");
+		one_line(b, r->remote_mta, 255);
+		buf_adds(b, "\r\n");
+	}
+	if (r->reply && *r->reply) {
+		bool smtp = isdigit((unsigned char)r->reply[0]);
+		buf_adds(b, smtp ? "Diagnostic-Code: smtp; " : "Diagnostic-Code: x-outbox; ");
+		one_line(b, r->reply, REPLY_MAX);
+		buf_adds(b, "\r\n");
+	}
+	if (summary_of)	/* an extension field (RFC 3464 section 2.4) */
+		buf_printf(b, "X-Outbox-Queue-ID: %s\r\n", summary_of);
+}
+
+/* Per-message fields, then a block per recipient.  A summary's
+ * per-message fields are the report's alone: the message of each
+ * recipient is named in its block. */
 static void status_part(const struct dsn_input *in, struct buf *b)
 {
-	char when[64], st[16];
-	rfc5322_date(in->arrival, when, sizeof when);
-	buf_printf(b, "Reporting-MTA: dns; %s\r\nX-Outbox-Queue-ID: %s\r\nArrival-Date: %s\r\n",
-		   in->reporting_mta, in->queue_id, when);
-	for (size_t i = 0; i < in->nrcpt; i++) {
-		const struct dsn_rcpt *r = &in->rcpt[i];
-		dsn_status_of(r->reply, r->action, st);
-		buf_printf(b, "\r\nFinal-Recipient: %s; ", is_ascii(r->addr) ? "rfc822" : "utf-8");
-		one_line(b, r->addr, REPLY_MAX);
-		buf_printf(b, "\r\nAction: %s\r\nStatus: %s\r\n", r->action == DSN_FAILED ? "failed" : "delayed", st);
-		if (r->remote_mta && *r->remote_mta) {
-			buf_adds(b, "Remote-MTA: dns; ");
-			one_line(b, r->remote_mta, 255);
-			buf_adds(b, "\r\n");
-		}
-		if (r->reply && *r->reply) {
-			bool smtp = isdigit((unsigned char)r->reply[0]);
-			buf_adds(b, smtp ? "Diagnostic-Code: smtp; " : "Diagnostic-Code: x-outbox; ");
-			one_line(b, r->reply, REPLY_MAX);
-			buf_adds(b, "\r\n");
-		}
+	char when[64];
+	buf_printf(b, "Reporting-MTA: dns; %s\r\n", in->reporting_mta);
+	if (in->nmsg == 1) {
+		rfc5322_date(in->msg[0].arrival, when, sizeof when);
+		buf_printf(b, "X-Outbox-Queue-ID: %s\r\nArrival-Date: %s\r\n", in->msg[0].queue_id, when);
 	}
+	for (size_t m = 0; m < in->nmsg; m++)
+		for (size_t i = 0; i < in->msg[m].nrcpt; i++)
+			status_rcpt(&in->msg[m].rcpt[i], in->nmsg > 1 ? in->msg[m].queue_id : NULL, b);
 }
 
 /* The original header section, up to its end: each line ends in CRLF
@@ -184,18 +265,47 @@ static void attach_headers(const char *h, size_t n, struct buf *out)
 static void choose_boundary(const struct dsn_input *in, const struct buf *parts, char out[80])
 {
 	for (unsigned long long k = in->rnd;; k = k * 6364136223846793005ULL + 1442695040888963407ULL) {
-		snprintf(out, 80, "=_outbox_%s_%016llx", in->queue_id, k);
-		if (!strstr(parts->data ? parts->data : "", out)
-		    && !memmem(in->headers, in->headers_len, out, strlen(out)))
+		snprintf(out, 80, "=_outbox_%s_%016llx", in->msg[0].queue_id, k);
+		bool taken = strstr(parts->data ? parts->data : "", out) != NULL;
+		for (size_t m = 0; m < in->nmsg && !taken; m++)
+			taken = memmem(in->msg[m].headers, in->msg[m].headers_len, out, strlen(out)) != NULL;
+		if (!taken)
 			return;
 	}
 }
 
+static bool all_delayed(const struct dsn_input *in)
+{
+	bool delayed = false;
+	for (size_t m = 0; m < in->nmsg; m++)
+		for (size_t i = 0; i < in->msg[m].nrcpt; i++) {
+			if (in->msg[m].rcpt[i].action != DSN_DELAYED)
+				return false;
+			delayed = true;
+		}
+	return delayed;
+}
+
+static void report_header(const struct dsn_input *in, bool delayed, const char *boundary, struct buf *out)
+{
+	char date[64], count[48] = "";
+	rfc5322_date(in->now, date, sizeof date);
+	if (in->nmsg > 1)
+		snprintf(count, sizeof count, " (%zu messages)", in->nmsg);
+	buf_printf(out, "From: Mail Delivery System <MAILER-DAEMON@%s>\r\nTo: <%s>\r\n", in->from_domain,
+		   in->sender);
+	buf_printf(out, "Subject: %s%s\r\nDate: %s\r\nMessage-ID: <%016llx.%s@%s>\r\n",
+		   delayed ? "Delayed Mail (still being retried)" : "Undelivered Mail Returned to Sender",
+		   count, date, in->rnd, in->msg[0].queue_id, in->from_domain);
+	buf_printf(out, "Auto-Submitted: auto-replied\r\nMIME-Version: 1.0\r\n"
+			"Content-Type: multipart/report; report-type=delivery-status;\r\n"
+			"\tboundary=\"%s\"\r\n\r\n"
+			"This is a MIME-formatted delivery status notification.\r\n\r\n", boundary);
+}
+
 void dsn_build(const struct dsn_input *in, struct buf *out)
 {
-	bool delayed = in->nrcpt > 0;
-	for (size_t i = 0; i < in->nrcpt; i++)
-		delayed &= in->rcpt[i].action == DSN_DELAYED;
+	bool delayed = all_delayed(in);
 	struct buf text, status;
 	buf_init(&text);
 	buf_init(&status);
@@ -205,18 +315,9 @@ void dsn_build(const struct dsn_input *in, struct buf *out)
 	buf_init(&both);
 	buf_add(&both, text.data, text.len);
 	buf_add(&both, status.data, status.len);
-	char boundary[80], date[64];
+	char boundary[80];
 	choose_boundary(in, &both, boundary);
-	rfc5322_date(in->now, date, sizeof date);
-	buf_printf(out, "From: Mail Delivery System <MAILER-DAEMON@%s>\r\nTo: <%s>\r\n", in->from_domain,
-		   in->sender);
-	buf_printf(out, "Subject: %s\r\nDate: %s\r\nMessage-ID: <%016llx.%s@%s>\r\n",
-		   delayed ? "Delayed Mail (still being retried)" : "Undelivered Mail Returned to Sender",
-		   date, in->rnd, in->queue_id, in->from_domain);
-	buf_printf(out, "Auto-Submitted: auto-replied\r\nMIME-Version: 1.0\r\n"
-			"Content-Type: multipart/report; report-type=delivery-status;\r\n"
-			"\tboundary=\"%s\"\r\n\r\n"
-			"This is a MIME-formatted delivery status notification.\r\n\r\n", boundary);
+	report_header(in, delayed, boundary, out);
 	bool ascii = all_ascii(in);
 	buf_printf(out, "--%s\r\nContent-Type: text/plain; charset=%s\r\nContent-Transfer-Encoding: %s\r\n\r\n",
 		   boundary, ascii ? "us-ascii" : "utf-8", ascii ? "7bit" : "8bit");
@@ -224,8 +325,10 @@ void dsn_build(const struct dsn_input *in, struct buf *out)
 	buf_printf(out, "\r\n--%s\r\nContent-Type: %s\r\n\r\n", boundary,
 		   ascii ? "message/delivery-status" : "message/global-delivery-status");
 	buf_add(out, status.data, status.len);
-	buf_printf(out, "\r\n--%s\r\nContent-Type: text/rfc822-headers\r\n\r\n", boundary);
-	attach_headers(in->headers, in->headers_len, out);
+	if (in->nmsg == 1) {
+		buf_printf(out, "\r\n--%s\r\nContent-Type: text/rfc822-headers\r\n\r\n", boundary);
+		attach_headers(in->msg[0].headers, in->msg[0].headers_len, out);
+	}
 	buf_printf(out, "\r\n--%s--\r\n", boundary);
 	buf_free(&text);
 	buf_free(&status);

@@ -7,7 +7,7 @@
  * hold its every byte.
  *
  * The report is multipart/report; report-type=delivery-status with
- * three parts: a plain-text explanation in words, message/delivery-
+ * three parts (two for a summary): a plain-text explanation in words, message/delivery-
  * status (per-message and per-recipient fields), and the original
  * header section as text/rfc822-headers (never the body).  Every line
  * ends in CRLF and is at most 998 octets; no text that came from the
@@ -30,17 +30,29 @@ struct dsn_rcpt {
 	const char *remote_mta;		/* the upstream's host name, "" if never reached */
 };
 
+/* One message reported on: its failed (or late) recipients. */
+struct dsn_message {
+	const char *queue_id;
+	double arrival;			/* Unix time */
+	const struct dsn_rcpt *rcpt;
+	size_t nrcpt;
+	const char *headers;		/* its header section (CRLF lines) */
+	size_t headers_len;
+};
+
+/* One report: about one message (the usual), or a summary of several
+ * messages of one sender ([queue] report_interval, bounce.c).  A
+ * summary holds every recipient of each in its status part (each block
+ * naming its message by X-Outbox-Queue-ID) and, in its words, each
+ * message's queue ID, arrival and Subject; RFC 3462 allows one header
+ * section, so a summary attaches none. */
 struct dsn_input {
 	const char *reporting_mta;	/* this host's name */
 	const char *from_domain;	/* for MAILER-DAEMON@ and the Message-ID */
 	const char *sender;		/* the original envelope sender: the report's To */
-	const char *queue_id;		/* the original message's */
-	double arrival;			/* of the original, Unix time */
 	double now;			/* the report's Date */
-	const struct dsn_rcpt *rcpt;
-	size_t nrcpt;
-	const char *headers;		/* the original header section (CRLF lines) */
-	size_t headers_len;
+	const struct dsn_message *msg;
+	size_t nmsg;			/* at least 1 */
 	const char *lifetime;		/* "5d", for the words of a delay report */
 	unsigned long long rnd;		/* for the boundary and the Message-ID */
 };

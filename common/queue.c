@@ -1302,10 +1302,13 @@ static void forget_reasons(const struct store *s, const char *name)
 	if (strlen(name) <= QID_LEN)
 		return;	/* never deferred: none kept */
 	char *path = reasons_path(s, name), *warned = xasprintf("%s.warned", path);
+	char *report = xasprintf("%s.report", path);
 	(void)unlink(path);
 	(void)unlink(warned);
+	(void)unlink(report);
 	free(path);
 	free(warned);
+	free(report);
 }
 
 bool store_warned(const struct store *s, const char *id)
@@ -1325,6 +1328,59 @@ void store_note_warned(const struct store *s, const char *id)
 		close(fd);
 	free(path);
 	free(warned);
+}
+
+int store_note_report(const struct store *s, const char *id, unsigned attempt, const char *report_id,
+		      struct err *e)
+{
+	char *path = reasons_path(s, id), *mark = xasprintf("%s.report", path);
+	char *dir = xasprintf("%s/defer/%02X", s->spool, qid_bucket(id)), *top = xasprintf("%s/defer", s->spool);
+	int rc = 0, fd = open(mark, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+	bool made = false;
+	if (fd < 0 && errno == ENOENT && mkdir(dir, 0700) == 0) {
+		made = true;
+		fd = open(mark, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+	}
+	char line[QID_LEN + 16];
+	snprintf(line, sizeof line, "%.*s %u\n", QID_LEN, report_id, attempt);
+	if (fd < 0)
+		rc = err_sys(e, "open %s", mark);
+	else if (write_all(fd, line, strlen(line)) < 0 || fsync(fd) < 0)
+		rc = err_sys(e, "write %s", mark);
+	if (fd >= 0)
+		close(fd);
+	if (rc == 0)
+		rc = fsync_dir(dir, e);
+	if (rc == 0 && made)
+		rc = fsync_dir(top, e);
+	free(path);
+	free(mark);
+	free(dir);
+	free(top);
+	return rc;
+}
+
+bool store_report_of(const struct store *s, const char *id, unsigned attempt, char out[QID_LEN + 1])
+{
+	char *path = reasons_path(s, id), *mark = xasprintf("%s.report", path);
+	int fd = open(mark, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	char line[QID_LEN + 16] = "";
+	ssize_t n = fd >= 0 ? read(fd, line, sizeof line - 1) : -1;
+	if (fd >= 0)
+		close(fd);
+	free(path);
+	free(mark);
+	unsigned at;
+	char nl;
+	line[n > 0 ? n : 0] = '\0';
+	if (n <= QID_LEN || line[QID_LEN] != ' ' || sscanf(line + QID_LEN, " %u%c", &at, &nl) != 2 || nl != '\n'
+	    || at != attempt)
+		return false;
+	line[QID_LEN] = '\0';
+	if (!qid_valid(line))
+		return false;
+	memcpy(out, line, QID_LEN + 1);
+	return true;
 }
 
 int store_delete(const struct store *s, const char *name, struct err *e)

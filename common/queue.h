@@ -209,6 +209,16 @@ void store_note_reasons(const struct store *s, const char *id, const struct enve
  * The mark is defer/XX/ID.warned, removed with the message. */
 bool store_warned(const struct store *s, const char *id);
 void store_note_warned(const struct store *s, const char *id);
+/* The summary report (bounce.c) that covers message id's failures of
+ * attempt number `attempt` (0: its delay report): written and synced
+ * (file and directory) before the report is committed, so that after
+ * a crash those recipients are not reported again when that report is
+ * in the queue.  defer/XX/ID.report holds "REPORT-ID ATTEMPT"; a later
+ * summary replaces it; removed with the message.  store_report_of is
+ * false unless the mark is for that attempt. */
+int store_note_report(const struct store *s, const char *id, unsigned attempt, const char *report_id,
+		      struct err *e);
+bool store_report_of(const struct store *s, const char *id, unsigned attempt, char out[QID_LEN + 1]);
 /* The last reply noted for addr of message id, or NULL; free() it.
  * addr "@relay" gives the upstream the attempt reached. */
 char *store_reason(const struct store *s, const char *id, const char *addr);

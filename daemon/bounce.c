@@ -1,22 +1,39 @@
 /*
- * bounce.c - reports of failed delivery (bounce.h).
+ * bounce.c - reports of failed and of late delivery (bounce.h).
  *
- * For a message whose file says B for some recipients (the worker
- * marked them, and named the file .B, queue.c BOUNCES): on the thread
- * pool the file is read (envelope, header section) with the last reply
- * of each B recipient (the defer file), and the report is built
- * (dsn_build); on the loop it goes through the intake (way "bounce",
- * the null sender, its ID from qid_bounce); on the commit's thread,
- * right after the report is durable and before it is indexed, the B
- * recipients become F and the name loses its .B (after_commit).  A
- * report found already committed (EEXIST: a crash came between the
- * commit and the marks) is not made again; the marks are finished.
- * Each report also goes to [address] postmaster when set.  The same
- * path makes the one "still trying" report of a message waiting past
- * [queue] delay_warning (warn: about its pending recipients, ID
- * qid_bounce(ID, 0), then the mark store_note_warned).  A failure
- * to queue the report (a full disk) leaves the message QE_BOUNCING and
- * tries again after RETRY_MS.
+ * A message in QE_BOUNCING is a *member*: its file says B for the
+ * recipients that failed (the worker marked them and named the file
+ * .B, queue.c BOUNCES), or, for a "still trying" report ([queue]
+ * delay_warning), it is late.  Its way to a report:
+ *
+ * 1. check (thread pool): is its report in the queue already (a crash
+ *    came after the commit)?  That is its own report, qid_bounce(ID,
+ *    tries), or the summary its defer/XX/ID.report mark names.  Then,
+ *    or when it has nothing left to report, only its marks are
+ *    finished.  The scheduler sends no report while a member has not
+ *    passed this (sched_bounce_checked), so a report that step 1
+ *    looks for is still there to be found.
+ * 2. gather (loop): a report goes to one address: the sender, or the
+ *    postmaster for a report that failed itself.  The first to an
+ *    address goes at once; the ones that follow within [queue]
+ *    report_interval wait and go together as one summary when it has
+ *    passed (at most SUMMARY_MAX messages or SUMMARY_RCPTS recipients
+ *    in one): a cron job failing every minute makes a report per
+ *    interval, not one per run.  Failures and delays are kept apart.
+ * 3. build (thread pool): each member's envelope, last replies and
+ *    header section make the report (dsn_build); the members of a
+ *    summary get their .report mark, synced, before the commit.
+ * 4. commit through the intake (way "bounce", the null sender, the ID
+ *    the first member's qid_bounce): on the commit's thread, right
+ *    after the report is durable and before it is indexed, each
+ *    member's B recipients become F and its name loses its .B
+ *    (after_commit); a delay report marks store_note_warned instead.
+ *    A report found already committed (EEXIST) is not made again.
+ *
+ * A failure in 3 or 4 (a full disk) tries the report again after
+ * RETRY_MS.  Members wait only in memory: a stop or a crash leaves
+ * their .B names, which bring them back at the next start.  Each
+ * failure report also goes to [address] postmaster when set.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -36,113 +53,140 @@
 
 #define RETRY_MS 60000
 #define HEADERS_MAX (64 * 1024)	/* the original header section attached, at most */
+#define SUMMARY_MAX 100		/* messages in one summary */
+#define SUMMARY_RCPTS 1000	/* recipients in one summary */
 
-struct bounce {
-	uv_work_t req;
-	uv_timer_t retry;
+struct member {
+	uv_work_t req;		/* the check */
+	uv_timer_t retry;	/* of a check that failed */
 	struct daemon *d;
+	struct member *next;	/* waiting in its storm */
 	uint64_t id;
+	unsigned tries;
+	bool warn;
 	char orig[QID_LEN + 1];
-	char name[QNAME_MAX];	/* the original's file, .B */
-	char report_id[QID_LEN + 1];
-	struct envelope orig_env;
-	struct envelope env;	/* the report's: null sender, to the sender (+ postmaster) */
-	struct buf msg;		/* the report */
-	struct intake in;
-	bool pending_left;	/* the original still has recipients to try */
-	bool nothing;		/* no B recipient (marks done before a crash): only the name */
-	bool exists;		/* the report is in the queue already (queued before a crash) */
-	bool warn;		/* no failure: a "still trying" report about the waiting ones */
+	char name[QNAME_MAX];	/* its file (.B for a failure report) */
+	char own_report[QID_LEN + 1];	/* its report's ID when it goes alone */
+	char *to;		/* who gets its report */
+	size_t nrcpt;		/* the recipients to report */
+	bool exists;		/* its report is queued already (before a crash) */
+	char found[QID_LEN + 1];	/* that report's ID */
+	bool checked;		/* step 1 passed (sched_bounce_checked called) */
+	bool marked;		/* its marks are made */
+	bool pending_left;	/* it still has recipients to try */
 	int rc;
 	char why[512];
 };
 
-/* ---- thread: read the original, build the report ---- */
+struct report {
+	uv_work_t req;
+	uv_timer_t retry;
+	struct daemon *d;
+	struct member **m;
+	size_t n;
+	bool warn;
+	char id[QID_LEN + 1];
+	struct envelope env;	/* null sender, to the member's `to` (+ postmaster) */
+	struct buf msg;
+	struct intake in;
+	int rc;
+	char why[512];
+};
 
-static void read_headers(int fd, size_t off, struct buf *out)
+/* The reports to one address (and kind) in the last report_interval. */
+struct storm {
+	struct storm *next;
+	struct bounces *all;
+	uv_timer_t timer;	/* report_interval after the last report */
+	char *to;
+	bool warn;
+	struct member *head, **tail;	/* waiting for the summary */
+	size_t n, nrcpt;
+};
+
+struct bounces {
+	struct daemon *d;
+	struct storm *storms;
+};
+
+static void report_make(struct daemon *d, struct member *list, bool warn);
+
+/* ---- members ---- */
+
+static void member_free(struct member *m)
 {
-	char *b = xmalloc(HEADERS_MAX + 1);
-	ssize_t n = pread(fd, b, HEADERS_MAX, (off_t)off);
-	b[n > 0 ? n : 0] = '\0';
-	char *end = strstr(b, "\r\n\r\n");
-	buf_add(out, b, end ? (size_t)(end - b) + 2 : (size_t)(n > 0 ? n : 0));
-	free(b);
+	free(m->to);
+	free(m);
+}
+
+static void on_member_closed(uv_handle_t *h)
+{
+	member_free(h->data);
+}
+
+/* Its report is queued and its marks done (or it had none to make). */
+static void member_done(struct member *m)
+{
+	qref r = qindex_find(&m->d->queue, m->id);
+	if (r)
+		sched_bounced(m->d, r, m->pending_left);
+	uv_close((uv_handle_t *)&m->retry, on_member_closed);
 }
 
 /* Who gets the report: the sender, or for a report that failed (null
  * sender), the postmaster. */
-static const char *report_to(const struct bounce *b, const struct config *c)
+static const char *report_to(const struct envelope *env, const struct config *c)
 {
-	return *b->orig_env.sender ? b->orig_env.sender : c->address.postmaster;
+	return *env->sender ? env->sender : c->address.postmaster;
 }
 
-static void build_work(uv_work_t *req)
+static void check_work(uv_work_t *req)
 {
-	struct bounce *b = req->data;
-	const struct config *c = b->d->conf;
+	struct member *m = req->data;
+	struct store *s = &m->d->store;
+	char summary[QID_LEN + 1];
+	struct envelope env;
 	struct err e;
 	size_t off;
 	uint64_t size;
 	int fd = -1;
-	envelope_free(&b->orig_env);
-	if ((b->exists = store_has(&b->d->store, b->report_id))) {
-		b->rc = 0;
-		return;	/* under any name: deferred since, it is still that report */
-	}
-	if (store_load(&b->d->store, b->name, &b->orig_env, &off, &fd, &size, &e) < 0) {
-		b->rc = -1;
-		snprintf(b->why, sizeof b->why, "%s", e.msg);
+	m->rc = 0;
+	/* under any name: deferred since, it is still that report */
+	unsigned attempt = m->warn ? 0 : m->tries;
+	if (store_has(s, m->own_report))
+		memcpy(m->found, m->own_report, sizeof m->found);
+	else if (store_report_of(s, m->orig, attempt, summary) && store_has(s, summary))
+		memcpy(m->found, summary, sizeof m->found);
+	else
+		m->found[0] = '\0';
+	if ((m->exists = m->found[0] != '\0'))
+		return;
+	if (store_load(s, m->name, &env, &off, &fd, &size, &e) < 0) {
+		m->rc = -1;
+		snprintf(m->why, sizeof m->why, "%s", e.msg);
 		return;
 	}
-	struct dsn_rcpt *r = xcalloc(b->orig_env.nrcpt ? b->orig_env.nrcpt : 1, sizeof *r);
-	char **why = xcalloc(b->orig_env.nrcpt ? b->orig_env.nrcpt : 1, sizeof *why);
-	char *relay = store_reason(&b->d->store, b->orig, "@relay");
-	size_t n = 0;
-	b->pending_left = envelope_pending(&b->orig_env) > 0;
-	char want = b->warn ? RCPT_PENDING : RCPT_BOUNCING;
-	for (size_t i = 0; i < b->orig_env.nrcpt; i++) {
-		if (b->orig_env.rcpt[i].status != want)
-			continue;
-		why[n] = store_reason(&b->d->store, b->orig, b->orig_env.rcpt[i].addr);
-		r[n] = (struct dsn_rcpt){ .addr = b->orig_env.rcpt[i].addr,
-					  .action = b->warn ? DSN_DELAYED : DSN_FAILED,
-					  .reply = why[n] ? why[n] : "failed (its reply was lost in a restart of outboxd)",
-					  .remote_mta = relay ? relay : "" };
-		n++;
-	}
-	b->nothing = n == 0;
-	if (n) {
-		struct buf h;
-		char dom[256], life[32];
-		buf_init(&h);
-		read_headers(fd, off, &h);
-		struct dsn_input in = {
-			.reporting_mta = b->d->hostname, .from_domain = addr_domain(c, dom, sizeof dom),
-			.sender = report_to(b, c), .queue_id = b->orig, .arrival = b->orig_env.arrival,
-			.now = now_real(), .rcpt = r, .nrcpt = n, .headers = h.data ? h.data : "",
-			.headers_len = h.len, .lifetime = format_duration(c->queue.lifetime, life, sizeof life),
-			.rnd = b->id ^ (uint64_t)(now_real() * 1e6),
-		};
-		buf_reset(&b->msg);
-		dsn_build(&in, &b->msg);
-		buf_free(&h);
-	}
-	for (size_t i = 0; i < n; i++)
-		free(why[i]);
-	free(why);
-	free(r);
-	free(relay);
 	close(fd);
-	b->rc = 0;
+	char want = m->warn ? RCPT_PENDING : RCPT_BOUNCING;
+	m->nrcpt = 0;
+	for (size_t i = 0; i < env.nrcpt; i++)
+		m->nrcpt += env.rcpt[i].status == want;
+	m->pending_left = envelope_pending(&env) > 0;
+	free(m->to);
+	m->to = xstrdup(report_to(&env, m->d->conf));
+	envelope_free(&env);
 }
 
-/* ---- commit thread (after_commit) or thread pool: B becomes F ---- */
+/* ---- the marks (commit thread, or thread pool) ---- */
 
-static int mark_failed(struct bounce *b)
+static int mark_failed(struct daemon *d, struct member *m)
 {
-	if (b->warn) {	/* nothing failed: the one report about the delay is sent */
-		store_note_warned(&b->d->store, b->orig);
-		b->pending_left = true;
+	if (m->marked)
+		return 0;	/* (a retry of a report's marks) */
+	if (m->warn) {	/* nothing failed: the one report about the delay is sent */
+		store_note_warned(&d->store, m->orig);
+		m->pending_left = true;
+		m->marked = true;
 		return 0;
 	}
 	struct err e;
@@ -150,8 +194,8 @@ static int mark_failed(struct bounce *b)
 	size_t off;
 	uint64_t size;
 	int fd = -1, rc = 0;
-	if (store_load(&b->d->store, b->name, &env, &off, &fd, &size, &e) < 0) {
-		log_err("%s: cannot mark the reported recipients failed: %s", b->orig, e.msg);
+	if (store_load(&d->store, m->name, &env, &off, &fd, &size, &e) < 0) {
+		log_err("%s: cannot mark the reported recipients failed: %s", m->orig, e.msg);
 		return -1;
 	}
 	for (size_t i = 0; i < env.nrcpt && rc == 0; i++)
@@ -163,154 +207,466 @@ static int mark_failed(struct bounce *b)
 	close(fd);
 	envelope_free(&env);
 	if (rc == 0 && !pending)	/* nothing left to do: the file goes */
-		rc = store_remove(&b->d->store, b->name, off + size, &e);
+		rc = store_remove(&d->store, m->name, off + size, &e);
 	else if (rc == 0)
-		rc = store_set_mark(&b->d->store, b->name, 0, &e);
+		rc = store_set_mark(&d->store, m->name, 0, &e);
 	if (rc < 0)
-		log_err("%s: cannot mark the reported recipients failed: %s", b->orig, e.msg);
-	b->pending_left = pending;
+		log_err("%s: cannot mark the reported recipients failed: %s", m->orig, e.msg);
+	m->pending_left = pending;
+	m->marked = rc == 0;
 	return rc;
-}
-
-static void after_commit(struct intake *in, void *arg)
-{
-	struct bounce *b = arg;
-	(void)in;
-	b->rc = mark_failed(b);
 }
 
 static void mark_work(uv_work_t *req)
 {
-	struct bounce *b = req->data;
-	b->rc = mark_failed(b);
+	struct member *m = req->data;
+	m->rc = mark_failed(m->d, m);
 }
 
-/* ---- loop ---- */
+static void on_check_retry(uv_timer_t *t);
 
-static void bounce_free(struct bounce *b)
+static void mark_done(uv_work_t *req, int status)
 {
-	envelope_free(&b->orig_env);
-	envelope_free(&b->env);
-	buf_free(&b->msg);
+	struct member *m = req->data;
+	(void)status;
+	if (m->rc < 0) {
+		log_warn("%s: the marks of its report are not made yet: trying again in %d s", m->orig,
+			 RETRY_MS / 1000);
+		uv_timer_start(&m->retry, on_check_retry, RETRY_MS, 0);
+		return;
+	}
+	member_done(m);
+}
+
+/* ---- storms: gathering the reports to one address ---- */
+
+static struct bounces *bounces_of(struct daemon *d)
+{
+	if (!d->bounces) {
+		d->bounces = xcalloc(1, sizeof *d->bounces);
+		d->bounces->d = d;
+	}
+	return d->bounces;
+}
+
+static void on_storm_closed(uv_handle_t *h)
+{
+	struct storm *st = h->data;
+	free(st->to);
+	free(st);
+}
+
+static void storm_unlink(struct storm *st)
+{
+	for (struct storm **p = &st->all->storms; *p; p = &(*p)->next)
+		if (*p == st) {
+			*p = st->next;
+			break;
+		}
+}
+
+/* The waiting members go as one report; the interval starts again. */
+static void storm_flush(struct daemon *d, struct storm *st)
+{
+	struct member *list = st->head;
+	st->head = NULL;
+	st->tail = &st->head;
+	st->n = st->nrcpt = 0;
+	uv_timer_again(&st->timer);
+	if (list)
+		report_make(d, list, st->warn);
+}
+
+static void on_storm_timer(uv_timer_t *t)
+{
+	struct storm *st = t->data;
+	struct daemon *d = st->all->d;
+	if (st->head) {
+		storm_flush(d, st);
+		return;
+	}
+	storm_unlink(st);	/* quiet for an interval: the next report goes at once */
+	uv_close((uv_handle_t *)&st->timer, on_storm_closed);
+}
+
+static struct storm *storm_find(struct bounces *b, const char *to, bool warn)
+{
+	for (struct storm *st = b->storms; st; st = st->next)
+		if (st->warn == warn && strcasecmp(st->to, to) == 0)
+			return st;
+	return NULL;
+}
+
+static void gather(struct daemon *d, struct member *m)
+{
+	uint64_t interval = d->conf->queue.report_interval;
+	struct bounces *b = bounces_of(d);
+	struct storm *st = interval ? storm_find(b, m->to, m->warn) : NULL;
+	if (!st) {	/* the first report to this address in an interval goes now */
+		if (interval) {
+			st = xcalloc(1, sizeof *st);
+			st->all = b;
+			st->to = xstrdup(m->to);
+			st->warn = m->warn;
+			st->tail = &st->head;
+			uv_timer_init(d->loop, &st->timer);
+			uv_unref((uv_handle_t *)&st->timer);	/* a stop does not wait for it */
+			st->timer.data = st;
+			uv_timer_start(&st->timer, on_storm_timer, interval * 1000, interval * 1000);
+			st->next = b->storms;
+			b->storms = st;
+		}
+		m->next = NULL;
+		report_make(d, m, m->warn);
+		return;
+	}
+	m->next = NULL;
+	*st->tail = m;
+	st->tail = &m->next;
+	st->n++;
+	st->nrcpt += m->nrcpt;
+	if (st->n >= SUMMARY_MAX || st->nrcpt >= SUMMARY_RCPTS)
+		storm_flush(d, st);
+	else if (st->n == 1)
+		log_info("%s: its report to <%s> waits up to %llu s, to go with others to that address", m->orig,
+			 m->to, (unsigned long long)interval);
+}
+
+static void check_done(uv_work_t *req, int status)
+{
+	struct member *m = req->data;
+	struct daemon *d = m->d;
+	(void)status;
+	if (m->rc < 0) {
+		log_err("%s: cannot read it for its report: %s", m->orig, m->why);
+		log_warn("%s: the report about its failed recipients is not queued yet (%s): trying again in %d s",
+			 m->orig, m->why, RETRY_MS / 1000);
+		uv_timer_start(&m->retry, on_check_retry, RETRY_MS, 0);
+		return;
+	}
+	if (!m->checked)
+		sched_bounce_checked(d);
+	m->checked = true;
+	if (m->exists || m->nrcpt == 0) {	/* a crash came after the report, or after the marks */
+		if (m->exists)
+			log_info("%s: report %s was queued before a restart", m->orig, m->found);
+		uv_queue_work(d->loop, &m->req, mark_work, mark_done);
+		return;
+	}
+	gather(d, m);
+}
+
+static void on_check_retry(uv_timer_t *t)
+{
+	struct member *m = t->data;
+	if (m->d->stopping)
+		return;	/* the .B name finishes it at the next start */
+	uv_queue_work(m->d->loop, &m->req, check_work, check_done);
+}
+
+void bounce_start(struct daemon *d, qref r, bool warn)
+{
+	struct member *m = xcalloc(1, sizeof *m);
+	const struct qentry *e = qindex_get(&d->queue, r);
+	m->d = d;
+	m->warn = warn;
+	m->id = e->id;
+	m->tries = e->tries;
+	qid_format(m->id, m->orig);
+	sched_file_name(d, r, m->name);
+	qname_set_mark(m->name, warn ? 0 : 'B');
+	/* the same after a crash; tries 0 (never a failure's) is the delay report's */
+	qid_bounce(m->orig, warn ? 0 : m->tries, m->own_report);
+	uv_timer_init(d->loop, &m->retry);
+	uv_unref((uv_handle_t *)&m->retry);	/* a stop does not wait: the .B name finishes it */
+	m->retry.data = m;
+	m->req.data = m;
+	uv_queue_work(d->loop, &m->req, check_work, check_done);
+}
+
+void bounce_stop(struct daemon *d)
+{
+	struct bounces *b = d->bounces;
+	while (b && b->storms) {
+		struct storm *st = b->storms;
+		b->storms = st->next;
+		for (struct member *m = st->head, *next; m; m = next) {
+			next = m->next;	/* its .B name brings it back at the next start */
+			uv_close((uv_handle_t *)&m->retry, on_member_closed);
+		}
+		uv_close((uv_handle_t *)&st->timer, on_storm_closed);
+	}
+}
+
+void bounce_free(struct daemon *d)
+{
+	free(d->bounces);
+	d->bounces = NULL;
+}
+
+/* ---- a report: build (thread pool) ---- */
+
+static void read_headers(int fd, size_t off, struct buf *out)
+{
+	char *b = xmalloc(HEADERS_MAX + 1);
+	ssize_t n = pread(fd, b, HEADERS_MAX, (off_t)off);
+	b[n > 0 ? n : 0] = '\0';
+	char *end = strstr(b, "\r\n\r\n");
+	buf_add(out, b, end ? (size_t)(end - b) + 2 : (size_t)(n > 0 ? n : 0));
 	free(b);
 }
 
-static void on_retry_closed(uv_handle_t *h)
+/* What one member gives its report; freed with part_free. */
+struct part {
+	struct envelope env;
+	struct dsn_rcpt *r;
+	char **why;
+	char *relay;
+	struct buf headers;
+};
+
+static int part_load(const struct report *rep, struct member *m, struct part *p, struct err *e)
 {
-	bounce_free(h->data);
+	struct store *s = &rep->d->store;
+	size_t off;
+	uint64_t size;
+	int fd = -1;
+	buf_init(&p->headers);
+	envelope_init(&p->env);
+	p->r = NULL;
+	p->why = NULL;
+	p->relay = NULL;
+	if (store_load(s, m->name, &p->env, &off, &fd, &size, e) < 0)
+		return -1;
+	size_t cap = p->env.nrcpt ? p->env.nrcpt : 1, n = 0;
+	p->r = xcalloc(cap, sizeof *p->r);
+	p->why = xcalloc(cap, sizeof *p->why);
+	p->relay = store_reason(s, m->orig, "@relay");
+	char want = rep->warn ? RCPT_PENDING : RCPT_BOUNCING;
+	for (size_t i = 0; i < p->env.nrcpt; i++) {
+		if (p->env.rcpt[i].status != want)
+			continue;
+		p->why[n] = store_reason(s, m->orig, p->env.rcpt[i].addr);
+		p->r[n] = (struct dsn_rcpt){ .addr = p->env.rcpt[i].addr,
+					     .action = rep->warn ? DSN_DELAYED : DSN_FAILED,
+					     .reply = p->why[n] ? p->why[n]
+								: "failed (its reply was lost in a restart of outboxd)",
+					     .remote_mta = p->relay ? p->relay : "" };
+		n++;
+	}
+	read_headers(fd, off, &p->headers);
+	close(fd);
+	return (int)n;
 }
 
-static void finish(struct bounce *b)
+static void part_free(struct part *p)
 {
-	qref r = qindex_find(&b->d->queue, b->id);
-	if (r)
-		sched_bounced(b->d, r, b->pending_left);
-	uv_close((uv_handle_t *)&b->retry, on_retry_closed);
+	for (size_t i = 0; p->why && i < p->env.nrcpt; i++)
+		free(p->why[i]);
+	free(p->why);
+	free(p->r);
+	free(p->relay);
+	buf_free(&p->headers);
+	envelope_free(&p->env);
+}
+
+static void build_work(uv_work_t *req)
+{
+	struct report *rep = req->data;
+	const struct config *c = rep->d->conf;
+	struct err e;
+	rep->rc = 0;
+	buf_reset(&rep->msg);
+	if (store_has(&rep->d->store, rep->id))
+		return;	/* queued before (a retry after its marks failed) */
+	struct part *p = xcalloc(rep->n, sizeof *p);
+	struct dsn_message *msg = xcalloc(rep->n, sizeof *msg);
+	int *n = xcalloc(rep->n, sizeof *n);
+	for (size_t k = 0; k < rep->n && rep->rc == 0; k++) {
+		n[k] = part_load(rep, rep->m[k], &p[k], &e);
+		if (n[k] < 0) {
+			rep->rc = -1;
+			snprintf(rep->why, sizeof rep->why, "%s", e.msg);
+			break;
+		}
+		msg[k] = (struct dsn_message){ .queue_id = rep->m[k]->orig, .arrival = p[k].env.arrival,
+					       .rcpt = p[k].r, .nrcpt = (size_t)n[k],
+					       .headers = p[k].headers.data ? p[k].headers.data : "",
+					       .headers_len = p[k].headers.len };
+	}
+	for (size_t i = 0; rep->rc == 0 && rep->n > 1 && i < rep->n; i++)
+		if (store_note_report(&rep->d->store, rep->m[i]->orig, rep->warn ? 0 : rep->m[i]->tries, rep->id,
+				      &e) < 0) {
+			rep->rc = -1;
+			snprintf(rep->why, sizeof rep->why, "%s", e.msg);
+		}
+	if (rep->rc == 0) {
+		char dom[256], life[32];
+		struct dsn_input in = {
+			.reporting_mta = rep->d->hostname, .from_domain = addr_domain(c, dom, sizeof dom),
+			.sender = rep->m[0]->to, .now = now_real(), .msg = msg, .nmsg = rep->n,
+			.lifetime = format_duration(c->queue.lifetime, life, sizeof life),
+			.rnd = rep->m[0]->id ^ (uint64_t)(now_real() * 1e6),
+		};
+		dsn_build(&in, &rep->msg);
+	}
+	for (size_t i = 0; i < rep->n; i++)
+		part_free(&p[i]);	/* (zeroed or loaded, each) */
+	free(n);
+	free(msg);
+	free(p);
+}
+
+/* ---- a report: commit (loop), marks on the commit's thread ---- */
+
+static void after_commit(struct intake *in, void *arg)
+{
+	struct report *rep = arg;
+	(void)in;
+	rep->rc = 0;
+	for (size_t i = 0; i < rep->n; i++)
+		if (mark_failed(rep->d, rep->m[i]) < 0)
+			rep->rc = -1;
+}
+
+static void report_free(struct report *rep)
+{
+	envelope_free(&rep->env);
+	buf_free(&rep->msg);
+	free(rep->m);
+	free(rep);
+}
+
+static void on_report_closed(uv_handle_t *h)
+{
+	report_free(h->data);
+}
+
+static void report_done(struct report *rep)
+{
+	for (size_t i = 0; i < rep->n; i++)
+		member_done(rep->m[i]);
+	uv_close((uv_handle_t *)&rep->retry, on_report_closed);
 }
 
 static void build_done(uv_work_t *req, int status);
 
-static void on_retry(uv_timer_t *t)
+static void on_report_retry(uv_timer_t *t)
 {
-	struct bounce *b = t->data;
-	if (b->d->stopping)
-		return;	/* the .B name finishes it at the next start */
-	uv_queue_work(b->d->loop, &b->req, build_work, build_done);
+	struct report *rep = t->data;
+	if (rep->d->stopping)
+		return;	/* the .B names finish it at the next start */
+	uv_queue_work(rep->d->loop, &rep->req, build_work, build_done);
 }
 
-static void try_later(struct bounce *b, const char *what)
+static void try_later(struct report *rep, const char *what)
 {
 	log_warn("%s: the report about its failed recipients is not queued yet (%s): trying again in %d s",
-		 b->orig, what, RETRY_MS / 1000);
-	uv_timer_start(&b->retry, on_retry, RETRY_MS, 0);
+		 rep->m[0]->orig, what, RETRY_MS / 1000);
+	uv_timer_start(&rep->retry, on_report_retry, RETRY_MS, 0);
 }
 
-static void mark_done(uv_work_t *req, int status)
+static void marks_work(uv_work_t *req)
 {
-	struct bounce *b = req->data;
+	struct report *rep = req->data;
+	after_commit(NULL, rep);
+}
+
+static void marks_done(uv_work_t *req, int status)
+{
+	struct report *rep = req->data;
 	(void)status;
-	if (b->rc < 0)
-		try_later(b, "the marks");
+	if (rep->rc < 0)
+		try_later(rep, "the marks");
 	else
-		finish(b);
+		report_done(rep);
+}
+
+static void log_queued(const struct report *rep)
+{
+	const char *what = rep->warn ? "delayed delivery" : "failed delivery";
+	if (rep->n == 1) {
+		log_info("%s: report of %s queued as %s to <%s>", rep->m[0]->orig, what, rep->id,
+			 rep->env.rcpt[0].addr);
+		return;
+	}
+	for (size_t i = 0; i < rep->n; i++)
+		log_info("%s: report of %s queued as %s to <%s> (a summary of %zu messages)", rep->m[i]->orig, what,
+			 rep->id, rep->env.rcpt[0].addr, rep->n);
 }
 
 static void commit_done(struct intake *in, void *arg)
 {
-	struct bounce *b = arg;
+	struct report *rep = arg;
 	int rc = in->rc;
 	bool exists = rc < 0 && in->err.sys == EEXIST;
 	char why[sizeof in->err.msg];
 	snprintf(why, sizeof why, "%s", in->err.msg);
 	if (rc == 0)
-		log_info("%s: report of %s queued as %s to <%s>", b->orig,
-			 b->warn ? "delayed delivery" : "failed delivery", b->report_id, b->env.rcpt[0].addr);
+		log_queued(rep);
 	intake_free(in);
-	if (exists) {	/* queued before a crash: only the marks are left */
-		log_info("%s: report %s was queued before a restart", b->orig, b->report_id);
-		uv_queue_work(b->d->loop, &b->req, mark_work, mark_done);
+	if (exists) {	/* queued before: only the marks are left */
+		log_info("%s: report %s was queued before a restart", rep->m[0]->orig, rep->id);
+		uv_queue_work(rep->d->loop, &rep->req, marks_work, marks_done);
 	} else if (rc < 0) {
-		try_later(b, why);
-	} else if (b->rc < 0) {
-		try_later(b, "the marks");
+		try_later(rep, why);
+	} else if (rep->rc < 0) {
+		try_later(rep, "the marks");
 	} else {
-		finish(b);
+		report_done(rep);
 	}
 }
 
 static void build_done(uv_work_t *req, int status)
 {
-	struct bounce *b = req->data;
-	struct daemon *d = b->d;
+	struct report *rep = req->data;
+	struct daemon *d = rep->d;
 	const struct config *c = d->conf;
+	const char *to = rep->m[0]->to;
 	struct err e;
 	(void)status;
-	if (b->rc < 0) {
-		log_err("%s: cannot read it for its report: %s", b->orig, b->why);
-		try_later(b, b->why);
+	if (rep->rc < 0) {
+		log_err("%s: cannot make its report: %s", rep->m[0]->orig, rep->why);
+		try_later(rep, rep->why);
 		return;
 	}
-	if (b->nothing || b->exists) {	/* a crash came after the report, or after the marks */
-		if (b->exists)
-			log_info("%s: report %s was queued before a restart", b->orig, b->report_id);
-		uv_queue_work(d->loop, &b->req, mark_work, mark_done);
+	if (!rep->msg.len) {	/* queued before a retry: the marks are left */
+		uv_queue_work(d->loop, &rep->req, marks_work, marks_done);
 		return;
 	}
-	envelope_free(&b->env);
-	envelope_init(&b->env);
-	b->env.sender = xstrdup("");
-	envelope_add_rcpt(&b->env, report_to(b, c));
-	if (!b->warn && *b->orig_env.sender && *c->address.postmaster
-	    && strcasecmp(c->address.postmaster, b->orig_env.sender) != 0)
-		envelope_add_rcpt(&b->env, c->address.postmaster);	/* a copy of each report */
-	struct origin o = { .way = WAY_BOUNCE, .uid = -1, .login = "", .helo = "", .peer = "",
-			    .id = b->report_id };
-	if (intake_begin(d, &b->in, &b->env, &o, &e) < 0) {
-		try_later(b, e.msg);
+	envelope_free(&rep->env);
+	envelope_init(&rep->env);
+	rep->env.sender = xstrdup("");
+	envelope_add_rcpt(&rep->env, to);
+	if (!rep->warn && *c->address.postmaster && strcasecmp(c->address.postmaster, to) != 0)
+		envelope_add_rcpt(&rep->env, c->address.postmaster);	/* a copy of each report */
+	struct origin o = { .way = WAY_BOUNCE, .uid = -1, .login = "", .helo = "", .peer = "", .id = rep->id };
+	if (intake_begin(d, &rep->in, &rep->env, &o, &e) < 0) {
+		try_later(rep, e.msg);
 		return;
 	}
-	intake_write(&b->in, b->msg.data, b->msg.len);
-	b->in.after_commit = after_commit;
-	intake_commit(&b->in, commit_done, b);
+	intake_write(&rep->in, rep->msg.data, rep->msg.len);
+	rep->in.after_commit = after_commit;
+	intake_commit(&rep->in, commit_done, rep);
 }
 
-void bounce_start(struct daemon *d, qref r, bool warn)
+static void report_make(struct daemon *d, struct member *list, bool warn)
 {
-	struct bounce *b = xcalloc(1, sizeof *b);
-	b->d = d;
-	b->warn = warn;
-	b->id = qindex_get(&d->queue, r)->id;
-	qid_format(b->id, b->orig);
-	sched_file_name(d, r, b->name);
-	qname_set_mark(b->name, warn ? 0 : 'B');
-	/* the same after a crash; tries 0 (never a failure's) is the delay report's */
-	qid_bounce(b->orig, warn ? 0 : qindex_get(&d->queue, r)->tries, b->report_id);
-	buf_init(&b->msg);
-	envelope_init(&b->orig_env);
-	envelope_init(&b->env);
-	uv_timer_init(d->loop, &b->retry);
-	uv_unref((uv_handle_t *)&b->retry);	/* a stop does not wait: the .B name finishes it */
-	b->retry.data = b;
-	b->req.data = b;
-	uv_queue_work(d->loop, &b->req, build_work, build_done);
+	struct report *rep = xcalloc(1, sizeof *rep);
+	rep->d = d;
+	rep->warn = warn;
+	for (struct member *m = list; m; m = m->next)
+		rep->n++;
+	rep->m = xcalloc(rep->n, sizeof *rep->m);
+	size_t i = 0;
+	for (struct member *m = list; m; m = m->next)
+		rep->m[i++] = m;
+	memcpy(rep->id, rep->m[0]->own_report, sizeof rep->id);
+	buf_init(&rep->msg);
+	envelope_init(&rep->env);
+	uv_timer_init(d->loop, &rep->retry);
+	uv_unref((uv_handle_t *)&rep->retry);	/* a stop does not wait: the .B names finish it */
+	rep->retry.data = rep;
+	rep->req.data = rep;
+	uv_queue_work(d->loop, &rep->req, build_work, build_done);
 }

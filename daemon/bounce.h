@@ -14,5 +14,10 @@ struct daemon;
 /* The scheduler's hook: r is QE_BOUNCING (its B recipients need a
  * report); sched_bounced() follows once the report is queued. */
 void bounce_start(struct daemon *d, qref r, bool warn);
+/* A stop: the reports waiting to go together are dropped (their
+ * messages' .B names bring them back at the next start). */
+void bounce_stop(struct daemon *d);
+/* After the loop. */
+void bounce_free(struct daemon *d);
 
 #endif

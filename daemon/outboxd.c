@@ -188,6 +188,7 @@ static void on_signal(uv_signal_t *h, int signum)
 	listeners_stop(d);
 	sessions_shutdown(d, false);
 	pickup_stop(d);
+	bounce_stop(d);
 	indexer_stop(d);
 	pool_stop(d);
 	d->grace.data = d;
@@ -275,6 +276,7 @@ int main(int argc, char **argv)
 	indexer_free(&d);
 	pickup_free(&d);
 	pool_free(&d);
+	bounce_free(&d);
 	uv_loop_close(d.loop);
 	sched_free(&d);
 	qindex_free(&d.queue);

@@ -63,6 +63,7 @@ struct daemon {
 	bool spool_full;		/* new mail refused for want of room (smtp_session.c) */
 	struct daemon_stats stats;	/* for outbox status and metrics */
 	struct metrics_file *metrics;	/* [log] metrics_file (metrics.c) */
+	struct bounces *bounces;	/* reports gathered per address (bounce.c) */
 	/* Each part of the daemon calls it when its part of a stop is done
 	 * (a session closed, the pool or the indexer or the pickup watcher
 	 * finished): the daemon exits once all are (outboxd.c). */

@@ -190,6 +190,7 @@ static void start_bounce(struct daemon *d, qref r, bool warn)
 {
 	E(d, r)->state = QE_BOUNCING;
 	d->sched.bouncing++;
+	d->sched.unchecked++;
 	if (d->sched.bounce)
 		d->sched.bounce(d, r, warn);
 }
@@ -236,7 +237,7 @@ void sched_dispatch(struct daemon *d)
 	/* the pool's size, not [relay] workers: a reload does not change it */
 	size_t limit = pool_size(d) * SCHED_INFLIGHT_PER_WORKER;
 	qref r;
-	bool gate = s->bouncing || s->walking;
+	bool gate = s->unchecked || s->walking;
 	if (!gate)
 		while ((r = lane_pop(d, LANE_REPORTS)))
 			lane_push(d, LANE_BACKLOG, r);
@@ -396,6 +397,12 @@ void sched_bounced(struct daemon *d, qref r, bool keep)
 		qindex_remove(&d->queue, r);
 	}
 	sched_dispatch(d);
+}
+
+void sched_bounce_checked(struct daemon *d)
+{
+	if (d->sched.unchecked && --d->sched.unchecked == 0)
+		sched_dispatch(d);
 }
 
 void sched_walking(struct daemon *d, bool on)

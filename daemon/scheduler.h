@@ -7,9 +7,10 @@
  * ready lanes take turns: new mail, and the backlog (what the start-up
  * walk found and retries that came due), so new mail is not queued
  * behind a million old messages.  A report (a bounce, ID from
- * qid_bounce) is not handed out while any message is QE_BOUNCING: at
- * start-up that finishes the reports a crash interrupted before their
- * earlier copy can be sent (queue.c BOUNCES).  At most SCHED_INFLIGHT_PER_WORKER jobs
+ * qid_bounce) is not handed out while any QE_BOUNCING message is not
+ * yet checked by bounce.c: at start-up that finishes the reports a
+ * crash interrupted before their earlier copy can be sent (queue.c
+ * BOUNCES).  At most SCHED_INFLIGHT_PER_WORKER jobs
  * per worker are handed out at a time, so a busy worker always finds a
  * next message to pipeline behind the current one, or a batch to send
  * with BDAT (delivery.c BATCH_MAX).  Loop thread only.
@@ -40,9 +41,10 @@ enum sched_answer {
 };
 
 struct scheduler {
-	/* the ready lanes, and reports waiting while bouncing > 0 */
+	/* the ready lanes, and reports waiting while unchecked > 0 */
 	struct { qref head, tail; } lane[NLANES + 1];
 	size_t bouncing;	/* messages in QE_BOUNCING */
+	size_t unchecked;	/* of those, not yet checked by bounce.c: reports wait */
 	bool walking;		/* the start-up walk runs: it may find more */
 	unsigned turn;		/* the lane to take from next */
 	qref *heap;		/* deferred entries by next_try */
@@ -79,6 +81,9 @@ void sched_released(struct daemon *d, qref r);
  * marked failed: it waits for its next try if some are pending (keep),
  * else it has left the queue. */
 void sched_bounced(struct daemon *d, qref r, bool keep);
+/* bounce.c has checked a QE_BOUNCING message (is its report queued
+ * from before a crash?): while any is unchecked, no report is sent. */
+void sched_bounce_checked(struct daemon *d);
 /* The start-up walk begins (on) or ends: reports wait meanwhile. */
 void sched_walking(struct daemon *d, bool on);
 void sched_deleted(struct daemon *d, qref r);

@@ -2,7 +2,8 @@
  * parts: the input is split at NULs into a reply, a remote host, an
  * address and a header section.  Invariants: every line ends in CRLF
  * and is at most 998 octets, and the boundary stands only on its own
- * delimiter lines (four of them: three parts and the close). */
+ * delimiter lines (four of them: three parts and the close; three for
+ * a summary of two messages, which attaches no header section). */
 #include "fuzz.h"
 #include "../../common/dsn.h"
 
@@ -23,9 +24,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	const char *reply = next(&p, end), *mta = next(&p, end), *addr = next(&p, end);
 	const char *headers = p < end ? p : "";
 	struct dsn_rcpt r[2] = { { addr, DSN_FAILED, reply, mta }, { "b@x.example", DSN_DELAYED, mta, "" } };
+	struct dsn_message m[2] = { { "6B0E000000000A01", 1e9, r, 2, headers, strlen(headers) },
+				    { "6B0E000000000A02", 1e9, r, 1, reply, strlen(reply) } };
+	bool summary = size & 1;	/* two messages: a summary (no header section) */
 	struct dsn_input in = { .reporting_mta = "h.example", .from_domain = "h.example", .sender = "s@h.example",
-				.queue_id = "6B0E000000000A01", .arrival = 1e9, .now = 1e9, .rcpt = r, .nrcpt = 2,
-				.headers = headers, .headers_len = strlen(headers), .lifetime = "5d", .rnd = size };
+				.now = 1e9, .msg = m, .nmsg = summary ? 2 : 1, .lifetime = "5d", .rnd = size };
 	struct buf b;
 	buf_init(&b);
 	dsn_build(&in, &b);
@@ -48,7 +51,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		}
 		l = nl + 1;
 	}
-	CHECK(seen == 4);
+	CHECK(seen == (summary ? 3 : 4));
 	buf_free(&b);
 	free(copy);
 	return 0;

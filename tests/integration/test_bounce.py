@@ -59,7 +59,9 @@ def test_a_message_with_the_null_sender_is_never_reported(relay_daemon):
 
 
 def test_postmaster_gets_a_copy_and_the_double_bounce_and_nothing_loops(relay_daemon):
-    d, up = relay_daemon(extra={"address": {"postmaster": "pm@admin.example"}})
+    # (each report at once: the summaries are test_many_failures_of_one_sender_make_one_report)
+    d, up = relay_daemon(extra={"address": {"postmaster": "pm@admin.example"},
+                                "queue": {"report_interval": "0"}})
     up.reject_rcpt = {"gone@r.example"}
     send(d, ["gone@r.example"])
     (report,) = up.wait_for_reports(1)
@@ -259,3 +261,106 @@ def test_an_operator_action_waits_while_a_report_is_being_queued(relay_daemon):
         r = tool(d, verb, orig)
         assert r.returncode == 75 and "a report about it is being queued" in r.stderr, (verb, r)
     assert orig in d.queue_ids() and up.messages == []
+
+
+def delivery_status_blocks(status_part):
+    """The field blocks of a message/delivery-status part: the
+    per-message one first, then one per recipient."""
+    return [dict(b.items()) for b in status_part.get_payload()]
+
+
+def test_many_failures_of_one_sender_make_one_report(relay_daemon):
+    """A storm of failures for one sender: the first report goes at
+    once, the ones that follow within report_interval go as one summary
+    (every recipient in its status part, each naming its message);
+    another sender is not held up by it."""
+    d, up = relay_daemon(extra={"queue": {"report_interval": "3s"}})
+    up.reject_rcpt = {"gone@r.example", "lost@r.example"}
+    send(d, ["gone@r.example"], b"Subject: run 1\n\nx\n")
+    (first,) = up.wait_for_reports(1)
+    for n in range(2, 6):
+        send(d, ["gone@r.example", "lost@r.example"] if n == 3 else ["gone@r.example"],
+             b"Subject: run %d\n\nx\n" % n)
+    send(d, ["gone@r.example"], b"Subject: other\n\nx\n", sender="other@sender.example")
+    reports = up.wait_for_reports(3, timeout=30)
+    time.sleep(4)                               # nothing more comes after the interval
+    assert len(up.reports()) == 3
+    to_me = [r for r in reports if r.rcpt_tos == ["me@sender.example"]]
+    assert len(to_me) == 2 and to_me[0] is first
+    assert [r.rcpt_tos for r in reports if r not in to_me] == [["other@sender.example"]]
+    msg, (text, status, *rest) = parts(first)
+    assert msg["Subject"] == "Undelivered Mail Returned to Sender" and len(rest) == 1
+    summary, (text, status, *rest) = parts(to_me[1])
+    assert rest == []                            # no header section: RFC 3462 allows one
+    assert summary["Subject"] == "Undelivered Mail Returned to Sender (4 messages)"
+    words = text.get_payload()
+    for n in range(2, 6):
+        assert "Subject: run %d\r\n" % n in words or "Subject: run %d\n" % n in words
+    assert "run 1" not in words
+    blocks = delivery_status_blocks(status)
+    assert list(blocks[0]) == ["Reporting-MTA"]
+    rcpts = [(b["Final-Recipient"], b["Status"], b["X-Outbox-Queue-ID"]) for b in blocks[1:]]
+    assert sorted(r[0] for r in rcpts) == ["rfc822; gone@r.example"] * 4 + ["rfc822; lost@r.example"]
+    assert all(r[1] == "5.1.1" for r in rcpts)
+    queued = re.findall(r"(\w{16}): report of failed delivery queued as (F\w{15}) to <me@sender\.example> "
+                        r"\(a summary of 4 messages\)", d.log())
+    assert len(queued) == 4 and len({r for _, r in queued}) == 1
+    assert sorted({r[2] for r in rcpts}) == sorted(o for o, _ in queued)
+    wait_queue_empty(d)
+    assert not [f for _, _, fs in os.walk(os.path.join(d.spool, "defer")) for f in fs]   # no mark left
+
+
+def crashed_states(d, up, n):
+    """crashed_state for n messages of one sender, each to gone@ only."""
+    up.tempfail_rcpt = True
+    for i in range(n):
+        send(d, ["gone@r.example"], b"Subject: crash %d\n\nx\n" % i)
+    d.wait_log(r"status=deferred", count=n)
+    d.stop()
+    saved = {}
+    for orig, path in d.queue_paths().items():
+        data = open(path, "rb").read().replace(b"\nrcpt Q <gone@r.example>\n", b"\nrcpt B <gone@r.example>\n", 1)
+        os.unlink(path)
+        saved[orig] = (path + ".B", data)
+        restore(d, orig, path + ".B", data)
+    return saved
+
+
+def test_a_crash_after_a_summary_was_queued_sends_it_once(relay_daemon):
+    """Three messages' failures: the first reported alone, the other two
+    in a summary; a crash after the summary's commit and before the
+    marks, and at the next start neither is reported again (the second
+    by the summary's ID, which is its own report's, the third by its
+    .report mark)."""
+    d, up = relay_daemon(extra={"queue": {"report_interval": "2s"}})
+    saved = crashed_states(d, up, 3)
+    d.start()                                    # upstream still greylists: the reports wait
+    d.wait_log(r"report of failed delivery queued as (F\w{15}) to <me@sender\.example> \(a summary of 2",
+               count=2, timeout=30)
+    # the summary's first member gave it its ID
+    (second, summary), (third, _) = re.findall(r"(\w{16}): report of failed delivery queued as (F\w{15}) "
+                                                r"to <me@sender\.example> \(a summary", d.log())
+    d.wait_log(r"%s: to=<me@sender\.example> .* status=deferred" % summary)
+    d.kill9()
+    for orig in (second, third):                 # as if the marks had not been made
+        restore(d, orig, *saved[orig])
+    # and the third's mark, which the summary's commit had been waiting
+    # for (queue.h store_note_report) and its marks removed again
+    path = saved[third][0]
+    bucket, tries = os.path.basename(os.path.dirname(path)), path.split(".")[-2]
+    with open(os.path.join(d.spool, "defer", bucket, third + ".report"), "w") as f:
+        f.write("%s %s\n" % (summary, tries))
+    assert summary in d.queue_ids()
+    up.tempfail_rcpt = False
+    d.start()
+    assert d.sendmail(["-q"], b"").returncode == 0
+    up.wait_for_reports(2)
+    wait_queue_empty(d)
+    time.sleep(3)                                # past the interval: nothing more
+    reports = up.reports()
+    assert len(reports) == 2, [r.data[:300] for r in reports]
+    got = sorted(re.findall(rb"X-Outbox-Queue-ID: (\w{16})", b"".join(r.data for r in reports)))
+    assert got == sorted(o.encode() for o in saved)
+    log = d.log()
+    assert "%s: report %s was queued before a restart" % (second, summary) in log
+    assert "%s: report %s was queued before a restart" % (third, summary) in log

@@ -81,7 +81,8 @@ def test_queued_messages_go_in_one_batch(relay_daemon):
 
 
 def test_refused_recipients_inside_a_batch(relay_daemon):
-    d, up = chunking_daemon(relay_daemon, relay={"workers": "1"})
+    d, up = chunking_daemon(relay_daemon, relay={"workers": "1"},
+                            extra={"queue": {"report_interval": "0"}})   # each report at once
     up.reject_rcpt = {"bad@r.example", "bad2@r.example"}
     hold_first_then_queue(d, up, ["first@r.example", ["bad@r.example"],
                                   ["good@r.example", "bad2@r.example"], ["after@r.example"]])

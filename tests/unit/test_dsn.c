@@ -7,13 +7,16 @@
 
 static const char HEADERS[] = "From: App <app@example.org>\r\nTo: a@r.example\r\nSubject: report\r\n";
 
+static struct dsn_message one_msg;
+
 static struct dsn_input input(const struct dsn_rcpt *r, size_t n)
 {
+	one_msg = (struct dsn_message){ .queue_id = "6B0E000000000A01", .arrival = 1800000000, .rcpt = r,
+					.nrcpt = n, .headers = HEADERS, .headers_len = sizeof HEADERS - 1 };
 	return (struct dsn_input){
 		.reporting_mta = "relay.example.org", .from_domain = "example.org",
-		.sender = "app@example.org", .queue_id = "6B0E000000000A01", .arrival = 1800000000,
-		.now = 1800000100, .rcpt = r, .nrcpt = n, .headers = HEADERS,
-		.headers_len = sizeof HEADERS - 1, .lifetime = "5d", .rnd = 0x1234,
+		.sender = "app@example.org", .now = 1800000100, .msg = &one_msg, .nmsg = 1,
+		.lifetime = "5d", .rnd = 0x1234,
 	};
 }
 
@@ -61,6 +64,16 @@ static const char *boundary_of(const struct buf *b, char *out, size_t n)
 	return out;
 }
 
+/* The report, its lines checked, its boundary and delimiter line. */
+static void build_checked(const struct dsn_input *in, struct buf *b, char bd[80], char sep[90])
+{
+	buf_init(b);
+	dsn_build(in, b);
+	check_lines(b);
+	boundary_of(b, bd, 80);
+	snprintf(sep, 90, "\r\n--%s\r\n", bd);
+}
+
 static void failed_report(void **state)
 {
 	(void)state;
@@ -70,12 +83,8 @@ static void failed_report(void **state)
 	};
 	struct dsn_input in = input(r, 2);
 	struct buf b;
-	buf_init(&b);
-	dsn_build(&in, &b);
-	check_lines(&b);
 	char bd[80], sep[90];
-	boundary_of(&b, bd, sizeof bd);
-	snprintf(sep, sizeof sep, "\r\n--%s\r\n", bd);
+	build_checked(&in, &b, bd, sep);
 	assert_int_equal(strncmp(b.data, "From: Mail Delivery System <MAILER-DAEMON@example.org>\r\n"
 				 "To: <app@example.org>\r\nSubject: Undelivered Mail Returned to Sender\r\n", 124), 0);
 	assert_non_null(strstr(b.data, "\r\nAuto-Submitted: auto-replied\r\n"));
@@ -139,8 +148,8 @@ static void hostile_input(void **state)
 	char headers[300];
 	snprintf(headers, sizeof headers, "Subject: x\r\nX-Trap: =_outbox_6B0E000000000A01_%016llx\r\n", 0x1234ULL);
 	struct dsn_input in = input(r, 2);
-	in.headers = headers;
-	in.headers_len = strlen(headers);
+	one_msg.headers = headers;
+	one_msg.headers_len = strlen(headers);
 	struct buf b;
 	buf_init(&b);
 	dsn_build(&in, &b);
@@ -174,8 +183,8 @@ static void attached_headers(void **state)
 	strcat(h, "\r\n\r\nthe body, never attached\r\n");
 	struct dsn_rcpt r[] = { { "a@r.example", DSN_FAILED, "550 5.1.1 no", "" } };
 	struct dsn_input in = input(r, 1);
-	in.headers = h;
-	in.headers_len = strlen(h);
+	one_msg.headers = h;
+	one_msg.headers_len = strlen(h);
 	struct buf b;
 	buf_init(&b);
 	dsn_build(&in, &b);
@@ -186,12 +195,54 @@ static void attached_headers(void **state)
 	buf_free(&b);
 }
 
+/* Several messages of one sender in one report: two parts (no header
+ * section: RFC 3462 allows one), each recipient's block naming its
+ * message, each message's Subject and queue ID in the words. */
+static void summary_report(void **state)
+{
+	(void)state;
+	struct dsn_rcpt r1[] = { { "a@r.example", DSN_FAILED, "550 5.1.1 no such user", "mx.r.example" } };
+	struct dsn_rcpt r2[] = { { "b@r.example", DSN_FAILED, "554 5.7.1 refused", "mx.r.example" },
+				 { "c@r.example", DSN_FAILED, "550 5.2.2 mailbox full", "mx.r.example" } };
+	static const char h2[] = "From: app@example.org\r\nSubject: second\r\n\tfolded\r\n\r\nbody\r\n";
+	struct dsn_message m[] = {
+		{ "6B0E000000000A01", 1800000000, r1, 1, HEADERS, sizeof HEADERS - 1 },
+		{ "6B0E000000000B02", 1800000050, r2, 2, h2, sizeof h2 - 1 },
+	};
+	struct dsn_input in = input(r1, 1);
+	in.msg = m;
+	in.nmsg = 2;
+	struct buf b;
+	char bd[80], sep[90];
+	build_checked(&in, &b, bd, sep);
+	assert_non_null(strstr(b.data, "\r\nSubject: Undelivered Mail Returned to Sender (2 messages)\r\n"));
+	const char *p1 = strstr(b.data, sep), *p2 = p1 ? strstr(p1 + 1, sep) : NULL;
+	assert_non_null(p2);
+	assert_null(strstr(p2 + 1, sep));			/* two parts */
+	assert_null(strstr(b.data, "text/rfc822-headers"));
+	assert_null(strstr(b.data, "body"));
+	assert_non_null(strstr(p1, "Message 1 of 2 (queue ID 6B0E000000000A01), arrived on "));
+	assert_non_null(strstr(p1, "Subject: report\r\n  <a@r.example>:\r\n    550 5.1.1 no such user\r\n"));
+	assert_non_null(strstr(p1, "Message 2 of 2 (queue ID 6B0E000000000B02)"));
+	assert_non_null(strstr(p1, "Subject: second folded\r\n  <b@r.example>:\r\n    554 5.7.1 refused\r\n"
+				   "  <c@r.example>:\r\n"));
+	/* the per-message fields are the report's; each block names its message */
+	assert_non_null(strstr(p2, "Content-Type: message/delivery-status\r\n\r\n"
+				   "Reporting-MTA: dns; relay.example.org\r\n\r\nFinal-Recipient: rfc822; a@r.example\r\n"));
+	assert_non_null(strstr(p2, "Diagnostic-Code: smtp; 550 5.1.1 no such user\r\n"
+				   "X-Outbox-Queue-ID: 6B0E000000000A01\r\n\r\nFinal-Recipient: rfc822; b@r.example\r\n"));
+	assert_non_null(strstr(p2, "Status: 5.2.2\r\nRemote-MTA: dns; mx.r.example\r\n"
+				   "Diagnostic-Code: smtp; 550 5.2.2 mailbox full\r\nX-Outbox-Queue-ID: 6B0E000000000B02\r\n"));
+	assert_null(strstr(p2, "Arrival-Date"));
+	buf_free(&b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(status_codes), cmocka_unit_test(failed_report),
 		cmocka_unit_test(delayed_report), cmocka_unit_test(hostile_input),
-		cmocka_unit_test(attached_headers),
+		cmocka_unit_test(attached_headers), cmocka_unit_test(summary_report),
 	};
 	return cmocka_run_group_tests_name("dsn", tests, NULL, NULL);
 }
