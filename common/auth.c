@@ -230,13 +230,13 @@ int run_capture(char *const argv[], int timeout_s, char **out, struct err *e)
 	return 0;
 }
 
-char *secret_get(const struct config *c, struct err *e)
+char *secret_get(const struct relay *r, struct err *e)
 {
-	if (*c->relay.password_file)
-		return read_secret_file(c->relay.password_file, e);
-	if (!*c->relay.password_command)
+	if (*r->password_file)
+		return read_secret_file(r->password_file, e);
+	if (!*r->password_command)
 		return xstrdup("");
-	char **argv = split_command(c->relay.password_command);
+	char **argv = split_command(r->password_command);
 	char *out = NULL;
 	if (!argv) {
 		err_set(e, "password_command: unbalanced quotes");

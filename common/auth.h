@@ -31,7 +31,7 @@ unsigned sasl_choose(int auth_mode, unsigned offered);
 const char *sasl_name(unsigned mech);
 
 /* The secret: NULL with e set on failure. */
-char *secret_get(const struct config *c, struct err *e);
+char *secret_get(const struct relay *r, struct err *e);
 void secret_free(char *s);
 
 /* Split a command line into argv: whitespace separates, '...' and "..."

@@ -14,6 +14,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <ini.h>
 #include <stddef.h>
 #include <stdlib.h>
@@ -30,6 +31,8 @@
 
 enum key_type { KT_STRING, KT_PATH, KT_DURATION, KT_SIZE, KT_UINT, KT_BOOL, KT_MODE, KT_ENUM, KT_HOSTPORT };
 
+enum key_home { IN_CONFIG, IN_RELAY, IN_NAMED };
+
 struct key {
 	const char *section;
 	const char *name;
@@ -41,6 +44,16 @@ struct key {
 	const char *doc;
 };
 
+/* Where a key's value lands: struct config, or a struct relay of
+ * [relay] and every [relay.NAME] (section "relay"), or of the named
+ * relays only (section "relay.NAME"). */
+static enum key_home home_of(const struct key *k)
+{
+	if (strcmp(k->section, "relay") == 0)
+		return IN_RELAY;
+	return strcmp(k->section, "relay.NAME") == 0 ? IN_NAMED : IN_CONFIG;
+}
+
 static const char *const tls_choices[] = { "starttls", "tls", "none", NULL };
 static const char *const auth_choices[] = { "auto", "plain", "login", "xoauth2", "oauthbearer", "none", NULL };
 static const char *const bool_choices[] = { "no", "yes", NULL };
@@ -48,6 +61,7 @@ static const char *const target_choices[] = { "syslog", "stderr", NULL };
 static const char *const level_choices[] = { "err", "warning", "notice", "info", "debug", NULL };
 
 #define F(field) offsetof(struct config, field)
+#define R(field) offsetof(struct relay, field)
 #define DAY (86400ULL)
 
 static const struct key keys[] = {
@@ -96,32 +110,40 @@ static const struct key keys[] = {
 	  "Most submission sessions open at once for one local user (all TCP clients count as "
 	  "one), so that no user can shut the others out; the daemon takes 1000 in all." },
 
-	{ "relay", "host", KT_STRING, "smtp.example.org", F(relay.host), 0, 0, 0,
+	{ "relay", "host", KT_STRING, "smtp.example.org", R(host), 0, 0, 0,
 	  "The upstream SMTP server (smarthost)." },
-	{ "relay", "port", KT_UINT, "587", F(relay.port), 0, 1, 65535,
+	{ "relay", "port", KT_UINT, "587", R(port), 0, 1, 65535,
 	  "Its port." },
-	{ "relay", "tls", KT_ENUM, "starttls", F(relay.tls), tls_choices, 0, 0,
+	{ "relay", "tls", KT_ENUM, "starttls", R(tls), tls_choices, 0, 0,
 	  "starttls, tls (implicit, port 465) or none." },
-	{ "relay", "verify", KT_BOOL, "yes", F(relay.verify), bool_choices, 0, 0,
+	{ "relay", "verify", KT_BOOL, "yes", R(verify), bool_choices, 0, 0,
 	  "Verify the certificate chain and host name of the upstream." },
-	{ "relay", "ca_file", KT_PATH, "", F(relay.ca_file), 0, 0, 0,
+	{ "relay", "ca_file", KT_PATH, "", R(ca_file), 0, 0, 0,
 	  "CA bundle; empty means the system bundle /etc/ssl/certs/ca-certificates.crt." },
-	{ "relay", "auth", KT_ENUM, "auto", F(relay.auth), auth_choices, 0, 0,
+	{ "relay", "auth", KT_ENUM, "auto", R(auth), auth_choices, 0, 0,
 	  "auto, plain, login, xoauth2, oauthbearer or none." },
-	{ "relay", "user", KT_STRING, "", F(relay.user), 0, 0, 0,
+	{ "relay", "user", KT_STRING, "", R(user), 0, 0, 0,
 	  "User name for AUTH." },
-	{ "relay", "password_file", KT_PATH, "", F(relay.password_file), 0, 0, 0,
+	{ "relay", "password_file", KT_PATH, "", R(password_file), 0, 0, 0,
 	  "File holding the password; must not be readable by others." },
-	{ "relay", "password_command", KT_STRING, "", F(relay.password_command), 0, 0, 0,
+	{ "relay", "password_command", KT_STRING, "", R(password_command), 0, 0, 0,
 	  "Command (run without a shell) that prints the password or OAuth2 access token." },
-	{ "relay", "workers", KT_UINT, "4", F(relay.workers), 0, 1, 256,
+	{ "relay", "workers", KT_UINT, "4", R(workers), 0, 1, 256,
 	  "Concurrent upstream sessions." },
-	{ "relay", "timeout", KT_DURATION, "5m", F(relay.timeout), 0, 1, DAY,
+	{ "relay", "timeout", KT_DURATION, "5m", R(timeout), 0, 1, DAY,
 	  "Timeout for each SMTP command and each network read or write." },
-	{ "relay", "chunking", KT_BOOL, "yes", F(relay.chunking), bool_choices, 0, 0,
+	{ "relay", "chunking", KT_BOOL, "yes", R(chunking), bool_choices, 0, 0,
 	  "Send messages with BDAT (RFC 3030) when the upstream offers CHUNKING and PIPELINING." },
-	{ "relay", "plaintext_auth", KT_BOOL, "no", F(relay.plaintext_auth), bool_choices, 0, 0,
+	{ "relay", "plaintext_auth", KT_BOOL, "no", R(plaintext_auth), bool_choices, 0, 0,
 	  "With tls = none, allow AUTH in clear text anyway (the second 'yes, really')." },
+
+	{ "relay.NAME", "priority", KT_UINT, "10", R(priority), 0, 0, 1000,
+	  "Lower is tried first; [relay] is 0.  Relays of equal priority are tried in the "
+	  "order of the file." },
+	{ "relay.NAME", "senders", KT_STRING, "", R(senders), 0, 0, 0,
+	  "Only mail from these envelope senders goes here: addresses and *@domain, separated "
+	  "by commas or spaces; the most specific match wins (an address, then its domain, "
+	  "then a relay with senders empty, which takes any sender)." },
 
 	{ "address", "domain", KT_STRING, "", F(address.domain), 0, 0, 0,
 	  "Domain that qualifies bare local names such as root; empty means the host name." },
@@ -154,7 +176,7 @@ static const struct {
 	{ "senders", F(senders), "Envelope senders: local user = address; * is the default for every local user." },
 };
 
-#define FIELD(c, k, T) ((T *)((char *)(c) + (k)->off))
+#define FIELD(base, k, T) ((T *)((char *)(base) + (k)->off))
 
 struct load_ctx {
 	struct config *c;
@@ -238,8 +260,9 @@ static int parse_hostport(const char *v)
 	return parse_uint(colon + 1, 65535, &port) < 0 || port == 0 ? -1 : 0;
 }
 
-/* Store value v for key k; returns an error message or NULL. */
-static const char *set_value(struct config *c, const struct key *k, const char *v)
+/* Store value v for key k in c (a struct config, or a struct relay for
+ * the relay keys); returns an error message or NULL. */
+static const char *set_value(void *c, const struct key *k, const char *v)
 {
 	uint64_t n = 0;
 	int b;
@@ -361,11 +384,167 @@ static void check_aliases(struct load_ctx *x)
 	}
 }
 
+/* ---- relays: [relay] and [relay.NAME] ---- */
+
+static bool relay_key(const struct key *k)
+{
+	return home_of(k) != IN_CONFIG;
+}
+
+static void relay_defaults(struct relay *r, bool named)
+{
+	for (size_t i = 0; i < ARRAY_LEN(keys); i++)
+		if (home_of(&keys[i]) == IN_RELAY || (named && home_of(&keys[i]) == IN_NAMED))
+			(void)set_value(r, &keys[i], keys[i].def);
+	if (!named) {
+		r->senders = xstrdup("");
+		r->priority = 0;
+	}
+}
+
+static struct relay *relay_new(const char *name)
+{
+	struct relay *r = xcalloc(1, sizeof *r);
+	r->name = xstrdup(name);
+	r->seen = xcalloc(ARRAY_LEN(keys), sizeof *r->seen);
+	relay_defaults(r, *name != '\0');
+	return r;
+}
+
+static void relay_destroy(struct relay *r)
+{
+	if (!r)
+		return;
+	for (size_t i = 0; i < ARRAY_LEN(keys); i++) {
+		const struct key *k = &keys[i];
+		if (relay_key(k) && (k->type == KT_STRING || k->type == KT_PATH || k->type == KT_HOSTPORT))
+			free(*FIELD(r, k, char *));
+	}
+	for (size_t i = 0; i < r->npatterns; i++)
+		free(r->patterns[i]);
+	free(r->patterns);
+	free(r->seen);
+	free(r->name);
+	free(r);
+}
+
+static bool relay_name_ok(const char *n)
+{
+	size_t len = strlen(n);
+	return len > 0 && len <= RELAY_NAME_MAX && strspn(n, "abcdefghijklmnopqrstuvwxyz"
+						      "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") == len;
+}
+
+/* The relay of section ("relay" or "relay.NAME"), made at its first
+ * key; NULL (reported) for a bad name or too many relays. */
+static struct relay *relay_of_section(struct load_ctx *x, const char *section)
+{
+	const char *name = section[5] == '.' ? section + 6 : "";
+	struct config *c = x->c;
+	for (size_t i = 0; i < c->nrelays; i++)
+		if (strcmp(c->relays[i]->name, name) == 0)
+			return c->relays[i];
+	if (section[5] == '.' && !relay_name_ok(name)) {
+		conf_error(x, NULL, NULL, "[%s]: a relay's NAME is 1 to %d letters, digits, '-' or '_'", section,
+			   RELAY_NAME_MAX);
+		return NULL;
+	}
+	if (c->nrelays >= RELAYS_MAX) {
+		conf_error(x, NULL, NULL, "[%s]: more than %d relays", section, RELAYS_MAX);
+		return NULL;
+	}
+	struct relay *r = relay_new(name);
+	r->line = x->line;
+	c->relays = xrealloc(c->relays, (c->nrelays + 1) * sizeof *c->relays);
+	c->relays[c->nrelays++] = r;
+	return r;
+}
+
+static bool is_relay_section(const char *section)
+{
+	return strncmp(section, "relay", 5) == 0 && (section[5] == '\0' || section[5] == '.');
+}
+
+static void relay_entry(struct load_ctx *x, const char *section, const char *name, const char *value)
+{
+	struct relay *r = relay_of_section(x, section);
+	if (!r)
+		return;
+	for (size_t i = 0; i < ARRAY_LEN(keys); i++) {
+		const struct key *k = &keys[i];
+		if (!relay_key(k) || strcmp(name, k->name) != 0)
+			continue;
+		if (home_of(k) == IN_NAMED && !*r->name) {
+			conf_error(x, section, name, "only in a [relay.NAME] section ([relay] takes any sender, "
+				   "at priority 0)");
+			return;
+		}
+		if (r->seen[i]) {
+			conf_error(x, section, name, "given twice");
+			return;
+		}
+		r->seen[i] = x->line;
+		const char *why = set_value(r, k, value);
+		if (why)
+			conf_error(x, section, name, "%s: '%s'", why, value);
+		return;
+	}
+	conf_error(x, section, name, "unknown key");
+}
+
+/* An error about a relay's key as a whole, at the line that set it. */
+static void relay_error(struct load_ctx *x, const struct relay *r, const char *name, const char *msg)
+{
+	char section[RELAY_NAME_MAX + 8];
+	snprintf(section, sizeof section, "relay%s%s", *r->name ? "." : "", r->name);
+	x->line = r->line;
+	for (size_t i = 0; i < ARRAY_LEN(keys); i++)
+		if (relay_key(&keys[i]) && strcmp(keys[i].name, name) == 0 && r->seen[i])
+			x->line = r->seen[i];
+	conf_error(x, section, name, "%s", msg);
+}
+
+static int relay_cmp(const void *a, const void *b)
+{
+	const struct relay *ra = *(const struct relay *const *)a, *rb = *(const struct relay *const *)b;
+	if (ra->priority != rb->priority)
+		return ra->priority < rb->priority ? -1 : 1;
+	return ra->line < rb->line ? -1 : ra->line > rb->line;	/* the file's order */
+}
+
+/* [relay] when the file has no relay section; the list by priority;
+ * senders parsed; a relay for any sender. */
+static void relays_finish(struct load_ctx *x)
+{
+	struct config *c = x->c;
+	if (c->nrelays == 0) {
+		c->relays = xcalloc(1, sizeof *c->relays);
+		c->relays[c->nrelays++] = relay_new("");
+	}
+	qsort(c->relays, c->nrelays, sizeof *c->relays, relay_cmp);
+	bool any = false;
+	for (size_t i = 0; i < c->nrelays; i++) {
+		char why[300];
+		if (relay_parse_senders(c->relays[i], why, sizeof why) < 0)
+			relay_error(x, c->relays[i], "senders", why);
+		any |= c->relays[i]->npatterns == 0;
+	}
+	if (!any) {
+		x->line = 0;
+		conf_error(x, NULL, NULL, "no relay takes mail from any sender: leave senders empty on one "
+			   "(mail from root or a report must go somewhere)");
+	}
+}
+
 static int on_ini_entry(void *user, const char *section, const char *name, const char *value)
 {
 	struct load_ctx *x = user;
 	if (x->line_too_long)
 		return 1;	/* already reported by the reader */
+	if (is_relay_section(section)) {
+		relay_entry(x, section, name, value);
+		return 1;
+	}
 	for (size_t i = 0; i < ARRAY_LEN(maps); i++) {
 		if (strcmp(section, maps[i].section) == 0) {
 			handle_map(x, i, name, value);
@@ -375,7 +554,7 @@ static int on_ini_entry(void *user, const char *section, const char *name, const
 	int known_section = 0;
 	for (size_t i = 0; i < ARRAY_LEN(keys); i++) {
 		const struct key *k = &keys[i];
-		if (strcmp(section, k->section) != 0)
+		if (strcmp(section, k->section) != 0 || relay_key(k))
 			continue;
 		known_section = 1;
 		if (strcmp(name, k->name) != 0)
@@ -420,22 +599,39 @@ static char *ini_reader_counting(char *str, int num, void *stream)
 static void apply_defaults(struct config *c)
 {
 	for (size_t i = 0; i < ARRAY_LEN(keys); i++)
-		(void)set_value(c, &keys[i], keys[i].def);
+		if (!relay_key(&keys[i]))
+			(void)set_value(c, &keys[i], keys[i].def);
 }
 
-static void check_secret_file(struct load_ctx *x)
+static void check_secret_file(struct load_ctx *x, const struct relay *r)
 {
 	struct stat st;
-	const char *p = x->c->relay.password_file;
+	const char *p = r->password_file;
+	char msg[PATH_MAX + 64];
 	if (!*p)
 		return;
-	key_line(x, "relay", "password_file");
 	if (stat(p, &st) < 0)
-		conf_error(x, "relay", "password_file", "cannot read %s: %s", p, strerror(errno));
+		snprintf(msg, sizeof msg, "cannot read %s: %s", p, strerror(errno));
 	else if (!S_ISREG(st.st_mode))
-		conf_error(x, "relay", "password_file", "%s is not a regular file", p);
+		snprintf(msg, sizeof msg, "%s is not a regular file", p);
 	else if (st.st_mode & S_IROTH)
-		conf_error(x, "relay", "password_file", "%s is readable by others (chmod o-r)", p);
+		snprintf(msg, sizeof msg, "%s is readable by others (chmod o-r)", p);
+	else
+		return;
+	relay_error(x, r, "password_file", msg);
+}
+
+static void check_relay(struct load_ctx *x, const struct relay *r, unsigned flags)
+{
+	if (*r->password_file && *r->password_command)
+		relay_error(x, r, "password_command", "password_file and password_command are both set");
+	if (*r->user && !*r->password_file && !*r->password_command && r->auth != AUTH_NONE)
+		relay_error(x, r, "user", "set, but neither password_file nor password_command is");
+	if (r->tls == TLS_NONE && *r->user && r->auth != AUTH_NONE && !r->plaintext_auth)
+		relay_error(x, r, "tls", "none with a user would send AUTH in clear text; "
+			    "set plaintext_auth = yes if you really mean it");
+	if (!(flags & CONF_CLIENT))
+		check_secret_file(x, r);
 }
 
 /* The file itself: password_command runs from it, so only root, the
@@ -481,15 +677,8 @@ static void check_combinations(struct load_ctx *x, unsigned flags)
 	}
 	if (c->queue.retry_min > c->queue.retry_max)
 		key_error(x, "queue", "retry_min", "larger than retry_max");
-	if (*c->relay.password_file && *c->relay.password_command)
-		key_error(x, "relay", "password_command", "password_file and password_command are both set");
-	if (*c->relay.user && !*c->relay.password_file && !*c->relay.password_command
-	    && c->relay.auth != AUTH_NONE)
-		key_error(x, "relay", "user", "set, but neither password_file nor password_command is");
-	if (c->relay.tls == TLS_NONE && *c->relay.user && c->relay.auth != AUTH_NONE
-	    && !c->relay.plaintext_auth)
-		key_error(x, "relay", "tls", "none with a user would send AUTH in clear text; "
-			  "set plaintext_auth = yes if you really mean it");
+	for (size_t i = 0; i < c->nrelays; i++)
+		check_relay(x, c->relays[i], flags);
 	if (!*c->queue.spool)
 		key_error(x, "queue", "spool", "must be set");
 	if (!*c->listen.socket)
@@ -498,8 +687,6 @@ static void check_combinations(struct load_ctx *x, unsigned flags)
 		key_error(x, "address", "postmaster", "not a valid address");
 	if (*c->address.domain && !addr_is_domain(c->address.domain))
 		key_error(x, "address", "domain", "not a valid domain");
-	if (!(flags & CONF_CLIENT))
-		check_secret_file(x);
 }
 
 struct config *config_load(const char *path, unsigned flags, struct buf *errors)
@@ -513,8 +700,10 @@ struct config *config_load(const char *path, unsigned flags, struct buf *errors)
 
 	x.fp = fopen(path, "r");
 	if (!x.fp) {
-		if (errno == ENOENT && (flags & CONF_MISSING_OK))
+		if (errno == ENOENT && (flags & CONF_MISSING_OK)) {
+			relays_finish(&x);
 			return x.c;
+		}
 		if (errors)
 			buf_printf(errors, "%s: %s", path, strerror(errno));
 		config_free(x.c);
@@ -528,6 +717,7 @@ struct config *config_load(const char *path, unsigned flags, struct buf *errors)
 		x.line = rc;
 		conf_error(&x, NULL, NULL, "syntax error (expected [section] or key = value)");
 	}
+	relays_finish(&x);
 	check_combinations(&x, flags);
 	check_aliases(&x);
 	if (have_st && !(flags & CONF_CLIENT))
@@ -558,9 +748,12 @@ void config_free(struct config *c)
 		return;
 	for (size_t i = 0; i < ARRAY_LEN(keys); i++) {
 		const struct key *k = &keys[i];
-		if (k->type == KT_STRING || k->type == KT_PATH || k->type == KT_HOSTPORT)
+		if (!relay_key(k) && (k->type == KT_STRING || k->type == KT_PATH || k->type == KT_HOSTPORT))
 			free(*FIELD(c, k, char *));
 	}
+	for (size_t i = 0; i < c->nrelays; i++)
+		relay_destroy(c->relays[i]);
+	free(c->relays);
 	map_free(&c->aliases);
 	map_free(&c->senders);
 	free(c->path);
@@ -579,7 +772,7 @@ void config_unref(struct config *c)
 		config_free(c);
 }
 
-static const char *format_value(const struct config *c, const struct key *k, char *out, size_t n)
+static const char *format_value(const void *c, const struct key *k, char *out, size_t n)
 {
 	uint64_t v = 0;
 	if (k->type != KT_STRING && k->type != KT_PATH && k->type != KT_HOSTPORT
@@ -597,32 +790,51 @@ static const char *format_value(const struct config *c, const struct key *k, cha
 	return "";
 }
 
-void config_dump(const struct config *c, FILE *out)
+/* The keys of one relay, as a section: [relay] or [relay.NAME]; those
+ * equal to def's skipped when changed_only; "# default" marks when
+ * marks. */
+static void print_relay(const struct relay *r, FILE *out, bool changed_only, bool marks)
 {
-	const char *section = "";
-	char tmp[64];
+	struct relay *def = relay_new(r->name);
+	char v[64], dv[64];
+	bool header = *r->name != '\0';	/* a named relay shows at least its section */
+	if (header)
+		fprintf(out, "\n[relay.%s]\n", r->name);
 	for (size_t i = 0; i < ARRAY_LEN(keys); i++) {
 		const struct key *k = &keys[i];
-		if (strcmp(section, k->section) != 0)
-			fprintf(out, "%s[%s]\n", i ? "\n" : "", section = k->section);
-		fprintf(out, "%s = %s\n", k->name, format_value(c, k, tmp, sizeof tmp));
+		if (home_of(k) == IN_CONFIG || (home_of(k) == IN_NAMED && !*r->name))
+			continue;
+		const char *val = format_value(r, k, v, sizeof v);
+		bool is_default = strcmp(val, format_value(def, k, dv, sizeof dv)) == 0;
+		if (changed_only && is_default)
+			continue;
+		if (!header)
+			fprintf(out, "\n[relay%s%s]\n", *r->name ? "." : "", r->name);
+		header = true;
+		fprintf(out, "%s = %s%s\n", k->name, marks && key_is_secret(k) && *val ? "(set)" : val,
+			marks && is_default ? "    # default" : "");
 	}
-	for (size_t i = 0; i < ARRAY_LEN(maps); i++) {
-		const struct map *m = (const struct map *)((const char *)c + maps[i].off);
-		fprintf(out, "\n[%s]\n", maps[i].section);
-		for (size_t j = 0; j < m->n; j++)
-			fprintf(out, "%s = %s\n", m->v[j].name, m->v[j].value);
-	}
+	relay_destroy(def);
 }
 
-void config_print(const struct config *c, FILE *out, bool changed_only)
+/* Every key of c in the table's order, the relays where [relay] is;
+ * outbox config (marks: "# default", secrets hidden) or outboxd -t -v. */
+static void print_keys(const struct config *c, FILE *out, bool changed_only, bool marks)
 {
 	struct config *def = xcalloc(1, sizeof *def);
 	const char *section = "";
 	char v[64], dv[64];
+	bool relays_done = false;
 	apply_defaults(def);
 	for (size_t i = 0; i < ARRAY_LEN(keys); i++) {
 		const struct key *k = &keys[i];
+		if (relay_key(k)) {
+			for (size_t j = 0; !relays_done && j < c->nrelays; j++)
+				print_relay(c->relays[j], out, changed_only, marks);
+			relays_done = true;
+			section = "relay";
+			continue;
+		}
 		const char *val = format_value(c, k, v, sizeof v);
 		bool is_default = strcmp(val, format_value(def, k, dv, sizeof dv)) == 0;
 		if (changed_only && is_default)
@@ -631,14 +843,14 @@ void config_print(const struct config *c, FILE *out, bool changed_only)
 			fprintf(out, "%s[%s]\n", *section ? "\n" : "", k->section);
 			section = k->section;
 		}
-		fprintf(out, "%s = %s%s\n", k->name, key_is_secret(k) && *val ? "(set)" : val,
-			is_default ? "    # default" : "");
+		fprintf(out, "%s = %s%s\n", k->name, marks && key_is_secret(k) && *val ? "(set)" : val,
+			marks && is_default ? "    # default" : "");
 	}
 	for (size_t i = 0; i < ARRAY_LEN(maps); i++) {
 		const struct map *m = (const struct map *)((const char *)c + maps[i].off);
 		if (changed_only && m->n == 0)
 			continue;
-		fprintf(out, "%s[%s]%s\n", *section ? "\n" : "", maps[i].section, m->n ? "" : "    # empty");
+		fprintf(out, "%s[%s]%s\n", *section ? "\n" : "", maps[i].section, marks && !m->n ? "    # empty" : "");
 		section = maps[i].section;
 		for (size_t j = 0; j < m->n; j++)
 			fprintf(out, "%s = %s\n", m->v[j].name, m->v[j].value);
@@ -646,15 +858,30 @@ void config_print(const struct config *c, FILE *out, bool changed_only)
 	config_free(def);
 }
 
+void config_dump(const struct config *c, FILE *out)
+{
+	print_keys(c, out, false, false);
+}
+
+void config_print(const struct config *c, FILE *out, bool changed_only)
+{
+	print_keys(c, out, changed_only, true);
+}
+
 void config_doc_mdoc(FILE *out)
 {
 	const char *section = "";
 	for (size_t i = 0; i < ARRAY_LEN(keys); i++) {
 		const struct key *k = &keys[i];
-		if (strcmp(section, k->section) != 0) {
+		const char *sec = home_of(k) == IN_NAMED ? "relay.NAME" : k->section;
+		if (strcmp(section, sec) != 0) {
 			if (*section)
 				fprintf(out, ".El\n");
-			fprintf(out, ".Ss [%s]\n.Bl -tag -width Ds\n", section = k->section);
+			fprintf(out, ".Ss [%s]\n", section = sec);
+			if (home_of(k) == IN_NAMED)
+				fprintf(out, "A further relay (see\n.Sx RELAYS ) :\nevery key of\n.Ic [relay] ,\n"
+					     "with the same defaults, and these.\n");
+			fprintf(out, ".Bl -tag -width Ds\n");
 		}
 		fprintf(out, ".It Ic %s No = Ar %s\n%s\n", k->name,
 			*k->def ? k->def : "(empty)", k->doc);

@@ -17,6 +17,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "relay.h"
 #include "util.h"
 
 #ifndef OUTBOX_DEFAULT_CONF	/* a build may say where (tests/outbox-runconf does) */
@@ -61,21 +62,8 @@ struct config {
 		uint64_t max_sessions_per_user;
 		int tcp_allow_remote;
 	} listen;
-	struct {
-		char *host;
-		uint64_t port;
-		int tls;	/* enum tls_mode */
-		int verify;
-		char *ca_file;
-		int auth;	/* enum auth_mode */
-		char *user;
-		char *password_file;
-		char *password_command;
-		uint64_t workers;
-		uint64_t timeout;
-		int plaintext_auth;
-		int chunking;
-	} relay;
+	struct relay **relays;	/* [relay] and each [relay.NAME], by priority (relay.h) */
+	size_t nrelays;
 	struct {
 		char *domain;
 		char *postmaster;

@@ -224,15 +224,15 @@ static int auth_login(struct smtp_client *s, const char *user, const char *secre
 	return rc;
 }
 
-static int auth_once(struct smtp_client *s, const struct config *c, unsigned mech, const char *secret)
+static int auth_once(struct smtp_client *s, const struct relay *r, unsigned mech, const char *secret)
 {
 	if (mech == SASL_LOGIN)
-		return auth_login(s, c->relay.user, secret);
+		return auth_login(s, r->user, secret);
 	struct buf b;
 	buf_init(&b);
 	buf_printf(&b, "AUTH %s ", sasl_name(mech));
 	transcribe(s, "C: ", b.data, b.len - 1);	/* the response is not shown */
-	sasl_initial_response(mech, c->relay.user, secret, s->host, s->net.port, &b);
+	sasl_initial_response(mech, r->user, secret, s->host, s->net.port, &b);
 	buf_add(&b, "\r\n", 2);
 	int rc = smtp_send(s, b.data, b.len, ST_AUTH);
 	explicit_bzero(b.data, b.len);
@@ -250,27 +250,27 @@ static int auth_once(struct smtp_client *s, const struct config *c, unsigned mec
 	return 0;
 }
 
-static int authenticate(struct smtp_client *s, const struct config *c)
+static int authenticate(struct smtp_client *s, const struct relay *r)
 {
 	struct err e;
-	if (!*c->relay.user || c->relay.auth == AUTH_NONE)
+	if (!*r->user || r->auth == AUTH_NONE)
 		return 0;
-	if (!s->net.tls && !c->relay.plaintext_auth)
+	if (!s->net.tls && !r->plaintext_auth)
 		return smtp_fail(s, ST_AUTH, 0, "refusing to send AUTH without TLS");
-	unsigned mech = sasl_choose(c->relay.auth, s->auth_offer);
+	unsigned mech = sasl_choose(r->auth, s->auth_offer);
 	if (!mech)
 		return smtp_fail(s, ST_AUTH, 0, "no usable AUTH mechanism offered (wanted %s)",
-				 auth_mode_name(c->relay.auth));
-	char *secret = secret_get(c, &e);
+				 auth_mode_name(r->auth));
+	char *secret = secret_get(r, &e);
 	if (!secret)
 		return smtp_fail(s, ST_AUTH, 0, "%s", e.msg);
-	int rc = auth_once(s, c, mech, secret);
+	int rc = auth_once(s, r, mech, secret);
 	secret_free(secret);
-	if (rc < 0 && s->fail_code && *c->relay.password_command) {
+	if (rc < 0 && s->fail_code && *r->password_command) {
 		/* a token may have expired: fetch a fresh one and try again */
-		if (!(secret = secret_get(c, &e)))
+		if (!(secret = secret_get(r, &e)))
 			return smtp_fail(s, ST_AUTH, 0, "%s", e.msg);
-		rc = auth_once(s, c, mech, secret);
+		rc = auth_once(s, r, mech, secret);
 		secret_free(secret);
 	}
 	if (rc == 0)
@@ -278,27 +278,27 @@ static int authenticate(struct smtp_client *s, const struct config *c)
 	return rc;
 }
 
-int smtp_open(struct smtp_client *s, const struct config *c, struct tls_client *t)
+int smtp_open(struct smtp_client *s, const struct relay *r, struct tls_client *t)
 {
 	struct err e;
-	int timeout_ms = (int)(c->relay.timeout > 86400 ? 86400000 : c->relay.timeout * 1000);
+	int timeout_ms = (int)(r->timeout > 86400 ? 86400000 : r->timeout * 1000);
 	smtp_close(s);
-	snprintf(s->host, sizeof s->host, "%s", c->relay.host);
+	snprintf(s->host, sizeof s->host, "%s", r->host);
 	if (!*s->helo)
 		local_hostname(s->helo, sizeof s->helo);
 	s->auth_used = NULL;
-	if (net_connect(&s->net, c->relay.host, (int)c->relay.port, timeout_ms, &e) < 0)
+	if (net_connect(&s->net, r->host, (int)r->port, timeout_ms, &e) < 0)
 		return smtp_fail(s, ST_CONNECT, 0, "%s", e.msg);
-	snprintf(s->relay, sizeof s->relay, "%s[%s]:%d", c->relay.host, s->net.addr, s->net.port);
-	if (c->relay.tls == TLS_IMPLICIT && net_start_tls(&s->net, t, s->host, &e) < 0) {
+	snprintf(s->relay, sizeof s->relay, "%s[%s]:%d", relay_label(r), s->net.addr, s->net.port);
+	if (r->tls == TLS_IMPLICIT && net_start_tls(&s->net, t, s->host, &e) < 0) {
 		smtp_fail(s, ST_TLS, 0, "%s", e.msg);
 		goto fail;
 	}
 	if (expect_reply(s, ST_GREETING, 2) < 0 || ehlo(s) < 0)
 		goto fail;
-	if (c->relay.tls == TLS_STARTTLS && starttls(s, t) < 0)
+	if (r->tls == TLS_STARTTLS && starttls(s, t) < 0)
 		goto fail;
-	if (authenticate(s, c) < 0) {
+	if (authenticate(s, r) < 0) {
 		s->auth_failed = true;
 		goto fail;
 	}

@@ -58,7 +58,7 @@ struct smtp_client {
 void smtp_client_init(struct smtp_client *s);
 /* Connect and get ready for MAIL; on failure the session is closed and
  * fail_* say why (always temporary). */
-int smtp_open(struct smtp_client *s, const struct config *c, struct tls_client *t);
+int smtp_open(struct smtp_client *s, const struct relay *r, struct tls_client *t);
 /* Write raw protocol bytes. */
 int smtp_send(struct smtp_client *s, const void *p, size_t n, enum smtp_stage st);
 /* Read one reply into s->reply. */

@@ -120,12 +120,12 @@ static void log_recipient(struct worker *w, struct attempt *a, size_t i, const c
 {
 	char to[ADDR_MAX * 4 + 1], why[700];
 	const struct smtp_client *s = &w->smtp;
-	const struct config *c = a->job->conf;
 	char relay[320];
 	if (*s->relay)
 		snprintf(relay, sizeof relay, "%s", s->relay);
 	else
-		snprintf(relay, sizeof relay, "%s:%llu", c->relay.host, (unsigned long long)c->relay.port);
+		snprintf(relay, sizeof relay, "%s:%llu", relay_label(job_relay(a->job)),
+			 (unsigned long long)job_relay(a->job)->port);
 	log_info("%s: to=<%s> relay=%s tls=%s delay=%.2f tries=%u status=%s (%s)%s", a->job->id,
 		 log_safe(a->env.rcpt[i].addr, to, sizeof to), relay,
 		 *s->net.tls_version ? s->net.tls_version : "none",
@@ -201,6 +201,8 @@ void attempt_finish(struct worker *w, struct attempt *a)
 	r.deferred = (uint16_t)ndeferred;
 	r.bounced = (uint16_t)nbounced;
 	snprintf(r.last_reply, sizeof r.last_reply, "%s", last);
+	if (a->job->routed)
+		snprintf(r.relay, sizeof r.relay, "%s", relay_label(job_relay(a->job)));
 	r.delay = now_real() - a->env.arrival;
 	if (pending == 0 && !bouncing) {
 		/* Every recipient is final: the file goes.  Without a directory

@@ -1,8 +1,9 @@
 /*
  * delivery.c - the delivery worker pool.
  *
- * The loop hands message IDs to a job queue (jobs.c); each of [relay] workers
- * threads runs a plain, blocking SMTP client (smtp_client.c) with a
+ * The loop hands message IDs to the job queues (jobs.c); each relay has
+ * its `workers` threads (upstreams.c routes and fails over between
+ * relays), each running a plain, blocking SMTP client (smtp_client.c) with a
  * timeout on every read and write, keeps its upstream session open
  * for the next message, and reports each message's outcome back to the
  * loop through a uv_async handle.  Workers read the queue file
@@ -40,12 +41,13 @@ static bool session_usable(struct worker *w, struct job *j, bool waited)
 static int session_open(struct worker *w, struct job *j)
 {
 	struct err e;
-	if (w->tls_conf != j->conf && j->conf->relay.tls != TLS_NONE) {	/* CA bundle loaded once per config */
+	const struct relay *r = job_relay(j);
+	if (w->tls_conf != j->conf && r->tls != TLS_NONE) {	/* CA bundle loaded once per config */
 		tls_client_free(&w->tls);
 		if (w->tls_conf)
 			config_unref(w->tls_conf);
 		w->tls_conf = config_ref(j->conf);
-		if (tls_client_init(&w->tls, j->conf->relay.ca_file, j->conf->relay.verify, &e) < 0) {
+		if (tls_client_init(&w->tls, r->ca_file, r->verify, &e) < 0) {
 			tls_client_free(&w->tls);
 			config_unref(w->tls_conf);
 			w->tls_conf = NULL;
@@ -56,13 +58,17 @@ static int session_open(struct worker *w, struct job *j)
 		config_unref(w->session_conf);
 	w->session_conf = config_ref(j->conf);
 	cmdq_reset(&w->cmdq);
-	if (smtp_open(&w->smtp, j->conf, &w->tls) < 0) {
-		w->pool->sessions_failed[w->smtp.fail_stage <= ST_LOCAL ? w->smtp.fail_stage : ST_LOCAL]++;
-		log_warn("relay %s: %s", *w->smtp.relay ? w->smtp.relay : j->conf->relay.host,
-			 w->smtp.fail_text);
+	if (smtp_open(&w->smtp, r, &w->tls) < 0) {
+		uv_mutex_lock(&w->pool->mu);
+		w->up->sessions_failed[w->smtp.fail_stage <= ST_LOCAL ? w->smtp.fail_stage : ST_LOCAL]++;
+		uv_mutex_unlock(&w->pool->mu);
+		log_warn("relay %s: %s", *w->smtp.relay ? w->smtp.relay : relay_label(r), w->smtp.fail_text);
 		return -1;
 	}
-	w->pool->sessions_opened++;
+	uv_mutex_lock(&w->pool->mu);
+	w->up->sessions_opened++;
+	uv_mutex_unlock(&w->pool->mu);
+	upstream_up(w);
 	log_debug("worker %d: session open to %s tls=%s auth=%s", w->idx, w->smtp.relay,
 		  w->smtp.net.tls ? w->smtp.net.tls_version : "none",
 		  w->smtp.auth_used ? w->smtp.auth_used : "none");
@@ -78,26 +84,39 @@ static void session_after(struct worker *w)
 }
 
 /* Deliver job j (and, on the same session, what else is queued).  The
- * caller keeps ownership of j. */
-static void deliver(struct worker *w, struct job *j, bool waited)
+ * caller keeps ownership of j, unless this returns false: j went on to
+ * another relay's queue. */
+static bool deliver(struct worker *w, struct job *j, bool waited)
 {
 	struct attempt cur;
 	if (!attempt_load(w, j, &cur))
-		return;
+		return true;
+	struct upstream *to = upstream_for(w, j, cur.env.sender);
+	if (to) {	/* another relay's */
+		attempt_free(&cur);
+		push_job(w->pool, to, j);
+		return false;
+	}
 	w->smtp.fail_text[0] = '\0';
 	w->smtp.fail_code = 0;
 	if (!session_usable(w, j, waited) && session_open(w, j) < 0) {
-		fail_from_session(&cur, &w->smtp);	/* always temporary */
+		struct smtp_client failed = w->smtp;	/* (its texts, for the deferral) */
+		if (upstream_failed(w, j)) {	/* at the next relay at once */
+			attempt_free(&cur);
+			return false;
+		}
+		fail_from_session(&cur, &failed);	/* always temporary */
 		attempt_close(w, &cur, j);
-		return;
+		return true;
 	}
 	if (!attempt_fits(w, &cur))
 		attempt_close(w, &cur, j);
-	else if (chunking_usable(w, j->conf))
+	else if (chunking_usable(w, job_relay(j)))
 		transfer_chunked(w, j, &cur);
 	else
 		transfer_pipelined(w, j, &cur);
 	session_after(w);
+	return true;
 }
 
 /* ---- the worker thread ---- */
@@ -112,7 +131,7 @@ static void ripen_spares(struct worker *w)
 {
 	struct pool *p = w->pool;
 	uv_mutex_lock(&p->mu);
-	bool go = !p->ripening && (p->queued == 0 || ++w->since_ripen >= RIPEN_EVERY);
+	bool go = !p->ripening && (w->up->queued == 0 || ++w->since_ripen >= RIPEN_EVERY);
 	if (go) {
 		p->ripening = true;
 		w->since_ripen = 0;
@@ -132,7 +151,7 @@ static void worker_main(void *arg)
 	struct pool *p = w->pool;
 	bool timed_out;
 	for (;;) {
-		struct job *j = pop_job(p, w->smtp.open ? SESSION_IDLE_S : -1, &timed_out);
+		struct job *j = pop_job(w, w->smtp.open ? SESSION_IDLE_S : -1, &timed_out);
 		if (!j) {
 			if (!timed_out)
 				break;	/* pop_job returns nothing else only when stopping */
@@ -142,9 +161,10 @@ static void worker_main(void *arg)
 			}
 			continue;
 		}
-		deliver(w, j, w->smtp.open && now_mono() - w->last_used > 2.0);
+		bool kept = deliver(w, j, w->smtp.open && now_mono() - w->last_used > 2.0);
 		w->last_used = now_mono();
-		job_free(j);
+		if (kept)
+			job_free(j);
 		ripen_spares(w);
 	}
 	smtp_quit(&w->smtp);
@@ -160,8 +180,57 @@ static void worker_main(void *arg)
 	}
 	uv_mutex_lock(&p->mu);
 	p->running--;
+	w->up->nworkers--;
+	w->exited = true;
 	uv_mutex_unlock(&p->mu);
 	uv_async_send(&p->async);
+}
+
+int worker_start(struct pool *p, struct upstream *up)
+{
+	struct worker *w = xcalloc(1, sizeof *w);
+	w->pool = p;
+	w->up = up;
+	w->idx = p->next_idx++;
+	w->rnd_state = (unsigned)(now_real() * 1000) ^ (unsigned)(w->idx * 7919);
+	w->chunk = xmalloc(BODY_CHUNK);
+	buf_init(&w->body);
+	buf_init(&w->cmdq.out);
+	smtp_client_init(&w->smtp);
+	if (uv_thread_create(&w->thread, worker_main, w) != 0) {
+		log_err("relay %s: cannot start a delivery worker", relay_label(up->relay));
+		smtp_client_free(&w->smtp);
+		free(w->chunk);
+		free(w);
+		return -1;
+	}
+	up->nworkers++;
+	p->running++;
+	w->next = p->workers;
+	p->workers = w;
+	return 0;
+}
+
+/* Loop thread: join the workers that left, free them and the removed
+ * relays they leave behind. */
+static void reap_workers(struct pool *p)
+{
+	for (;;) {
+		struct worker *gone = NULL;
+		uv_mutex_lock(&p->mu);
+		for (struct worker **pw = &p->workers; *pw; pw = &(*pw)->next)
+			if ((*pw)->exited) {
+				gone = *pw;
+				*pw = gone->next;
+				break;
+			}
+		uv_mutex_unlock(&p->mu);
+		if (!gone)
+			break;
+		uv_thread_join(&gone->thread);
+		free(gone);
+	}
+	upstreams_reap(p);
 }
 
 /* ---- the loop side ---- */
@@ -189,6 +258,7 @@ static void on_results(uv_async_t *h)
 		free(r);
 		r = n;
 	}
+	reap_workers(p);
 	if (p->stopping && running == 0)
 		d->part_stopped(d);
 	else
@@ -202,35 +272,29 @@ int pool_start(struct daemon *d, const struct pool_hooks *hooks, struct err *e)
 	p->hooks = hooks;
 	p->store = &d->store;
 	uv_mutex_init(&p->mu);
-	uv_cond_init(&p->cv);
 	uv_async_init(d->loop, &p->async, on_results);
 	p->async.data = p;
-	p->nworkers = (size_t)d->conf->relay.workers;
-	p->workers = xcalloc(p->nworkers, sizeof *p->workers);
 	d->pool = p;
-	for (size_t i = 0; i < p->nworkers; i++) {
-		struct worker *w = &p->workers[i];
-		w->pool = p;
-		w->idx = (int)i;
-		w->rnd_state = (unsigned)(now_real() * 1000) ^ (unsigned)(i * 7919);
-		w->chunk = xmalloc(BODY_CHUNK);
-		buf_init(&w->body);
-		buf_init(&w->cmdq.out);
-		smtp_client_init(&w->smtp);
-		p->running++;
-		if (uv_thread_create(&w->thread, worker_main, w) != 0) {
-			p->running--;
-			return err_set(e, "cannot start delivery worker %zu", i);
-		}
-	}
-	log_info("%zu delivery workers for %s:%llu", p->nworkers, d->conf->relay.host,
-		 (unsigned long long)d->conf->relay.port);
+	upstreams_configure(p, d->conf);
+	if (p->running == 0)
+		return err_set(e, "cannot start the delivery workers");
 	return 0;
+}
+
+void pool_reconfigure(struct daemon *d)
+{
+	if (d->pool && !d->pool->stopping)
+		upstreams_configure(d->pool, d->conf);
 }
 
 size_t pool_size(const struct daemon *d)
 {
-	return d->pool ? d->pool->nworkers : 0;
+	if (!d->pool)
+		return 0;
+	uv_mutex_lock(&d->pool->mu);
+	size_t n = d->pool->nworkers;
+	uv_mutex_unlock(&d->pool->mu);
+	return n;
 }
 
 void pool_submit(struct daemon *d, const char *id, unsigned tries, uint32_t next_try)
@@ -241,7 +305,9 @@ void pool_submit(struct daemon *d, const char *id, unsigned tries, uint32_t next
 	j->tries = tries;
 	j->next_try = next_try;
 	j->conf = config_ref(d->conf);
-	push_job(p, j);
+	uv_mutex_lock(&p->mu);
+	push_job_locked(p, p->entry, j);	/* routed by the first worker to read it */
+	uv_mutex_unlock(&p->mu);
 }
 
 void pool_stop(struct daemon *d)
@@ -251,19 +317,26 @@ void pool_stop(struct daemon *d)
 		return;
 	uv_mutex_lock(&p->mu);
 	p->stopping = true;
+	for (struct upstream *up = p->ups; up; up = up->next)
+		uv_cond_broadcast(&up->cv);
 	uv_mutex_unlock(&p->mu);
-	uv_cond_broadcast(&p->cv);
 	uv_async_send(&p->async);
 }
 
-void pool_sessions(const struct daemon *d, struct pool_sessions *out)
+size_t pool_sessions(const struct daemon *d, struct pool_sessions *out, size_t max)
 {
-	memset(out, 0, sizeof *out);
+	size_t n = 0;
 	if (!d->pool)
-		return;
-	out->opened = d->pool->sessions_opened;
-	for (int i = 0; i <= ST_LOCAL; i++)
-		out->failed[i] = d->pool->sessions_failed[i];
+		return 0;
+	uv_mutex_lock(&d->pool->mu);
+	for (struct upstream *up = d->pool->ups; up && n < max; up = up->next, n++) {
+		snprintf(out[n].relay, sizeof out[n].relay, "%s", relay_label(up->relay));
+		out[n].opened = up->sessions_opened;
+		for (int i = 0; i <= ST_LOCAL; i++)
+			out[n].failed[i] = up->sessions_failed[i];
+	}
+	uv_mutex_unlock(&d->pool->mu);
+	return n;
 }
 
 bool pool_cancel(struct daemon *d, const char *id)
@@ -294,19 +367,13 @@ void pool_free(struct daemon *d)
 	if (!p)
 		return;
 	if (pool_stopped(d)) {
-		for (size_t i = 0; i < p->nworkers; i++)
-			uv_thread_join(&p->workers[i].thread);
-		for (struct job *j = p->head, *n; j; j = n) {
-			n = j->next;
-			job_free(j);
-		}
+		reap_workers(p);
+		upstreams_free(p);
 		for (struct delivery_result *r = p->results, *n; r; r = n) {
 			n = r->next;
 			free(r);
 		}
-		free(p->workers);
 		uv_mutex_destroy(&p->mu);
-		uv_cond_destroy(&p->cv);
 		free(p);
 	}
 	d->pool = NULL;

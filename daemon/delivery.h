@@ -1,12 +1,14 @@
 /*
  * delivery.h - private to the delivery worker pool: delivery.c (the pool,
- * its worker threads and sessions), jobs.c (its job queue), attempt.c (one message's
- * attempt and its results) and transfer.c (the SMTP transactions on an
- * open session, with DATA or BDAT).  Nothing else includes it.
+ * its worker threads and sessions), upstreams.c (a worker group and
+ * queue per relay, routing and failover), jobs.c (the job queues),
+ * attempt.c (one message's attempt and its results) and transfer.c (the
+ * SMTP transactions on an open session, with DATA or BDAT).  Nothing
+ * else includes it.
  *
  * Threads: a struct worker and the attempts it holds belong to its
- * thread; struct pool fields are guarded by pool.mu except d (loop
- * thread only).
+ * thread; struct pool and struct upstream fields are guarded by pool.mu
+ * except d (loop thread only).
  */
 #ifndef OUTBOX_DELIVERY_H
 #define OUTBOX_DELIVERY_H
@@ -48,11 +50,45 @@ struct job {
 	unsigned tries;		/* attempts before this one */
 	uint32_t next_try;	/* as the file's name says (qname_format) */
 	struct config *conf;	/* the configuration when it was handed out */
+	/* Its route (relay.h relay_route, indexes into conf->relays), set
+	 * by the first worker that reads its sender, and the relay it is
+	 * at: a connection-level failure moves it to the next. */
+	bool routed;
+	uint8_t nroute, hop;
+	uint8_t route[RELAYS_MAX];
 	struct job *next;
+};
+
+/* The relay a job is at (routed). */
+static inline const struct relay *job_relay(const struct job *j)
+{
+	return j->conf->relays[j->route[j->hop]];
+}
+
+/* One relay's workers, its queue of jobs and its health (upstreams.c).
+ * Known by the relay's name across reloads. */
+struct upstream {
+	struct upstream *next;
+	char name[RELAY_NAME_MAX + 1];	/* "" for [relay] */
+	struct config *conf;	/* the newest configuration with this relay (a reference) */
+	const struct relay *relay;	/* in conf */
+	struct job *head, *tail;
+	size_t queued;
+	uv_cond_t cv;		/* its workers wait here */
+	size_t nworkers;	/* running */
+	size_t want;		/* its relay's workers; 0 once removed: the rest leave */
+	bool removed;		/* not in the configuration any more */
+	double down_until;	/* wall clock: after a connection-level failure */
+	unsigned failures;	/* such failures in a row: the backoff grows */
+	uint64_t sessions_opened;
+	uint64_t sessions_failed[ST_LOCAL + 1];
 };
 
 struct worker {
 	struct pool *pool;
+	struct upstream *up;	/* the relay it works for */
+	struct worker *next;	/* all of the pool's */
+	bool exited;		/* its thread has returned (pool.mu): join it */
 	uv_thread_t thread;
 	int idx;
 	struct smtp_client smtp;
@@ -70,18 +106,18 @@ struct worker {
 struct pool {
 	struct daemon *d;	/* loop-thread fields only; workers use store */
 	const struct pool_hooks *hooks;	/* loop thread */
-	_Atomic uint64_t sessions_opened;
-	_Atomic uint64_t sessions_failed[ST_LOCAL + 1];
 	const struct store *store;
 	uv_mutex_t mu;
-	uv_cond_t cv;
-	struct job *head, *tail;
-	size_t queued;		/* jobs between head and tail */
+	struct upstream *ups;	/* one per relay, and removed ones until their workers left */
+	struct upstream *entry;	/* new jobs wait here: the first relay that takes any sender */
+	size_t queued;		/* jobs in all queues */
 	struct delivery_result *results;
 	bool stopping;
 	bool ripening;		/* a worker runs store_ripen_spares() */
-	size_t nworkers, running;
+	size_t nworkers;	/* workers wanted, all relays */
+	size_t running;		/* threads running */
 	struct worker *workers;
+	int next_idx;
 	uv_async_t async;
 };
 
@@ -116,15 +152,37 @@ static inline bool session_broken(const struct smtp_client *s)
 	return s->fail_text[0] && s->fail_code == 0;
 }
 
-/* jobs.c: the job queue (any thread) */
-struct job *pop_job(struct pool *p, int wait_s, bool *timed_out);
-void push_job(struct pool *p, struct job *j);
+/* jobs.c: the job queues (any thread).  pop_job returns NULL when the
+ * pool stops or the worker is one too many for its relay (it leaves). */
+struct job *pop_job(struct worker *w, int wait_s, bool *timed_out);
+void push_job(struct pool *p, struct upstream *up, struct job *j);
+void push_job_locked(struct pool *p, struct upstream *up, struct job *j);
 bool take_job(struct pool *p, const char *id);
-size_t batch_share(struct pool *p, size_t max);
-struct job *try_pop_job(struct pool *p);
+size_t batch_share(struct worker *w, size_t max);
+struct job *try_pop_job(struct worker *w);
 void post_result(struct pool *p, const struct delivery_result *r);
 void job_free(struct job *j);
-void push_back_job(struct pool *p, struct job *j);
+void push_back_job(struct worker *w, struct job *j);
+
+/* upstreams.c */
+/* Make the upstreams match c's relays (start, loop thread): jobs
+ * waiting anywhere go back to the entry, unrouted, under c. */
+void upstreams_configure(struct pool *p, struct config *c);
+/* Where j goes: routes it from env's sender if it is not yet; NULL
+ * when it stays with w.  A job for elsewhere is the caller's to hand
+ * on with push_job. */
+struct upstream *upstream_for(struct worker *w, struct job *j, const char *sender);
+/* w's session to its relay failed before any transaction: the relay
+ * is down for a while; true when j moved on to its next relay (the
+ * caller lets go of it), false when none is left (it is deferred). */
+bool upstream_failed(struct worker *w, struct job *j);
+void upstream_up(struct worker *w);
+/* Loop thread: free the removed upstreams whose workers all left. */
+void upstreams_reap(struct pool *p);
+void upstreams_free(struct pool *p);
+
+/* delivery.c: start one worker for up (pool.mu held) */
+int worker_start(struct pool *p, struct upstream *up);
 
 /* attempt.c */
 void attempt_free(struct attempt *a);
@@ -144,7 +202,7 @@ void cmdq_reset(struct cmdq *q);
 void cmdq_free(struct cmdq *q);
 /* RSET now (a session reused after waiting); false when it is broken. */
 bool session_reset(struct worker *w);
-bool chunking_usable(const struct worker *w, const struct config *c);
+bool chunking_usable(const struct worker *w, const struct relay *r);
 void transfer_chunked(struct worker *w, struct job *j, struct attempt *first);
 void transfer_pipelined(struct worker *w, struct job *j, struct attempt *first);
 

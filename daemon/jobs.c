@@ -1,62 +1,74 @@
 /*
- * jobs.c - the delivery pool's job queue and its result list (any
- * thread): the loop appends jobs (pool_submit), workers take them from
- * the head, a share at a time so that one worker does not take a batch
- * while others idle, and post each message's outcome for the loop.
- * Every field they touch is guarded by pool.mu.
+ * jobs.c - the delivery pool's job queues and its result list (any
+ * thread).  Each relay's upstream has a queue; the loop appends new
+ * jobs to the entry's (pool_submit), workers take them from the head of
+ * their own relay's queue, a share at a time so that one worker does
+ * not take a batch while others idle, and post each message's outcome
+ * for the loop.  Every field they touch is guarded by pool.mu.
  */
 #include <stdlib.h>
 #include <string.h>
 
 #include "delivery.h"
 
-/* Unlink the first job; the caller holds p->mu. */
-static struct job *take_head_locked(struct pool *p)
+/* Unlink the first job of up; the caller holds p->mu. */
+static struct job *take_head_locked(struct pool *p, struct upstream *up)
 {
 	struct job *j = NULL;
-	if (p->head && !p->stopping) {
-		j = p->head;
-		p->head = j->next;
-		if (!p->head)
-			p->tail = NULL;
+	if (up->head && !p->stopping) {
+		j = up->head;
+		up->head = j->next;
+		if (!up->head)
+			up->tail = NULL;
+		up->queued--;
 		p->queued--;
 	}
 	return j;
 }
 
-struct job *pop_job(struct pool *p, int wait_s, bool *timed_out)
+/* One worker too many for its relay (fewer wanted, or removed). */
+static bool retiring(const struct worker *w)
 {
-	struct job *j;
+	return w->up->nworkers > w->up->want;
+}
+
+struct job *pop_job(struct worker *w, int wait_s, bool *timed_out)
+{
+	struct pool *p = w->pool;
+	struct upstream *up = w->up;
 	*timed_out = false;
 	uv_mutex_lock(&p->mu);
-	while (!p->head && !p->stopping) {
+	while (!up->head && !p->stopping && !retiring(w)) {
 		if (wait_s < 0) {
-			uv_cond_wait(&p->cv, &p->mu);
-		} else if (uv_cond_timedwait(&p->cv, &p->mu, (uint64_t)wait_s * 1000000000ULL) != 0) {
+			uv_cond_wait(&up->cv, &p->mu);
+		} else if (uv_cond_timedwait(&up->cv, &p->mu, (uint64_t)wait_s * 1000000000ULL) != 0) {
 			*timed_out = true;
 			break;
 		}
 	}
-	j = take_head_locked(p);
+	struct job *j = retiring(w) ? NULL : take_head_locked(p, up);
+	if (!j && retiring(w))
+		*timed_out = false;
 	uv_mutex_unlock(&p->mu);
 	return j;
 }
 
 /* How many messages a worker's next batch may take: its share of what
- * is queued, so one worker does not take it all while others idle. */
-size_t batch_share(struct pool *p, size_t max)
+ * is queued for its relay, so one worker does not take it all while
+ * others idle. */
+size_t batch_share(struct worker *w, size_t max)
 {
-	uv_mutex_lock(&p->mu);
-	size_t n = 1 + p->queued / p->nworkers;
-	uv_mutex_unlock(&p->mu);
+	uv_mutex_lock(&w->pool->mu);
+	size_t n = 1 + w->up->queued / (w->up->nworkers ? w->up->nworkers : 1);
+	uv_mutex_unlock(&w->pool->mu);
 	return n < max ? n : max;
 }
 
-struct job *try_pop_job(struct pool *p)
+struct job *try_pop_job(struct worker *w)
 {
-	uv_mutex_lock(&p->mu);
-	struct job *j = take_head_locked(p);
-	uv_mutex_unlock(&p->mu);
+	uv_mutex_lock(&w->pool->mu);
+	struct job *j = retiring(w) ? NULL : take_head_locked(w->pool, w->up);
+	uv_mutex_unlock(&w->pool->mu);
 	return j;
 }
 
@@ -77,47 +89,60 @@ void job_free(struct job *j)
 	free(j);
 }
 
-/* Put a job back at the head of the queue (another worker may take it). */
-void push_back_job(struct pool *p, struct job *j)
+/* Put a job back at the head of w's queue (another worker may take it). */
+void push_back_job(struct worker *w, struct job *j)
 {
-	uv_mutex_lock(&p->mu);
-	j->next = p->head;
-	p->head = j;
-	if (!p->tail)
-		p->tail = j;
-	p->queued++;
-	uv_mutex_unlock(&p->mu);
-	uv_cond_signal(&p->cv);
+	struct upstream *up = w->up;
+	uv_mutex_lock(&w->pool->mu);
+	j->next = up->head;
+	up->head = j;
+	if (!up->tail)
+		up->tail = j;
+	up->queued++;
+	w->pool->queued++;
+	uv_mutex_unlock(&w->pool->mu);
+	uv_cond_signal(&up->cv);
 }
 
-/* Append a job at the tail (pool_submit). */
-void push_job(struct pool *p, struct job *j)
+/* Append a job at the tail of up's queue; p->mu held. */
+void push_job_locked(struct pool *p, struct upstream *up, struct job *j)
 {
-	uv_mutex_lock(&p->mu);
-	if (p->tail)
-		p->tail->next = j;
+	j->next = NULL;
+	if (up->tail)
+		up->tail->next = j;
 	else
-		p->head = j;
-	p->tail = j;
+		up->head = j;
+	up->tail = j;
+	up->queued++;
 	p->queued++;
-	uv_mutex_unlock(&p->mu);
-	uv_cond_signal(&p->cv);
+	uv_cond_signal(&up->cv);
 }
 
-/* Unlink the job of id if it is still queued (pool_cancel). */
+void push_job(struct pool *p, struct upstream *up, struct job *j)
+{
+	uv_mutex_lock(&p->mu);
+	push_job_locked(p, up, j);
+	uv_mutex_unlock(&p->mu);
+}
+
+/* Unlink the job of id if it is still queued anywhere (pool_cancel). */
 bool take_job(struct pool *p, const char *id)
 {
-	struct job *prev = NULL, *j;
+	struct job *j = NULL;
 	uv_mutex_lock(&p->mu);
-	for (j = p->head; j && memcmp(j->id, id, QID_LEN) != 0; prev = j, j = j->next)
-		;
-	if (j) {
+	for (struct upstream *up = p->ups; up && !j; up = up->next) {
+		struct job *prev = NULL;
+		for (j = up->head; j && memcmp(j->id, id, QID_LEN) != 0; prev = j, j = j->next)
+			;
+		if (!j)
+			continue;
 		if (prev)
 			prev->next = j->next;
 		else
-			p->head = j->next;
-		if (p->tail == j)
-			p->tail = prev;
+			up->head = j->next;
+		if (up->tail == j)
+			up->tail = prev;
+		up->queued--;
 		p->queued--;
 	}
 	uv_mutex_unlock(&p->mu);

@@ -8,6 +8,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,19 +61,49 @@ static void queue_gauges(struct daemon *d, struct buf *b)
 	buf_printf(b, "outbox_queue_oldest_message_age_seconds %.0f\n", age > 0 ? age : 0);
 }
 
+/* A label value with \\, " and newlines escaped (the text format). */
+static const char *label_value(const char *s, char *out, size_t n)
+{
+	size_t k = 0;
+	for (; *s && k + 3 < n; s++) {
+		if (*s == '\\' || *s == '"' || *s == '\n')
+			out[k++] = '\\';
+		out[k++] = *s == '\n' ? 'n' : *s;
+	}
+	out[k] = '\0';
+	return out;
+}
+
+/* One counter of struct relay_stats (at off), a line per relay. */
+static void relay_counter(struct buf *b, const struct daemon_stats *st, const char *name, const char *help,
+			  size_t off)
+{
+	char label[200];
+	header(b, name, "counter", help);
+	for (size_t i = 0; i < st->nrelays; i++)
+		buf_printf(b, "%s{relay=\"%s\"} %llu\n", name,
+			   label_value(st->by_relay[i].relay, label, sizeof label),
+			   (unsigned long long)*(const uint64_t *)((const char *)&st->by_relay[i] + off));
+}
+
 static void session_counters(struct daemon *d, struct buf *b)
 {
 	static const char *const stage[ST_LOCAL + 1] = { "connect", "greeting", "ehlo", "starttls", "tls",
 							 "auth", "mail", "rcpt", "data", "dot", "local" };
-	struct pool_sessions ps;
-	pool_sessions(d, &ps);
-	header(b, "outbox_upstream_sessions_opened_total", "counter", "Upstream SMTP sessions opened.");
-	buf_printf(b, "outbox_upstream_sessions_opened_total %llu\n", (unsigned long long)ps.opened);
+	struct pool_sessions ps[RELAYS_MAX * 2];
+	size_t n = pool_sessions(d, ps, ARRAY_LEN(ps));
+	char label[200];
+	header(b, "outbox_upstream_sessions_opened_total", "counter", "Upstream SMTP sessions opened, by relay.");
+	for (size_t r = 0; r < n; r++)
+		buf_printf(b, "outbox_upstream_sessions_opened_total{relay=\"%s\"} %llu\n",
+			   label_value(ps[r].relay, label, sizeof label), (unsigned long long)ps[r].opened);
 	header(b, "outbox_upstream_sessions_failed_total", "counter",
-	       "Upstream SMTP sessions that could not be opened, by the step that failed.");
-	for (int i = 0; i <= ST_AUTH; i++)
-		buf_printf(b, "outbox_upstream_sessions_failed_total{reason=\"%s\"} %llu\n", stage[i],
-			   (unsigned long long)ps.failed[i]);
+	       "Upstream SMTP sessions that could not be opened, by relay and the step that failed.");
+	for (size_t r = 0; r < n; r++)
+		for (int i = 0; i <= ST_AUTH; i++)
+			buf_printf(b, "outbox_upstream_sessions_failed_total{relay=\"%s\",reason=\"%s\"} %llu\n",
+				   label_value(ps[r].relay, label, sizeof label), stage[i],
+				   (unsigned long long)ps[r].failed[i]);
 }
 
 void metrics_render(struct daemon *d, struct buf *b)
@@ -83,12 +114,12 @@ void metrics_render(struct daemon *d, struct buf *b)
 	for (int i = 0; i < WAYS_IN; i++)
 		buf_printf(b, "outbox_messages_received_total{way=\"%s\"} %llu\n", way[i],
 			   (unsigned long long)st->received_by[i]);
-	header(b, "outbox_recipients_sent_total", "counter", "Recipients the upstream accepted.");
-	buf_printf(b, "outbox_recipients_sent_total %llu\n", (unsigned long long)st->sent);
-	header(b, "outbox_recipients_deferred_total", "counter", "Recipient attempts deferred for a retry.");
-	buf_printf(b, "outbox_recipients_deferred_total %llu\n", (unsigned long long)st->deferred);
-	header(b, "outbox_recipients_bounced_total", "counter", "Recipients failed for good.");
-	buf_printf(b, "outbox_recipients_bounced_total %llu\n", (unsigned long long)st->bounced);
+	relay_counter(b, st, "outbox_recipients_sent_total", "Recipients the upstream accepted, by relay.",
+		      offsetof(struct relay_stats, sent));
+	relay_counter(b, st, "outbox_recipients_deferred_total",
+		      "Recipient attempts deferred for a retry, by relay.", offsetof(struct relay_stats, deferred));
+	relay_counter(b, st, "outbox_recipients_bounced_total", "Recipients failed for good, by relay.",
+		      offsetof(struct relay_stats, bounced));
 	queue_gauges(d, b);
 	header(b, "outbox_delivery_latency_seconds", "histogram",
 	       "Time from a message's arrival to a recipient's delivery.");

@@ -87,7 +87,10 @@ static size_t sessions_for_fds(const struct config *c)
 	rl.rlim_cur = rl.rlim_max;
 	if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
 		(void)getrlimit(RLIMIT_NOFILE, &rl);
-	uint64_t reserve = FD_RESERVE + FD_PER_WORKER * c->relay.workers;
+	uint64_t workers = 0;
+	for (size_t i = 0; i < c->nrelays; i++)
+		workers += c->relays[i]->workers;
+	uint64_t reserve = FD_RESERVE + FD_PER_WORKER * workers;
 	uint64_t n = rl.rlim_cur > reserve ? (rl.rlim_cur - reserve) / 2 : 1;
 	if (n < MAX_SESSIONS)
 		log_warn("only %llu file descriptors: at most %llu submission sessions at once",
@@ -112,6 +115,7 @@ static void reload(struct daemon *d)
 		log_notice("changes to spool, socket or tcp take effect at the next restart");
 	config_unref(d->conf);
 	d->conf = c;
+	pool_reconfigure(d);
 	log_set_level(d->verbose ? LOG_LVL_DEBUG : (enum log_level)c->log.level);
 	log_info("configuration reloaded from %s", d->conf_path);
 }
@@ -136,6 +140,19 @@ static void on_pool_result(struct daemon *d, const struct delivery_result *r)
 	st->sent += r->sent;
 	st->deferred += r->deferred;
 	st->bounced += r->bounced;
+	struct relay_stats *rs = NULL;
+	for (size_t i = 0; *r->relay && i < st->nrelays && !rs; i++)
+		if (strcmp(st->by_relay[i].relay, r->relay) == 0)
+			rs = &st->by_relay[i];
+	if (!rs && *r->relay && st->nrelays < STATS_RELAYS) {
+		rs = &st->by_relay[st->nrelays++];
+		snprintf(rs->relay, sizeof rs->relay, "%s", r->relay);
+	}
+	if (rs) {
+		rs->sent += r->sent;
+		rs->deferred += r->deferred;
+		rs->bounced += r->bounced;
+	}
 	if (r->sent)
 		metrics_observe_latency(d, r->delay, r->sent);
 	if (*r->last_reply) {

@@ -30,10 +30,19 @@ struct pickup;
 /* Counted since the start, for outbox status (recipients). */
 #define WAYS_IN 5			/* intake.h enum way_in */
 #define LATENCY_BUCKETS 12		/* metrics.c latency_le[] */
+#define STATS_RELAYS 64	/* relays counted apart (removed ones too), at most */
+
+struct relay_stats {
+	char relay[64];			/* relay_label() */
+	uint64_t sent, deferred, bounced;
+};
+
 struct daemon_stats {
 	double started;			/* wall clock */
 	uint64_t received_by[WAYS_IN];
 	uint64_t sent, deferred, bounced;
+	struct relay_stats by_relay[STATS_RELAYS];
+	size_t nrelays;
 	uint64_t latency[LATENCY_BUCKETS];	/* sent recipients by delay since arrival, cumulative */
 	double latency_sum;
 	char last_reply[200];		/* the last attempt's last reason */

@@ -27,6 +27,7 @@ struct delivery_result {
 	uint16_t tries;		/* attempts so far, when not done */
 	uint16_t sent, deferred, bounced;	/* recipients, in this attempt */
 	char last_reply[200];	/* the upstream's (or the local) reason, printable; "" if none */
+	char relay[64];		/* relay_label() of the relay it was tried at; "" if none */
 	double delay;		/* seconds since the message's arrival, at the attempt's end */
 	struct delivery_result *next;
 };
@@ -40,7 +41,10 @@ struct pool_hooks {
 };
 
 int pool_start(struct daemon *d, const struct pool_hooks *hooks, struct err *e);
-/* The number of worker threads (fixed at start). */
+/* The configuration changed (SIGHUP): relays added, removed or changed,
+ * their workers started or retired; waiting messages are routed again. */
+void pool_reconfigure(struct daemon *d);
+/* The number of workers wanted, all relays. */
 size_t pool_size(const struct daemon *d);
 /* Hand one message to the workers: its ID, and the tries and next try
  * its file's name says (qname_format). */
@@ -49,13 +53,15 @@ void pool_submit(struct daemon *d, const char *id, unsigned tries, uint32_t next
  * when the last one has. */
 void pool_stop(struct daemon *d);
 bool pool_stopped(const struct daemon *d);
-/* Upstream sessions the workers opened, and those that failed by the
- * step that failed (smtp_client.h enum smtp_stage): any thread. */
+/* Upstream sessions the workers of each relay opened, and those that
+ * failed by the step that failed (smtp_client.h enum smtp_stage); how
+ * many relays were filled in (at most max).  Loop thread. */
 struct pool_sessions {
+	char relay[64];		/* relay_label() */
 	uint64_t opened;
 	uint64_t failed[ST_LOCAL + 1];
 };
-void pool_sessions(const struct daemon *d, struct pool_sessions *out);
+size_t pool_sessions(const struct daemon *d, struct pool_sessions *out, size_t max);
 /* Take back the job of id if no worker has started it: true if so. */
 bool pool_cancel(struct daemon *d, const char *id);
 void pool_free(struct daemon *d);

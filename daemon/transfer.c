@@ -374,15 +374,21 @@ static void queue_message(struct worker *w, struct attempt *a, bool chunked)
 static bool take_fitting(struct worker *w, const struct config *conf, struct attempt *a)
 {
 	for (;;) {
-		struct job *nj = try_pop_job(w->pool);	/* NULL once the pool stops */
+		struct job *nj = try_pop_job(w);	/* NULL once the pool stops */
 		if (!nj)
 			return false;
 		if (nj->conf != conf) {
-			push_back_job(w->pool, nj);
+			push_back_job(w, nj);
 			return false;
 		}
 		if (!attempt_load(w, nj, a)) {
 			job_free(nj);
+			continue;
+		}
+		struct upstream *to = upstream_for(w, nj, a->env.sender);
+		if (to) {	/* another relay's (upstreams.c) */
+			attempt_free(a);
+			push_job(w->pool, to, nj);
 			continue;
 		}
 		if (attempt_fits(w, a))
@@ -456,10 +462,10 @@ void transfer_pipelined(struct worker *w, struct job *j, struct attempt *first)
  * Replies are a few lines per message, so the server cannot block on
  * writing them while we write. */
 
-bool chunking_usable(const struct worker *w, const struct config *c)
+bool chunking_usable(const struct worker *w, const struct relay *r)
 {
 	unsigned need = EXT_CHUNKING | EXT_PIPELINING;
-	return c->relay.chunking && (w->smtp.ext & need) == need;
+	return r->chunking && (w->smtp.ext & need) == need;
 }
 
 static void queue_chunked(struct worker *w, struct attempt *a)
@@ -482,7 +488,7 @@ void transfer_chunked(struct worker *w, struct job *j, struct attempt *first)
 	unsigned total = 0, batches = 0;
 	batch[0] = *first;
 	for (;;) {
-		size_t share = 1 + batch_share(w->pool, BATCH_MAX - 1);	/* batch[0] is taken */
+		size_t share = 1 + batch_share(w, BATCH_MAX - 1);	/* batch[0] is taken */
 		uint64_t bytes = batch[0].size;
 		queue_chunked(w, &batch[0]);
 		while (!session_broken(&w->smtp) && nb < share && bytes < BATCH_BYTES

@@ -16,7 +16,7 @@
 static void usage(FILE *out)
 {
 	fprintf(out, "usage: outbox [-C FILE] sendmail [sendmail options] [recipient ...]\n"
-		     "       outbox [-C FILE] probe\n"
+		     "       outbox [-C FILE] probe [RELAY]\n"
 		     "       outbox [-C FILE] queue [--json] | show ID | flush [ID...] | delete ID...\n"
 		     "       outbox [-C FILE] hold ID... | release ID... | status [--json]\n"
 		     "       outbox [-C FILE] config [-n] | metrics\n"

@@ -357,14 +357,16 @@ def test_metrics(relay_daemon, slow_retry, workdir):
     m, fam = parse_metrics(r.stdout)
     assert m[("outbox_messages_received_total", (("way", "socket"),))] == 2
     assert m[("outbox_messages_received_total", (("way", "pickup"),))] == 0
-    assert m[("outbox_recipients_sent_total", ())] == 1
-    assert m[("outbox_recipients_deferred_total", ())] == 1
+    relay = (("relay", "localhost"),)                      # [relay] is named by its host
+    assert m[("outbox_recipients_sent_total", relay)] == 1
+    assert m[("outbox_recipients_deferred_total", relay)] == 1
     assert m[("outbox_queue_messages", (("state", "deferred"),))] == 1
     assert m[("outbox_queue_messages", (("state", "held"),))] == 0
     assert 0 <= m[("outbox_queue_oldest_message_age_seconds", ())] < 60
     assert m[("outbox_delivery_latency_seconds_count", ())] == 1
     assert m[("outbox_delivery_latency_seconds_bucket", (("le", "+Inf"),))] == 1
-    assert m[("outbox_upstream_sessions_opened_total", ())] >= 1
+    assert m[("outbox_upstream_sessions_opened_total", relay)] >= 1
+    assert m[("outbox_upstream_sessions_failed_total", (("reason", "connect"), ("relay", "localhost")))] == 0
     assert fam["outbox_messages_received"] == "counter"
     assert fam["outbox_delivery_latency_seconds"] == "histogram"
     assert fam["outbox_queue_messages"] == "gauge"
@@ -374,11 +376,11 @@ def test_metrics(relay_daemon, slow_retry, workdir):
         if os.path.exists(path):
             with open(path) as f:
                 text = f.read()
-            if parse_metrics(text)[0].get(("outbox_recipients_sent_total", ()), 0) == 1:
+            if parse_metrics(text)[0].get(("outbox_recipients_sent_total", relay), 0) == 1:
                 break
         time.sleep(0.5)
     fm, _ = parse_metrics(text)
-    assert fm[("outbox_recipients_sent_total", ())] == 1, text
+    assert fm[("outbox_recipients_sent_total", relay)] == 1, text
     assert os.listdir(textfile_dir) == ["outbox.prom"]     # no temporary file left
     assert "metrics_file" not in d.log()                    # no complaint
 

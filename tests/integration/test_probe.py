@@ -64,3 +64,23 @@ def test_probe_no_starttls_offered(probe):
     assert p.returncode == 1
     assert "result: failed at STARTTLS: the server does not offer STARTTLS" in p.stdout
     assert b"AUTH" not in raw
+
+
+def test_probe_tries_each_relay_or_the_one_named(make_upstream, workdir):
+    good = make_upstream()
+    conf = os.path.join(workdir, "relays.conf")
+    with open(conf, "w") as f:
+        f.write("[relay]\nhost = localhost\nport = 1\ntimeout = 5s\n"
+                "[relay.backup]\nhost = localhost\nport = %d\nca_file = %s\ntimeout = 5s\n"
+                % (good.port, good.ca_file))
+    p = subprocess.run([OUTBOX, "-C", conf, "probe"], capture_output=True, text=True, timeout=30)
+    assert p.returncode == 1                      # [relay] (port 1) fails
+    results = [l for l in p.stdout.splitlines() if l.startswith("result: ")]
+    assert len(results) == 2 and results[0].startswith("result: failed at connect")
+    assert results[1] == "result: ok: outboxd can relay through backup[127.0.0.1]:%d" % good.port
+    assert "relay: [relay] localhost port 1" in p.stdout
+    assert "relay: [relay.backup] localhost port %d" % good.port in p.stdout
+    p = subprocess.run([OUTBOX, "-C", conf, "probe", "backup"], capture_output=True, text=True, timeout=30)
+    assert p.returncode == 0 and p.stdout.count("result: ") == 1, p.stdout
+    p = subprocess.run([OUTBOX, "-C", conf, "probe", "nosuch"], capture_output=True, text=True, timeout=30)
+    assert p.returncode == 64 and "no relay nosuch" in p.stderr

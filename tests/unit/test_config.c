@@ -52,12 +52,12 @@ static void defaults(void **state)
 	assert_string_equal(c->listen.socket, "/run/outbox/outbox.sock");
 	assert_int_equal(c->listen.socket_mode, 0666);
 	assert_string_equal(c->listen.tcp, "");
-	assert_int_equal(c->relay.port, 587);
-	assert_int_equal(c->relay.tls, TLS_STARTTLS);
-	assert_int_equal(c->relay.verify, 1);
-	assert_int_equal(c->relay.auth, AUTH_AUTO);
-	assert_int_equal(c->relay.workers, 4);
-	assert_int_equal(c->relay.timeout, 300);
+	assert_int_equal(c->relays[0]->port, 587);
+	assert_int_equal(c->relays[0]->tls, TLS_STARTTLS);
+	assert_int_equal(c->relays[0]->verify, 1);
+	assert_int_equal(c->relays[0]->auth, AUTH_AUTO);
+	assert_int_equal(c->relays[0]->workers, 4);
+	assert_int_equal(c->relays[0]->timeout, 300);
 	assert_int_equal(c->log.target, 0);
 	config_free(c);
 }
@@ -85,11 +85,11 @@ static void every_type(void **state)
 	assert_int_equal(c->queue.max_message_size, 10 * 1024 * 1024);
 	assert_int_equal(c->listen.socket_mode, 0660);
 	assert_string_equal(c->listen.tcp, "[::1]:2525");
-	assert_int_equal(c->relay.port, 465);
-	assert_int_equal(c->relay.tls, TLS_IMPLICIT);
-	assert_int_equal(c->relay.verify, 0);
-	assert_int_equal(c->relay.auth, AUTH_XOAUTH2);
-	assert_int_equal(c->relay.workers, 8);
+	assert_int_equal(c->relays[0]->port, 465);
+	assert_int_equal(c->relays[0]->tls, TLS_IMPLICIT);
+	assert_int_equal(c->relays[0]->verify, 0);
+	assert_int_equal(c->relays[0]->auth, AUTH_XOAUTH2);
+	assert_int_equal(c->relays[0]->workers, 8);
 	assert_string_equal(map_get(&c->aliases, "ROOT"), "a@example.org, b@example.org, c@example.org");
 	assert_string_equal(map_get(&c->senders, "*"), "server1@example.org");
 	assert_string_equal(map_get(&c->senders, "www-data"), "web@example.org");
@@ -178,25 +178,106 @@ static void missing_file(void **state)
 	config_free(c);
 }
 
-static void dump_round_trip(void **state)
+/* outboxd -t -v's dump of c, loaded again. */
+static struct config *dump_and_load(const struct config *c, const char *name)
 {
-	(void)state;
 	struct err e;
-	struct config *c = load("[queue]\nlifetime = 36h\n[relay]\ntls = none\n[aliases]\nroot = a@b.example\n", &e);
-	assert_non_null(c);
 	char path[300];
-	snprintf(path, sizeof path, "%s/dump.conf", dir);
+	snprintf(path, sizeof path, "%s/%s", dir, name);
 	FILE *f = fopen(path, "w");
 	config_dump(c, f);
 	fclose(f);
 	struct config *d = load_file(path, 0, &e);
 	if (!d)
 		fail_msg("%s", e.msg);
+	return d;
+}
+
+static void dump_round_trip(void **state)
+{
+	(void)state;
+	struct err e;
+	struct config *c = load("[queue]\nlifetime = 36h\n[relay]\ntls = none\n[aliases]\nroot = a@b.example\n", &e);
+	assert_non_null(c);
+	struct config *d = dump_and_load(c, "dump.conf");
 	assert_int_equal(d->queue.lifetime, 36 * 3600);
-	assert_int_equal(d->relay.tls, TLS_NONE);
+	assert_int_equal(d->relays[0]->tls, TLS_NONE);
 	assert_string_equal(map_get(&d->aliases, "root"), "a@b.example");
 	config_free(c);
 	config_free(d);
+}
+
+/* [relay] and [relay.NAME]: the list by priority (then the file's
+ * order), defaults per relay (no inheritance), routing by sender, and
+ * a named relay surviving the dump. */
+static void relay_list_and_routing(void **state)
+{
+	(void)state;
+	struct err e;
+	struct config *c = load("[relay.backup]\nhost = b.example\npriority = 20\n"
+				"[relay]\nhost = a.example\nport = 465\ntls = tls\n"
+				"[relay.work]\nhost = w.example\nsenders = *@Work.example, boss@home.example\n"
+				"[relay.boss]\nhost = x.example\nsenders = boss@work.example\npriority = 5\n"
+				"[relay.second]\nhost = s.example\n", &e);
+	if (!c)
+		fail_msg("%s", e.msg);
+	assert_int_equal(c->nrelays, 5);
+	const char *order[] = { "", "boss", "work", "second", "backup" };	/* 0, 5, 10, 10, 20 */
+	for (size_t i = 0; i < 5; i++)
+		assert_string_equal(c->relays[i]->name, order[i]);
+	assert_int_equal(c->relays[0]->port, 465);
+	assert_int_equal(c->relays[2]->port, 587);	/* its own default, not [relay]'s */
+	assert_int_equal(c->relays[2]->tls, TLS_STARTTLS);
+	assert_string_equal(relay_label(c->relays[0]), "a.example");
+	assert_string_equal(relay_label(c->relays[2]), "work");
+	uint8_t r[RELAYS_MAX];
+	const struct relay *const *l = (const struct relay *const *)c->relays;
+	size_t n = relay_route(l, c->nrelays, "boss@work.example", r);	/* exact address wins */
+	assert_int_equal(n, 1);
+	assert_int_equal(r[0], 1);
+	n = relay_route(l, c->nrelays, "anne@WORK.example", r);	/* then the domain */
+	assert_int_equal(n, 1);
+	assert_int_equal(r[0], 2);
+	n = relay_route(l, c->nrelays, "boss@home.example", r);
+	assert_int_equal(n, 1);
+	assert_int_equal(r[0], 2);
+	n = relay_route(l, c->nrelays, "me@else.example", r);	/* then any, by priority */
+	assert_int_equal(n, 3);
+	assert_int_equal(r[0], 0);
+	assert_int_equal(r[1], 3);
+	assert_int_equal(r[2], 4);
+	n = relay_route(l, c->nrelays, "", r);			/* a report: where any may go */
+	assert_int_equal(n, 3);
+	struct config *d = dump_and_load(c, "relays.conf");
+	assert_int_equal(d->nrelays, 5);
+	assert_string_equal(d->relays[1]->senders, "boss@work.example");
+	assert_int_equal(d->relays[4]->priority, 20);
+	config_free(c);
+	config_free(d);
+}
+
+static void relay_errors(void **state)
+{
+	(void)state;
+	struct err e;
+	assert_null(load("[relay.w]\nhost = w.example\nsenders = *@w.example\n", &e));
+	assert_non_null(strstr(e.msg, "no relay takes mail from any sender"));
+	assert_null(load("[relay]\nsenders = a@b.example\n", &e));
+	assert_non_null(strstr(e.msg, "t.conf:2: [relay] senders: only in a [relay.NAME] section"));
+	assert_null(load("[relay.a b]\nhost = x\n", &e));
+	assert_non_null(strstr(e.msg, "[relay.a b]: a relay's NAME is"));
+	assert_null(load("[relay.w]\nhost = w.example\nsenders = bob\n", &e));
+	assert_non_null(strstr(e.msg, "t.conf:3: [relay.w] senders: 'bob' is neither"));
+	assert_null(load("[relay.w]\nhost = w.example\nhost = v.example\n", &e));
+	assert_non_null(strstr(e.msg, "t.conf:3: [relay.w] host: given twice"));
+	assert_null(load("[relay.w]\nuser = u\n", &e));
+	assert_non_null(strstr(e.msg, "t.conf:2: [relay.w] user: set, but neither password_file"));
+	/* a file with only named relays has no [relay] */
+	struct config *c = load("[relay.w]\nhost = w.example\n", &e);
+	assert_non_null(c);
+	assert_int_equal(c->nrelays, 1);
+	assert_string_equal(c->relays[0]->name, "w");
+	config_free(c);
 }
 
 static int setup(void **state)
@@ -220,6 +301,7 @@ int main(void)
 		cmocka_unit_test(defaults), cmocka_unit_test(every_type), cmocka_unit_test(errors),
 		cmocka_unit_test(several_errors_reported), cmocka_unit_test(password_file_permissions),
 		cmocka_unit_test(missing_file), cmocka_unit_test(dump_round_trip),
+		cmocka_unit_test(relay_list_and_routing), cmocka_unit_test(relay_errors),
 	};
 	return cmocka_run_group_tests_name("config", tests, setup, teardown);
 }

@@ -44,14 +44,14 @@ static void show_certificate(struct netconn *n)
 
 /* The certificate of a server that failed verification, fetched without
  * verifying and without AUTH. */
-static void show_failed_certificate(const struct config *c)
+static void show_failed_certificate(const struct relay *r)
 {
-	struct config copy = *c;
+	struct relay copy = *r;
 	struct tls_client t;
 	struct smtp_client s;
 	struct err e;
-	copy.relay.user = "";
-	if (tls_client_init(&t, c->relay.ca_file, false, &e) < 0)
+	copy.user = "";
+	if (tls_client_init(&t, r->ca_file, false, &e) < 0)
 		return;
 	smtp_client_init(&s);
 	if (smtp_open(&s, &copy, &t) == 0) {
@@ -62,34 +62,27 @@ static void show_failed_certificate(const struct config *c)
 	tls_client_free(&t);
 }
 
-int main(int argc, char **argv)
+/* Connect to one relay as outboxd would and say what happened; 0 if
+ * outboxd can relay through it. */
+static int probe(const struct relay *r)
 {
-	const char *conf_path = NULL;
-	if (argc == 3 && strcmp(argv[1], "-C") == 0) {
-		conf_path = argv[2];
-	} else if (argc != 1) {
-		fprintf(stderr, "usage: outbox [-C FILE] probe\n");
-		return EX_USAGE;
-	}
-	struct config *c = tool_config(conf_path);
 	struct tls_client t;
 	struct smtp_client s;
 	struct buf transcript;
 	struct err e;
 	int rc = 1;
-	printf("relay: %s port %llu, tls = %s, auth = %s%s%s\n", c->relay.host,
-	       (unsigned long long)c->relay.port, tls_mode_name(c->relay.tls), auth_mode_name(c->relay.auth),
-	       *c->relay.user ? " as " : "", c->relay.user);
+	printf("relay: %s%s%s%s port %llu, tls = %s, auth = %s%s%s\n", *r->name ? "[relay." : "[relay]",
+	       r->name, *r->name ? "] " : " ", r->host, (unsigned long long)r->port, tls_mode_name(r->tls),
+	       auth_mode_name(r->auth), *r->user ? " as " : "", r->user);
 	memset(&t, 0, sizeof t);
-	if (c->relay.tls != TLS_NONE && tls_client_init(&t, c->relay.ca_file, c->relay.verify, &e) < 0) {
+	if (r->tls != TLS_NONE && tls_client_init(&t, r->ca_file, r->verify, &e) < 0) {
 		printf("result: failed: %s\n", e.msg);
-		config_unref(c);
 		return 1;
 	}
 	smtp_client_init(&s);
 	buf_init(&transcript);
 	s.transcript = &transcript;
-	int opened = smtp_open(&s, c, &t);
+	int opened = smtp_open(&s, r, &t);
 	if (transcript.len)
 		printf("%s", transcript.data);
 	if (s.net.tls_version[0])
@@ -98,20 +91,53 @@ int main(int argc, char **argv)
 		if (s.net.tls)
 			show_certificate(&s.net);
 		if (s.auth_used)
-			printf("auth: %s as %s: ok\n", s.auth_used, c->relay.user);
+			printf("auth: %s as %s: ok\n", s.auth_used, r->user);
 		else
-			printf("auth: none (no [relay] user)\n");
+			printf("auth: none (no user set for this relay)\n");
 		printf("result: ok: outboxd can relay through %s\n", s.relay);
 		smtp_quit(&s);
 		rc = 0;
 	} else {
 		if (s.fail_stage == ST_TLS && strstr(s.fail_text, "verification failed"))
-			show_failed_certificate(c);
+			show_failed_certificate(r);
 		printf("result: failed at %s: %s\n", stage_names[s.fail_stage], s.fail_text);
 	}
 	buf_free(&transcript);
 	smtp_client_free(&s);
 	tls_client_free(&t);
+	return rc;
+}
+
+/* outbox probe [RELAY]: every relay in the order they are tried, or the
+ * one named (NAME of [relay.NAME]; "default" for [relay]). */
+int main(int argc, char **argv)
+{
+	const char *conf_path = NULL;
+	int i = 1;
+	if (argc >= 3 && strcmp(argv[1], "-C") == 0) {
+		conf_path = argv[2];
+		i = 3;
+	}
+	if (argc - i > 1) {
+		fprintf(stderr, "usage: outbox [-C FILE] probe [RELAY]\n");
+		return EX_USAGE;
+	}
+	const char *only = i < argc ? argv[i] : NULL;
+	struct config *c = tool_config(conf_path);
+	int rc = 0, found = 0;
+	for (size_t k = 0; k < c->nrelays; k++) {
+		const struct relay *r = c->relays[k];
+		const char *name = *r->name ? r->name : "default";
+		if (only && strcmp(only, name) != 0)
+			continue;
+		if (found++)
+			printf("\n");
+		rc |= probe(r);
+	}
+	if (only && !found) {
+		fprintf(stderr, "outbox probe: no relay %s in %s\n", only, c->path);
+		rc = EX_USAGE;
+	}
 	config_unref(c);
 	return rc;
 }

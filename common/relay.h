@@ -1,0 +1,65 @@
+/*
+ * relay.h - an upstream as a value (SPEC "Relays").
+ *
+ * `[relay]` is the default relay; every `[relay.NAME]` adds one with
+ * the same keys plus `priority` and `senders`.  The config (config.c)
+ * builds the list, sorted by priority (lower first; [relay] is 0, a
+ * named relay 10 unless it says), and a relay never changes once
+ * loaded: SIGHUP builds a new list.
+ *
+ * Routing (relay_route, pure): the relays whose `senders` match the
+ * envelope sender most specifically (an exact address, then
+ * `*@domain`, then an empty `senders`, which takes any sender), in
+ * priority order; a message fails over along that list.  The null
+ * sender (a report) goes where any sender may.  The config refuses a
+ * list where no relay takes any sender, so every message has a route.
+ */
+#ifndef OUTBOX_RELAY_H
+#define OUTBOX_RELAY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define RELAYS_MAX 32		/* relays in one configuration */
+#define RELAY_NAME_MAX 32	/* octets of NAME in [relay.NAME] */
+
+struct relay {
+	char *name;		/* NAME of [relay.NAME]; "" for [relay] */
+	char *host;
+	uint64_t port;
+	int tls;		/* enum tls_mode */
+	int verify;
+	char *ca_file;
+	int auth;		/* enum auth_mode */
+	char *user;
+	char *password_file;
+	char *password_command;
+	uint64_t workers;
+	uint64_t timeout;
+	int plaintext_auth;
+	int chunking;
+	uint64_t priority;
+	char *senders;		/* as written: "*@example.org, bob@x.org" */
+	char **patterns;	/* the same, split: an address, or *@domain */
+	size_t npatterns;
+	int line;		/* of its section header, for errors */
+	int *seen;		/* while loading: the line that set each key */
+	/* (config.c frees a relay, through its key table) */
+};
+
+/* What the log and the metrics call it: NAME, or for [relay] its host. */
+const char *relay_label(const struct relay *r);
+
+/* Split r->senders into patterns; -1 with the bad one in why. */
+int relay_parse_senders(struct relay *r, char *why, size_t n);
+
+/* How specifically r takes mail from sender: 3 its address is listed,
+ * 2 its domain is, 1 r takes any sender, 0 not at all. */
+int relay_match(const struct relay *r, const char *sender);
+
+/* The route for sender: indexes into relays[0..n) (sorted by
+ * priority), the most specific ones in order; how many (0 if none). */
+size_t relay_route(const struct relay *const *relays, size_t n, const char *sender, uint8_t out[RELAYS_MAX]);
+
+#endif

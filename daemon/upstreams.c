@@ -1,0 +1,243 @@
+/*
+ * upstreams.c - a worker group and job queue per relay, routing by
+ * sender, and failover (SPEC "Relays").
+ *
+ * New jobs wait at the entry: the first relay (by priority) that takes
+ * any sender.  The first worker to read a job's envelope routes it
+ * (relay_route: the relays whose senders match most specifically, in
+ * priority order) and hands it to the queue of the first relay on its
+ * route that is not down.  When a worker cannot open a session (DNS,
+ * TCP, TLS, greeting, EHLO, AUTH, a 421, a timeout: anything before a
+ * transaction began) its relay is down for the backoff of [queue]
+ * retry_min..retry_max, growing with each such failure in a row, and
+ * the job moves at once to the next relay of its route that is not
+ * down; with none left it is deferred as usual.  A session that opens
+ * brings the relay back.  A reply to a recipient, whatever it says, is
+ * final for the attempt: the job does not move.
+ *
+ * A reload (upstreams_configure) keeps each relay's upstream by name,
+ * adds the new ones, starts or retires workers to the relay's
+ * `workers`, marks the vanished ones removed (their workers leave after
+ * the message in hand), and puts every waiting job back at the entry,
+ * unrouted, under the new configuration: nothing is lost and nothing
+ * goes where the new file does not send it.  Fields under pool.mu.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "../common/log.h"
+#include "../common/retry.h"
+#include "delivery.h"
+
+static struct upstream *find_locked(struct pool *p, const char *name)
+{
+	for (struct upstream *up = p->ups; up; up = up->next)
+		if (!up->removed && strcmp(up->name, name) == 0)
+			return up;
+	return NULL;
+}
+
+static bool is_down(const struct upstream *up, double now)
+{
+	return up && up->down_until > now;
+}
+
+/* The first hop from `from` on j's route whose relay is up; -1 if none. */
+static int next_up_hop(struct pool *p, const struct job *j, unsigned from, double now)
+{
+	for (unsigned h = from; h < j->nroute; h++) {
+		struct upstream *up = find_locked(p, j->conf->relays[j->route[h]]->name);
+		if (up && !is_down(up, now))
+			return (int)h;
+	}
+	return -1;
+}
+
+struct upstream *upstream_for(struct worker *w, struct job *j, const char *sender)
+{
+	struct pool *p = w->pool;
+	double now = now_real();
+	uv_mutex_lock(&p->mu);
+	if (!j->routed) {
+		j->nroute = (uint8_t)relay_route((const struct relay *const *)j->conf->relays, j->conf->nrelays,
+						 sender, j->route);
+		if (j->nroute == 0) {	/* (the config has a relay for any sender) */
+			j->route[0] = 0;
+			j->nroute = 1;
+		}
+		int h = next_up_hop(p, j, 0, now);
+		j->hop = (uint8_t)(h < 0 ? 0 : h);	/* all down: the first tries anyway */
+		j->routed = true;
+	}
+	struct upstream *to = find_locked(p, job_relay(j)->name);
+	if (!to) {	/* removed by a reload since it was routed: from the entry again */
+		j->routed = false;
+		to = p->entry;
+	}
+	uv_mutex_unlock(&p->mu);
+	return to == w->up ? NULL : to;
+}
+
+static double rnd01(struct worker *w)
+{
+	return (double)rand_r(&w->rnd_state) / ((double)RAND_MAX + 1.0);
+}
+
+bool upstream_failed(struct worker *w, struct job *j)
+{
+	struct pool *p = w->pool;
+	struct upstream *up = w->up;
+	const struct config *c = j->conf;
+	double now = now_real();
+	uv_mutex_lock(&p->mu);
+	up->failures++;
+	double wait = retry_delay(c->queue.retry_min, c->queue.retry_max, up->failures, rnd01(w));
+	if (up->down_until < now + wait)
+		up->down_until = now + wait;
+	int h = j->routed ? next_up_hop(p, j, j->hop + 1u, now) : -1;
+	struct upstream *to = h >= 0 ? find_locked(p, j->conf->relays[j->route[h]]->name) : NULL;
+	char from[64], next[64], id[QID_LEN + 1];
+	unsigned failures = up->failures;
+	snprintf(from, sizeof from, "%s", relay_label(up->relay));
+	snprintf(next, sizeof next, "%s", to ? relay_label(to->relay) : "");
+	memcpy(id, j->id, sizeof id);
+	bool moved = to != NULL;
+	if (to) {
+		j->hop = (uint8_t)h;
+		push_job_locked(p, to, j);	/* (j is the next worker's from here) */
+	}
+	uv_mutex_unlock(&p->mu);
+	log_warn("relay %s: down for %.0f s (%u failure%s in a row)", from, wait, failures, failures == 1 ? "" : "s");
+	if (moved)
+		log_info("%s: tried at relay %s instead", id, next);
+	return moved;
+}
+
+void upstream_up(struct worker *w)
+{
+	struct upstream *up = w->up;
+	uv_mutex_lock(&w->pool->mu);
+	bool was_down = up->failures > 0;
+	char label[64];
+	snprintf(label, sizeof label, "%s", relay_label(up->relay));
+	up->failures = 0;
+	up->down_until = 0;
+	uv_mutex_unlock(&w->pool->mu);
+	if (was_down)
+		log_notice("relay %s: up again", label);
+}
+
+static struct upstream *upstream_new(const struct relay *r)
+{
+	struct upstream *up = xcalloc(1, sizeof *up);
+	snprintf(up->name, sizeof up->name, "%s", r->name);
+	uv_cond_init(&up->cv);
+	return up;
+}
+
+/* Every waiting job, from every queue, back to the entry under c. */
+static void requeue_all_locked(struct pool *p, struct config *c)
+{
+	struct job *all = NULL, **tail = &all;
+	for (struct upstream *up = p->ups; up; up = up->next) {
+		*tail = up->head;
+		if (up->head)
+			tail = &up->tail->next;
+		p->queued -= up->queued;
+		up->head = up->tail = NULL;
+		up->queued = 0;
+	}
+	for (struct job *j = all, *next; j; j = next) {
+		next = j->next;
+		if (j->conf != c) {
+			config_unref(j->conf);
+			j->conf = config_ref(c);
+		}
+		j->routed = false;
+		j->hop = 0;
+		push_job_locked(p, p->entry, j);
+	}
+}
+
+void upstreams_configure(struct pool *p, struct config *c)
+{
+	uv_mutex_lock(&p->mu);
+	for (struct upstream *up = p->ups; up; up = up->next)
+		up->removed = true;	/* until c names it */
+	struct upstream **tail = &p->ups;
+	while (*tail)
+		tail = &(*tail)->next;
+	p->entry = NULL;
+	p->nworkers = 0;
+	for (size_t i = 0; i < c->nrelays; i++) {
+		const struct relay *r = c->relays[i];
+		struct upstream *up = NULL;
+		for (struct upstream *u = p->ups; u && !up; u = u->next)
+			if (u->removed && strcmp(u->name, r->name) == 0)
+				up = u;
+		if (!up) {
+			up = upstream_new(r);
+			*tail = up;
+			tail = &up->next;
+		}
+		up->removed = false;
+		if (up->conf)
+			config_unref(up->conf);
+		up->conf = config_ref(c);
+		up->relay = r;
+		up->want = (size_t)r->workers;
+		p->nworkers += up->want;
+		if (!p->entry && r->npatterns == 0)
+			p->entry = up;
+	}
+	for (struct upstream *up = p->ups; up; up = up->next)
+		if (up->removed)
+			up->want = 0;
+	requeue_all_locked(p, c);
+	for (struct upstream *up = p->ups; up; up = up->next) {
+		while (!p->stopping && up->nworkers < up->want && worker_start(p, up) == 0)
+			;
+		uv_cond_broadcast(&up->cv);	/* the ones too many notice */
+	}
+	uv_mutex_unlock(&p->mu);
+	for (struct upstream *up = p->ups; up; up = up->next)
+		if (!up->removed)
+			log_info("relay %s: %zu delivery workers for %s:%llu", relay_label(up->relay), up->want,
+				 up->relay->host, (unsigned long long)up->relay->port);
+}
+
+static void upstream_free(struct upstream *up)
+{
+	uv_cond_destroy(&up->cv);
+	if (up->conf)
+		config_unref(up->conf);
+	free(up);
+}
+
+void upstreams_reap(struct pool *p)
+{
+	uv_mutex_lock(&p->mu);
+	for (struct upstream **pp = &p->ups; *pp;) {
+		struct upstream *up = *pp;
+		if (up->removed && up->nworkers == 0 && up->queued == 0) {
+			*pp = up->next;
+			upstream_free(up);
+		} else {
+			pp = &up->next;
+		}
+	}
+	uv_mutex_unlock(&p->mu);
+}
+
+void upstreams_free(struct pool *p)
+{
+	for (struct upstream *up = p->ups, *next; up; up = next) {
+		next = up->next;
+		for (struct job *j = up->head, *n; j; j = n) {
+			n = j->next;
+			job_free(j);
+		}
+		upstream_free(up);
+	}
+	p->ups = NULL;
+}
