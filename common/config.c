@@ -132,6 +132,10 @@ static const struct key keys[] = {
 	  "Concurrent upstream sessions." },
 	{ "relay", "timeout", KT_DURATION, "5m", R(timeout), 0, 1, DAY,
 	  "Timeout for each SMTP command and each network read or write." },
+	{ "relay", "max_rate", KT_STRING, "0", R(max_rate), 0, 0, 0,
+	  "At most this many messages per interval through this relay, across its workers and "
+	  "across restarts (the times are kept in SPOOL/rate/): 30/m, 2000/d, 100/h, 5/s or "
+	  "N/DURATION such as 2/10s; 0 = no limit (Microsoft 365 takes 30/m)." },
 	{ "relay", "chunking", KT_BOOL, "yes", R(chunking), bool_choices, 0, 0,
 	  "Send messages with BDAT (RFC 3030) when the upstream offers CHUNKING and PIPELINING." },
 	{ "relay", "plaintext_auth", KT_BOOL, "no", R(plaintext_auth), bool_choices, 0, 0,
@@ -527,6 +531,8 @@ static void relays_finish(struct load_ctx *x)
 		char why[300];
 		if (relay_parse_senders(c->relays[i], why, sizeof why) < 0)
 			relay_error(x, c->relays[i], "senders", why);
+		if (relay_parse_rate(c->relays[i], why, sizeof why) < 0)
+			relay_error(x, c->relays[i], "max_rate", why);
 		any |= c->relays[i]->npatterns == 0;
 	}
 	if (!any) {

@@ -725,7 +725,8 @@ int store_ripen_spares(const struct store *s)
 /* ---- store ---- */
 
 const struct spool_dir spool_layout[] = {
-	{ "tmp", 0700 }, { "queue", 0700 }, { "corrupt", 0700 }, { "defer", 0700 }, { "pickup", 02770 },
+	{ "tmp", 0700 }, { "queue", 0700 }, { "corrupt", 0700 }, { "defer", 0700 }, { "rate", 0700 },
+	{ "pickup", 02770 },
 	{ "pickup/tmp", 02770 }, { "pickup/new", 02770 }, { "pickup/bad", 02750 },
 	{ NULL, 0 },
 };

@@ -9,6 +9,7 @@
 #include <strings.h>
 
 #include "address.h"
+#include "units.h"
 #include "util.h"
 
 const char *relay_label(const struct relay *r)
@@ -42,6 +43,36 @@ int relay_parse_senders(struct relay *r, char *why, size_t n)
 		add_pattern(r, p, len);
 		p += len;
 	}
+	return 0;
+}
+
+int relay_parse_rate(struct relay *r, char *why, size_t n)
+{
+	const char *s = r->max_rate, *slash = strchr(s, '/');
+	uint64_t count = 0, per = 0;
+	r->rate_n = r->rate_per = 0;
+	if (strcmp(s, "0") == 0 || !*s)
+		return 0;
+	char num[24];
+	size_t len = slash ? (size_t)(slash - s) : 0;
+	if (!slash || len == 0 || len >= sizeof num || strspn(s, "0123456789") != len) {
+		snprintf(why, n, "'%s' is not N/s, N/m, N/h, N/d (or N/DURATION), or 0", s);
+		return -1;
+	}
+	memcpy(num, s, len);
+	num[len] = '\0';
+	count = strtoull(num, NULL, 10);
+	const char *unit = slash + 1;
+	if (strlen(unit) == 1 && strchr("smhd", *unit))	/* "30/m": per one of them */
+		per = *unit == 's' ? 1 : *unit == 'm' ? 60 : *unit == 'h' ? 3600 : 86400;
+	else if (parse_duration(unit, &per) < 0)
+		per = 0;
+	if (count == 0 || count > 1000000 || per == 0 || per > 30 * 86400) {
+		snprintf(why, n, "'%s': 1 to 1000000 messages per 1 s to 30 d", s);
+		return -1;
+	}
+	r->rate_n = count;
+	r->rate_per = per;
 	return 0;
 }
 

@@ -39,6 +39,8 @@ struct relay {
 	uint64_t timeout;
 	int plaintext_auth;
 	int chunking;
+	char *max_rate;		/* as written: "0", "30/m", "2000/d", "2/5s" */
+	uint64_t rate_n, rate_per;	/* the same: n messages per rate_per seconds; n 0: no limit */
 	uint64_t priority;
 	char *senders;		/* as written: "*@example.org, bob@x.org" */
 	char **patterns;	/* the same, split: an address, or *@domain */
@@ -53,6 +55,9 @@ const char *relay_label(const struct relay *r);
 
 /* Split r->senders into patterns; -1 with the bad one in why. */
 int relay_parse_senders(struct relay *r, char *why, size_t n);
+
+/* Parse r->max_rate into rate_n and rate_per; -1 with why. */
+int relay_parse_rate(struct relay *r, char *why, size_t n);
 
 /* How specifically r takes mail from sender: 3 its address is listed,
  * 2 its domain is, 1 r takes any sender, 0 not at all. */

@@ -45,6 +45,48 @@ enum smtp_verdict smtp_classify(enum smtp_stage st, int code)
 	return V_TEMP;	/* 4xx; DNS, connect, greeting, EHLO, TLS, AUTH; no reply */
 }
 
+/* Replies that report a provider's quota or rate limit (SPEC "Relays").
+ * code: exact, or 4 / 5 for any of that class; status: the enhanced
+ * code after it, NULL for any; text: words in it (any case), NULL for
+ * any.  Keep outbox.conf(5) QUOTA REPLIES in step. */
+static const struct quota_reply {
+	int code;
+	const char *status;
+	const char *text;
+	unsigned hold;		/* seconds the relay is held back */
+} quota_replies[] = {
+	{ 550, "5.4.5", NULL, 3600 },			/* Gmail: daily sending or relay quota */
+	{ 554, "5.2.0", "QuotaExceeded", 3600 },	/* Microsoft 365: SubmissionQuotaExceededException */
+	{ 432, "4.3.2", NULL, 60 },			/* Microsoft 365: concurrent connections */
+	{ 421, "4.7.0", NULL, 300 },			/* Gmail: try again later */
+	{ 4, "4.7.28", NULL, 600 },			/* Gmail: unusual rate */
+	{ 4, NULL, "rate limit", 300 },
+	/* not "quota" alone: 452 4.2.2 is one recipient's full mailbox */
+};
+
+unsigned smtp_quota_hold(int code, const char *text)
+{
+	const char *p = text;
+	if (code < 400 || code > 599)
+		return 0;
+	while (*p && *p != ' ' && *p != '-')	/* past the code */
+		p++;
+	while (*p == ' ' || *p == '-')
+		p++;
+	for (size_t i = 0; i < ARRAY_LEN(quota_replies); i++) {
+		const struct quota_reply *q = &quota_replies[i];
+		if (q->code >= 100 ? q->code != code : q->code != code / 100)
+			continue;
+		if (q->status && (strncmp(p, q->status, strlen(q->status)) != 0
+				  || (p[strlen(q->status)] != ' ' && p[strlen(q->status)] != '\0')))
+			continue;
+		if (q->text && !strcasestr(text, q->text))
+			continue;
+		return q->hold;
+	}
+	return 0;
+}
+
 const char *smtp_last_reply(const struct smtp_client *s, char *out, size_t n)
 {
 	char line[600];

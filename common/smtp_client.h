@@ -89,5 +89,10 @@ void smtp_client_free(struct smtp_client *s);
  */
 enum smtp_verdict { V_OK, V_TEMP, V_PERM, V_SESSION };
 enum smtp_verdict smtp_classify(enum smtp_stage st, int code);
+/* Does a reply (its code and its text, "550 5.4.5 Daily ...") report a
+ * provider's quota or rate limit?  The seconds to hold the relay back,
+ * 0 if not.  Such a reply defers, whatever its code (the table is in
+ * smtp_client.c and outbox.conf(5)). */
+unsigned smtp_quota_hold(int code, const char *text);
 
 #endif

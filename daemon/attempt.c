@@ -237,6 +237,22 @@ void attempt_finish(struct worker *w, struct attempt *a)
 	post_result(w->pool, &r);
 }
 
+void attempt_postpone(struct worker *w, struct attempt *a, double until, const char *why)
+{
+	struct err e;
+	char dur[32];
+	double in = until - now_real();
+	log_info("%s: waits %s: %s", a->job->id, format_duration((uint64_t)(in > 0 ? in + 0.5 : 0), dur, sizeof dur),
+		 why);
+	if (store_note_retry(w->pool->store, a->name, (uint32_t)ceil(until), a->job->tries, &e) < 0)
+		log_err("%s: %s", a->job->id, e.msg);
+	struct delivery_result r = { .next_try = until, .tries = (uint16_t)a->job->tries };
+	memcpy(r.id, a->job->id, sizeof r.id);
+	snprintf(r.last_reply, sizeof r.last_reply, "%s", why);
+	post_result(w->pool, &r);
+	attempt_free(a);
+}
+
 /* Can this upstream take this message at all?  Sets a permanent result
  * when it cannot. */
 bool attempt_fits(struct worker *w, struct attempt *a)

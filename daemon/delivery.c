@@ -97,6 +97,18 @@ static bool deliver(struct worker *w, struct job *j, bool waited)
 		push_job(w->pool, to, j);
 		return false;
 	}
+	double until;
+	char why[300];
+	switch (upstream_admit(w, j, &until, why, sizeof why)) {
+	case ADMIT_GO:
+		break;
+	case ADMIT_MOVED:
+		attempt_free(&cur);
+		return false;
+	case ADMIT_LATER:
+		attempt_postpone(w, &cur, until, why);
+		return true;
+	}
 	w->smtp.fail_text[0] = '\0';
 	w->smtp.fail_code = 0;
 	if (!session_usable(w, j, waited) && session_open(w, j) < 0) {
@@ -116,6 +128,10 @@ static bool deliver(struct worker *w, struct job *j, bool waited)
 	else
 		transfer_pipelined(w, j, &cur);
 	session_after(w);
+	if (w->quota_hold) {
+		upstream_hold(w, w->quota_hold, w->quota_reply);
+		w->quota_hold = 0;
+	}
 	return true;
 }
 

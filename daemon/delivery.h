@@ -16,6 +16,7 @@
 #include "../common/smtp_client.h"
 #include "outboxd.h"
 #include "pool.h"
+#include "rate.h"
 
 #define BODY_CHUNK (256 * 1024)	/* queue file octets read at a time */
 
@@ -82,6 +83,8 @@ struct upstream {
 	unsigned failures;	/* such failures in a row: the backoff grows */
 	uint64_t sessions_opened;
 	uint64_t sessions_failed[ST_LOCAL + 1];
+	struct rate rate;	/* its max_rate */
+	uint64_t rate_n, rate_per;	/* what rate was opened with */
 };
 
 struct worker {
@@ -101,6 +104,8 @@ struct worker {
 	struct buf body;	/* encoded message octets (a BDAT chunk in the making) */
 	struct cmdq cmdq;	/* the session's commands awaiting replies (transfer.c) */
 	unsigned since_ripen;	/* messages since this worker last ripened spares */
+	unsigned quota_hold;	/* a quota reply came in this run: hold the relay back this long */
+	char quota_reply[200];	/* (that reply) */
 };
 
 struct pool {
@@ -177,6 +182,19 @@ struct upstream *upstream_for(struct worker *w, struct job *j, const char *sende
  * caller lets go of it), false when none is left (it is deferred). */
 bool upstream_failed(struct worker *w, struct job *j);
 void upstream_up(struct worker *w);
+/* May j go at w's relay now?  ADMIT_MOVED: it went on to the next relay
+ * of its route (the caller lets go of it); ADMIT_LATER: not before
+ * *until (held back, down, or over max_rate), why says so.  A slot of
+ * max_rate is taken when it may go; a wait of up to RATE_WAIT_S is
+ * slept here. */
+enum admit { ADMIT_GO, ADMIT_MOVED, ADMIT_LATER };
+#define RATE_WAIT_S 2.0
+enum admit upstream_admit(struct worker *w, struct job *j, double *until, char *why, size_t n);
+/* The same for the next message of a run on an open session, without
+ * waiting or moving: true (a slot taken) or false. */
+bool upstream_admit_now(struct worker *w);
+/* A quota or rate reply: the relay takes no message for hold seconds. */
+void upstream_hold(struct worker *w, unsigned hold, const char *reply);
 /* Loop thread: free the removed upstreams whose workers all left. */
 void upstreams_reap(struct pool *p);
 void upstreams_free(struct pool *p);
@@ -194,6 +212,8 @@ void fail_from_session(struct attempt *a, const struct smtp_client *s);
 void attempt_finish(struct worker *w, struct attempt *a);
 bool attempt_fits(struct worker *w, struct attempt *a);
 void attempt_close(struct worker *w, struct attempt *a, const struct job *caller_job);
+/* Not tried now: due again at until (its tries unchanged), why logged. */
+void attempt_postpone(struct worker *w, struct attempt *a, double until, const char *why);
 
 /* transfer.c: deliver first (loaded, fits the upstream) on the open
  * session, then whatever else is queued for it; the caller keeps first's

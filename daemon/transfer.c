@@ -179,6 +179,21 @@ static void send_mail(struct worker *w, struct attempt *a)
 	expect(w, C_MAIL, a, 0, false);
 }
 
+/* What the reply just read means for the recipients it answers; a
+ * provider's quota or rate reply defers (whatever its code) and holds
+ * the relay back after this run (w->quota_hold). */
+static enum outcome reply_outcome(struct worker *w, enum smtp_stage st, const char *line)
+{
+	unsigned hold = smtp_quota_hold(w->smtp.reply.code, line);
+	if (!hold)
+		return outcome_of(st, w->smtp.reply.code);
+	if (hold > w->quota_hold) {
+		w->quota_hold = hold;
+		snprintf(w->quota_reply, sizeof w->quota_reply, "%s", line);
+	}
+	return OUT_DEFERRED;
+}
+
 static void mail_reply(struct worker *w, struct attempt *a)
 {
 	char line[600];
@@ -190,7 +205,7 @@ static void mail_reply(struct worker *w, struct attempt *a)
 	if (a->mail_ok)
 		w->cmdq.open_now = true;
 	else	/* every recipient gets the reply as its result */
-		set_all(a, outcome_of(ST_MAIL, s->reply.code), smtp_last_reply(s, line, sizeof line));
+		set_all(a, reply_outcome(w, ST_MAIL, smtp_last_reply(s, line, sizeof line)), line);
 }
 
 static void send_rcpt(struct worker *w, struct attempt *a, size_t i)
@@ -216,7 +231,7 @@ static void rcpt_reply(struct worker *w, struct attempt *a, size_t i)
 		a->taken++;
 		return;
 	}
-	set_result(a, i, outcome_of(ST_RCPT, s->reply.code), smtp_last_reply(s, line, sizeof line));
+	set_result(a, i, reply_outcome(w, ST_RCPT, smtp_last_reply(s, line, sizeof line)), line);
 }
 
 /* The reply just read applies to every accepted recipient: the end of
@@ -225,8 +240,7 @@ static void result_for_accepted(struct worker *w, struct attempt *a, enum smtp_s
 {
 	char line[600];
 	const struct smtp_client *s = &w->smtp;
-	enum outcome o = outcome_of(st, s->reply.code);
-	smtp_last_reply(s, line, sizeof line);
+	enum outcome o = reply_outcome(w, st, smtp_last_reply(s, line, sizeof line));
 	for (size_t i = 0; i < a->env.nrcpt; i++)
 		if (a->res[i].accepted)
 			set_result(a, i, o, line);
@@ -390,6 +404,11 @@ static bool take_fitting(struct worker *w, const struct config *conf, struct att
 			attempt_free(a);
 			push_job(w->pool, to, nj);
 			continue;
+		}
+		if (!upstream_admit_now(w)) {	/* held back or over max_rate: not on this run */
+			attempt_free(a);
+			push_back_job(w, nj);
+			return false;
 		}
 		if (attempt_fits(w, a))
 			return true;

@@ -92,6 +92,9 @@ bool upstream_failed(struct worker *w, struct job *j)
 	uv_mutex_lock(&p->mu);
 	up->failures++;
 	double wait = retry_delay(c->queue.retry_min, c->queue.retry_max, up->failures, rnd01(w));
+	unsigned quota = smtp_quota_hold(w->smtp.fail_code, w->smtp.fail_text);	/* "421 4.7.0 ..." */
+	if (quota > wait)
+		wait = quota;
 	if (up->down_until < now + wait)
 		up->down_until = now + wait;
 	int h = j->routed ? next_up_hop(p, j, j->hop + 1u, now) : -1;
@@ -127,9 +130,93 @@ void upstream_up(struct worker *w)
 		log_notice("relay %s: up again", label);
 }
 
+void upstream_hold(struct worker *w, unsigned hold, const char *reply)
+{
+	struct upstream *up = w->up;
+	char label[64];
+	uv_mutex_lock(&w->pool->mu);
+	snprintf(label, sizeof label, "%s", relay_label(up->relay));
+	if (up->down_until < now_real() + hold)
+		up->down_until = now_real() + hold;
+	uv_mutex_unlock(&w->pool->mu);
+	log_warn("relay %s: held back for %u s after a quota or rate reply (%s)", label, hold, reply);
+}
+
+/* The relay's max_rate slot: 0 and taken, or the seconds to the next. */
+static double rate_slot_locked(struct upstream *up, double now)
+{
+	double t = rate_next(&up->rate, now);
+	if (t <= now) {
+		rate_take(&up->rate, now);
+		return 0;
+	}
+	return t - now;
+}
+
+enum admit upstream_admit(struct worker *w, struct job *j, double *until, char *why, size_t n)
+{
+	struct pool *p = w->pool;
+	struct upstream *up = w->up;
+	uv_mutex_lock(&p->mu);
+	for (;;) {
+		double now = now_real();
+		if (is_down(up, now)) {
+			int h = next_up_hop(p, j, j->hop + 1u, now);
+			if (h >= 0) {	/* the next relay of its route takes it now */
+				j->hop = (uint8_t)h;
+				push_job_locked(p, find_locked(p, job_relay(j)->name), j);
+				uv_mutex_unlock(&p->mu);
+				return ADMIT_MOVED;
+			}
+			*until = up->down_until;
+			snprintf(why, n, "relay %s is down or held back", relay_label(up->relay));
+			break;
+		}
+		double wait = rate_slot_locked(up, now);
+		if (wait == 0) {
+			uv_mutex_unlock(&p->mu);
+			return ADMIT_GO;
+		}
+		if (wait > RATE_WAIT_S || p->stopping) {
+			*until = now + wait;
+			snprintf(why, n, "relay %s: max_rate %s reached", relay_label(up->relay), up->relay->max_rate);
+			break;
+		}
+		uv_mutex_unlock(&p->mu);
+		uv_sleep((unsigned)(wait * 1000) + 1);
+		uv_mutex_lock(&p->mu);
+	}
+	uv_mutex_unlock(&p->mu);
+	return ADMIT_LATER;
+}
+
+bool upstream_admit_now(struct worker *w)
+{
+	uv_mutex_lock(&w->pool->mu);
+	double now = now_real();
+	bool go = !is_down(w->up, now) && rate_slot_locked(w->up, now) == 0;
+	uv_mutex_unlock(&w->pool->mu);
+	return go;
+}
+
+/* (Re)open up's max_rate counter when its relay's changed. */
+static void rate_configure(struct pool *p, struct upstream *up)
+{
+	const struct relay *r = up->relay;
+	if (up->rate_n == r->rate_n && up->rate_per == r->rate_per)
+		return;
+	rate_close(&up->rate);
+	char *path = xasprintf("%s/rate/%s", p->store->spool, *r->name ? r->name : "default");
+	rate_open(&up->rate, r->rate_n ? path : NULL, r->rate_n, r->rate_per);
+	free(path);
+	up->rate_n = r->rate_n;
+	up->rate_per = r->rate_per;
+}
+
 static struct upstream *upstream_new(const struct relay *r)
 {
 	struct upstream *up = xcalloc(1, sizeof *up);
+	up->rate.fd = -1;
 	snprintf(up->name, sizeof up->name, "%s", r->name);
 	uv_cond_init(&up->cv);
 	return up;
@@ -185,6 +272,7 @@ void upstreams_configure(struct pool *p, struct config *c)
 			config_unref(up->conf);
 		up->conf = config_ref(c);
 		up->relay = r;
+		rate_configure(p, up);
 		up->want = (size_t)r->workers;
 		p->nworkers += up->want;
 		if (!p->entry && r->npatterns == 0)
@@ -209,6 +297,7 @@ void upstreams_configure(struct pool *p, struct config *c)
 static void upstream_free(struct upstream *up)
 {
 	uv_cond_destroy(&up->cv);
+	rate_close(&up->rate);
 	if (up->conf)
 		config_unref(up->conf);
 	free(up);

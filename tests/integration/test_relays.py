@@ -197,3 +197,53 @@ def test_metrics_count_each_relay_apart(relays):
     assert m[("outbox_upstream_sessions_failed_total", (("reason", "connect"), ("relay", "localhost")))] == 1
     assert m[("outbox_upstream_sessions_opened_total", (("relay", "backup"),))] == 1
     assert m[("outbox_upstream_sessions_opened_total", (("relay", "localhost"),))] == 0
+
+
+def test_max_rate_paces_a_relay_across_its_workers(relays):
+    d, ups = relays(("relay", {}, {"max_rate": "2/s", "workers": "3"}))
+    for i in range(6):
+        send(d, ["m%d@r.example" % i])
+    msgs = ups["relay"].wait_for(6, timeout=30)
+    at = sorted(m.at for m in msgs)
+    for i in range(len(at) - 2):                 # never 3 within a second
+        assert at[i + 2] - at[i] >= 0.9, at
+    assert at[-1] - at[0] >= 1.8
+    wait_queue_empty(d)
+
+
+def test_max_rate_holds_across_a_restart(relays):
+    """A daemon restarted in a loop must not exceed the quota: the sends
+    are remembered in SPOOL/rate/."""
+    d, ups = relays(("relay", {}, {"max_rate": "2/6s"}))
+    send(d, ["a@r.example"])
+    send(d, ["b@r.example"])
+    first = ups["relay"].wait_for(2)
+    d.stop()
+    d.start()
+    send(d, ["c@r.example"])
+    d.wait_log(r": waits \d+s: relay localhost: max_rate 2/6s reached")
+    third = ups["relay"].wait_for(3, timeout=30)[2]
+    assert third.rcpt_tos == ["c@r.example"]
+    assert third.at - min(m.at for m in first) >= 5.5
+    assert os.path.exists(os.path.join(d.spool, "rate", "default"))
+
+
+@pytest.mark.parametrize("reply", ["550 5.4.5 Daily user sending quota exceeded.",
+                                   "554 5.2.0 STOREDRV.Submission.Exception:SubmissionQuotaExceededException;"
+                                   " Failed to process message due to a permanent exception",
+                                   "432 4.3.2 STOREDRV.ClientSubmit; sender thread limit exceeded"])
+def test_a_quota_reply_defers_and_holds_the_relay_back(relays, reply):
+    """Not a bounce: the message waits, the relay is held back, and the
+    next message (and the retry) go to the backup relay."""
+    d, ups = relays(("relay", {}, {}), ("relay.backup", {}, {}))
+    ups["relay"].mail_reply = reply
+    send(d, ["a@r.example"])
+    code = reply.split()[0]
+    d.wait_log(r"to=<a@r\.example> relay=localhost\[.* status=deferred \(%s" % code)
+    d.wait_log(r"relay localhost: held back for \d+ s after a quota or rate reply \(%s" % code)
+    send(d, ["b@r.example"])
+    got = sorted(m.rcpt_tos[0] for m in ups["relay.backup"].wait_for(2, timeout=30))
+    assert got == ["a@r.example", "b@r.example"]
+    wait_queue_empty(d)
+    assert "status=bounced" not in d.log() and ups["relay"].messages == []
+    assert [m for m in ups["relay.backup"].messages if m.mail_from == ""] == []   # no report

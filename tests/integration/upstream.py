@@ -100,6 +100,7 @@ class Message:
         self.login = login        # authenticated user or None
         self.conn = conn          # connection number
         self.mail_options = mail_options
+        self.at = time.time()     # when its end of data was answered
 
     def __repr__(self):
         return "<Message from=%r to=%r %d bytes>" % (self.mail_from, self.rcpt_tos, len(self.data))
@@ -193,6 +194,13 @@ class _Handler:
             responses.insert(-1, "250-CHUNKING")
         return responses
 
+    async def handle_MAIL(self, server, session, envelope, address, mail_options):
+        if self.up.mail_reply:
+            return self.up.mail_reply
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 OK"
+
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         if self.up.tempfail_rcpt:
             return "451 4.7.1 <%s>: Recipient address rejected: greylisted" % address
@@ -280,6 +288,7 @@ class Upstream:
         self.messages = []
         self.connections = []
         self.reject_rcpt = set()
+        self.mail_reply = None        # e.g. "550 5.4.5 Daily user sending quota exceeded."
         self.tempfail_first = 0
         self.tempfail_rcpt = False
         self.refuse_data = []

@@ -2,6 +2,7 @@
  * line-ending normalization of local input. */
 #include "unit.h"
 #include "../../common/smtp.h"
+#include "../../common/smtp_client.h"
 
 static void replies(void **state)
 {
@@ -329,6 +330,33 @@ static void no_line_over_998_ever(void **state)
 	buf_free(&a);
 }
 
+/* The one table of quota and rate replies: they defer and hold the
+ * relay back; a recipient's own failure (a full mailbox, an unknown
+ * user) and greylisting are not in it. */
+static void quota_replies(void **state)
+{
+	(void)state;
+	static const struct { int code; const char *text; bool quota; } c[] = {
+		{ 550, "550 5.4.5 Daily user sending quota exceeded.", true },
+		{ 550, "550-5.4.5 Daily SMTP relay limit exceeded for user.", true },
+		{ 554, "554 5.2.0 STOREDRV.Submission.Exception:SubmissionQuotaExceededException; Failed", true },
+		{ 432, "432 4.3.2 STOREDRV.ClientSubmit; sender thread limit exceeded", true },
+		{ 421, "421 4.7.0 Try again later, closing connection.", true },
+		{ 421, "421-4.7.28 Our system has detected an unusual rate of unsolicited mail", true },
+		{ 451, "451 4.7.1 Rate limit exceeded, try later", true },
+		{ 452, "452 4.2.2 The email account has exceeded its quota", false },	/* one mailbox */
+		{ 554, "554 5.2.0 STOREDRV.Deliver; delivery failed", false },
+		{ 552, "552 5.2.2 Mailbox quota exceeded", false },	/* the recipient's: it bounces */
+		{ 550, "550 5.1.1 <a@r.example>: user unknown", false },
+		{ 550, "550 5.4.50 nothing", false },
+		{ 451, "451 4.7.1 greylisted, try again", false },
+		{ 250, "250 2.0.0 quota fine", false },
+	};
+	for (size_t i = 0; i < sizeof c / sizeof c[0]; i++)
+		if ((smtp_quota_hold(c[i].code, c[i].text) > 0) != c[i].quota)
+			fail_msg("%s: %u", c[i].text, smtp_quota_hold(c[i].code, c[i].text));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -336,6 +364,7 @@ int main(void)
 		cmocka_unit_test(replies), cmocka_unit_test(data_reader), cmocka_unit_test(long_lines),
 		cmocka_unit_test(dotstuff), cmocka_unit_test(local_line_endings),
 		cmocka_unit_test(relay_encoding), cmocka_unit_test(no_line_over_998_ever),
+		cmocka_unit_test(quota_replies),
 	};
 	return cmocka_run_group_tests_name("smtp", tests, NULL, NULL);
 }
