@@ -44,6 +44,9 @@ PKGS     := libuv inih
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -luv -linih)
 LIBS     = $(PKG_LIBS) -lmbedtls -lmbedx509 -lmbedcrypto -lpthread -lm
+# built-in OAuth2 (oauth2/): outboxd and its helpers only, never sendmail
+OAUTH_OBJ  = $(BUILD)/oauth2/oauth2.o
+OAUTH_LIBS = -lcurl -ljansson
 
 COMMON_SRC := $(wildcard common/*.c)
 DAEMON_SRC := $(wildcard daemon/*.c)
@@ -58,10 +61,11 @@ UNIT_BIN   := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 OUTBOXD := $(BUILD)/outboxd
 OUTBOX  := $(BUILD)/outbox
 PROBE   := $(BUILD)/outbox-probe
+OAUTH2  := $(BUILD)/outbox-oauth2
 HELPERS := $(BUILD)/tests/mkqueue $(BUILD)/confdoc $(BUILD)/tests/outbox-runconf
 
 .PHONY: all check unit integration deps demo install bench clean man fuzz fuzz-smoke fuzz-long
-all: $(OUTBOXD) $(OUTBOX) $(PROBE)
+all: $(OUTBOXD) $(OUTBOX) $(PROBE) $(OAUTH2)
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -70,8 +74,8 @@ $(BUILD)/%.o: %.c
 $(BUILD)/libcommon.a: $(COMMON_OBJ)
 	ar rcs $@ $^
 
-$(OUTBOXD): $(DAEMON_OBJ) $(BUILD)/libcommon.a
-	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
+$(OUTBOXD): $(DAEMON_OBJ) $(OAUTH_OBJ) $(BUILD)/libcommon.a
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS) $(OAUTH_LIBS)
 
 # The sendmail command starts for every cron job and script: it maps
 # libc only.  inih (a few hundred lines, Debian's libinih.a) is linked
@@ -82,8 +86,12 @@ $(OUTBOX): $(TOOL_OBJ) $(BUILD)/libcommon.a
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(TOOL_LIBS)
 
 # `outbox probe`: a program of its own, so that outbox needs no TLS library
-$(PROBE): $(BUILD)/tool/probe/probe.o $(BUILD)/tool/toolconf.o $(BUILD)/libcommon.a
-	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
+$(PROBE): $(BUILD)/tool/probe/probe.o $(BUILD)/tool/toolconf.o $(OAUTH_OBJ) $(BUILD)/libcommon.a
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS) $(OAUTH_LIBS)
+
+# `outbox oauth2 login`: the device flow, with libcurl, apart as well
+$(OAUTH2): $(BUILD)/tool/oauth2/login.o $(BUILD)/tool/toolconf.o $(OAUTH_OBJ) $(BUILD)/libcommon.a
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS) $(OAUTH_LIBS)
 
 $(BUILD)/tests/test_%: tests/unit/test_%.c $(BUILD)/libcommon.a
 	@mkdir -p $(dir $@)
@@ -159,6 +167,7 @@ install: all
 	install -m 0755 $(OUTBOX) $(DESTDIR)$(BINDIR)/outbox
 	install -d $(DESTDIR)$(LIBEXECDIR)
 	install -m 0755 $(PROBE) $(DESTDIR)$(LIBEXECDIR)/probe
+	install -m 0755 $(OAUTH2) $(DESTDIR)$(LIBEXECDIR)/oauth2
 	ln -sf $(BINDIR)/outbox $(DESTDIR)$(SBINDIR)/sendmail
 	ln -sf $(BINDIR)/outbox $(DESTDIR)$(BINDIR)/mailq
 	install -m 0644 man/outbox.1 $(DESTDIR)$(MANDIR)/man1/outbox.1

@@ -87,11 +87,11 @@ static void chomp(char *s)
 		s[--n] = '\0';
 }
 
-static char *read_secret_file(const char *path, struct err *e)
+char *secret_read_file(const char *path, const char *what, struct err *e)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
-		err_sys(e, "cannot read password_file %s", path);
+		err_sys(e, "cannot read %s %s", what, path);
 		return NULL;
 	}
 	char *s = xmalloc(SECRET_MAX + 1);
@@ -233,7 +233,7 @@ int run_capture(char *const argv[], int timeout_s, char **out, struct err *e)
 char *secret_get(const struct relay *r, struct err *e)
 {
 	if (*r->password_file)
-		return read_secret_file(r->password_file, e);
+		return secret_read_file(r->password_file, "password_file", e);
 	if (!*r->password_command)
 		return xstrdup("");
 	char **argv = split_command(r->password_command);

@@ -132,6 +132,23 @@ static const struct key keys[] = {
 	  "Concurrent upstream sessions." },
 	{ "relay", "timeout", KT_DURATION, "5m", R(timeout), 0, 1, DAY,
 	  "Timeout for each SMTP command and each network read or write." },
+	{ "relay", "oauth2_token_url", KT_STRING, "", R(oauth2_token_url), 0, 0, 0,
+	  "Built-in OAuth2: the provider's token endpoint (https://oauth2.googleapis.com/token, "
+	  "https://login.microsoftonline.com/TENANT/oauth2/v2.0/token); outboxd gets and caches "
+	  "access tokens itself and authenticates with XOAUTH2 or OAUTHBEARER; empty = off." },
+	{ "relay", "oauth2_client_id", KT_STRING, "", R(oauth2_client_id), 0, 0, 0,
+	  "The OAuth2 client (application) ID." },
+	{ "relay", "oauth2_client_secret_file", KT_PATH, "", R(oauth2_client_secret_file), 0, 0, 0,
+	  "File holding the client secret, if the client has one; must not be readable by others." },
+	{ "relay", "oauth2_refresh_token_file", KT_PATH, "", R(oauth2_refresh_token_file), 0, 0, 0,
+	  "The refresh token, written by outbox oauth2 login and replaced (tmp, fsync, rename) when "
+	  "the provider rotates it: its directory must be writable by [queue] user." },
+	{ "relay", "oauth2_device_url", KT_STRING, "", R(oauth2_device_url), 0, 0, 0,
+	  "Device authorization endpoint for outbox oauth2 login (RFC 8628); empty = the known one "
+	  "for Google's and Microsoft's token URLs." },
+	{ "relay", "oauth2_scope", KT_STRING, "", R(oauth2_scope), 0, 0, 0,
+	  "Scope asked for by outbox oauth2 login; empty = https://mail.google.com/ for Google, "
+	  "https://outlook.office.com/SMTP.Send offline_access for Microsoft." },
 	{ "relay", "max_rate", KT_STRING, "0", R(max_rate), 0, 0, 0,
 	  "At most this many messages per interval through this relay, across its workers and "
 	  "across restarts (the times are kept in SPOOL/rate/): 30/m, 2000/d, 100/h, 5/s or "
@@ -169,6 +186,7 @@ static bool key_is_secret(const struct key *k)
 {
 	return strcmp(k->name, "password_command") == 0;	/* may hold the password itself */
 }
+/* (the files of secrets are shown: a path is no secret) */
 
 /* Sections that hold free-form name = value maps. */
 static const struct {
@@ -609,10 +627,9 @@ static void apply_defaults(struct config *c)
 			(void)set_value(c, &keys[i], keys[i].def);
 }
 
-static void check_secret_file(struct load_ctx *x, const struct relay *r)
+static void check_secret_file(struct load_ctx *x, const struct relay *r, const char *key, const char *p)
 {
 	struct stat st;
-	const char *p = r->password_file;
 	char msg[PATH_MAX + 64];
 	if (!*p)
 		return;
@@ -624,20 +641,45 @@ static void check_secret_file(struct load_ctx *x, const struct relay *r)
 		snprintf(msg, sizeof msg, "%s is readable by others (chmod o-r)", p);
 	else
 		return;
-	relay_error(x, r, "password_file", msg);
+	relay_error(x, r, key, msg);
+}
+
+static void check_oauth2(struct load_ctx *x, const struct relay *r)
+{
+	if (!*r->oauth2_token_url)
+		return;
+	if (strncmp(r->oauth2_token_url, "https://", 8) != 0)
+		relay_error(x, r, "oauth2_token_url", "must be an https:// URL");
+	if (!*r->oauth2_client_id)
+		relay_error(x, r, "oauth2_token_url", "set, but oauth2_client_id is not");
+	if (!*r->oauth2_refresh_token_file)
+		relay_error(x, r, "oauth2_token_url", "set, but oauth2_refresh_token_file is not "
+			    "(outbox oauth2 login writes it)");
+	if (!*r->user)
+		relay_error(x, r, "oauth2_token_url", "set, but user (the mailbox to send as) is not");
+	if (*r->password_file || *r->password_command)
+		relay_error(x, r, "oauth2_token_url", "set together with password_file or password_command");
+	if (r->auth != AUTH_AUTO && r->auth != AUTH_XOAUTH2 && r->auth != AUTH_OAUTHBEARER)
+		relay_error(x, r, "auth", "OAuth2 needs auto, xoauth2 or oauthbearer");
+	if (*r->oauth2_device_url && strncmp(r->oauth2_device_url, "https://", 8) != 0)
+		relay_error(x, r, "oauth2_device_url", "must be an https:// URL");
 }
 
 static void check_relay(struct load_ctx *x, const struct relay *r, unsigned flags)
 {
+	check_oauth2(x, r);
 	if (*r->password_file && *r->password_command)
 		relay_error(x, r, "password_command", "password_file and password_command are both set");
-	if (*r->user && !*r->password_file && !*r->password_command && r->auth != AUTH_NONE)
+	if (*r->user && !*r->password_file && !*r->password_command && r->auth != AUTH_NONE
+	    && !*r->oauth2_token_url)
 		relay_error(x, r, "user", "set, but neither password_file nor password_command is");
 	if (r->tls == TLS_NONE && *r->user && r->auth != AUTH_NONE && !r->plaintext_auth)
 		relay_error(x, r, "tls", "none with a user would send AUTH in clear text; "
 			    "set plaintext_auth = yes if you really mean it");
-	if (!(flags & CONF_CLIENT))
-		check_secret_file(x, r);
+	if (!(flags & CONF_CLIENT)) {
+		check_secret_file(x, r, "password_file", r->password_file);
+		check_secret_file(x, r, "oauth2_client_secret_file", r->oauth2_client_secret_file);
+	}
 }
 
 /* The file itself: password_command runs from it, so only root, the

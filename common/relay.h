@@ -39,6 +39,12 @@ struct relay {
 	uint64_t timeout;
 	int plaintext_auth;
 	int chunking;
+	char *oauth2_token_url;		/* built-in OAuth2 (SPEC "OAuth2"): "" = off */
+	char *oauth2_client_id;
+	char *oauth2_client_secret_file;
+	char *oauth2_refresh_token_file;
+	char *oauth2_device_url;	/* "": the known one for the token URL's provider */
+	char *oauth2_scope;		/* "": the known one for the token URL's provider */
 	char *max_rate;		/* as written: "0", "30/m", "2000/d", "2/5s" */
 	uint64_t rate_n, rate_per;	/* the same: n messages per rate_per seconds; n 0: no limit */
 	uint64_t priority;

@@ -292,6 +292,31 @@ static int auth_once(struct smtp_client *s, const struct relay *r, unsigned mech
 	return 0;
 }
 
+/* The relay's secret: its OAuth2 access token (fresh: not the cached
+ * one), or what password_file or password_command give. */
+static char *get_secret(struct smtp_client *s, const struct relay *r, bool fresh, struct err *e)
+{
+	if (!*r->oauth2_token_url)
+		return secret_get(r, e);
+	if (!s->token) {
+		err_set(e, "built-in OAuth2 is not available to this program");
+		return NULL;
+	}
+	return s->token(s->token_arg, r, fresh, e);
+}
+
+/* The mechanism for r given the server's offer: with OAuth2, auto means
+ * a token mechanism (XOAUTH2, which Gmail and Microsoft 365 take, then
+ * OAUTHBEARER). */
+static unsigned choose_mechanism(const struct smtp_client *s, const struct relay *r)
+{
+	if (*r->oauth2_token_url && r->auth == AUTH_AUTO) {
+		unsigned m = sasl_choose(AUTH_XOAUTH2, s->auth_offer);
+		return m ? m : sasl_choose(AUTH_OAUTHBEARER, s->auth_offer);
+	}
+	return sasl_choose(r->auth, s->auth_offer);
+}
+
 static int authenticate(struct smtp_client *s, const struct relay *r)
 {
 	struct err e;
@@ -299,18 +324,18 @@ static int authenticate(struct smtp_client *s, const struct relay *r)
 		return 0;
 	if (!s->net.tls && !r->plaintext_auth)
 		return smtp_fail(s, ST_AUTH, 0, "refusing to send AUTH without TLS");
-	unsigned mech = sasl_choose(r->auth, s->auth_offer);
+	unsigned mech = choose_mechanism(s, r);
 	if (!mech)
-		return smtp_fail(s, ST_AUTH, 0, "no usable AUTH mechanism offered (wanted %s)",
-				 auth_mode_name(r->auth));
-	char *secret = secret_get(r, &e);
+		return smtp_fail(s, ST_AUTH, 0, "no usable AUTH mechanism offered (wanted %s%s)",
+				 auth_mode_name(r->auth), *r->oauth2_token_url ? ", with an OAuth2 token" : "");
+	char *secret = get_secret(s, r, false, &e);
 	if (!secret)
 		return smtp_fail(s, ST_AUTH, 0, "%s", e.msg);
 	int rc = auth_once(s, r, mech, secret);
 	secret_free(secret);
-	if (rc < 0 && s->fail_code && *r->password_command) {
-		/* a token may have expired: fetch a fresh one and try again */
-		if (!(secret = secret_get(r, &e)))
+	if (rc < 0 && s->fail_code && (*r->password_command || *r->oauth2_token_url)) {
+		/* a token may have expired: get a fresh one and try once more */
+		if (!(secret = get_secret(s, r, true, &e)))
 			return smtp_fail(s, ST_AUTH, 0, "%s", e.msg);
 		rc = auth_once(s, r, mech, secret);
 		secret_free(secret);

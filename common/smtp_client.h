@@ -49,6 +49,11 @@ struct smtp_client {
 	char helo[256];
 	bool open;
 	bool auth_failed;		/* the last session failed at AUTH */
+	/* Where an OAuth2 access token comes from, for a relay with
+	 * oauth2_token_url (oauth2/oauth2.c; NULL: such a relay fails at
+	 * AUTH).  fresh: the last one was refused. */
+	char *(*token)(void *arg, const struct relay *r, bool fresh, struct err *e);
+	void *token_arg;
 	/* the last failure */
 	enum smtp_stage fail_stage;
 	int fail_code;			/* reply code, 0 when there was none */

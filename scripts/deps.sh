@@ -5,7 +5,7 @@
 # it says what to install and fails.
 set -eu
 
-PKGS="pkg-config libuv1-dev libmbedtls-dev libinih-dev libmagic-dev libcmocka-dev \
+PKGS="pkg-config libuv1-dev libmbedtls-dev libinih-dev libmagic-dev libcmocka-dev libcurl4-openssl-dev libjansson-dev \
 s-nail git git-email libmailtools-perl \
 python3-pytest python3-aiosmtpd python3-fusepy python3-prometheus-client openssl curl procps mandoc strace \
 clang libclang-rt-14-dev"

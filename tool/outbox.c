@@ -17,6 +17,7 @@ static void usage(FILE *out)
 {
 	fprintf(out, "usage: outbox [-C FILE] sendmail [sendmail options] [recipient ...]\n"
 		     "       outbox [-C FILE] probe [RELAY]\n"
+		     "       outbox [-C FILE] oauth2 login [RELAY]\n"
 		     "       outbox [-C FILE] queue [--json] | show ID | flush [ID...] | delete ID...\n"
 		     "       outbox [-C FILE] hold ID... | release ID... | status [--json]\n"
 		     "       outbox [-C FILE] config [-n] | metrics\n"
@@ -43,12 +44,13 @@ static int not_yet(const char *cmd)
 }
 
 /*
- * `outbox probe` is a separate program, so that the sendmail path does
- * not load the TLS libraries at every exec (that cost W1 a quarter of a
- * millisecond).  It lives next to this binary in the build tree, and in
- * ../libexec/outbox/ once installed.
+ * `outbox probe` and `outbox oauth2` are separate programs, so that the
+ * sendmail path does not load the TLS or HTTP libraries at every exec
+ * (TLS cost W1 a quarter of a millisecond).  Each lives next to this
+ * binary in the build tree as outbox-NAME, and in ../libexec/outbox/NAME
+ * once installed.
  */
-static int run_probe(int argc, char **argv, const char *conf)
+static int run_helper(const char *name, int argc, char **argv, const char *conf)
 {
 	char self[4096], path[4200];
 	ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
@@ -58,9 +60,9 @@ static int run_probe(int argc, char **argv, const char *conf)
 	}
 	self[n] = '\0';
 	char *dir = dirname(self);
-	snprintf(path, sizeof path, "%s/outbox-probe", dir);
+	snprintf(path, sizeof path, "%s/outbox-%s", dir, name);
 	if (access(path, X_OK) != 0)
-		snprintf(path, sizeof path, "%s/../libexec/outbox/probe", dir);
+		snprintf(path, sizeof path, "%s/../libexec/outbox/%s", dir, name);
 	char *args[argc + 4];
 	int k = 0;
 	args[k++] = path;
@@ -120,8 +122,8 @@ int main(int argc, char **argv)
 	}
 	if (strcmp(argv[i], "sendmail") == 0)
 		return sendmail_main(argc - i, argv + i, conf);
-	if (strcmp(argv[i], "probe") == 0)
-		return run_probe(argc - i, argv + i, conf);
+	if (strcmp(argv[i], "probe") == 0 || strcmp(argv[i], "oauth2") == 0)
+		return run_helper(argv[i], argc - i, argv + i, conf);
 	if (strcmp(argv[i], "config") == 0)
 		return print_config(argc - i, argv + i, conf);
 	static const char *const queue_tools[] = { "queue", "show", "flush", "delete", "hold",

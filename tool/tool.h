@@ -15,6 +15,9 @@
  * may be missing: then defaults apply).  Exits 78 on a bad file.
  * (toolconf.c) */
 struct config *tool_config(const char *path);
+/* A helper's (outbox-probe, outbox-oauth2) leading "-C FILE", as outbox
+ * passes it: the index of the first other argument. */
+int tool_helper_args(int argc, char **argv, const char **conf);
 /* A stream connection to outboxd's Unix socket at path, every read and
  * write with a timeout of timeout_s, SIGPIPE ignored; -1 with errno
  * (ENAMETOOLONG for a path too long).  (toolconf.c) */

@@ -86,6 +86,16 @@ int tool_connect(const char *path, int timeout_s)
 	return fd;
 }
 
+int tool_helper_args(int argc, char **argv, const char **conf)
+{
+	*conf = NULL;
+	if (argc >= 3 && strcmp(argv[1], "-C") == 0) {
+		*conf = argv[2];
+		return 3;
+	}
+	return 1;
+}
+
 struct config *tool_config(const char *path)
 {
 	unsigned flags = CONF_CLIENT;

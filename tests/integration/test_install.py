@@ -34,6 +34,11 @@ def test_make_install_destdir_prefix(workdir):
     r = subprocess.run([os.path.join(dest, "opt/ob/bin/outbox"), "-C", conf, "probe"],
                        capture_output=True, text=True, timeout=30)
     assert r.returncode == 1 and "result: failed at connect" in r.stdout, r.stdout + r.stderr
+    # and its oauth2 helper (this relay has none: a usage error)
+    assert os.access(os.path.join(dest, "opt/ob/libexec/outbox/oauth2"), os.X_OK)
+    r = subprocess.run([os.path.join(dest, "opt/ob/bin/outbox"), "-C", conf, "oauth2", "login"],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 64 and "no relay has oauth2_token_url" in r.stderr, r.stdout + r.stderr
 
 
 def test_sendmail_path_loads_no_tls_library():
@@ -43,6 +48,10 @@ def test_sendmail_path_loads_no_tls_library():
     from conftest import OUTBOX
     libs = subprocess.run(["ldd", OUTBOX], capture_output=True, text=True).stdout
     assert "libmbed" not in libs, libs
+    assert "libcurl" not in libs and "libjansson" not in libs, libs     # OAuth2 is outboxd's
+    helper = subprocess.run(["ldd", os.path.join(os.path.dirname(OUTBOX), "outbox-oauth2")],
+                            capture_output=True, text=True).stdout
+    assert "libcurl" in helper
     probe = subprocess.run(["ldd", os.path.join(os.path.dirname(OUTBOX), "outbox-probe")],
                            capture_output=True, text=True).stdout
     assert "libmbedtls" in probe

@@ -23,6 +23,7 @@
 
 #include "../../common/net.h"
 #include "../../common/smtp_client.h"
+#include "../../oauth2/oauth2.h"
 #include "../tool.h"
 
 static const char *const stage_names[] = {
@@ -80,6 +81,9 @@ static int probe(const struct relay *r)
 		return 1;
 	}
 	smtp_client_init(&s);
+	struct oauth2_cache *cache = oauth2_cache_new();
+	s.token = oauth2_token_hook;
+	s.token_arg = cache;
 	buf_init(&transcript);
 	s.transcript = &transcript;
 	int opened = smtp_open(&s, r, &t);
@@ -104,6 +108,7 @@ static int probe(const struct relay *r)
 	}
 	buf_free(&transcript);
 	smtp_client_free(&s);
+	oauth2_cache_free(cache);
 	tls_client_free(&t);
 	return rc;
 }
@@ -112,12 +117,8 @@ static int probe(const struct relay *r)
  * one named (NAME of [relay.NAME]; "default" for [relay]). */
 int main(int argc, char **argv)
 {
-	const char *conf_path = NULL;
-	int i = 1;
-	if (argc >= 3 && strcmp(argv[1], "-C") == 0) {
-		conf_path = argv[2];
-		i = 3;
-	}
+	const char *conf_path;
+	int i = tool_helper_args(argc, argv, &conf_path);
 	if (argc - i > 1) {
 		fprintf(stderr, "usage: outbox [-C FILE] probe [RELAY]\n");
 		return EX_USAGE;

@@ -1,0 +1,410 @@
+/*
+ * oauth2.c - access tokens and the device flow over HTTPS (oauth2.h).
+ */
+#include "oauth2.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <libgen.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "../common/auth.h"
+#include "../common/log.h"
+
+#define BODY_MAX (64 * 1024)	/* an endpoint's answer, at most */
+#define HTTP_TIMEOUT_S 60
+
+/* ---- HTTPS ---- */
+
+static size_t on_body(char *p, size_t size, size_t n, void *arg)
+{
+	struct buf *b = arg;
+	if (b->len + size * n > BODY_MAX)
+		return 0;	/* too long: the transfer fails */
+	buf_add(b, p, size * n);
+	return size * n;
+}
+
+/* POST form to url, verified as the relay says; the status and body. */
+static int post(const struct relay *r, const char *url, const char *form, long *status, struct buf *body,
+		struct err *e)
+{
+	CURL *h = curl_easy_init();
+	if (!h)
+		return err_set(e, "cannot start an HTTPS client");
+	char errbuf[CURL_ERROR_SIZE] = "";
+	long timeout = r->timeout && r->timeout < HTTP_TIMEOUT_S ? (long)r->timeout : HTTP_TIMEOUT_S;
+	curl_easy_setopt(h, CURLOPT_URL, url);
+	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "https");
+	curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
+	curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
+	curl_easy_setopt(h, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
+	if (*r->ca_file)
+		curl_easy_setopt(h, CURLOPT_CAINFO, r->ca_file);
+	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(h, CURLOPT_TIMEOUT, timeout);
+	curl_easy_setopt(h, CURLOPT_POSTFIELDS, form);
+	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(h, CURLOPT_WRITEDATA, body);
+	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
+	curl_easy_setopt(h, CURLOPT_USERAGENT, "outbox");
+	CURLcode rc = curl_easy_perform(h);
+	if (rc == CURLE_OK)
+		curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, status);
+	curl_easy_cleanup(h);
+	if (rc != CURLE_OK)
+		return err_set(e, "%s: %s", url, *errbuf ? errbuf : curl_easy_strerror(rc));
+	buf_adds(body, "");
+	return 0;
+}
+
+/* key=value&... with the values escaped; secrets wiped by form_free. */
+static void form_add(struct buf *f, const char *key, const char *value)
+{
+	char *v = curl_easy_escape(NULL, value, 0);
+	buf_printf(f, "%s%s=%s", f->len ? "&" : "", key, v ? v : "");
+	if (v) {
+		explicit_bzero(v, strlen(v));
+		curl_free(v);
+	}
+}
+
+static void form_free(struct buf *f)
+{
+	if (f->data)
+		explicit_bzero(f->data, f->len);
+	buf_free(f);
+}
+
+/* The endpoint's JSON answer, or NULL with e: its "error" and
+ * "error_description", never anything else it says. */
+static json_t *answer(const char *url, long status, const struct buf *body, struct err *e)
+{
+	json_t *j = json_loads(body->data ? body->data : "", 0, NULL);
+	if (status == 200 && json_is_object(j))
+		return j;
+	const char *code = j ? json_string_value(json_object_get(j, "error")) : NULL;
+	const char *desc = j ? json_string_value(json_object_get(j, "error_description")) : NULL;
+	char safe[300];
+	if (code)
+		err_set(e, "%s: %s%s%s", url, log_safe(code, safe, 100), desc ? ": " : "",
+			desc ? log_safe(desc, safe + 100, 200) : "");
+	else
+		err_set(e, "%s: HTTP %ld without an OAuth2 answer", url, status);
+	json_decref(j);
+	return NULL;
+}
+
+static const char *str(json_t *j, const char *key)
+{
+	return json_string_value(json_object_get(j, key));
+}
+
+/* ---- the refresh token's file ---- */
+
+int oauth2_store_token(const char *path, const char *text, uid_t uid, gid_t gid, struct err *e)
+{
+	char *tmp = xasprintf("%s.tmp.%ld", path, (long)getpid());
+	char *copy = xstrdup(path);
+	int rc = 0, fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0)
+		rc = err_sys(e, "cannot write %s", tmp);
+	else if ((uid != (uid_t)-1 || gid != (gid_t)-1) && fchown(fd, uid, gid) < 0)
+		rc = err_sys(e, "chown %s", tmp);
+	else if (write_all(fd, text, strlen(text)) < 0 || write_all(fd, "\n", 1) < 0 || fsync(fd) < 0)
+		rc = err_sys(e, "write %s", tmp);
+	if (fd >= 0 && close(fd) < 0 && rc == 0)
+		rc = err_sys(e, "close %s", tmp);
+	if (rc == 0 && rename(tmp, path) < 0)
+		rc = err_sys(e, "rename %s", path);
+	if (rc == 0)
+		rc = fsync_dir(dirname(copy), e);
+	if (rc < 0 && fd >= 0)
+		(void)unlink(tmp);
+	free(tmp);
+	free(copy);
+	return rc;
+}
+
+/* ---- access tokens ---- */
+
+struct cached {
+	struct cached *next;
+	char *relay, *token_url, *client_id;	/* what it is for */
+	char *token;
+	double expires;		/* wall clock */
+};
+
+struct oauth2_cache {
+	uv_mutex_t mu;
+	struct cached *list;
+};
+
+struct oauth2_cache *oauth2_cache_new(void)
+{
+	struct oauth2_cache *c = xcalloc(1, sizeof *c);
+	uv_mutex_init(&c->mu);
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	return c;
+}
+
+void oauth2_cache_free(struct oauth2_cache *c)
+{
+	if (!c)
+		return;
+	for (struct cached *t = c->list, *n; t; t = n) {
+		n = t->next;
+		free(t->relay);
+		free(t->token_url);
+		free(t->client_id);
+		secret_free(t->token);
+		free(t);
+	}
+	uv_mutex_destroy(&c->mu);
+	free(c);
+	curl_global_cleanup();
+}
+
+static struct cached *entry_for(struct oauth2_cache *c, const struct relay *r)
+{
+	for (struct cached *t = c->list; t; t = t->next)
+		if (strcmp(t->relay, r->name) == 0 && strcmp(t->token_url, r->oauth2_token_url) == 0
+		    && strcmp(t->client_id, r->oauth2_client_id) == 0)
+			return t;
+	struct cached *t = xcalloc(1, sizeof *t);
+	t->relay = xstrdup(r->name);
+	t->token_url = xstrdup(r->oauth2_token_url);
+	t->client_id = xstrdup(r->oauth2_client_id);
+	t->next = c->list;
+	c->list = t;
+	return t;
+}
+
+/* The client's part of a token request. */
+static int add_client(struct buf *form, const struct relay *r, struct err *e)
+{
+	form_add(form, "client_id", r->oauth2_client_id);
+	if (!*r->oauth2_client_secret_file)
+		return 0;
+	char *secret = secret_read_file(r->oauth2_client_secret_file, "oauth2_client_secret_file", e);
+	if (!secret)
+		return -1;
+	form_add(form, "client_secret", secret);
+	secret_free(secret);
+	return 0;
+}
+
+/* A refresh_token grant: the new access token into t. */
+static int refresh(const struct relay *r, struct cached *t, struct err *e)
+{
+	char *refresh_token = secret_read_file(r->oauth2_refresh_token_file, "oauth2_refresh_token_file", e);
+	if (!refresh_token)
+		return -1;
+	if (!*refresh_token) {
+		secret_free(refresh_token);
+		return err_set(e, "%s is empty: run outbox oauth2 login", r->oauth2_refresh_token_file);
+	}
+	struct buf form, body;
+	buf_init(&form);
+	buf_init(&body);
+	form_add(&form, "grant_type", "refresh_token");
+	form_add(&form, "refresh_token", refresh_token);
+	long status = 0;
+	int rc = add_client(&form, r, e);
+	if (rc == 0)
+		rc = post(r, r->oauth2_token_url, form.data, &status, &body, e);
+	form_free(&form);
+	json_t *j = rc == 0 ? answer(r->oauth2_token_url, status, &body, e) : NULL;
+	form_free(&body);
+	if (!j) {
+		secret_free(refresh_token);
+		return -1;
+	}
+	const char *access = str(j, "access_token"), *rotated = str(j, "refresh_token");
+	json_int_t expires_in = json_integer_value(json_object_get(j, "expires_in"));
+	if (!access || !*access) {
+		rc = err_set(e, "%s: no access_token in the answer", r->oauth2_token_url);
+	} else {
+		secret_free(t->token);
+		t->token = xstrdup(access);
+		t->expires = now_real() + (double)(expires_in > 0 ? expires_in : 3600);
+		log_info("relay %s: OAuth2 access token obtained, valid for %lld s", relay_label(r),
+			 (long long)(expires_in > 0 ? expires_in : 3600));
+	}
+	if (rc == 0 && rotated && *rotated && strcmp(rotated, refresh_token) != 0) {
+		struct err we;
+		if (oauth2_store_token(r->oauth2_refresh_token_file, rotated, (uid_t)-1, (gid_t)-1, &we) < 0)
+			log_err("relay %s: the provider rotated the refresh token and it could not be stored "
+				"(%s): the next refresh may fail; make its directory writable by outboxd",
+				relay_label(r), we.msg);
+		else
+			log_info("relay %s: rotated OAuth2 refresh token stored in %s", relay_label(r),
+				 r->oauth2_refresh_token_file);
+	}
+	json_decref(j);
+	secret_free(refresh_token);
+	return rc;
+}
+
+char *oauth2_access_token(struct oauth2_cache *c, const struct relay *r, bool fresh, struct err *e)
+{
+	char *out = NULL;
+	uv_mutex_lock(&c->mu);
+	struct cached *t = entry_for(c, r);
+	bool usable = t->token && !fresh && t->expires - now_real() > OAUTH2_REFRESH_AHEAD_S;
+	if (usable || refresh(r, t, e) == 0)
+		out = xstrdup(t->token);
+	uv_mutex_unlock(&c->mu);
+	return out;
+}
+
+char *oauth2_token_hook(void *arg, const struct relay *r, bool fresh, struct err *e)
+{
+	return oauth2_access_token(arg, r, fresh, e);
+}
+
+/* ---- the device flow (RFC 8628) ---- */
+
+static bool has_prefix(const char *s, const char *p)
+{
+	return strncmp(s, p, strlen(p)) == 0;
+}
+
+const char *oauth2_device_url(const struct relay *r, char *out, size_t n)
+{
+	const char *t = r->oauth2_token_url, *ms = "https://login.microsoftonline.com/";
+	if (*r->oauth2_device_url)
+		snprintf(out, n, "%s", r->oauth2_device_url);
+	else if (has_prefix(t, "https://oauth2.googleapis.com/") || has_prefix(t, "https://accounts.google.com/"))
+		snprintf(out, n, "https://oauth2.googleapis.com/device/code");
+	else if (has_prefix(t, ms) && strlen(t) > 6 && strcmp(t + strlen(t) - 6, "/token") == 0)
+		snprintf(out, n, "%.*s/devicecode", (int)(strlen(t) - 6), t);
+	else
+		snprintf(out, n, "%s", "");
+	return out;
+}
+
+const char *oauth2_scope(const struct relay *r)
+{
+	if (*r->oauth2_scope)
+		return r->oauth2_scope;
+	if (strstr(r->oauth2_token_url, "google"))
+		return "https://mail.google.com/";
+	if (strstr(r->oauth2_token_url, "microsoftonline"))
+		return "https://outlook.office.com/SMTP.Send offline_access";
+	return "";
+}
+
+/* The device authorization request: its answer, or NULL with e. */
+static json_t *device_request(const struct relay *r, const char *url, struct err *e)
+{
+	struct buf form, body;
+	long status = 0;
+	buf_init(&form);
+	buf_init(&body);
+	form_add(&form, "client_id", r->oauth2_client_id);
+	if (*oauth2_scope(r))
+		form_add(&form, "scope", oauth2_scope(r));
+	int rc = post(r, url, form.data, &status, &body, e);
+	form_free(&form);
+	json_t *j = rc == 0 ? answer(url, status, &body, e) : NULL;
+	buf_free(&body);
+	if (j && (!str(j, "device_code") || !str(j, "user_code")
+		  || (!str(j, "verification_uri") && !str(j, "verification_url")))) {
+		err_set(e, "%s: the answer lacks device_code, user_code or verification_uri", url);
+		json_decref(j);
+		j = NULL;
+	}
+	return j;
+}
+
+/* One poll of the token endpoint: 1 done (refresh token in *out), 0
+ * pending (*interval may grow), -1 failed with e. */
+static int poll_once(const struct relay *r, const char *device_code, long *interval, char **out, struct err *e)
+{
+	struct buf form, body;
+	long status = 0;
+	buf_init(&form);
+	buf_init(&body);
+	form_add(&form, "grant_type", "urn:ietf:params:oauth:grant-type:device_code");
+	form_add(&form, "device_code", device_code);
+	int rc = add_client(&form, r, e);
+	if (rc == 0)
+		rc = post(r, r->oauth2_token_url, form.data, &status, &body, e);
+	form_free(&form);
+	if (rc < 0) {
+		buf_free(&body);
+		return -1;
+	}
+	json_t *j = json_loads(body.data ? body.data : "", 0, NULL);
+	const char *error = j ? str(j, "error") : NULL;
+	int result;
+	if (status == 200 && j && str(j, "refresh_token")) {
+		*out = xstrdup(str(j, "refresh_token"));
+		result = 1;
+	} else if (error && strcmp(error, "authorization_pending") == 0) {
+		result = 0;
+	} else if (error && strcmp(error, "slow_down") == 0) {
+		*interval += 5;	/* RFC 8628 section 3.5 */
+		result = 0;
+	} else {
+		json_decref(answer(r->oauth2_token_url, status == 200 ? 400 : status, &body, e));
+		if (status == 200)
+			err_set(e, "%s: approved, but no refresh_token came (is offline access in the scope?)",
+				r->oauth2_token_url);
+		result = -1;
+	}
+	json_decref(j);
+	form_free(&body);
+	return result;
+}
+
+int oauth2_device_login(const struct relay *r, FILE *out, uid_t uid, gid_t gid, struct err *e)
+{
+	char url[512];
+	if (!*oauth2_device_url(r, url, sizeof url))
+		return err_set(e, "no device authorization endpoint known for %s: set oauth2_device_url",
+			       r->oauth2_token_url);
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	json_t *dev = device_request(r, url, e);
+	if (!dev)
+		return -1;
+	const char *uri = str(dev, "verification_uri_complete");
+	long interval = (long)json_integer_value(json_object_get(dev, "interval"));
+	json_int_t expires_in = json_integer_value(json_object_get(dev, "expires_in"));
+	if (interval <= 0)
+		interval = 5;
+	fprintf(out, "To let outbox send mail as %s through relay %s, open\n\n    %s\n\nand enter the code\n\n"
+		     "    %s\n\n", r->user, relay_label(r),
+		str(dev, "verification_uri") ? str(dev, "verification_uri") : str(dev, "verification_url"),
+		str(dev, "user_code"));
+	if (uri)
+		fprintf(out, "(or open %s)\n\n", uri);
+	fprintf(out, "Waiting for the approval...\n");
+	fflush(out);
+	double deadline = now_real() + (double)(expires_in > 0 ? expires_in : 900);
+	char *refresh_token = NULL;
+	int rc = 0;
+	while (rc == 0) {
+		if (now_real() > deadline) {
+			rc = err_set(e, "the code expired before it was approved: run outbox oauth2 login again");
+			break;
+		}
+		sleep((unsigned)interval);
+		rc = poll_once(r, str(dev, "device_code"), &interval, &refresh_token, e);
+	}
+	json_decref(dev);
+	curl_global_cleanup();
+	if (rc < 0)
+		return -1;
+	rc = oauth2_store_token(r->oauth2_refresh_token_file, refresh_token, uid, gid, e);
+	secret_free(refresh_token);
+	if (rc == 0)
+		fprintf(out, "Approved: the refresh token is in %s.\n", r->oauth2_refresh_token_file);
+	return rc;
+}

@@ -1,0 +1,77 @@
+/*
+ * login.c - outbox-oauth2, run by `outbox oauth2 login [RELAY]` (a
+ * program of its own: the sendmail command never loads libcurl).  Runs
+ * the device authorization grant (RFC 8628, oauth2/oauth2.c) for the
+ * relay named (NAME of [relay.NAME], "default" for [relay]) or the
+ * first relay with oauth2_token_url, and writes the refresh token to its
+ * oauth2_refresh_token_file, mode 0600, owned by [queue] user when run
+ * as root.  Then it gets one access token with it, as outboxd will.
+ *
+ * Exit 0 when the token is stored and works, 1 when the provider
+ * refused or the code expired, 64 for a usage error, 78 for the
+ * configuration.
+ */
+#include <pwd.h>
+#include <stdio.h>
+#include <string.h>
+#include <sysexits.h>
+#include <unistd.h>
+
+#include "../../common/auth.h"
+#include "../../oauth2/oauth2.h"
+#include "../tool.h"
+
+static const struct relay *pick(const struct config *c, const char *name)
+{
+	for (size_t i = 0; i < c->nrelays; i++) {
+		const struct relay *r = c->relays[i];
+		if (name ? strcmp(name, *r->name ? r->name : "default") == 0 : *r->oauth2_token_url != '\0')
+			return r;
+	}
+	return NULL;
+}
+
+int main(int argc, char **argv)
+{
+	const char *conf_path;
+	int i = tool_helper_args(argc, argv, &conf_path);
+	if (i >= argc || strcmp(argv[i], "login") != 0 || argc - i > 2) {
+		fprintf(stderr, "usage: outbox [-C FILE] oauth2 login [RELAY]\n");
+		return EX_USAGE;
+	}
+	const char *name = i + 1 < argc ? argv[i + 1] : NULL;
+	struct config *c = tool_config(conf_path);
+	const struct relay *r = pick(c, name);
+	int rc = 0;
+	struct err e;
+	if (!r || !*r->oauth2_token_url) {
+		fprintf(stderr, "outbox oauth2: %s in %s\n",
+			name ? "no such relay, or it has no oauth2_token_url," : "no relay has oauth2_token_url", c->path);
+		config_unref(c);
+		return EX_USAGE;
+	}
+	uid_t uid = (uid_t)-1;
+	gid_t gid = (gid_t)-1;
+	struct passwd *pw = geteuid() == 0 ? getpwnam(c->queue.user) : NULL;
+	if (pw) {	/* outboxd, running as that user, must read and replace it */
+		uid = pw->pw_uid;
+		gid = pw->pw_gid;
+	}
+	if (oauth2_device_login(r, stdout, uid, gid, &e) < 0) {
+		fprintf(stderr, "outbox oauth2: %s\n", e.msg);
+		rc = 1;
+	} else {
+		struct oauth2_cache *cache = oauth2_cache_new();
+		char *token = oauth2_access_token(cache, r, true, &e);
+		if (token)
+			printf("An access token was obtained with it: outboxd can authenticate as %s.\n", r->user);
+		else
+			fprintf(stderr, "outbox oauth2: the refresh token was stored, but getting an access token "
+					"with it failed: %s\n", e.msg);
+		rc = token ? 0 : 1;
+		secret_free(token);
+		oauth2_cache_free(cache);
+	}
+	config_unref(c);
+	return rc;
+}
