@@ -62,10 +62,11 @@ OUTBOXD := $(BUILD)/outboxd
 OUTBOX  := $(BUILD)/outbox
 PROBE   := $(BUILD)/outbox-probe
 OAUTH2  := $(BUILD)/outbox-oauth2
+COMPOSE := $(BUILD)/outbox-compose
 HELPERS := $(BUILD)/tests/mkqueue $(BUILD)/confdoc $(BUILD)/tests/outbox-runconf
 
 .PHONY: all check unit integration deps demo install bench clean man fuzz fuzz-smoke fuzz-long
-all: $(OUTBOXD) $(OUTBOX) $(PROBE) $(OAUTH2)
+all: $(OUTBOXD) $(OUTBOX) $(PROBE) $(OAUTH2) $(COMPOSE)
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -89,6 +90,10 @@ $(OUTBOX): $(TOOL_OBJ) $(BUILD)/libcommon.a
 $(PROBE): $(BUILD)/tool/probe/probe.o $(BUILD)/tool/toolconf.o $(OAUTH_OBJ) $(BUILD)/libcommon.a
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS) $(OAUTH_LIBS)
 
+# `outbox send`: the composer, with libmagic, apart as well
+$(COMPOSE): $(BUILD)/tool/compose/compose.o $(BUILD)/tool/compose/mime.o $(BUILD)/tool/send_args.o $(BUILD)/libcommon.a
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS) -lmagic
+
 # `outbox oauth2 login`: the device flow, with libcurl, apart as well
 $(OAUTH2): $(BUILD)/tool/oauth2/login.o $(BUILD)/tool/toolconf.o $(OAUTH_OBJ) $(BUILD)/libcommon.a
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS) $(OAUTH_LIBS)
@@ -101,6 +106,11 @@ $(BUILD)/tests/test_%: tests/unit/test_%.c $(BUILD)/libcommon.a
 $(BUILD)/tests/test_sendmail_args: tests/unit/test_sendmail_args.c $(BUILD)/tool/sendmail_args.o
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -o $@ $^ $(ALL_LDFLAGS) -lcmocka
+
+# the composer's encodings, tested alone
+$(BUILD)/tests/test_mime: tests/unit/test_mime.c $(BUILD)/tool/compose/mime.o $(BUILD)/libcommon.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(PKG_CFLAGS) -o $@ $^ $(ALL_LDFLAGS) $(LIBS) -lcmocka
 
 # The outbox command built with its default configuration at
 # /run/outbox-test/outbox.conf: a set-group-ID copy refuses -C and
@@ -168,6 +178,7 @@ install: all
 	install -d $(DESTDIR)$(LIBEXECDIR)
 	install -m 0755 $(PROBE) $(DESTDIR)$(LIBEXECDIR)/probe
 	install -m 0755 $(OAUTH2) $(DESTDIR)$(LIBEXECDIR)/oauth2
+	install -m 0755 $(COMPOSE) $(DESTDIR)$(LIBEXECDIR)/compose
 	ln -sf $(BINDIR)/outbox $(DESTDIR)$(SBINDIR)/sendmail
 	ln -sf $(BINDIR)/outbox $(DESTDIR)$(BINDIR)/mailq
 	install -m 0644 man/outbox.1 $(DESTDIR)$(MANDIR)/man1/outbox.1

@@ -4,6 +4,7 @@
  */
 #include "headers.h"
 
+
 #include <ctype.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -200,40 +201,92 @@ void header_add_message_id(struct buf *out, const char *domain)
 	buf_printf(out, "@%s>\r\n", addr_is_domain(domain) ? domain : "localhost");
 }
 
-static bool needs_encoding(const char *s)
+static bool ascii_only(const char *s, size_t n)
 {
-	for (; *s; s++)
-		if ((unsigned char)*s >= 0x80)
-			return true;
-	return false;
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)s[i] >= 0x80)
+			return false;
+	return true;
+}
+
+/* The length of the UTF-8 character that starts with c. */
+static size_t char_len(unsigned char c)
+{
+	return c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 1;
+}
+
+/* An octet as it stands in a Q-encoded word (RFC 2047 section 4.2 and
+ * the stricter rules of 5(3) for a phrase): 1 or 3 characters. */
+static size_t q_width(unsigned char c)
+{
+	return isalnum(c) || c == ' ' || c == '!' || c == '*' || c == '+' || c == '-' || c == '/' ? 1 : 3;
+}
+
+void header_words(struct buf *out, const char *s, size_t col)
+{
+	size_t n = strlen(s);
+	if (ascii_only(s, n) && col + n <= 76 && !strstr(s, "=?")) {
+		buf_adds(out, s);
+		return;
+	}
+	/* encoded words of at most 75 characters: 63 between "=?UTF-8?Q?" and "?=" */
+	size_t i = 0;
+	bool first = true;
+	while (i < n) {
+		size_t take = 0, width = 0;
+		while (i + take < n) {
+			size_t l = char_len((unsigned char)s[i + take]), w = 0;
+			for (size_t k = 0; k < l && i + take + k < n; k++)
+				w += q_width((unsigned char)s[i + take + k]);
+			if (width + w > 63)
+				break;
+			take += l;
+			width += w;
+		}
+		if (take == 0)
+			take = 1;	/* (a stray octet) */
+		if (i + take > n)
+			take = n - i;
+		buf_adds(out, first ? "=?UTF-8?Q?" : "\r\n =?UTF-8?Q?");
+		for (size_t k = i; k < i + take; k++) {
+			unsigned char c = (unsigned char)s[k];
+			if (c == ' ')
+				buf_addc(out, '_');
+			else if (q_width(c) == 1)
+				buf_addc(out, (char)c);
+			else
+				buf_printf(out, "=%02X", c);
+		}
+		buf_adds(out, "?=");
+		first = false;
+		i += take;
+	}
+}
+
+void header_display_name(struct buf *out, const char *s)
+{
+	size_t n = strlen(s);
+	if (!ascii_only(s, n)) {
+		header_words(out, s, 0);
+		return;
+	}
+	buf_addc(out, '"');	/* always quoted: valid whatever it holds */
+	for (size_t i = 0; i < n; i++) {
+		if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+			continue;	/* no controls, no line breaks */
+		if (s[i] == '"' || s[i] == '\\')
+			buf_addc(out, '\\');
+		buf_addc(out, s[i]);
+	}
+	buf_addc(out, '"');
 }
 
 void header_add_from(struct buf *out, const char *name, const char *addr)
 {
 	buf_adds(out, "From: ");
 	if (name && *name) {
-		if (needs_encoding(name)) {	/* RFC 2047 Q-encoding */
-			buf_adds(out, "=?UTF-8?Q?");
-			for (const unsigned char *p = (const unsigned char *)name; *p; p++) {
-				if (isalnum(*p))
-					buf_addc(out, (char)*p);
-				else if (*p == ' ')
-					buf_addc(out, '_');
-				else if (*p >= 0x20)
-					buf_printf(out, "=%02X", *p);
-			}
-			buf_adds(out, "?= ");
-		} else {
-			buf_addc(out, '"');
-			for (const char *p = name; *p; p++) {
-				if ((unsigned char)*p < 0x20 || *p == 0x7f)
-					continue;	/* no controls, no line breaks */
-				if (*p == '"' || *p == '\\')
-					buf_addc(out, '\\');
-				buf_addc(out, *p);
-			}
-			buf_adds(out, "\" ");
-		}
+		header_display_name(out, name);
+		buf_addc(out, ' ');
 	}
 	buf_printf(out, "<%s>\r\n", addr);
 }

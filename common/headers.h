@@ -59,5 +59,12 @@ int headers_envelope(const struct header_list *h, void (*add)(const char *addr, 
 void header_add_date(struct buf *out, double when);
 void header_add_message_id(struct buf *out, const char *domain);
 void header_add_from(struct buf *out, const char *display_name, const char *addr);
+/* Header text (UTF-8): as it is when ASCII and short, else RFC 2047
+ * encoded words "=?UTF-8?Q?...?=" of at most 75 octets, folded with
+ * CRLF SP, never splitting a character; col: where it starts. */
+void header_words(struct buf *out, const char *s, size_t col);
+/* A display name: a quoted string (controls dropped), or encoded words
+ * when it is not ASCII. */
+void header_display_name(struct buf *out, const char *s);
 
 #endif

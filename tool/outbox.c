@@ -27,22 +27,6 @@ static void usage(FILE *out)
 
 /* Commands SPEC names that this version does not have yet: a clear
  * message and EX_UNAVAILABLE rather than a usage error. */
-static bool planned(const char *cmd)
-{
-	static const char *const later[] = { "send" };
-	for (size_t i = 0; i < sizeof later / sizeof *later; i++)
-		if (strcmp(cmd, later[i]) == 0)
-			return true;
-	return false;
-}
-
-static int not_yet(const char *cmd)
-{
-	fprintf(stderr, "outbox: '%s' is not available in outbox %s yet; outboxd logs every "
-			"message's status (journalctl -u outboxd)\n", cmd, OUTBOX_VERSION);
-	return EX_UNAVAILABLE;
-}
-
 /*
  * `outbox probe` and `outbox oauth2` are separate programs, so that the
  * sendmail path does not load the TLS or HTTP libraries at every exec
@@ -52,17 +36,9 @@ static int not_yet(const char *cmd)
  */
 static int run_helper(const char *name, int argc, char **argv, const char *conf)
 {
-	char self[4096], path[4200];
-	ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-	if (n <= 0) {
-		perror("outbox: /proc/self/exe");
+	char path[4200];
+	if (tool_helper_path(name, path, sizeof path) < 0)
 		return EX_OSERR;
-	}
-	self[n] = '\0';
-	char *dir = dirname(self);
-	snprintf(path, sizeof path, "%s/outbox-%s", dir, name);
-	if (access(path, X_OK) != 0)
-		snprintf(path, sizeof path, "%s/../libexec/outbox/%s", dir, name);
 	char *args[argc + 4];
 	int k = 0;
 	args[k++] = path;
@@ -124,6 +100,8 @@ int main(int argc, char **argv)
 		return sendmail_main(argc - i, argv + i, conf);
 	if (strcmp(argv[i], "probe") == 0 || strcmp(argv[i], "oauth2") == 0)
 		return run_helper(argv[i], argc - i, argv + i, conf);
+	if (strcmp(argv[i], "send") == 0)
+		return send_main(argc - i, argv + i, conf);
 	if (strcmp(argv[i], "config") == 0)
 		return print_config(argc - i, argv + i, conf);
 	static const char *const queue_tools[] = { "queue", "show", "flush", "delete", "hold",
@@ -131,8 +109,6 @@ int main(int argc, char **argv)
 	for (size_t k = 0; k < sizeof queue_tools / sizeof *queue_tools; k++)
 		if (strcmp(argv[i], queue_tools[k]) == 0)
 			return control_main(argv[i], argc - i - 1, argv + i + 1, conf);
-	if (planned(argv[i]))
-		return not_yet(argv[i]);
 	fprintf(stderr, "outbox: unknown command '%s'\n", argv[i]);
 	usage(stderr);
 	return EX_USAGE;

@@ -114,14 +114,91 @@ static int flush_queue(const struct config *cf, const char *qarg)
 	return control_request(cf, "FLUSH", one ? 1 : 0, one ? &id : NULL, false);
 }
 
+int sendmail_message(const struct config *cf, struct sendmail_opts *o, const char *raw, size_t rawlen)
+{
+	struct buf msg, out;
+	struct rcpts r = { 0 };
+	struct err e;
+	bool ended;
+	int rc = 0;
+	struct passwd *pw = getpwuid(getuid());
+	char login[64];
+	if (pw && addr_is_local_name(pw->pw_name))
+		snprintf(login, sizeof login, "%s", pw->pw_name);
+	else
+		snprintf(login, sizeof login, "uid%ld", (long)getuid());
+	if (o->from && strcmp(o->from, "<>") == 0)
+		o->from = "";
+	for (const char *c = o->fullname; c && *c; c++) {
+		if ((unsigned char)*c < 0x20 || *c == 0x7f) {	/* never into a header */
+			fprintf(stderr, "sendmail: -F: a control character in the full name\n");
+			return EX_DATAERR;
+		}
+	}
+	if (o->from && *o->from && addr_check(o->from, &e) < 0) {
+		fprintf(stderr, "sendmail: bad sender address %s: %s\n", o->from, e.msg);
+		return EX_DATAERR;
+	}
+	for (int i = 0; i < o->nrcpt; i++) {
+		if (addr_list_check(o->rcpt[i], &e) < 0) {
+			fprintf(stderr, "sendmail: bad recipient address %s: %s\n", o->rcpt[i], e.msg);
+			return EX_DATAERR;
+		}
+	}
+	for (int i = 0; i < o->nrcpt; i++) {	/* "a@x, b@y" as one argument, as sendmail allows */
+		char *copy = xstrdup(o->rcpt[i]), *save = NULL;
+		for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save))
+			add_rcpt(trim(t), &r);
+		free(copy);
+	}
+	buf_init(&msg);
+	buf_init(&out);
+	char *sender = sender_rewrite(cf, o->from, login);
+	normalize_crlf(raw ? raw : "", rawlen, &msg, !o->i, &ended);
+	rc = compose(cf, o, msg.data ? msg.data : "", msg.len, sender, pw, &r, &out);
+	if (rc == 0 && r.n == 0) {
+		fprintf(stderr, "sendmail: no recipients given%s\n", o->t ? " (none found in To, Cc or Bcc)" : "");
+		rc = EX_USAGE;
+	}
+	if (rc == 0) {
+		struct submission s = {
+			.sender = sender, .rcpt = (const char *const *)r.v, .nrcpt = r.n,
+			.msg = out.data, .len = out.len, .verbose = o->verbose,
+		};
+		char id[QID_LEN + 1] = "", why[600];
+		for (size_t i = 0; i < out.len; i++)
+			if ((unsigned char)out.data[i] >= 0x80)
+				s.eight_bit = true;
+		s.smtputf8 = addr_needs_utf8(sender);
+		for (size_t i = 0; i < r.n; i++)
+			s.smtputf8 |= addr_needs_utf8(r.v[i]);
+		rc = submit_smtp(cf, &s, id, why, sizeof why);
+		if (rc && s.unreachable) {	/* outboxd down: leave it in pickup/ */
+			char name[96];
+			rc = pickup_write(cf, &s, name, sizeof name, why, sizeof why);
+			if (!rc && o->verbose)
+				fprintf(stderr, "sendmail: outboxd is not reachable; left in pickup/new/%s\n",
+					name);
+		}
+		if (rc)
+			fprintf(stderr, "sendmail: %s\n", why);
+		else if (o->verbose && *id)
+			fprintf(stderr, "sendmail: queued as %s\n", id);
+	}
+	for (size_t i = 0; i < r.n; i++)
+		free(r.v[i]);
+	free(r.v);
+	free(sender);
+	buf_free(&msg);
+	buf_free(&out);
+	return rc;
+}
+
 int sendmail_main(int argc, char **argv, const char *conf_path)
 {
 	struct sendmail_opts o;
 	const char *what, *bad_arg;
-	struct buf raw, msg, out;
-	struct rcpts r = { 0 };
-	struct err e;
-	bool ended;
+	struct buf raw;
 	int rc = sendmail_parse_args(argc, argv, &o, &what, &bad_arg);
 	if (rc)
 		return usage_error(what, bad_arg);
@@ -141,84 +218,11 @@ int sendmail_main(int argc, char **argv, const char *conf_path)
 		config_free(cf);
 		return rc;
 	}
-	struct passwd *pw = getpwuid(getuid());
-	char login[64];
-	if (pw && addr_is_local_name(pw->pw_name))
-		snprintf(login, sizeof login, "%s", pw->pw_name);
-	else
-		snprintf(login, sizeof login, "uid%ld", (long)getuid());
-	if (o.from && strcmp(o.from, "<>") == 0)
-		o.from = "";
-	for (const char *c = o.fullname; c && *c; c++) {
-		if ((unsigned char)*c < 0x20 || *c == 0x7f) {	/* never into a header */
-			fprintf(stderr, "sendmail: -F: a control character in the full name\n");
-			config_free(cf);
-			return EX_DATAERR;
-		}
-	}
-	if (o.from && *o.from && addr_check(o.from, &e) < 0) {
-		fprintf(stderr, "sendmail: bad sender address %s: %s\n", o.from, e.msg);
-		config_free(cf);
-		return EX_DATAERR;
-	}
-	for (int i = 0; i < o.nrcpt; i++) {
-		if (addr_list_check(o.rcpt[i], &e) < 0) {
-			fprintf(stderr, "sendmail: bad recipient address %s: %s\n", o.rcpt[i], e.msg);
-			config_free(cf);
-			return EX_DATAERR;
-		}
-	}
-	for (int i = 0; i < o.nrcpt; i++) {	/* "a@x, b@y" as one argument, as sendmail allows */
-		char *copy = xstrdup(o.rcpt[i]), *save = NULL;
-		for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save))
-			add_rcpt(trim(t), &r);
-		free(copy);
-	}
 	buf_init(&raw);
-	buf_init(&msg);
-	buf_init(&out);
-	char *sender = sender_rewrite(cf, o.from, login);
 	rc = read_stdin(&raw, cf->queue.max_message_size);
-	if (rc == 0) {
-		normalize_crlf(raw.data ? raw.data : "", raw.len, &msg, !o.i, &ended);
-		rc = compose(cf, &o, msg.data ? msg.data : "", msg.len, sender, pw, &r, &out);
-	}
-	if (rc == 0 && r.n == 0) {
-		fprintf(stderr, "sendmail: no recipients given%s\n", o.t ? " (none found in To, Cc or Bcc)" : "");
-		rc = EX_USAGE;
-	}
-	if (rc == 0) {
-		struct submission s = {
-			.sender = sender, .rcpt = (const char *const *)r.v, .nrcpt = r.n,
-			.msg = out.data, .len = out.len, .verbose = o.verbose,
-		};
-		char id[QID_LEN + 1] = "", why[600];
-		for (size_t i = 0; i < out.len; i++)
-			if ((unsigned char)out.data[i] >= 0x80)
-				s.eight_bit = true;
-		s.smtputf8 = addr_needs_utf8(sender);
-		for (size_t i = 0; i < r.n; i++)
-			s.smtputf8 |= addr_needs_utf8(r.v[i]);
-		rc = submit_smtp(cf, &s, id, why, sizeof why);
-		if (rc && s.unreachable) {	/* outboxd down: leave it in pickup/ */
-			char name[96];
-			rc = pickup_write(cf, &s, name, sizeof name, why, sizeof why);
-			if (!rc && o.verbose)
-				fprintf(stderr, "sendmail: outboxd is not reachable; left in pickup/new/%s\n",
-					name);
-		}
-		if (rc)
-			fprintf(stderr, "sendmail: %s\n", why);
-		else if (o.verbose && *id)
-			fprintf(stderr, "sendmail: queued as %s\n", id);
-	}
-	for (size_t i = 0; i < r.n; i++)
-		free(r.v[i]);
-	free(r.v);
-	free(sender);
+	if (rc == 0)
+		rc = sendmail_message(cf, &o, raw.data, raw.len);
 	buf_free(&raw);
-	buf_free(&msg);
-	buf_free(&out);
 	config_free(cf);
 	return rc;
 }

@@ -18,6 +18,11 @@ struct config *tool_config(const char *path);
 /* A helper's (outbox-probe, outbox-oauth2) leading "-C FILE", as outbox
  * passes it: the index of the first other argument. */
 int tool_helper_args(int argc, char **argv, const char **conf);
+/* Where helper NAME is: outbox-NAME beside this program (the build
+ * tree), else ../libexec/outbox/NAME; -1 when /proc/self/exe fails. */
+int tool_helper_path(const char *name, char *out, size_t n);
+/* outbox send ARGS (send.c). */
+int send_main(int argc, char **argv, const char *conf);
 /* A stream connection to outboxd's Unix socket at path, every read and
  * write with a timeout of timeout_s, SIGPIPE ignored; -1 with errno
  * (ENAMETOOLONG for a path too long).  (toolconf.c) */
@@ -65,6 +70,12 @@ int pickup_write(const struct config *c, const struct submission *s, char *name,
 int submit_session(const struct config *c, int in, int out, char *why, size_t why_len);
 
 int sendmail_main(int argc, char **argv, const char *conf_path);
+/* The rest of sendmail once the message (raw, LF or CRLF) is read: the
+ * envelope settled and checked, From:, Date:, Message-ID: added when
+ * missing, submitted (or left in pickup/ when outboxd is down); a
+ * sysexits code.  `outbox send` uses it too. */
+struct sendmail_opts;
+int sendmail_message(const struct config *cf, struct sendmail_opts *o, const char *raw, size_t rawlen);
 
 
 /* The queue tools over outboxd's control socket (control.c): send the
