@@ -240,15 +240,30 @@ void attempt_finish(struct worker *w, struct attempt *a)
 void attempt_postpone(struct worker *w, struct attempt *a, double until, const char *why)
 {
 	struct err e;
-	char dur[32];
+	char next[48], dur[32];
 	double in = until - now_real();
-	log_info("%s: waits %s: %s", a->job->id, format_duration((uint64_t)(in > 0 ? in + 0.5 : 0), dur, sizeof dur),
-		 why);
+	unsigned n = 0;
+	snprintf(next, sizeof next, " next=+%s", format_duration((uint64_t)(in > 0 ? in + 0.5 : 0), dur, sizeof dur));
+	set_all(a, OUT_DEFERRED, why);	/* as Postfix logs "delivery temporarily suspended" */
+	const char **reasons = xcalloc(a->env.nrcpt, sizeof *reasons);
+	for (size_t i = 0; i < a->env.nrcpt; i++) {
+		if (a->env.rcpt[i].status != RCPT_PENDING)
+			continue;
+		log_recipient(w, a, i, "deferred", next);
+		reasons[i] = why;
+		n++;
+	}
 	if (store_note_retry(w->pool->store, a->name, (uint32_t)ceil(until), a->job->tries, &e) < 0)
 		log_err("%s: %s", a->job->id, e.msg);
-	struct delivery_result r = { .next_try = until, .tries = (uint16_t)a->job->tries };
+	store_note_reasons(w->pool->store, a->job->id, &a->env, reasons, "");
+	free(reasons);
+	/* not an attempt: its tries stay, and so does its backoff */
+	struct delivery_result r = { .next_try = until, .tries = (uint16_t)a->job->tries,
+				     .deferred = (uint16_t)n };
 	memcpy(r.id, a->job->id, sizeof r.id);
 	snprintf(r.last_reply, sizeof r.last_reply, "%s", why);
+	if (a->job->routed)
+		snprintf(r.relay, sizeof r.relay, "%s", relay_label(job_relay(a->job)));
 	post_result(w->pool, &r);
 	attempt_free(a);
 }

@@ -80,6 +80,7 @@ struct upstream {
 	size_t want;		/* its relay's workers; 0 once removed: the rest leave */
 	bool removed;		/* not in the configuration any more */
 	double down_until;	/* wall clock: after a connection-level failure */
+	char down_why[200];	/* that failure, or the quota reply */
 	unsigned failures;	/* such failures in a row: the backoff grows */
 	uint64_t sessions_opened;
 	uint64_t sessions_failed[ST_LOCAL + 1];

@@ -91,6 +91,7 @@ bool upstream_failed(struct worker *w, struct job *j)
 	double now = now_real();
 	uv_mutex_lock(&p->mu);
 	up->failures++;
+	snprintf(up->down_why, sizeof up->down_why, "%.199s", w->smtp.fail_text);
 	double wait = retry_delay(c->queue.retry_min, c->queue.retry_max, up->failures, rnd01(w));
 	unsigned quota = smtp_quota_hold(w->smtp.fail_code, w->smtp.fail_text);	/* "421 4.7.0 ..." */
 	if (quota > wait)
@@ -138,6 +139,7 @@ void upstream_hold(struct worker *w, unsigned hold, const char *reply)
 	snprintf(label, sizeof label, "%s", relay_label(up->relay));
 	if (up->down_until < now_real() + hold)
 		up->down_until = now_real() + hold;
+	snprintf(up->down_why, sizeof up->down_why, "%s", reply);
 	uv_mutex_unlock(&w->pool->mu);
 	log_warn("relay %s: held back for %u s after a quota or rate reply (%s)", label, hold, reply);
 }
@@ -169,7 +171,8 @@ enum admit upstream_admit(struct worker *w, struct job *j, double *until, char *
 				return ADMIT_MOVED;
 			}
 			*until = up->down_until;
-			snprintf(why, n, "relay %s is down or held back", relay_label(up->relay));
+			snprintf(why, n, "delivery temporarily suspended: relay %s %s: %s", relay_label(up->relay),
+				 up->failures ? "is down" : "is held back", up->down_why);
 			break;
 		}
 		double wait = rate_slot_locked(up, now);
@@ -179,7 +182,8 @@ enum admit upstream_admit(struct worker *w, struct job *j, double *until, char *
 		}
 		if (wait > RATE_WAIT_S || p->stopping) {
 			*until = now + wait;
-			snprintf(why, n, "relay %s: max_rate %s reached", relay_label(up->relay), up->relay->max_rate);
+			snprintf(why, n, "delivery temporarily suspended: relay %s is at its max_rate %s",
+				 relay_label(up->relay), up->relay->max_rate);
 			break;
 		}
 		uv_mutex_unlock(&p->mu);

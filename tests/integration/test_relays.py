@@ -221,7 +221,8 @@ def test_max_rate_holds_across_a_restart(relays):
     d.stop()
     d.start()
     send(d, ["c@r.example"])
-    d.wait_log(r": waits \d+s: relay localhost: max_rate 2/6s reached")
+    d.wait_log(r"to=<c@r\.example> .* status=deferred \(delivery temporarily suspended: "
+               r"relay localhost is at its max_rate 2/6s\) next=\+\d+s")
     third = ups["relay"].wait_for(3, timeout=30)[2]
     assert third.rcpt_tos == ["c@r.example"]
     assert third.at - min(m.at for m in first) >= 5.5
