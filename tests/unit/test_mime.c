@@ -54,7 +54,7 @@ static void base64_76(void **state)
 	buf_free(&b);
 }
 
-static void header_words(void **state)
+static void header_encodings(void **state)
 {
 	(void)state;
 	struct buf b;
@@ -96,7 +96,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(utf8), cmocka_unit_test(quoted_printable), cmocka_unit_test(base64_76),
-		cmocka_unit_test(header_words),
+		cmocka_unit_test(header_encodings),
 	};
 	return cmocka_run_group_tests_name("mime", tests, NULL, NULL);
 }
