@@ -44,7 +44,7 @@ PKGS     := libuv inih
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -luv -linih)
 LIBS     = $(PKG_LIBS) -lmbedtls -lmbedx509 -lmbedcrypto -lpthread -lm
-# built-in OAuth2 (oauth2/): outboxd and its helpers only, never sendmail
+# built-in OAuth2 (oauth2/): the outbox-oauth2 helper only; outboxd runs it
 OAUTH_OBJ  = $(BUILD)/oauth2/oauth2.o
 OAUTH_LIBS = -lcurl -ljansson
 
@@ -75,8 +75,8 @@ $(BUILD)/%.o: %.c
 $(BUILD)/libcommon.a: $(COMMON_OBJ)
 	ar rcs $@ $^
 
-$(OUTBOXD): $(DAEMON_OBJ) $(OAUTH_OBJ) $(BUILD)/libcommon.a
-	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS) $(OAUTH_LIBS)
+$(OUTBOXD): $(DAEMON_OBJ) $(BUILD)/libcommon.a
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
 
 # The sendmail command starts for every cron job and script: it maps
 # libc only.  inih (a few hundred lines, Debian's libinih.a) is linked
@@ -87,8 +87,8 @@ $(OUTBOX): $(TOOL_OBJ) $(BUILD)/libcommon.a
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(TOOL_LIBS)
 
 # `outbox probe`: a program of its own, so that outbox needs no TLS library
-$(PROBE): $(BUILD)/tool/probe/probe.o $(BUILD)/tool/toolconf.o $(OAUTH_OBJ) $(BUILD)/libcommon.a
-	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS) $(OAUTH_LIBS)
+$(PROBE): $(BUILD)/tool/probe/probe.o $(BUILD)/tool/toolconf.o $(BUILD)/libcommon.a
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
 
 # `outbox send`: the composer, with libmagic, apart as well
 $(COMPOSE): $(BUILD)/tool/compose/compose.o $(BUILD)/tool/compose/mime.o $(BUILD)/tool/send_args.o $(BUILD)/libcommon.a

@@ -307,3 +307,21 @@ int rename_aside(const char *from, const char *dir, const char *name, char **to)
 	}
 	return rc;
 }
+
+int helper_path(const char *name, char *out, size_t n)
+{
+	char self[4096];
+	ssize_t len = readlink("/proc/self/exe", self, sizeof self - 1);
+	if (len <= 0) {
+		perror("outbox: /proc/self/exe");
+		return -1;
+	}
+	self[len] = '\0';
+	char *slash = strrchr(self, '/');
+	if (slash)
+		*slash = '\0';
+	snprintf(out, n, "%s/outbox-%s", self, name);
+	if (access(out, X_OK) != 0)
+		snprintf(out, n, "%s/../libexec/outbox/%s", self, name);
+	return 0;
+}

@@ -64,6 +64,10 @@ void buf_reset(struct buf *b);
 int write_all(int fd, const void *p, size_t n);
 /* open(dir, O_RDONLY|O_DIRECTORY) + fsync + close. */
 int fsync_dir(const char *dir, struct err *e);
+/* Where helper program NAME is: outbox-NAME beside this program (the
+ * build tree), else ../libexec/outbox/NAME (installed); -1 when
+ * /proc/self/exe cannot be read. */
+int helper_path(const char *name, char *out, size_t n);
 /* rename(2) that never replaces a file: RENAME_NOREPLACE, or link +
  * unlink where the file system lacks it.  -1 with errno (EEXIST). */
 int rename_noreplace(const char *from, const char *to);

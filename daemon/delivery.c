@@ -20,7 +20,7 @@
 #include <string.h>
 
 #include "../common/log.h"
-#include "../oauth2/oauth2.h"
+#include "../common/tokens.h"
 #include "delivery.h"
 
 #define SESSION_IDLE_S 10
@@ -214,8 +214,8 @@ int worker_start(struct pool *p, struct upstream *up)
 	buf_init(&w->body);
 	buf_init(&w->cmdq.out);
 	smtp_client_init(&w->smtp);
-	w->smtp.token = oauth2_token_hook;	/* the relays with oauth2_token_url */
-	w->smtp.token_arg = p->d->oauth2;
+	w->smtp.token = token_hook;	/* the relays with oauth2_token_url */
+	w->smtp.token_arg = p->d->tokens;
 	if (uv_thread_create(&w->thread, worker_main, w) != 0) {
 		log_err("relay %s: cannot start a delivery worker", relay_label(up->relay));
 		smtp_client_free(&w->smtp);

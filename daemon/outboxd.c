@@ -31,7 +31,7 @@
 
 #include "../common/log.h"
 #include "outboxd.h"
-#include "../oauth2/oauth2.h"
+#include "../common/tokens.h"
 #include "bounce.h"
 #include "control.h"
 #include "indexer.h"
@@ -271,7 +271,7 @@ int main(int argc, char **argv)
 	if (store_open(&d.store, d.conf->queue.spool, true, &e) < 0)
 		fatal(EX_TEMPFAIL, "%s", e.msg);
 	d.loop = uv_default_loop();
-	d.oauth2 = oauth2_cache_new();
+	d.tokens = token_cache_new(d.conf_path);
 	qindex_init(&d.queue);
 	sched_init(&d);
 	store_clean_tmp(&d.store);
@@ -300,7 +300,7 @@ int main(int argc, char **argv)
 	sched_free(&d);
 	qindex_free(&d.queue);
 	store_close(&d.store);
-	oauth2_cache_free(d.oauth2);
+	token_cache_free(d.tokens);
 	config_unref(d.conf);
 	return 0;
 }

@@ -73,7 +73,7 @@ struct daemon {
 	struct daemon_stats stats;	/* for outbox status and metrics */
 	struct metrics_file *metrics;	/* [log] metrics_file (metrics.c) */
 	struct bounces *bounces;	/* reports gathered per address (bounce.c) */
-	struct oauth2_cache *oauth2;	/* OAuth2 access tokens of the relays (oauth2/oauth2.c) */
+	struct token_cache *tokens;	/* OAuth2 access tokens of the relays (common/tokens.c) */
 	/* Each part of the daemon calls it when its part of a stop is done
 	 * (a session closed, the pool or the indexer or the pickup watcher
 	 * finished): the daemon exits once all are (outboxd.c). */

@@ -11,7 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include <uv.h>
 
 #include "../common/auth.h"
 #include "../common/log.h"
@@ -133,58 +132,6 @@ int oauth2_store_token(const char *path, const char *text, uid_t uid, gid_t gid,
 
 /* ---- access tokens ---- */
 
-struct cached {
-	struct cached *next;
-	char *relay, *token_url, *client_id;	/* what it is for */
-	char *token;
-	double expires;		/* wall clock */
-};
-
-struct oauth2_cache {
-	uv_mutex_t mu;
-	struct cached *list;
-};
-
-struct oauth2_cache *oauth2_cache_new(void)
-{
-	struct oauth2_cache *c = xcalloc(1, sizeof *c);
-	uv_mutex_init(&c->mu);
-	curl_global_init(CURL_GLOBAL_DEFAULT);
-	return c;
-}
-
-void oauth2_cache_free(struct oauth2_cache *c)
-{
-	if (!c)
-		return;
-	for (struct cached *t = c->list, *n; t; t = n) {
-		n = t->next;
-		free(t->relay);
-		free(t->token_url);
-		free(t->client_id);
-		secret_free(t->token);
-		free(t);
-	}
-	uv_mutex_destroy(&c->mu);
-	free(c);
-	curl_global_cleanup();
-}
-
-static struct cached *entry_for(struct oauth2_cache *c, const struct relay *r)
-{
-	for (struct cached *t = c->list; t; t = t->next)
-		if (strcmp(t->relay, r->name) == 0 && strcmp(t->token_url, r->oauth2_token_url) == 0
-		    && strcmp(t->client_id, r->oauth2_client_id) == 0)
-			return t;
-	struct cached *t = xcalloc(1, sizeof *t);
-	t->relay = xstrdup(r->name);
-	t->token_url = xstrdup(r->oauth2_token_url);
-	t->client_id = xstrdup(r->oauth2_client_id);
-	t->next = c->list;
-	c->list = t;
-	return t;
-}
-
 /* The client's part of a token request. */
 static int add_client(struct buf *form, const struct relay *r, struct err *e)
 {
@@ -199,8 +146,7 @@ static int add_client(struct buf *form, const struct relay *r, struct err *e)
 	return 0;
 }
 
-/* A refresh_token grant: the new access token into t. */
-static int refresh(const struct relay *r, struct cached *t, struct err *e)
+int oauth2_refresh(const struct relay *r, char **token, long *seconds, struct buf *notes, struct err *e)
 {
 	char *refresh_token = secret_read_file(r->oauth2_refresh_token_file, "oauth2_refresh_token_file", e);
 	if (!refresh_token)
@@ -209,6 +155,7 @@ static int refresh(const struct relay *r, struct cached *t, struct err *e)
 		secret_free(refresh_token);
 		return err_set(e, "%s is empty: run outbox oauth2 login", r->oauth2_refresh_token_file);
 	}
+	curl_global_init(CURL_GLOBAL_DEFAULT);
 	struct buf form, body;
 	buf_init(&form);
 	buf_init(&body);
@@ -223,6 +170,7 @@ static int refresh(const struct relay *r, struct cached *t, struct err *e)
 	form_free(&body);
 	if (!j) {
 		secret_free(refresh_token);
+		curl_global_cleanup();
 		return -1;
 	}
 	const char *access = str(j, "access_token"), *rotated = str(j, "refresh_token");
@@ -230,42 +178,21 @@ static int refresh(const struct relay *r, struct cached *t, struct err *e)
 	if (!access || !*access) {
 		rc = err_set(e, "%s: no access_token in the answer", r->oauth2_token_url);
 	} else {
-		secret_free(t->token);
-		t->token = xstrdup(access);
-		t->expires = now_real() + (double)(expires_in > 0 ? expires_in : 3600);
-		log_info("relay %s: OAuth2 access token obtained, valid for %lld s", relay_label(r),
-			 (long long)(expires_in > 0 ? expires_in : 3600));
+		*token = xstrdup(access);
+		*seconds = expires_in > 0 ? (long)expires_in : 3600;
 	}
 	if (rc == 0 && rotated && *rotated && strcmp(rotated, refresh_token) != 0) {
 		struct err we;
 		if (oauth2_store_token(r->oauth2_refresh_token_file, rotated, (uid_t)-1, (gid_t)-1, &we) < 0)
-			log_err("relay %s: the provider rotated the refresh token and it could not be stored "
-				"(%s): the next refresh may fail; make its directory writable by outboxd",
-				relay_label(r), we.msg);
+			buf_printf(notes, "the provider rotated the refresh token and it could not be stored (%s): "
+					  "the next refresh may fail; make its directory writable by outboxd\n", we.msg);
 		else
-			log_info("relay %s: rotated OAuth2 refresh token stored in %s", relay_label(r),
-				 r->oauth2_refresh_token_file);
+			buf_printf(notes, "rotated OAuth2 refresh token stored in %s\n", r->oauth2_refresh_token_file);
 	}
 	json_decref(j);
 	secret_free(refresh_token);
+	curl_global_cleanup();
 	return rc;
-}
-
-char *oauth2_access_token(struct oauth2_cache *c, const struct relay *r, bool fresh, struct err *e)
-{
-	char *out = NULL;
-	uv_mutex_lock(&c->mu);
-	struct cached *t = entry_for(c, r);
-	bool usable = t->token && !fresh && t->expires - now_real() > OAUTH2_REFRESH_AHEAD_S;
-	if (usable || refresh(r, t, e) == 0)
-		out = xstrdup(t->token);
-	uv_mutex_unlock(&c->mu);
-	return out;
-}
-
-char *oauth2_token_hook(void *arg, const struct relay *r, bool fresh, struct err *e)
-{
-	return oauth2_access_token(arg, r, fresh, e);
 }
 
 /* ---- the device flow (RFC 8628) ---- */

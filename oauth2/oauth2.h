@@ -7,8 +7,9 @@
  * HTTPS through libcurl, the endpoint's certificate always verified
  * (against the relay's ca_file when set, else the system bundle), https
  * only, redirects not followed; JSON through jansson.  Linked into
- * outboxd and the outbox-oauth2 and outbox-probe helpers only: the
- * sendmail command never loads libcurl.
+ * the outbox-oauth2 helper only: the
+ * sendmail command never loads libcurl, and outboxd runs the helper for
+ * its tokens (common/tokens.h).
  *
  * Invariants: no token or secret is ever logged or put in an error
  * message (errors quote only the endpoint's "error" and
@@ -25,18 +26,11 @@
 #include "../common/relay.h"
 #include "../common/util.h"
 
-#define OAUTH2_REFRESH_AHEAD_S 120	/* a cached token this close to expiry is renewed */
-
-/* Access tokens by relay, for any thread (a mutex; one fetch at a time). */
-struct oauth2_cache;
-struct oauth2_cache *oauth2_cache_new(void);
-void oauth2_cache_free(struct oauth2_cache *c);
-/* An access token for r (free with secret_free): the cached one unless
- * it is about to expire or fresh is set, else one from the token
- * endpoint; a rotated refresh token is stored.  NULL with e. */
-char *oauth2_access_token(struct oauth2_cache *c, const struct relay *r, bool fresh, struct err *e);
-/* The smtp_client token hook (arg: the cache). */
-char *oauth2_token_hook(void *arg, const struct relay *r, bool fresh, struct err *e);
+/* A refresh_token grant for r: the access token (free with
+ * secret_free) and its lifetime; a rotated refresh token is stored, and
+ * what happened to it is a line in notes.  0, or -1 with e (which
+ * quotes only the endpoint's error and error_description). */
+int oauth2_refresh(const struct relay *r, char **token, long *seconds, struct buf *notes, struct err *e);
 
 /* The device flow for r: ask for a code, print where to enter it to out,
  * poll until the user approves (or refuses, or the code expires), then

@@ -37,7 +37,7 @@ static void usage(FILE *out)
 static int run_helper(const char *name, int argc, char **argv, const char *conf)
 {
 	char path[4200];
-	if (tool_helper_path(name, path, sizeof path) < 0)
+	if (helper_path(name, path, sizeof path) < 0)
 		return EX_OSERR;
 	char *args[argc + 4];
 	int k = 0;

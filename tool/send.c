@@ -26,7 +26,7 @@
 static int compose(int argc, char **argv, const char *conf, struct buf *out, uint64_t limit)
 {
 	char path[4200];
-	if (tool_helper_path("compose", path, sizeof path) < 0)
+	if (helper_path("compose", path, sizeof path) < 0)
 		return EX_SOFTWARE;
 	int fds[2];
 	if (pipe(fds) < 0)

@@ -18,9 +18,6 @@ struct config *tool_config(const char *path);
 /* A helper's (outbox-probe, outbox-oauth2) leading "-C FILE", as outbox
  * passes it: the index of the first other argument. */
 int tool_helper_args(int argc, char **argv, const char **conf);
-/* Where helper NAME is: outbox-NAME beside this program (the build
- * tree), else ../libexec/outbox/NAME; -1 when /proc/self/exe fails. */
-int tool_helper_path(const char *name, char *out, size_t n);
 /* outbox send ARGS (send.c). */
 int send_main(int argc, char **argv, const char *conf);
 /* A stream connection to outboxd's Unix socket at path, every read and

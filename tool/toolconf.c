@@ -86,24 +86,6 @@ int tool_connect(const char *path, int timeout_s)
 	return fd;
 }
 
-int tool_helper_path(const char *name, char *out, size_t n)
-{
-	char self[4096];
-	ssize_t len = readlink("/proc/self/exe", self, sizeof self - 1);
-	if (len <= 0) {
-		perror("outbox: /proc/self/exe");
-		return -1;
-	}
-	self[len] = '\0';
-	char *slash = strrchr(self, '/');
-	if (slash)
-		*slash = '\0';
-	snprintf(out, n, "%s/outbox-%s", self, name);
-	if (access(out, X_OK) != 0)
-		snprintf(out, n, "%s/../libexec/outbox/%s", self, name);
-	return 0;
-}
-
 int tool_helper_args(int argc, char **argv, const char **conf)
 {
 	*conf = NULL;

@@ -48,7 +48,10 @@ def test_sendmail_path_loads_no_tls_library():
     from conftest import OUTBOX
     libs = subprocess.run(["ldd", OUTBOX], capture_output=True, text=True).stdout
     assert "libmbed" not in libs, libs
-    assert "libcurl" not in libs and "libjansson" not in libs, libs     # OAuth2 is outboxd's
+    assert "libcurl" not in libs and "libjansson" not in libs, libs     # OAuth2 is a helper's
+    from conftest import OUTBOXD
+    daemon = subprocess.run(["ldd", OUTBOXD], capture_output=True, text=True).stdout
+    assert "libcurl" not in daemon, daemon      # outboxd runs the helper: 3 MB idle, not 11
     helper = subprocess.run(["ldd", os.path.join(os.path.dirname(OUTBOX), "outbox-oauth2")],
                             capture_output=True, text=True).stdout
     assert "libcurl" in helper

@@ -6,6 +6,8 @@
  * first relay with oauth2_token_url, and writes the refresh token to its
  * oauth2_refresh_token_file, mode 0600, owned by [queue] user when run
  * as root.  Then it gets one access token with it, as outboxd will.
+ * `outbox-oauth2 token RELAY` is how outboxd gets its access tokens
+ * (common/tokens.c), so that outboxd never loads libcurl.
  *
  * Exit 0 when the token is stored and works, 1 when the provider
  * refused or the code expired, 64 for a usage error, 78 for the
@@ -31,25 +33,36 @@ static const struct relay *pick(const struct config *c, const char *name)
 	return NULL;
 }
 
-int main(int argc, char **argv)
+/* token RELAY (outboxd's, common/tokens.c): one refresh_token grant,
+ * answered on stdout as "note ..." lines and "ok SECONDS TOKEN" or
+ * "error TEXT"; exit 0 whenever it could answer. */
+static int token_mode(const struct relay *r)
 {
-	const char *conf_path;
-	int i = tool_helper_args(argc, argv, &conf_path);
-	if (i >= argc || strcmp(argv[i], "login") != 0 || argc - i > 2) {
-		fprintf(stderr, "usage: outbox [-C FILE] oauth2 login [RELAY]\n");
-		return EX_USAGE;
-	}
-	const char *name = i + 1 < argc ? argv[i + 1] : NULL;
-	struct config *c = tool_config(conf_path);
-	const struct relay *r = pick(c, name);
-	int rc = 0;
+	struct buf notes;
 	struct err e;
-	if (!r || !*r->oauth2_token_url) {
-		fprintf(stderr, "outbox oauth2: %s in %s\n",
-			name ? "no such relay, or it has no oauth2_token_url," : "no relay has oauth2_token_url", c->path);
-		config_unref(c);
-		return EX_USAGE;
+	char *token = NULL;
+	long seconds = 0;
+	buf_init(&notes);
+	int rc = oauth2_refresh(r, &token, &seconds, &notes, &e);
+	for (char *l = notes.data, *n; l && *l; l = n) {
+		n = strchr(l, '\n');
+		if (n)
+			*n++ = '\0';
+		printf("note %s\n", l);
 	}
+	if (rc == 0)
+		printf("ok %ld %s\n", seconds, token);
+	else
+		printf("error %s\n", e.msg);
+	secret_free(token);
+	buf_free(&notes);
+	return fflush(stdout) == 0 ? 0 : EX_IOERR;
+}
+
+/* login [RELAY]: the device flow, then one access token as a check. */
+static int login_mode(const struct config *c, const struct relay *r)
+{
+	struct err e;
 	uid_t uid = (uid_t)-1;
 	gid_t gid = (gid_t)-1;
 	struct passwd *pw = geteuid() == 0 ? getpwnam(c->queue.user) : NULL;
@@ -59,18 +72,46 @@ int main(int argc, char **argv)
 	}
 	if (oauth2_device_login(r, stdout, uid, gid, &e) < 0) {
 		fprintf(stderr, "outbox oauth2: %s\n", e.msg);
-		rc = 1;
-	} else {
-		struct oauth2_cache *cache = oauth2_cache_new();
-		char *token = oauth2_access_token(cache, r, true, &e);
+		return 1;
+	}
+	struct buf notes;
+	char *token = NULL;
+	long seconds;
+	buf_init(&notes);
+	int rc = oauth2_refresh(r, &token, &seconds, &notes, &e);
+	if (rc == 0)
+		printf("An access token was obtained with it: outboxd can authenticate as %s.\n", r->user);
+	else
+		fprintf(stderr, "outbox oauth2: the refresh token was stored, but getting an access token "
+				"with it failed: %s\n", e.msg);
+	secret_free(token);
+	buf_free(&notes);
+	return rc == 0 ? 0 : 1;
+}
+
+int main(int argc, char **argv)
+{
+	const char *conf_path;
+	int i = tool_helper_args(argc, argv, &conf_path);
+	bool token = i < argc && strcmp(argv[i], "token") == 0 && argc - i == 2;
+	if (!token && (i >= argc || strcmp(argv[i], "login") != 0 || argc - i > 2)) {
+		fprintf(stderr, "usage: outbox [-C FILE] oauth2 login [RELAY]\n");
+		return EX_USAGE;
+	}
+	const char *name = i + 1 < argc ? argv[i + 1] : NULL;
+	struct config *c = tool_config(conf_path);
+	const struct relay *r = pick(c, name);
+	int rc;
+	if (!r || !*r->oauth2_token_url) {
 		if (token)
-			printf("An access token was obtained with it: outboxd can authenticate as %s.\n", r->user);
+			printf("error relay %s has no oauth2_token_url in %s\n", name, c->path);
 		else
-			fprintf(stderr, "outbox oauth2: the refresh token was stored, but getting an access token "
-					"with it failed: %s\n", e.msg);
-		rc = token ? 0 : 1;
-		secret_free(token);
-		oauth2_cache_free(cache);
+			fprintf(stderr, "outbox oauth2: %s in %s\n",
+				name ? "no such relay, or it has no oauth2_token_url," : "no relay has oauth2_token_url",
+				c->path);
+		rc = token ? 0 : EX_USAGE;
+	} else {
+		rc = token ? token_mode(r) : login_mode(c, r);
 	}
 	config_unref(c);
 	return rc;

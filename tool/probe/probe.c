@@ -23,7 +23,7 @@
 
 #include "../../common/net.h"
 #include "../../common/smtp_client.h"
-#include "../../oauth2/oauth2.h"
+#include "../../common/tokens.h"
 #include "../tool.h"
 
 static const char *const stage_names[] = {
@@ -65,7 +65,7 @@ static void show_failed_certificate(const struct relay *r)
 
 /* Connect to one relay as outboxd would and say what happened; 0 if
  * outboxd can relay through it. */
-static int probe(const struct relay *r)
+static int probe(const struct config *c, const struct relay *r)
 {
 	struct tls_client t;
 	struct smtp_client s;
@@ -81,8 +81,8 @@ static int probe(const struct relay *r)
 		return 1;
 	}
 	smtp_client_init(&s);
-	struct oauth2_cache *cache = oauth2_cache_new();
-	s.token = oauth2_token_hook;
+	struct token_cache *cache = token_cache_new(c->path);
+	s.token = token_hook;
 	s.token_arg = cache;
 	buf_init(&transcript);
 	s.transcript = &transcript;
@@ -108,7 +108,7 @@ static int probe(const struct relay *r)
 	}
 	buf_free(&transcript);
 	smtp_client_free(&s);
-	oauth2_cache_free(cache);
+	token_cache_free(cache);
 	tls_client_free(&t);
 	return rc;
 }
@@ -133,7 +133,7 @@ int main(int argc, char **argv)
 			continue;
 		if (found++)
 			printf("\n");
-		rc |= probe(r);
+		rc |= probe(c, r);
 	}
 	if (only && !found) {
 		fprintf(stderr, "outbox probe: no relay %s in %s\n", only, c->path);
