@@ -471,6 +471,10 @@ static struct relay *relay_of_section(struct load_ctx *x, const char *section)
 			   RELAY_NAME_MAX);
 		return NULL;
 	}
+	if (strcmp(name, "default") == 0) {	/* outbox probe default, SPOOL/rate/default: [relay]'s */
+		conf_error(x, NULL, NULL, "[relay.default]: \"default\" names [relay]; choose another NAME");
+		return NULL;
+	}
 	if (c->nrelays >= RELAYS_MAX) {
 		conf_error(x, NULL, NULL, "[%s]: more than %d relays", section, RELAYS_MAX);
 		return NULL;

@@ -264,6 +264,8 @@ static void relay_errors(void **state)
 	assert_non_null(strstr(e.msg, "no relay takes mail from any sender"));
 	assert_null(load("[relay]\nsenders = a@b.example\n", &e));
 	assert_non_null(strstr(e.msg, "t.conf:2: [relay] senders: only in a [relay.NAME] section"));
+	assert_null(load("[relay.default]\nhost = x\n", &e));
+	assert_non_null(strstr(e.msg, "\"default\" names [relay]"));
 	assert_null(load("[relay.a b]\nhost = x\n", &e));
 	assert_non_null(strstr(e.msg, "[relay.a b]: a relay's NAME is"));
 	assert_null(load("[relay.w]\nhost = w.example\nsenders = bob\n", &e));

@@ -1,0 +1,2 @@
+build-x/common/retry.o: common/retry.c common/retry.h
+common/retry.h:

@@ -1,0 +1,2 @@
+build-x/common/units.o: common/units.c common/units.h
+common/units.h:
