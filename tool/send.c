@@ -82,6 +82,7 @@ int send_main(int argc, char **argv, const char *conf)
 		fprintf(stderr, "outbox send: %s%s%s\nusage: outbox send [-s SUBJECT] [-m FILE] [-a FILE]... "
 				"[-i IMAGE]... [-c ADDR]... [-b ADDR]... [-f FROM] [--dry-run] RCPT...\n",
 			what, arg ? " " : "", arg ? arg : "");
+		send_opts_free(&o);
 		return EX_USAGE;
 	}
 	struct config *cf = tool_config(conf);

@@ -28,8 +28,8 @@ struct send_opts {
 };
 
 /* Parse argv[1..argc) (argv[0] is "send"); the arrays point into argv
- * and are freed with send_opts_free.  0, or 64 with *what the problem
- * and *arg the argument (or NULL). */
+ * and are freed with send_opts_free, whatever this returns.  0, or 64
+ * with *what the problem and *arg the argument (or NULL). */
 int send_parse_args(int argc, char **argv, struct send_opts *o, const char **what, const char **arg);
 void send_opts_free(struct send_opts *o);
 

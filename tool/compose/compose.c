@@ -316,8 +316,10 @@ int main(int argc, char **argv)
 	const char *what, *arg;
 	if (i >= argc || strcmp(argv[i], "send") != 0)
 		return fail(EX_USAGE, "usage: outbox-compose send ARGS%s", "");
-	if (send_parse_args(argc - i, argv + i, &o, &what, &arg))
+	if (send_parse_args(argc - i, argv + i, &o, &what, &arg)) {
+		send_opts_free(&o);
 		return fail(EX_USAGE, "%s", what);
+	}
 	srandom((unsigned)(now_real() * 1e6) ^ (unsigned)getpid());
 	struct buf text, h;
 	buf_init(&text);
