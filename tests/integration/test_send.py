@@ -144,3 +144,18 @@ def test_the_sendmail_path_loads_no_libmagic():
     helper = subprocess.run(["ldd", os.path.join(os.path.dirname(OUTBOX), "outbox-compose")],
                             capture_output=True, text=True).stdout
     assert "libmagic" in helper
+
+
+def test_with_outboxd_down_it_waits_in_pickup_like_sendmail(relay_daemon, workdir):
+    d, up = relay_daemon()
+    d.stop()
+    chart = png(os.path.join(workdir, "chart.png"), 8, 8, (1, 2, 3))
+    r = send(d, ["-s", "later", "-i", os.path.join(workdir, "chart.png"), "a@r.example"], "text\n")
+    assert r.returncode == 0, r.stderr
+    assert len(os.listdir(os.path.join(d.spool, "pickup", "new"))) == 1
+    d.start()
+    (m,) = up.wait_for(1, timeout=30)
+    msg = email.message_from_bytes(m.data, policy=email.policy.default)
+    assert msg["Subject"] == "later" and m.rcpt_tos == ["a@r.example"]
+    related = msg.get_payload()[1]
+    assert related.get_payload()[1].get_content() == chart
