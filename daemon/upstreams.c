@@ -66,7 +66,7 @@ struct upstream *upstream_for(struct worker *w, struct job *j, const char *sende
 			j->nroute = 1;
 		}
 		int h = next_up_hop(p, j, 0, now);
-		j->hop = (uint8_t)(h < 0 ? 0 : h);	/* all down: the first tries anyway */
+		j->hop = (uint8_t)(h < 0 ? 0 : h);	/* all down: it waits for the first (upstream_admit) */
 		j->routed = true;
 	}
 	struct upstream *to = find_locked(p, job_relay(j)->name);

@@ -1,3 +1,0 @@
-build-x/common/net.o: common/net.c common/net.h common/util.h
-common/net.h:
-common/util.h:

@@ -1,2 +1,0 @@
-build-x/common/retry.o: common/retry.c common/retry.h
-common/retry.h:
