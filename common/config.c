@@ -13,6 +13,7 @@
  */
 #include "config.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <limits.h>
 #include <ini.h>
@@ -203,10 +204,11 @@ static const struct {
 struct load_ctx {
 	struct config *c;
 	FILE *fp;
-	const char *path;
+	const char *path;	/* the file being read, or that an error is about */
+	int file;		/* its index in c->files */
 	int line;
 	int line_too_long;
-	int seen[ARRAY_LEN(keys)];	/* line where each key was set */
+	int seen[ARRAY_LEN(keys)];	/* line where each key was set (in c->set_in[i]) */
 	struct buf errors;
 	int nerrors;
 	int last_error_line;
@@ -236,13 +238,17 @@ static void conf_error(struct load_ctx *x, const char *section, const char *name
 	x->last_error_line = x->line;
 }
 
-/* Point x->line at the line that set a key (0 when it was defaulted). */
+/* Point x->path and x->line at the file and line that set a key (the
+ * main file, line 0, when it was defaulted). */
 static void key_line(struct load_ctx *x, const char *section, const char *name)
 {
 	x->line = 0;
+	x->path = x->c->files[0];
 	for (size_t i = 0; i < ARRAY_LEN(keys); i++)
-		if (strcmp(keys[i].section, section) == 0 && strcmp(keys[i].name, name) == 0)
+		if (strcmp(keys[i].section, section) == 0 && strcmp(keys[i].name, name) == 0 && x->seen[i]) {
 			x->line = x->seen[i];
+			x->path = x->c->files[x->c->set_in[i]];
+		}
 }
 
 /* An error about a key as a whole: reported at the line that set it. */
@@ -374,6 +380,13 @@ static void handle_map(struct load_ctx *x, size_t mi, const char *name, const ch
 	for (size_t i = 0; i < m->n; i++) {
 		if (strcasecmp(m->v[i].name, name) != 0)
 			continue;
+		if (m->v[i].file != x->file) {	/* a later file's entry replaces an earlier one's */
+			free(m->v[i].value);
+			m->v[i].value = xstrdup(value);
+			m->v[i].line = x->line;
+			m->v[i].file = x->file;
+			return;
+		}
 		if (is_alias && m->v[i].line == x->line - 1) {
 			char *joined = xasprintf("%s, %s", m->v[i].value, value);
 			free(m->v[i].value);
@@ -385,6 +398,7 @@ static void handle_map(struct load_ctx *x, size_t mi, const char *name, const ch
 		return;
 	}
 	map_add(m, name, value, x->line);
+	m->v[m->n - 1].file = x->file;
 }
 
 static void ignore_address(const char *a, void *arg)
@@ -401,6 +415,7 @@ static void check_aliases(struct load_ctx *x)
 		const struct map_entry *a = &x->c->aliases.v[i];
 		if (rcpt_expand(x->c, a->name, ignore_address, NULL, &e) < 0) {
 			x->line = a->line;
+			x->path = x->c->files[a->file];
 			conf_error(x, "aliases", a->name, "%s", e.msg);
 		}
 	}
@@ -429,6 +444,7 @@ static struct relay *relay_new(const char *name)
 	struct relay *r = xcalloc(1, sizeof *r);
 	r->name = xstrdup(name);
 	r->seen = xcalloc(ARRAY_LEN(keys), sizeof *r->seen);
+	r->set_in = xcalloc(ARRAY_LEN(keys), sizeof *r->set_in);
 	relay_defaults(r, *name != '\0');
 	return r;
 }
@@ -446,6 +462,7 @@ static void relay_destroy(struct relay *r)
 		free(r->patterns[i]);
 	free(r->patterns);
 	free(r->seen);
+	free(r->set_in);
 	free(r->name);
 	free(r);
 }
@@ -481,6 +498,7 @@ static struct relay *relay_of_section(struct load_ctx *x, const char *section)
 	}
 	struct relay *r = relay_new(name);
 	r->line = x->line;
+	r->file = x->file;
 	c->relays = xrealloc(c->relays, (c->nrelays + 1) * sizeof *c->relays);
 	c->relays[c->nrelays++] = r;
 	return r;
@@ -505,11 +523,12 @@ static void relay_entry(struct load_ctx *x, const char *section, const char *nam
 				   "at priority 0)");
 			return;
 		}
-		if (r->seen[i]) {
+		if (r->seen[i] && r->set_in[i] == x->file) {
 			conf_error(x, section, name, "given twice");
 			return;
 		}
 		r->seen[i] = x->line;
+		r->set_in[i] = (short)x->file;
 		const char *why = set_value(r, k, value);
 		if (why)
 			conf_error(x, section, name, "%s: '%s'", why, value);
@@ -524,9 +543,12 @@ static void relay_error(struct load_ctx *x, const struct relay *r, const char *n
 	char section[RELAY_NAME_MAX + 8];
 	snprintf(section, sizeof section, "relay%s%s", *r->name ? "." : "", r->name);
 	x->line = r->line;
+	x->path = x->c->files[r->file];
 	for (size_t i = 0; i < ARRAY_LEN(keys); i++)
-		if (relay_key(&keys[i]) && strcmp(keys[i].name, name) == 0 && r->seen[i])
+		if (relay_key(&keys[i]) && strcmp(keys[i].name, name) == 0 && r->seen[i]) {
 			x->line = r->seen[i];
+			x->path = x->c->files[r->set_in[i]];
+		}
 	conf_error(x, section, name, "%s", msg);
 }
 
@@ -559,6 +581,7 @@ static void relays_finish(struct load_ctx *x)
 	}
 	if (!any) {
 		x->line = 0;
+		x->path = c->files[0];
 		conf_error(x, NULL, NULL, "no relay takes mail from any sender: leave senders empty on one "
 			   "(mail from root or a report must go somewhere)");
 	}
@@ -587,11 +610,12 @@ static int on_ini_entry(void *user, const char *section, const char *name, const
 		known_section = 1;
 		if (strcmp(name, k->name) != 0)
 			continue;
-		if (x->seen[i]) {
+		if (x->seen[i] && x->c->set_in[i] == x->file) {
 			conf_error(x, section, name, "given twice");
 			return 1;
 		}
-		x->seen[i] = x->line;
+		x->seen[i] = x->line;	/* a later file's value replaces an earlier one's */
+		x->c->set_in[i] = (short)x->file;
 		const char *why = set_value(x->c, k, value);
 		if (why)
 			conf_error(x, section, name, "%s: '%s'", why, value);
@@ -741,17 +765,77 @@ static void check_combinations(struct load_ctx *x, unsigned flags)
 		key_error(x, "address", "domain", "not a valid domain");
 }
 
+/* Read one file (the main one or a snippet) into x->c. */
+static void read_file(struct load_ctx *x, FILE *fp, unsigned flags)
+{
+	struct stat st;
+	bool have_st = fstat(fileno(fp), &st) == 0;
+	x->fp = fp;
+	x->line = 0;
+	x->last_error_line = 0;
+	int rc = ini_parse_stream(ini_reader_counting, x, on_ini_entry, x);
+	if (rc > 0 && rc != x->last_error_line) {
+		x->line = rc;
+		conf_error(x, NULL, NULL, "syntax error (expected [section] or key = value)");
+	}
+	if (have_st && !(flags & CONF_CLIENT))
+		check_conf_file(x, &st);
+}
+
+static int by_name(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The *.conf files of outbox.conf.d/ beside path, by name; NULL-ended. */
+static char **snippets(struct load_ctx *x, const char *path)
+{
+	char *copy = xstrdup(path), *slash = strrchr(copy, '/');
+	char *dir = xasprintf("%s/outbox.conf.d", slash ? (*slash = '\0', *copy ? copy : "/") : ".");
+	char **list = xcalloc(1, sizeof *list);
+	size_t n = 0;
+	DIR *d = opendir(dir);
+	if (!d && errno != ENOENT) {
+		x->line = 0;
+		conf_error(x, NULL, NULL, "cannot read %s: %s", dir, strerror(errno));
+	}
+	for (struct dirent *de; d && (de = readdir(d));) {
+		size_t len = strlen(de->d_name);
+		if (de->d_name[0] == '.' || len < 6 || strcmp(de->d_name + len - 5, ".conf") != 0)
+			continue;	/* not *.conf (editor backups, .dpkg-dist and the like) */
+		list = xrealloc(list, (n + 2) * sizeof *list);
+		list[n++] = xasprintf("%s/%s", dir, de->d_name);
+		list[n] = NULL;
+	}
+	if (d)
+		closedir(d);
+	qsort(list, n, sizeof *list, by_name);
+	free(dir);
+	free(copy);
+	return list;
+}
+
+static void add_file(struct config *c, const char *path)
+{
+	c->files = xrealloc(c->files, (c->nfiles + 1) * sizeof *c->files);
+	c->files[c->nfiles++] = xstrdup(path);
+}
+
 struct config *config_load(const char *path, unsigned flags, struct buf *errors)
 {
 	struct load_ctx x = { .path = path };
 	x.c = xcalloc(1, sizeof *x.c);
 	x.c->refs = 1;
 	x.c->path = xstrdup(path);
+	x.c->set_in = xcalloc(ARRAY_LEN(keys), sizeof *x.c->set_in);
+	for (size_t i = 0; i < ARRAY_LEN(keys); i++)
+		x.c->set_in[i] = -1;
+	add_file(x.c, path);
 	apply_defaults(x.c);
 	buf_init(&x.errors);
 
-	x.fp = fopen(path, "r");
-	if (!x.fp) {
+	FILE *fp = fopen(path, "r");
+	if (!fp) {
 		if (errno == ENOENT && (flags & CONF_MISSING_OK)) {
 			relays_finish(&x);
 			return x.c;
@@ -761,19 +845,28 @@ struct config *config_load(const char *path, unsigned flags, struct buf *errors)
 		config_free(x.c);
 		return NULL;
 	}
-	struct stat st;
-	bool have_st = fstat(fileno(x.fp), &st) == 0;
-	int rc = ini_parse_stream(ini_reader_counting, &x, on_ini_entry, &x);
-	fclose(x.fp);
-	if (rc > 0 && rc != x.last_error_line) {
-		x.line = rc;
-		conf_error(&x, NULL, NULL, "syntax error (expected [section] or key = value)");
+	read_file(&x, fp, flags);
+	fclose(fp);
+	char **more = snippets(&x, path);
+	for (char **p = more; *p; p++) {
+		x.file = (int)x.c->nfiles;
+		add_file(x.c, *p);
+		x.path = x.c->files[x.file];
+		if (!(fp = fopen(*p, "r"))) {
+			x.line = 0;
+			conf_error(&x, NULL, NULL, "%s", strerror(errno));
+		} else {
+			read_file(&x, fp, flags);
+			fclose(fp);
+		}
+		free(*p);
 	}
+	free(more);
+	x.file = 0;
+	x.path = path;
 	relays_finish(&x);
 	check_combinations(&x, flags);
 	check_aliases(&x);
-	if (have_st && !(flags & CONF_CLIENT))
-		check_conf_file(&x, &st);
 	if (x.nerrors) {
 		if (errors)
 			buf_add(errors, x.errors.data, x.errors.len);
@@ -806,6 +899,10 @@ void config_free(struct config *c)
 	for (size_t i = 0; i < c->nrelays; i++)
 		relay_destroy(c->relays[i]);
 	free(c->relays);
+	for (size_t i = 0; i < c->nfiles; i++)
+		free(c->files[i]);
+	free(c->files);
+	free(c->set_in);
 	map_free(&c->aliases);
 	map_free(&c->senders);
 	free(c->path);
@@ -845,8 +942,25 @@ static const char *format_value(const void *c, const struct key *k, char *out, s
 /* The keys of one relay, as a section: [relay] or [relay.NAME]; those
  * equal to def's skipped when changed_only; "# default" marks when
  * marks. */
-static void print_relay(const struct relay *r, FILE *out, bool changed_only, bool marks)
+/* The mark after a value in outbox config: "# default", or with
+ * snippets in outbox.conf.d/ the file that set it. */
+static const char *mark(const struct config *c, bool marks, bool is_default, int file, char *out, size_t n)
 {
+	if (!marks)
+		return "";
+	if (is_default)
+		return "    # default";
+	if (c->nfiles > 1 && file >= 0 && (size_t)file < c->nfiles) {
+		snprintf(out, n, "    # %s", c->files[file]);
+		return out;
+	}
+	return "";
+}
+
+static void print_relay(const struct config *c, const struct relay *r, FILE *out, bool changed_only,
+			bool marks)
+{
+	char from[PATH_MAX + 8];
 	struct relay *def = relay_new(r->name);
 	char v[64], dv[64];
 	bool header = *r->name != '\0';	/* a named relay shows at least its section */
@@ -864,7 +978,7 @@ static void print_relay(const struct relay *r, FILE *out, bool changed_only, boo
 			fprintf(out, "\n[relay%s%s]\n", *r->name ? "." : "", r->name);
 		header = true;
 		fprintf(out, "%s = %s%s\n", k->name, marks && key_is_secret(k) && *val ? "(set)" : val,
-			marks && is_default ? "    # default" : "");
+			mark(c, marks, is_default, r->seen[i] ? r->set_in[i] : -1, from, sizeof from));
 	}
 	relay_destroy(def);
 }
@@ -875,14 +989,14 @@ static void print_keys(const struct config *c, FILE *out, bool changed_only, boo
 {
 	struct config *def = xcalloc(1, sizeof *def);
 	const char *section = "";
-	char v[64], dv[64];
+	char v[64], dv[64], from[PATH_MAX + 8];
 	bool relays_done = false;
 	apply_defaults(def);
 	for (size_t i = 0; i < ARRAY_LEN(keys); i++) {
 		const struct key *k = &keys[i];
 		if (relay_key(k)) {
 			for (size_t j = 0; !relays_done && j < c->nrelays; j++)
-				print_relay(c->relays[j], out, changed_only, marks);
+				print_relay(c, c->relays[j], out, changed_only, marks);
 			relays_done = true;
 			section = "relay";
 			continue;
@@ -896,7 +1010,7 @@ static void print_keys(const struct config *c, FILE *out, bool changed_only, boo
 			section = k->section;
 		}
 		fprintf(out, "%s = %s%s\n", k->name, marks && key_is_secret(k) && *val ? "(set)" : val,
-			marks && is_default ? "    # default" : "");
+			mark(c, marks, is_default, c->set_in ? c->set_in[i] : -1, from, sizeof from));
 	}
 	for (size_t i = 0; i < ARRAY_LEN(maps); i++) {
 		const struct map *m = (const struct map *)((const char *)c + maps[i].off);
@@ -905,7 +1019,8 @@ static void print_keys(const struct config *c, FILE *out, bool changed_only, boo
 		fprintf(out, "%s[%s]%s\n", *section ? "\n" : "", maps[i].section, marks && !m->n ? "    # empty" : "");
 		section = maps[i].section;
 		for (size_t j = 0; j < m->n; j++)
-			fprintf(out, "%s = %s\n", m->v[j].name, m->v[j].value);
+			fprintf(out, "%s = %s%s\n", m->v[j].name, m->v[j].value,
+				mark(c, marks, false, m->v[j].file, from, sizeof from));
 	}
 	config_free(def);
 }

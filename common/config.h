@@ -33,6 +33,7 @@ struct map_entry {
 	char *name;
 	char *value;
 	int line;
+	int file;	/* index in config.files */
 };
 
 struct map {
@@ -43,6 +44,12 @@ struct map {
 struct config {
 	_Atomic int refs;	/* config_load gives 1; delivery jobs take more */
 	char *path;
+	/* path, then each snippet of outbox.conf.d/ beside it, in the order
+	 * read; set_in[k]: the file that set key k of the table (-1: its
+	 * default) */
+	char **files;
+	size_t nfiles;
+	short *set_in;
 	struct {
 		char *spool;
 		char *user;

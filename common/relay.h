@@ -51,8 +51,9 @@ struct relay {
 	char *senders;		/* as written: "*@example.org, bob@x.org" */
 	char **patterns;	/* the same, split: an address, or *@domain */
 	size_t npatterns;
-	int line;		/* of its section header, for errors */
+	int line, file;		/* where its section first came, for errors */
 	int *seen;		/* while loading: the line that set each key */
+	short *set_in;		/* the file (config.files) that set each key, -1 none */
 	/* (config.c frees a relay, through its key table) */
 };
 

@@ -190,3 +190,69 @@ def test_the_example_config_shows_every_key(workdir):
         assert ";%s =" % key in body or "\n%s =" % key in body, (section, key)
         checked += 1
     assert checked >= 30
+
+
+def test_conf_d_snippets_are_read_in_name_order_after_the_file(workdir):
+    """outbox.conf.d/*.conf beside the file, in name order: a later value
+    replaces an earlier one, errors name the snippet and its line, and
+    outbox config says which file set each changed key."""
+    from conftest import OUTBOX, OUTBOXD
+    conf = os.path.join(workdir, "outbox.conf")
+    d = os.path.join(workdir, "outbox.conf.d")
+    os.makedirs(d)
+    with open(conf, "w") as f:
+        f.write("[queue]\nlifetime = 2d\nretry_max = 2h\n[relay]\nhost = a.example\n[aliases]\nroot = a@x.example\n")
+    snippets = {"20-later.conf": "[queue]\nlifetime = 3d\n",
+                "10-relay.conf": "[relay]\nhost = b.example\n[relay.backup]\nhost = c.example\n"
+                                 "[aliases]\nroot = b@x.example\n",
+                "30-not-read.conf~": "[queue]\nlifetime = 9d\n",
+                ".hidden.conf": "[queue]\nlifetime = 8d\n",
+                "40-not-read.conf.dpkg-dist": "[queue]\nlifetime = 7d\n"}
+    for name, text in snippets.items():
+        with open(os.path.join(d, name), "w") as f:
+            f.write(text)
+    for p in [conf] + [os.path.join(d, n) for n in snippets]:
+        os.chmod(p, 0o644)
+    r = subprocess.run([OUTBOX, "-C", conf, "config", "-n"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    out = r.stdout
+    assert "lifetime = 3d    # %s/20-later.conf\n" % d in out
+    assert "retry_max = 2h    # %s\n" % conf in out
+    assert "host = b.example    # %s/10-relay.conf\n" % d in out
+    assert "[relay.backup]\nhost = c.example    # %s/10-relay.conf\n" % d in out
+    assert "root = b@x.example    # %s/10-relay.conf\n" % d in out
+    assert "9d" not in out and "8d" not in out and "7d" not in out
+    assert subprocess.run([OUTBOXD, "-t", "-c", conf], capture_output=True).returncode == 0
+    # an error in a snippet names the snippet and its line; twice in one file is still an error
+    with open(os.path.join(d, "50-bad.conf"), "w") as f:
+        f.write("[queue]\n\nlifetime = soon\nretry_min = 1m\nretry_min = 2m\n")
+    r = check(conf)
+    err = r.stderr.decode()
+    assert r.returncode == 78
+    assert "%s/50-bad.conf:3: [queue] lifetime: not a duration" % d in err, err
+    assert "%s/50-bad.conf:5: [queue] retry_min: given twice" % d in err, err
+    os.unlink(os.path.join(d, "50-bad.conf"))
+    # a snippet others may write is refused as the file is: it may run password_command
+    evil = os.path.join(d, "60-open.conf")
+    with open(evil, "w") as f:
+        f.write("[relay]\npassword_command = /tmp/x\n")
+    os.chmod(evil, 0o666)
+    r = check(conf)
+    assert r.returncode == 78 and "60-open.conf: writable by its group or others" in r.stderr.decode()
+
+
+def test_a_relay_from_a_snippet_is_the_one_outboxd_uses(relay_daemon):
+    from test_delivery import send, wait_queue_empty
+    d, up = relay_daemon(start=False)
+    port = d.sections["relay"]["port"]
+    d.sections["relay"]["port"] = "1"                  # the file says a closed port ...
+    d.write_conf()
+    snip = os.path.join(os.path.dirname(d.conf), "outbox.conf.d")
+    os.makedirs(snip)
+    with open(os.path.join(snip, "10-port.conf"), "w") as f:
+        f.write("[relay]\nport = %s\n" % port)          # ... the snippet the upstream's
+    os.chmod(os.path.join(snip, "10-port.conf"), 0o644)
+    d.start()
+    send(d, ["a@r.example"])
+    assert [m.rcpt_tos for m in up.wait_for(1)] == [["a@r.example"]]
+    wait_queue_empty(d)
