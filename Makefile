@@ -189,6 +189,7 @@ install: all
 		install -m 0644 conf/outbox.conf $(DESTDIR)$(SYSCONFDIR)/outbox/outbox.conf
 	sed 's|@SBINDIR@|$(SBINDIR)|g' systemd/outboxd.service.in > $(DESTDIR)$(UNITDIR)/outboxd.service
 	chmod 0644 $(DESTDIR)$(UNITDIR)/outboxd.service
+	install -m 0644 systemd/outboxd.socket $(DESTDIR)$(UNITDIR)/outboxd.socket
 	install -m 0644 systemd/outbox.sysusers $(DESTDIR)$(SYSUSERSDIR)/outbox.conf
 	install -m 0644 systemd/outbox.tmpfiles $(DESTDIR)$(TMPFILESDIR)/outbox.conf
 

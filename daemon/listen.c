@@ -4,10 +4,21 @@
  * connections become SMTP server sessions; and the control socket of
  * [listen] control (mode 0666), whose connections go to control.c.
  *
+ * Socket activation (systemd/outboxd.socket, sd_listen_fds(3)): when
+ * LISTEN_PID is ours, a passed socket (fds from 3, LISTEN_FDS of them)
+ * named "submission" or "control" in LISTEN_FDNAMES, or else bound to
+ * the configured path, is used instead of binding one; its file is
+ * systemd's, so a stop leaves it, and mail submitted while outboxd
+ * restarts waits in it.  The variables are removed from the
+ * environment, so helpers do not see them.
+ *
  * Invariant: a stale socket file left by a dead daemon is replaced, but
  * a socket that still answers (another outboxd) is never stolen.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -70,6 +81,52 @@ static int clear_stale_socket(const char *path, struct err *e)
 	return 0;
 }
 
+#define SD_LISTEN_FDS_START 3
+
+/* The passed socket for path (name: its FileDescriptorName), or -1. */
+static int activated_fd(const char *path, const char *name)
+{
+	const char *pid = getenv("LISTEN_PID"), *fds = getenv("LISTEN_FDS");
+	if (!pid || !fds || atol(pid) != (long)getpid())
+		return -1;
+	int n = atoi(fds);
+	const char *names = getenv("LISTEN_FDNAMES");
+	for (int i = 0; i < n && i < 64; i++) {
+		int fd = SD_LISTEN_FDS_START + i;
+		bool named = false;
+		if (names) {	/* "a:b:c", one a fd */
+			const char *p = names;
+			for (int k = 0; k < i && p; k++)
+				p = strchr(p, ':') ? strchr(p, ':') + 1 : NULL;
+			named = p && strncmp(p, name, strlen(name)) == 0
+				&& (p[strlen(name)] == ':' || p[strlen(name)] == '\0');
+		}
+		struct sockaddr_un sa;
+		socklen_t len = sizeof sa;
+		int type = 0, listening = 0;
+		socklen_t tl = sizeof type, ll = sizeof listening;
+		if (getsockname(fd, (struct sockaddr *)&sa, &len) < 0 || sa.sun_family != AF_UNIX
+		    || getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tl) < 0 || type != SOCK_STREAM
+		    || getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &ll) < 0 || !listening)
+			continue;
+		size_t plen = len > offsetof(struct sockaddr_un, sun_path) ? len - offsetof(struct sockaddr_un, sun_path) : 0;
+		bool same_path = plen && strncmp(sa.sun_path, path, plen) == 0 && strlen(path) <= plen;
+		if (named || same_path) {
+			(void)fcntl(fd, F_SETFD, FD_CLOEXEC);
+			return fd;
+		}
+	}
+	return -1;
+}
+
+/* After the listeners: the helpers outboxd runs must not take them. */
+static void forget_activation(void)
+{
+	unsetenv("LISTEN_PID");
+	unsetenv("LISTEN_FDS");
+	unsetenv("LISTEN_FDNAMES");
+}
+
 static struct listener *listener_new(struct daemon *d, bool is_unix)
 {
 	struct listener *l = xcalloc(1, sizeof *l);
@@ -87,6 +144,18 @@ static int listen_unix(struct daemon *d, const char *path, unsigned mode, bool c
 	int rc;
 	if (strlen(path) >= sizeof(((struct sockaddr_un *)0)->sun_path))
 		return err_set(e, "socket path too long: %s", path);
+	int passed = activated_fd(path, control ? "control" : "submission");
+	if (passed >= 0) {	/* systemd's: it keeps the file */
+		struct listener *l = listener_new(d, true);
+		l->control = control;
+		uv_pipe_init(d->loop, &l->h.pipe, 0);
+		l->h.handle.data = l;
+		if ((rc = uv_pipe_open(&l->h.pipe, passed)) < 0
+		    || (rc = uv_listen(&l->h.stream, 128, on_connection)) < 0)
+			return err_set(e, "the socket systemd passed for %s: %s", path, uv_strerror(rc));
+		log_info("listening on %s (passed by systemd)", path);
+		return 0;
+	}
 	char *dir = xstrdup(path);
 	char *slash = strrchr(dir, '/');
 	if (slash && slash != dir)
@@ -151,6 +220,7 @@ int listeners_start(struct daemon *d, struct err *e)
 		return -1;
 	if (*c->listen.tcp && listen_tcp(d, c->listen.tcp, e) < 0)
 		return -1;
+	forget_activation();
 	return 0;
 }
 

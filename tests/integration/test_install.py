@@ -22,6 +22,9 @@ def test_make_install_destdir_prefix(workdir):
     with open(os.path.join(dest, "lib/systemd/system/outboxd.service")) as f:
         unit = f.read()
     assert "ExecStart=/opt/ob/sbin/outboxd\n" in unit and "Type=notify" in unit and "User=outbox" in unit
+    with open(os.path.join(dest, "lib/systemd/system/outboxd.socket")) as f:
+        sock = f.read()
+    assert "ListenStream=/run/outbox/outbox.sock\n" in sock and "FileDescriptorName=submission\n" in sock
     # the installed example configuration is valid
     r = subprocess.run([os.path.join(dest, "opt/ob/sbin/outboxd"), "-t", "-c",
                         os.path.join(dest, "etc/outbox/outbox.conf")], capture_output=True)

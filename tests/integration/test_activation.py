@@ -1,0 +1,71 @@
+"""Socket activation (issue 12, point 2): outboxd takes the submission
+socket systemd passes (LISTEN_PID, LISTEN_FDS, LISTEN_FDNAMES, fds from
+3), so a client that connected while no outboxd ran is served once it
+starts, and a stop leaves the socket to systemd."""
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+
+from conftest import OUTBOXD
+from test_delivery import send, wait_queue_empty
+
+
+def start_activated(d, sock, names="submission"):
+    """Start d's outboxd as systemd would: the socket as fd 3, the
+    variables naming it, LISTEN_PID its own pid (sh execs it)."""
+    fd = sock.fileno()
+    d.logf = open(d.log_path, "ab")
+    env = dict(os.environ, LISTEN_FDS="1")
+    if names:
+        env["LISTEN_FDNAMES"] = names
+    d.proc = subprocess.Popen(["sh", "-c", 'LISTEN_PID=$$ exec "$0" -c "$1"', OUTBOXD, d.conf],
+                              stdout=d.logf, stderr=subprocess.STDOUT, env=env, pass_fds=(fd, 3),
+                              preexec_fn=lambda: os.dup2(fd, 3))
+    d.wait_started()
+
+
+def bound_socket(path):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    if os.geteuid() == 0:                         # as systemd's RuntimeDirectory= would be
+        shutil.chown(os.path.dirname(path), "outbox", "outbox")
+    if os.path.exists(path):
+        os.unlink(path)
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.bind(path)
+    os.chmod(path, 0o666)
+    s.listen(16)
+    return s
+
+
+def test_a_passed_socket_is_used_and_kept(relay_daemon):
+    d, up = relay_daemon(start=False)
+    sock = bound_socket(d.socket)
+    early = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    early.connect(d.socket)                        # while no outboxd runs: it waits in the backlog
+    start_activated(d, sock)
+    early.settimeout(10)
+    assert early.recv(512).startswith(b"220 ")    # served by the outboxd that started after
+    early.close()
+    assert "listening on %s (passed by systemd)" % d.socket in d.log()
+    send(d, ["a@r.example"], b"Subject: activated\n\nx\n")
+    (m,) = up.wait_for(1)
+    assert m.rcpt_tos == ["a@r.example"]
+    wait_queue_empty(d)
+    d.stop()
+    assert os.path.exists(d.socket)                # systemd's file: not removed
+    # and a second outboxd takes the same socket again
+    start_activated(d, sock, names=None)           # matched by its path this time
+    send(d, ["b@r.example"])
+    assert [m.rcpt_tos for m in up.wait_for(2)][1] == ["b@r.example"]
+    d.stop()
+    sock.close()
+
+
+def test_without_activation_the_socket_is_its_own(relay_daemon):
+    d, up = relay_daemon()
+    assert "passed by systemd" not in d.log()
+    d.stop()
+    assert not os.path.exists(d.socket)           # it removes what it made
