@@ -17,6 +17,7 @@
 #include "../common/log.h"
 #include "outboxd.h"
 #include "indexer.h"
+#include "notify.h"
 
 #define BATCH_SIZE 4096
 #define MAX_BATCHES 16
@@ -130,6 +131,7 @@ static void finish(struct indexer *x)
 	log_info("queue indexed: %zu messages found in %.2f s, %zu in the queue%s", x->found,
 		 now_mono() - x->started, x->d->queue.count,
 		 x->quarantined ? " (some files moved to corrupt/, see above)" : "");
+	notify_ready(x->d);	/* the sockets listen and the queue is loaded */
 }
 
 static void on_batches(uv_async_t *h)

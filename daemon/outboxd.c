@@ -33,6 +33,7 @@
 #include "outboxd.h"
 #include "../common/tokens.h"
 #include "bounce.h"
+#include "notify.h"
 #include "control.h"
 #include "indexer.h"
 #include "listen.h"
@@ -54,23 +55,6 @@ static void usage(FILE *out)
 }
 
 /* sd_notify(0, msg) without libsystemd: one datagram to $NOTIFY_SOCKET. */
-static void notify_systemd(const char *msg)
-{
-	const char *path = getenv("NOTIFY_SOCKET");
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	if (!path || (path[0] != '/' && path[0] != '@') || strlen(path) >= sizeof sa.sun_path)
-		return;
-	memcpy(sa.sun_path, path, strlen(path));
-	if (sa.sun_path[0] == '@')
-		sa.sun_path[0] = '\0';
-	int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return;
-	socklen_t len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + strlen(path));
-	(void)sendto(fd, msg, strlen(msg), MSG_NOSIGNAL, (struct sockaddr *)&sa, len);
-	close(fd);
-}
-
 /* File descriptors: raise the soft limit to the hard one (as root
  * before dropping privileges, the hard limit too, up to 65536) and take
  * no more sessions than leave FD_RESERVE for the workers, the store and
@@ -103,10 +87,12 @@ static void reload(struct daemon *d)
 {
 	struct buf errors;
 	buf_init(&errors);
+	notify_reloading();
 	struct config *c = config_load(d->conf_path, 0, &errors);
 	if (!c) {
 		log_err("reload failed, keeping the running configuration:\n%s", errors.data);
 		buf_free(&errors);
+		notify_systemd("READY=1");
 		return;
 	}
 	buf_free(&errors);
@@ -119,6 +105,7 @@ static void reload(struct daemon *d)
 	pool_reconfigure(d);
 	log_set_level(d->verbose ? LOG_LVL_DEBUG : (enum log_level)c->log.level);
 	log_info("configuration reloaded from %s", d->conf_path);
+	notify_systemd("READY=1");
 }
 
 static void finish_stopping(struct daemon *d)
@@ -202,7 +189,7 @@ static void on_signal(uv_signal_t *h, int signum)
 		return;
 	log_info("%s received, stopping (%zu messages queued)", strsignal(signum), d->queue.count);
 	d->stopping = true;
-	notify_systemd("STOPPING=1");
+	notify_stop(d);
 	listeners_stop(d);
 	sessions_shutdown(d, false);
 	pickup_stop(d);
@@ -287,7 +274,6 @@ int main(int argc, char **argv)
 	if (indexer_start(&d, &e) < 0 || pickup_start(&d, &e) < 0)
 		fatal(EX_OSERR, "%s", e.msg);
 	log_info("outboxd %s started, indexing the queue", OUTBOX_VERSION);
-	notify_systemd("READY=1");
 	uv_run(d.loop, UV_RUN_DEFAULT);
 	log_info("stopped, %zu messages in the queue", d.queue.count);
 	if (!pool_stopped(&d) || !indexer_stopped(&d) || !pickup_idle(&d))

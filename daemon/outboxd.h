@@ -74,6 +74,8 @@ struct daemon {
 	struct metrics_file *metrics;	/* [log] metrics_file (metrics.c) */
 	struct bounces *bounces;	/* reports gathered per address (bounce.c) */
 	struct token_cache *tokens;	/* OAuth2 access tokens of the relays (common/tokens.c) */
+	uv_timer_t notify_timer;	/* systemd STATUS= (notify.c) */
+	bool notify_timer_on;
 	/* Each part of the daemon calls it when its part of a stop is done
 	 * (a session closed, the pool or the indexer or the pickup watcher
 	 * finished): the daemon exits once all are (outboxd.c). */

@@ -69,3 +69,26 @@ def test_without_activation_the_socket_is_its_own(relay_daemon):
     assert "passed by systemd" not in d.log()
     d.stop()
     assert not os.path.exists(d.socket)           # it removes what it made
+
+
+def test_systemd_hears_ready_status_reloading_and_stopping(relay_daemon, workdir):
+    import signal
+    path = os.path.join(workdir, "notify.sock")
+    n = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    n.bind(path)
+    os.chmod(path, 0o666)                         # outboxd writes to it as its own user
+    n.settimeout(10)
+    d, up = relay_daemon(start=False)
+    d.prefix = ["env", "NOTIFY_SOCKET=" + path]
+    d.start()
+
+    def next_message():
+        return n.recv(4096).decode()
+    first = [next_message(), next_message()]
+    assert first[0] == "READY=1" and first[1].startswith("STATUS=0 messages queued")
+    assert "queue indexed" in d.log()             # ready once the queue is loaded
+    d.proc.send_signal(signal.SIGHUP)
+    assert [next_message(), next_message()] == ["RELOADING=1", "READY=1"]
+    d.stop()
+    assert next_message() == "STOPPING=1"
+    n.close()
