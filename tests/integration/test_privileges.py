@@ -83,3 +83,25 @@ def test_an_existing_socket_directory_is_not_taken_over(make_daemon, workdir):
         assert s.noop()[0] == 250
     made = os.path.dirname(d.sections["listen"]["control"])
     assert os.stat(made).st_uid != 0  # the control socket's directory, made here
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs a root start")
+def test_started_as_root_it_runs_as_outbox_in_every_thread_and_delivers(relay_daemon):
+    import pwd
+    from test_delivery import send, wait_queue_empty
+    d, up = relay_daemon()
+    pw = pwd.getpwnam("outbox")
+    send(d, ["a@r.example"])
+    assert [m.rcpt_tos for m in up.wait_for(1)] == [["a@r.example"]]
+    wait_queue_empty(d)
+    pid = d.proc.pid
+    tasks = os.listdir("/proc/%d/task" % pid)
+    assert len(tasks) > 2                         # the loop, the workers, the thread pool
+    for t in tasks:
+        with open("/proc/%d/task/%s/status" % (pid, t)) as f:
+            st = dict(l.split(":", 1) for l in f.read().splitlines() if ":" in l)
+        # real, effective, saved and file-system ids
+        assert st["Uid"].split() == [str(pw.pw_uid)] * 4, (t, st["Uid"])
+        assert st["Gid"].split() == [str(pw.pw_gid)] * 4, (t, st["Gid"])
+        assert st["Groups"].split() == [str(pw.pw_gid)], (t, st["Groups"])
+        assert int(st["CapEff"], 16) == 0 and int(st["CapPrm"], 16) == 0
