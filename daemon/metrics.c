@@ -8,6 +8,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -155,7 +156,8 @@ static void write_work(uv_work_t *req)
 {
 	struct metrics_file *m = req->data;
 	int fd = open(m->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
-	int rc = fd < 0 ? -1 : write_all(fd, m->text.data, m->text.len);
+	/* readable by node exporter's user: exact, whatever the umask (0077) */
+	int rc = fd < 0 || fchmod(fd, 0644) < 0 ? -1 : write_all(fd, m->text.data, m->text.len);
 	if (fd >= 0 && close(fd) < 0)
 		rc = -1;
 	if (rc == 0 && rename(m->tmp, m->path) < 0)

@@ -250,7 +250,7 @@ int main(int argc, char **argv)
 		config_free(d.conf);
 		return 0;
 	}
-	umask(027);
+	umask(077);	/* files are private; where group or others may read, the mode is set exactly */
 	log_open("outboxd", (enum log_target)d.conf->log.target,
 		 d.verbose ? LOG_LVL_DEBUG : (enum log_level)d.conf->log.level);
 	d.max_sessions = sessions_for_fds(d.conf);

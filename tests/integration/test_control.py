@@ -382,6 +382,7 @@ def test_metrics(relay_daemon, slow_retry, workdir):
     fm, _ = parse_metrics(text)
     assert fm[("outbox_recipients_sent_total", relay)] == 1, text
     assert os.listdir(textfile_dir) == ["outbox.prom"]     # no temporary file left
+    assert os.stat(path).st_mode & 0o777 == 0o644           # node exporter's user reads it
     assert "metrics_file" not in d.log()                    # no complaint
 
 
