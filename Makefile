@@ -5,7 +5,7 @@
 #                   run the cmocka unit tests and the pytest integration tests
 #   make check SAN=1   the same with ASan + UBSan
 #   make demo       end-to-end demonstration under ./run/
-#   make install    DESTDIR, PREFIX honoured
+#   make install    DESTDIR, PREFIX honoured (make uninstall: the same, but the config)
 #   make bench      the benchmark (not part of check)
 #   make fuzz       the libFuzzer harnesses (clang, ASan + UBSan) in build-fuzz/
 #   make fuzz-smoke each harness for FUZZ_SECONDS from its seed corpus
@@ -65,7 +65,7 @@ OAUTH2  := $(BUILD)/outbox-oauth2
 COMPOSE := $(BUILD)/outbox-compose
 HELPERS := $(BUILD)/tests/mkqueue $(BUILD)/confdoc $(BUILD)/tests/outbox-runconf
 
-.PHONY: all check unit integration deps demo install bench clean man fuzz fuzz-smoke fuzz-long
+.PHONY: all check unit integration deps demo install uninstall bench clean man fuzz fuzz-smoke fuzz-long
 all: $(OUTBOXD) $(OUTBOX) $(PROBE) $(OAUTH2) $(COMPOSE)
 
 $(BUILD)/%.o: %.c
@@ -182,6 +182,7 @@ install: all
 	install -m 0755 $(COMPOSE) $(DESTDIR)$(LIBEXECDIR)/compose
 	ln -sf $(BINDIR)/outbox $(DESTDIR)$(SBINDIR)/sendmail
 	ln -sf $(BINDIR)/outbox $(DESTDIR)$(BINDIR)/mailq
+	$(if $(filter /usr,$(PREFIX)),install -d $(DESTDIR)/usr/lib && ln -sf ../sbin/sendmail $(DESTDIR)/usr/lib/sendmail)
 	install -m 0644 man/outbox.1 $(DESTDIR)$(MANDIR)/man1/outbox.1
 	install -m 0644 man/outbox.conf.5 $(DESTDIR)$(MANDIR)/man5/outbox.conf.5
 	install -m 0644 man/outboxd.8 $(DESTDIR)$(MANDIR)/man8/outboxd.8
@@ -192,6 +193,19 @@ install: all
 	install -m 0644 systemd/outboxd.socket $(DESTDIR)$(UNITDIR)/outboxd.socket
 	install -m 0644 systemd/outbox.sysusers $(DESTDIR)$(SYSUSERSDIR)/outbox.conf
 	install -m 0644 systemd/outbox.tmpfiles $(DESTDIR)$(TMPFILESDIR)/outbox.conf
+
+# What install put, with the same DESTDIR and PREFIX; the configuration
+# in SYSCONFDIR/outbox/ stays (it is the administrator's), as does the
+# spool (mail may wait in it).
+uninstall:
+	rm -f $(DESTDIR)$(SBINDIR)/outboxd $(DESTDIR)$(BINDIR)/outbox $(DESTDIR)$(SBINDIR)/sendmail \
+		$(DESTDIR)$(BINDIR)/mailq $(DESTDIR)$(LIBEXECDIR)/probe $(DESTDIR)$(LIBEXECDIR)/oauth2 \
+		$(DESTDIR)$(LIBEXECDIR)/compose $(DESTDIR)$(MANDIR)/man1/outbox.1 \
+		$(DESTDIR)$(MANDIR)/man5/outbox.conf.5 $(DESTDIR)$(MANDIR)/man8/outboxd.8 \
+		$(DESTDIR)$(UNITDIR)/outboxd.service $(DESTDIR)$(UNITDIR)/outboxd.socket \
+		$(DESTDIR)$(SYSUSERSDIR)/outbox.conf $(DESTDIR)$(TMPFILESDIR)/outbox.conf
+	$(if $(filter /usr,$(PREFIX)),rm -f $(DESTDIR)/usr/lib/sendmail)
+	-rmdir $(DESTDIR)$(LIBEXECDIR) 2>/dev/null
 
 # ---- fuzzing: tests/fuzz/fuzz_NAME.c, seeds in tests/fuzz/corpus/NAME/ ----
 FUZZ_CC      ?= clang

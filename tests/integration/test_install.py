@@ -88,3 +88,27 @@ def test_the_units_verify_and_their_exposure(workdir):
                        cwd=workdir, capture_output=True, text=True)
     level = float(re.search(r"Overall exposure level for outboxd\.service: ([\d.]+)", r.stdout).group(1))
     assert level <= 1.2, r.stdout
+
+
+def test_prefix_usr_links_usr_lib_sendmail_and_uninstall_keeps_the_config(workdir):
+    dest = os.path.join(workdir, "dest")
+    san = "SAN=" + os.environ.get("OUTBOX_SAN", "")
+    make = ["make", "-s", "-C", TOP, san, "DESTDIR=" + dest, "PREFIX=/usr"]
+    r = subprocess.run(make + ["install"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert os.readlink(os.path.join(dest, "usr/lib/sendmail")) == "../sbin/sendmail"
+    assert os.readlink(os.path.join(dest, "usr/sbin/sendmail")) == "/usr/bin/outbox"
+    conf = os.path.join(dest, "etc/outbox/outbox.conf")
+    with open(conf, "a") as f:
+        f.write("; the administrator's change\n")
+    r = subprocess.run(make + ["install"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert open(conf).read().endswith("; the administrator's change\n")   # never overwritten
+    r = subprocess.run(make + ["uninstall"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    left = sorted(os.path.relpath(os.path.join(p, f), dest)
+                  for p, _, fs in os.walk(dest) for f in fs)
+    links = sorted(os.path.relpath(os.path.join(p, n), dest) for p, ds, fs in os.walk(dest)
+                   for n in ds + fs if os.path.islink(os.path.join(p, n)))
+    assert left == ["etc/outbox/outbox.conf"], left        # the configuration stays, nothing else
+    assert links == []
