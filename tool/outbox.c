@@ -39,17 +39,9 @@ static int run_helper(const char *name, int argc, char **argv, const char *conf)
 	char path[4200];
 	if (helper_path(name, path, sizeof path) < 0)
 		return EX_OSERR;
-	char *args[argc + 4];
-	int k = 0;
-	args[k++] = path;
-	if (conf) {
-		args[k++] = "-C";
-		args[k++] = (char *)conf;
-	}
-	for (int i = 1; i < argc; i++)
-		args[k++] = argv[i];
-	args[k] = NULL;
+	char **args = tool_helper_argv(path, conf, argc, argv, 1);	/* without "probe" */
 	execv(path, args);
+	free(args);
 	fprintf(stderr, "outbox: cannot run %s: %s\n", path, strerror(errno));
 	return EX_UNAVAILABLE;
 }

@@ -35,15 +35,7 @@ static int compose(int argc, char **argv, const char *conf, struct buf *out, uin
 	if (pid < 0)
 		return EX_OSERR;
 	if (pid == 0) {
-		char **args = xcalloc((size_t)argc + 4, sizeof *args);
-		int k = 0;
-		args[k++] = path;
-		if (conf) {
-			args[k++] = "-C";
-			args[k++] = (char *)conf;
-		}
-		for (int i = 0; i < argc; i++)
-			args[k++] = argv[i];
+		char **args = tool_helper_argv(path, conf, argc, argv, 0);	/* with "send" */
 		dup2(fds[1], 1);
 		close(fds[0]);
 		close(fds[1]);

@@ -18,6 +18,10 @@ struct config *tool_config(const char *path);
 /* A helper's (outbox-probe, outbox-oauth2) leading "-C FILE", as outbox
  * passes it: the index of the first other argument. */
 int tool_helper_args(int argc, char **argv, const char **conf);
+/* The other side: the argument vector for helper path, "-C conf" when
+ * conf is set, then argv[from..argc); free() it (the strings are the
+ * caller's). */
+char **tool_helper_argv(char *path, const char *conf, int argc, char **argv, int from);
 /* outbox send ARGS (send.c). */
 int send_main(int argc, char **argv, const char *conf);
 /* A stream connection to outboxd's Unix socket at path, every read and

@@ -86,6 +86,20 @@ int tool_connect(const char *path, int timeout_s)
 	return fd;
 }
 
+char **tool_helper_argv(char *path, const char *conf, int argc, char **argv, int from)
+{
+	char **args = xcalloc((size_t)(argc > 0 ? argc : 0) + 4, sizeof *args);
+	int k = 0;
+	args[k++] = path;
+	if (conf) {
+		args[k++] = "-C";
+		args[k++] = (char *)conf;
+	}
+	for (int i = from; i < argc; i++)
+		args[k++] = argv[i];
+	return args;
+}
+
 int tool_helper_args(int argc, char **argv, const char **conf)
 {
 	*conf = NULL;
