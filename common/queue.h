@@ -91,7 +91,7 @@ void qname_set_mark(char name[QNAME_MAX], char mark);
 
 /* The directories under SPOOL (parents first) and their modes; SPOOL
  * itself is SPOOL_MODE. */
-#define SPOOL_MODE 0750
+#define SPOOL_MODE 0710	/* the group passes (to pickup/), does not list */
 struct spool_dir {
 	const char *name;
 	mode_t mode;

@@ -105,3 +105,31 @@ def test_started_as_root_it_runs_as_outbox_in_every_thread_and_delivers(relay_da
         assert st["Gid"].split() == [str(pw.pw_gid)] * 4, (t, st["Gid"])
         assert st["Groups"].split() == [str(pw.pw_gid)], (t, st["Groups"])
         assert int(st["CapEff"], 16) == 0 and int(st["CapPrm"], 16) == 0
+
+
+def test_the_spool_outboxd_makes_is_the_one_tmpfiles_makes(make_daemon):
+    """systemd/outbox.tmpfiles and outboxd's own spool_layout must agree:
+    on a packaged system tmpfiles makes the spool first, elsewhere outboxd
+    does; either way every directory has the same owner and mode."""
+    import pwd
+    top = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+    want = {}
+    with open(os.path.join(top, "systemd", "outbox.tmpfiles")) as f:
+        for line in f:
+            if line.startswith("d /var/spool/outbox"):
+                _, path, mode, user, group, _ = line.split()
+                want[path[len("/var/spool/outbox"):]] = (int(mode, 8), user, group)
+    assert len(want) >= 10
+    d = make_daemon()               # started as root: makes the spool, becomes outbox
+    outbox = pwd.getpwnam("outbox")
+    got = {}
+    for sub in want:
+        st = os.lstat(d.spool + sub)
+        assert stat.S_ISDIR(st.st_mode), sub
+        got[sub] = (stat.S_IMODE(st.st_mode), pwd.getpwuid(st.st_uid).pw_name,
+                    __import__("grp").getgrgid(st.st_gid).gr_name)
+    assert got == want
+    made = {"/" + n for n in os.listdir(d.spool) if os.path.isdir(os.path.join(d.spool, n))}
+    made |= {"/pickup/" + n for n in os.listdir(d.spool + "/pickup")}
+    assert made | {""} == set(want), made ^ set(want)   # the same directories (buckets aside)
+    assert outbox.pw_uid == os.stat(d.spool).st_uid
