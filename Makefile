@@ -6,6 +6,8 @@
 #   make check SAN=1   the same with ASan + UBSan
 #   make demo       end-to-end demonstration under ./run/
 #   make install    DESTDIR, PREFIX honoured (make uninstall: the same, but the config)
+#   make deb        the Debian package, lintian-checked (make deb-check: installed
+#                   in a pristine Debian 12 tree in place of nullmailer; as root)
 #   make bench      the benchmark (not part of check)
 #   make fuzz       the libFuzzer harnesses (clang, ASan + UBSan) in build-fuzz/
 #   make fuzz-smoke each harness for FUZZ_SECONDS from its seed corpus
@@ -65,12 +67,13 @@ OAUTH2  := $(BUILD)/outbox-oauth2
 COMPOSE := $(BUILD)/outbox-compose
 HELPERS := $(BUILD)/tests/mkqueue $(BUILD)/confdoc $(BUILD)/tests/outbox-runconf
 
-.PHONY: all check unit integration deps demo install uninstall bench clean man fuzz fuzz-smoke fuzz-long
+.PHONY: all check unit integration deps demo install uninstall bench clean man fuzz fuzz-smoke fuzz-long \
+	deb deb-check
 all: $(OUTBOXD) $(OUTBOX) $(PROBE) $(OAUTH2) $(COMPOSE)
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) $(PKG_CFLAGS) -c -o $@ $<
+	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) $(PKG_CFLAGS) -c -o $@ $<
 
 $(BUILD)/libcommon.a: $(COMMON_OBJ)
 	ar rcs $@ $^
@@ -186,6 +189,8 @@ install: all
 	install -m 0644 man/outbox.1 $(DESTDIR)$(MANDIR)/man1/outbox.1
 	install -m 0644 man/outbox.conf.5 $(DESTDIR)$(MANDIR)/man5/outbox.conf.5
 	install -m 0644 man/outboxd.8 $(DESTDIR)$(MANDIR)/man8/outboxd.8
+	ln -sf ../man1/outbox.1 $(DESTDIR)$(MANDIR)/man8/sendmail.8
+	ln -sf outbox.1 $(DESTDIR)$(MANDIR)/man1/mailq.1
 	test -e $(DESTDIR)$(SYSCONFDIR)/outbox/outbox.conf || \
 		install -m 0644 conf/outbox.conf $(DESTDIR)$(SYSCONFDIR)/outbox/outbox.conf
 	sed 's|@SBINDIR@|$(SBINDIR)|g' systemd/outboxd.service.in > $(DESTDIR)$(UNITDIR)/outboxd.service
@@ -202,10 +207,22 @@ uninstall:
 		$(DESTDIR)$(BINDIR)/mailq $(DESTDIR)$(LIBEXECDIR)/probe $(DESTDIR)$(LIBEXECDIR)/oauth2 \
 		$(DESTDIR)$(LIBEXECDIR)/compose $(DESTDIR)$(MANDIR)/man1/outbox.1 \
 		$(DESTDIR)$(MANDIR)/man5/outbox.conf.5 $(DESTDIR)$(MANDIR)/man8/outboxd.8 \
+		$(DESTDIR)$(MANDIR)/man8/sendmail.8 $(DESTDIR)$(MANDIR)/man1/mailq.1 \
 		$(DESTDIR)$(UNITDIR)/outboxd.service $(DESTDIR)$(UNITDIR)/outboxd.socket \
 		$(DESTDIR)$(SYSUSERSDIR)/outbox.conf $(DESTDIR)$(TMPFILESDIR)/outbox.conf
 	$(if $(filter /usr,$(PREFIX)),rm -f $(DESTDIR)/usr/lib/sendmail)
 	-rmdir $(DESTDIR)$(LIBEXECDIR) 2>/dev/null
+
+# ---- the Debian package (debian/, SPEC "Packaging") ----
+# make deb: build-deb/outbox_VERSION_ARCH.deb with dpkg-buildpackage from a
+# clean copy of the tracked files, then lintian (no error or warning).
+# make deb-check: that package in a pristine Debian 12 tree (debootstrap):
+# it replaces nullmailer, delivers, and leaves its config on dpkg -r.
+deb:
+	@scripts/deb.sh
+
+deb-check: deb
+	@scripts/deb-check.sh
 
 # ---- fuzzing: tests/fuzz/fuzz_NAME.c, seeds in tests/fuzz/corpus/NAME/ ----
 FUZZ_CC      ?= clang
@@ -259,6 +276,6 @@ fuzz-long: fuzz
 	done
 
 clean:
-	rm -rf build build-san build-fuzz run
+	rm -rf build build-san build-fuzz build-deb run
 
 -include $(shell find $(BUILD) $(FUZZ_BUILD) -name '*.d' 2>/dev/null)

@@ -2,13 +2,15 @@
 # deps.sh - make sure the Debian 12 packages that outbox needs to build,
 # test and demonstrate are installed, and that the system user the daemon
 # runs as exists.  As root it installs what is missing; as another user
-# it says what to install and fails.
+# it says what to install and fails.  With arguments, those packages
+# instead of the list below (make deb's tools: scripts/deb.sh).
 set -eu
 
 PKGS="pkg-config libuv1-dev libmbedtls-dev libinih-dev libmagic-dev libcmocka-dev libcurl4-openssl-dev libjansson-dev \
 s-nail git git-email libmailtools-perl \
 python3-pytest python3-aiosmtpd python3-fusepy python3-prometheus-client openssl curl procps mandoc strace \
 clang libclang-rt-14-dev"
+[ $# -gt 0 ] && PKGS="$*"
 
 missing=""
 for p in $PKGS; do
