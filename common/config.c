@@ -1035,6 +1035,34 @@ void config_print(const struct config *c, FILE *out, bool changed_only)
 	print_keys(c, out, changed_only, true);
 }
 
+/* Text for an mdoc page: a sentence a line (mdoc's rule), no line over
+ * 78 columns, never a line that starts with '.' or '\'' (a macro). */
+static void put_wrapped(FILE *out, const char *text)
+{
+	const char *p = text;
+	while (*p) {
+		const char *sentence = NULL, *space = NULL, *cut;
+		for (const char *q = p + 1; *q && q - p <= 78; q++) {
+			if (*q != ' ' || q[1] == '.' || q[1] == '\'')
+				continue;
+			if (q[-1] == '.') {
+				sentence = q;
+				break;
+			}
+			space = q;
+		}
+		if (sentence)
+			cut = sentence;
+		else if (strlen(p) <= 78)
+			cut = p + strlen(p);
+		else
+			cut = space ? space : strchrnul(p + 1, ' ');
+		fprintf(out, "%.*s\n", (int)(cut - p), p);
+		for (p = cut; *p == ' '; p++)
+			;
+	}
+}
+
 void config_doc_mdoc(FILE *out)
 {
 	const char *section = "";
@@ -1044,18 +1072,20 @@ void config_doc_mdoc(FILE *out)
 		if (strcmp(section, sec) != 0) {
 			if (*section)
 				fprintf(out, ".El\n");
-			fprintf(out, ".Ss [%s]\n", section = sec);
+			fprintf(out, ".Ss [%s]\\&\n", section = sec);
 			if (home_of(k) == IN_NAMED)
 				fprintf(out, "A further relay (see\n.Sx RELAYS ) :\nevery key of\n.Ic [relay] ,\n"
 					     "with the same defaults, and these.\n");
 			fprintf(out, ".Bl -tag -width Ds\n");
 		}
-		fprintf(out, ".It Ic %s No = Ar %s\n%s\n", k->name,
-			*k->def ? k->def : "(empty)", k->doc);
+		fprintf(out, ".It Ic %s No = Ar %s\n", k->name, *k->def ? k->def : "(empty)");
+		put_wrapped(out, k->doc);
 	}
 	fprintf(out, ".El\n");
-	for (size_t i = 0; i < ARRAY_LEN(maps); i++)
-		fprintf(out, ".Ss [%s]\n%s\n", maps[i].section, maps[i].doc);
+	for (size_t i = 0; i < ARRAY_LEN(maps); i++) {
+		fprintf(out, ".Ss [%s]\\&\n", maps[i].section);
+		put_wrapped(out, maps[i].doc);
+	}
 }
 
 const char *tls_mode_name(int mode)

@@ -11,7 +11,7 @@ TOP=$PWD
 OUT=$TOP/build-deb
 
 # shellcheck disable=SC2086
-PKGS="dpkg-dev debhelper lintian pkgconf libuv1-dev libmbedtls-dev libinih-dev libmagic-dev \
+PKGS="build-essential dpkg-dev debhelper lintian pkgconf libuv1-dev libmbedtls-dev libinih-dev libmagic-dev \
 libcurl4-openssl-dev libjansson-dev libcmocka-dev git"
 scripts/deps.sh $PKGS
 

@@ -18,6 +18,7 @@ static void usage(FILE *out)
 	fprintf(out, "usage: outbox [-C FILE] sendmail [sendmail options] [recipient ...]\n"
 		     "       outbox [-C FILE] probe [RELAY]\n"
 		     "       outbox [-C FILE] oauth2 login [RELAY]\n"
+		     "       outbox [-C FILE] send [-s SUBJECT] [-a FILE] [-i IMAGE] ... RECIPIENT ...\n"
 		     "       outbox [-C FILE] queue [--json] | show ID | flush [ID...] | delete ID...\n"
 		     "       outbox [-C FILE] hold ID... | release ID... | status [--json]\n"
 		     "       outbox [-C FILE] config [-n] | metrics\n"

@@ -2,6 +2,7 @@
 and mandoc finds nothing to warn about."""
 
 import glob
+import re
 import os
 import shutil
 import subprocess
@@ -41,3 +42,49 @@ def test_mandoc_lint_clean():
     assert len(pages) == 3
     r = subprocess.run(["mandoc", "-Tlint", "-Wwarning"] + pages, capture_output=True)
     assert r.returncode == 0 and r.stdout == b"" and r.stderr == b"", r.stdout + r.stderr
+
+
+def _outbox_page():
+    with open(os.path.join(TOP, "man", "outbox.1")) as f:
+        return f.read()
+
+
+def test_every_sendmail_flag_is_in_outbox_1():
+    """The flags sendmail_args.c acts on, and every one of its table of
+    ignored flags, each as an .Fl in outbox(1)."""
+    import re
+    with open(os.path.join(TOP, "tool", "sendmail_args.c")) as f:
+        src = f.read()
+    acted = re.findall(r'strcmp\(a, "(-[A-Za-z]+)"\) == 0', src)
+    ignored = re.findall(r'^\t\{ "(-[A-Za-z]+)", (?:true|false), "', src, re.M)
+    assert len(acted) >= 8 and len(ignored) >= 20, (acted, ignored)
+    flags = set(acted + ignored + ["-f", "-r", "-F", "-C", "-q"])
+    page = _outbox_page()
+    documented = set("-" + m for m in re.findall(r"\bFl ([A-Za-z]+)", page))
+    if "Fl o Ns Ar X" in page:
+        documented.add("-oX")        # any other -oX: the table's catch-all
+    assert flags <= documented, sorted(flags - documented)
+
+
+def test_every_subcommand_is_in_outbox_1():
+    """Each subcommand outbox's usage names has its own entry in outbox(1)."""
+    import re
+    from conftest import OUTBOX
+    r = subprocess.run([OUTBOX, "--help"], capture_output=True, text=True)
+    words = set(re.findall(r"(?:\] |\| )([a-z][a-z0-9]+)", r.stdout + r.stderr))
+    assert {"sendmail", "send", "queue", "probe", "oauth2", "config", "metrics", "status",
+            "hold", "show", "flush", "delete", "release"} <= words, words
+    page = _outbox_page()
+    for w in sorted(words):
+        assert re.search(r"^\.(It Cm|Ss outbox|Nm outbox Cm) %s\b" % w, page, re.M), w
+
+
+@pytest.mark.skipif(not shutil.which("mandoc"), reason="mandoc not installed")
+def test_mandoc_lint_style_clean_but_for_our_own_cross_references():
+    """mandoc's style level too: its only complaint may be that the other
+    outbox pages are not installed on this machine."""
+    pages = glob.glob(os.path.join(TOP, "man", "*.[1-8]"))
+    r = subprocess.run(["mandoc", "-Tlint", "-Wstyle"] + pages, capture_output=True, text=True)
+    left = [l for l in (r.stdout + r.stderr).splitlines()
+            if not re.search(r"referenced manual not found: Xr (outbox|outboxd|outbox\.conf) [158]", l)]
+    assert left == [], "\n".join(left)
