@@ -2,7 +2,8 @@
 #
 #   make            build outboxd and outbox
 #   make check      install missing build/test packages (as root), build,
-#                   run the cmocka unit tests and the pytest integration tests
+#                   run the cmocka unit tests and the pytest integration tests,
+#                   then (as root) make deb-check
 #   make check SAN=1   the same with ASan + UBSan
 #   make demo       end-to-end demonstration under ./run/
 #   make install    DESTDIR, PREFIX honoured (make uninstall: the same, but the config)
@@ -23,6 +24,9 @@ SYSCONFDIR ?= /etc
 UNITDIR  ?= /lib/systemd/system
 SYSUSERSDIR ?= /usr/lib/sysusers.d
 TMPFILESDIR ?= /usr/lib/tmpfiles.d
+# outbox set-group-ID outbox (the pickup fallback): by default only when
+# installing into the system itself; a package does it at install time
+SETGID   ?= $(if $(DESTDIR),no,yes)
 
 CC       ?= cc
 CFLAGS   ?= -O2 -g
@@ -137,6 +141,9 @@ check: deps
 	@$(MAKE) --no-print-directory unit integration
 	@if command -v $(FUZZ_CC) >/dev/null 2>&1; then $(MAKE) --no-print-directory fuzz-smoke; \
 	 else echo "fuzz-smoke skipped: no $(FUZZ_CC)"; fi
+	@if [ "$(SAN)" = 1 ]; then echo "deb-check skipped under SAN=1 (the package is built without sanitizers)"; \
+	 elif [ "$$(id -u)" != 0 ]; then echo "deb-check skipped: it needs root (debootstrap, chroot)"; \
+	 else $(MAKE) --no-print-directory deb-check; fi
 
 unit: $(UNIT_BIN)
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
@@ -179,6 +186,9 @@ install: all
 		$(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSUSERSDIR) $(DESTDIR)$(TMPFILESDIR)
 	install -m 0755 $(OUTBOXD) $(DESTDIR)$(SBINDIR)/outboxd
 	install -m 0755 $(OUTBOX) $(DESTDIR)$(BINDIR)/outbox
+	@if [ "$(SETGID)" = yes ] && [ "$$(id -u)" = 0 ] && getent group outbox >/dev/null; then \
+		chgrp outbox $(DESTDIR)$(BINDIR)/outbox && chmod 2755 $(DESTDIR)$(BINDIR)/outbox; \
+	 else echo "note: $(BINDIR)/outbox is not set-group-ID outbox (SETGID=yes as root with the group: the pickup fallback)"; fi
 	install -d $(DESTDIR)$(LIBEXECDIR)
 	install -m 0755 $(PROBE) $(DESTDIR)$(LIBEXECDIR)/probe
 	install -m 0755 $(OAUTH2) $(DESTDIR)$(LIBEXECDIR)/oauth2

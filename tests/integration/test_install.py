@@ -1,9 +1,13 @@
 """make install honours DESTDIR and PREFIX and lays out what SPEC names."""
 
+import grp
 import os
+import stat
 import subprocess
 
 import pytest
+
+from conftest import IS_ROOT
 
 TOP = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 
@@ -11,9 +15,32 @@ TOP = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 def test_make_install_destdir_prefix(workdir):
     dest = os.path.join(workdir, "dest")
     san = "SAN=" + os.environ.get("OUTBOX_SAN", "")  # install what this run built
-    r = subprocess.run(["make", "-s", "-C", TOP, "install", san, "DESTDIR=" + dest, "PREFIX=/opt/ob"],
-                       capture_output=True, text=True, timeout=300)
+    setgid = "SETGID=" + ("yes" if IS_ROOT else "no")
+    r = subprocess.run(["make", "-s", "-C", TOP, "install", san, setgid, "DESTDIR=" + dest,
+                        "PREFIX=/opt/ob"], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
+    # every path install puts, with its mode (and links with their targets)
+    want = {
+        "opt/ob/sbin/outboxd": 0o755, "opt/ob/bin/outbox": 0o2755 if IS_ROOT else 0o755,
+        "opt/ob/libexec/outbox/probe": 0o755, "opt/ob/libexec/outbox/oauth2": 0o755,
+        "opt/ob/libexec/outbox/compose": 0o755,
+        "opt/ob/share/man/man1/outbox.1": 0o644, "opt/ob/share/man/man5/outbox.conf.5": 0o644,
+        "opt/ob/share/man/man8/outboxd.8": 0o644, "etc/outbox/outbox.conf": 0o644,
+        "lib/systemd/system/outboxd.service": 0o644, "lib/systemd/system/outboxd.socket": 0o644,
+        "usr/lib/sysusers.d/outbox.conf": 0o644, "usr/lib/tmpfiles.d/outbox.conf": 0o644,
+        "opt/ob/sbin/sendmail": "/opt/ob/bin/outbox", "opt/ob/bin/mailq": "/opt/ob/bin/outbox",
+        "opt/ob/share/man/man8/sendmail.8": "../man1/outbox.1",
+        "opt/ob/share/man/man1/mailq.1": "outbox.1",
+    }
+    got = {}
+    for root, dirs, files in os.walk(dest):
+        for n in files + [d for d in dirs if os.path.islink(os.path.join(root, d))]:
+            p = os.path.join(root, n)
+            rel = os.path.relpath(p, dest)
+            got[rel] = os.readlink(p) if os.path.islink(p) else stat.S_IMODE(os.lstat(p).st_mode)
+    assert got == want
+    if IS_ROOT:
+        assert grp.getgrgid(os.stat(os.path.join(dest, "opt/ob/bin/outbox")).st_gid).gr_name == "outbox"
     for path in ("opt/ob/sbin/outboxd", "opt/ob/bin/outbox", "etc/outbox/outbox.conf",
                  "opt/ob/share/man/man8/outboxd.8", "opt/ob/share/man/man1/outbox.1",
                  "opt/ob/share/man/man5/outbox.conf.5", "lib/systemd/system/outboxd.service",
