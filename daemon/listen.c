@@ -83,8 +83,9 @@ static int clear_stale_socket(const char *path, struct err *e)
 
 #define SD_LISTEN_FDS_START 3
 
-/* The passed socket for path (name: its FileDescriptorName), or -1. */
-static int activated_fd(const char *path, const char *name)
+/* The passed socket for path (name: its FileDescriptorName), or -1;
+ * its own path is copied into at (for the log). */
+static int activated_fd(const char *path, const char *name, char at[108])
 {
 	const char *pid = getenv("LISTEN_PID"), *fds = getenv("LISTEN_FDS");
 	if (!pid || !fds || atol(pid) != (long)getpid())
@@ -113,6 +114,7 @@ static int activated_fd(const char *path, const char *name)
 		bool same_path = plen && strncmp(sa.sun_path, path, plen) == 0 && strlen(path) <= plen;
 		if (named || same_path) {
 			(void)fcntl(fd, F_SETFD, FD_CLOEXEC);
+			snprintf(at, 108, "%.*s", (int)strnlen(sa.sun_path, plen), sa.sun_path);
 			return fd;
 		}
 	}
@@ -144,7 +146,8 @@ static int listen_unix(struct daemon *d, const char *path, unsigned mode, bool c
 	int rc;
 	if (strlen(path) >= sizeof(((struct sockaddr_un *)0)->sun_path))
 		return err_set(e, "socket path too long: %s", path);
-	int passed = activated_fd(path, control ? "control" : "submission");
+	char at[108] = "";
+	int passed = activated_fd(path, control ? "control" : "submission", at);
 	if (passed >= 0) {	/* systemd's: it keeps the file */
 		struct listener *l = listener_new(d, true);
 		l->control = control;
@@ -153,7 +156,11 @@ static int listen_unix(struct daemon *d, const char *path, unsigned mode, bool c
 		if ((rc = uv_pipe_open(&l->h.pipe, passed)) < 0
 		    || (rc = uv_listen(&l->h.stream, 128, on_connection)) < 0)
 			return err_set(e, "the socket systemd passed for %s: %s", path, uv_strerror(rc));
-		log_info("listening on %s (passed by systemd)", path);
+		if (strcmp(at, path) == 0)
+			log_info("listening on %s (passed by systemd)", path);
+		else	/* named by the unit: the unit's path is the one that counts */
+			log_info("listening on %s (passed by systemd as '%s'; [listen] %s = %s is not used)",
+				 at, control ? "control" : "submission", control ? "control" : "socket", path);
 		return 0;
 	}
 	char *dir = xstrdup(path);

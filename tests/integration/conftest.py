@@ -215,9 +215,24 @@ class Daemon:
         except OSError:
             return False
 
+    def _outboxd_pid(self):
+        """The pid of outboxd itself: under a prefix (strace, unshare)
+        self.proc is the wrapper, and strace detaches on SIGTERM, leaving
+        outboxd running; the spool's lock file names the daemon."""
+        if not self.prefix:
+            return self.proc.pid
+        try:
+            pid = int(open(os.path.join(self.spool, "lock")).read())
+            with open("/proc/%d/comm" % pid) as f:
+                if f.read().strip() == "outboxd":
+                    return pid
+        except (OSError, ValueError):
+            pass
+        return self.proc.pid
+
     def stop(self, sig=signal.SIGTERM, timeout=30):
         if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(sig)
+            os.kill(self._outboxd_pid(), sig)
             try:
                 self.proc.wait(timeout)
             except subprocess.TimeoutExpired:
@@ -229,7 +244,7 @@ class Daemon:
         return self.proc.returncode if self.proc else None
 
     def kill9(self):
-        self.proc.kill()
+        os.kill(self._outboxd_pid(), signal.SIGKILL)
         self.proc.wait()
         self.logf.close()
 

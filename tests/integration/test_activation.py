@@ -13,7 +13,7 @@ from conftest import OUTBOXD
 from test_delivery import send, wait_queue_empty
 
 
-def start_activated(d, sock, names="submission"):
+def start_activated(d, sock, names="submission", wait=True):
     """Start d's outboxd as systemd would: the socket as fd 3, the
     variables naming it, LISTEN_PID its own pid (sh execs it)."""
     fd = sock.fileno()
@@ -24,7 +24,8 @@ def start_activated(d, sock, names="submission"):
     d.proc = subprocess.Popen(["sh", "-c", 'LISTEN_PID=$$ exec "$0" -c "$1"', OUTBOXD, d.conf],
                               stdout=d.logf, stderr=subprocess.STDOUT, env=env, pass_fds=(fd, 3),
                               preexec_fn=lambda: os.dup2(fd, 3))
-    d.wait_started()
+    if wait:                                      # (it answers on d.socket)
+        d.wait_started()
 
 
 def bound_socket(path):
@@ -92,3 +93,23 @@ def test_systemd_hears_ready_status_reloading_and_stopping(relay_daemon, workdir
     d.stop()
     assert next_message() == "STOPPING=1"
     n.close()
+
+
+def test_a_socket_named_submission_elsewhere_is_used_and_the_log_says_where(relay_daemon, workdir):
+    """The unit's ListenStream= may differ from [listen] socket: the
+    socket named "submission" is taken, and the log names its own path
+    and the configured one it replaces."""
+    d, up = relay_daemon(start=False)
+    other = os.path.join(os.path.dirname(d.socket), "unit.sock")
+    sock = bound_socket(other)
+    start_activated(d, sock, wait=False)
+    d.wait_log(r"outboxd.* started,")
+    assert ("listening on %s (passed by systemd as 'submission'; [listen] socket = %s is not used)"
+            % (other, d.socket)) in d.log()
+    c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    c.settimeout(10)
+    c.connect(other)
+    assert c.recv(512).startswith(b"220 ")
+    c.close()
+    d.stop()
+    sock.close()
