@@ -812,7 +812,11 @@ int store_open(struct store *s, const char *spool, bool lock, struct err *e)
 	int rc = ensure_dir(spool, SPOOL_MODE, e), qfd = -1;
 	for (const struct spool_dir *sd = spool_layout; rc == 0 && sd->name; sd++) {
 		char *p = xasprintf("%s/%s", spool, sd->name);
+		struct stat st;
 		rc = ensure_dir(p, sd->mode, e);
+		if (rc == 0 && (sd->mode & S_ISGID) && stat(p, &st) == 0 && !(st.st_mode & S_ISGID))
+			log_warn("%s is not set-group-ID: files dropped there keep their makers' groups "
+				 "(systemd-tmpfiles --create outbox.conf makes it as it should be)", p);
 		free(p);
 	}
 	if (rc == 0 && (qfd = open(s->queue_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)

@@ -209,29 +209,33 @@ int fsync_dir(const char *dir, struct err *e)
 int ensure_dir(const char *path, mode_t mode, struct err *e)
 {
 	struct stat st;
-	if (mkdir(path, mode) == 0) {
-		/* mkdir() applies the umask and ignores set-group-ID: be exact */
-		if (chmod(path, mode) < 0)
-			return err_sys(e, "chmod %s", path);
-		/* the new directory and its name in the parent reach the disk
-		 * before anything is acknowledged in it */
-		char *parent = xstrdup(path);
-		char *slash = strrchr(parent, '/');
-		if (slash == parent)
-			slash[1] = '\0';
-		else if (slash)
-			*slash = '\0';
-		int rc = fsync_dir(path, e) < 0 || fsync_dir(slash ? parent : ".", e) < 0 ? -1 : 0;
-		free(parent);
-		return rc;
-	}
-	if (errno != EEXIST)
-		return err_sys(e, "mkdir %s", path);
-	if (stat(path, &st) < 0)
+	/* an existing one is not made again: under systemd's
+	 * RestrictSUIDSGID= even a mkdir that would fail with EEXIST is
+	 * refused (EPERM) when its mode has the set-group-ID bit */
+	if (stat(path, &st) == 0)
+		return S_ISDIR(st.st_mode) ? 0 : err_set(e, "%s exists and is not a directory", path);
+	if (errno != ENOENT)
 		return err_sys(e, "stat %s", path);
-	if (!S_ISDIR(st.st_mode))
-		return err_set(e, "%s exists and is not a directory", path);
-	return 0;
+	if (mkdir(path, mode & 0777) < 0 && errno != EEXIST)
+		return err_sys(e, "mkdir %s", path);
+	/* mkdir() applies the umask and ignores set-group-ID: be exact.  A
+	 * set-group-ID bit refused (RestrictSUIDSGID=) is not fatal: the
+	 * directory works, its new files keep their makers' groups (the
+	 * caller may check and say so). */
+	if (chmod(path, mode) < 0
+	    && (errno != EPERM || !(mode & S_ISGID) || chmod(path, mode & 0777) < 0))
+		return err_sys(e, "chmod %s", path);
+	/* the new directory and its name in the parent reach the disk
+	 * before anything is acknowledged in it */
+	char *parent = xstrdup(path);
+	char *slash = strrchr(parent, '/');
+	if (slash == parent)
+		slash[1] = '\0';
+	else if (slash)
+		*slash = '\0';
+	int rc = fsync_dir(path, e) < 0 || fsync_dir(slash ? parent : ".", e) < 0 ? -1 : 0;
+	free(parent);
+	return rc;
 }
 
 double now_real(void)

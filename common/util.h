@@ -75,9 +75,10 @@ int rename_noreplace(const char *from, const char *to);
  * file there: corrupt/, pickup/bad/); *to gets the path used (free it).
  * -1 with errno. */
 int rename_aside(const char *from, const char *dir, const char *name, char **to);
-/* mkdir of one level with exactly mode (umask ignored), then fsync of
- * the new directory and of its parent (durable before use); an existing
- * directory is left as it is. */
+/* mkdir of one level with exactly mode (umask ignored; a set-group-ID
+ * bit the system refuses is left out), then fsync of the new directory
+ * and of its parent (durable before use); an existing directory is left
+ * as it is, without a mkdir. */
 int ensure_dir(const char *path, mode_t mode, struct err *e);
 
 /* Current wall-clock time in seconds, with microseconds. */

@@ -14,6 +14,14 @@
 #   a purge with mail queued is refused, a forced one removes everything;
 #   and nullmailer can take the place back.
 #
+# Then the same package under a real systemd (a second tree booted with
+# systemd-nspawn): postinst starts both units, outboxd runs hardened
+# (no capabilities, no new privileges, seccomp) and says READY and
+# STATUS, reloads, delivers through the socket systemd holds, and mail
+# sent while the service is stopped starts it through the socket.  Where
+# no container can boot (no cgroup file system, say) that part is
+# skipped and says why; everything else must pass.
+#
 # Needs root (debootstrap, chroot, mount).  Every check prints "ok" or
 # "FAIL"; the exit status is 1 if any failed.
 set -u -o pipefail
@@ -200,6 +208,81 @@ echo "== the place given back"
 in_root "apt-get install -y -qq nullmailer" >>"$WORK/apt.log" 2>&1 && ok "nullmailer installs again" ||
 	bad "nullmailer installs again"
 is "/usr/sbin/sendmail is nullmailer's again" "nullmailer: /usr/sbin/sendmail" "dpkg-query -S /usr/sbin/sendmail"
+
+echo "== under systemd (systemd-nspawn --boot)"
+systemd_phase() {
+	command -v systemd-nspawn >/dev/null || apt-get install -y -qq systemd-container >/dev/null 2>&1 ||
+		{ echo "  SKIP  cannot install systemd-container"; return 0; }
+	[ -e /sys/fs/cgroup/cgroup.controllers ] || [ -d /sys/fs/cgroup/unified ] ||
+		mount -t cgroup2 none /sys/fs/cgroup 2>/dev/null ||
+		{ echo "  SKIP  no cgroup file system for a container here"; return 0; }
+	BOX=$WORK/box
+	mkdir -p "$BOX" && tar -xf "$IMG" -C "$BOX" || { bad "unpack a second tree"; return 0; }
+	cp "$ROOT/etc/apt/sources.list" "$BOX/etc/apt/sources.list"
+	cp "$ROOT/etc/apt/apt.conf.d/90host" "$BOX/etc/apt/apt.conf.d/" 2>/dev/null
+	cp /etc/resolv.conf "$BOX/etc/resolv.conf" 2>/dev/null
+	mount -t proc proc "$BOX/proc" && mount --bind /dev "$BOX/dev" || { bad "mount in the second tree"; return 0; }
+	chroot "$BOX" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin DEBIAN_FRONTEND=noninteractive \
+		/bin/sh -c "apt-get update -qq && apt-get install -y -qq --no-install-recommends systemd systemd-sysv" \
+		>"$WORK/box-apt.log" 2>&1
+	local rc=$?
+	umount "$BOX/dev" "$BOX/proc"
+	[ "$rc" = 0 ] || { bad "systemd in the second tree: $(tail -3 "$WORK/box-apt.log")"; return 0; }
+	cp "$DEB" "$BOX/root/"          # (the container's /tmp is its own)
+	systemd-nspawn -q -b -D "$BOX" --register=no --keep-unit -M outbox-deb-check >"$WORK/box-boot.log" 2>&1 &
+	NSPAWN=$!
+	local leader="" state=""
+	for _ in $(seq 120); do
+		leader=$(pgrep -P "$NSPAWN" -x systemd)
+		[ -n "$leader" ] && state=$(nsenter --target "$leader" --all systemctl is-system-running 2>/dev/null)
+		case $state in running | degraded) break ;; esac
+		sleep 0.5
+	done
+	case $state in running | degraded) ok "a container booted systemd ($state)" ;; *)
+		echo "  SKIP  no container boots here: $(tail -2 "$WORK/box-boot.log" | tr '\n' ' ')"
+		kill "$NSPAWN" 2>/dev/null; return 0 ;;
+	esac
+	in_box() { nsenter --target "$leader" --all /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin \
+		DEBIAN_FRONTEND=noninteractive /bin/sh -c "$1"; }
+	box_is() { local got; got=$(in_box "$3" 2>&1); if [ "$got" = "$2" ]; then ok "$1"; else bad "$1 (want '$2', got '$got')"; fi; }
+	in_box "apt-get install -y -qq /root/$(basename "$DEB")" >"$WORK/box-install.log" 2>&1 &&
+		ok "installed under systemd" || bad "installed under systemd: $(tail -5 "$WORK/box-install.log")"
+	box_is "postinst started both units" "active active" "systemctl is-active outboxd.service outboxd.socket | xargs"
+	box_is "... outboxd with systemd's socket" "1" \
+		"journalctl -u outboxd -o cat | grep -c 'listening on /run/outbox/outbox.sock (passed by systemd)'"
+	box_is "Type=notify: STATUS= reached systemd" "0 messages queued; since start 0 sent, 0 deferred, 0 bounced" \
+		"systemctl show -p StatusText --value outboxd"
+	box_is "outboxd runs as outbox, no capabilities, no new privileges, seccomp" \
+		"$(in_box 'id -u outbox') 0000000000000000 1 2" \
+		'p=$(systemctl show -p MainPID --value outboxd); echo $(awk "/^Uid:/{print \$3} /^CapEff:/{print \$2} /^NoNewPrivs:/{print \$2} /^Seccomp:/{print \$2}" /proc/$p/status)'
+	cp "$WORK/certs/ca.pem" "$BOX/etc/outbox/upstream-ca.pem"
+	in_box "umask 027 && echo deb-secret > /etc/outbox/password && chgrp outbox /etc/outbox/password"
+	printf '[relay]\nhost = 127.0.0.1\nport = %s\ntls = starttls\nca_file = /etc/outbox/upstream-ca.pem\nuser = deb\npassword_file = /etc/outbox/password\n' \
+		"$PORT" >"$BOX/etc/outbox/outbox.conf"
+	box_is "systemctl reload (RELOADING=1, READY=1)" "0 active" \
+		"systemctl reload outboxd; echo \$? \$(systemctl is-active outboxd)"
+	local before; before=$(delivered)
+	box_is "sendmail through the socket systemd holds" "0" \
+		"printf 'Subject: deb-check 4\n\nunder systemd\n' | setpriv --reuid=nobody --regid=nogroup --clear-groups /usr/sbin/sendmail -f nobody@deb.example rcpt4@dest.example; echo \$?"
+	if wait_delivered $((before + 1)); then ok "... delivered"; else
+		bad "... delivered: $(in_box 'journalctl -u outboxd -o cat | tail -5')"; fi
+	box_is "systemctl stop outboxd.service leaves the socket listening" "inactive active" \
+		"systemctl stop outboxd.service 2>/dev/null; systemctl is-active outboxd.service outboxd.socket | xargs"
+	box_is "mail sent meanwhile is taken by the socket" "0" \
+		"printf 'Subject: deb-check 5\n\nwhile stopped\n' | /usr/sbin/sendmail -f root@deb.example rcpt5@dest.example; echo \$?"
+	if wait_delivered $((before + 2)); then ok "... which started outboxd, and it was delivered"; else
+		bad "... delivered after activation: $(in_box 'journalctl -u outboxd -o cat | tail -5')"; fi
+	box_is "... outboxd active again" "active" "systemctl is-active outboxd.service"
+	box_is "nothing was queued in pickup/ meanwhile" "0" "ls /var/spool/outbox/pickup/new | wc -l"
+	in_box "apt-get remove -y -qq outbox" >"$WORK/box-remove.log" 2>&1 && ok "apt-get remove under systemd" ||
+		bad "apt-get remove under systemd: $(tail -3 "$WORK/box-remove.log")"
+	box_is "... stopped both units" "inactive inactive" "systemctl is-active outboxd.service outboxd.socket | xargs"
+	in_box "systemctl poweroff" >/dev/null 2>&1
+	for _ in $(seq 40); do kill -0 "$NSPAWN" 2>/dev/null || break; sleep 0.25; done
+	kill "$NSPAWN" 2>/dev/null
+	return 0
+}
+systemd_phase
 
 if [ "$FAILED" = 0 ]; then say "every check passed"; else say "some checks FAILED (logs were in $WORK)"; fi
 exit "$FAILED"
