@@ -229,7 +229,17 @@ systemd_phase() {
 	umount "$BOX/dev" "$BOX/proc"
 	[ "$rc" = 0 ] || { bad "systemd in the second tree: $(tail -3 "$WORK/box-apt.log")"; return 0; }
 	cp "$DEB" "$BOX/root/"          # (the container's /tmp is its own)
-	systemd-nspawn -q -b -D "$BOX" --register=no --keep-unit -M outbox-deb-check >"$WORK/box-boot.log" 2>&1 &
+	# nspawn makes its "/" a slave mount: in a chroot (a fresh machine)
+	# "/" is no mount point, so it runs in a mount namespace of its own
+	# whose "/" is a bind of this one (the same paths, one mount more)
+	local nspawn=(systemd-nspawn -q -b -D "$BOX" --register=no --keep-unit -M outbox-deb-check)
+	if mountpoint -q /; then
+		"${nspawn[@]}" >"$WORK/box-boot.log" 2>&1 &
+	else
+		mkdir -p "$WORK/slash"
+		unshare -m /bin/sh -c 'mount --rbind / "$0" && exec chroot "$0" "$@"' "$WORK/slash" "${nspawn[@]}" \
+			>"$WORK/box-boot.log" 2>&1 &
+	fi
 	NSPAWN=$!
 	local leader="" state=""
 	for _ in $(seq 120); do
