@@ -206,18 +206,25 @@ int fsync_dir(const char *dir, struct err *e)
 	return 0;
 }
 
+/* path, which is there: a directory, or an error. */
+static int existing_dir(const char *path, struct err *e)
+{
+	struct stat st;
+	if (stat(path, &st) < 0)
+		return err_sys(e, "stat %s", path);
+	return S_ISDIR(st.st_mode) ? 0 : err_set(e, "%s exists and is not a directory", path);
+}
+
 int ensure_dir(const char *path, mode_t mode, struct err *e)
 {
 	struct stat st;
 	/* an existing one is not made again: under systemd's
 	 * RestrictSUIDSGID= even a mkdir that would fail with EEXIST is
 	 * refused (EPERM) when its mode has the set-group-ID bit */
-	if (stat(path, &st) == 0)
-		return S_ISDIR(st.st_mode) ? 0 : err_set(e, "%s exists and is not a directory", path);
-	if (errno != ENOENT)
-		return err_sys(e, "stat %s", path);
-	if (mkdir(path, mode & 0777) < 0 && errno != EEXIST)
-		return err_sys(e, "mkdir %s", path);
+	if (stat(path, &st) == 0 || errno != ENOENT)
+		return existing_dir(path, e);
+	if (mkdir(path, mode & 0777) < 0)	/* EEXIST: made meanwhile, theirs as it is */
+		return errno == EEXIST ? existing_dir(path, e) : err_sys(e, "mkdir %s", path);
 	/* mkdir() applies the umask and ignores set-group-ID: be exact.  A
 	 * set-group-ID bit refused (RestrictSUIDSGID=) is not fatal: the
 	 * directory works, its new files keep their makers' groups (the

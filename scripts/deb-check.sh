@@ -237,7 +237,10 @@ systemd_phase() {
 		"${nspawn[@]}" >"$WORK/box-boot.log" 2>&1 &
 	else
 		mkdir -p "$WORK/slash"
-		unshare -m /bin/sh -c 'mount --rbind / "$0" && exec chroot "$0" "$@"' "$WORK/slash" "${nspawn[@]}" \
+		# (--propagation unchanged: a chroot's "/" cannot be made private;
+		# the bind is made private at once so nothing leaves the namespace)
+		unshare -m --propagation unchanged /bin/sh -c \
+			'mount --rbind / "$0" && mount --make-rprivate "$0" && exec chroot "$0" "$@"' "$WORK/slash" "${nspawn[@]}" \
 			>"$WORK/box-boot.log" 2>&1 &
 	fi
 	NSPAWN=$!
