@@ -37,10 +37,16 @@
 static int open_dir(int parent, const char *name, const char *path, mode_t mode, bool *made,
 		    struct err *e)
 {
-	*made = mkdirat(parent, name, mode) == 0;
-	if (!*made && errno != EEXIST)
-		return err_sys(e, "mkdir %s", path);
+	/* no mkdir of what exists (RestrictSUIDSGID= refuses one with the
+	 * set-group-ID bit even then, see ensure_dir) */
 	int fd = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	*made = false;
+	if (fd < 0 && errno == ENOENT) {
+		*made = mkdirat(parent, name, mode & 0777) == 0;
+		if (!*made && errno != EEXIST)
+			return err_sys(e, "mkdir %s", path);
+		fd = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	}
 	if (fd < 0 && (errno == ELOOP || errno == ENOTDIR))
 		return err_set(e, "%s is a symbolic link or not a directory: refusing to use it", path);
 	if (fd < 0)
@@ -60,7 +66,9 @@ static int own_dir(int fd, int parent, const char *path, mode_t mode, bool made,
 			       "refusing to use it", path, (long)st.st_uid);
 	if (give && (st.st_uid != uid || st.st_gid != gid) && fchown(fd, uid, gid) < 0)
 		return err_sys(e, "chown %s", path);
-	if (made && fchmod(fd, mode) < 0)	/* exact: no umask, setgid kept */
+	/* exact: no umask, set-group-ID kept where the system allows it */
+	if (made && fchmod(fd, mode) < 0
+	    && (errno != EPERM || !(mode & S_ISGID) || fchmod(fd, mode & 0777) < 0))
 		return err_sys(e, "chmod %s", path);
 	if (made && (fsync(fd) < 0 || fsync(parent) < 0))
 		return err_sys(e, "fsync %s or its parent", path);

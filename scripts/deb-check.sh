@@ -245,14 +245,16 @@ systemd_phase() {
 	fi
 	NSPAWN=$!
 	local leader="" state=""
-	for _ in $(seq 120); do
+	for _ in $(seq 240); do
 		leader=$(pgrep -P "$NSPAWN" -x systemd)
-		[ -n "$leader" ] && state=$(nsenter --target "$leader" --all systemctl is-system-running 2>/dev/null)
+		[ -n "$leader" ] && state=$(nsenter --target "$leader" --all systemctl is-system-running 2>&1)
 		case $state in running | degraded) break ;; esac
 		sleep 0.5
 	done
 	case $state in running | degraded) ok "a container booted systemd ($state)" ;; *)
-		echo "  SKIP  no container boots here: $(tail -2 "$WORK/box-boot.log" | tr '\n' ' ')"
+		echo "  SKIP  no container boots here (systemd pid ${leader:-none}: ${state:-no answer}):" \
+			"$(tail -2 "$WORK/box-boot.log" | tr '\n' ' ')"
+		[ -n "$leader" ] && nsenter --target "$leader" --all systemctl list-jobs --no-pager 2>&1 | head -8
 		kill "$NSPAWN" 2>/dev/null; return 0 ;;
 	esac
 	in_box() { nsenter --target "$leader" --all /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin \

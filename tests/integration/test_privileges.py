@@ -133,3 +133,40 @@ def test_the_spool_outboxd_makes_is_the_one_tmpfiles_makes(make_daemon):
     made |= {"/pickup/" + n for n in os.listdir(d.spool + "/pickup")}
     assert made | {""} == set(want), made ^ set(want)   # the same directories (buckets aside)
     assert outbox.pw_uid == os.stat(d.spool).st_uid
+
+
+def test_it_starts_under_restrict_suid_sgid(relay_daemon, make_daemon):
+    """outboxd.service has RestrictSUIDSGID=yes: a mkdir whose mode has
+    the set-group-ID bit fails with EPERM even where the directory is
+    (outboxd did not start under systemd).  As root and as the outbox
+    user, with the spool there it starts and delivers; a pickup
+    directory it must make itself lacks the bit, and it says so."""
+    import sys
+    PY = sys.executable
+    helper = os.path.join(os.path.dirname(__file__), "restrict_suid_sgid.py")
+    d, up = relay_daemon()          # as root: makes the spool, set-group-ID pickup/
+    d.stop()
+    as_outbox = ["setpriv", "--reuid=outbox", "--regid=outbox", "--clear-groups"]
+    for prefix in ([PY, helper], as_outbox + [PY, helper]):
+        d.prefix = prefix
+        d.start()
+        assert d.sendmail(["-f", "me@sender.example", "a@r.example"], b"Subject: x\n\nx\n").returncode == 0
+        up.wait_for(1 if prefix[0] == PY else 2)
+        d.stop()
+    bad = os.path.join(d.spool, "pickup", "bad")
+    os.rmdir(bad)
+    d.start()                       # as outbox, under the filter: makes pickup/bad itself
+    st = os.stat(bad)
+    assert stat.S_IMODE(st.st_mode) == 0o750 and pwd_name(st.st_uid) == "outbox"
+    assert "%s is not set-group-ID" % bad in d.log()
+    d.stop()
+    d.prefix = []
+    os.rmdir(bad)
+    d.start()                       # without the filter it is set-group-ID again
+    assert stat.S_IMODE(os.stat(bad).st_mode) == 0o2750
+    d.stop()
+
+
+def pwd_name(uid):
+    import pwd
+    return pwd.getpwuid(uid).pw_name
