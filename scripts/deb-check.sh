@@ -247,17 +247,17 @@ systemd_phase() {
 	local leader="" state=""
 	for _ in $(seq 240); do
 		leader=$(pgrep -P "$NSPAWN" -x systemd)
-		[ -n "$leader" ] && state=$(nsenter --target "$leader" --all systemctl is-system-running 2>&1)
+		[ -n "$leader" ] && state=$(nsenter --target "$leader" --all --root --wd systemctl is-system-running 2>&1)
 		case $state in running | degraded) break ;; esac
 		sleep 0.5
 	done
 	case $state in running | degraded) ok "a container booted systemd ($state)" ;; *)
 		echo "  SKIP  no container boots here (systemd pid ${leader:-none}: ${state:-no answer}):" \
 			"$(tail -2 "$WORK/box-boot.log" | tr '\n' ' ')"
-		[ -n "$leader" ] && nsenter --target "$leader" --all systemctl list-jobs --no-pager 2>&1 | head -8
+		[ -n "$leader" ] && nsenter --target "$leader" --all --root --wd systemctl list-jobs --no-pager 2>&1 | head -8
 		kill "$NSPAWN" 2>/dev/null; return 0 ;;
 	esac
-	in_box() { nsenter --target "$leader" --all /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin \
+	in_box() { nsenter --target "$leader" --all --root --wd /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin \
 		DEBIAN_FRONTEND=noninteractive /bin/sh -c "$1"; }
 	box_is() { local got; got=$(in_box "$3" 2>&1); if [ "$got" = "$2" ]; then ok "$1"; else bad "$1 (want '$2', got '$got')"; fi; }
 	in_box "apt-get install -y -qq /root/$(basename "$DEB")" >"$WORK/box-install.log" 2>&1 &&
