@@ -136,6 +136,7 @@ def stop_traced(d):
     """SIGTERM to outboxd itself (strace would keep it), then strace ends."""
     pid = int(re.findall(r"outboxd\[(\d+)\]: running", d.log())[-1])
     os.kill(pid, signal.SIGTERM)
+    d.proc.wait(30)                 # (stop() now would send a second SIGTERM)
     assert d.stop() == 0
 
 
@@ -170,16 +171,17 @@ def test_failed_directory_fsync_refuses_until_it_works_again(relay_daemon):
             break
     d.wait_log(r"fsync \S+/queue/%s works again" % failed)
     up.wait_for(sent, timeout=60)
+    time.sleep(0.5)
+    stop_traced(d)
+    tracer.wait(30)                 # strace's output is complete only once it has ended
     trace = open(d.trace).read()
     after = trace.split("(INJECTED)", 1)[1]
     # the bucket opened anew, then an fsync of it that worked, before its next commit
     reopened = re.search(r"openat\(AT_FDCWD[^,]*, \"[^\"]*/queue/%s\", O_RDONLY[A-Z_|]*\)"
                          r" = (\d+)<" % failed, after).group(1)
     assert re.search(r"fsync\(%s<[^>]*/queue/%s>\) += 0" % (reopened, failed), after), after
-    time.sleep(0.5)
     assert sorted(x.rcpt_tos[0] for x in up.messages) == \
         sorted("kept%d@r.example" % i for i in range(sent))
-    stop_traced(d)
 
 
 def test_new_spool_directories_reach_the_disk(make_daemon):
