@@ -9,6 +9,15 @@
  * between turns.  While the walk runs the index remembers the IDs
  * removed from it (qindex_track_removals), so that a message delivered
  * meanwhile is not brought back by a late find.
+ *
+ * UIDS: the walk reads names only, so what it finds has QUID_UNKNOWN as
+ * its submitter.  Once the walk is complete (and the daemon ready), the
+ * owners are read from the files in the background, UID_BATCH at a time
+ * on the thread pool, one batch in flight (the intake's commits keep the
+ * other threads), until the index's chain of unknown uids is empty: a
+ * file that cannot be read gets QUID_NONE (only admins see it), so every
+ * batch empties its part of the chain.  Until then an ordinary user's
+ * listing may miss messages found at the start (control.c says so).
  */
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -22,6 +31,13 @@
 #define BATCH_SIZE 4096
 #define MAX_BATCHES 16
 #define DRAIN_BATCHES 4
+#define UID_BATCH 256
+
+struct uid_item {
+	uint64_t id;
+	char name[QNAME_MAX];
+	uint32_t uid;	/* read by the thread */
+};
 
 struct batch {
 	struct batch *next;
@@ -44,6 +60,11 @@ struct indexer {
 	double started;
 	size_t found;		/* loop side: new entries added */
 	size_t moved, quarantined;	/* the walk's counts, set before ended */
+	uv_work_t uid_req;	/* the owners' read (UIDS) */
+	bool uid_busy;
+	size_t nuid, uids_read;
+	double uid_started;
+	struct uid_item uid[UID_BATCH];
 };
 
 static void post(struct indexer *x, struct batch *b)
@@ -119,6 +140,66 @@ static void take(struct indexer *x, const struct batch *b)
 	}
 }
 
+/* ---- UIDS ---- */
+
+static void uid_work(uv_work_t *req)
+{
+	struct indexer *x = req->data;
+	for (size_t i = 0; i < x->nuid; i++) {
+		struct envelope env;
+		struct err e;
+		size_t off;
+		uint64_t size;
+		x->uid[i].uid = QUID_NONE;
+		if (store_load(&x->d->store, x->uid[i].name, &env, &off, NULL, &size, &e) < 0)
+			continue;
+		x->uid[i].uid = quid_of(env.uid);
+		envelope_free(&env);
+	}
+}
+
+static void uid_next(struct indexer *x);
+
+static void uid_done(uv_work_t *req, int status)
+{
+	struct indexer *x = req->data;
+	struct queue_index *q = &x->d->queue;
+	(void)status;
+	x->uid_busy = false;
+	x->uids_read += x->nuid;
+	for (size_t i = 0; i < x->nuid; i++) {
+		qref r = qindex_find(q, x->uid[i].id);
+		if (r && qindex_get(q, r)->uid == QUID_UNKNOWN)
+			qindex_set_uid(q, r, x->uid[i].uid);
+	}
+	uid_next(x);
+}
+
+/* Loop: the next batch of the unknown chain, if any is left. */
+static void uid_next(struct indexer *x)
+{
+	struct daemon *d = x->d;
+	if (d->stopping || x->uid_busy)
+		return;
+	x->nuid = 0;
+	for (qref r = qindex_first_of(&d->queue, QUID_UNKNOWN); r && x->nuid < UID_BATCH;
+	     r = qindex_next_of(&d->queue, r)) {
+		x->uid[x->nuid].id = qindex_get(&d->queue, r)->id;
+		sched_file_name(d, r, x->uid[x->nuid++].name);
+	}
+	if (!x->nuid) {
+		if (x->uids_read)
+			log_info("queue owners read: %zu messages in %.2f s", x->uids_read,
+				 now_mono() - x->uid_started);
+		return;
+	}
+	if (!x->uids_read)
+		x->uid_started = now_mono();
+	x->uid_busy = true;
+	x->uid_req.data = x;
+	uv_queue_work(d->loop, &x->uid_req, uid_work, uid_done);
+}
+
 static void finish(struct indexer *x)
 {
 	x->running = false;
@@ -132,6 +213,7 @@ static void finish(struct indexer *x)
 		 now_mono() - x->started, x->d->queue.count,
 		 x->quarantined ? " (some files moved to corrupt/, see above)" : "");
 	notify_ready(x->d);	/* the sockets listen and the queue is loaded */
+	uid_next(x);
 }
 
 static void on_batches(uv_async_t *h)

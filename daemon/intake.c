@@ -247,6 +247,7 @@ static void commit_done(uv_work_t *req, int status)
 	struct intake *in = req->data;
 	struct daemon *d = in->d;
 	uint64_t id = in->rc == 0 ? qid_value(in->w.id) : 0;
+	uint32_t uid = quid_of(in->env->uid);
 	enum way_in way = in->way;
 	(void)status;
 	if (in->rc == 0)
@@ -255,6 +256,7 @@ static void commit_done(uv_work_t *req, int status)
 	if (id) {
 		bool added;
 		qref r = qindex_add(&d->queue, id, &added);
+		qindex_set_uid(&d->queue, r, uid);
 		if (added)
 			sched_new(d, r);
 		sched_dispatch(d);

@@ -75,7 +75,7 @@ static size_t sessions_for_fds(const struct config *c)
 	uint64_t workers = 0;
 	for (size_t i = 0; i < c->nrelays; i++)
 		workers += c->relays[i]->workers;
-	uint64_t reserve = FD_RESERVE + FD_PER_WORKER * workers;
+	uint64_t reserve = FD_RESERVE + FD_PER_WORKER * workers + CONTROL_FDS;
 	uint64_t n = rl.rlim_cur > reserve ? (rl.rlim_cur - reserve) / 2 : 1;
 	if (n < MAX_SESSIONS)
 		log_warn("only %llu file descriptors: at most %llu submission sessions at once",
@@ -191,6 +191,7 @@ static void on_signal(uv_signal_t *h, int signum)
 	d->stopping = true;
 	notify_stop(d);
 	listeners_stop(d);
+	control_stop(d);
 	sessions_shutdown(d, false);
 	pickup_stop(d);
 	bounce_stop(d);
@@ -263,6 +264,7 @@ int main(int argc, char **argv)
 	sched_init(&d);
 	store_clean_tmp(&d.store);
 	local_hostname(d.hostname, sizeof d.hostname);
+	d.control = control_new(&d);
 	if (listeners_start(&d, &e) < 0)
 		fatal(EX_UNAVAILABLE, "%s", e.msg);
 	start_signals(&d);
@@ -283,6 +285,7 @@ int main(int argc, char **argv)
 	pool_free(&d);
 	bounce_free(&d);
 	uv_loop_close(d.loop);
+	control_free(d.control);
 	sched_free(&d);
 	qindex_free(&d.queue);
 	store_close(&d.store);

@@ -26,6 +26,7 @@ struct listener;
 struct pool;
 struct indexer;
 struct pickup;
+struct control;
 
 /* Counted since the start, for outbox status (recipients). */
 #define WAYS_IN 5			/* intake.h enum way_in */
@@ -60,6 +61,7 @@ struct daemon {
 	struct indexer *indexer;	/* the start-up walk (indexer.c) */
 	struct pickup *pickup;		/* the pickup directory (pickup.c) */
 	struct pool *pool;
+	struct control *control;	/* the control socket's connections (control.h) */
 	char hostname[256];
 	struct listener *listeners;
 	struct session *sessions;	/* doubly linked, all live sessions */

@@ -6,7 +6,11 @@
  * through a free list); a table of qrefs with linear probing, at most
  * half full, finds an entry by ID; removal shifts the following run
  * back (no tombstones), so a lookup never walks more than the run its
- * ID hashes into.  Loop thread only.
+ * ID hashes into.  Each entry is also on the doubly linked chain of
+ * its submitting uid (head and count in a small table of uids, open
+ * addressing, one slot per user ever seen), so a user's messages are
+ * found without looking at anyone else's, and leave it in O(1).  Loop
+ * thread only.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +19,14 @@
 #include "index.h"
 
 #define INITIAL_TABLE 1024	/* slots; an empty queue costs 4 KB here */
+#define INITIAL_UIDS 64
+
+struct uid_chain {
+	uint32_t uid;
+	qref head;	/* 0: none (a slot is used once uid is set: count may be 0) */
+	bool used;
+	size_t count;
+};
 
 static uint32_t slot_of(const struct queue_index *q, uint64_t id)
 {
@@ -32,6 +44,8 @@ void qindex_init(struct queue_index *q)
 	q->mask = INITIAL_TABLE - 1;
 	q->table = xcalloc(INITIAL_TABLE, sizeof *q->table);
 	q->nent = 1;	/* ent[0] is "none" */
+	q->uids_mask = INITIAL_UIDS - 1;
+	q->uids = xcalloc(INITIAL_UIDS, sizeof *q->uids);
 }
 
 void qindex_free(struct queue_index *q)
@@ -39,6 +53,7 @@ void qindex_free(struct queue_index *q)
 	qindex_track_removals(q, false);
 	free(q->ent);
 	free(q->table);
+	free(q->uids);
 	memset(q, 0, sizeof *q);
 }
 
@@ -83,6 +98,100 @@ static qref new_entry(struct queue_index *q)
 	return q->nent++;
 }
 
+/* ---- the chains by uid ---- */
+
+static uint32_t uid_slot(uint32_t uid, uint32_t mask)
+{
+	return (uid * 0x9e3779b1u) & mask;
+}
+
+static struct uid_chain *chain_find(const struct queue_index *q, uint32_t uid)
+{
+	for (uint32_t i = uid_slot(uid, q->uids_mask);; i = (i + 1) & q->uids_mask) {
+		if (!q->uids[i].used)
+			return NULL;
+		if (q->uids[i].uid == uid)
+			return &q->uids[i];
+	}
+}
+
+static struct uid_chain *chain_slot(struct uid_chain *t, uint32_t mask, uint32_t uid)
+{
+	uint32_t i = uid_slot(uid, mask);
+	while (t[i].used && t[i].uid != uid)
+		i = (i + 1) & mask;
+	return &t[i];
+}
+
+static struct uid_chain *chain_of(struct queue_index *q, uint32_t uid)
+{
+	struct uid_chain *c = chain_find(q, uid);
+	if (c)
+		return c;
+	if ((q->nuids + 1) * 2 > q->uids_mask + 1) {
+		uint32_t n = q->uids_mask + 1;
+		struct uid_chain *t = xcalloc((size_t)n * 2, sizeof *t);
+		for (uint32_t i = 0; i < n; i++)
+			if (q->uids[i].used)
+				*chain_slot(t, n * 2 - 1, q->uids[i].uid) = q->uids[i];
+		free(q->uids);
+		q->uids = t;
+		q->uids_mask = n * 2 - 1;
+	}
+	c = chain_slot(q->uids, q->uids_mask, uid);
+	*c = (struct uid_chain){ .uid = uid, .used = true };
+	q->nuids++;
+	return c;
+}
+
+static void chain_unlink(struct queue_index *q, qref r)
+{
+	struct qentry *e = &q->ent[r];
+	struct uid_chain *c = chain_find(q, e->uid);
+	if (e->uprev)
+		q->ent[e->uprev].unext = e->unext;
+	else if (c)
+		c->head = e->unext;
+	if (e->unext)
+		q->ent[e->unext].uprev = e->uprev;
+	if (c)
+		c->count--;
+	e->unext = e->uprev = 0;
+}
+
+static void chain_link(struct queue_index *q, qref r, uint32_t uid)
+{
+	struct uid_chain *c = chain_of(q, uid);
+	struct qentry *e = &q->ent[r];
+	e->uid = uid;
+	e->uprev = 0;
+	e->unext = c->head;
+	if (c->head)
+		q->ent[c->head].uprev = r;
+	c->head = r;
+	c->count++;
+}
+
+void qindex_set_uid(struct queue_index *q, qref r, uint32_t uid)
+{
+	if (q->ent[r].uid == uid)
+		return;
+	chain_unlink(q, r);
+	chain_link(q, r, uid);
+}
+
+qref qindex_first_of(const struct queue_index *q, uint32_t uid)
+{
+	const struct uid_chain *c = chain_find(q, uid);
+	return c ? c->head : 0;
+}
+
+size_t qindex_count_of(const struct queue_index *q, uint32_t uid)
+{
+	const struct uid_chain *c = chain_find(q, uid);
+	return c ? c->count : 0;
+}
+
 qref qindex_add(struct queue_index *q, uint64_t id, bool *added)
 {
 	qref r = qindex_find(q, id);
@@ -93,6 +202,7 @@ qref qindex_add(struct queue_index *q, uint64_t id, bool *added)
 		grow_table(q);
 	r = new_entry(q);
 	q->ent[r] = (struct qentry){ .id = id, .state = QE_READY };
+	chain_link(q, r, QUID_UNKNOWN);
 	put(q, r);
 	q->count++;
 	return r;
@@ -139,6 +249,8 @@ void qindex_remove(struct queue_index *q, qref r)
 		}
 	}
 	q->table[i] = 0;
+	chain_unlink(q, r);
+	q->ent[r].state = QE_FREE;
 	q->ent[r].link = q->free_head;
 	q->free_head = r;
 	q->count--;

@@ -3,10 +3,11 @@
  * spool's queue through the store's own encoder and names (without the
  * daemon), to test outboxd's start-up with a large queue.
  *
- *   mkqueue [--flat] [--deferred SECONDS] SPOOL N SIZE
+ *   mkqueue [--flat] [--deferred SECONDS] [--uid UID] SPOOL N SIZE
  *
  * --flat writes the layout of the release before buckets (queue/ID);
- * --deferred names each message as deferred once, due SECONDS from now.
+ * --deferred names each message as deferred once, due SECONDS from now;
+ * --uid gives the submitting user (default 1000).
  * Nothing is fsynced: a fixture, not a commit.
  */
 #include <stdio.h>
@@ -36,18 +37,20 @@ int main(int argc, char **argv)
 	struct store s;
 	struct err e;
 	bool flat = false;
-	long deferred = -1;
+	long deferred = -1, uid = 1000;
 	int i = 1;
 	for (; i < argc && argv[i][0] == '-'; i++) {
 		if (strcmp(argv[i], "--flat") == 0)
 			flat = true;
 		else if (strcmp(argv[i], "--deferred") == 0 && i + 1 < argc)
 			deferred = atol(argv[++i]);
+		else if (strcmp(argv[i], "--uid") == 0 && i + 1 < argc)
+			uid = atol(argv[++i]);
 		else
 			break;
 	}
 	if (argc - i != 3) {
-		fprintf(stderr, "usage: mkqueue [--flat] [--deferred SECONDS] SPOOL N SIZE\n");
+		fprintf(stderr, "usage: mkqueue [--flat] [--deferred SECONDS] [--uid UID] SPOOL N SIZE\n");
 		return 64;
 	}
 	long n = atol(argv[i + 1]);
@@ -65,7 +68,7 @@ int main(int argc, char **argv)
 		char rcpt[64];
 		envelope_init(&env);
 		env.arrival = now_real();
-		env.uid = 1000;
+		env.uid = uid;
 		env.sender = xstrdup("bulk@example.org");
 		snprintf(rcpt, sizeof rcpt, "r%ld@example.net", k);
 		envelope_add_rcpt(&env, rcpt);

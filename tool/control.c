@@ -74,13 +74,13 @@ int control_request(const struct config *cf, const char *verb, int argc, char **
 		buf_printf(&req, " %s", argv[i]);
 	}
 	buf_adds(&req, "\n");
-	if (write_all(fd, req.data, req.len) < 0) {
+	if (write_all(fd, req.data, req.len) < 0 && errno != EPIPE && errno != ECONNRESET) {
 		fprintf(stderr, "outbox: outboxd: %s\n", strerror(errno));
 		buf_free(&req);
 		close(fd);
 		return EX_TEMPFAIL;
 	}
-	buf_free(&req);
+	buf_free(&req);	/* (refused at once, the request unread: the answer says why) */
 	shutdown(fd, SHUT_WR);
 	fflush(stdout);
 	return relay_answer(fd);

@@ -1,0 +1,309 @@
+/*
+ * control_act.c - the operator's actions on the control socket (FLUSH,
+ * DELETE, HOLD, RELEASE), STATUS and METRICS, and the actions that
+ * waited for an attempt's end (control_later).  control_int.h has the
+ * threads.
+ *
+ * An action runs in three phases: the pool checks who the peer is (and
+ * reads the owner of a message found at the start whose owner is not
+ * known yet); the loop does the scheduler's part (scheduler.h
+ * sched_act); the pool does the file's part (rename for hold and
+ * release, unlink for delete); the loop tells the client and the log.
+ * A FLUSH of everything walks only what the peer may act on: an admin's
+ * is the scheduler's flush of the deferred heap, a user's walks that
+ * user's chain in the index.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../common/log.h"
+#include "../common/units.h"
+#include "control_int.h"
+#include "metrics.h"
+#include "outboxd.h"
+
+static const char *verb_name(enum verb v)
+{
+	static const char *const n[] = { "queue", "show", "flush", "delete", "hold", "release", "status",
+					 "metrics" };
+	return n[v];
+}
+
+/* ---- FLUSH of everything the peer may act on ---- */
+
+static void check_admin_work(struct ctl *c)
+{
+	c->admin = ctl_check_admin(c->uid);
+}
+
+static void flush_all_done(struct ctl *c)
+{
+	struct daemon *d = c->d;
+	size_t n = 0;
+	if (c->admin) {
+		n = sched_flush_all(d);
+	} else {
+		struct queue_index *q = &d->queue;
+		for (qref r = qindex_first_of(q, quid_of(c->uid)), next; r; r = next) {
+			next = qindex_next_of(q, r);	/* (a flush does not move it between chains) */
+			if (qindex_get(q, r)->state == QE_DEFERRED && sched_act(d, r, SA_FLUSH) == SA_NOW)
+				n++;
+		}
+	}
+	log_info("flush asked by uid %ld: %zu messages due now", c->uid, n);	/* one line, however many */
+	ctl_end(c);
+}
+
+/* ---- actions on named messages ---- */
+
+static void check_work(struct ctl *c)
+{
+	c->admin = ctl_check_admin(c->uid);
+	for (size_t i = 0; i < c->nitems; i++)
+		c->items[i].allowed = ctl_may_see(c, &c->items[i]);
+}
+
+static void files_work(struct ctl *c)
+{
+	for (size_t i = 0; i < c->nitems; i++) {
+		struct item *it = &c->items[i];
+		struct err e;
+		if (!it->file_op)
+			continue;
+		it->file_rc = c->verb == V_DELETE ? store_delete(&c->d->store, it->name, &e)
+			    : store_set_held(&c->d->store, it->name, c->verb == V_HOLD, &e);
+		if (it->file_rc < 0)
+			snprintf(it->why, sizeof it->why, "%s", e.msg);
+	}
+}
+
+/* Loop: one item's outcome, told to the client and the log. */
+static void tell(struct ctl *c, struct item *it)
+{
+	char id[QID_LEN + 1];
+	qid_format(it->id, id);
+	qref r = qindex_find(&c->d->queue, it->id);
+	if (!it->allowed) {
+		ctl_put(&c->out, 2, "outbox: %s: not in the queue", id);
+		c->exit_code = 1;
+	} else if (it->file_op && it->file_rc < 0) {
+		ctl_put(&c->out, 2, "outbox: %s: %s failed: %s", id, verb_name(c->verb), it->why);
+		log_err("%s: %s by uid %ld failed: %s", id, verb_name(c->verb), c->uid, it->why);
+		c->exit_code = 1;
+	} else if (it->answer == SA_BUSY) {
+		ctl_put(&c->out, 2, "outbox: %s: a report about it is being queued; try again in a moment", id);
+		c->exit_code = 75;
+	} else if (it->answer == SA_UNCHANGED) {
+		ctl_put(&c->out, 1, "%s: %s", id, c->verb == V_FLUSH ? "not waiting for a retry"
+				: c->verb == V_RELEASE ? "not held" : "already so");
+	} else if (it->answer == SA_LATER) {
+		ctl_put(&c->out, 1, "%s: in delivery now; %s when this attempt ends", id,
+			c->verb == V_HOLD ? "held" : "deleted");
+		log_info("%s: %s asked by uid %ld, once its attempt ends", id, verb_name(c->verb), c->uid);
+	} else {
+		if (c->verb == V_RELEASE && r)
+			sched_released(c->d, r);
+		if (c->verb == V_DELETE && r)
+			sched_deleted(c->d, r);
+		static const char *const done[] = { [V_FLUSH] = "due now", [V_DELETE] = "deleted",
+						    [V_HOLD] = "held", [V_RELEASE] = "released" };
+		ctl_put(&c->out, 1, "%s: %s", id, done[c->verb]);
+		log_info("%s: %s by uid %ld", id, done[c->verb], c->uid);
+	}
+}
+
+static void after_files(struct ctl *c)
+{
+	for (size_t i = 0; i < c->nitems; i++)
+		tell(c, &c->items[i]);
+	ctl_end(c);
+}
+
+/* Loop: the scheduler's part of each allowed item. */
+static void after_check(struct ctl *c)
+{
+	static const enum sched_action act[] = { [V_FLUSH] = SA_FLUSH, [V_DELETE] = SA_DELETE,
+						 [V_HOLD] = SA_HOLD, [V_RELEASE] = SA_RELEASE };
+	bool any = false;
+	for (size_t i = 0; i < c->nitems; i++) {
+		struct item *it = &c->items[i];
+		qref r = it->allowed ? qindex_find(&c->d->queue, it->id) : 0;
+		it->allowed = r != 0;
+		if (!r)
+			continue;
+		bool file_held = qindex_get(&c->d->queue, r)->state == QE_HELD;	/* its name has .H */
+		it->answer = sched_act(c->d, r, act[c->verb]);
+		if (it->answer == SA_NOW && c->verb != V_FLUSH) {
+			sched_file_name(c->d, r, it->name);
+			qname_set_held(it->name, file_held);
+			it->file_op = any = true;
+		}
+	}
+	if (any)
+		ctl_work(c, files_work, after_files);
+	else
+		after_files(c);
+}
+
+void ctl_start_action(struct ctl *c, char **args, int nargs)
+{
+	if (c->verb == V_FLUSH && nargs == 0) {
+		c->all = true;
+		ctl_work(c, check_admin_work, flush_all_done);
+		return;
+	}
+	c->items = xcalloc((size_t)nargs, sizeof *c->items);
+	for (int i = 0; i < nargs; i++) {
+		struct item *it = &c->items[c->nitems++];
+		if (!qid_valid(args[i])) {
+			ctl_put(&c->out, 2, "outbox: %.40s: not a queue ID", args[i]);
+			c->exit_code = 64;
+			ctl_end(c);
+			return;
+		}
+		it->id = qid_value(args[i]);
+		qref r = qindex_find(&c->d->queue, it->id);
+		if (r)
+			ctl_item_of(c, r, it);
+		else
+			qid_format(it->id, it->name);
+	}
+	ctl_work(c, check_work, after_check);
+}
+
+/* ---- STATUS: counts for everyone; the last upstream reply (it may name
+ * another user's recipient) for root and outboxd's group only ---- */
+
+static void status_json(struct ctl *c, const size_t *n, size_t active)
+{
+	struct daemon *d = c->d;
+	const struct daemon_stats *st = &d->stats;
+	struct buf b;
+	buf_init(&b);
+	buf_printf(&b, "{\"up\":true,\"version\":\"%s\",\"pid\":%ld,\"uptime\":%.0f,"
+		   "\"queue\":{\"total\":%zu,\"queued\":%zu,\"deferred\":%zu,\"active\":%zu,\"held\":%zu},"
+		   "\"since_start\":{\"received\":%llu,\"sent\":%llu,\"deferred\":%llu,\"bounced\":%llu},"
+		   "\"last_result\":", OUTBOX_VERSION, (long)getpid(), now_real() - st->started,
+		   d->queue.count, n[QE_READY], n[QE_DEFERRED], active, n[QE_HELD],
+		   (unsigned long long)d->received, (unsigned long long)st->sent,
+		   (unsigned long long)st->deferred, (unsigned long long)st->bounced);
+	if (st->last_at > 0 && c->admin) {
+		buf_printf(&b, "{\"at\":%.3f,\"reply\":", st->last_at);
+		ctl_json_str(&b, st->last_reply);
+		buf_adds(&b, "}}");
+	} else if (st->last_at > 0) {
+		buf_printf(&b, "{\"at\":%.3f}}", st->last_at);
+	} else {
+		buf_adds(&b, "null}");
+	}
+	ctl_put(&c->out, 1, "%s", b.data);
+	buf_free(&b);
+}
+
+static void status_done(struct ctl *c)
+{
+	struct daemon *d = c->d;
+	size_t n[QE_NSTATES] = { 0 };
+	for (uint32_t i = 0; i <= d->queue.mask; i++)
+		if (d->queue.table[i])
+			n[qindex_get(&d->queue, d->queue.table[i])->state]++;
+	size_t active = n[QE_ACTIVE] + n[QE_ACTIVE_HOLD] + n[QE_ACTIVE_DELETE] + n[QE_BOUNCING];
+	const struct daemon_stats *st = &d->stats;
+	if (c->json) {
+		status_json(c, n, active);
+		ctl_end(c);
+		return;
+	}
+	char up[32], last[64] = "";
+	if (st->last_at > 0)
+		ctl_time_text(st->last_at, last, sizeof last);
+	ctl_put(&c->out, 1, "outboxd %s is running (pid %ld), up %s", OUTBOX_VERSION, (long)getpid(),
+		format_duration((uint64_t)(now_real() - st->started), up, sizeof up));
+	ctl_put(&c->out, 1, "queue: %zu messages: %zu queued, %zu deferred, %zu in delivery, %zu held",
+		d->queue.count, n[QE_READY], n[QE_DEFERRED], active, n[QE_HELD]);
+	ctl_put(&c->out, 1, "since start: %llu received, %llu sent, %llu deferred, %llu bounced",
+		(unsigned long long)d->received, (unsigned long long)st->sent,
+		(unsigned long long)st->deferred, (unsigned long long)st->bounced);
+	if (st->last_at <= 0)
+		ctl_put(&c->out, 1, "last upstream result: none yet");
+	else if (c->admin)
+		ctl_put(&c->out, 1, "last upstream result: %s at %s", st->last_reply, last);
+	else
+		ctl_put(&c->out, 1, "last upstream result: at %s (the reply is shown to root and group %s)",
+			last, d->conf->queue.user);
+	ctl_end(c);
+}
+
+void ctl_start_status(struct ctl *c)
+{
+	ctl_work(c, check_admin_work, status_done);
+}
+
+/* ---- METRICS: the same text as [log] metrics_file ---- */
+
+void ctl_do_metrics(struct ctl *c)
+{
+	struct buf b;
+	buf_init(&b);
+	metrics_render(c->d, &b);
+	for (char *p = b.data, *nl; p && *p; p = nl + 1) {
+		nl = strchr(p, '\n');
+		if (!nl)
+			break;
+		ctl_put(&c->out, 1, "%.*s", (int)(nl - p), p);
+	}
+	buf_free(&b);
+	ctl_end(c);
+}
+
+/* ---- actions that waited for an attempt's end ---- */
+
+struct later {
+	uv_work_t req;
+	struct daemon *d;
+	uint64_t id;
+	enum sched_action a;
+	char name[QNAME_MAX];
+	int rc;
+	char why[512];
+};
+
+static void later_work(uv_work_t *req)
+{
+	struct later *l = req->data;
+	struct err e;
+	l->rc = l->a == SA_DELETE ? store_delete(&l->d->store, l->name, &e)
+				  : store_set_held(&l->d->store, l->name, true, &e);
+	if (l->rc < 0)
+		snprintf(l->why, sizeof l->why, "%s", e.msg);
+}
+
+static void later_done(uv_work_t *req, int status)
+{
+	struct later *l = req->data;
+	char id[QID_LEN + 1];
+	(void)status;
+	qid_format(l->id, id);
+	qref r = qindex_find(&l->d->queue, l->id);
+	if (l->rc < 0)
+		log_err("%s: %s after its attempt failed: %s", id, l->a == SA_DELETE ? "delete" : "hold",
+			l->why);
+	else
+		log_info("%s: %s (after its attempt)", id, l->a == SA_DELETE ? "deleted" : "held");
+	if (r && l->a == SA_DELETE && l->rc == 0)
+		sched_deleted(l->d, r);
+	free(l);
+}
+
+void control_later(struct daemon *d, qref r, enum sched_action a)
+{
+	struct later *l = xcalloc(1, sizeof *l);
+	l->d = d;
+	l->a = a;
+	l->id = qindex_get(&d->queue, r)->id;
+	sched_file_name(d, r, l->name);
+	l->req.data = l;
+	uv_queue_work(d->loop, &l->req, later_work, later_done);
+}

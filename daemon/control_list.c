@@ -1,0 +1,321 @@
+/*
+ * control_list.c - QUEUE (outbox queue, mailq) and SHOW (outbox show)
+ * on the control socket (control_int.h has the threads).
+ *
+ * A LISTING streams: the loop takes the next LIST_BATCH messages from
+ * the index (an admin's walk of the index's array from a cursor, so it
+ * costs no copy of the index; an ordinary user's IDs, copied from that
+ * user's chain when the request came, so it costs what the user owns),
+ * a pool thread reads their files and writes their lines into c->chunk
+ * (stopping past CHUNK_MAX), and the loop sends the chunk and takes the
+ * next batch only once the client has read most of what waits.  A
+ * message delivered meanwhile is left out; one that came meanwhile may
+ * or may not be listed, as with Postfix's mailq.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../common/log.h"
+#include "control_int.h"
+#include "outboxd.h"
+
+void ctl_time_text(double t, char *out, size_t n)
+{
+	time_t tt = (time_t)t;
+	struct tm tm;
+	localtime_r(&tt, &tm);
+	strftime(out, n, "%a %b %e %H:%M:%S", &tm);
+}
+
+const char *ctl_state_word(uint8_t state)
+{
+	switch (state) {
+	case QE_READY: return "queued";
+	case QE_DEFERRED: return "deferred";
+	case QE_HELD: return "held";
+	case QE_BOUNCING: return "bouncing";
+	default: return "active";
+	}
+}
+
+static const char *rcpt_word(char status, uint8_t state)
+{
+	if (status == RCPT_SENT)
+		return "sent";
+	if (status == RCPT_FAILED)
+		return "failed";
+	if (status == RCPT_BOUNCING)
+		return "bouncing";
+	return state == QE_DEFERRED ? "deferred" : "queued";
+}
+
+/* A JSON string of valid UTF-8: controls as \u00XX, octets that are not
+ * UTF-8 as U+FFFD. */
+void ctl_json_str(struct buf *b, const char *str)
+{
+	const unsigned char *s = (const unsigned char *)str;
+	size_t n = strlen(str);
+	buf_addc(b, '"');
+	for (size_t i = 0; i < n;) {
+		unsigned cp = s[i];
+		size_t len = s[i] < 0x80 ? 1 : ctl_utf8_seq(s + i, n - i, &cp);
+		if (!len)
+			buf_adds(b, "\\ufffd");
+		else if (cp == '"' || cp == '\\')
+			buf_printf(b, "\\%c", (char)cp);
+		else if (cp < 0x20 || (cp >= 0x7f && cp < 0xa0))
+			buf_printf(b, "\\u%04x", cp);
+		else
+			buf_add(b, s + i, len);
+		i += len ? len : 1;
+	}
+	buf_addc(b, '"');
+}
+
+/* The last reply to a pending recipient of a message tried before. */
+static char *reason(struct ctl *c, const struct item *it, const struct rcpt *r)
+{
+	char id[QID_LEN + 1];
+	if (r->status != RCPT_PENDING || !it->tries)
+		return NULL;
+	qid_format(it->id, id);
+	return store_reason(&c->d->store, id, r->addr);
+}
+
+static void list_json(struct ctl *c, const struct item *it, const struct envelope *env, uint64_t size)
+{
+	struct buf b;
+	char id[QID_LEN + 1];
+	buf_init(&b);
+	qid_format(it->id, id);
+	buf_printf(&b, "{\"id\":\"%s\",\"size\":%llu,\"arrival\":%.3f,\"uid\":%ld,\"sender\":", id,
+		   (unsigned long long)size, env->arrival, env->uid);
+	ctl_json_str(&b, env->sender);
+	buf_printf(&b, ",\"state\":\"%s\",\"held\":%s,\"tries\":%u", ctl_state_word(it->state),
+		   it->state == QE_HELD || qname_held(it->name) ? "true" : "false", it->tries);
+	if (it->tries)
+		buf_printf(&b, ",\"next_try\":%u", it->next_try);
+	buf_adds(&b, ",\"recipients\":[");
+	for (size_t i = 0; i < env->nrcpt; i++) {
+		buf_adds(&b, i ? ",{\"address\":" : "{\"address\":");
+		ctl_json_str(&b, env->rcpt[i].addr);
+		buf_printf(&b, ",\"state\":\"%s\"", rcpt_word(env->rcpt[i].status, it->state));
+		char *why = reason(c, it, &env->rcpt[i]);
+		if (why) {
+			buf_adds(&b, ",\"last_reply\":");
+			ctl_json_str(&b, why);
+			free(why);
+		}
+		buf_addc(&b, '}');
+	}
+	buf_adds(&b, "]}");
+	buf_addc(&c->chunk, '1');
+	buf_addc(&c->chunk, ' ');
+	buf_add(&c->chunk, b.data, b.len);	/* (JSON has no control character left to escape) */
+	buf_addc(&c->chunk, '\n');
+	buf_free(&b);
+}
+
+static void list_text(struct ctl *c, const struct item *it, const struct envelope *env, uint64_t size)
+{
+	char id[QID_LEN + 1], when[64], next[64];
+	qid_format(it->id, id);
+	ctl_time_text(env->arrival, when, sizeof when);
+	char mark = it->state == QE_HELD ? '!' : it->state >= QE_ACTIVE ? '*' : ' ';
+	ctl_put(&c->chunk, 1, "%s%c %8llu %s  %s", id, mark, (unsigned long long)size, when,
+		*env->sender ? env->sender : "MAILER-DAEMON");
+	if (it->tries) {
+		ctl_time_text(it->next_try, next, sizeof next);
+		ctl_put(&c->chunk, 1, "%18s(%s: %u %s, next try %s)", "", ctl_state_word(it->state), it->tries,
+			it->tries == 1 ? "try" : "tries", it->state == QE_HELD ? "when released" : next);
+	} else if (it->state == QE_HELD) {
+		ctl_put(&c->chunk, 1, "%18s(held)", "");
+	}
+	for (size_t i = 0; i < env->nrcpt; i++) {
+		char *why = reason(c, it, &env->rcpt[i]);
+		bool pending = env->rcpt[i].status == RCPT_PENDING;
+		if (why)	/* as mailq: the reason in parentheses, then the address */
+			ctl_put(&c->chunk, 1, "%18s(%s)", "", why);
+		ctl_put(&c->chunk, 1, "%44s%s%s%s", "", env->rcpt[i].addr, pending ? "" : "  ",
+			pending ? "" : rcpt_word(env->rcpt[i].status, it->state));
+		free(why);
+	}
+}
+
+/* ---- QUEUE ---- */
+
+static void list_next(struct ctl *c);
+
+/* Thread: the batch's messages into c->chunk, from c->ipos on. */
+static void list_work(struct ctl *c)
+{
+	while (c->ipos < c->nitems && c->chunk.len < CHUNK_MAX) {
+		struct item *it = &c->items[c->ipos++];
+		struct envelope env;
+		struct err e;
+		size_t off;
+		uint64_t size;
+		if (store_load(&c->d->store, it->name, &env, &off, NULL, &size, &e) < 0)
+			continue;	/* delivered meanwhile */
+		if (c->admin || env.uid == c->uid) {
+			(c->json ? list_json : list_text)(c, it, &env, size);
+			c->total += size;
+			c->shown++;
+		}
+		envelope_free(&env);
+	}
+}
+
+static void list_done(struct ctl *c)
+{
+	ctl_send(c, &c->chunk);
+	if (ctl_full(c))
+		c->resume = list_next;	/* once the client has read most of it */
+	else
+		list_next(c);
+}
+
+/* Loop: the next batch from the index, or the end. */
+static void fill_batch(struct ctl *c)
+{
+	struct queue_index *q = &c->d->queue;
+	c->nitems = c->ipos = 0;
+	if (c->admin) {
+		for (; c->cursor < qindex_end(q) && c->nitems < LIST_BATCH; c->cursor++)
+			if (qindex_live(q, c->cursor))
+				ctl_item_of(c, c->cursor, &c->items[c->nitems++]);
+		return;
+	}
+	while (c->next_id < c->nids && c->nitems < LIST_BATCH) {
+		qref r = qindex_find(q, c->ids[c->next_id++]);
+		if (r)
+			ctl_item_of(c, r, &c->items[c->nitems++]);
+	}
+}
+
+static void list_next(struct ctl *c)
+{
+	if (c->ipos >= c->nitems)
+		fill_batch(c);
+	if (c->nitems > c->ipos) {
+		ctl_work(c, list_work, list_done);
+		return;
+	}
+	if (!c->json)
+		ctl_put(&c->out, 1, c->shown ? "-- %llu Kbytes in %zu Request%s." : "Mail queue is empty",
+			(unsigned long long)((c->total + 1023) / 1024), c->shown, c->shown == 1 ? "" : "s");
+	ctl_end(c);
+}
+
+/* Loop, after the permission check: where the listing starts. */
+static void queue_begin(struct ctl *c)
+{
+	struct queue_index *q = &c->d->queue;
+	c->items = xcalloc(LIST_BATCH, sizeof *c->items);
+	if (!c->json)
+		ctl_put(&c->out, 1, "-Queue ID-        --Size-- ----Arrival Time---- -Sender/Recipient-------");
+	if (c->admin) {
+		c->cursor = 1;
+	} else {
+		uint32_t uid = quid_of(c->uid);
+		size_t unknown = qindex_count_of(q, QUID_UNKNOWN);
+		c->ids = xcalloc(qindex_count_of(q, uid) + 1, sizeof *c->ids);
+		for (qref r = qindex_first_of(q, uid); r; r = qindex_next_of(q, r))
+			c->ids[c->nids++] = qindex_get(q, r)->id;
+		if (unknown)
+			ctl_put(&c->out, 2, "outbox: outboxd is still reading whose %zu of the messages found at "
+				"its start are; yours among them are not listed yet", unknown);
+	}
+	ctl_send(c, &c->out);
+	list_next(c);
+}
+
+static void check_admin_work(struct ctl *c)
+{
+	c->admin = ctl_check_admin(c->uid);
+}
+
+void ctl_start_queue(struct ctl *c)
+{
+	ctl_work(c, check_admin_work, queue_begin);
+}
+
+/* ---- SHOW: the envelope with each recipient's state, then the header
+ * section (the body is not shown) ---- */
+
+static void show_headers(struct ctl *c, int fd, size_t off)
+{
+	char buf[65536];
+	ssize_t n = pread(fd, buf, sizeof buf - 1, (off_t)off);
+	buf[n > 0 ? n : 0] = '\0';
+	char *end = strstr(buf, "\r\n\r\n");
+	if (end)
+		end[2] = '\0';
+	for (char *p = buf, *nl; *p; p = nl ? nl + 2 : p + strlen(p)) {
+		nl = strstr(p, "\r\n");
+		ctl_put(&c->chunk, 1, "%.*s", (int)(nl ? nl - p : (ptrdiff_t)strlen(p)), p);
+	}
+}
+
+static void show_work(struct ctl *c)
+{
+	struct item *it = &c->items[0];
+	struct envelope env;
+	uint64_t size;
+	size_t off;
+	int fd = -1;
+	struct err e;
+	c->admin = ctl_check_admin(c->uid);
+	if (!ctl_may_see(c, it) || store_load(&c->d->store, it->name, &env, &off, &fd, &size, &e) < 0) {
+		ctl_put(&c->chunk, 2, "outbox: %s: not in the queue", c->arg0);
+		c->exit_code = 1;
+		return;
+	}
+	char id[QID_LEN + 1], when[64];
+	qid_format(it->id, id);
+	ctl_time_text(env.arrival, when, sizeof when);
+	ctl_put(&c->chunk, 1, "id: %s", id);
+	ctl_put(&c->chunk, 1, "state: %s%s", ctl_state_word(it->state), qname_held(it->name) ? " (held)" : "");
+	ctl_put(&c->chunk, 1, "arrival: %s", when);
+	ctl_put(&c->chunk, 1, "uid: %ld", env.uid);
+	ctl_put(&c->chunk, 1, "size: %llu", (unsigned long long)size);
+	ctl_put(&c->chunk, 1, "sender: <%s>", env.sender);
+	ctl_put(&c->chunk, 1, "tries: %u", it->tries);
+	for (size_t i = 0; i < env.nrcpt; i++) {
+		char *why = reason(c, it, &env.rcpt[i]);
+		ctl_put(&c->chunk, 1, "recipient: <%s> %s%s%s%s", env.rcpt[i].addr,
+			rcpt_word(env.rcpt[i].status, it->state), why ? " (" : "", why ? why : "", why ? ")" : "");
+		free(why);
+	}
+	ctl_put(&c->chunk, 1, "%s", "");
+	show_headers(c, fd, off);
+	close(fd);
+	envelope_free(&env);
+}
+
+static void show_done(struct ctl *c)
+{
+	ctl_send(c, &c->chunk);
+	ctl_end(c);
+}
+
+void ctl_start_show(struct ctl *c)
+{
+	c->items = xcalloc(1, sizeof *c->items);
+	c->nitems = 1;
+	if (!qid_valid(c->arg0)) {
+		ctl_put(&c->out, 2, "outbox: %s: not a queue ID", c->arg0);
+		c->exit_code = 64;
+		ctl_end(c);
+		return;
+	}
+	qref r = qindex_find(&c->d->queue, qid_value(c->arg0));
+	if (r)
+		ctl_item_of(c, r, &c->items[0]);
+	else
+		qid_format(qid_value(c->arg0), c->items[0].name);
+	ctl_work(c, show_work, show_done);
+}
