@@ -126,23 +126,23 @@ static int create(const struct config *c, char *name, size_t name_len, char **tm
 static int write_file(const struct config *c, const struct buf *b, const char *new_dir,
 		      char *name, size_t name_len, char *why, size_t why_len)
 {
-	char *tmp = NULL, *dest = NULL;
+	char *tmp = NULL;
 	int rc = 0, fd = create(c, name, name_len, &tmp);
-	if (fd >= 0)
-		dest = xasprintf("%s/%s", new_dir, name);
-	if (fd < 0)
+	bool made = fd >= 0;	/* only then is tmp ours to remove */
+	char *dest = made ? xasprintf("%s/%s", new_dir, name) : NULL;
+	if (!made)
 		rc = write_fail(why, why_len, "create", tmp);
 	else if (readable(fd, new_dir) < 0)
 		rc = write_fail(why, why_len, "mode 0640 and the group of pickup/new/", tmp);
 	else if (write_all(fd, b->data, b->len) < 0 || fsync(fd) < 0)
 		rc = write_fail(why, why_len, "write", tmp);
-	else if (close(fd) < 0 || (fd = -1, rename(tmp, dest) < 0))
+	if (made && close(fd) < 0 && !rc)
+		rc = write_fail(why, why_len, "close", tmp);
+	if (!rc && rename(tmp, dest) < 0)
 		rc = write_fail(why, why_len, "rename", dest);
-	else if (fsync_dir(new_dir, NULL) < 0 && (rc = write_fail(why, why_len, "fsync", new_dir)))
+	else if (!rc && fsync_dir(new_dir, NULL) < 0 && (rc = write_fail(why, why_len, "fsync", new_dir)))
 		(void)unlink(dest);	/* not acknowledged: not left either */
-	if (fd >= 0)
-		close(fd);
-	if (rc && tmp)
+	if (rc && made)
 		(void)unlink(tmp);
 	free(tmp);
 	free(dest);
