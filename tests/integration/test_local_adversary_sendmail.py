@@ -99,14 +99,18 @@ def test_fallback_counts_the_message_against_min_free(relay_daemon, small_spool)
 
 
 @needs_root
-def test_a_socket_that_refuses_the_user_is_exit_77_and_nothing_queued(relay_daemon):
-    """socket_mode 0600: the socket is outbox's alone.  Another user (here
-    one in outboxd's group, who could write into pickup/) is refused by
-    it: exit 77 with the reason, no fallback (it was exit 0, queued)."""
+@pytest.mark.parametrize("groups", ["in outboxd's group", "outside it"])
+def test_a_socket_that_refuses_the_user_is_exit_77_and_nothing_queued(relay_daemon, groups):
+    """socket_mode 0600: the socket is outbox's alone.  Another user is
+    refused by it: exit 77 with the reason, no fallback (one in outboxd's
+    group, who may write into pickup/, got exit 0 and was queued; one
+    outside it exit 75, "not reachable")."""
     d, up = relay_daemon(extra={"listen": {"socket_mode": "0600"}})
     assert os.stat(d.socket).st_mode & 0o777 == 0o600
+    member = groups == "in outboxd's group"
     cmd = ["setpriv", "--reuid=65534", "--regid=65534",
-           "--groups=%d" % grp.getgrnam("outbox").gr_gid] + d.command(["sendmail", "-i", "v@r.example"])
+           "--groups=%d" % grp.getgrnam("outbox").gr_gid if member else "--clear-groups"]
+    cmd += d.command(["sendmail", "-i", "v@r.example"])
     r = subprocess.run(cmd, input=b"Subject: refused\n\nx\n", capture_output=True,
                        env=dict(os.environ, OUTBOX_CONF=d.conf))
     assert r.returncode == 77, r
