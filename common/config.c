@@ -96,7 +96,10 @@ static const struct key keys[] = {
 	{ "listen", "socket", KT_PATH, "/run/outbox/outbox.sock", F(listen.socket), 0, 0, 0,
 	  "SMTP submission on a Unix socket." },
 	{ "listen", "socket_mode", KT_MODE, "0666", F(listen.socket_mode), 0, 0, 0777,
-	  "Permissions of the submission socket." },
+	  "Permissions of the submission socket: who may submit over it. A user it refuses "
+	  "gets exit 77 from sendmail, which falls back to pickup/ only when outboxd is not "
+	  "running. Under socket activation (outboxd.socket) the unit's SocketMode= decides "
+	  "instead; outboxd warns at start and reload when the two differ." },
 	{ "listen", "control", KT_PATH, "/run/outbox/control.sock", F(listen.control), 0, 0, 0,
 	  "Control socket used by the outbox command." },
 	{ "listen", "tcp", KT_HOSTPORT, "", F(listen.tcp), 0, 0, 0,

@@ -10,7 +10,9 @@
  * the configured path, is used instead of binding one; its file is
  * systemd's, so a stop leaves it, and mail submitted while outboxd
  * restarts waits in it.  The variables are removed from the
- * environment, so helpers do not see them.
+ * environment, so helpers do not see them.  Its file's mode is the
+ * unit's SocketMode=, not [listen] socket_mode: when the two differ it
+ * is said at start and at each reload (listeners_reloaded).
  *
  * Invariant: a stale socket file left by a dead daemon is replaced, but
  * a socket that still answers (another outboxd) is never stolen.
@@ -43,6 +45,9 @@ struct listener {
 	bool is_unix;
 	bool control;		/* the control socket (control.c), not submission */
 	char *path;
+	char *passed;		/* the submission socket systemd passed: its file (which
+				   stays systemd's), and that file's mode at start */
+	unsigned passed_mode;
 	struct listener *next;
 };
 
@@ -121,6 +126,24 @@ static int activated_fd(const char *path, const char *name, char at[108])
 	return -1;
 }
 
+/* A passed submission socket's file mode, which systemd's SocketMode=
+ * set: said when it is not [listen] socket_mode, which does not apply. */
+static void check_passed_mode(const struct listener *l, unsigned mode)
+{
+	char safe[4 * 108 + 1];
+	if (!l->passed || l->passed_mode == mode)
+		return;
+	log_safe(l->passed, safe, sizeof safe);
+	log_warn("the submission socket %s passed by systemd has mode %04o, not [listen] socket_mode"
+		 " = %04o: the unit's SocketMode= decides who may submit", safe, l->passed_mode, mode);
+}
+
+void listeners_reloaded(struct daemon *d)
+{
+	for (const struct listener *l = d->listeners; l; l = l->next)
+		check_passed_mode(l, (unsigned)d->conf->listen.socket_mode);
+}
+
 /* After the listeners: the helpers outboxd runs must not take them. */
 static void forget_activation(void)
 {
@@ -161,6 +184,12 @@ static int listen_unix(struct daemon *d, const char *path, unsigned mode, bool c
 		else	/* named by the unit: the unit's path is the one that counts */
 			log_info("listening on %s (passed by systemd as '%s'; [listen] %s = %s is not used)",
 				 at, control ? "control" : "submission", control ? "control" : "socket", path);
+		struct stat st;
+		if (!control && at[0] == '/' && stat(at, &st) == 0) {	/* not an abstract one */
+			l->passed = xstrdup(at);
+			l->passed_mode = (unsigned)st.st_mode & 0777;
+			check_passed_mode(l, mode);
+		}
 		return 0;
 	}
 	char *dir = xstrdup(path);
@@ -235,6 +264,7 @@ static void on_listener_closed(uv_handle_t *h)
 {
 	struct listener *l = h->data;
 	free(l->path);
+	free(l->passed);
 	free(l);
 }
 

@@ -8,7 +8,9 @@
  * From: when missing, and submits over the daemon's socket.  Exit 0 only
  * after the daemon's 250, which it sends once the message is fsync'd.
  * The daemon adds the Received: line that names the submitting user (it
- * knows the uid from SO_PEERCRED, which cannot be forged).
+ * knows the uid from SO_PEERCRED, which cannot be forged).  Only when
+ * outboxd is not running is the message left in pickup/ instead
+ * (pickup.c); a socket that refuses this user is exit 77 (submit.c).
  */
 #include <errno.h>
 #include <pwd.h>

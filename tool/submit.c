@@ -4,7 +4,8 @@
  * QUIT, each step checking its reply, in two round trips (transaction()).
  *
  * Exit-code mapping (sysexits.h): cannot connect or 4xx -> 75
- * (EX_TEMPFAIL); 5xx to a recipient -> 67 (EX_NOUSER); other 5xx -> 65
+ * (EX_TEMPFAIL), but the socket refuses this user (EACCES, EPERM) -> 77
+ * (EX_NOPERM); 5xx to a recipient -> 67 (EX_NOUSER); other 5xx -> 65
  * (EX_DATAERR); protocol trouble -> 69 (EX_UNAVAILABLE).
  */
 #include <errno.h>
@@ -30,6 +31,7 @@ struct conn {
 	char *why;
 	size_t why_len;
 	char first_why[600];	/* the first refusal of a pipelined group */
+	bool down;		/* outboxd is not running (connect_socket) */
 };
 
 static int fail(struct conn *c, int code, const char *fmt, const char *arg)
@@ -91,17 +93,26 @@ static int expect(struct conn *c, int cls, int perm_code, const char *step)
 	return rc ? rc : check(c, cls, perm_code, step);
 }
 
+/* Connect to outboxd; c->down says whether it is not running at all (no
+ * socket file, or nobody listening on it), the one case for the pickup
+ * fallback.  A socket whose mode refuses this user is no such case: the
+ * refusal is [listen] socket_mode (or the unit's SocketMode=) at work. */
 static int connect_socket(struct conn *c, const char *path)
 {
 	c->fd = tool_connect(path, SUBMIT_TIMEOUT_S);
-	if (c->fd < 0 && errno == ENAMETOOLONG)
+	int err = errno;
+	c->down = c->fd < 0 && (err == ENOENT || err == ECONNREFUSED);
+	if (c->fd < 0 && err == ENAMETOOLONG)
 		return fail(c, EX_CONFIG, "socket path too long: %s", path);
-	if (c->fd < 0 && (errno == EMFILE || errno == ENFILE || errno == ENOMEM))
-		return fail(c, EX_OSERR, "socket: %s", strerror(errno));
+	if (c->fd < 0 && (err == EMFILE || err == ENFILE || err == ENOMEM))
+		return fail(c, EX_OSERR, "socket: %s", strerror(err));
 	if (c->fd < 0) {
 		char m[300];
-		snprintf(m, sizeof m, "%s: %s", path, strerror(errno));
-		return fail(c, EX_TEMPFAIL, "outboxd is not reachable at %s", m);
+		bool refused = err == EACCES || err == EPERM;
+		snprintf(m, sizeof m, "%s: %s", path, strerror(err));
+		return fail(c, refused ? EX_NOPERM : EX_TEMPFAIL, refused
+			    ? "outboxd's socket refuses this user ([listen] socket_mode): %s"
+			    : "outboxd is not reachable at %s", m);
 	}
 	return 0;
 }
@@ -186,7 +197,7 @@ int submit_smtp(const struct config *cf, struct submission *s, char id[QID_LEN +
 	buf_init(&c.in);
 	smtp_reply_init(&c.r);
 	int rc = connect_socket(&c, cf->listen.socket);
-	s->unreachable = rc == EX_TEMPFAIL;
+	s->unreachable = c.down;
 	if (!rc)
 		rc = transaction(&c, s, id);
 	if (c.fd >= 0)

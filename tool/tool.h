@@ -46,7 +46,8 @@ struct submission {
 	bool eight_bit;
 	bool smtputf8;
 	bool verbose;			/* show the SMTP dialogue on stderr */
-	bool unreachable;		/* out: the daemon's socket could not be reached */
+	bool unreachable;		/* out: outboxd is not running (no socket file, or nobody
+					   listening on it): the pickup fallback's case */
 };
 
 /*
@@ -58,7 +59,7 @@ struct submission {
 int submit_smtp(const struct config *c, struct submission *s, char id[QID_LEN + 1],
 		char *why, size_t why_len);
 
-/* The fallback when outboxd cannot be reached: the message goes into
+/* The fallback when outboxd is not running: the message goes into
  * SPOOL/pickup/new/ (tmp/, fsync, rename, fsync of new/) with its
  * envelope in X-Sender:/X-Receiver: lines, for outboxd to take when it
  * runs (pickup.c).  0, or a sysexits code with why. (pickup.c) */
