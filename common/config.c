@@ -67,7 +67,9 @@ static const char *const level_choices[] = { "err", "warning", "notice", "info",
 
 static const struct key keys[] = {
 	{ "queue", "spool", KT_PATH, "/var/spool/outbox", F(queue.spool), 0, 0, 0,
-	  "Queue store and pickup directory." },
+	  "Queue store and pickup directory.  outboxd started as root makes it and gives it to "
+	  "[queue] user; an existing one must be that user's already (a root-owned one is refused, "
+	  "never chowned)." },
 	{ "queue", "user", KT_STRING, "outbox", F(queue.user), 0, 0, 0,
 	  "outboxd started as root runs as this user; started as another user, it runs as that user." },
 	{ "queue", "lifetime", KT_DURATION, "5d", F(queue.lifetime), 0, 1, 365 * DAY,
@@ -128,7 +130,8 @@ static const struct key keys[] = {
 	{ "relay", "password_file", KT_PATH, "", R(password_file), 0, 0, 0,
 	  "File holding the password; must not be readable by others." },
 	{ "relay", "password_command", KT_STRING, "", R(password_command), 0, 0, 0,
-	  "Command (run without a shell) that prints the password or OAuth2 access token." },
+	  "Command (run without a shell, as [queue] user, also by outbox probe run as root) that "
+	  "prints the password or OAuth2 access token." },
 	{ "relay", "workers", KT_UINT, "4", R(workers), 0, 1, 256,
 	  "Concurrent upstream sessions." },
 	{ "relay", "timeout", KT_DURATION, "5m", R(timeout), 0, 1, DAY,
@@ -143,7 +146,8 @@ static const struct key keys[] = {
 	  "File holding the client secret, if the client has one; must not be readable by others." },
 	{ "relay", "oauth2_refresh_token_file", KT_PATH, "", R(oauth2_refresh_token_file), 0, 0, 0,
 	  "The refresh token, written by outbox oauth2 login and replaced (tmp, fsync, rename) when "
-	  "the provider rotates it: its directory must be writable by [queue] user." },
+	  "the provider rotates it, keeping the old file's group and mode: its directory must be "
+	  "writable by [queue] user." },
 	{ "relay", "oauth2_device_url", KT_STRING, "", R(oauth2_device_url), 0, 0, 0,
 	  "Device authorization endpoint for outbox oauth2 login (RFC 8628); empty = the known one "
 	  "for Google's and Microsoft's token URLs." },
