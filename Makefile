@@ -24,8 +24,9 @@ SYSCONFDIR ?= /etc
 UNITDIR  ?= /lib/systemd/system
 SYSUSERSDIR ?= /usr/lib/sysusers.d
 TMPFILESDIR ?= /usr/lib/tmpfiles.d
-# outbox set-group-ID outbox (the pickup fallback): by default only when
-# installing into the system itself; a package does it at install time
+# outbox set-group-ID outbox (the pickup fallback) and outbox.conf
+# root:outbox 0640 (read through that group): by default only when
+# installing into the system itself; a package does both at install time
 SETGID   ?= $(if $(DESTDIR),no,yes)
 
 CC       ?= cc
@@ -201,8 +202,13 @@ install: all
 	install -m 0644 man/outboxd.8 $(DESTDIR)$(MANDIR)/man8/outboxd.8
 	ln -sf ../man1/outbox.1 $(DESTDIR)$(MANDIR)/man8/sendmail.8
 	ln -sf outbox.1 $(DESTDIR)$(MANDIR)/man1/mailq.1
-	test -e $(DESTDIR)$(SYSCONFDIR)/outbox/outbox.conf || \
-		install -m 0644 conf/outbox.conf $(DESTDIR)$(SYSCONFDIR)/outbox/outbox.conf
+	@# root:outbox 0640: outboxd and the set-group-ID command read it through the
+	@# group, nobody else (its password_command lines are nobody's business)
+	@if [ -e $(DESTDIR)$(SYSCONFDIR)/outbox/outbox.conf ]; then :; \
+	 elif [ "$(SETGID)" = yes ] && [ "$$(id -u)" = 0 ] && getent group outbox >/dev/null; then \
+		install -m 0640 -o root -g outbox conf/outbox.conf $(DESTDIR)$(SYSCONFDIR)/outbox/outbox.conf; \
+	 else install -m 0644 conf/outbox.conf $(DESTDIR)$(SYSCONFDIR)/outbox/outbox.conf; \
+		echo "note: $(SYSCONFDIR)/outbox/outbox.conf is 0644 (SETGID=yes as root with the group: root:outbox 0640)"; fi
 	sed 's|@SBINDIR@|$(SBINDIR)|g' systemd/outboxd.service.in > $(DESTDIR)$(UNITDIR)/outboxd.service
 	chmod 0644 $(DESTDIR)$(UNITDIR)/outboxd.service
 	install -m 0644 systemd/outboxd.socket $(DESTDIR)$(UNITDIR)/outboxd.socket

@@ -22,11 +22,11 @@
 #include <string.h>
 #include <strings.h>
 #include <arpa/inet.h>
-#include <pwd.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "address.h"
+#include "conftrust.h"
 #include "log.h"
 #include "units.h"
 
@@ -67,7 +67,9 @@ static const char *const level_choices[] = { "err", "warning", "notice", "info",
 
 static const struct key keys[] = {
 	{ "queue", "spool", KT_PATH, "/var/spool/outbox", F(queue.spool), 0, 0, 0,
-	  "Queue store and pickup directory." },
+	  "Queue store and pickup directory.  outboxd started as root makes it and gives it to "
+	  "[queue] user; an existing one must be that user's already (a root-owned one is refused, "
+	  "never chowned)." },
 	{ "queue", "user", KT_STRING, "outbox", F(queue.user), 0, 0, 0,
 	  "outboxd started as root runs as this user; started as another user, it runs as that user." },
 	{ "queue", "lifetime", KT_DURATION, "5d", F(queue.lifetime), 0, 1, 365 * DAY,
@@ -131,7 +133,8 @@ static const struct key keys[] = {
 	{ "relay", "password_file", KT_PATH, "", R(password_file), 0, 0, 0,
 	  "File holding the password; must not be readable by others." },
 	{ "relay", "password_command", KT_STRING, "", R(password_command), 0, 0, 0,
-	  "Command (run without a shell) that prints the password or OAuth2 access token." },
+	  "Command (run without a shell, as [queue] user, also by outbox probe run as root) that "
+	  "prints the password or OAuth2 access token." },
 	{ "relay", "workers", KT_UINT, "4", R(workers), 0, 1, 256,
 	  "Concurrent upstream sessions." },
 	{ "relay", "timeout", KT_DURATION, "5m", R(timeout), 0, 1, DAY,
@@ -146,7 +149,8 @@ static const struct key keys[] = {
 	  "File holding the client secret, if the client has one; must not be readable by others." },
 	{ "relay", "oauth2_refresh_token_file", KT_PATH, "", R(oauth2_refresh_token_file), 0, 0, 0,
 	  "The refresh token, written by outbox oauth2 login and replaced (tmp, fsync, rename) when "
-	  "the provider rotates it: its directory must be writable by [queue] user." },
+	  "the provider rotates it, keeping the old file's group and mode: its directory must be "
+	  "writable by [queue] user." },
 	{ "relay", "oauth2_device_url", KT_STRING, "", R(oauth2_device_url), 0, 0, 0,
 	  "Device authorization endpoint for outbox oauth2 login (RFC 8628); empty = the known one "
 	  "for Google's and Microsoft's token URLs." },
@@ -713,22 +717,6 @@ static void check_relay(struct load_ctx *x, const struct relay *r, unsigned flag
 	}
 }
 
-/* The file itself: password_command runs from it, so only root, the
- * user reading it and [queue] user may own it, and nobody else may
- * write to it. */
-static void check_conf_file(struct load_ctx *x, const struct stat *st)
-{
-	struct passwd *pw = getpwnam(x->c->queue.user);
-	bool owner_ok = st->st_uid == 0 || st->st_uid == geteuid() || (pw && st->st_uid == pw->pw_uid);
-	x->line = 0;
-	if (!owner_ok)
-		conf_error(x, NULL, NULL, "owned by uid %ld, neither root nor [queue] user: "
-			   "refusing a file that runs password_command", (long)st->st_uid);
-	else if (st->st_mode & (S_IWGRP | S_IWOTH))
-		conf_error(x, NULL, NULL, "writable by its group or others, and it runs "
-			   "password_command: chmod go-w %s", x->path);
-}
-
 bool tcp_is_loopback(const char *spec)
 {
 	char host[64];
@@ -768,11 +756,17 @@ static void check_combinations(struct load_ctx *x, unsigned flags)
 		key_error(x, "address", "domain", "not a valid domain");
 }
 
-/* Read one file (the main one or a snippet) into x->c. */
-static void read_file(struct load_ctx *x, FILE *fp, unsigned flags)
+/* Read one file (the main one or a snippet) into x->c; fd was opened
+ * under the trust rule (conftrust.h) and is closed here. */
+static void read_file(struct load_ctx *x, int fd)
 {
-	struct stat st;
-	bool have_st = fstat(fileno(fp), &st) == 0;
+	FILE *fp = fdopen(fd, "r");
+	if (!fp) {
+		x->line = 0;
+		conf_error(x, NULL, NULL, "%s", strerror(errno));
+		close(fd);
+		return;
+	}
 	x->fp = fp;
 	x->line = 0;
 	x->last_error_line = 0;
@@ -781,8 +775,7 @@ static void read_file(struct load_ctx *x, FILE *fp, unsigned flags)
 		x->line = rc;
 		conf_error(x, NULL, NULL, "syntax error (expected [section] or key = value)");
 	}
-	if (have_st && !(flags & CONF_CLIENT))
-		check_conf_file(x, &st);
+	fclose(fp);
 }
 
 static int by_name(const void *a, const void *b)
@@ -790,31 +783,20 @@ static int by_name(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* The *.conf files of outbox.conf.d/ beside path, by name; NULL-ended. */
-static char **snippets(struct load_ctx *x, const char *path)
+/* The *.conf names in the directory d, by name; NULL-ended. */
+static char **snippet_names(DIR *d)
 {
-	char *copy = xstrdup(path), *slash = strrchr(copy, '/');
-	char *dir = xasprintf("%s/outbox.conf.d", slash ? (*slash = '\0', *copy ? copy : "/") : ".");
 	char **list = xcalloc(1, sizeof *list);
 	size_t n = 0;
-	DIR *d = opendir(dir);
-	if (!d && errno != ENOENT) {
-		x->line = 0;
-		conf_error(x, NULL, NULL, "cannot read %s: %s", dir, strerror(errno));
-	}
 	for (struct dirent *de; d && (de = readdir(d));) {
 		size_t len = strlen(de->d_name);
 		if (de->d_name[0] == '.' || len < 6 || strcmp(de->d_name + len - 5, ".conf") != 0)
 			continue;	/* not *.conf (editor backups, .dpkg-dist and the like) */
 		list = xrealloc(list, (n + 2) * sizeof *list);
-		list[n++] = xasprintf("%s/%s", dir, de->d_name);
+		list[n++] = xstrdup(de->d_name);
 		list[n] = NULL;
 	}
-	if (d)
-		closedir(d);
 	qsort(list, n, sizeof *list, by_name);
-	free(dir);
-	free(copy);
 	return list;
 }
 
@@ -824,9 +806,50 @@ static void add_file(struct config *c, const char *path)
 	c->files[c->nfiles++] = xstrdup(path);
 }
 
+/* outbox.conf.d/ beside path, itself under the trust rule, and each
+ * *.conf in it, opened through the directory's descriptor. */
+static void read_snippets(struct load_ctx *x, const char *path)
+{
+	char *copy = xstrdup(path), *slash = strrchr(copy, '/');
+	char *dir = xasprintf("%s/outbox.conf.d", slash ? (*slash = '\0', *copy ? copy : "/") : ".");
+	struct err e;
+	int fd = conf_open_dir(dir, &e);
+	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+	x->line = 0;
+	x->path = dir;	/* what the errors below are about */
+	if (fd < 0 && errno != ENOENT)
+		conf_error(x, NULL, NULL, "%s", e.msg);
+	else if (fd >= 0 && !d)
+		conf_error(x, NULL, NULL, "cannot read it: %s", strerror(errno));
+	if (fd >= 0 && !d)
+		close(fd);
+	char **names = snippet_names(d);
+	for (char **p = names; *p; p++) {
+		x->file = (int)x->c->nfiles;
+		char *full = xasprintf("%s/%s", dir, *p);
+		add_file(x->c, full);
+		free(full);
+		x->path = x->c->files[x->file];
+		int sfd = conf_open_at(dirfd(d), *p, x->path, &e);
+		if (sfd < 0) {
+			x->line = 0;
+			conf_error(x, NULL, NULL, "%s", e.msg);
+		} else {
+			read_file(x, sfd);
+		}
+		free(*p);
+	}
+	free(names);
+	if (d)
+		closedir(d);
+	free(dir);
+	free(copy);
+}
+
 struct config *config_load(const char *path, unsigned flags, struct buf *errors)
 {
 	struct load_ctx x = { .path = path };
+	struct err e;
 	x.c = xcalloc(1, sizeof *x.c);
 	x.c->refs = 1;
 	x.c->path = xstrdup(path);
@@ -837,34 +860,21 @@ struct config *config_load(const char *path, unsigned flags, struct buf *errors)
 	apply_defaults(x.c);
 	buf_init(&x.errors);
 
-	FILE *fp = fopen(path, "r");
-	if (!fp) {
+	int fd = conf_open_file(path, &e);
+	if (fd < 0) {
 		if (errno == ENOENT && (flags & CONF_MISSING_OK)) {
 			relays_finish(&x);
+			buf_free(&x.errors);
 			return x.c;
 		}
 		if (errors)
-			buf_printf(errors, "%s: %s", path, strerror(errno));
+			buf_printf(errors, "%s: %s", path, e.msg);
+		buf_free(&x.errors);
 		config_free(x.c);
 		return NULL;
 	}
-	read_file(&x, fp, flags);
-	fclose(fp);
-	char **more = snippets(&x, path);
-	for (char **p = more; *p; p++) {
-		x.file = (int)x.c->nfiles;
-		add_file(x.c, *p);
-		x.path = x.c->files[x.file];
-		if (!(fp = fopen(*p, "r"))) {
-			x.line = 0;
-			conf_error(&x, NULL, NULL, "%s", strerror(errno));
-		} else {
-			read_file(&x, fp, flags);
-			fclose(fp);
-		}
-		free(*p);
-	}
-	free(more);
+	read_file(&x, fd);
+	read_snippets(&x, path);
 	x.file = 0;
 	x.path = path;
 	relays_finish(&x);

@@ -1,7 +1,8 @@
 /*
  * privs.c - what outboxd does as root before it becomes [queue] user for
  * good: make the spool (spool_layout, common/queue.c) and the socket
- * directories, and give them to that user.
+ * directories, and give them to that user; then become it
+ * (common/become.h).
  *
  * Invariants:
  *  - no path is followed through a symbolic link: every spool directory
@@ -11,6 +12,10 @@
  *    change another file;
  *  - a directory that is a link, or is owned by neither root nor the
  *    daemon's user, is refused (exit 78 naming it);
+ *  - nothing is given away that outboxd did not make: a spool directory
+ *    is chowned to the daemon's user only when made here, or when it is
+ *    that user's already (its group put right); an existing root-owned
+ *    one (spool = /etc) is refused with exit 78, never chowned;
  *  - a socket directory is given to the daemon's user only when outboxd
  *    made it: an existing one (/run itself, with socket = /run/x.sock)
  *    is left as it is;
@@ -19,8 +24,6 @@
 #include <errno.h>
 #include <stdbool.h>
 #include <fcntl.h>
-#include <grp.h>
-#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +31,7 @@
 #include <sysexits.h>
 #include <unistd.h>
 
+#include "../common/become.h"
 #include "../common/log.h"
 #include "../common/queue.h"
 #include "privs.h"
@@ -54,17 +58,30 @@ static int open_dir(int parent, const char *name, const char *path, mode_t mode,
 	return fd;
 }
 
-/* The directory at fd becomes the daemon's (give) or is only checked. */
+/* Whom the directories are for. */
+struct ids {
+	uid_t uid;
+	gid_t gid;
+	const char *name;
+};
+
+/* The directory at fd becomes the daemon's (give) or is only checked;
+ * one that exists is given only when it is the daemon's user's already
+ * (its group put right): root's stays root's. */
 static int own_dir(int fd, int parent, const char *path, mode_t mode, bool made, bool give,
-		   uid_t uid, gid_t gid, struct err *e)
+		   const struct ids *u, struct err *e)
 {
 	struct stat st;
 	if (fstat(fd, &st) < 0)
 		return err_sys(e, "stat %s", path);
-	if (st.st_uid != 0 && st.st_uid != uid)
+	if (st.st_uid != 0 && st.st_uid != u->uid)
 		return err_set(e, "%s is owned by uid %ld, neither root nor the daemon's user: "
 			       "refusing to use it", path, (long)st.st_uid);
-	if (give && (st.st_uid != uid || st.st_gid != gid) && fchown(fd, uid, gid) < 0)
+	if (give && !made && st.st_uid != u->uid)
+		return err_set(e, "%s is owned by root and outboxd did not make it: refusing to give it "
+			       "to user %s (a root start gives away only the directories it makes; if "
+			       "it is meant for the spool, chown it to %s yourself)", path, u->name, u->name);
+	if (give && (st.st_uid != u->uid || st.st_gid != u->gid) && fchown(fd, u->uid, u->gid) < 0)
 		return err_sys(e, "chown %s", path);
 	/* exact: no umask, set-group-ID kept where the system allows it */
 	if (made && fchmod(fd, mode) < 0
@@ -75,14 +92,14 @@ static int own_dir(int fd, int parent, const char *path, mode_t mode, bool made,
 	return 0;
 }
 
-/* One directory: opened, checked, given (always for the spool's; for a
- * socket's only when made here).  Returns its descriptor. */
+/* One directory: opened, checked, given (the spool's; a socket's only
+ * when made here).  Returns its descriptor. */
 static int prepare(int parent, const char *name, const char *path, mode_t mode, bool spool,
-		   uid_t uid, gid_t gid, struct err *e)
+		   const struct ids *u, struct err *e)
 {
 	bool made;
 	int fd = open_dir(parent, name, path, mode, &made, e);
-	if (fd >= 0 && own_dir(fd, parent, path, mode, made, spool || made, uid, gid, e) < 0) {
+	if (fd >= 0 && own_dir(fd, parent, path, mode, made, spool || made, u, e) < 0) {
 		close(fd);
 		fd = -1;
 	}
@@ -90,8 +107,7 @@ static int prepare(int parent, const char *name, const char *path, mode_t mode, 
 }
 
 /* The directory holding path (its parent is taken as trusted). */
-static int prepare_path(const char *path, mode_t mode, bool spool, uid_t uid, gid_t gid,
-			struct err *e)
+static int prepare_path(const char *path, mode_t mode, bool spool, const struct ids *u, struct err *e)
 {
 	char *copy = xstrdup(path);
 	char *slash = strrchr(copy, '/');
@@ -106,24 +122,23 @@ static int prepare_path(const char *path, mode_t mode, bool spool, uid_t uid, gi
 		parent = open(slash == copy ? "/" : copy, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	}
 	int fd = parent == -1 ? err_sys(e, "open the directory of %s", path)
-			      : prepare(parent, name, path, mode, spool, uid, gid, e);
+			      : prepare(parent, name, path, mode, spool, u, e);
 	if (parent >= 0)
 		close(parent);
 	free(copy);
 	return fd;
 }
 
-static int prepare_spool(const char *spool, uid_t uid, gid_t gid, struct err *e)
+static int prepare_spool(const char *spool, const struct ids *u, struct err *e)
 {
-	int top = prepare_path(spool, SPOOL_MODE, true, uid, gid, e), rc = top < 0 ? -1 : 0;
+	int top = prepare_path(spool, SPOOL_MODE, true, u, e), rc = top < 0 ? -1 : 0;
 	int pickup = -1;
 	for (const struct spool_dir *sd = spool_layout; rc == 0 && sd->name; sd++) {
 		const char *slash = strchr(sd->name, '/');	/* one level: pickup/x */
 		int parent = slash ? pickup : top;
 		char *path = xasprintf("%s/%s", spool, sd->name);
 		int fd = parent < 0 ? err_set(e, "%s: no parent", path)
-				    : prepare(parent, slash ? slash + 1 : sd->name, path, sd->mode,
-					      true, uid, gid, e);
+				    : prepare(parent, slash ? slash + 1 : sd->name, path, sd->mode, true, u, e);
 		free(path);
 		if (fd < 0)
 			rc = -1;
@@ -140,14 +155,14 @@ static int prepare_spool(const char *spool, uid_t uid, gid_t gid, struct err *e)
 }
 
 /* The directory of a socket path. */
-static int prepare_socket_dir(const char *sock, uid_t uid, gid_t gid, struct err *e)
+static int prepare_socket_dir(const char *sock, const struct ids *u, struct err *e)
 {
 	char *dir = xstrdup(sock);
 	char *slash = strrchr(dir, '/');
 	int rc = 0;
 	if (slash && slash != dir) {
 		*slash = '\0';
-		int fd = prepare_path(dir, 0755, false, uid, gid, e);
+		int fd = prepare_path(dir, 0755, false, u, e);
 		rc = fd < 0 ? -1 : 0;
 		if (fd >= 0)
 			close(fd);
@@ -159,22 +174,18 @@ static int prepare_socket_dir(const char *sock, uid_t uid, gid_t gid, struct err
 void drop_privileges(const struct config *c)
 {
 	struct err e;
+	uid_t uid;
+	gid_t gid;
 	if (geteuid() != 0)
 		return;
-	struct passwd *pw = getpwnam(c->queue.user);
-	if (!pw)
-		fatal(EX_CONFIG, "[queue] user: no such user '%s' (create it, e.g. with systemd-sysusers)", c->queue.user);
-	if (pw->pw_uid == 0)
-		fatal(EX_CONFIG, "[queue] user: '%s' is root; outboxd never runs as root", c->queue.user);
-	uid_t uid = pw->pw_uid;
-	gid_t gid = pw->pw_gid;
-	if (prepare_spool(c->queue.spool, uid, gid, &e) < 0
-	    || prepare_socket_dir(c->listen.socket, uid, gid, &e) < 0
-	    || prepare_socket_dir(c->listen.control, uid, gid, &e) < 0)
+	if (user_lookup(c->queue.user, &uid, &gid, &e) < 0)
 		fatal(EX_CONFIG, "%s", e.msg);
-	if (setgroups(1, &gid) < 0 || setgid(gid) < 0 || setuid(uid) < 0)
-		fatal(EX_OSERR, "cannot become user %s: %s", c->queue.user, strerror(errno));
-	if (setuid(0) == 0)
-		fatal(EX_OSERR, "privileges were not dropped");
+	struct ids ids = { uid, gid, c->queue.user };
+	if (prepare_spool(c->queue.spool, &ids, &e) < 0
+	    || prepare_socket_dir(c->listen.socket, &ids, &e) < 0
+	    || prepare_socket_dir(c->listen.control, &ids, &e) < 0)
+		fatal(EX_CONFIG, "%s", e.msg);
+	if (user_become(c->queue.user, uid, gid, &e) < 0)
+		fatal(EX_OSERR, "%s", e.msg);
 	log_info("running as user %s (uid %ld)", c->queue.user, (long)uid);
 }

@@ -10,6 +10,7 @@
 #include <libgen.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "../common/auth.h"
@@ -106,15 +107,36 @@ static const char *str(json_t *j, const char *key)
 
 /* ---- the refresh token's file ---- */
 
-int oauth2_store_token(const char *path, const char *text, uid_t uid, gid_t gid, struct err *e)
+/* What the new file at fd takes from the one it replaces (old, from an
+ * lstat; none: it stays the writer's, 0600): owner and group where this
+ * process may give them (root: always; else the group when it is one of
+ * ours), and the mode, never readable by others. */
+static int keep_owner_and_mode(int fd, const struct stat *old, const char *tmp, struct err *e)
+{
+	if (!old)
+		return 0;
+	if (fchown(fd, old->st_uid, old->st_gid) < 0) {
+		if (geteuid() == 0)
+			return err_sys(e, "chown %s", tmp);
+		(void)!fchown(fd, (uid_t)-1, old->st_gid);	/* the group at least, if ours */
+	}
+	if (fchmod(fd, (old->st_mode & 0770) | S_IRUSR | S_IWUSR) < 0)
+		return err_sys(e, "chmod %s", tmp);
+	return 0;
+}
+
+int oauth2_store_token(const char *path, const char *text, struct err *e)
 {
 	char *tmp = xasprintf("%s.tmp.%ld", path, (long)getpid());
 	char *copy = xstrdup(path);
+	struct stat old;
+	/* the file replaced, never followed: a link there is replaced by the file */
+	bool had = lstat(path, &old) == 0 && S_ISREG(old.st_mode);
 	int rc = 0, fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (fd < 0)
 		rc = err_sys(e, "cannot write %s", tmp);
-	else if ((uid != (uid_t)-1 || gid != (gid_t)-1) && fchown(fd, uid, gid) < 0)
-		rc = err_sys(e, "chown %s", tmp);
+	else if (keep_owner_and_mode(fd, had ? &old : NULL, tmp, e) < 0)
+		rc = -1;
 	else if (write_all(fd, text, strlen(text)) < 0 || write_all(fd, "\n", 1) < 0 || fsync(fd) < 0)
 		rc = err_sys(e, "write %s", tmp);
 	if (fd >= 0 && close(fd) < 0 && rc == 0)
@@ -183,7 +205,7 @@ int oauth2_refresh(const struct relay *r, char **token, long *seconds, struct bu
 	}
 	if (rc == 0 && rotated && *rotated && strcmp(rotated, refresh_token) != 0) {
 		struct err we;
-		if (oauth2_store_token(r->oauth2_refresh_token_file, rotated, (uid_t)-1, (gid_t)-1, &we) < 0)
+		if (oauth2_store_token(r->oauth2_refresh_token_file, rotated, &we) < 0)
 			buf_printf(notes, "the provider rotated the refresh token and it could not be stored (%s): "
 					  "the next refresh may fail; make its directory writable by outboxd\n", we.msg);
 		else
@@ -291,7 +313,7 @@ static int poll_once(const struct relay *r, const char *device_code, long *inter
 	return result;
 }
 
-int oauth2_device_login(const struct relay *r, FILE *out, uid_t uid, gid_t gid, struct err *e)
+int oauth2_device_login(const struct relay *r, FILE *out, struct err *e)
 {
 	char url[512];
 	if (!*oauth2_device_url(r, url, sizeof url))
@@ -329,7 +351,7 @@ int oauth2_device_login(const struct relay *r, FILE *out, uid_t uid, gid_t gid, 
 	curl_global_cleanup();
 	if (rc < 0)
 		return -1;
-	rc = oauth2_store_token(r->oauth2_refresh_token_file, refresh_token, uid, gid, e);
+	rc = oauth2_store_token(r->oauth2_refresh_token_file, refresh_token, e);
 	secret_free(refresh_token);
 	if (rc == 0)
 		fprintf(out, "Approved: the refresh token is in %s.\n", r->oauth2_refresh_token_file);

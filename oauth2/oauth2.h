@@ -14,7 +14,9 @@
  * Invariants: no token or secret is ever logged or put in an error
  * message (errors quote only the endpoint's "error" and
  * "error_description"); a rotated refresh token replaces the file with
- * tmp, fsync, rename and a directory fsync, mode 0600.
+ * tmp, fsync, rename and a directory fsync, and the new file keeps the
+ * old one's owner, group and mode (so that a token rotated by whoever
+ * runs this stays outboxd's to read); a new one is the writer's, 0600.
  */
 #ifndef OUTBOX_OAUTH2_H
 #define OUTBOX_OAUTH2_H
@@ -34,16 +36,19 @@ int oauth2_refresh(const struct relay *r, char **token, long *seconds, struct bu
 
 /* The device flow for r: ask for a code, print where to enter it to out,
  * poll until the user approves (or refuses, or the code expires), then
- * store the refresh token (owner uid/gid when not -1).  0 or -1 with e. */
-int oauth2_device_login(const struct relay *r, FILE *out, uid_t uid, gid_t gid, struct err *e);
+ * store the refresh token (oauth2_store_token).  0 or -1 with e. */
+int oauth2_device_login(const struct relay *r, FILE *out, struct err *e);
 
 /* The endpoints and scope a relay uses: its own, else the known ones for
  * Google's and Microsoft's token URLs, else "" (out has n octets). */
 const char *oauth2_device_url(const struct relay *r, char *out, size_t n);
 const char *oauth2_scope(const struct relay *r);
 
-/* Replace path with text + "\n": tmp, fsync, rename, directory fsync,
- * mode 0600, owned by uid/gid when not -1. */
-int oauth2_store_token(const char *path, const char *text, uid_t uid, gid_t gid, struct err *e);
+/* Replace path with text + "\n": tmp, fsync, rename, directory fsync.
+ * The new file takes the replaced one's owner and group (as far as this
+ * process may give them: all of it as root, else the group when it is
+ * one of the writer's) and its mode, less anything for others; when
+ * there was none (or a link), it is the writer's, mode 0600. */
+int oauth2_store_token(const char *path, const char *text, struct err *e);
 
 #endif

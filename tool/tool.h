@@ -12,9 +12,15 @@
 #include "../common/queue.h"
 
 /* Configuration from -C, else $OUTBOX_CONF, else the default path (which
- * may be missing: then defaults apply).  Exits 78 on a bad file.
- * (toolconf.c) */
+ * may be missing: then defaults apply), each file under the trust rule
+ * (common/conftrust.h); set-group-ID, the default one read with the
+ * group.  Exits 78 on a bad file.  (toolconf.c) */
 struct config *tool_config(const char *path);
+/* Run as root, become c's [queue] user for good (common/become.h), so
+ * that what follows reads and writes the daemon's files as outboxd
+ * does: outbox probe and outbox oauth2 call it once the configuration
+ * is read.  Exits 78 (no such user) or 71.  Nothing when not root. */
+void tool_become_daemon_user(const struct config *c, const char *prog);
 /* A helper's (outbox-probe, outbox-oauth2) leading "-C FILE", as outbox
  * passes it: the index of the first other argument. */
 int tool_helper_args(int argc, char **argv, const char **conf);

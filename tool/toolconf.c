@@ -3,8 +3,10 @@
  * find their configuration: -C FILE, else $OUTBOX_CONF, else the default
  * path, which may be missing (then defaults apply); and what the outbox
  * command does with its set-group-ID bit (the installed binary has the
- * daemon's group, for the pickup directory only); and the one way the
- * tool connects to outboxd's Unix sockets (tool_connect).
+ * daemon's group, for the pickup directory and for reading its default
+ * configuration only); how a helper run as root becomes the daemon's
+ * user (tool_become_daemon_user); and the one way the tool connects to
+ * outboxd's Unix sockets (tool_connect).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +19,7 @@
 #include <sysexits.h>
 #include <unistd.h>
 
+#include "../common/become.h"
 #include "tool.h"
 
 /* Run set-group-ID by someone who is not root? */
@@ -110,15 +113,25 @@ int tool_helper_args(int argc, char **argv, const char **conf)
 	return 1;
 }
 
+/*
+ * Set-group-ID by someone else, the tool reads its default configuration
+ * (and outbox.conf.d/) with the group it was given, so that the
+ * configuration need not be readable by all (root:outbox 0640): the path
+ * is then the built-in one only (-C and OUTBOX_CONF are refused above),
+ * and the trust rule takes root's files only while the group is held
+ * (common/conftrust.h).  Another configuration is read, by everyone
+ * else, with the caller's own ids.
+ */
 struct config *tool_config(const char *path)
 {
 	unsigned flags = CONF_CLIENT;
-	if (privileged() && path) {
+	bool group = privileged();
+	if (group && path) {
 		fprintf(stderr, "outbox: -C is refused while set-group-ID (only root may name another"
 				" configuration)\n");
 		exit(EX_CONFIG);
 	}
-	if (!path)
+	if (!path && !group)
 		path = getenv("OUTBOX_CONF");
 	if (!path || !*path) {
 		path = OUTBOX_DEFAULT_CONF;
@@ -126,7 +139,11 @@ struct config *tool_config(const char *path)
 	}
 	struct buf errors;
 	buf_init(&errors);
+	if (group && tool_group(true) < 0)
+		exit(EX_OSERR);
 	struct config *c = config_load(path, flags, &errors);
+	if (group && tool_group(false) < 0)
+		exit(EX_OSERR);
 	if (!c) {
 		fprintf(stderr, "outbox: configuration error:\n%s\n", errors.data);
 		buf_free(&errors);
@@ -134,4 +151,21 @@ struct config *tool_config(const char *path)
 	}
 	buf_free(&errors);
 	return c;
+}
+
+void tool_become_daemon_user(const struct config *c, const char *prog)
+{
+	struct err e;
+	uid_t uid;
+	gid_t gid;
+	if (geteuid() != 0)
+		return;
+	if (user_lookup(c->queue.user, &uid, &gid, &e) < 0) {
+		fprintf(stderr, "%s: %s\n", prog, e.msg);
+		exit(EX_CONFIG);
+	}
+	if (user_become(c->queue.user, uid, gid, &e) < 0) {
+		fprintf(stderr, "%s: %s\n", prog, e.msg);
+		exit(EX_OSERR);
+	}
 }

@@ -103,13 +103,13 @@ def test_every_problem_is_reported_however_many(workdir):
 
 
 def test_config_file_writable_by_others_is_refused(workdir):
-    """password_command runs from the file: nobody but root or the daemon's
-    user may be able to change it."""
+    """password_command runs from the file: nobody but root (or, for a
+    run that is not root's, its own user) may be able to change it."""
     p = write(workdir, "[relay]\nhost = smtp.example.org\n", mode=0o664)
     r = check(p)
     assert r.returncode == 78
-    assert ("%s: writable by its group or others, and it runs password_command: "
-            "chmod go-w %s" % (p, p)).encode() in r.stderr
+    assert ("%s: writable by its group or others: refusing a configuration that may run "
+            "password_command (chmod go-w %s)" % (p, p)).encode() in r.stderr
     os.chmod(p, 0o646)
     assert check(p).returncode == 78
     os.chmod(p, 0o644)
@@ -117,7 +117,7 @@ def test_config_file_writable_by_others_is_refused(workdir):
     if os.geteuid() == 0:
         os.chown(p, 12345, 0)
         r = check(p)
-        assert r.returncode == 78 and b"owned by uid 12345, neither root nor [queue] user" in r.stderr
+        assert r.returncode == 78 and b"owned by uid 12345, not by root: refusing" in r.stderr
 
 
 def test_tcp_listener_off_loopback_needs_explicit_consent(workdir, make_daemon):

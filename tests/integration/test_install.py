@@ -25,7 +25,7 @@ def test_make_install_destdir_prefix(workdir):
         "opt/ob/libexec/outbox/probe": 0o755, "opt/ob/libexec/outbox/oauth2": 0o755,
         "opt/ob/libexec/outbox/compose": 0o755,
         "opt/ob/share/man/man1/outbox.1": 0o644, "opt/ob/share/man/man5/outbox.conf.5": 0o644,
-        "opt/ob/share/man/man8/outboxd.8": 0o644, "etc/outbox/outbox.conf": 0o644,
+        "opt/ob/share/man/man8/outboxd.8": 0o644, "etc/outbox/outbox.conf": 0o640 if IS_ROOT else 0o644,
         "lib/systemd/system/outboxd.service": 0o644, "lib/systemd/system/outboxd.socket": 0o644,
         "usr/lib/sysusers.d/outbox.conf": 0o644, "usr/lib/tmpfiles.d/outbox.conf": 0o644,
         "opt/ob/sbin/sendmail": "/opt/ob/bin/outbox", "opt/ob/bin/mailq": "/opt/ob/bin/outbox",
@@ -41,6 +41,9 @@ def test_make_install_destdir_prefix(workdir):
     assert got == want
     if IS_ROOT:
         assert grp.getgrgid(os.stat(os.path.join(dest, "opt/ob/bin/outbox")).st_gid).gr_name == "outbox"
+        # the configuration: read through the group by outboxd and the set-group-ID command
+        st = os.stat(os.path.join(dest, "etc/outbox/outbox.conf"))
+        assert (st.st_uid, grp.getgrgid(st.st_gid).gr_name) == (0, "outbox")
     for path in ("opt/ob/sbin/outboxd", "opt/ob/bin/outbox", "etc/outbox/outbox.conf",
                  "opt/ob/share/man/man8/outboxd.8", "opt/ob/share/man/man1/outbox.1",
                  "opt/ob/share/man/man5/outbox.conf.5", "lib/systemd/system/outboxd.service",

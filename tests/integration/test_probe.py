@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from conftest import OUTBOX
+from conftest import IS_ROOT, OUTBOX, _outbox_gid
 
 
 @pytest.fixture
@@ -17,7 +17,9 @@ def probe(make_upstream, workdir):
         pw = os.path.join(workdir, "probe-password")
         with open(pw, "w") as f:
             f.write(password + "\n")
-        os.chmod(pw, 0o600)
+        os.chmod(pw, 0o640)             # as outboxd reads it: probe as root reads it as outbox
+        if IS_ROOT:
+            os.chown(pw, 0, _outbox_gid())
         r = {"host": "localhost", "port": str(up.port), "ca_file": up.ca_file, "tls": "starttls",
              "user": "user1", "password_file": pw, "timeout": "5s"}
         r.update(relay or {})

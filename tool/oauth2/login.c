@@ -4,8 +4,12 @@
  * the device authorization grant (RFC 8628, oauth2/oauth2.c) for the
  * relay named (NAME of [relay.NAME], "default" for [relay]) or the
  * first relay with oauth2_token_url, and writes the refresh token to its
- * oauth2_refresh_token_file, mode 0600, owned by [queue] user when run
- * as root.  Then it gets one access token with it, as outboxd will.
+ * oauth2_refresh_token_file (oauth2_store_token: a new file is 0600, a
+ * replaced one keeps its owner, group and mode).  Run as root, both
+ * modes become [queue] user first, once the configuration is read
+ * (tool_become_daemon_user): the file is then written, and the client
+ * secret read, as outboxd would, and a token file outboxd could not
+ * read or replace is found now rather than at its first refresh.  Then it gets one access token with it, as outboxd will.
  * `outbox-oauth2 token RELAY` is how outboxd gets its access tokens
  * (common/tokens.c), so that outboxd never loads libcurl.
  *
@@ -13,7 +17,6 @@
  * refused or the code expired, 64 for a usage error, 78 for the
  * configuration.
  */
-#include <pwd.h>
 #include <stdio.h>
 #include <string.h>
 #include <sysexits.h>
@@ -60,17 +63,10 @@ static int token_mode(const struct relay *r)
 }
 
 /* login [RELAY]: the device flow, then one access token as a check. */
-static int login_mode(const struct config *c, const struct relay *r)
+static int login_mode(const struct relay *r)
 {
 	struct err e;
-	uid_t uid = (uid_t)-1;
-	gid_t gid = (gid_t)-1;
-	struct passwd *pw = geteuid() == 0 ? getpwnam(c->queue.user) : NULL;
-	if (pw) {	/* outboxd, running as that user, must read and replace it */
-		uid = pw->pw_uid;
-		gid = pw->pw_gid;
-	}
-	if (oauth2_device_login(r, stdout, uid, gid, &e) < 0) {
+	if (oauth2_device_login(r, stdout, &e) < 0) {
 		fprintf(stderr, "outbox oauth2: %s\n", e.msg);
 		return 1;
 	}
@@ -100,6 +96,7 @@ int main(int argc, char **argv)
 	}
 	const char *name = i + 1 < argc ? argv[i + 1] : NULL;
 	struct config *c = tool_config(conf_path);
+	tool_become_daemon_user(c, "outbox oauth2");	/* the token files are outboxd's */
 	const struct relay *r = pick(c, name);
 	int rc;
 	if (!r || !*r->oauth2_token_url) {
@@ -111,7 +108,7 @@ int main(int argc, char **argv)
 				c->path);
 		rc = token ? 0 : EX_USAGE;
 	} else {
-		rc = token ? token_mode(r) : login_mode(c, r);
+		rc = token ? token_mode(r) : login_mode(r);
 	}
 	config_unref(c);
 	return rc;

@@ -12,6 +12,11 @@
  * a second connection that does not verify (and sends no AUTH) fetches
  * the certificate to show why.
  *
+ * Run as root it becomes [queue] user first, once the configuration is
+ * read (tool_become_daemon_user): password_file, password_command and
+ * the OAuth2 token files are read, run and replaced as outboxd would,
+ * so a token it rotates stays readable by outboxd.
+ *
  * Invariant: no secret is printed; the transcript never holds AUTH
  * arguments (smtp_client.c).  Exit 0 when outboxd could relay through
  * the upstream as configured, 1 when not (the last line says why), 78
@@ -125,6 +130,7 @@ int main(int argc, char **argv)
 	}
 	const char *only = i < argc ? argv[i] : NULL;
 	struct config *c = tool_config(conf_path);
+	tool_become_daemon_user(c, "outbox probe");	/* its secrets and tokens, as outboxd has them */
 	int rc = 0, found = 0;
 	for (size_t k = 0; k < c->nrelays; k++) {
 		const struct relay *r = c->relays[k];
