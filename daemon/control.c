@@ -404,6 +404,8 @@ static void after_check(uv_work_t *req, int status)
 	}
 	static const enum sched_action act[] = { [V_FLUSH] = SA_FLUSH, [V_DELETE] = SA_DELETE,
 						 [V_HOLD] = SA_HOLD, [V_RELEASE] = SA_RELEASE };
+	if (c->verb == V_FLUSH && c->admin)	/* before they are handed out: held relays go now too */
+		pool_flush_relays(c->d, c->uid);
 	bool any = false;
 	for (size_t i = 0; i < c->nitems; i++) {
 		struct item *it = &c->items[i];
