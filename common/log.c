@@ -4,8 +4,16 @@
  * The logger's settings are process-wide by nature (like syslog's own
  * openlog state); they are set once at start and on SIGHUP, from the
  * daemon's main thread.
+ *
+ * Invariant: whatever a caller formats, a line reaches syslog or stderr
+ * with its controls escaped (escape.h): a newline, an ESC or a C1
+ * control from a client, an upstream, a token endpoint or a file name
+ * can neither forge a line nor reach the terminal of whoever reads the
+ * log, even where a caller forgot log_safe().
  */
 #include "log.h"
+
+#include "escape.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -54,8 +62,12 @@ static void log_v(enum log_level lvl, const char *fmt, va_list ap)
 {
 	if ((int)lvl > logger.level)
 		return;
-	char line[2048];
-	vsnprintf(line, sizeof line, fmt, ap);
+	char raw[2048], line[4096];
+	vsnprintf(raw, sizeof raw, fmt, ap);
+	size_t n = strlen(raw);
+	while (n && raw[n - 1] == '\n')	/* a format's own end of line: not part of the event */
+		n--;
+	esc_copy(line, sizeof line, raw, n);
 	if (logger.target == LOG_TO_SYSLOG) {
 		syslog(syslog_prio[lvl], "%s%s", level_tag[lvl], line);
 		return;
@@ -96,20 +108,7 @@ void fatal(int code, const char *fmt, ...)
 
 const char *log_safe(const char *s, char *out, size_t n)
 {
-	size_t o = 0;
-	if (n == 0)
-		return out;
-	for (; s && *s && o + 1 < n; s++) {
-		unsigned char c = (unsigned char)*s;
-		if (c >= 0x20 && c != 0x7f && c != '\\') {
-			out[o++] = (char)c;
-		} else {
-			if (o + 5 > n)
-				break;
-			snprintf(out + o, 5, "\\x%02X", c);
-			o += 4;
-		}
-	}
-	out[o] = '\0';
+	if (n > 0)
+		esc_copy(out, n, s ? s : "", s ? strlen(s) : 0);
 	return out;
 }

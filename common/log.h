@@ -5,10 +5,13 @@
  * stamp) and the level filter.  Lines follow SPEC "Logging": one event a
  * line, prefixed with the queue ID where there is one, key=value fields.
  *
- * Invariant: callers never pass passwords or message bodies; fields that
- * come from the network are passed through log_safe() first so that a
- * client cannot forge extra log lines (CR, LF and other controls are
- * escaped).
+ * Invariant: callers never pass passwords or message bodies (nor
+ * tokens).  Every line is escaped as a whole before it is written
+ * (escape.h: C0 and C1 controls, DEL and malformed UTF-8 as \xHH), so
+ * no outside string can forge a line or reach a terminal raw.  Fields
+ * from the network that are kept or shown elsewhere too (a reply in the
+ * queue file, a file name) go through log_safe() first: the same rule,
+ * so that escaping twice changes nothing (no \x5Cx1B).
  */
 #ifndef OUTBOX_LOG_H
 #define OUTBOX_LOG_H
@@ -31,8 +34,8 @@ void log_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void fatal(int code, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3), noreturn));
 
-/* Copy s into out (size n) with ASCII controls and backslash escaped as \xHH,
- * truncated to fit; returns out. */
+/* Copy s into out (size n) escaped as escape.h says (controls and
+ * malformed UTF-8 as \xHH), truncated to fit at a character; returns out. */
 const char *log_safe(const char *s, char *out, size_t n);
 
 #endif

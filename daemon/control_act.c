@@ -11,7 +11,10 @@
  * release, unlink for delete); the loop tells the client and the log.
  * A FLUSH of everything walks only what the peer may act on: an admin's
  * is the scheduler's flush of the deferred heap, a user's walks that
- * user's chain in the index.
+ * user's chain in the index.  An admin's flush (only: a provider's hold
+ * is not any user's to lift) also clears every relay's hold and backoff
+ * first (pool.h pool_flush_relays), as Postfix's flush forgets dead
+ * destinations.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +26,7 @@
 #include "control_int.h"
 #include "metrics.h"
 #include "outboxd.h"
+#include "pool.h"
 
 static const char *verb_name(enum verb v)
 {
@@ -43,6 +47,7 @@ static void flush_all_done(struct ctl *c)
 	struct daemon *d = c->d;
 	size_t n = 0;
 	if (c->admin) {
+		pool_flush_relays(d, c->uid);	/* (logged with the uid; sched_flush_all's finds none left) */
 		n = sched_flush_all(d);
 	} else {
 		struct queue_index *q = &d->queue;
@@ -127,6 +132,8 @@ static void after_check(struct ctl *c)
 	static const enum sched_action act[] = { [V_FLUSH] = SA_FLUSH, [V_DELETE] = SA_DELETE,
 						 [V_HOLD] = SA_HOLD, [V_RELEASE] = SA_RELEASE };
 	bool any = false;
+	if (c->verb == V_FLUSH && c->admin)	/* before they are handed out: held relays go now too */
+		pool_flush_relays(c->d, c->uid);
 	for (size_t i = 0; i < c->nitems; i++) {
 		struct item *it = &c->items[i];
 		qref r = it->allowed ? qindex_find(&c->d->queue, it->id) : 0;

@@ -82,6 +82,8 @@ struct upstream {
 	double down_until;	/* wall clock: after a connection-level failure */
 	char down_why[200];	/* that failure, or the quota reply */
 	unsigned failures;	/* such failures in a row: the backoff grows */
+	struct worker *trying;	/* its trial session once it was down (upstreams.c), or NULL */
+	uv_cond_t tried;	/* the trial's end: the workers waiting for it */
 	uint64_t sessions_opened;
 	uint64_t sessions_failed[ST_LOCAL + 1];
 	struct rate rate;	/* its max_rate */

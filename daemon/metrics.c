@@ -4,7 +4,11 @@
  * base units in the name (seconds), _total for counters.  Counters
  * start at zero with the daemon; the file is replaced by a rename of a
  * complete temporary file beside it, so a reader never sees half of
- * one (it is not fsynced: a lost write costs 15 s of figures).
+ * one (it is not fsynced: a lost write costs 15 s of figures).  The
+ * temporary file is new each time, under a name no one can guess
+ * (mkostemp: O_CREAT|O_EXCL), so that whatever someone put beside the
+ * target -- a FIFO that would block the pool thread and the stop, a
+ * link -- is never opened nor followed.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -148,23 +152,26 @@ struct metrics_file {
 	uv_work_t req;
 	bool writing;
 	struct buf text;	/* rendered on the loop, written on the pool */
-	char *path, *tmp;
+	char *path;
 	int err;		/* errno of the last failed write, to log a change once */
 };
 
 static void write_work(uv_work_t *req)
 {
 	struct metrics_file *m = req->data;
-	int fd = open(m->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
+	/* not ending in .prom: the textfile collector skips it */
+	char *tmp = xasprintf("%s.tmp.XXXXXX", m->path);
+	int fd = mkostemp(tmp, O_CLOEXEC);
 	/* readable by node exporter's user: exact, whatever the umask (0077) */
 	int rc = fd < 0 || fchmod(fd, 0644) < 0 ? -1 : write_all(fd, m->text.data, m->text.len);
 	if (fd >= 0 && close(fd) < 0)
 		rc = -1;
-	if (rc == 0 && rename(m->tmp, m->path) < 0)
+	if (rc == 0 && rename(tmp, m->path) < 0)
 		rc = -1;
 	int err = rc < 0 ? errno : 0;
-	if (rc < 0)
-		(void)unlink(m->tmp);
+	if (rc < 0 && fd >= 0)
+		(void)unlink(tmp);	/* ours: made by this open */
+	free(tmp);
 	if (err != m->err && err)
 		log_warn("[log] metrics_file %s: %s", m->path, strerror(err));
 	else if (err != m->err)
@@ -176,7 +183,6 @@ static void metrics_free(struct metrics_file *m)
 {
 	buf_free(&m->text);
 	free(m->path);
-	free(m->tmp);
 	free(m);
 }
 
@@ -209,7 +215,6 @@ void metrics_file_start(struct daemon *d)
 	struct metrics_file *m = xcalloc(1, sizeof *m);
 	m->d = d;
 	m->path = xstrdup(path);
-	m->tmp = xasprintf("%s.tmp.%ld", path, (long)getpid());
 	buf_init(&m->text);
 	uv_timer_init(d->loop, &m->timer);
 	m->timer.data = m;

@@ -62,6 +62,12 @@ struct pool_sessions {
 	uint64_t failed[ST_LOCAL + 1];
 };
 size_t pool_sessions(const struct daemon *d, struct pool_sessions *out, size_t max);
+/* An operator's flush (outbox flush, sendmail -q, SIGUSR1): every relay
+ * held back (a quota or rate reply) or down (its backoff after failed
+ * sessions) is tried at once, and the log says so, naming uid (-1: a
+ * signal).  A relay that was down gets one trial session first
+ * (upstreams.c): one new login, not one per waiting message. */
+void pool_flush_relays(struct daemon *d, long uid);
 /* Take back the job of id if no worker has started it: true if so. */
 bool pool_cancel(struct daemon *d, const char *id);
 void pool_free(struct daemon *d);

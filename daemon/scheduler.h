@@ -67,7 +67,8 @@ void sched_new(struct daemon *d, qref r);
 void sched_found(struct daemon *d, qref r);
 void sched_result(struct daemon *d, const struct delivery_result *r);
 void sched_dispatch(struct daemon *d);
-/* Every deferred message is due now (sendmail -q); how many were
+/* Every deferred message is due now (SIGUSR1), and every relay held
+ * back or down is tried at once (pool_flush_relays); how many were
  * waiting.  Their files' names keep the old schedule. */
 size_t sched_flush_all(struct daemon *d);
 /* An operator action on one message.  Hold and delete take it out of

@@ -15,6 +15,18 @@
  * brings the relay back.  A reply to a recipient, whatever it says, is
  * final for the attempt: the job does not move.
  *
+ * Trial session: once a relay that was down may be tried again (its
+ * backoff over, or cleared by a flush), one worker without a session
+ * opens one (up->trying) while the relay's other workers wait for its
+ * outcome: up again, all go; down again, their messages wait or move.
+ * So a relay refusing AUTH gets one login per backoff, not one per
+ * worker.  Every way a trial ends (upstream_up, upstream_failed) wakes
+ * the waiters.
+ *
+ * An operator's flush (pool_flush_relays) clears every relay's hold
+ * after a quota or rate reply and every backoff, and says so in the log:
+ * "flush means now", as Postfix's flush retries dead destinations.
+ *
  * A reload (upstreams_configure) keeps each relay's upstream by name,
  * adds the new ones, starts or retires workers to the relay's
  * `workers`, marks the vanished ones removed (their workers leave after
@@ -78,6 +90,30 @@ struct upstream *upstream_for(struct worker *w, struct job *j, const char *sende
 	return to == w->up ? NULL : to;
 }
 
+/* The trial session of up, if w holds it, has ended: wake the waiters. */
+static void trial_over_locked(struct worker *w)
+{
+	if (w->up->trying == w)
+		w->up->trying = NULL;
+	uv_cond_broadcast(&w->up->tried);
+}
+
+/* Must w wait for another worker's trial session to its relay? */
+static bool trial_by_another_locked(const struct worker *w)
+{
+	const struct upstream *up = w->up;
+	return up->failures > 0 && up->trying && up->trying != w && !w->smtp.open;
+}
+
+/* w may go: it opens the trial session if its relay was down and no
+ * trial runs (a worker with a session open needs none). */
+static void trial_take_locked(struct worker *w)
+{
+	struct upstream *up = w->up;
+	if (up->failures > 0 && !up->trying && !w->smtp.open)
+		up->trying = w;
+}
+
 static double rnd01(struct worker *w)
 {
 	return (double)rand_r(&w->rnd_state) / ((double)RAND_MAX + 1.0);
@@ -105,6 +141,7 @@ bool upstream_failed(struct worker *w, struct job *j)
 	snprintf(from, sizeof from, "%s", relay_label(up->relay));
 	snprintf(next, sizeof next, "%s", to ? relay_label(to->relay) : "");
 	memcpy(id, j->id, sizeof id);
+	trial_over_locked(w);
 	bool moved = to != NULL;
 	if (to) {
 		j->hop = (uint8_t)h;
@@ -126,6 +163,7 @@ void upstream_up(struct worker *w)
 	snprintf(label, sizeof label, "%s", relay_label(up->relay));
 	up->failures = 0;
 	up->down_until = 0;
+	trial_over_locked(w);
 	uv_mutex_unlock(&w->pool->mu);
 	if (was_down)
 		log_notice("relay %s: up again", label);
@@ -175,8 +213,19 @@ enum admit upstream_admit(struct worker *w, struct job *j, double *until, char *
 				 up->failures ? "is down" : "is held back", up->down_why);
 			break;
 		}
+		if (trial_by_another_locked(w)) {
+			if (p->stopping) {
+				*until = now;
+				snprintf(why, n, "delivery temporarily suspended: relay %s is being tried again",
+					 relay_label(up->relay));
+				break;
+			}
+			uv_cond_timedwait(&up->tried, &p->mu, 1000000000ULL);	/* (a stop ends the wait) */
+			continue;
+		}
 		double wait = rate_slot_locked(up, now);
 		if (wait == 0) {
+			trial_take_locked(w);
 			uv_mutex_unlock(&p->mu);
 			return ADMIT_GO;
 		}
@@ -203,6 +252,39 @@ bool upstream_admit_now(struct worker *w)
 	return go;
 }
 
+void pool_flush_relays(struct daemon *d, long uid)
+{
+	struct pool *p = d->pool;
+	if (!p)
+		return;
+	struct buf said;	/* the log lines, written once the lock is let go */
+	buf_init(&said);
+	char who[48] = "flush";
+	if (uid >= 0)
+		snprintf(who, sizeof who, "flush by uid %ld", uid);
+	uv_mutex_lock(&p->mu);
+	double now = now_real();
+	for (struct upstream *up = p->ups; up; up = up->next) {
+		if (up->removed || !is_down(up, now))
+			continue;
+		if (up->failures)	/* the count stays: a new failure backs off longer still */
+			buf_printf(&said, "%s: relay %s: down after %u failed session%s: cleared, one session "
+					  "is tried now\n", who, relay_label(up->relay), up->failures,
+				   up->failures == 1 ? "" : "s");
+		else
+			buf_printf(&said, "%s: relay %s: hold after a quota or rate reply cleared, tried now\n",
+				   who, relay_label(up->relay));
+		up->down_until = 0;
+	}
+	uv_mutex_unlock(&p->mu);
+	for (char *l = said.data, *next; l && *l; l = next) {
+		next = strchr(l, '\n');
+		*next++ = '\0';
+		log_notice("%s", l);
+	}
+	buf_free(&said);
+}
+
 /* (Re)open up's max_rate counter when its relay's changed. */
 static void rate_configure(struct pool *p, struct upstream *up)
 {
@@ -223,6 +305,7 @@ static struct upstream *upstream_new(const struct relay *r)
 	up->rate.fd = -1;
 	snprintf(up->name, sizeof up->name, "%s", r->name);
 	uv_cond_init(&up->cv);
+	uv_cond_init(&up->tried);
 	return up;
 }
 
@@ -301,6 +384,7 @@ void upstreams_configure(struct pool *p, struct config *c)
 static void upstream_free(struct upstream *up)
 {
 	uv_cond_destroy(&up->cv);
+	uv_cond_destroy(&up->tried);
 	rate_close(&up->rate);
 	if (up->conf)
 		config_unref(up->conf);

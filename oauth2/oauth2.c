@@ -105,6 +105,20 @@ static const char *str(json_t *j, const char *key)
 	return json_string_value(json_object_get(j, key));
 }
 
+/* Is t a token as RFC 6749 appendix A.12 and A.17 allow (1*VSCHAR,
+ * %x20-7E)?  Anything else -- a newline, an ESC -- would break the
+ * helper's one-line answer to outboxd or the AUTH command, and is never
+ * passed on nor quoted. */
+static bool token_ok(const char *t)
+{
+	if (!t || !*t)
+		return false;
+	for (; *t; t++)
+		if ((unsigned char)*t < 0x20 || (unsigned char)*t > 0x7e)
+			return false;
+	return true;
+}
+
 /* ---- the refresh token's file ---- */
 
 /* What the new file at fd takes from the one it replaces (old, from an
@@ -199,6 +213,9 @@ int oauth2_refresh(const struct relay *r, char **token, long *seconds, struct bu
 	json_int_t expires_in = json_integer_value(json_object_get(j, "expires_in"));
 	if (!access || !*access) {
 		rc = err_set(e, "%s: no access_token in the answer", r->oauth2_token_url);
+	} else if (!token_ok(access) || (rotated && *rotated && !token_ok(rotated))) {
+		rc = err_set(e, "%s: the answer's token has characters RFC 6749 does not allow "
+				"(a control or non-ASCII octet): refused", r->oauth2_token_url);
 	} else {
 		*token = xstrdup(access);
 		*seconds = expires_in > 0 ? (long)expires_in : 3600;
@@ -293,7 +310,11 @@ static int poll_once(const struct relay *r, const char *device_code, long *inter
 	json_t *j = json_loads(body.data ? body.data : "", 0, NULL);
 	const char *error = j ? str(j, "error") : NULL;
 	int result;
-	if (status == 200 && j && str(j, "refresh_token")) {
+	if (status == 200 && j && str(j, "refresh_token") && !token_ok(str(j, "refresh_token"))) {
+		err_set(e, "%s: the refresh_token has characters RFC 6749 does not allow: refused",
+			r->oauth2_token_url);
+		result = -1;
+	} else if (status == 200 && j && str(j, "refresh_token")) {
 		*out = xstrdup(str(j, "refresh_token"));
 		result = 1;
 	} else if (error && strcmp(error, "authorization_pending") == 0) {

@@ -13,10 +13,12 @@
  *
  * Invariants: no token or secret is ever logged or put in an error
  * message (errors quote only the endpoint's "error" and
- * "error_description"); a rotated refresh token replaces the file with
- * tmp, fsync, rename and a directory fsync, and the new file keeps the
- * old one's owner, group and mode (so that a token rotated by whoever
- * runs this stays outboxd's to read); a new one is the writer's, 0600.
+ * "error_description", escaped); a token that is not 1*VSCHAR (RFC 6749
+ * appendix A: printable ASCII) is refused, never passed on; a rotated
+ * refresh token replaces the file with tmp, fsync, rename and a
+ * directory fsync, and the new file keeps the old one's owner, group
+ * and mode (so that a token rotated by whoever runs this stays
+ * outboxd's to read); a new one is the writer's, 0600.
  */
 #ifndef OUTBOX_OAUTH2_H
 #define OUTBOX_OAUTH2_H

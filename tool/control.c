@@ -5,7 +5,11 @@
  * daemon decides what the caller may see and do (from the socket's
  * peer credentials); this side only sends the request and passes the
  * answer on: "1 " lines to stdout, "2 " lines to stderr, and the exit
- * status from the last line.
+ * status from the last line.  Whatever the daemon sends, a control
+ * character (ESC, CR, a C1 control) or malformed UTF-8 reaches the
+ * terminal escaped as \xHH (escape.h): a hostile header in `outbox show`
+ * or an upstream's reply in `outbox queue` cannot drive the admin's
+ * terminal.  JSON stays valid JSON (the escape's backslash doubled).
  */
 #include <errno.h>
 #include <signal.h>
@@ -17,12 +21,24 @@
 #include <sysexits.h>
 #include <unistd.h>
 
+#include "../common/escape.h"
 #include "tool.h"
 
 #define CONTROL_TIMEOUT_S 300
 
+/* One line of the answer to out, escaped. */
+static void put_line(FILE *out, const char *l, size_t n, bool json)
+{
+	struct buf b;
+	buf_init(&b);
+	esc_buf(&b, l, n, json);
+	buf_addc(&b, '\n');
+	fwrite(b.data, 1, b.len, out);
+	buf_free(&b);
+}
+
 /* Pass the answer on; the exit status it ends with, or 75 if it broke off. */
-static int relay_answer(int fd)
+static int relay_answer(int fd, bool json)
 {
 	FILE *in = fdopen(fd, "r");
 	char *l = NULL;
@@ -33,9 +49,9 @@ static int relay_answer(int fd)
 		if (l[n - 1] == '\n')
 			l[--n] = '\0';
 		if (strncmp(l, "1 ", 2) == 0)
-			printf("%s\n", l + 2);
+			put_line(stdout, l + 2, (size_t)n - 2, json);
 		else if (strncmp(l, "2 ", 2) == 0)
-			fprintf(stderr, "%s\n", l + 2);
+			put_line(stderr, l + 2, (size_t)n - 2, false);
 		else if (strncmp(l, "0 exit ", 7) == 0)
 			rc = atoi(l + 7);
 	}
@@ -83,7 +99,7 @@ int control_request(const struct config *cf, const char *verb, int argc, char **
 	buf_free(&req);	/* (refused at once, the request unread: the answer says why) */
 	shutdown(fd, SHUT_WR);
 	fflush(stdout);
-	return relay_answer(fd);
+	return relay_answer(fd, json);
 }
 
 int control_main(const char *cmd, int argc, char **argv, const char *conf)

@@ -31,6 +31,9 @@ class OAuth2Server:
         self.down = False                 # answer 503 to everything
         self.polls = 0
         self.skip_first = skip_first      # the first token issued is not the upstream's (refused)
+        # a hostile endpoint (test_local_adversary_output.py): text appended to each
+        # access_token and to invalid_grant's error_description, e.g. a newline and an ESC
+        self.forge = ""
         self.lock = threading.Lock()
         self.n = 0
 
@@ -80,7 +83,7 @@ class OAuth2Server:
 
     def issue(self):
         self.n += 1
-        token = "access-%d-%d" % (self.n, int(time.time() * 1000) % 100000)
+        token = "access-%d-%d" % (self.n, int(time.time() * 1000) % 100000) + self.forge
         self.issued.append(token)
         if self.upstream is not None and not (self.skip_first and self.n == 1):
             self.upstream.tokens.add(token)
@@ -104,7 +107,7 @@ class OAuth2Server:
         grant = form.get("grant_type")
         if grant == "refresh_token":
             if form.get("refresh_token") not in self.refresh_tokens:
-                return 400, {"error": "invalid_grant", "error_description": "the refresh token is not valid"}
+                return 400, {"error": "invalid_grant", "error_description": "the refresh token is not valid" + self.forge}
             out = self.issue()
             if self.rotate:
                 new = "refresh-%d" % (len(self.refresh_tokens) + 1)
