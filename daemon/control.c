@@ -30,6 +30,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "../common/escape.h"
 #include "../common/log.h"
 #include "control_int.h"
 #include "outboxd.h"
@@ -60,44 +61,6 @@ void control_free(struct control *srv)
 
 /* ---- output ---- */
 
-size_t ctl_utf8_seq(const unsigned char *s, size_t n, unsigned *cp)
-{
-	size_t len = s[0] >= 0xf0 && s[0] < 0xf5 ? 4 : s[0] >= 0xe0 ? 3 : s[0] >= 0xc2 && s[0] < 0xe0 ? 2 : 0;
-	if (s[0] >= 0xf5 || !len || len > n)
-		return 0;
-	unsigned v = s[0] & (0x7f >> len);
-	for (size_t i = 1; i < len; i++) {
-		if ((s[i] & 0xc0) != 0x80)
-			return 0;
-		v = v << 6 | (s[i] & 0x3f);
-	}
-	static const unsigned min[] = { 0, 0, 0x80, 0x800, 0x10000 };
-	if (v < min[len] || v > 0x10ffff || (v >= 0xd800 && v < 0xe000))
-		return 0;
-	*cp = v;
-	return len;
-}
-
-/* What a terminal would act on (C0 but tab, DEL, C1, octets that are
- * not UTF-8) as \xNN; valid UTF-8 text stays as it is. */
-static void add_escaped(struct buf *b, const char *str, size_t n)
-{
-	const unsigned char *s = (const unsigned char *)str;
-	for (size_t i = 0; i < n;) {
-		unsigned cp = s[i];
-		size_t len = s[i] < 0x80 ? 1 : ctl_utf8_seq(s + i, n - i, &cp);
-		bool control = (cp < 0x20 && cp != '\t') || (cp >= 0x7f && cp < 0xa0);
-		if (len && !control) {
-			buf_add(b, s + i, len);
-			i += len;
-			continue;
-		}
-		for (size_t k = 0; k < (len ? len : 1); k++)
-			buf_printf(b, "\\x%02X", s[i + k]);
-		i += len ? len : 1;
-	}
-}
-
 void ctl_put(struct buf *b, int stream, const char *fmt, ...)
 {
 	char tmp[4096];
@@ -111,7 +74,7 @@ void ctl_put(struct buf *b, int stream, const char *fmt, ...)
 		n = (int)sizeof tmp - 1;
 	buf_addc(b, (char)('0' + stream));
 	buf_addc(b, ' ');
-	add_escaped(b, tmp, (size_t)n);
+	esc_buf(b, tmp, (size_t)n, false);
 	buf_addc(b, '\n');
 }
 

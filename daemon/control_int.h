@@ -89,11 +89,8 @@ struct ctl {
 	size_t shown;
 };
 
-/* Lines: escaped, "S TEXT\n" (S the stream: 1 out, 2 err, 0 the status). */
+/* Lines: escaped (escape.h), "S TEXT\n" (S the stream: 1 out, 2 err, 0 the status). */
 void ctl_put(struct buf *b, int stream, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-/* The length of the valid UTF-8 sequence at s (n octets left) and its
- * code point; 0 when it is not one. */
-size_t ctl_utf8_seq(const unsigned char *s, size_t n, unsigned *cp);
 /* Hand b's octets to libuv (b is emptied); a producer that finds
  * ctl_full() true sets c->resume and waits. */
 void ctl_send(struct ctl *c, struct buf *b);

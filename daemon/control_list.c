@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../common/escape.h"
 #include "../common/log.h"
 #include "control_int.h"
 #include "outboxd.h"
@@ -52,24 +53,26 @@ static const char *rcpt_word(char status, uint8_t state)
 	return state == QE_DEFERRED ? "deferred" : "queued";
 }
 
-/* A JSON string of valid UTF-8: controls as \u00XX, octets that are not
- * UTF-8 as U+FFFD. */
+/* A JSON string of what escape.h lets through as it is; controls as
+ * \u00XX (C1 ones too), other octets that are not UTF-8 as U+FFFD. */
 void ctl_json_str(struct buf *b, const char *str)
 {
 	const unsigned char *s = (const unsigned char *)str;
 	size_t n = strlen(str);
 	buf_addc(b, '"');
 	for (size_t i = 0; i < n;) {
-		unsigned cp = s[i];
-		size_t len = s[i] < 0x80 ? 1 : ctl_utf8_seq(s + i, n - i, &cp);
-		if (!len)
-			buf_adds(b, "\\ufffd");
-		else if (cp == '"' || cp == '\\')
-			buf_printf(b, "\\%c", (char)cp);
-		else if (cp < 0x20 || (cp >= 0x7f && cp < 0xa0))
-			buf_printf(b, "\\u%04x", cp);
-		else
+		size_t len = esc_char_len(s + i, n - i);
+		if (len == 1 && (s[i] == '"' || s[i] == '\\')) {
+			buf_printf(b, "\\%c", s[i]);
+		} else if (len) {
 			buf_add(b, s + i, len);
+		} else if (s[i] < 0x20 || s[i] == 0x7f) {
+			buf_printf(b, "\\u%04x", s[i]);
+		} else if (s[i] == 0xc2 && i + 1 < n && s[i + 1] >= 0x80 && s[i + 1] < 0xa0) {
+			buf_printf(b, "\\u%04x", s[++i]);	/* a C1 control */
+		} else {
+			buf_adds(b, "\\ufffd");
+		}
 		i += len ? len : 1;
 	}
 	buf_addc(b, '"');
