@@ -8,7 +8,7 @@
 #   make demo       end-to-end demonstration under ./run/
 #   make install    DESTDIR, PREFIX honoured (make uninstall: the same, but the config)
 #   make deb        the Debian package, lintian-checked (make deb-check: installed
-#                   in a pristine Debian 12 tree in place of nullmailer; as root)
+#                   in a pristine tree of this Debian release in place of nullmailer; as root)
 #   make bench      the benchmark (not part of check)
 #   make fuzz       the libFuzzer harnesses (clang, ASan + UBSan) in build-fuzz/
 #   make fuzz-smoke each harness for FUZZ_SECONDS from its seed corpus
@@ -232,7 +232,7 @@ uninstall:
 # ---- the Debian package (debian/, SPEC "Packaging") ----
 # make deb: build-deb/outbox_VERSION_ARCH.deb with dpkg-buildpackage from a
 # clean copy of the tracked files, then lintian (no error or warning).
-# make deb-check: that package in a pristine Debian 12 tree (debootstrap):
+# make deb-check: that package in a pristine tree of this Debian release (debootstrap):
 # it replaces nullmailer, delivers, and leaves its config on dpkg -r.
 deb:
 	@scripts/deb.sh

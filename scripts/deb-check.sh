@@ -1,7 +1,8 @@
 #!/bin/bash
 # deb-check.sh - make deb-check: the package built by `make deb`, as an
-# administrator meets it, in a pristine Debian 12 tree (debootstrap
-# --variant=minbase, cached as a tarball; unpacked afresh for each run):
+# administrator meets it, in a pristine tree of the Debian release it was
+# built on, 12 or 13 (debootstrap --variant=minbase, cached as a tarball;
+# unpacked afresh for each run):
 #
 #   nullmailer installed first, then the .deb: nullmailer is replaced
 #   (Conflicts/Replaces mail-transport-agent), the outbox user, the spool
@@ -30,7 +31,10 @@ TOP=$PWD
 PY=/usr/bin/python3
 CACHE=${DEB_CHECK_CACHE:-/var/tmp/outbox-deb-check}
 MIRROR=${DEB_CHECK_MIRROR:-http://deb.debian.org/debian}
-IMG=$CACHE/bookworm-minbase.tar
+# the tree is of the release this host runs (the package was built here:
+# its dependencies are this release's)
+SUITE=$(. /etc/os-release && echo "${VERSION_CODENAME:-bookworm}")
+IMG=$CACHE/$SUITE-minbase.tar
 FAILED=0
 
 say() { printf 'deb-check: %s\n' "$*"; }
@@ -61,9 +65,9 @@ if [ ! -s "$IMG" ]; then
 	command -v debootstrap >/dev/null || apt-get install -y -qq debootstrap >/dev/null ||
 		die "cannot install debootstrap"
 	mkdir -p "$CACHE"
-	say "debootstrap --variant=minbase bookworm from $MIRROR (once; cached in $IMG)"
+	say "debootstrap --variant=minbase $SUITE from $MIRROR (once; cached in $IMG)"
 	rm -rf "$CACHE/build"
-	debootstrap --variant=minbase bookworm "$CACHE/build" "$MIRROR" >"$CACHE/debootstrap.log" 2>&1 ||
+	debootstrap --variant=minbase "$SUITE" "$CACHE/build" "$MIRROR" >"$CACHE/debootstrap.log" 2>&1 ||
 		die "debootstrap failed (log: $CACHE/debootstrap.log)"
 	tar -C "$CACHE/build" -cf "$IMG.tmp" . && mv "$IMG.tmp" "$IMG" && rm -rf "$CACHE/build"
 fi
@@ -89,7 +93,7 @@ mnt -t proc proc "$ROOT/proc" && mnt --bind /dev "$ROOT/dev" && mnt --bind /dev/
 rm -f "$ROOT/etc/resolv.conf" && : >"$ROOT/etc/resolv.conf" && mnt --bind "$(readlink -f /etc/resolv.conf)" "$ROOT/etc/resolv.conf"
 printf '#!/bin/sh\nexit 101\n' >"$ROOT/usr/sbin/policy-rc.d" && chmod 755 "$ROOT/usr/sbin/policy-rc.d"
 apt-config dump 2>/dev/null | grep -E '^Acquire::(https?|ftp)::Proxy' >"$ROOT/etc/apt/apt.conf.d/90host" || true
-echo "deb $MIRROR bookworm main" >"$ROOT/etc/apt/sources.list"
+echo "deb $MIRROR $SUITE main" >"$ROOT/etc/apt/sources.list"
 cp "$DEB" "$ROOT/tmp/" && PKG=/tmp/$(basename "$DEB")
 
 # ---- an upstream on this host's loopback: STARTTLS with a test CA, AUTH ----

@@ -68,7 +68,7 @@ echo
 echo "== 6. the message as the upstream received it ($RUN/upstream-mail)"
 cat "$RUN"/upstream-mail/*.eml
 echo
-echo "queue now: $(ls "$RUN/spool/queue" | wc -l) messages"
+echo "queue now: $(find "$RUN/spool/queue" -mindepth 2 -type f | wc -l) messages"
 grep -q "status=sent" "$RUN/outboxd.log" || { echo "demo: the message was not delivered" >&2; exit 1; }
 echo
 echo "demo done; logs and spool are in $RUN"
