@@ -235,25 +235,11 @@ static void add_rcpt(const char *addr, void *arg)
 #define NO_ROOM "452 4.3.1 Error: insufficient system storage"
 
 /* Below [queue] min_free (with need octets more to come), or after a
- * write that failed for want of room: the daemon says so once each way
- * in the log, and the client gets 452 4.3.1 until there is room. */
+ * write that failed for want of room: the client gets 452 4.3.1 until
+ * there is room (the intake says so in the log, once each way). */
 static bool no_room(struct session *s, uint64_t need, bool write_failed)
 {
-	struct daemon *d = s->d;
-	uint64_t avail = 0;
-	bool room = !write_failed && store_has_room(&d->store, d->conf->queue.min_free, need, &avail);
-	if (room && d->spool_full)
-		log_info("spool %s has room again: new mail is accepted", d->conf->queue.spool);
-	char why[120] = "a write failed for want of room";
-	if (!write_failed)
-		snprintf(why, sizeof why, "free space (%llu KB) is below [queue] min_free (%llu KB)",
-			 (unsigned long long)(avail / 1024),
-			 (unsigned long long)(d->conf->queue.min_free / 1024));
-	if (!room && !d->spool_full)
-		log_warn("spool %s: %s: new mail is refused (452) until there is room; queued mail "
-			 "still flows", d->conf->queue.spool, why);
-	d->spool_full = !room;
-	return !room;
+	return !intake_room(s->d, need, write_failed);
 }
 
 /* ---- commands ---- */
