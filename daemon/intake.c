@@ -103,7 +103,8 @@ int intake_begin(struct daemon *d, struct intake *in, struct envelope *env,
 	}
 	env->arrival = now_real();
 	env->uid = o->uid;
-	in->check_room = o->way != WAY_BOUNCE;	/* min_free is kept for the work of queued mail */
+	/* min_free is kept for the work of queued mail; 0: the write says */
+	in->check_room = o->way != WAY_BOUNCE && d->conf->queue.min_free > 0;
 	in->min_free = d->conf->queue.min_free;
 	if (o->smtputf8 || addr_needs_utf8(env->sender))
 		env->flags |= ENV_SMTPUTF8;
@@ -243,13 +244,9 @@ void intake_room_failed(struct daemon *d, const struct err *e)
 	room_state(d, false, e->msg);
 }
 
-bool intake_room(struct daemon *d, uint64_t need, bool write_failed)
+bool intake_room(struct daemon *d, uint64_t need)
 {
 	uint64_t avail = 0;
-	if (write_failed) {
-		room_state(d, false, "a write failed for want of room");
-		return false;
-	}
 	bool room = store_has_room(&d->store, d->conf->queue.min_free, need, &avail);
 	intake_room_seen(d, room, avail);
 	return room;

@@ -88,9 +88,8 @@ void intake_abort(struct intake *in);
  * for); a way in checks before it takes a message too.  Each says when
  * the spool runs out of room and when it has room again, once each way
  * (d->spool_full).  Loop thread. */
-/* Is there room for need octets more (statvfs), or did a write fail for
- * want of it? */
-bool intake_room(struct daemon *d, uint64_t need, bool write_failed);
+/* Is there room for need octets more (statvfs)? */
+bool intake_room(struct daemon *d, uint64_t need);
 /* What a check on the thread pool found (avail: octets free). */
 void intake_room_seen(struct daemon *d, bool room, uint64_t avail);
 /* A commit or write failed for want of room (store_error_is_storage). */
