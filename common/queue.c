@@ -97,14 +97,8 @@
  * means that recipient is sent again: the only duplicate allowed.
  *
  * SPARE FILES: a finished message's file is not unlinked but renamed to
- * tmp/spare.N and truncated to nothing there (what is delivered is gone:
- * no spare holds a message's bytes while it waits; one whose truncation
- * fails is unlinked), and step 1 of a later commit rewrites it (then
- * truncates it to its new length) instead of creating a file.  A kill
- * between the rename and the truncation leaves the bytes in tmp/, which
- * start-up clears; a power cut that loses the rename but keeps the
- * truncation brings back an empty queue file, which a worker moves to
- * corrupt/ (its recipients were all done).  Allocating an inode
+ * tmp/spare.N, and step 1 of a later commit rewrites it (then truncates
+ * it to its new length) instead of creating a file.  Allocating an inode
  * on ext4 walks every recently freed one (on a file system without a
  * journal, each freed in the last five minutes), which made a busy
  * queue's creates cost more than their fsyncs; reuse avoids the free and
@@ -118,6 +112,17 @@
  * before that a crash could bring back its old queue/ name, holding the
  * new message's bytes under the old ID.  At most SPARE_MAX are kept (the
  * rest are unlinked); they are removed at start-up with the rest of tmp/.
+ * WHAT IS DELIVERED IS GONE: right after its rename a spare's bytes are
+ * overwritten with zeros (not synced; one that cannot be is unlinked),
+ * so no file in the spool holds a finished message's text while the
+ * spare waits.  Zeros rather than a truncation: the blocks stay
+ * allocated and written, so the commit that reuses the spare costs what
+ * it did (a truncated spare made a commit 20 % slower, measured with
+ * commit/remove rounds of 300 messages of 2 and 40 KB on ext4).  A kill
+ * between the rename and the overwrite leaves the bytes in tmp/, which
+ * start-up clears; a power cut that loses the rename but keeps the
+ * zeros brings back a queue file of zeros, which a worker moves to
+ * corrupt/ (its recipients were all done).
  */
 #include "queue.h"
 
@@ -1365,6 +1370,25 @@ int store_delete(const struct store *s, const char *name, struct err *e)
 	return rc;
 }
 
+/* Overwrite a spare's bytes with zeros (SPARE FILES: its blocks stay
+ * allocated, so the commit that reuses it writes no more metadata than
+ * before); no sync: a read sees zeros at once. */
+static int spare_wipe(const char *path)
+{
+	static const char zeros[WRITE_CHUNK];
+	struct stat st;
+	int fd = open(path, O_WRONLY | O_NOFOLLOW | O_CLOEXEC), rc = -1;
+	if (fd < 0)
+		return -1;
+	if (fstat(fd, &st) == 0)
+		for (off_t off = rc = 0; rc == 0 && off < st.st_size; off += WRITE_CHUNK) {
+			size_t n = (size_t)(st.st_size - off < WRITE_CHUNK ? st.st_size - off : WRITE_CHUNK);
+			rc = pwrite(fd, zeros, n, off) == (ssize_t)n ? 0 : -1;
+		}
+	close(fd);
+	return rc;
+}
+
 int store_remove(const struct store *s, const char *name, uint64_t size, struct err *e)
 {
 	forget_reasons(s, name);
@@ -1374,7 +1398,7 @@ int store_remove(const struct store *s, const char *name, uint64_t size, struct 
 	if (slot >= 0) {
 		char *spare = xasprintf("%s/" SPARE_PREFIX "%u", s->tmp_dir, spare_name);
 		bool ok = rename(path, spare) == 0, gone = !ok && errno == ENOENT;
-		if (ok && truncate(spare, 0) < 0) {	/* what is delivered is gone */
+		if (ok && spare_wipe(spare) < 0) {	/* what is delivered is gone */
 			(void)unlink(spare);
 			ok = false;
 			gone = true;

@@ -194,7 +194,7 @@ int store_note_retry(const struct store *s, char name[QNAME_MAX], uint32_t next_
 		     unsigned tries, struct err *e);
 /* Remove a message whose recipients are all done: its file (of size
  * octets) becomes a spare for a later commit of this store when it is
- * small, emptied at once (see queue.c SPARE FILES). */
+ * small, its bytes overwritten with zeros at once (queue.c SPARE FILES). */
 int store_remove(const struct store *s, const char *name, uint64_t size, struct err *e);
 /* Operator actions, durable before they return (the bucket is fsynced):
  * hold or release a message that no worker has (name becomes the new
