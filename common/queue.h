@@ -105,7 +105,7 @@ struct store {
 	char *corrupt_dir;	/* SPOOL/corrupt: files the scan could not read */
 	int lock_fd;
 	struct dirsync *dirsync;	/* directory fsyncs of queue/ and its buckets */
-	unsigned seq;		/* makes IDs unique within one microsecond */
+	uint64_t last_id;	/* the last ID made (qid.c UNIQUE); atomic */
 };
 
 /* Create the layout under spool if needed; with lock, take the
@@ -115,7 +115,12 @@ void store_close(struct store *s);
 /* The pid of the outboxd holding spool's lock: 0 when none does, -1
  * when it cannot be told (no right to read the lock file). */
 long store_daemon_pid(const char *spool);
+/* A new ID, never one this store made or (in the daemon, seeded by
+ * store_open) one of a message queued before; any thread (qid.c). */
 void store_new_id(struct store *s, char id[QID_LEN + 1]);
+/* New IDs come after what changed at that time (qid.c UNIQUE). */
+struct timespec;
+void qid_seed(struct store *s, const struct timespec *changed);
 
 /* Writing one message: begin (tmp file + header), write the message
  * bytes, then commit (durable) or abort (nothing left behind). */
@@ -141,17 +146,14 @@ struct qwriter {
 
 int qwriter_begin(struct store *s, const struct envelope *env, struct qwriter *w,
 		  struct err *e);
-/* The same with a given ID (qid_of_file), not a new one. */
+/* The same with a given ID (made by store_new_id), not a new one. */
 int qwriter_begin_as(struct store *s, const struct envelope *env, const char *id,
 		     struct qwriter *w, struct err *e);
-/* The ID a pickup file is queued under: from its ctime (the rename into
- * pickup/new/) and inode, the same after a restart, so that a file
- * committed but not yet removed when outboxd was killed is seen to be
- * queued already (store_has) and not taken twice. */
-struct stat;
-void qid_of_file(const struct stat *st, char id[QID_LEN + 1]);
 /* Is a message with this ID queued (under any name)? */
 bool store_has(const struct store *s, const char *id);
+/* Blocking: make the names in message id's bucket durable (an fsync of
+ * the bucket, shared with the commits running). */
+int store_sync_bucket(const struct store *s, const char *id, struct err *e);
 /* Append message bytes: they wait in memory (no I/O here, so the loop
  * thread may call it) until qwriter_flush() or the commit. */
 void qwriter_write(struct qwriter *w, const void *p, size_t n);
@@ -192,7 +194,7 @@ int store_note_retry(const struct store *s, char name[QNAME_MAX], uint32_t next_
 		     unsigned tries, struct err *e);
 /* Remove a message whose recipients are all done: its file (of size
  * octets) becomes a spare for a later commit of this store when it is
- * small (see queue.c). */
+ * small, its bytes overwritten with zeros at once (queue.c SPARE FILES). */
 int store_remove(const struct store *s, const char *name, uint64_t size, struct err *e);
 /* Operator actions, durable before they return (the bucket is fsynced):
  * hold or release a message that no worker has (name becomes the new

@@ -1,8 +1,12 @@
 /*
  * intake.c - the one way into the queue (intake.h): envelope
  * completion, the Received: line, the commit on the thread pool, and
- * the bookkeeping after it (log, index, scheduler).
+ * the bookkeeping after it (log, index, scheduler); room on the spool
+ * ([queue] min_free), checked at the commit for every way in but the
+ * daemon's own reports, and said once each time it runs out or comes
+ * back.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -99,6 +103,9 @@ int intake_begin(struct daemon *d, struct intake *in, struct envelope *env,
 	}
 	env->arrival = now_real();
 	env->uid = o->uid;
+	/* min_free is kept for the work of queued mail; 0: the write says */
+	in->check_room = o->way != WAY_BOUNCE && d->conf->queue.min_free > 0;
+	in->min_free = d->conf->queue.min_free;
 	if (o->smtputf8 || addr_needs_utf8(env->sender))
 		env->flags |= ENV_SMTPUTF8;
 	for (size_t i = 0; i < env->nrcpt; i++)
@@ -204,6 +211,49 @@ bool intake_flush_due(const struct intake *in)
 	return qwriter_flush_due(&in->w);
 }
 
+/* ---- room on the spool ---- */
+
+static void below_min_free(uint64_t min_free, uint64_t avail, struct err *e)
+{
+	err_set(e, "free space (%llu KB) is below [queue] min_free (%llu KB)",
+		(unsigned long long)(avail / 1024), (unsigned long long)(min_free / 1024));
+	e->sys = ENOSPC;
+}
+
+/* A change of state is said once (d->spool_full). */
+static void room_state(struct daemon *d, bool room, const char *why)
+{
+	if (room && d->spool_full)
+		log_info("spool %s has room again: new mail is accepted", d->conf->queue.spool);
+	if (!room && !d->spool_full)
+		log_warn("spool %s: %s: new mail is refused (452) and files wait in pickup/new/ until "
+			 "there is room; queued mail still flows", d->conf->queue.spool, why);
+	d->spool_full = !room;
+}
+
+void intake_room_seen(struct daemon *d, bool room, uint64_t avail)
+{
+	struct err e = { .msg = "" };
+	if (!room)
+		below_min_free(d->conf->queue.min_free, avail, &e);
+	room_state(d, room, e.msg);
+}
+
+void intake_room_failed(struct daemon *d, const struct err *e)
+{
+	room_state(d, false, e->msg);
+}
+
+bool intake_room(struct daemon *d, uint64_t need)
+{
+	uint64_t avail = 0;
+	bool room = store_has_room(&d->store, d->conf->queue.min_free, need, &avail);
+	intake_room_seen(d, room, avail);
+	return room;
+}
+
+/* ---- the commit ---- */
+
 static void flush_work(uv_work_t *req)
 {
 	struct intake *in = req->data;
@@ -228,6 +278,13 @@ void intake_flush(struct intake *in, intake_cb cb, void *arg)
 static void commit_work(uv_work_t *req)
 {
 	struct intake *in = req->data;
+	uint64_t avail = 0;
+	if (in->check_room && !store_has_room(&in->d->store, in->min_free, in->w.pending.len, &avail)) {
+		below_min_free(in->min_free, avail, &in->err);
+		qwriter_abort(&in->w);
+		in->rc = -1;
+		return;
+	}
 	in->rc = qwriter_commit(&in->w, &in->err);
 	if (in->rc == 0 && in->after_commit)
 		in->after_commit(in, in->arg);

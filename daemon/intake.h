@@ -39,7 +39,7 @@ struct origin {
 	const char *helo;	/* what an SMTP client called itself, "" if nothing */
 	const char *peer;	/* a TCP client's address, "" otherwise */
 	bool esmtp, smtputf8;	/* how an SMTP client spoke */
-	const char *id;		/* the queue ID to use (pickup: qid_of_file), NULL for a new one */
+	const char *id;		/* the queue ID to use (pickup: taking/ID), NULL for a new one */
 };
 
 struct intake;
@@ -57,7 +57,9 @@ struct intake {
 	/* Optional, on the commit's thread right after a successful commit
 	 * and before the message is indexed (the pickup removes its file). */
 	intake_cb after_commit;
-	int rc;			/* of the commit: 0, or -1 with err */
+	bool check_room;	/* [queue] min_free at the commit: every way in but reports */
+	uint64_t min_free;	/* as when the message began */
+	int rc;			/* of the commit: 0, or -1 with err (err.sys ENOSPC below min_free) */
 	struct err err;
 	struct buf head;	/* the header section, held back until it is whole */
 	bool head_done;		/* it has gone to the writer */
@@ -80,6 +82,18 @@ void intake_flush(struct intake *in, intake_cb cb, void *arg);
  * message; then cb, with in->rc telling which. */
 void intake_commit(struct intake *in, intake_cb cb, void *arg);
 void intake_abort(struct intake *in);
+
+/* Room on the spool ([queue] min_free, SPEC "full disk").  The commit
+ * fails with ENOSPC below min_free (but for reports, which it is kept
+ * for); a way in checks before it takes a message too.  Each says when
+ * the spool runs out of room and when it has room again, once each way
+ * (d->spool_full).  Loop thread. */
+/* Is there room for need octets more (statvfs)? */
+bool intake_room(struct daemon *d, uint64_t need);
+/* What a check on the thread pool found (avail: octets free). */
+void intake_room_seen(struct daemon *d, bool room, uint64_t avail);
+/* A commit or write failed for want of room (store_error_is_storage). */
+void intake_room_failed(struct daemon *d, const struct err *e);
 /* After the commit's callback, or instead of a commit. */
 void intake_free(struct intake *in);
 static inline const char *intake_id(const struct intake *in)

@@ -12,12 +12,17 @@
  * hard link, over max_message_size, NUL octets, no recipients, a bad
  * address) goes to pickup/bad/ with the reason logged, never deleted.
  *
- * EXACTLY ONCE: a file is queued under an ID made from its ctime and
- * inode (qid_of_file), and removed on the commit's thread right after
- * the commit, before the message can be scheduled.  A kill between the
- * two leaves the file and its queued message: pickup_recover(), run at
- * start before the indexer, sees the ID queued (store_has) and removes
- * the file, so it is not taken again.
+ * EXACTLY ONCE: a file is first renamed to pickup/taking/ID, ID a new
+ * queue ID, committed under that ID and removed right after the commit
+ * on its thread, before the message can be scheduled; a commit that
+ * failed gives the file back to new/.  pickup_take.c has the protocol
+ * and what a kill at each step leaves; pickup_recover(), run at start
+ * before the indexer, settles it.
+ *
+ * ROOM: a file is taken only when the spool has [queue] min_free and
+ * the file's size free (the intake checks again at the commit, for
+ * every way in); below, it stays in new/ and a later scan takes it once
+ * there is room (SPEC "full disk"); the intake logs the state once.
  *
  * At most PICKUP_JOBS files are read at once and PICKUP_PENDING_MAX
  * names kept from a scan; the rest wait for the next one.  Loop thread
@@ -41,6 +46,7 @@
 #include "intake.h"
 #include "outboxd.h"
 #include "pickup.h"
+#include "pickup_take.h"
 
 #define PICKUP_RESCAN_MS 2000
 #define PICKUP_JOBS 8
@@ -49,7 +55,7 @@
 
 struct pickup {
 	struct daemon *d;
-	char *new_dir, *bad_dir;
+	struct pickup_dirs dirs;
 	uv_fs_event_t watch;
 	uv_timer_t timer;
 	bool watching;
@@ -65,7 +71,7 @@ struct pickup {
 	size_t nstuck;
 };
 
-enum verdict { P_TAKE, P_GONE, P_BAD, P_QUEUED_ALREADY };
+enum verdict { P_TAKE, P_GONE, P_BAD, P_NO_ROOM };
 
 struct pjob {
 	struct pickup *p;
@@ -76,6 +82,8 @@ struct pjob {
 	enum verdict verdict;
 	char why[600];		/* P_BAD */
 	bool stuck;		/* P_BAD, and it could not be moved to bad/ */
+	bool taken;		/* it is taking/ID now, not new/NAME */
+	uint64_t avail;		/* free octets on the spool, when it was looked at */
 	char id[QID_LEN + 1];
 	long uid;
 	char login[64];
@@ -93,15 +101,33 @@ static bool bad(struct pjob *j, const char *why)
 	return false;
 }
 
-static bool open_file(struct pjob *j, int *fd, struct stat *st)
+/* Steps 1 and 2 of TAKING (pickup_take.c); the file is then read from
+ * taking/ID. */
+static bool take_it(struct pjob *j)
 {
-	char *path = xasprintf("%s/%s", j->p->new_dir, j->name);
-	*fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-	free(path);
-	if (*fd < 0 && errno == ENOENT) {
+	char why[200];
+	switch (take_file(&j->p->d->store, &j->p->dirs, j->name, j->conf->queue.min_free, j->id,
+			  &j->avail, why, sizeof why)) {
+	case TAKEN:
+		j->taken = true;
+		return true;
+	case TAKE_GONE:
 		j->verdict = P_GONE;
 		return false;
+	case TAKE_NO_ROOM:
+		j->verdict = P_NO_ROOM;
+		return false;
+	default:
+		return bad(j, why);
 	}
+}
+
+/* taking/ID, which nobody but outboxd can change or swap. */
+static bool open_file(struct pjob *j, int *fd, struct stat *st)
+{
+	char *path = xasprintf("%s/%s", j->p->dirs.taking_dir, j->id);
+	*fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	free(path);
 	if (*fd < 0)
 		return bad(j, errno == ELOOP ? "a symbolic link" : strerror(errno));
 	if (fstat(*fd, st) < 0)
@@ -233,14 +259,9 @@ static void read_work(uv_work_t *req)
 	bool bad_line;
 	buf_init(&raw);
 	j->verdict = P_TAKE;
-	if (!open_file(j, &fd, &st) || !read_all(j, fd, (size_t)st.st_size, &raw))
+	if (!take_it(j) || !open_file(j, &fd, &st) || !read_all(j, fd, (size_t)st.st_size, &raw))
 		goto out;
 	j->uid = (long)st.st_uid;
-	qid_of_file(&st, j->id);
-	if (store_has(&j->p->d->store, j->id)) {
-		j->verdict = P_QUEUED_ALREADY;
-		goto out;
-	}
 	owner_login(j);
 	size_t off = envelope_lines(j, raw.data ? raw.data : "", raw.len, &sender, &bad_line);
 	if (bad_line || j->verdict == P_BAD) {
@@ -270,36 +291,17 @@ out:
 
 /* ---- what follows a read (thread pool) ---- */
 
-static void remove_file(struct pjob *j)
-{
-	char *path = xasprintf("%s/%s", j->p->new_dir, j->name);
-	if (unlink(path) < 0 && errno != ENOENT)
-		log_err("pickup/new/%s: cannot remove it after queueing: %s", j->name, strerror(errno));
-	free(path);
-}
-
 static void to_bad_work(uv_work_t *req)
 {
 	struct pjob *j = req->data;
-	char *from = xasprintf("%s/%s", j->p->new_dir, j->name), *to = NULL;
-	int rc = rename_aside(from, j->p->bad_dir, j->name, &to);
-	char safe[PICKUP_NAME_MAX * 4 + 1];
-	log_safe(j->name, safe, sizeof safe);
-	if (rc == 0)
-		log_warn("pickup/new/%s: moved to pickup/bad/%s: %s", safe, strrchr(to, '/') + 1, j->why);
-	else
-		log_err("pickup/new/%s: cannot be taken (%s), and moving it to pickup/bad/ failed: %s"
-			" (left there; said once)", safe, j->why, strerror(errno));
-	j->stuck = rc < 0;
-	free(from);
-	free(to);
+	j->stuck = move_to_bad(&j->p->dirs, j->name, j->taken ? j->id : NULL, j->why) < 0 && !j->taken;
 }
 
-static void queued_already_work(uv_work_t *req)
+/* Its commit failed (or never began): the file goes back to new/. */
+static void give_back_work(uv_work_t *req)
 {
 	struct pjob *j = req->data;
-	log_info("pickup/new/%s: queued already as %s: removed", j->name, j->id);
-	remove_file(j);
+	taking_give_back(&j->p->dirs, j->id, j->name);
 }
 
 /* ---- the loop side ---- */
@@ -346,20 +348,36 @@ static void after_done(uv_work_t *req, int status)
 }
 
 /* On the commit's thread, right after it succeeded: the file goes
- * before the message can be scheduled (EXACTLY ONCE above). */
+ * before the message can be scheduled (step 5 of TAKING). */
 static void after_commit(struct intake *in, void *arg)
 {
+	struct pjob *j = arg;
 	(void)in;
-	remove_file(arg);
+	taking_remove(&j->p->dirs, j->id);
+}
+
+/* The file could not be queued: back to new/, where a later scan takes
+ * it again.  Want of room is the intake's to say, once. */
+static void not_queued(struct pjob *j, const struct err *e)
+{
+	char safe[PICKUP_NAME_MAX * 4 + 1];
+	if (store_error_is_storage(e->sys))
+		intake_room_failed(j->p->d, e);
+	else
+		log_err("pickup/new/%s: cannot queue it: %s", log_safe(j->name, safe, sizeof safe),
+			e->msg);
+	uv_queue_work(j->p->d->loop, &j->req, give_back_work, after_done);
 }
 
 static void commit_done(struct intake *in, void *arg)
 {
 	struct pjob *j = arg;
-	if (in->rc < 0)	/* the file stays: the next scan tries it again */
-		log_err("pickup/new/%s: cannot queue it: %s", j->name, in->err.msg);
+	int rc = in->rc;
+	if (rc < 0)
+		not_queued(j, &in->err);
 	intake_free(in);
-	job_free(j);
+	if (rc == 0)
+		job_free(j);
 }
 
 static void take(struct pjob *j)
@@ -368,8 +386,7 @@ static void take(struct pjob *j)
 	struct origin o = { .way = WAY_PICKUP, .uid = j->uid, .login = j->login, .helo = "",
 			    .peer = "", .id = j->id };
 	if (intake_begin(j->p->d, &j->in, &j->env, &o, &e) < 0) {
-		log_err("pickup/new/%s: cannot queue it: %s", j->name, e.msg);
-		job_free(j);
+		not_queued(j, &e);
 		return;
 	}
 	intake_write(&j->in, j->msg.data, j->msg.len);
@@ -381,12 +398,14 @@ static void read_done(uv_work_t *req, int status)
 {
 	struct pjob *j = req->data;
 	(void)status;
-	if (j->p->stopping || j->verdict == P_GONE) {
-		job_free(j);
+	if (j->verdict == P_NO_ROOM || (j->verdict == P_TAKE && !j->p->stopping))
+		intake_room_seen(j->p->d, j->verdict != P_NO_ROOM, j->avail);
+	if (j->p->stopping && j->taken) {
+		uv_queue_work(j->p->d->loop, &j->req, give_back_work, after_done);
+	} else if (j->p->stopping || j->verdict == P_GONE || j->verdict == P_NO_ROOM) {
+		job_free(j);	/* a file without room stays in new/ for a later scan */
 	} else if (j->verdict == P_BAD) {
 		uv_queue_work(j->p->d->loop, &j->req, to_bad_work, after_done);
-	} else if (j->verdict == P_QUEUED_ALREADY) {
-		uv_queue_work(j->p->d->loop, &j->req, queued_already_work, after_done);
 	} else {
 		take(j);
 	}
@@ -434,7 +453,7 @@ static void fill(struct pickup *p)
 static void scan_work(uv_work_t *req)
 {
 	struct pickup *p = req->data;
-	DIR *d = opendir(p->new_dir);
+	DIR *d = opendir(p->dirs.new_dir);
 	struct dirent *de;
 	size_t cap = 0;
 	p->scanned = NULL;
@@ -451,7 +470,7 @@ static void scan_work(uv_work_t *req)
 	if (d)
 		closedir(d);
 	else
-		log_err("opendir %s: %s", p->new_dir, strerror(errno));
+		log_err("opendir %s: %s", p->dirs.new_dir, strerror(errno));
 }
 
 static void scan(struct pickup *p);
@@ -513,40 +532,27 @@ static void on_timer(uv_timer_t *t)
 
 void pickup_recover(struct daemon *d)
 {
-	char *dir = xasprintf("%s/pickup/new", d->store.spool);
-	DIR *dp = opendir(dir);
-	struct dirent *de;
-	while (dp && (de = readdir(dp))) {
-		struct stat st;
-		char id[QID_LEN + 1];
-		if (de->d_name[0] == '.' || fstatat(dirfd(dp), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0
-		    || !S_ISREG(st.st_mode))
-			continue;
-		qid_of_file(&st, id);
-		if (store_has(&d->store, id) && unlinkat(dirfd(dp), de->d_name, 0) == 0)
-			log_info("pickup/new/%s: queued as %s before a crash: removed", de->d_name, id);
-	}
-	if (dp)
-		closedir(dp);
-	free(dir);
+	struct pickup_dirs pd;
+	pickup_dirs_init(&pd, d->store.spool);
+	taking_recover(&d->store, &pd);
+	pickup_dirs_free(&pd);
 }
 
 int pickup_start(struct daemon *d, struct err *e)
 {
 	struct pickup *p = xcalloc(1, sizeof *p);
 	p->d = d;
-	p->new_dir = xasprintf("%s/pickup/new", d->store.spool);
-	p->bad_dir = xasprintf("%s/pickup/bad", d->store.spool);
+	pickup_dirs_init(&p->dirs, d->store.spool);
 	d->pickup = p;
 	uv_timer_init(d->loop, &p->timer);
 	p->timer.data = p;
 	uv_timer_start(&p->timer, on_timer, PICKUP_RESCAN_MS, PICKUP_RESCAN_MS);
 	uv_fs_event_init(d->loop, &p->watch);
 	p->watch.data = p;
-	int rc = uv_fs_event_start(&p->watch, on_event, p->new_dir, 0);
+	int rc = uv_fs_event_start(&p->watch, on_event, p->dirs.new_dir, 0);
 	p->watching = rc == 0;
 	if (rc < 0)	/* the rescan still finds every file */
-		log_warn("cannot watch %s (%s): looking every %d ms", p->new_dir, uv_strerror(rc),
+		log_warn("cannot watch %s (%s): looking every %d ms", p->dirs.new_dir, uv_strerror(rc),
 			 PICKUP_RESCAN_MS);
 	(void)e;
 	scan(p);
@@ -579,8 +585,7 @@ void pickup_free(struct daemon *d)
 		return;
 	free_names(p->names, p->nnames);
 	free_names(p->stuck, p->nstuck);
-	free(p->new_dir);
-	free(p->bad_dir);
+	pickup_dirs_free(&p->dirs);
 	free(p);
 	d->pickup = NULL;
 }

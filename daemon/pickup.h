@@ -10,13 +10,14 @@
 struct daemon;
 struct err;
 
-/* At start, before the indexer: remove the pickup files whose message
- * was queued before a crash took the daemon between the commit and the
- * removal. */
+/* At start, before the indexer and pickup_start: settle what a crash
+ * left in pickup/taking/ (pickup_take.c TAKING): a file whose message
+ * is queued is removed, any other goes back to pickup/new/. */
 void pickup_recover(struct daemon *d);
 /* Watch pickup/new/ and take what is there and what comes. */
 int pickup_start(struct daemon *d, struct err *e);
-/* Take nothing more (SIGTERM); files being read stay for the next start. */
+/* Take nothing more (SIGTERM); files being read go back to new/ for the
+ * next start. */
 void pickup_stop(struct daemon *d);
 /* No file is being taken. */
 bool pickup_idle(const struct daemon *d);

@@ -235,25 +235,20 @@ static void add_rcpt(const char *addr, void *arg)
 #define NO_ROOM "452 4.3.1 Error: insufficient system storage"
 
 /* Below [queue] min_free (with need octets more to come), or after a
- * write that failed for want of room: the daemon says so once each way
- * in the log, and the client gets 452 4.3.1 until there is room. */
-static bool no_room(struct session *s, uint64_t need, bool write_failed)
+ * write that failed for want of room: the client gets 452 4.3.1 until
+ * there is room (the intake says so in the log, once each way). */
+static bool no_room(struct session *s, uint64_t need)
 {
-	struct daemon *d = s->d;
-	uint64_t avail = 0;
-	bool room = !write_failed && store_has_room(&d->store, d->conf->queue.min_free, need, &avail);
-	if (room && d->spool_full)
-		log_info("spool %s has room again: new mail is accepted", d->conf->queue.spool);
-	char why[120] = "a write failed for want of room";
-	if (!write_failed)
-		snprintf(why, sizeof why, "free space (%llu KB) is below [queue] min_free (%llu KB)",
-			 (unsigned long long)(avail / 1024),
-			 (unsigned long long)(d->conf->queue.min_free / 1024));
-	if (!room && !d->spool_full)
-		log_warn("spool %s: %s: new mail is refused (452) until there is room; queued mail "
-			 "still flows", d->conf->queue.spool, why);
-	d->spool_full = !room;
-	return !room;
+	return !intake_room(s->d, need);
+}
+
+/* Did the intake fail for want of room (below min_free, ENOSPC, EIO)? */
+static bool no_room_after(struct session *s, const struct err *e)
+{
+	if (!store_error_is_storage(e->sys))
+		return false;
+	intake_room_failed(s->d, e);
+	return true;
 }
 
 /* ---- commands ---- */
@@ -355,7 +350,7 @@ static void cmd_mail(struct session *s, const char *arg)
 		s->declared_size = 0;
 		return;
 	}
-	if (no_room(s, s->declared_size, false)) {
+	if (no_room(s, s->declared_size)) {
 		reply(s, NO_ROOM);
 		s->smtputf8 = false;
 		s->declared_size = 0;
@@ -430,7 +425,7 @@ static void cmd_data(struct session *s, const char *arg)
 		reply(s, "554 5.5.1 Error: no valid recipients");
 		return;
 	}
-	if (no_room(s, s->declared_size, false)) {
+	if (no_room(s, s->declared_size)) {
 		reply(s, NO_ROOM);
 		return;
 	}
@@ -439,8 +434,7 @@ static void cmd_data(struct session *s, const char *arg)
 			    .esmtp = s->esmtp, .smtputf8 = s->smtputf8 };
 	if (intake_begin(s->d, &s->intake, &s->env, &o, &e) < 0) {
 		log_err("%s: cannot queue: %s", s->peer, e.msg);
-		reply(s, no_room(s, 0, store_error_is_storage(e.sys)) ? NO_ROOM
-			 : "451 4.3.0 Error: queue file write error");
+		reply(s, no_room_after(s, &e) ? NO_ROOM : "451 4.3.0 Error: queue file write error");
 		return;
 	}
 	s->writing = true;
@@ -525,7 +519,7 @@ static void commit_done(struct intake *in, void *arg)
 		}
 	} else {
 		log_err("%s: cannot queue message: %s", s->peer, in->err.msg);
-		bool full = no_room(s, 0, store_error_is_storage(in->err.sys));
+		bool full = no_room_after(s, &in->err);
 		if (s->state != S_CLOSING)
 			reply(s, full ? NO_ROOM : "451 4.3.0 Error: queue file write error");
 	}

@@ -2,8 +2,9 @@
 renamed from pickup/tmp/ into pickup/new/ is queued through the intake
 once, with its envelope from leading X-Sender:/X-Receiver: lines or from
 its headers as sendmail -t does; a file that cannot be a message goes to
-pickup/bad/ and costs no other; a kill between the commit and the
-removal does not send it twice.  Each test asserts on what the upstream
+pickup/bad/ and costs no other.  A kill at each step of taking a file
+(pickup/taking/, daemon/pickup_take.c) is tested in
+test_local_adversary_pickup.py.  Each test asserts on what the upstream
 received."""
 
 import collections
@@ -13,7 +14,6 @@ import subprocess
 import time
 
 from conftest import IS_ROOT
-from test_commit_steps import attach_strace
 
 
 def drop(d, name, data):
@@ -95,30 +95,6 @@ def test_500_files_at_once_each_once(relay_daemon):
     for m in up.messages:
         i = int(m.rcpt_tos[0][1:].split("@")[0])
         assert m.data.endswith(b"\r\n\r\nf %d\r\n" % i)
-    assert new_files(d) == []
-
-
-def test_kill_between_commit_and_removal_sends_once(relay_daemon):
-    """strace kills outboxd as it removes the pickup file, after the
-    commit: the restart finds the message queued and the file there,
-    removes the file, and the message goes once."""
-    d, up = relay_daemon(relay={"port": "1"})       # nothing goes before the kill
-    d.wait_log(r"queue indexed")
-    path = os.path.join(d.spool, "pickup", "new", "victim")
-    tracer = attach_strace(d, args=["-P", path, "-e", "trace=unlink,unlinkat",
-                                    "-e", "inject=unlink,unlinkat:signal=KILL"])
-    drop(d, "victim", b"To: victim@r.example\nSubject: v\n\nonce\n")
-    d.proc.wait(20)
-    tracer.wait(10)
-    d.logf.close()
-    assert "+++ killed by SIGKILL +++" in open(d.trace).read()
-    assert new_files(d) == ["victim"] and len(d.queue_ids()) == 1
-    d.relay_to(up)
-    d.start()
-    d.wait_log(r"pickup/new/victim: queued as \w+ before a crash: removed")
-    up.wait_for(1)
-    time.sleep(2.5)         # a second pickup would have gone by now
-    assert [m.rcpt_tos for m in up.messages] == [["victim@r.example"]]
     assert new_files(d) == []
 
 

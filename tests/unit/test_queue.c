@@ -4,8 +4,11 @@
 #include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include "../../common/queue.h"
 
@@ -116,6 +119,62 @@ static void malformed(void **state)
 	/* an embedded NUL in an address */
 	char nul[] = "outbox-queue 1\narrival 1\nuid 0\nflags 8bitmime=0 smtputf8=0\nfrom <>\nrcpt Q <c\0@d.example>\nend\n";
 	assert_int_equal(qrec_decode(nul, sizeof nul - 1, &env, &off, &e), -1);
+}
+
+/* IDs from several threads at once: every one different. */
+#define ID_THREADS 4
+#define IDS_EACH 20000
+struct id_maker {
+	struct store *s;
+	uint64_t *out;
+};
+
+static void *make_ids(void *arg)
+{
+	struct id_maker *m = arg;
+	char id[QID_LEN + 1];
+	for (int i = 0; i < IDS_EACH; i++) {
+		store_new_id(m->s, id);
+		m->out[i] = qid_value(id);
+	}
+	return NULL;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+static void ids_unique(void **state)
+{
+	(void)state;
+	struct store s = { 0 };
+	uint64_t *all = calloc(ID_THREADS * IDS_EACH, sizeof *all);
+	pthread_t t[ID_THREADS];
+	struct id_maker m[ID_THREADS];
+	for (int i = 0; i < ID_THREADS; i++) {
+		m[i] = (struct id_maker){ &s, all + i * IDS_EACH };
+		assert_int_equal(pthread_create(&t[i], NULL, make_ids, &m[i]), 0);
+	}
+	for (int i = 0; i < ID_THREADS; i++)
+		pthread_join(t[i], NULL);
+	for (int i = 0; i < ID_THREADS; i++)	/* each thread's in order */
+		for (int j = 1; j < IDS_EACH; j++)
+			assert_true(m[i].out[j] > m[i].out[j - 1]);
+	qsort(all, ID_THREADS * IDS_EACH, sizeof *all, cmp_u64);
+	for (int i = 1; i < ID_THREADS * IDS_EACH; i++)
+		assert_true(all[i] != all[i - 1]);
+	free(all);
+	/* seeded past a change an hour ahead (the clock went back while
+	 * outboxd was down): new IDs still come after it */
+	struct timespec later = { .tv_sec = time(NULL) + 3600, .tv_nsec = 0 };
+	char id[QID_LEN + 1], seed[QID_LEN + 1];
+	qid_seed(&s, &later);
+	snprintf(seed, sizeof seed, "%08lX", (unsigned long)later.tv_sec);
+	store_new_id(&s, id);
+	assert_true(strncmp(id, seed, 8) >= 0);
+	assert_false(qid_is_bounce(qid_value(id)));
 }
 
 static void ids(void **state)
@@ -535,6 +594,35 @@ static void spare_ripening(void **state)
 /* A removed message's file is rewritten for a later one, but only after
  * an fsync of its bucket that followed its removal, and without its old
  * tail. */
+/* The one spare in tmp/ holds nothing but zeros (and is not empty:
+ * its blocks are kept for the next commit). */
+static bool spare_is_zeros(const char *tmp)
+{
+	DIR *d = opendir(tmp);
+	struct dirent *de;
+	bool zeros = false;
+	while (d && (de = readdir(d))) {
+		if (strncmp(de->d_name, "spare.", 6) != 0)
+			continue;
+		char path[600], buf[4096];
+		snprintf(path, sizeof path, "%s/%s", tmp, de->d_name);
+		int fd = open(path, O_RDONLY);
+		ssize_t n, total = 0;
+		zeros = fd >= 0;
+		while (fd >= 0 && (n = read(fd, buf, sizeof buf)) > 0) {
+			total += n;
+			for (ssize_t i = 0; i < n; i++)
+				zeros = zeros && buf[i] == 0;
+		}
+		zeros = zeros && total > 0;
+		if (fd >= 0)
+			close(fd);
+	}
+	if (d)
+		closedir(d);
+	return zeros;
+}
+
 static void spare_files(void **state)
 {
 	(void)state;
@@ -553,6 +641,7 @@ static void spare_files(void **state)
 	assert_int_equal(store_remove(&s, a, 100, &e), 0);
 	assert_int_equal(count_queued(&s), 0);
 	assert_int_equal(count_files(s.tmp_dir), 1);	/* the spare */
+	assert_true(spare_is_zeros(s.tmp_dir));	/* what is delivered is gone */
 	/* until a commit into a's bucket has fsynced it after the removal,
 	 * the spare is not used; the commit after that one may */
 	bool synced = false;
@@ -648,7 +737,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(round_trip), cmocka_unit_test(encode_refuses_bad_input),
-		cmocka_unit_test(malformed), cmocka_unit_test(ids), cmocka_unit_test(commit_and_mark),
+		cmocka_unit_test(malformed), cmocka_unit_test(ids), cmocka_unit_test(ids_unique), cmocka_unit_test(commit_and_mark),
 		cmocka_unit_test(spare_files), cmocka_unit_test(spare_ripening), cmocka_unit_test(hold_and_delete), cmocka_unit_test(concurrent_commits),
 		cmocka_unit_test(names), cmocka_unit_test(flat_upgrade),
 	};
