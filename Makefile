@@ -115,6 +115,11 @@ $(BUILD)/tests/test_sendmail_args: tests/unit/test_sendmail_args.c $(BUILD)/tool
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -o $@ $(filter %.c %.o %.a,$^) $(ALL_LDFLAGS) -lcmocka
 
+# the daemon's in-memory index, tested alone
+$(BUILD)/tests/test_index: tests/unit/test_index.c $(BUILD)/daemon/queue_index.o $(BUILD)/libcommon.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(PKG_CFLAGS) -o $@ $(filter %.c %.o %.a,$^) $(ALL_LDFLAGS) $(LIBS) -lcmocka
+
 # the composer's encodings, tested alone
 # ($^ would hold the headers that -MMD lists for the binary too: filtered)
 $(BUILD)/tests/test_mime: tests/unit/test_mime.c $(BUILD)/tool/compose/mime.o $(BUILD)/libcommon.a

@@ -37,6 +37,8 @@
 
 #define GROUPS_MAX 256
 #define TICK_MS 1000
+#define ADMIN_CACHE 64		/* users whose admin check is remembered */
+#define ADMIN_CACHE_S 10.0	/* for so long */
 
 struct control {
 	struct daemon *d;
@@ -45,6 +47,7 @@ struct control {
 	struct ctl *wait_head, *wait_tail;	/* work waiting for a thread */
 	unsigned busy;				/* work items running */
 	bool stopped;
+	struct { long uid; bool admin; double at; } admins[ADMIN_CACHE];
 };
 
 struct control *control_new(struct daemon *d)
@@ -57,6 +60,11 @@ struct control *control_new(struct daemon *d)
 void control_free(struct control *srv)
 {
 	free(srv);
+}
+
+bool control_busy(const struct control *srv)
+{
+	return srv && srv->busy;
 }
 
 /* ---- output ---- */
@@ -186,10 +194,12 @@ static void work_after(uv_work_t *req, int status)
 		next->work_waiting = false;
 		work_submit(next);
 	}
-	if (c->handles_closed)
-		free_ctl(c);
-	else if (!c->closing)
-		c->done(c);
+	if (c->closing) {
+		if (!c->open_handles)
+			free_ctl(c);
+		return;
+	}
+	c->done(c);
 }
 
 static void work_submit(struct ctl *c)
@@ -203,6 +213,8 @@ static void work_submit(struct ctl *c)
 void ctl_work(struct ctl *c, void (*work)(struct ctl *), void (*done)(struct ctl *))
 {
 	struct control *srv = c->srv;
+	if (c->closing)
+		return;	/* (freed once its handles are closed) */
 	c->work = work;
 	c->done = done;
 	if (srv->busy < CONTROL_THREADS) {
@@ -243,14 +255,74 @@ bool ctl_check_admin(long uid)
 	return uid == 0 || uid == (long)geteuid() || in_daemon_group(uid);
 }
 
+uint32_t ctl_peer_quid(const struct ctl *c)
+{
+	return c->uid < 0 || c->uid >= (long)QUID_NONE ? QUID_UNKNOWN : (uint32_t)c->uid;
+}
+
+static void remember_admin(struct ctl *c)
+{
+	struct control *srv = c->srv;
+	size_t k = 0;
+	for (size_t i = 0; i < ADMIN_CACHE; i++) {
+		if (srv->admins[i].uid == c->uid && srv->admins[i].at > 0) {
+			k = i;
+			break;
+		}
+		if (srv->admins[i].at < srv->admins[k].at)
+			k = i;	/* else the oldest gives way */
+	}
+	srv->admins[k].uid = c->uid;
+	srv->admins[k].admin = c->admin;
+	srv->admins[k].at = now_mono();
+}
+
+static bool known_admin(struct ctl *c)
+{
+	if (c->uid == 0 || c->uid == (long)geteuid()) {
+		c->admin = true;
+		return true;
+	}
+	for (size_t i = 0; i < ADMIN_CACHE; i++) {
+		if (c->srv->admins[i].uid == c->uid && c->srv->admins[i].at > 0
+		    && now_mono() - c->srv->admins[i].at < ADMIN_CACHE_S) {
+			c->admin = c->srv->admins[i].admin;
+			return true;
+		}
+	}
+	return false;
+}
+
+static void admin_work(struct ctl *c)
+{
+	c->admin = ctl_check_admin(c->uid);
+}
+
+static void admin_done(struct ctl *c)
+{
+	remember_admin(c);
+	c->done = c->after_admin;
+	c->after_admin(c);
+}
+
+void ctl_with_admin(struct ctl *c, void (*done)(struct ctl *))
+{
+	if (known_admin(c)) {
+		done(c);
+		return;
+	}
+	c->after_admin = done;
+	ctl_work(c, admin_work, admin_done);
+}
+
 bool ctl_may_see(struct ctl *c, struct item *it)
 {
 	if (c->admin)
 		return true;
-	if (!it->found)
+	if (!it->found || ctl_peer_quid(c) == QUID_UNKNOWN)
 		return false;
 	if (it->uid != QUID_UNKNOWN)
-		return it->uid == quid_of(c->uid);
+		return it->uid == ctl_peer_quid(c);
 	struct envelope env;	/* found at the start, its owner not read yet */
 	struct err e;
 	size_t off;
@@ -277,18 +349,13 @@ void ctl_item_of(struct ctl *c, qref r, struct item *it)
 
 /* ---- the connection ---- */
 
+/* Both handles' close callbacks come here; the last one frees, unless a
+ * work item still runs (work_after frees then). */
 static void on_closed(uv_handle_t *h)
 {
 	struct ctl *c = h->data;
-	c->handles_closed = true;
-	if (!c->work_busy)
+	if (--c->open_handles == 0 && !c->work_busy)
 		free_ctl(c);
-}
-
-static void on_timer_closed(uv_handle_t *h)
-{
-	struct ctl *c = h->data;
-	uv_close((uv_handle_t *)&c->pipe, on_closed);
 }
 
 static void ctl_close(struct ctl *c)
@@ -317,8 +384,11 @@ static void ctl_close(struct ctl *c)
 	if (c->next)
 		c->next->prev = c->prev;
 	srv->nconns--;
-	uv_timer_stop(&c->timer);
-	uv_close((uv_handle_t *)&c->timer, on_timer_closed);
+	/* the descriptor goes now (uv_close closes it at once), whatever
+	 * else this turn of the loop reads or accepts */
+	uv_read_stop((uv_stream_t *)&c->pipe);
+	uv_close((uv_handle_t *)&c->timer, on_closed);
+	uv_close((uv_handle_t *)&c->pipe, on_closed);
 }
 
 static void on_tick(uv_timer_t *t)
@@ -348,6 +418,8 @@ static const struct { const char *name; enum verb v; int min, max; } verbs[] = {
 /* The request line is whole: split it and start. */
 static void start_request(struct ctl *c)
 {
+	if (c->closing)
+		return;
 	char *args[513], *save = NULL;
 	int nargs = 0, k = -1;
 	char *verb = strtok_r(c->in.data, " ", &save);
@@ -394,6 +466,8 @@ static void on_read(uv_stream_t *st, ssize_t n, const uv_buf_t *b)
 {
 	struct ctl *c = st->data;
 	(void)b;
+	if (c->closing)
+		return;
 	if (n < 0) {
 		ctl_close(c);
 		return;
@@ -465,6 +539,7 @@ void control_accept(struct daemon *d, uv_stream_t *server)
 	c->pipe.data = c;
 	uv_timer_init(d->loop, &c->timer);
 	c->timer.data = c;
+	c->open_handles = 2;
 	c->next = srv->conns;	/* counted at once: ctl_close takes it back */
 	if (c->next)
 		c->next->prev = c;

@@ -26,13 +26,14 @@
 #ifndef OUTBOXD_CONTROL_H
 #define OUTBOXD_CONTROL_H
 
+#include <stdbool.h>
 #include <uv.h>
 
 #include "scheduler.h"
 
 #define CONTROL_LINE_MAX 8192
 #define CONTROL_PER_UID 8
-#define CONTROL_MAX 64
+#define CONTROL_MAX 128
 #define CONTROL_ADMIN_EXTRA 8
 #define CONTROL_FDS (CONTROL_MAX + CONTROL_ADMIN_EXTRA + 8)	/* + the queue files being read */
 #define CONTROL_IDLE_MS 5000
@@ -50,6 +51,8 @@ void control_free(struct control *srv);
 void control_accept(struct daemon *d, uv_stream_t *server);
 /* SIGTERM: every connection is closed now (a request is not waited for). */
 void control_stop(struct daemon *d);
+/* Does a work item of a request still run on the pool? */
+bool control_busy(const struct control *srv);
 /* Hook for the scheduler: an action that waited for an attempt's end. */
 void control_later(struct daemon *d, qref r, enum sched_action a);
 

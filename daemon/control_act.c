@@ -37,11 +37,6 @@ static const char *verb_name(enum verb v)
 
 /* ---- FLUSH of everything the peer may act on ---- */
 
-static void check_admin_work(struct ctl *c)
-{
-	c->admin = ctl_check_admin(c->uid);
-}
-
 static void flush_all_done(struct ctl *c)
 {
 	struct daemon *d = c->d;
@@ -51,7 +46,8 @@ static void flush_all_done(struct ctl *c)
 		n = sched_flush_all(d);
 	} else {
 		struct queue_index *q = &d->queue;
-		for (qref r = qindex_first_of(q, quid_of(c->uid)), next; r; r = next) {
+		uint32_t uid = ctl_peer_quid(c);
+		for (qref r = uid == QUID_UNKNOWN ? 0 : qindex_first_of(q, uid), next; r; r = next) {
 			next = qindex_next_of(q, r);	/* (a flush does not move it between chains) */
 			if (qindex_get(q, r)->state == QE_DEFERRED && sched_act(d, r, SA_FLUSH) == SA_NOW)
 				n++;
@@ -158,7 +154,7 @@ void ctl_start_action(struct ctl *c, char **args, int nargs)
 {
 	if (c->verb == V_FLUSH && nargs == 0) {
 		c->all = true;
-		ctl_work(c, check_admin_work, flush_all_done);
+		ctl_with_admin(c, flush_all_done);
 		return;
 	}
 	c->items = xcalloc((size_t)nargs, sizeof *c->items);
@@ -212,10 +208,7 @@ static void status_json(struct ctl *c, const size_t *n, size_t active)
 static void status_done(struct ctl *c)
 {
 	struct daemon *d = c->d;
-	size_t n[QE_NSTATES] = { 0 };
-	for (uint32_t i = 0; i <= d->queue.mask; i++)
-		if (d->queue.table[i])
-			n[qindex_get(&d->queue, d->queue.table[i])->state]++;
+	const size_t *n = d->queue.nstate;	/* kept, not counted: O(1) */
 	size_t active = n[QE_ACTIVE] + n[QE_ACTIVE_HOLD] + n[QE_ACTIVE_DELETE] + n[QE_BOUNCING];
 	const struct daemon_stats *st = &d->stats;
 	if (c->json) {
@@ -245,7 +238,7 @@ static void status_done(struct ctl *c)
 
 void ctl_start_status(struct ctl *c)
 {
-	ctl_work(c, check_admin_work, status_done);
+	ctl_with_admin(c, status_done);
 }
 
 /* ---- METRICS: the same text as [log] metrics_file ---- */

@@ -68,12 +68,14 @@ struct ctl {
 	size_t queued;		/* octets handed to libuv, not yet written */
 	double last_progress, deadline;
 	bool ended;		/* "exit N" sent: close once written */
-	bool closing, handles_closed;
+	bool closing;
+	int open_handles;	/* the pipe and the timer until their close callbacks */
 	void (*resume)(struct ctl *c);	/* the producer waiting for the client to read */
 	/* work on the thread pool */
 	uv_work_t req;
 	void (*work)(struct ctl *c);	/* thread */
 	void (*done)(struct ctl *c);	/* loop */
+	void (*after_admin)(struct ctl *c);	/* ctl_with_admin's */
 	bool work_busy, work_waiting;
 	struct ctl *wnext;
 	struct buf chunk;	/* output made by the thread */
@@ -102,6 +104,13 @@ void ctl_end(struct ctl *c);
 void ctl_work(struct ctl *c, void (*work)(struct ctl *), void (*done)(struct ctl *));
 /* Thread: is the peer root, outboxd's user or in its group? */
 bool ctl_check_admin(long uid);
+/* Loop: c->admin set, then done(c): at once when the answer is known
+ * (root, outboxd's user, or asked within ADMIN_CACHE_S), else after
+ * ctl_check_admin on the pool. */
+void ctl_with_admin(struct ctl *c, void (*done)(struct ctl *c));
+/* The index's uid of the peer's messages; QUID_UNKNOWN when it can own
+ * none (a uid the index keeps for its own marks). */
+uint32_t ctl_peer_quid(const struct ctl *c);
 /* May the peer see it: its uid in the index, or read from the file (thread). */
 bool ctl_may_see(struct ctl *c, struct item *it);
 /* The item of the message r, as the index has it now. */

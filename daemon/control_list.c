@@ -175,6 +175,8 @@ static void list_work(struct ctl *c)
 static void list_done(struct ctl *c)
 {
 	ctl_send(c, &c->chunk);
+	if (c->closing)
+		return;	/* the client went */
 	if (ctl_full(c))
 		c->resume = list_next;	/* once the client has read most of it */
 	else
@@ -201,6 +203,8 @@ static void fill_batch(struct ctl *c)
 
 static void list_next(struct ctl *c)
 {
+	if (c->closing)
+		return;
 	if (c->ipos >= c->nitems)
 		fill_batch(c);
 	if (c->nitems > c->ipos) {
@@ -223,10 +227,11 @@ static void queue_begin(struct ctl *c)
 	if (c->admin) {
 		c->cursor = 1;
 	} else {
-		uint32_t uid = quid_of(c->uid);
+		uint32_t uid = ctl_peer_quid(c);
 		size_t unknown = qindex_count_of(q, QUID_UNKNOWN);
-		c->ids = xcalloc(qindex_count_of(q, uid) + 1, sizeof *c->ids);
-		for (qref r = qindex_first_of(q, uid); r; r = qindex_next_of(q, r))
+		size_t mine = uid == QUID_UNKNOWN ? 0 : qindex_count_of(q, uid);
+		c->ids = xcalloc(mine + 1, sizeof *c->ids);
+		for (qref r = mine ? qindex_first_of(q, uid) : 0; r; r = qindex_next_of(q, r))
 			c->ids[c->nids++] = qindex_get(q, r)->id;
 		if (unknown)
 			ctl_put(&c->out, 2, "outbox: outboxd is still reading whose %zu of the messages found at "
@@ -236,14 +241,9 @@ static void queue_begin(struct ctl *c)
 	list_next(c);
 }
 
-static void check_admin_work(struct ctl *c)
-{
-	c->admin = ctl_check_admin(c->uid);
-}
-
 void ctl_start_queue(struct ctl *c)
 {
-	ctl_work(c, check_admin_work, queue_begin);
+	ctl_with_admin(c, queue_begin);
 }
 
 /* ---- SHOW: the envelope with each recipient's state, then the header

@@ -54,6 +54,7 @@ struct queue_index {
 	uint32_t *table;	/* open addressing (linear probing) of qrefs */
 	uint32_t mask;		/* table size - 1 */
 	size_t count;		/* messages in the index */
+	size_t nstate[QE_NSTATES];	/* of those, by state (qindex_set_state) */
 	struct uid_chain *uids;	/* open addressing by uid; never shrinks (one per user) */
 	uint32_t uids_mask, nuids;
 	struct queue_index *gone;	/* IDs removed while removals are tracked */
@@ -70,6 +71,14 @@ static inline struct qentry *qindex_get(const struct queue_index *q, qref r)
 	return &q->ent[r];
 }
 void qindex_remove(struct queue_index *q, qref r);
+/* Every change of an entry's state goes through here, so that the
+ * counts by state are kept, never recounted (O(1)). */
+static inline void qindex_set_state(struct queue_index *q, qref r, uint8_t state)
+{
+	q->nstate[q->ent[r].state]--;
+	q->nstate[state]++;
+	q->ent[r].state = state;
+}
 /* Is r an entry in use?  (For a walk of the array: qindex_end().) */
 static inline bool qindex_live(const struct queue_index *q, qref r)
 {

@@ -16,9 +16,13 @@
  * on the thread pool, one batch in flight (the intake's commits keep the
  * other threads), until the index's chain of unknown uids is empty: a
  * file that cannot be read gets QUID_NONE (only admins see it), so every
- * batch empties its part of the chain.  Until then an ordinary user's
+ * batch empties its part of the chain; a passing error (EMFILE, EIO, a
+ * rename under way) leaves it unknown and the batch is tried again
+ * UID_RETRY_MS later, QUID_NONE only after UID_ROUNDS batches in a row
+ * made no progress.  Until then an ordinary user's
  * listing may miss messages found at the start (control.c says so).
  */
+#include <errno.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,10 +37,13 @@
 #define DRAIN_BATCHES 4
 #define UID_BATCH 256
 
+#define UID_RETRY_MS 5000
+#define UID_ROUNDS 3	/* batches in a row without progress before giving up */
+
 struct uid_item {
 	uint64_t id;
 	char name[QNAME_MAX];
-	uint32_t uid;	/* read by the thread */
+	uint32_t uid;	/* read by the thread; QUID_UNKNOWN: a passing error */
 };
 
 struct batch {
@@ -62,6 +69,8 @@ struct indexer {
 	size_t moved, quarantined;	/* the walk's counts, set before ended */
 	uv_work_t uid_req;	/* the owners' read (UIDS) */
 	bool uid_busy;
+	uv_timer_t uid_timer;	/* a batch that made no progress is tried again later */
+	unsigned uid_stuck;
 	size_t nuid, uids_read;
 	double uid_started;
 	struct uid_item uid[UID_BATCH];
@@ -132,9 +141,9 @@ static void take(struct indexer *x, const struct batch *b)
 		e->tries = f->tries;
 		e->next_try = f->next_try;
 		if (f->held)
-			e->state = QE_HELD;
+			qindex_set_state(&d->queue, r, QE_HELD);
 		if (f->bouncing)
-			e->state = QE_BOUNCING;
+			qindex_set_state(&d->queue, r, QE_BOUNCING);
 		sched_found(d, r);
 		x->found++;
 	}
@@ -151,8 +160,11 @@ static void uid_work(uv_work_t *req)
 		size_t off;
 		uint64_t size;
 		x->uid[i].uid = QUID_NONE;
-		if (store_load(&x->d->store, x->uid[i].name, &env, &off, NULL, &size, &e) < 0)
+		if (store_load(&x->d->store, x->uid[i].name, &env, &off, NULL, &size, &e) < 0) {
+			if (!store_load_error_is_permanent(errno) && x->uid_stuck < UID_ROUNDS)
+				x->uid[i].uid = QUID_UNKNOWN;
 			continue;
+		}
 		x->uid[i].uid = quid_of(env.uid);
 		envelope_free(&env);
 	}
@@ -160,19 +172,34 @@ static void uid_work(uv_work_t *req)
 
 static void uid_next(struct indexer *x);
 
+static void uid_retry(uv_timer_t *t)
+{
+	uid_next(t->data);
+}
+
 static void uid_done(uv_work_t *req, int status)
 {
 	struct indexer *x = req->data;
 	struct queue_index *q = &x->d->queue;
+	size_t known = 0;
 	(void)status;
 	x->uid_busy = false;
-	x->uids_read += x->nuid;
 	for (size_t i = 0; i < x->nuid; i++) {
 		qref r = qindex_find(q, x->uid[i].id);
+		if (x->uid[i].uid == QUID_UNKNOWN)
+			continue;	/* a passing error: again later */
+		known++;
 		if (r && qindex_get(q, r)->uid == QUID_UNKNOWN)
 			qindex_set_uid(q, r, x->uid[i].uid);
 	}
-	uid_next(x);
+	x->uids_read += known;
+	x->uid_stuck = known ? 0 : x->uid_stuck + 1;
+	if (x->d->stopping)
+		x->d->part_stopped(x->d);
+	else if (known)
+		uid_next(x);
+	else
+		uv_timer_start(&x->uid_timer, uid_retry, UID_RETRY_MS, 0);
 }
 
 /* Loop: the next batch of the unknown chain, if any is left. */
@@ -262,6 +289,8 @@ int indexer_start(struct daemon *d, struct err *e)
 	uv_cond_init(&x->cv);
 	uv_async_init(d->loop, &x->async, on_batches);
 	x->async.data = x;
+	uv_timer_init(d->loop, &x->uid_timer);
+	x->uid_timer.data = x;
 	d->indexer = x;
 	if (uv_thread_create(&x->thread, walk_main, x) != 0) {
 		x->joined = true;
@@ -269,6 +298,11 @@ int indexer_start(struct daemon *d, struct err *e)
 		return err_set(e, "cannot start the queue indexer thread");
 	}
 	return 0;
+}
+
+bool indexer_busy(const struct daemon *d)
+{
+	return d->indexer && d->indexer->uid_busy;
 }
 
 bool indexer_running(const struct daemon *d)
@@ -300,8 +334,10 @@ bool indexer_stopped(const struct daemon *d)
 
 void indexer_close(struct daemon *d)
 {
-	if (d->indexer && !uv_is_closing((uv_handle_t *)&d->indexer->async))
+	if (d->indexer && !uv_is_closing((uv_handle_t *)&d->indexer->async)) {
 		uv_close((uv_handle_t *)&d->indexer->async, NULL);
+		uv_close((uv_handle_t *)&d->indexer->uid_timer, NULL);
+	}
 }
 
 void indexer_free(struct daemon *d)

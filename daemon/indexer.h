@@ -20,6 +20,8 @@ struct daemon;
 struct err;
 
 int indexer_start(struct daemon *d, struct err *e);
+/* Is a batch of the owners' read (after the walk) on the thread pool? */
+bool indexer_busy(const struct daemon *d);
 /* Is the walk still going? */
 bool indexer_running(const struct daemon *d);
 /* The message id left the index (loop thread). */

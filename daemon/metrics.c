@@ -42,18 +42,34 @@ static void header(struct buf *b, const char *name, const char *type, const char
 	buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
-static void queue_gauges(struct daemon *d, struct buf *b)
+#define OLDEST_EVERY 10.0	/* s: the oldest message is looked for at most this often */
+
+/* The oldest message's ID: a walk of the index, so at most every
+ * OLDEST_EVERY seconds (a request to the control socket must not cost
+ * the queue's size each time); 0 for none. */
+static uint64_t oldest_id(struct daemon *d)
 {
-	size_t n[QE_NSTATES] = { 0 };
+	struct daemon_stats *st = &d->stats;
+	double now = now_mono();
+	if (st->oldest_at && now - st->oldest_at < OLDEST_EVERY && (st->oldest_id || !d->queue.count))
+		return d->queue.count ? st->oldest_id : 0;
 	uint64_t oldest = 0;
 	for (uint32_t i = 0; i <= d->queue.mask; i++) {
 		if (!d->queue.table[i])
 			continue;
 		const struct qentry *e = qindex_get(&d->queue, d->queue.table[i]);
-		n[e->state]++;
 		if (!qid_is_bounce(e->id) && (!oldest || e->id < oldest))	/* a report's ID is no time */
 			oldest = e->id;
 	}
+	st->oldest_id = oldest;
+	st->oldest_at = now;
+	return oldest;
+}
+
+static void queue_gauges(struct daemon *d, struct buf *b)
+{
+	const size_t *n = d->queue.nstate;	/* kept by the index */
+	uint64_t oldest = oldest_id(d);
 	header(b, "outbox_queue_messages", "gauge", "Messages in the queue, by state.");
 	buf_printf(b, "outbox_queue_messages{state=\"queued\"} %zu\n", n[QE_READY]);
 	buf_printf(b, "outbox_queue_messages{state=\"deferred\"} %zu\n", n[QE_DEFERRED]);

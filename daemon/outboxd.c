@@ -155,7 +155,8 @@ static void on_pool_result(struct daemon *d, const struct delivery_result *r)
  * watcher is done; the daemon exits once all are. */
 static void daemon_maybe_finish(struct daemon *d)
 {
-	if (d->stopping && d->nsessions == 0 && pool_stopped(d) && indexer_stopped(d) && pickup_idle(d)
+	if (d->stopping && d->nsessions == 0 && pool_stopped(d) && indexer_stopped(d) && !indexer_busy(d)
+	    && pickup_idle(d)
 	    && !uv_is_closing((uv_handle_t *)&d->sig_term))
 		finish_stopping(d);
 }
@@ -279,7 +280,8 @@ int main(int argc, char **argv)
 	log_info("outboxd %s started, indexing the queue", OUTBOX_VERSION);
 	uv_run(d.loop, UV_RUN_DEFAULT);
 	log_info("stopped, %zu messages in the queue", d.queue.count);
-	if (!pool_stopped(&d) || !indexer_stopped(&d) || !pickup_idle(&d))
+	if (!pool_stopped(&d) || !indexer_stopped(&d) || indexer_busy(&d) || !pickup_idle(&d)
+	    || control_busy(d.control))
 		exit(0);	/* threads still busy: leave without tearing down under them */
 	indexer_free(&d);
 	pickup_free(&d);

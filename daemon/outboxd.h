@@ -48,6 +48,8 @@ struct daemon_stats {
 	double latency_sum;
 	char last_reply[200];		/* the last attempt's last reason */
 	double last_at;			/* when; 0: no attempt yet */
+	uint64_t oldest_id;		/* the oldest message when metrics.c last looked */
+	double oldest_at;		/* when (monotonic); 0: never */
 };
 
 struct daemon {

@@ -202,6 +202,7 @@ qref qindex_add(struct queue_index *q, uint64_t id, bool *added)
 		grow_table(q);
 	r = new_entry(q);
 	q->ent[r] = (struct qentry){ .id = id, .state = QE_READY };
+	q->nstate[QE_READY]++;
 	chain_link(q, r, QUID_UNKNOWN);
 	put(q, r);
 	q->count++;
@@ -250,6 +251,7 @@ void qindex_remove(struct queue_index *q, qref r)
 	}
 	q->table[i] = 0;
 	chain_unlink(q, r);
+	q->nstate[q->ent[r].state]--;
 	q->ent[r].state = QE_FREE;
 	q->ent[r].link = q->free_head;
 	q->free_head = r;

@@ -74,7 +74,7 @@ static void heap_push(struct daemon *d, qref r)
 		s->heap_cap = s->heap_cap ? s->heap_cap * 2 : 256;
 		s->heap = xrealloc(s->heap, (size_t)s->heap_cap * sizeof *s->heap);
 	}
-	E(d, r)->state = QE_DEFERRED;
+	qindex_set_state(&d->queue, r, QE_DEFERRED);
 	heap_set(d, s->nheap++, r);
 	heap_up(d, s->nheap - 1);
 }
@@ -108,7 +108,7 @@ static void lane_push(struct daemon *d, unsigned lane, qref r)
 {
 	struct scheduler *s = &d->sched;
 	struct qentry *e = E(d, r);
-	e->state = QE_READY;
+	qindex_set_state(&d->queue, r, QE_READY);
 	e->link = 0;
 	if (s->lane[lane].tail)
 		E(d, s->lane[lane].tail)->link = r;
@@ -188,7 +188,7 @@ void sched_new(struct daemon *d, qref r)
 /* warn: no recipient failed, the message is late: a delayed report. */
 static void start_bounce(struct daemon *d, qref r, bool warn)
 {
-	E(d, r)->state = QE_BOUNCING;
+	qindex_set_state(&d->queue, r, QE_BOUNCING);
 	d->sched.bouncing++;
 	d->sched.unchecked++;
 	if (d->sched.bounce)
@@ -248,7 +248,7 @@ void sched_dispatch(struct daemon *d)
 			continue;
 		}
 		char id[QID_LEN + 1];
-		e->state = QE_ACTIVE;
+		qindex_set_state(&d->queue, r, QE_ACTIVE);
 		s->inflight++;
 		qid_format(e->id, id);
 		/* the name has the next try rounded up to the second */
@@ -296,7 +296,7 @@ void sched_result(struct daemon *d, const struct delivery_result *res)
 	}
 	if (e->state == QE_ACTIVE_HOLD || e->state == QE_ACTIVE_DELETE) {
 		enum sched_action a = e->state == QE_ACTIVE_HOLD ? SA_HOLD : SA_DELETE;
-		e->state = QE_HELD;	/* out of the schedule while the file is done */
+		qindex_set_state(&d->queue, r, QE_HELD);	/* out of the schedule while the file is done */
 		if (s->later)
 			s->later(d, r, a);
 		return;
@@ -334,7 +334,7 @@ static bool detach(struct daemon *d, qref r, enum qstate to)
 			return false;
 		d->sched.inflight--;
 	}
-	e->state = to;
+	qindex_set_state(&d->queue, r, to);
 	arm_timer(d);
 	return true;
 }
@@ -350,18 +350,18 @@ enum sched_answer sched_act(struct daemon *d, qref r, enum sched_action a)
 			return SA_UNCHANGED;
 		if (detach(d, r, QE_HELD))
 			return SA_NOW;
-		e->state = QE_ACTIVE_HOLD;
+		qindex_set_state(&d->queue, r, QE_ACTIVE_HOLD);
 		return SA_LATER;
 	case SA_DELETE:
 		if (e->state == QE_ACTIVE_DELETE)
 			return SA_UNCHANGED;
 		if (detach(d, r, QE_HELD))	/* held until its file is gone */
 			return SA_NOW;
-		e->state = QE_ACTIVE_DELETE;
+		qindex_set_state(&d->queue, r, QE_ACTIVE_DELETE);
 		return SA_LATER;
 	case SA_RELEASE:
 		if (e->state == QE_ACTIVE_HOLD) {
-			e->state = QE_ACTIVE;	/* the hold had not happened yet */
+			qindex_set_state(&d->queue, r, QE_ACTIVE);	/* the hold had not happened yet */
 			return SA_UNCHANGED;
 		}
 		return e->state == QE_HELD ? SA_NOW : SA_UNCHANGED;

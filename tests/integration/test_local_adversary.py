@@ -384,3 +384,66 @@ def test_soak_hostile_users_while_one_sends(relay_daemon):
 def grp_outbox():
     import grp
     return grp.getgrnam("outbox").gr_gid
+
+
+STORM = textwrap.dedent("""
+    import socket, sys, time
+    ctl, end = sys.argv[1], time.time() + float(sys.argv[2])
+    while time.time() < end:
+        ss = []
+        for i in range(200):
+            s = socket.socket(socket.AF_UNIX)
+            s.setblocking(False)
+            try:
+                s.connect(ctl)
+            except OSError:
+                s.close()
+                continue
+            ss.append(s)
+        for s in ss:
+            s.close()
+""")
+
+
+def test_a_storm_of_control_connections_costs_no_descriptors(make_daemon):
+    """Four processes of one user connecting and closing as fast as they
+    can, outboxd with 640 descriptors: a refused connection's descriptor
+    goes at once, so another user's submissions never meet "Too many
+    open files" (before: refused connections kept theirs until the end
+    of the loop's turn, sendmail exited 75)."""
+    d = make_daemon(start=False)
+    d.prefix = ["prlimit", "--nofile=640:640"]
+    d.start()
+    storm = [subprocess.Popen(["setpriv", "--reuid=%d" % MALLORY, "--regid=%d" % MALLORY, "--clear-groups",
+                               sys.executable, "-c", STORM, control_path(d), "8"]) for _ in range(4)]
+    failed = []
+    try:
+        time.sleep(0.5)
+        end = time.monotonic() + 7
+        while time.monotonic() < end:
+            took, r = timed_sendmail(d, ALICE)
+            if r.returncode:
+                failed.append(r.stderr)
+    finally:
+        for p in storm:
+            p.wait(timeout=60)
+    assert failed == []
+    assert "Too many open files" not in d.log()
+
+
+def test_the_uid_the_index_keeps_for_no_owner_owns_nothing(make_daemon):
+    """A message with no local submitter (TCP) is no one's: the user
+    whose uid is the index's mark for that (4294967294, nfsnobody on
+    some systems) cannot see or delete it."""
+    d = make_daemon(tcp=True)
+    import smtplib
+    with smtplib.SMTP("127.0.0.1", d.tcp_port, timeout=30) as s:
+        s.sendmail("a@example.org", ["bob@example.org"], b"Subject: tcp\r\n\r\nx\r\n")
+    qid = re.findall(r"(\w+): client=", d.log())[-1]
+    nobody = 4294967294
+    for args in (("show", qid), ("delete", qid), ("hold", qid)):
+        r = d.outbox(*args, user=nobody)
+        assert r.returncode == 1 and "not in the queue" in r.stderr, (args, r.stdout, r.stderr)
+    assert d.queue_ids() == [qid]
+    q = d.outbox("queue", user=nobody)
+    assert qid not in q.stdout
