@@ -137,6 +137,9 @@ is "the spool (tmpfiles)" "outbox:outbox 710 outbox:outbox 2770 outbox:outbox 70
 	"stat -c '%U:%G %a' /var/spool/outbox /var/spool/outbox/pickup /var/spool/outbox/queue | xargs"
 is "the configuration is a conffile" "/etc/outbox/outbox.conf" \
 	"dpkg-query -W -f='\${Conffiles}' outbox | awk '{print \$1}' | xargs"
+is "the configuration is root:outbox 0640 (readable by the daemon and the set-group-ID command only)" \
+	"root:outbox 640 root outbox 640 /etc/outbox/outbox.conf" \
+	"echo \$(stat -c '%U:%G %a' /etc/outbox/outbox.conf) \$(dpkg-statoverride --list /etc/outbox/outbox.conf)"
 is "the units are enabled" "enabled enabled" \
 	"systemctl is-enabled outboxd.service outboxd.socket 2>/dev/null | xargs"
 is "the example configuration is valid" "0" "outboxd -t >/dev/null 2>&1; echo \$?"
@@ -206,7 +209,7 @@ EXTRA_ENV=OUTBOX_PURGE=force in_root "dpkg -P outbox" >"$WORK/purge2.log" 2>&1 &
 is "the spool, the state and the configuration are gone" "gone" \
 	"test -e /var/spool/outbox -o -e /etc/outbox -o -e /var/lib/outbox && echo left || echo gone"
 is "the package is gone" "not-installed" "dpkg-query -W -f='\${db:Status-Status}' outbox 2>/dev/null || echo not-installed"
-is "no statoverride is left" "" "dpkg-statoverride --list /usr/bin/outbox"
+is "no statoverride is left" "" "dpkg-statoverride --list /usr/bin/outbox; dpkg-statoverride --list /etc/outbox/outbox.conf"
 
 echo "== the place given back"
 in_root "apt-get install -y -qq nullmailer" >>"$WORK/apt.log" 2>&1 && ok "nullmailer installs again" ||
