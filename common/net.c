@@ -22,10 +22,33 @@
 #include <mbedtls/net_sockets.h>
 #include <mbedtls/version.h>
 
+#include "tls_compat.h"
+
 static const char *tls_strerror(int rc, char *buf, size_t n)
 {
 	mbedtls_strerror(rc, buf, n);
 	return buf;
+}
+
+/* One client configuration: TLS 1.2 at least, verification as asked.
+ * Both of a tls_client's configurations come from here, so they verify
+ * the server alike. */
+static int conf_setup(struct tls_client *t, mbedtls_ssl_config *conf, bool verify, struct err *e)
+{
+	char msg[200];
+	int rc;
+	if ((rc = mbedtls_ssl_config_defaults(conf, MBEDTLS_SSL_IS_CLIENT, MBEDTLS_SSL_TRANSPORT_STREAM,
+					      MBEDTLS_SSL_PRESET_DEFAULT)) != 0)
+		return err_set(e, "TLS setup: %s", tls_strerror(rc, msg, sizeof msg));
+#if MBEDTLS_VERSION_NUMBER >= 0x03000000
+	mbedtls_ssl_conf_min_tls_version(conf, MBEDTLS_SSL_VERSION_TLS1_2);
+#else
+	mbedtls_ssl_conf_min_version(conf, MBEDTLS_SSL_MAJOR_VERSION_3, MBEDTLS_SSL_MINOR_VERSION_3);
+#endif
+	mbedtls_ssl_conf_authmode(conf, verify ? MBEDTLS_SSL_VERIFY_REQUIRED : MBEDTLS_SSL_VERIFY_OPTIONAL);
+	mbedtls_ssl_conf_ca_chain(conf, &t->ca, NULL);
+	mbedtls_ssl_conf_rng(conf, mbedtls_ctr_drbg_random, &t->drbg);
+	return 0;
 }
 
 int tls_client_init(struct tls_client *t, const char *ca_file, bool verify, struct err *e)
@@ -37,6 +60,7 @@ int tls_client_init(struct tls_client *t, const char *ca_file, bool verify, stru
 	mbedtls_ctr_drbg_init(&t->drbg);
 	mbedtls_x509_crt_init(&t->ca);
 	mbedtls_ssl_config_init(&t->conf);
+	mbedtls_ssl_config_init(&t->conf_tls12);
 	t->ready = true;
 	if ((rc = mbedtls_ctr_drbg_seed(&t->drbg, mbedtls_entropy_func, &t->entropy,
 					(const unsigned char *)"outbox", 6)) != 0)
@@ -46,18 +70,12 @@ int tls_client_init(struct tls_client *t, const char *ca_file, bool verify, stru
 	if (rc < 0 && verify)
 		return err_set(e, "cannot load CA certificates from %s: %s", bundle,
 			       tls_strerror(rc, msg, sizeof msg));
-	if ((rc = mbedtls_ssl_config_defaults(&t->conf, MBEDTLS_SSL_IS_CLIENT,
-					      MBEDTLS_SSL_TRANSPORT_STREAM,
-					      MBEDTLS_SSL_PRESET_DEFAULT)) != 0)
-		return err_set(e, "TLS setup: %s", tls_strerror(rc, msg, sizeof msg));
-#if MBEDTLS_VERSION_NUMBER >= 0x03000000
-	mbedtls_ssl_conf_min_tls_version(&t->conf, MBEDTLS_SSL_VERSION_TLS1_2);
-#else
-	mbedtls_ssl_conf_min_version(&t->conf, MBEDTLS_SSL_MAJOR_VERSION_3, MBEDTLS_SSL_MINOR_VERSION_3);
-#endif
-	mbedtls_ssl_conf_authmode(&t->conf, verify ? MBEDTLS_SSL_VERIFY_REQUIRED : MBEDTLS_SSL_VERIFY_OPTIONAL);
-	mbedtls_ssl_conf_ca_chain(&t->conf, &t->ca, NULL);
-	mbedtls_ssl_conf_rng(&t->conf, mbedtls_ctr_drbg_random, &t->drbg);
+	if (conf_setup(t, &t->conf, verify, e) < 0)
+		return -1;
+	t->has_tls12 = tls12_pss_fault();
+	if (t->has_tls12 && (conf_setup(t, &t->conf_tls12, verify, e) < 0
+			     || tls12_pss_avoid(&t->conf_tls12, e) < 0))
+		return -1;
 	return 0;
 }
 
@@ -65,11 +83,20 @@ void tls_client_free(struct tls_client *t)
 {
 	if (!t->ready)
 		return;
+	mbedtls_ssl_config_free(&t->conf_tls12);
 	mbedtls_ssl_config_free(&t->conf);
 	mbedtls_x509_crt_free(&t->ca);
 	mbedtls_ctr_drbg_free(&t->drbg);
 	mbedtls_entropy_free(&t->entropy);
 	t->ready = false;
+}
+
+bool tls_client_fall_back(struct tls_client *t, const struct netconn *c)
+{
+	if (!t->has_tls12 || t->use_tls12 || !c->tls12_pss_refused)
+		return false;
+	t->use_tls12 = true;
+	return true;
 }
 
 void net_init(struct netconn *c)
@@ -132,6 +159,7 @@ int net_connect(struct netconn *c, const char *host, int port, int timeout_ms, s
 	c->timeout_ms = timeout_ms;
 	c->port = port;
 	c->tls_version[0] = c->tls_cipher[0] = '\0';
+	c->tls12_pss_refused = false;
 	for (ai = res; ai; ai = ai->ai_next) {
 		char addr[64] = "?";
 		getnameinfo(ai->ai_addr, ai->ai_addrlen, addr, sizeof addr, NULL, 0, NI_NUMERICHOST);
@@ -214,7 +242,7 @@ int net_start_tls(struct netconn *c, struct tls_client *t, const char *host, str
 	/* an IP address is neither sent as SNI (RFC 6066) nor matched as a
 	 * name: verify_ip_san matches it */
 	c->peer_ip_len = ip_literal(host, c->peer_ip);
-	if ((rc = mbedtls_ssl_setup(&c->ssl, &t->conf)) != 0
+	if ((rc = mbedtls_ssl_setup(&c->ssl, t->use_tls12 ? &t->conf_tls12 : &t->conf)) != 0
 	    || (rc = mbedtls_ssl_set_hostname(&c->ssl, c->peer_ip_len ? NULL : host)) != 0)
 		return err_set(e, "TLS setup: %s", tls_strerror(rc, msg, sizeof msg));
 	if (c->peer_ip_len)
@@ -223,6 +251,7 @@ int net_start_tls(struct netconn *c, struct tls_client *t, const char *host, str
 	while ((rc = mbedtls_ssl_handshake(&c->ssl)) != 0) {
 		if (rc == MBEDTLS_ERR_SSL_WANT_READ || rc == MBEDTLS_ERR_SSL_WANT_WRITE)
 			continue;
+		c->tls12_pss_refused = t->has_tls12 && !t->use_tls12 && tls12_pss_refused(&c->ssl, rc);
 		uint32_t flags = mbedtls_ssl_get_verify_result(&c->ssl);
 		if (rc == MBEDTLS_ERR_X509_CERT_VERIFY_FAILED && flags) {
 			char info[300];

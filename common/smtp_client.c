@@ -345,7 +345,7 @@ static int authenticate(struct smtp_client *s, const struct relay *r)
 	return rc;
 }
 
-int smtp_open(struct smtp_client *s, const struct relay *r, struct tls_client *t)
+static int open_once(struct smtp_client *s, const struct relay *r, struct tls_client *t)
 {
 	struct err e;
 	int timeout_ms = (int)(r->timeout > 86400 ? 86400000 : r->timeout * 1000);
@@ -380,6 +380,19 @@ fail:
 	net_close(&s->net);
 	s->open = false;
 	return -1;
+}
+
+int smtp_open(struct smtp_client *s, const struct relay *r, struct tls_client *t)
+{
+	if (open_once(s, r, t) == 0)
+		return 0;
+	/* mbedTLS 3.6.6 refused a TLS 1.2 server's RSA-PSS signature
+	 * (tls_compat.h): once more, and from now on, without RSA-PSS */
+	if (s->fail_stage != ST_TLS || !tls_client_fall_back(t, &s->net))
+		return -1;
+	log_notice("relay %s: %s; trying TLS 1.2 without RSA-PSS signatures, the workaround for "
+		   "mbedTLS 3.6.6 (outboxd(8))", s->relay, s->fail_text);
+	return open_once(s, r, t);
 }
 
 void smtp_quit(struct smtp_client *s)

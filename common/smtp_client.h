@@ -62,7 +62,9 @@ struct smtp_client {
 
 void smtp_client_init(struct smtp_client *s);
 /* Connect and get ready for MAIL; on failure the session is closed and
- * fail_* say why (always temporary). */
+ * fail_* say why (always temporary).  A TLS handshake that failed from
+ * mbedTLS 3.6.6's TLS 1.2 fault is tried once more on a new connection
+ * with t's TLS 1.2 configuration, which t keeps (tls_compat.h). */
 int smtp_open(struct smtp_client *s, const struct relay *r, struct tls_client *t);
 /* Write raw protocol bytes. */
 int smtp_send(struct smtp_client *s, const void *p, size_t n, enum smtp_stage st);

@@ -23,7 +23,13 @@ Switchable faults (set attributes at any time, they are read per event):
   Like Postfix and aiosmtpd, a MAIL inside an open transaction gets
   "503 nested MAIL command".
   offer_auth_in_clear  advertise AUTH before TLS (to tempt a client)
-  cert            "good", "wrong-host", "expired" or "untrusted"
+  cert            "good", "wrong-host", "expired" or "untrusted" (RSA keys),
+                  or "ecdsa" (good, with a P-256 key)
+  tls_version     None: TLS 1.2 and 1.3 (as OpenSSL offers); "1.2" or "1.3":
+                  only that one.  "1.2" with an RSA certificate is the
+                  server mbedTLS 3.6.6 cannot take unaided: OpenSSL, which
+                  Python's ssl asks to prefer its own order, signs its
+                  ServerKeyExchange with RSA-PSS when the client offers it
 
 Run as a program (`python3 upstream.py --help`) it is the demo's upstream.
 """
@@ -49,18 +55,24 @@ def _run(*args, cwd):
     subprocess.run(args, cwd=cwd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
+def _p256(d):
+    """The parameters file for an ECDSA key on P-256, made in d."""
+    _run(OPENSSL, "ecparam", "-name", "prime256v1", "-out", "p256.pem", cwd=d)
+    return "p256.pem"
+
+
 def make_certs(d):
     """Make a test CA and server certificates in directory d (openssl)."""
     os.makedirs(d, exist_ok=True)
-    if os.path.exists(os.path.join(d, "done")):
+    if all(os.path.exists(os.path.join(d, f)) for f in ("done", "ecdsa.pem")):
         return d
     _run(OPENSSL, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key",
          "-out", "ca.pem", "-days", "30", "-subj", "/CN=outbox test CA",
          "-addext", "basicConstraints=critical,CA:TRUE",
          "-addext", "keyUsage=critical,keyCertSign,cRLSign", cwd=d)
 
-    def leaf(name, cn, san):
-        _run(OPENSSL, "req", "-newkey", "rsa:2048", "-nodes", "-keyout", name + ".key",
+    def leaf(name, cn, san, key="rsa:2048"):
+        _run(OPENSSL, "req", "-newkey", key, "-nodes", "-keyout", name + ".key",
              "-out", name + ".csr", "-subj", "/CN=" + cn, cwd=d)
         with open(os.path.join(d, name + ".ext"), "w") as f:
             f.write("subjectAltName=%s\nextendedKeyUsage=serverAuth\n" % san)
@@ -69,6 +81,7 @@ def make_certs(d):
              cwd=d)
 
     leaf("good", "localhost", "DNS:localhost,IP:127.0.0.1,IP:::1")
+    leaf("ecdsa", "localhost", "DNS:localhost,IP:127.0.0.1,IP:::1", key="ec:" + _p256(d))
     leaf("wrong-host", "wrong.example", "DNS:wrong.example")
     # expired: "openssl ca" can set explicit start and end dates
     _run(OPENSSL, "req", "-newkey", "rsa:2048", "-nodes", "-keyout", "expired.key",
@@ -123,7 +136,13 @@ class _RecordingSMTP(SMTP):
     def connection_made(self, transport):
         if self._conn is None:
             self._conn = self._upstream._new_connection()
+            self._tcp = transport             # STARTTLS puts a TLS transport on top of it
+            self._upstream._transports.add(transport)
         super().connection_made(transport)
+
+    def connection_lost(self, exc):
+        self._upstream._transports.discard(getattr(self, "_tcp", None))
+        super().connection_lost(exc)
 
     def data_received(self, data):
         if self._conn is not None:
@@ -270,18 +289,27 @@ class _Controller(Controller):
     def factory(self):
         return _RecordingSMTP(self.handler, self._upstream, **self.SMTP_kwargs)
 
+    def cancel_tasks(self, stop_loop=True):
+        # Python 3.12 and later (Debian 13): the server's wait_closed() in
+        # stop() waits for every connection, so a client's idle session
+        # would hold stop() until it times out: end them first
+        for t in list(self._upstream._transports):
+            t.abort()
+        super().cancel_tasks(stop_loop)
+
 
 class Upstream:
     def __init__(self, certs, tls="starttls", port=0, users=None, tokens=(), cert="good",
                  offer_auth_in_clear=False, require_auth=False, on_message=None,
                  data_size_limit=64 * 1024 * 1024, smtputf8=True, idle_timeout=300,
-                 chunking=False, pipelining=True, auth_exclude=()):
+                 chunking=False, pipelining=True, auth_exclude=(), tls_version=None):
         self.certs = certs
         self.tls = tls
         self.users = dict(users or {})
         self.tokens = set(tokens)
         self.tokens_seen = []
         self.cert = cert
+        self.tls_version = tls_version
         self.offer_auth_in_clear = offer_auth_in_clear
         self.require_auth = require_auth
         self.on_message = on_message
@@ -312,10 +340,14 @@ class Upstream:
         self.auth_exclude = list(auth_exclude)  # AUTH mechanisms not offered
         self.bdat_commands = []       # (size, last) of every BDAT received
         self.controller = None
+        self._transports = set()      # open connections (their TCP transports)
 
     # --- life cycle ---
     def _ssl_context(self):
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        if self.tls_version:  # the one version this server speaks (class comment)
+            v = {"1.2": ssl.TLSVersion.TLSv1_2, "1.3": ssl.TLSVersion.TLSv1_3}[self.tls_version]
+            ctx.minimum_version = ctx.maximum_version = v
         ctx.load_cert_chain(os.path.join(self.certs, self.cert + ".pem"),
                             os.path.join(self.certs, self.cert + ".key"))
         return ctx

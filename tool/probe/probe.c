@@ -6,7 +6,9 @@
  * configuration, CA bundle and verification) and show what happened:
  * the dialogue, TLS version and cipher, the server certificate
  * (subject, issuer, expiry, verification result) and the AUTH result.
- * Sends no mail: QUIT after AUTH.
+ * Sends no mail: QUIT after AUTH.  First, once: the TLS library and the
+ * TLS versions it can negotiate ("tls library: Mbed TLS 3.6.6: TLS 1.2
+ * and 1.3"; the tests read it to know what to expect of this build).
  *
  * When the certificate fails verification the handshake is aborted, so
  * a second connection that does not verify (and sends no AUTH) fetches
@@ -28,6 +30,7 @@
 
 #include "../../common/net.h"
 #include "../../common/smtp_client.h"
+#include "../../common/tls_compat.h"
 #include "../../common/tokens.h"
 #include "../tool.h"
 
@@ -95,7 +98,8 @@ static int probe(const struct config *c, const struct relay *r)
 	if (transcript.len)
 		printf("%s", transcript.data);
 	if (s.net.tls_version[0])
-		printf("tls: %s %s\n", s.net.tls_version, s.net.tls_cipher);
+		printf("tls: %s %s%s\n", s.net.tls_version, s.net.tls_cipher,
+		       t.use_tls12 ? " (without RSA-PSS: the mbedTLS 3.6.6 workaround, outboxd(8))" : "");
 	if (opened == 0) {
 		if (s.net.tls)
 			show_certificate(&s.net);
@@ -131,6 +135,9 @@ int main(int argc, char **argv)
 	const char *only = i < argc ? argv[i] : NULL;
 	struct config *c = tool_config(conf_path);
 	tool_become_daemon_user(c, "outbox probe");	/* its secrets and tokens, as outboxd has them */
+	char lib[96];
+	tls_library_describe(lib, sizeof lib);
+	printf("tls library: %s%s\n\n", lib, tls12_pss_fault() ? " (with the TLS 1.2 workaround for it)" : "");
 	int rc = 0, found = 0;
 	for (size_t k = 0; k < c->nrelays; k++) {
 		const struct relay *r = c->relays[k];
