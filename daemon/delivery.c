@@ -70,9 +70,9 @@ static int session_open(struct worker *w, struct job *j)
 	w->up->sessions_opened++;
 	uv_mutex_unlock(&w->pool->mu);
 	upstream_up(w);
-	log_debug("worker %d: session open to %s tls=%s auth=%s", w->idx, w->smtp.relay,
-		  w->smtp.net.tls ? w->smtp.net.tls_version : "none",
-		  w->smtp.auth_used ? w->smtp.auth_used : "none");
+	log_info("worker %d: session open to %s tls=%s%s%s auth=%s", w->idx, w->smtp.relay,
+		 w->smtp.net.tls ? w->smtp.net.tls_version : "none", w->smtp.net.tls ? " cipher=" : "",
+		 w->smtp.net.tls ? w->smtp.net.tls_cipher : "", w->smtp.auth_used ? w->smtp.auth_used : "none");
 	return 0;
 }
 
