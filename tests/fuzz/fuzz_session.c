@@ -31,6 +31,7 @@ static size_t nhanded;
 size_t pool_size(const struct daemon *dd) { (void)dd; return 1; }
 static void part_stopped(struct daemon *dd) { (void)dd; }
 bool pool_cancel(struct daemon *dd, const char *id) { (void)dd; (void)id; return false; }
+void pool_flush_relays(struct daemon *dd, long uid) { (void)dd; (void)uid; }
 void pool_submit(struct daemon *dd, const char *id, unsigned tries, uint32_t next_try)
 {
 	(void)dd;
