@@ -694,6 +694,8 @@ static void check_secret_file(struct load_ctx *x, const struct relay *r, const c
 
 static void check_oauth2(struct load_ctx *x, const struct relay *r)
 {
+	if (!*r->oauth2_token_url && r->oauth2_grant == OAUTH2_CLIENT_CREDENTIALS)
+		relay_error(x, r, "oauth2_grant", "client_credentials, but oauth2_token_url is not set");
 	if (!*r->oauth2_token_url)
 		return;
 	if (strncmp(r->oauth2_token_url, "https://", 8) != 0)

@@ -297,6 +297,9 @@ def test_client_credentials_keys_are_checked(login):
     assert "client_credentials, but oauth2_client_secret_file is not set" in err, err
     assert "oauth2_auth_url" in err and "must be an https:// URL" in err
     assert "oauth2_refresh_token_file is not" not in err
+    d.sections["relay"]["oauth2_token_url"] = ""
+    d.write_conf()
+    assert "client_credentials, but oauth2_token_url is not set" in check(d.conf).stderr.decode()
 
 
 def test_microsoft_rotates_the_refresh_token_at_every_refresh(login):
