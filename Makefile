@@ -52,7 +52,7 @@ PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -luv -linih)
 LIBS     = $(PKG_LIBS) -lmbedtls -lmbedx509 -lmbedcrypto -lpthread -lm
 # built-in OAuth2 (oauth2/): the outbox-oauth2 helper only; outboxd runs it
-OAUTH_OBJ  = $(BUILD)/oauth2/oauth2.o
+OAUTH_OBJ  = $(patsubst %.c,$(BUILD)/%.o,$(wildcard oauth2/*.c))
 OAUTH_LIBS = -lcurl -ljansson
 
 COMMON_SRC := $(wildcard common/*.c)

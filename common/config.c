@@ -60,6 +60,7 @@ static const char *const auth_choices[] = { "auto", "plain", "login", "xoauth2",
 static const char *const bool_choices[] = { "no", "yes", NULL };
 static const char *const target_choices[] = { "syslog", "stderr", NULL };
 static const char *const level_choices[] = { "err", "warning", "notice", "info", "debug", NULL };
+static const char *const grant_choices[] = { "refresh_token", "client_credentials", NULL };	/* enum oauth2_grant */
 
 #define F(field) offsetof(struct config, field)
 #define R(field) offsetof(struct relay, field)
@@ -155,8 +156,20 @@ static const struct key keys[] = {
 	  "Device authorization endpoint for outbox oauth2 login (RFC 8628); empty = the known one "
 	  "for Google's and Microsoft's token URLs." },
 	{ "relay", "oauth2_scope", KT_STRING, "", R(oauth2_scope), 0, 0, 0,
-	  "Scope asked for by outbox oauth2 login; empty = https://mail.google.com/ for Google, "
-	  "https://outlook.office.com/SMTP.Send offline_access for Microsoft." },
+	  "Scope asked for by outbox oauth2 login (and by outboxd with client_credentials); empty = "
+	  "https://mail.google.com/ for Google, https://outlook.office.com/SMTP.Send offline_access "
+	  "for Microsoft, https://outlook.office365.com/.default with client_credentials." },
+	{ "relay", "oauth2_auth_url", KT_STRING, "", R(oauth2_auth_url), 0, 0, 0,
+	  "Authorization endpoint for outbox oauth2 login --browser (the authorization code grant "
+	  "with PKCE and a redirect to 127.0.0.1); empty = https://accounts.google.com/o/oauth2/v2/auth "
+	  "for Google's token URL, https://login.microsoftonline.com/TENANT/oauth2/v2.0/authorize "
+	  "(the token URL's tenant) for Microsoft's." },
+	{ "relay", "oauth2_grant", KT_ENUM, "refresh_token", R(oauth2_grant), grant_choices, 0, 0,
+	  "refresh_token: outboxd gets access tokens with the refresh token outbox oauth2 login "
+	  "stored.  client_credentials (Microsoft 365 app-only access, for unattended servers): "
+	  "with the client secret alone (oauth2_client_secret_file), no refresh token and no login; "
+	  "user names the mailbox to send as (the application needs the SMTP.SendAsApp permission "
+	  "and an Exchange service principal with rights on that mailbox)." },
 	{ "relay", "max_rate", KT_STRING, "0", R(max_rate), 0, 0, 0,
 	  "At most this many messages per interval through this relay, across its workers and "
 	  "across restarts (the times are kept in SPOOL/rate/): 30/m, 2000/d, 100/h, 5/s or "
@@ -681,13 +694,17 @@ static void check_secret_file(struct load_ctx *x, const struct relay *r, const c
 
 static void check_oauth2(struct load_ctx *x, const struct relay *r)
 {
+	if (!*r->oauth2_token_url && r->oauth2_grant == OAUTH2_CLIENT_CREDENTIALS)
+		relay_error(x, r, "oauth2_grant", "client_credentials, but oauth2_token_url is not set");
 	if (!*r->oauth2_token_url)
 		return;
 	if (strncmp(r->oauth2_token_url, "https://", 8) != 0)
 		relay_error(x, r, "oauth2_token_url", "must be an https:// URL");
 	if (!*r->oauth2_client_id)
 		relay_error(x, r, "oauth2_token_url", "set, but oauth2_client_id is not");
-	if (!*r->oauth2_refresh_token_file)
+	if (r->oauth2_grant == OAUTH2_CLIENT_CREDENTIALS && !*r->oauth2_client_secret_file)
+		relay_error(x, r, "oauth2_grant", "client_credentials, but oauth2_client_secret_file is not set");
+	if (r->oauth2_grant == OAUTH2_REFRESH_TOKEN && !*r->oauth2_refresh_token_file)
 		relay_error(x, r, "oauth2_token_url", "set, but oauth2_refresh_token_file is not "
 			    "(outbox oauth2 login writes it)");
 	if (!*r->user)
@@ -698,6 +715,8 @@ static void check_oauth2(struct load_ctx *x, const struct relay *r)
 		relay_error(x, r, "auth", "OAuth2 needs auto, xoauth2 or oauthbearer");
 	if (*r->oauth2_device_url && strncmp(r->oauth2_device_url, "https://", 8) != 0)
 		relay_error(x, r, "oauth2_device_url", "must be an https:// URL");
+	if (*r->oauth2_auth_url && strncmp(r->oauth2_auth_url, "https://", 8) != 0)
+		relay_error(x, r, "oauth2_auth_url", "must be an https:// URL");
 }
 
 static void check_relay(struct load_ctx *x, const struct relay *r, unsigned flags)

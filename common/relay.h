@@ -24,6 +24,9 @@
 #define RELAYS_MAX 32		/* relays in one configuration */
 #define RELAY_NAME_MAX 32	/* octets of NAME in [relay.NAME] */
 
+/* How outboxd gets a relay's access tokens (SPEC "OAuth2"). */
+enum oauth2_grant { OAUTH2_REFRESH_TOKEN, OAUTH2_CLIENT_CREDENTIALS };
+
 struct relay {
 	char *name;		/* NAME of [relay.NAME]; "" for [relay] */
 	char *host;
@@ -45,6 +48,8 @@ struct relay {
 	char *oauth2_refresh_token_file;
 	char *oauth2_device_url;	/* "": the known one for the token URL's provider */
 	char *oauth2_scope;		/* "": the known one for the token URL's provider */
+	char *oauth2_auth_url;		/* "": the known one for the token URL's provider */
+	int oauth2_grant;		/* enum oauth2_grant */
 	char *max_rate;		/* as written: "0", "30/m", "2000/d", "2/5s" */
 	uint64_t rate_n, rate_per;	/* the same: n messages per rate_per seconds; n 0: no limit */
 	uint64_t priority;

@@ -21,6 +21,27 @@ from oauth2_server import OAuth2Server
 from test_delivery import send, wait_queue_empty
 
 
+def token_dir(workdir):
+    """A directory for the refresh token: outboxd replaces the file, so the
+    directory is outboxd's."""
+    tokens = os.path.join(workdir, "tokens")
+    os.makedirs(tokens, exist_ok=True)
+    if IS_ROOT:
+        shutil.chown(tokens, "outbox", "outbox")
+    return tokens
+
+
+def client_secret_file(workdir):
+    """The client secret "the-client-secret" in a file root:outbox 0640."""
+    secret = os.path.join(workdir, "client-secret")
+    with open(secret, "w") as f:
+        f.write("the-client-secret\n")
+    os.chmod(secret, 0o640)
+    if IS_ROOT:
+        os.chown(secret, 0, _outbox_gid())
+    return secret
+
+
 @pytest.fixture
 def oauth2(make_daemon, make_upstream, workdir, certs):
     """oauth2(server keywords, relay keys, token=True) -> (daemon, upstream,
@@ -31,23 +52,14 @@ def oauth2(make_daemon, make_upstream, workdir, certs):
         up = make_upstream(users={})
         srv = OAuth2Server(certs, up, **(server_kw or {})).start()
         servers.append(srv)
-        tokens = os.path.join(workdir, "tokens")     # outboxd replaces the file: its dir is outboxd's
-        os.makedirs(tokens, exist_ok=True)
-        if IS_ROOT:
-            shutil.chown(tokens, "outbox", "outbox")
-        path = os.path.join(tokens, "refresh")
+        path = os.path.join(token_dir(workdir), "refresh")
         if token:
             with open(path, "w") as f:
                 f.write("refresh-1\n")
             os.chmod(path, 0o600)
             if IS_ROOT:
                 shutil.chown(path, "outbox", "outbox")
-        secret = os.path.join(workdir, "client-secret")
-        with open(secret, "w") as f:
-            f.write("the-client-secret\n")
-        os.chmod(secret, 0o640)
-        if IS_ROOT:
-            os.chown(secret, 0, _outbox_gid())
+        secret = client_secret_file(workdir)
         r = {"host": "localhost", "port": str(up.port), "ca_file": up.ca_file, "tls": "starttls",
              "workers": "1", "timeout": "10s", "user": "me@example.com",
              "oauth2_token_url": srv.url("/token"), "oauth2_client_id": "outbox-test",
