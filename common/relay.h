@@ -26,6 +26,7 @@
 
 struct relay {
 	char *name;		/* NAME of [relay.NAME]; "" for [relay] */
+	char *provider;		/* a preset (providers.h), "" none */
 	char *host;
 	uint64_t port;
 	int tls;		/* enum tls_mode */
