@@ -330,19 +330,20 @@ static void test_message(const struct setup *s, const char *conf)
 	free(msg);
 }
 
-/* Login (OAuth2) or secret, then probe, reload and the test message. */
-static int finish(const struct setup *s, const struct config *c)
+/* Login (OAuth2), then probe, reload and the test message; c as
+ * checked, conf the configuration's real path. */
+static int finish(const struct setup *s, const struct config *c, const char *conf)
 {
 	if (uses_oauth2(s)) {
 		printf("\nLogging in to %s (outbox oauth2 login):\n", s->p->title);
-		if (run_helper("oauth2", c->path, "login", s->login_way) != 0) {
+		if (run_helper("oauth2", conf, "login", s->login_way) != 0) {
 			printf("The login did not complete: run outbox oauth2 login when ready, then outbox "
 			       "probe and systemctl reload outboxd.\n");
 			return 1;
 		}
 	}
 	printf("\nChecking the relay as outboxd will use it (outbox probe):\n");
-	if (run_helper("probe", c->path, "default", NULL) != 0) {
+	if (run_helper("probe", conf, "default", NULL) != 0) {
 		printf("\nsetup: the probe failed (its last line says why); outboxd is not reloaded.  "
 		       "Correct it, then outbox probe and systemctl reload outboxd.\n");
 		return 1;
@@ -357,7 +358,7 @@ static int finish(const struct setup *s, const struct config *c)
 	}
 	if (test && running) {
 		sleep(1);	/* the reload is the daemon's to finish first */
-		test_message(s, c->path);
+		test_message(s, conf);
 	}
 	return 0;
 }
@@ -404,8 +405,9 @@ int setup_main(int argc, char **argv, const char *conf)
 		if (!client_id || !ini_safe(client_id))
 			goto out;
 	}
-	if (!uses_oauth2(&s) && (rc = store_secret(&s, set_of(&s, "password_file") ? set_of(&s, "password_file")
-							: secret_file, gid, &secret)) != 0)
+	const char *secret_path = set_of(&s, "password_file") ? set_of(&s, "password_file") : secret_file;
+	bool new_secret = !uses_oauth2(&s) && access(secret_path, F_OK) < 0;
+	if (!uses_oauth2(&s) && (rc = store_secret(&s, secret_path, gid, &secret)) != 0)
 		goto out;
 	snippet_text(&text, &s, secret_file, set_of(&s, "oauth2_refresh_token_file") ? set_of(&s,
 		     "oauth2_refresh_token_file") : token_file, s.client_id ? s.client_id : client_id, secret);
@@ -413,6 +415,8 @@ int setup_main(int argc, char **argv, const char *conf)
 	if (!checked) {
 		fprintf(stderr, "outbox setup: %s\n%s", e.msg, errors.data ? errors.data : "");
 		rc = e.sys == EEXIST ? EX_CANTCREAT : EX_CONFIG;
+		if (new_secret && unlink(secret_path) == 0)	/* nothing of a refused set-up stays */
+			fprintf(stderr, "outbox setup: %s removed again\n", secret_path);
 		goto out;
 	}
 	printf("%s written (root, group of the daemon, 0640), the configuration checked.\n", snippet);
@@ -422,7 +426,7 @@ int setup_main(int argc, char **argv, const char *conf)
 		rc = EX_CANTCREAT;
 		goto out;
 	}
-	rc = finish(&s, checked);
+	rc = finish(&s, checked, cf->path);
 out:
 	config_free(checked);
 	secret_free(secret);
