@@ -14,6 +14,7 @@
  */
 #include "providers.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "config.h"
@@ -139,9 +140,9 @@ static void doc_values(FILE *out, const struct provider *p, enum preset_when whe
 }
 
 static const char *const login_doc[] = {
-	[PL_PASSWORD] = "outbox setup reads the secret into password_file",
-	[PL_OAUTH2] = "outbox setup runs outbox oauth2 login (a client ID is needed)",
-	[PL_EITHER] = "outbox setup reads an app password, or with --client-id runs outbox oauth2 login",
+	[PL_PASSWORD] = "outbox setup reads the secret into password_file.",
+	[PL_OAUTH2] = "outbox setup runs outbox oauth2 login (a client ID is needed).",
+	[PL_EITHER] = "outbox setup reads an app password, or with --client-id runs outbox oauth2 login.",
 };
 
 void providers_doc_mdoc(FILE *out)
@@ -149,13 +150,15 @@ void providers_doc_mdoc(FILE *out)
 	fprintf(out, ".Bl -tag -width Ds\n");
 	for (size_t i = 0; i < NPROVIDERS; i++) {
 		const struct provider *p = &providers[i];
-		fprintf(out, ".It Ic %s\n", p->name);
-		config_doc_text(out, p->title);
+		fprintf(out, ".It Ic %s\n%s.\n", p->name, p->title);
 		doc_values(out, p, PV_ALWAYS, "Sets:");
 		doc_values(out, p, PV_OAUTH2, "With oauth2_client_id set, also:");
-		if (p->needs_host)
-			fprintf(out, "Sets no host:\n%s.\n", p->needs_host);
-		fprintf(out, "%s.\n", login_doc[p->login]);
+		if (p->needs_host) {
+			char *text = xasprintf("No host: %s.", p->needs_host);
+			config_doc_text(out, text);
+			free(text);
+		}
+		config_doc_text(out, login_doc[p->login]);
 		config_doc_text(out, p->limits);
 	}
 	fprintf(out, ".El\n");
