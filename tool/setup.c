@@ -162,6 +162,10 @@ static int parse_args(struct setup *s, int argc, char **argv)
 		fprintf(stderr, "outbox setup: '%s' is not a mail address\n", s->address);
 		return EX_USAGE;
 	}
+	if ((s->user && !ini_safe(s->user)) || (s->client_id && !ini_safe(s->client_id))) {
+		fprintf(stderr, "outbox setup: --user and --client-id take one line, without ; or #\n");
+		return EX_USAGE;
+	}
 	for (size_t i = 0; i < s->nsets; i++) {
 		const char *eq = strchr(s->sets[i], '=');
 		size_t klen = eq ? (size_t)(eq - s->sets[i]) : 0;

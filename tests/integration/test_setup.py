@@ -157,8 +157,9 @@ def test_setup_refuses_what_it_cannot_do(make_daemon):
     assert r.returncode == 64 and "unknown provider 'gmial'" in r.stderr
     r = run_setup(d, "gmail", "not an address")
     assert r.returncode == 64
-    r = run_setup(d, "gmail", ADDRESS, "--set", "host=evil\n[queue]")
-    assert r.returncode == 64
+    for bad in (["--set", "host=evil\n[queue]"], ["--user", "u\nhost = evil"], ["--client-id", "c ; x"]):
+        r = run_setup(d, "gmail", ADDRESS, *bad)
+        assert r.returncode == 64, bad
     r = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", OUTBOX, "-C", d.conf,
                         "setup", "gmail", ADDRESS], capture_output=True, text=True, timeout=30)
     assert r.returncode == 77 and "run it as root" in r.stderr
