@@ -28,6 +28,7 @@
 #include "address.h"
 #include "conftrust.h"
 #include "log.h"
+#include "providers.h"
 #include "units.h"
 
 enum key_type { KT_STRING, KT_PATH, KT_DURATION, KT_SIZE, KT_UINT, KT_BOOL, KT_MODE, KT_ENUM, KT_HOSTPORT };
@@ -117,6 +118,10 @@ static const struct key keys[] = {
 	  "Most submission sessions open at once for one local user (all TCP clients count as "
 	  "one), so that no user can shut the others out; the daemon takes 1000 in all." },
 
+	{ "relay", "provider", KT_STRING, "", R(provider), 0, 0, 0,
+	  "A preset: gmail, google-workspace, microsoft365, outlook, ses, sendgrid, mailgun, postmark "
+	  "or brevo fills in the keys the provider needs (see PROVIDERS); a key set in any file wins "
+	  "over the preset's value, and outbox config marks the preset's." },
 	{ "relay", "host", KT_STRING, "smtp.example.org", R(host), 0, 0, 0,
 	  "The upstream SMTP server (smarthost)." },
 	{ "relay", "port", KT_UINT, "587", R(port), 0, 1, 65535,
@@ -572,6 +577,42 @@ static void relay_error(struct load_ctx *x, const struct relay *r, const char *n
 	conf_error(x, section, name, "%s", msg);
 }
 
+#define SET_BY_PRESET (-2)	/* set_in[k] of a value the relay's provider gave it */
+
+static int relay_key_index(const char *name)
+{
+	for (size_t i = 0; i < ARRAY_LEN(keys); i++)
+		if (home_of(&keys[i]) == IN_RELAY && strcmp(keys[i].name, name) == 0)
+			return (int)i;
+	return -1;
+}
+
+/* provider = NAME: the preset's value for each key no file set
+ * (providers.h); its OAuth2 values only with oauth2_client_id set. */
+static void apply_preset(struct load_ctx *x, struct relay *r)
+{
+	const struct provider *p = provider_find(r->provider);
+	char why[300];
+	if (!*r->provider)
+		return;
+	if (!p) {
+		snprintf(why, sizeof why, "unknown provider '%s': one of %s", r->provider, provider_names());
+		relay_error(x, r, "provider", why);
+		return;
+	}
+	for (const struct preset_value *v = p->values; v->key; v++) {
+		int i = relay_key_index(v->key);
+		if (i >= 0 && !r->seen[i] && preset_applies(v, *r->oauth2_client_id != '\0')) {
+			(void)set_value(r, &keys[i], v->value);
+			r->set_in[i] = SET_BY_PRESET;
+		}
+	}
+	if (p->needs_host && !r->seen[relay_key_index("host")]) {
+		snprintf(why, sizeof why, "%s: %s", p->name, p->needs_host);
+		relay_error(x, r, "provider", why);
+	}
+}
+
 static int relay_cmp(const void *a, const void *b)
 {
 	const struct relay *ra = *(const struct relay *const *)a, *rb = *(const struct relay *const *)b;
@@ -593,6 +634,7 @@ static void relays_finish(struct load_ctx *x)
 	bool any = false;
 	for (size_t i = 0; i < c->nrelays; i++) {
 		char why[300];
+		apply_preset(x, c->relays[i]);
 		if (relay_parse_senders(c->relays[i], why, sizeof why) < 0)
 			relay_error(x, c->relays[i], "senders", why);
 		if (relay_parse_rate(c->relays[i], why, sizeof why) < 0)
@@ -993,6 +1035,7 @@ static void print_relay(const struct config *c, const struct relay *r, FILE *out
 			bool marks)
 {
 	char from[PATH_MAX + 8];
+	const struct provider *p = provider_find(r->provider);	/* (Postmark's user is its token) */
 	struct relay *def = relay_new(r->name);
 	char v[64], dv[64];
 	bool header = *r->name != '\0';	/* a named relay shows at least its section */
@@ -1003,14 +1046,19 @@ static void print_relay(const struct config *c, const struct relay *r, FILE *out
 		if (home_of(k) == IN_CONFIG || (home_of(k) == IN_NAMED && !*r->name))
 			continue;
 		const char *val = format_value(r, k, v, sizeof v);
-		bool is_default = strcmp(val, format_value(def, k, dv, sizeof dv)) == 0;
+		bool preset = r->set_in[i] == SET_BY_PRESET;
+		bool is_default = !preset && strcmp(val, format_value(def, k, dv, sizeof dv)) == 0;
+		bool secret = key_is_secret(k) || (strcmp(k->name, "user") == 0 && p && p->user == PU_SECRET);
 		if (changed_only && is_default)
 			continue;
 		if (!header)
 			fprintf(out, "\n[relay%s%s]\n", *r->name ? "." : "", r->name);
 		header = true;
-		fprintf(out, "%s = %s%s\n", k->name, marks && key_is_secret(k) && *val ? "(set)" : val,
-			mark(c, marks, is_default, r->seen[i] ? r->set_in[i] : -1, from, sizeof from));
+		if (preset)	/* "# provider gmail": a value of the preset */
+			snprintf(from, sizeof from, "    # provider %s", r->provider);
+		fprintf(out, "%s = %s%s\n", k->name, marks && secret && *val ? "(set)" : val,
+			preset ? (marks ? from : "")
+			       : mark(c, marks, is_default, r->seen[i] ? r->set_in[i] : -1, from, sizeof from));
 	}
 	relay_destroy(def);
 }
@@ -1069,7 +1117,7 @@ void config_print(const struct config *c, FILE *out, bool changed_only)
 
 /* Text for an mdoc page: a sentence a line (mdoc's rule), no line over
  * 78 columns, never a line that starts with '.' or '\'' (a macro). */
-static void put_wrapped(FILE *out, const char *text)
+void config_doc_text(FILE *out, const char *text)
 {
 	const char *p = text;
 	while (*p) {
@@ -1111,12 +1159,12 @@ void config_doc_mdoc(FILE *out)
 			fprintf(out, ".Bl -tag -width Ds\n");
 		}
 		fprintf(out, ".It Ic %s No = Ar %s\n", k->name, *k->def ? k->def : "(empty)");
-		put_wrapped(out, k->doc);
+		config_doc_text(out, k->doc);
 	}
 	fprintf(out, ".El\n");
 	for (size_t i = 0; i < ARRAY_LEN(maps); i++) {
 		fprintf(out, ".Ss [%s]\\&\n", maps[i].section);
-		put_wrapped(out, maps[i].doc);
+		config_doc_text(out, maps[i].doc);
 	}
 }
 

@@ -106,6 +106,9 @@ void config_dump(const struct config *c, FILE *out);
 void config_print(const struct config *c, FILE *out, bool changed_only);
 /* Print the key reference as mdoc (for outbox.conf(5)). */
 void config_doc_mdoc(FILE *out);
+/* Text as mdoc: a sentence a line, none over 78 columns, no line that
+ * starts with a macro's '.' or '\''. */
+void config_doc_text(FILE *out, const char *text);
 
 /* Look up a map entry by name (ASCII case-insensitive); NULL if none. */
 const char *map_get(const struct map *m, const char *name);

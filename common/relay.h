@@ -29,6 +29,7 @@ enum oauth2_grant { OAUTH2_REFRESH_TOKEN, OAUTH2_CLIENT_CREDENTIALS };
 
 struct relay {
 	char *name;		/* NAME of [relay.NAME]; "" for [relay] */
+	char *provider;		/* a preset (providers.h), "" none */
 	char *host;
 	uint64_t port;
 	int tls;		/* enum tls_mode */

@@ -18,6 +18,7 @@ static void usage(FILE *out)
 	fprintf(out, "usage: outbox [-C FILE] sendmail [sendmail options] [recipient ...]\n"
 		     "       outbox [-C FILE] probe [RELAY]\n"
 		     "       outbox [-C FILE] oauth2 login [RELAY]\n"
+		     "       outbox [-C FILE] setup PROVIDER ADDRESS [--set KEY=VALUE]... [--force] [--test|--no-test]\n"
 		     "       outbox [-C FILE] send [-s SUBJECT] [-a FILE] [-i IMAGE] ... RECIPIENT ...\n"
 		     "       outbox [-C FILE] queue [--json] | show ID | flush [ID...] | delete ID...\n"
 		     "       outbox [-C FILE] hold ID... | release ID... | status [--json]\n"
@@ -95,6 +96,8 @@ int main(int argc, char **argv)
 		return run_helper(argv[i], argc - i, argv + i, conf);
 	if (strcmp(argv[i], "send") == 0)
 		return send_main(argc - i, argv + i, conf);
+	if (strcmp(argv[i], "setup") == 0)
+		return setup_main(argc - i, argv + i, conf);
 	if (strcmp(argv[i], "config") == 0)
 		return print_config(argc - i, argv + i, conf);
 	static const char *const queue_tools[] = { "queue", "show", "flush", "delete", "hold",

@@ -28,6 +28,8 @@ int tool_helper_args(int argc, char **argv, const char **conf);
  * conf is set, then argv[from..argc); free() it (the strings are the
  * caller's). */
 char **tool_helper_argv(char *path, const char *conf, int argc, char **argv, int from);
+/* outbox setup PROVIDER ADDRESS [options] (setup.c). */
+int setup_main(int argc, char **argv, const char *conf);
 /* outbox send ARGS (send.c). */
 int send_main(int argc, char **argv, const char *conf);
 /* A stream connection to outboxd's Unix socket at path, every read and

@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include "../../common/config.h"
+#include "../../common/providers.h"
 
 #define TEN "abcdefghij"
 #define LONG_NAME TEN TEN TEN TEN TEN TEN TEN TEN TEN TEN TEN TEN TEN TEN TEN TEN TEN TEN TEN TEN
@@ -282,6 +283,45 @@ static void relay_errors(void **state)
 	config_free(c);
 }
 
+/* Every provider's preset loads, and each of its values reaches its key
+ * (a key name the table lacks would be skipped silently), marked as the
+ * preset's by outbox config; with OAuth2 its OAuth2 values too. */
+static void presets_apply(void **state)
+{
+	(void)state;
+	for (int oauth2 = 0; oauth2 < 2; oauth2++) {
+		for (size_t i = 0; provider_at(i); i++) {
+			const struct provider *p = provider_at(i);
+			if (oauth2 && p->login == PL_PASSWORD)
+				continue;	/* (no OAuth2 there) */
+			char text[600], *printed = NULL;
+			size_t n = 0;
+			struct err e;
+			snprintf(text, sizeof text, "[relay]\nprovider = %s\n%s%s", p->name,
+				 p->needs_host ? "host = h.example\n" : "",
+				 oauth2 ? "user = u@example.org\noauth2_client_id = c\n"
+					  "oauth2_refresh_token_file = /tmp/t\n" : "password_command = echo x\n");
+			struct config *c = load(text, &e);
+			if (!c)
+				fail_msg("%s: %s", p->name, e.msg);
+			FILE *out = open_memstream(&printed, &n);
+			config_print(c, out, false);
+			fclose(out);
+			for (const struct preset_value *v = p->values; v->key; v++) {
+				char line[300];
+				snprintf(line, sizeof line, "\n%s = ", v->key);
+				if (strstr(text, line))
+					continue;	/* set here: the file wins */
+				snprintf(line, sizeof line, "\n%s = %s    # provider %s\n", v->key, v->value, p->name);
+				if ((strstr(printed, line) != NULL) != preset_applies(v, oauth2))
+					fail_msg("%s, oauth2 %d: %s", p->name, oauth2, line);
+			}
+			free(printed);
+			config_free(c);
+		}
+	}
+}
+
 static int setup(void **state)
 {
 	(void)state;
@@ -304,6 +344,7 @@ int main(void)
 		cmocka_unit_test(several_errors_reported), cmocka_unit_test(password_file_permissions),
 		cmocka_unit_test(missing_file), cmocka_unit_test(dump_round_trip),
 		cmocka_unit_test(relay_list_and_routing), cmocka_unit_test(relay_errors),
+		cmocka_unit_test(presets_apply),
 	};
 	return cmocka_run_group_tests_name("config", tests, setup, teardown);
 }
