@@ -5,12 +5,15 @@
  * each row says where a figure could not be checked from here.
  *
  * OAuth2 rows use the same endpoints and scopes as `outbox oauth2 login`
- * (oauth2/oauth2.c): Google's token endpoint and https://mail.google.com/;
+ * (oauth2/known.c): Google's token endpoint and https://mail.google.com/;
  * Microsoft's v2.0 endpoint with https://outlook.office.com/SMTP.Send
  * offline_access ("Authenticate an IMAP, POP or SMTP connection using
  * OAuth", learn.microsoft.com), "organizations" for work accounts and
- * "consumers" for Outlook.com.  (oauth2_auth_url and oauth2_grant, the
- * browser login's keys, are added where those keys are: see the rows.)
+ * "consumers" for Outlook.com.  oauth2_auth_url is not set here: empty,
+ * the login derives it from these token URLs (oauth2/known.c), and so
+ * the browser login is Google's default and the device flow Microsoft's;
+ * oauth2_grant stays refresh_token (client_credentials is a choice of the
+ * tenant's administrator, with the tenant's own token URL).
  */
 #include "providers.h"
 

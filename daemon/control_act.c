@@ -185,10 +185,11 @@ static void status_json(struct ctl *c, const size_t *n, size_t active)
 	const struct daemon_stats *st = &d->stats;
 	struct buf b;
 	buf_init(&b);
-	buf_printf(&b, "{\"up\":true,\"version\":\"%s\",\"pid\":%ld,\"uptime\":%.0f,"
+	buf_printf(&b, "{\"up\":true,\"version\":\"%s\",\"pid\":%ld,\"uptime\":%.0f,\"reloads\":%llu,"
 		   "\"queue\":{\"total\":%zu,\"queued\":%zu,\"deferred\":%zu,\"active\":%zu,\"held\":%zu},"
 		   "\"since_start\":{\"received\":%llu,\"sent\":%llu,\"deferred\":%llu,\"bounced\":%llu},"
 		   "\"last_result\":", OUTBOX_VERSION, (long)getpid(), now_real() - st->started,
+		   (unsigned long long)st->reloads,
 		   d->queue.count, n[QE_READY], n[QE_DEFERRED], active, n[QE_HELD],
 		   (unsigned long long)d->received, (unsigned long long)st->sent,
 		   (unsigned long long)st->deferred, (unsigned long long)st->bounced);

@@ -105,6 +105,7 @@ static void reload(struct daemon *d)
 	pool_reconfigure(d);
 	log_set_level(d->verbose ? LOG_LVL_DEBUG : (enum log_level)c->log.level);
 	log_info("configuration reloaded from %s", d->conf_path);
+	d->stats.reloads++;
 	listeners_reloaded(d);
 	notify_systemd("READY=1");
 }

@@ -40,6 +40,7 @@ struct relay_stats {
 
 struct daemon_stats {
 	double started;			/* wall clock */
+	uint64_t reloads;		/* configurations loaded by SIGHUP */
 	uint64_t received_by[WAYS_IN];
 	uint64_t sent, deferred, bounced;
 	struct relay_stats by_relay[STATS_RELAYS];

@@ -102,6 +102,26 @@ int control_request(const struct config *cf, const char *verb, int argc, char **
 	return relay_answer(fd, json);
 }
 
+long control_reloads(const struct config *cf)
+{
+	int fd = tool_connect(cf->listen.control, 10);
+	if (fd < 0)
+		return -1;
+	struct buf ans;
+	buf_init(&ans);
+	char b[4096];
+	ssize_t n;
+	if (write_all(fd, "STATUS --json\n", 14) == 0)
+		while ((n = read(fd, b, sizeof b)) > 0 && ans.len < 65536)
+			buf_add(&ans, b, (size_t)n);
+	close(fd);
+	buf_addc(&ans, '\0');
+	const char *p = strstr(ans.data, "\"reloads\":");
+	long v = p ? strtol(p + 10, NULL, 10) : -1;
+	buf_free(&ans);
+	return v;
+}
+
 int control_main(const char *cmd, int argc, char **argv, const char *conf)
 {
 	static const struct { const char *cmd, *verb; int min, max; bool json; } cmds[] = {

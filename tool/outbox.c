@@ -17,7 +17,7 @@ static void usage(FILE *out)
 {
 	fprintf(out, "usage: outbox [-C FILE] sendmail [sendmail options] [recipient ...]\n"
 		     "       outbox [-C FILE] probe [RELAY]\n"
-		     "       outbox [-C FILE] oauth2 login [RELAY]\n"
+		     "       outbox [-C FILE] oauth2 login [--browser | --device] [RELAY]\n"
 		     "       outbox [-C FILE] setup PROVIDER ADDRESS [--set KEY=VALUE]... [--force] [--test|--no-test]\n"
 		     "       outbox [-C FILE] send [-s SUBJECT] [-a FILE] [-i IMAGE] ... RECIPIENT ...\n"
 		     "       outbox [-C FILE] queue [--json] | show ID | flush [ID...] | delete ID...\n"

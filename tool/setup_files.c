@@ -23,6 +23,7 @@
 
 #include "../common/queue.h"
 #include "setup.h"
+#include "tool.h"
 
 static char *dir_of(const char *path)
 {
@@ -253,11 +254,19 @@ int setup_reload(const struct config *c)
 		printf("systemctl reload outboxd failed: see systemctl status outboxd.\n");
 		return 1;
 	}
+	long before = control_reloads(c);
 	if (kill((pid_t)pid, SIGHUP) < 0) {
 		printf("outboxd (pid %ld) could not be reloaded: %s.\n", pid, strerror(errno));
 		return 1;
 	}
-	printf("outboxd reloaded: SIGHUP to pid %ld (from %s/lock); its log says "
-	       "\"configuration reloaded\" or why not.\n", pid, c->queue.spool);
+	/* done once outbox status counts one more reload (up to 10 s: a
+	 * refused configuration is logged and not counted) */
+	for (int i = 0; i < 200 && before >= 0 && control_reloads(c) <= before; i++)
+		usleep(50000);
+	if (before >= 0 && control_reloads(c) <= before) {
+		printf("outboxd (pid %ld) did not take the new configuration: its log says why.\n", pid);
+		return 1;
+	}
+	printf("outboxd reloaded: SIGHUP to pid %ld (from %s/lock).\n", pid, c->queue.spool);
 	return 0;
 }

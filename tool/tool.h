@@ -93,6 +93,9 @@ int sendmail_message(const struct config *cf, struct sendmail_opts *o, const cha
  * is the daemon's (69 when it is not running; for STATUS 1). */
 int control_request(const struct config *c, const char *verb, int argc, char **argv, bool json);
 /* outbox queue|mailq|show|flush|delete|hold|release|status ARGS. */
+/* How many times the running outboxd reloaded its configuration
+ * (outbox status --json); -1 when it does not answer. */
+long control_reloads(const struct config *c);
 int control_main(const char *cmd, int argc, char **argv, const char *conf);
 
 #endif
