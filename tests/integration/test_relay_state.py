@@ -15,6 +15,7 @@ SPEC "OAuth2" and "Providers"):
 Asserted on what the token endpoint and the upstream stand-ins received."""
 
 import asyncio
+import json
 import os
 import shutil
 import threading
@@ -105,6 +106,9 @@ def test_a_refused_refresh_token_needs_one_login_and_one_notice(dead_token):
     assert "run `outbox oauth2 login default`" in out.stdout
     assert "invalid_grant" in out.stdout          # what the endpoint said: admins only
     assert relay_state(metrics(d), "localhost") == "login_needed"
+    (rel,) = json.loads(d.outbox("status", "--json").stdout)["relays"]
+    assert rel["relay"] == "localhost" and rel["state"] == "login_needed", rel
+    assert rel["command"] == "outbox oauth2 login default" and "invalid_grant" in rel["reply"], rel
 
     write_token(path, "refresh-new")  # the login done: outboxd notices the file at once,
     msgs = up.wait_for(21, timeout=8)  # not at the relay's next backoff (16 s or more by now)
@@ -182,6 +186,10 @@ def test_a_refused_login_is_one_session_per_backoff_and_says_what_to_do(relay_da
     assert other.returncode == 0, other.stderr
     (mine,) = [ln for ln in other.stdout.splitlines() if ln.startswith("relay localhost:")]
     assert "paused until" in mine and "535" not in mine and "OAuth2" not in mine, mine
+    (rel,) = json.loads(d.outbox("status", "--json", user=NOBODY).stdout)["relays"]
+    assert rel["state"] == "down" and "reply" not in rel and "hint" not in rel, rel
+    (rel,) = json.loads(d.outbox("status", "--json").stdout)["relays"]
+    assert rel["reply"] == M365_535 and "outbox setup microsoft365" in rel["hint"], rel
     assert relay_state(metrics(d), "localhost") == "down"
 
     before = auth.count()
