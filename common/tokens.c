@@ -1,11 +1,18 @@
 /*
  * tokens.c - the OAuth2 access token cache (tokens.h).
+ *
+ * Invariant: while an entry is dead (its refresh token refused with
+ * invalid_grant), the helper is not run for it unless its refresh token
+ * file's identity differs from the one seen before the refused request,
+ * or the hold has passed; whoever asks gets the same "login needed"
+ * error at once.
  */
 #include "tokens.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <uv.h>
 
 #include "auth.h"
@@ -13,16 +20,31 @@
 
 #define HELPER_TIMEOUT_S 90
 
+/* What a file is, as far as a change of it matters. */
+struct file_id {
+	bool exists;
+	dev_t dev;
+	ino_t ino;
+	struct timespec mtime;
+	off_t size;
+};
+
 struct cached {
 	struct cached *next;
 	char *relay, *token_url, *client_id;	/* what it is for */
 	char *token;
 	double expires;		/* wall clock */
+	/* a dead refresh token: the file as it was when it was refused */
+	bool dead;
+	struct file_id file;
+	double dead_at;		/* wall clock */
+	char dead_why[420];
 };
 
 struct token_cache {
 	uv_mutex_t mu;
 	char *conf_path;
+	double hold;		/* s: a dead token's file unchanged, the endpoint is not asked */
 	struct cached *list;
 };
 
@@ -31,7 +53,69 @@ struct token_cache *token_cache_new(const char *conf_path)
 	struct token_cache *c = xcalloc(1, sizeof *c);
 	uv_mutex_init(&c->mu);
 	c->conf_path = xstrdup(conf_path ? conf_path : "");
+	c->hold = 3600;
 	return c;
+}
+
+void token_cache_set_hold(struct token_cache *c, double seconds)
+{
+	uv_mutex_lock(&c->mu);
+	c->hold = seconds;
+	uv_mutex_unlock(&c->mu);
+}
+
+const char *token_login_command(const struct relay *r, char *out, size_t n)
+{
+	snprintf(out, n, "outbox oauth2 login %s", *r->name ? r->name : "default");
+	return out;
+}
+
+static void file_id_of(const char *path, struct file_id *id)
+{
+	struct stat st;
+	memset(id, 0, sizeof *id);
+	if (stat(path, &st) < 0)
+		return;
+	id->exists = true;
+	id->dev = st.st_dev;
+	id->ino = st.st_ino;
+	id->mtime = st.st_mtim;
+	id->size = st.st_size;
+}
+
+static bool file_id_same(const struct file_id *a, const struct file_id *b)
+{
+	return a->exists == b->exists && a->dev == b->dev && a->ino == b->ino && a->size == b->size
+	       && a->mtime.tv_sec == b->mtime.tv_sec && a->mtime.tv_nsec == b->mtime.tv_nsec;
+}
+
+/* Did the endpoint refuse the refresh token itself?  The helper's error
+ * is "URL: invalid_grant" with ": description" or nothing after it. */
+static bool is_invalid_grant(const struct relay *r, const char *msg)
+{
+	size_t n = strlen(r->oauth2_token_url);
+	const char *code = ": invalid_grant";
+	if (strncmp(msg, r->oauth2_token_url, n) != 0 || strncmp(msg + n, code, strlen(code)) != 0)
+		return false;
+	char after = msg[n + strlen(code)];
+	return after == '\0' || after == ':';
+}
+
+/* Is t dead still (locked)?  It comes back to life when its file
+ * changed or the hold passed: the next request asks the endpoint. */
+static bool still_dead(struct token_cache *c, const struct relay *r, struct cached *t)
+{
+	if (!t->dead)
+		return false;
+	struct file_id now_id;
+	file_id_of(r->oauth2_refresh_token_file, &now_id);
+	bool changed = !file_id_same(&now_id, &t->file);
+	if (!changed && now_real() - t->dead_at < c->hold)
+		return true;
+	t->dead = false;
+	log_notice("relay %s: %s: the OAuth2 token endpoint is asked again", relay_label(r),
+		   changed ? "the refresh token file changed" : "[queue] retry_max passed since the login was refused");
+	return false;
 }
 
 void token_cache_free(struct token_cache *c)
@@ -108,16 +192,52 @@ static int fetch(struct token_cache *c, const struct relay *r, struct cached *t,
 	return rc;
 }
 
+/* The endpoint refused t's refresh token, read from the file `was`. */
+static void mark_dead(const struct relay *r, struct cached *t, const struct file_id *was, const char *msg)
+{
+	char cmd[80];
+	t->dead = true;
+	t->file = *was;
+	t->dead_at = now_real();
+	secret_free(t->token);
+	t->token = NULL;
+	snprintf(t->dead_why, sizeof t->dead_why, "login needed (run `%s`): %.300s",
+		 token_login_command(r, cmd, sizeof cmd), msg);
+}
+
 char *token_get(struct token_cache *c, const struct relay *r, bool fresh, struct err *e)
 {
 	char *out = NULL;
 	uv_mutex_lock(&c->mu);
 	struct cached *t = entry_for(c, r);
+	if (still_dead(c, r, t)) {
+		err_set(e, "%s", t->dead_why);
+		uv_mutex_unlock(&c->mu);
+		return NULL;
+	}
 	bool usable = t->token && !fresh && t->expires - now_real() > OAUTH2_REFRESH_AHEAD_S;
+	struct file_id before;
+	if (!usable)	/* before the request: a change during it is a change */
+		file_id_of(r->oauth2_refresh_token_file, &before);
 	if (usable || fetch(c, r, t, e) == 0)
 		out = xstrdup(t->token);
+	else if (e && is_invalid_grant(r, e->msg))
+		mark_dead(r, t, &before, e->msg);
 	uv_mutex_unlock(&c->mu);
 	return out;
+}
+
+bool token_login_needed(struct token_cache *c, const struct relay *r, char *why, size_t n)
+{
+	if (!c || !*r->oauth2_token_url)
+		return false;
+	uv_mutex_lock(&c->mu);
+	struct cached *t = entry_for(c, r);
+	bool dead = still_dead(c, r, t);
+	if (dead)
+		snprintf(why, n, "%s", t->dead_why);
+	uv_mutex_unlock(&c->mu);
+	return dead;
 }
 
 char *token_hook(void *arg, const struct relay *r, bool fresh, struct err *e)

@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "../common/log.h"
@@ -177,7 +178,84 @@ void ctl_start_action(struct ctl *c, char **args, int nargs)
 }
 
 /* ---- STATUS: counts for everyone; the last upstream reply (it may name
- * another user's recipient) for root and outboxd's group only ---- */
+ * another user's recipient) for root and outboxd's group only.  So for
+ * the relays: each one's name and state (ok, paused, held back, login
+ * needed: with the command to run) for everyone, the reply that paused
+ * it and what to do about it (smtp_auth_hint) for admins only ---- */
+
+/* The endpoint's answer in a login-needed reason ("login needed (run
+ * `...`): URL: invalid_grant ..."): the command is said apart. */
+static const char *endpoint_said(const char *why)
+{
+	const char *p = strstr(why, "): ");
+	return p ? p + 3 : why;
+}
+
+static void clock_text(double t, char *out, size_t n)
+{
+	time_t tt = (time_t)t;
+	struct tm tm;
+	localtime_r(&tt, &tm);
+	strftime(out, n, "%H:%M", &tm);
+}
+
+/* One relay's status line (text). */
+static void relay_line(struct ctl *c, const struct relay_state *s)
+{
+	char until[32] = "", since[32] = "", when[48] = ", tried again with its next message";
+	if (s->until > 0) {
+		clock_text(s->until, until, sizeof until);
+		snprintf(when, sizeof when, " until %s", until);
+	}
+	clock_text(s->since, since, sizeof since);
+	const char *hint = c->admin && *s->hint ? s->hint : NULL;
+	switch (s->state) {
+	case RELAY_OK:
+		ctl_put(&c->out, 1, "relay %s: ok", s->relay);
+		break;
+	case RELAY_LOGIN_NEEDED:
+		ctl_put(&c->out, 1, "relay %s: login needed since %s: run `%s`%s%s%s", s->relay, since, s->command,
+			c->admin ? " (the token endpoint said: " : "", c->admin ? endpoint_said(s->why) : "",
+			c->admin ? ")" : "");
+		break;
+	case RELAY_DOWN:
+		ctl_put(&c->out, 1, "relay %s: paused%s after %u failed session%s%s%s%s%s", s->relay, when, s->failures,
+			s->failures == 1 ? "" : "s", c->admin ? ": " : "", c->admin ? s->why : "",
+			hint ? " -- " : "", hint ? hint : "");
+		break;
+	case RELAY_HELD:
+		ctl_put(&c->out, 1, "relay %s: held back%s after a quota or rate reply%s%s", s->relay, when,
+			c->admin ? ": " : "", c->admin ? s->why : "");
+		break;
+	}
+}
+
+static void relays_json(struct ctl *c, struct buf *b, const struct relay_state *rs, size_t n)
+{
+	buf_adds(b, ",\"relays\":[");
+	for (size_t i = 0; i < n; i++) {
+		const struct relay_state *s = &rs[i];
+		buf_adds(b, i ? ",{\"relay\":" : "{\"relay\":");
+		ctl_json_str(b, s->relay);
+		buf_printf(b, ",\"state\":\"%s\",\"failures\":%u", relay_condition_name(s->state), s->failures);
+		if (s->until > 0)
+			buf_printf(b, ",\"until\":%.0f", s->until);
+		if (s->state == RELAY_LOGIN_NEEDED) {
+			buf_printf(b, ",\"since\":%.0f,\"command\":", s->since);
+			ctl_json_str(b, s->command);
+		}
+		if (c->admin && s->state != RELAY_OK) {
+			buf_adds(b, ",\"reply\":");
+			ctl_json_str(b, s->state == RELAY_LOGIN_NEEDED ? endpoint_said(s->why) : s->why);
+			if (*s->hint) {
+				buf_adds(b, ",\"hint\":");
+				ctl_json_str(b, s->hint);
+			}
+		}
+		buf_adds(b, "}");
+	}
+	buf_adds(b, "]");
+}
 
 static void status_json(struct ctl *c, const size_t *n, size_t active)
 {
@@ -196,12 +274,15 @@ static void status_json(struct ctl *c, const size_t *n, size_t active)
 	if (st->last_at > 0 && c->admin) {
 		buf_printf(&b, "{\"at\":%.3f,\"reply\":", st->last_at);
 		ctl_json_str(&b, st->last_reply);
-		buf_adds(&b, "}}");
+		buf_adds(&b, "}");
 	} else if (st->last_at > 0) {
-		buf_printf(&b, "{\"at\":%.3f}}", st->last_at);
+		buf_printf(&b, "{\"at\":%.3f}", st->last_at);
 	} else {
-		buf_adds(&b, "null}");
+		buf_adds(&b, "null");
 	}
+	struct relay_state rs[RELAYS_MAX];
+	relays_json(c, &b, rs, pool_relay_states(d, rs, RELAYS_MAX));
+	buf_adds(&b, "}");
 	ctl_put(&c->out, 1, "%s", b.data);
 	buf_free(&b);
 }
@@ -234,6 +315,10 @@ static void status_done(struct ctl *c)
 	else
 		ctl_put(&c->out, 1, "last upstream result: at %s (the reply is shown to root and group %s)",
 			last, d->conf->queue.user);
+	struct relay_state rs[RELAYS_MAX];
+	size_t nrs = pool_relay_states(d, rs, RELAYS_MAX);
+	for (size_t i = 0; i < nrs; i++)
+		relay_line(c, &rs[i]);
 	ctl_end(c);
 }
 

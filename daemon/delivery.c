@@ -22,6 +22,7 @@
 #include "../common/log.h"
 #include "../common/tokens.h"
 #include "delivery.h"
+#include "relay_notice.h"
 
 #define SESSION_IDLE_S 10
 #define RIPEN_EVERY 16	/* messages a busy worker delivers between spare fsyncs */
@@ -39,10 +40,28 @@ static bool session_usable(struct worker *w, struct job *j, bool waited)
 	return s->open;
 }
 
+/* Does j's relay wait for an OAuth2 login (its refresh token refused,
+ * the file unchanged: tokens.h)?  Then the session failed for that. */
+static bool login_needed(struct worker *w, struct job *j)
+{
+	char why[sizeof w->smtp.fail_text];
+	if (!token_login_needed(w->smtp.token_arg, job_relay(j), why, sizeof why))
+		return false;
+	if (w->smtp.fail_stage != ST_AUTH || w->smtp.fail_code != 0 || strcmp(why, w->smtp.fail_text) != 0)
+		smtp_fail(&w->smtp, ST_AUTH, 0, "%s", why);
+	return true;
+}
+
 static int session_open(struct worker *w, struct job *j)
 {
 	struct err e;
 	const struct relay *r = job_relay(j);
+	if (token_login_needed(w->smtp.token_arg, r, w->smtp.fail_text, sizeof w->smtp.fail_text)) {
+		/* no session, no request to the endpoint: the file has not changed */
+		w->smtp.fail_stage = ST_AUTH;
+		w->smtp.fail_code = 0;
+		return -1;
+	}
 	if (w->tls_conf != j->conf && r->tls != TLS_NONE) {	/* CA bundle loaded once per config */
 		tls_client_free(&w->tls);
 		if (w->tls_conf)
@@ -113,6 +132,7 @@ static bool deliver(struct worker *w, struct job *j, bool waited)
 	w->smtp.fail_text[0] = '\0';
 	w->smtp.fail_code = 0;
 	if (!session_usable(w, j, waited) && session_open(w, j) < 0) {
+		w->login_needed = login_needed(w, j);
 		struct smtp_client failed = w->smtp;	/* (its texts, for the deferral) */
 		if (upstream_failed(w, j)) {	/* at the next relay at once */
 			attempt_free(&cur);
@@ -277,6 +297,7 @@ static void on_results(uv_async_t *h)
 		free(r);
 		r = n;
 	}
+	upstreams_notices(p, relay_notice_send);	/* a relay that needs a login: told once */
 	reap_workers(p);
 	if (p->stopping && running == 0)
 		d->part_stopped(d);
@@ -400,6 +421,8 @@ void pool_free(struct daemon *d)
 
 void pool_close_handle(struct daemon *d)
 {
+	if (d->pool)
+		token_watch_close(d->pool);
 	if (d->pool && !uv_is_closing((uv_handle_t *)&d->pool->async))
 		uv_close((uv_handle_t *)&d->pool->async, on_async_closed);
 }

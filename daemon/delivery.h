@@ -82,8 +82,14 @@ struct upstream {
 	double down_until;	/* wall clock: after a connection-level failure */
 	char down_why[200];	/* that failure, or the quota reply */
 	unsigned failures;	/* such failures in a row: the backoff grows */
-	struct worker *trying;	/* its trial session once it was down (upstreams.c), or NULL */
+	struct worker *trying;	/* its trial session (upstreams.c), or NULL */
 	uv_cond_t tried;	/* the trial's end: the workers waiting for it */
+	double proven_at;	/* wall clock: a session last opened (its login worked) */
+	/* OAuth2: the token endpoint refused the refresh token (tokens.h) */
+	bool login_needed;
+	double login_since;	/* wall clock */
+	bool notified;		/* the postmaster was told (until it is up again) */
+	bool notice_due;	/* ... and is to be, by the loop (upstreams_notices) */
 	uint64_t sessions_opened;
 	uint64_t sessions_failed[ST_LOCAL + 1];
 	struct rate rate;	/* its max_rate */
@@ -107,6 +113,7 @@ struct worker {
 	struct buf body;	/* encoded message octets (a BDAT chunk in the making) */
 	struct cmdq cmdq;	/* the session's commands awaiting replies (transfer.c) */
 	unsigned since_ripen;	/* messages since this worker last ripened spares */
+	bool login_needed;	/* the session failed for a dead refresh token (tokens.h) */
 	unsigned quota_hold;	/* a quota reply came in this run: hold the relay back this long */
 	char quota_reply[200];	/* (that reply) */
 };
@@ -127,6 +134,7 @@ struct pool {
 	struct worker *workers;
 	int next_idx;
 	uv_async_t async;
+	struct token_watch *watches;	/* loop thread: the refresh token files' (relay_state.c) */
 };
 
 /* A recipient's outcome in one attempt. */
@@ -172,6 +180,11 @@ void post_result(struct pool *p, const struct delivery_result *r);
 void job_free(struct job *j);
 void push_back_job(struct worker *w, struct job *j);
 
+/* What to do about a provider's reply to AUTH ("535 5.7.139 ..."), or
+ * NULL: the hint table in common/smtp_client.c (declared there too, in
+ * smtp_client.h, once branch h-replies is merged). */
+const char *smtp_auth_hint(const char *reply);
+
 /* upstreams.c */
 /* Make the upstreams match c's relays (start, loop thread): jobs
  * waiting anywhere go back to the entry, unrouted, under c. */
@@ -198,6 +211,19 @@ enum admit upstream_admit(struct worker *w, struct job *j, double *until, char *
 bool upstream_admit_now(struct worker *w);
 /* A quota or rate reply: the relay takes no message for hold seconds. */
 void upstream_hold(struct worker *w, unsigned hold, const char *reply);
+/* Loop thread: the relays whose postmaster notice is due (login needed),
+ * each handed to send (the relay's label, the command to run, the
+ * endpoint's answer) once, outside the lock. */
+void upstreams_notices(struct pool *p, void (*send)(struct daemon *d, const char *relay, const char *command,
+						     const char *why));
+/* Loop thread: watch the refresh token file of each relay of c that has
+ * one (again, after a reload), or stop. */
+void token_watch_configure(struct pool *p, const struct config *c);
+void token_watch_close(struct pool *p);
+/* Loop thread: relay name's refresh token file changed: when its relay
+ * waits for a login, its backoff ends (one trial session: a login).
+ * True if so (the caller makes its mail due). */
+bool upstreams_token_changed(struct pool *p, const char *name);
 /* Loop thread: free the removed upstreams whose workers all left. */
 void upstreams_reap(struct pool *p);
 void upstreams_free(struct pool *p);

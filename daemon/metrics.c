@@ -127,6 +127,23 @@ static void session_counters(struct daemon *d, struct buf *b)
 				   (unsigned long long)ps[r].failed[i]);
 }
 
+/* Each relay's state (pool.h relay_condition): 1 for the one it is in,
+ * 0 for the others, so that an alert can ask for login_needed == 1. */
+static void relay_states(struct daemon *d, struct buf *b)
+{
+	struct relay_state rs[RELAYS_MAX];
+	size_t n = pool_relay_states(d, rs, ARRAY_LEN(rs));
+	char label[200];
+	header(b, "outbox_relay_state", "gauge",
+	       "Each relay's state: ok, down (paused after failed sessions), held (after a quota or rate "
+	       "reply) or login_needed (its OAuth2 refresh token was refused); 1 for the one it is in.");
+	for (size_t r = 0; r < n; r++)
+		for (int s = RELAY_OK; s <= RELAY_LOGIN_NEEDED; s++)
+			buf_printf(b, "outbox_relay_state{relay=\"%s\",state=\"%s\"} %d\n",
+				   label_value(rs[r].relay, label, sizeof label),
+				   relay_condition_name((enum relay_condition)s), rs[r].state == (enum relay_condition)s);
+}
+
 void metrics_render(struct daemon *d, struct buf *b)
 {
 	static const char *const way[WAYS_IN] = { "socket", "tcp", "pickup", "bounce", "local" };
@@ -156,6 +173,7 @@ void metrics_render(struct daemon *d, struct buf *b)
 	buf_printf(b, "outbox_delivery_latency_seconds_count %llu\n",
 		   (unsigned long long)st->latency[LATENCY_BUCKETS - 1]);
 	session_counters(d, b);
+	relay_states(d, b);
 	header(b, "outbox_start_time_seconds", "gauge", "When outboxd started (Unix time).");
 	buf_printf(b, "outbox_start_time_seconds %.0f\n", st->started);
 }

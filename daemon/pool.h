@@ -68,6 +68,22 @@ size_t pool_sessions(const struct daemon *d, struct pool_sessions *out, size_t m
  * signal).  A relay that was down gets one trial session first
  * (upstreams.c): one new login, not one per waiting message. */
 void pool_flush_relays(struct daemon *d, long uid);
+/* Each relay's state, for outbox status and the metrics (relay_state.c):
+ * how many were filled in (at most max).  Loop thread. */
+enum relay_condition { RELAY_OK, RELAY_DOWN, RELAY_HELD, RELAY_LOGIN_NEEDED };
+struct relay_state {
+	char relay[64];		/* relay_label() */
+	char command[80];	/* RELAY_LOGIN_NEEDED: what to run, "outbox oauth2 login NAME" */
+	enum relay_condition state;
+	double until;		/* wall clock: down or held until (0: the next message tries it) */
+	double since;		/* RELAY_LOGIN_NEEDED: since when */
+	unsigned failures;	/* failed sessions in a row */
+	char why[200];		/* the reply or reason, printable: for admins only */
+	char hint[160];		/* what to do about that reply (smtp_auth_hint), or "" */
+};
+size_t pool_relay_states(struct daemon *d, struct relay_state *out, size_t max);
+/* "ok", "down", "held", "login_needed" (the metric's label). */
+const char *relay_condition_name(enum relay_condition c);
 /* Take back the job of id if no worker has started it: true if so. */
 bool pool_cancel(struct daemon *d, const char *id);
 void pool_free(struct daemon *d);

@@ -258,9 +258,14 @@ void sched_dispatch(struct daemon *d)
 
 size_t sched_flush_all(struct daemon *d)
 {
+	pool_flush_relays(d, -1);	/* before they are handed out: held relays too go now */
+	return sched_due_now(d);
+}
+
+size_t sched_due_now(struct daemon *d)
+{
 	struct scheduler *s = &d->sched;
 	size_t n = s->nheap;
-	pool_flush_relays(d, -1);	/* before they are handed out: held relays too go now */
 	for (uint32_t i = 0; i < s->nheap; i++)	/* next_try stays: it names the file */
 		lane_push(d, LANE_BACKLOG, s->heap[i]);
 	s->nheap = 0;

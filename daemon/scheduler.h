@@ -71,6 +71,9 @@ void sched_dispatch(struct daemon *d);
  * back or down is tried at once (pool_flush_relays); how many were
  * waiting.  Their files' names keep the old schedule. */
 size_t sched_flush_all(struct daemon *d);
+/* The same, but relays keep their holds and backoffs (a relay that
+ * waited for an OAuth2 login got its token: relay_state.c). */
+size_t sched_due_now(struct daemon *d);
 /* An operator action on one message.  Hold and delete take it out of
  * its lane or the heap (a job the pool has not started is taken back);
  * release and flush make it due now.  For SA_NOW the caller then does

@@ -16,12 +16,20 @@
  * final for the attempt: the job does not move.
  *
  * Trial session: once a relay that was down may be tried again (its
- * backoff over, or cleared by a flush), one worker without a session
- * opens one (up->trying) while the relay's other workers wait for its
- * outcome: up again, all go; down again, their messages wait or move.
- * So a relay refusing AUTH gets one login per backoff, not one per
- * worker.  Every way a trial ends (upstream_up, upstream_failed) wakes
- * the waiters.
+ * backoff over, or cleared by a flush), and whenever no session to it
+ * opened in the last PROVEN_S (at the start, after a quiet spell: its
+ * login is not known to work), one worker without a session opens one
+ * (up->trying) while the relay's other workers wait for its outcome: up
+ * again, all go; down again, their messages wait or move.  So a relay
+ * refusing AUTH gets one login per backoff, never one per worker at
+ * once: a wrong password does not become a burst of failed logins that
+ * makes the provider lock the account (SPEC "Providers").  Every way a
+ * trial ends (upstream_up, upstream_failed) wakes the waiters.
+ *
+ * Login needed: a session that failed for a dead OAuth2 refresh token
+ * (tokens.h, w->login_needed) puts the relay in that state until a
+ * session opens again; the postmaster is told once (up->notice_due,
+ * sent by the loop: relay_state.c), not again until the relay was up.
  *
  * An operator's flush (pool_flush_relays) clears every relay's hold
  * after a quota or rate reply and every backoff, and says so in the log:
@@ -39,7 +47,10 @@
 
 #include "../common/log.h"
 #include "../common/retry.h"
+#include "../common/tokens.h"
 #include "delivery.h"
+
+#define PROVEN_S 60	/* a session opened this recently: the relay's login works, no trial */
 
 static struct upstream *find_locked(struct pool *p, const char *name)
 {
@@ -98,25 +109,44 @@ static void trial_over_locked(struct worker *w)
 	uv_cond_broadcast(&w->up->tried);
 }
 
-/* Must w wait for another worker's trial session to its relay? */
-static bool trial_by_another_locked(const struct worker *w)
+/* Is a new session to up a trial: down before, or not proven lately? */
+static bool needs_trial_locked(const struct upstream *up, double now)
 {
-	const struct upstream *up = w->up;
-	return up->failures > 0 && up->trying && up->trying != w && !w->smtp.open;
+	return up->failures > 0 || now - up->proven_at > PROVEN_S;
 }
 
-/* w may go: it opens the trial session if its relay was down and no
- * trial runs (a worker with a session open needs none). */
-static void trial_take_locked(struct worker *w)
+/* Must w wait for another worker's trial session to its relay? */
+static bool trial_by_another_locked(const struct worker *w, double now)
+{
+	const struct upstream *up = w->up;
+	return up->trying && up->trying != w && !w->smtp.open && needs_trial_locked(up, now);
+}
+
+/* w may go: it opens the trial session if one is needed and none runs
+ * (a worker with a session open needs none). */
+static void trial_take_locked(struct worker *w, double now)
 {
 	struct upstream *up = w->up;
-	if (up->failures > 0 && !up->trying && !w->smtp.open)
+	if (needs_trial_locked(up, now) && !up->trying && !w->smtp.open)
 		up->trying = w;
 }
 
 static double rnd01(struct worker *w)
 {
 	return (double)rand_r(&w->rnd_state) / ((double)RAND_MAX + 1.0);
+}
+
+/* A session failed for a dead refresh token (locked): the relay needs a
+ * login; true when it did not before (the log says so once). */
+static bool login_needed_locked(struct upstream *up, double now)
+{
+	if (up->login_needed)
+		return false;
+	up->login_needed = true;
+	up->login_since = now;
+	if (!up->notified)
+		up->notified = up->notice_due = true;
+	return true;
 }
 
 bool upstream_failed(struct worker *w, struct job *j)
@@ -128,6 +158,7 @@ bool upstream_failed(struct worker *w, struct job *j)
 	uv_mutex_lock(&p->mu);
 	up->failures++;
 	snprintf(up->down_why, sizeof up->down_why, "%.199s", w->smtp.fail_text);
+	bool newly_login = w->login_needed && login_needed_locked(up, now);
 	double wait = retry_delay(c->queue.retry_min, c->queue.retry_max, up->failures, rnd01(w));
 	unsigned quota = smtp_quota_hold(w->smtp.fail_code, w->smtp.fail_text);	/* "421 4.7.0 ..." */
 	if (quota > wait)
@@ -148,7 +179,11 @@ bool upstream_failed(struct worker *w, struct job *j)
 		push_job_locked(p, to, j);	/* (j is the next worker's from here) */
 	}
 	uv_mutex_unlock(&p->mu);
-	log_warn("relay %s: down for %.0f s (%u failure%s in a row)", from, wait, failures, failures == 1 ? "" : "s");
+	if (newly_login)	/* (the text names the command to run) */
+		log_err("relay %s: %s; its mail waits (deferred, never bounced)", from, w->smtp.fail_text);
+	const char *hint = w->login_needed ? NULL : smtp_auth_hint(w->smtp.fail_text);
+	log_warn("relay %s: down for %.0f s (%u failure%s in a row)%s%s", from, wait, failures,
+		 failures == 1 ? "" : "s", hint ? ": " : "", hint ? hint : "");
 	if (moved)
 		log_info("%s: tried at relay %s instead", id, next);
 	return moved;
@@ -163,6 +198,8 @@ void upstream_up(struct worker *w)
 	snprintf(label, sizeof label, "%s", relay_label(up->relay));
 	up->failures = 0;
 	up->down_until = 0;
+	up->proven_at = now_real();
+	up->login_needed = up->notified = up->notice_due = false;	/* a new failure is news again */
 	trial_over_locked(w);
 	uv_mutex_unlock(&w->pool->mu);
 	if (was_down)
@@ -213,7 +250,7 @@ enum admit upstream_admit(struct worker *w, struct job *j, double *until, char *
 				 up->failures ? "is down" : "is held back", up->down_why);
 			break;
 		}
-		if (trial_by_another_locked(w)) {
+		if (trial_by_another_locked(w, now)) {
 			if (p->stopping) {
 				*until = now;
 				snprintf(why, n, "delivery temporarily suspended: relay %s is being tried again",
@@ -225,7 +262,7 @@ enum admit upstream_admit(struct worker *w, struct job *j, double *until, char *
 		}
 		double wait = rate_slot_locked(up, now);
 		if (wait == 0) {
-			trial_take_locked(w);
+			trial_take_locked(w, now);
 			uv_mutex_unlock(&p->mu);
 			return ADMIT_GO;
 		}
@@ -375,6 +412,8 @@ void upstreams_configure(struct pool *p, struct config *c)
 		uv_cond_broadcast(&up->cv);	/* the ones too many notice */
 	}
 	uv_mutex_unlock(&p->mu);
+	token_cache_set_hold(p->d->tokens, (double)c->queue.retry_max);
+	token_watch_configure(p, c);
 	for (struct upstream *up = p->ups; up; up = up->next)
 		if (!up->removed)
 			log_info("relay %s: %zu delivery workers for %s:%llu", relay_label(up->relay), up->want,
