@@ -1,8 +1,10 @@
 /*
- * control_int.h - private to the control server's files: control.c (the
- * connections, their limits, timers and output), control_list.c (QUEUE
- * and SHOW), control_act.c (FLUSH, DELETE, HOLD, RELEASE, STATUS,
- * METRICS and the actions that waited for an attempt's end).
+ * control_int.h - private to the control server's files, from the top
+ * down: control.c (the listener: limits, the request line, its timers,
+ * the verb), control_list.c (QUEUE and SHOW), control_act.c (FLUSH,
+ * DELETE, HOLD, RELEASE, STATUS, METRICS and the actions that waited for
+ * an attempt's end), control_conn.c (a connection's output, work, peer
+ * and close: it calls none of the others).
  *
  * THREADS: a struct ctl belongs to the loop, except while its one work
  * item runs (ctl_work): then the thread may read the request's fields
@@ -47,7 +49,19 @@ struct item {
 	char why[512];
 };
 
-struct control;
+#define ADMIN_CACHE 64		/* users whose admin check is remembered */
+#define ADMIN_CACHE_S 10.0	/* for so long */
+
+/* The server: its connections, the queue of work waiting for a thread. */
+struct control {
+	struct daemon *d;
+	struct ctl *conns;
+	size_t nconns;
+	struct ctl *wait_head, *wait_tail;	/* work waiting for a thread */
+	unsigned busy;				/* work items running */
+	bool stopped;
+	struct { long uid; bool admin; double at; } admins[ADMIN_CACHE];
+};
 
 struct ctl {
 	uv_pipe_t pipe;
@@ -97,6 +111,8 @@ void ctl_put(struct buf *b, int stream, const char *fmt, ...) __attribute__((for
  * ctl_full() true sets c->resume and waits. */
 void ctl_send(struct ctl *c, struct buf *b);
 bool ctl_full(const struct ctl *c);
+/* Close now (both handles; freed once no work item of it runs). */
+void ctl_close(struct ctl *c);
 /* The status line, then close once it is written. */
 void ctl_end(struct ctl *c);
 /* Run work on the pool (at most CONTROL_THREADS at once), then done on
