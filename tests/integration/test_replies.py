@@ -12,6 +12,7 @@ import re
 import pytest
 
 from test_delivery import send, wait_queue_empty
+from test_oauth2 import oauth2  # noqa: F401 (a fixture)
 
 EXIM_250 = "250-472 byte chunk, total 472\r\n250 OK id=1abc-000123-XY"
 GMAIL_450 = ("450-4.2.1 The user you are trying to contact is receiving mail too quickly. Please\r\n"
@@ -87,4 +88,25 @@ def test_a_refused_login_says_the_whole_reply_and_what_to_do(relay_daemon, reply
     assert up.auth_attempts and not any(ok for _, _, ok in up.auth_attempts)
     listing = [line.strip() for line in d.outbox("queue").stdout.splitlines()]
     assert "(%s)" % said in listing
+    assert up.messages == [] and "status=bounced" not in d.log()
+
+
+class _NoToken(set):
+    """The upstream's valid tokens, kept empty: every token is refused."""
+
+    def add(self, token):
+        pass
+
+
+def test_a_refused_token_says_the_servers_error_and_what_to_do(oauth2):  # noqa: F811
+    d, up, srv, _ = oauth2()
+    up.tokens = _NoToken()
+    up.token_error = '{"status":"400","schemes":"Bearer","scope":"https://mail.google.com/"}'
+    send(d, ["a@r.example"])
+    said = ('535 5.7.8 Authentication credentials invalid (token error: {"status":"400","schemes":'
+            '"Bearer","scope":"https://mail.google.com/"}); what to do: the access token was refused: '
+            'outbox oauth2 login')
+    d.wait_log(r"relay localhost\[127\.0\.0\.1\]:\d+: %s\n" % re.escape(said))
+    d.wait_log(r"to=<a@r\.example> .* status=deferred \(%s\)" % re.escape(said))
+    assert len(up.tokens_seen) >= 2                  # the cached token, then a fresh one
     assert up.messages == [] and "status=bounced" not in d.log()

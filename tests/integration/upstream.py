@@ -27,6 +27,8 @@ Switchable faults (set attributes at any time, they are read per event):
                   as real servers send ("250-472 byte chunk, total 472
                   \r\n250 OK id=1abc-000123-XY", Exim)
   rcpt_reply      {address: reply} for RCPT, the same way
+  token_error     a JSON error: a refused XOAUTH2/OAUTHBEARER token gets
+                  334 and it (base64) before the 535, as Gmail does
   Like Postfix and aiosmtpd, a MAIL inside an open transaction gets
   "503 nested MAIL command".
   offer_auth_in_clear  advertise AUTH before TLS (to tempt a client)
@@ -248,10 +250,18 @@ class _Handler:
         return up.data_reply or "250 2.0.0 Ok: queued"
 
     async def auth_XOAUTH2(self, server, args):
-        return self._oauth(server, args, b"\x01auth=Bearer ")
+        return await self._token_error(server, self._oauth(server, args, b"\x01auth=Bearer "))
 
     async def auth_OAUTHBEARER(self, server, args):
-        return self._oauth(server, args, b"\x01auth=Bearer ")
+        return await self._token_error(server, self._oauth(server, args, b"\x01auth=Bearer "))
+
+    async def _token_error(self, server, result):
+        # with token_error set, a refused token is answered as Gmail does
+        # (RFC 7628 3.2.2): 334 and the JSON error in base64, then, after
+        # the client's empty line, the final 535
+        if not result.success and self.up.token_error:
+            await server.challenge_auth(self.up.token_error)
+        return result
 
     def _oauth(self, server, args, marker):
         if len(args) < 2:
@@ -303,6 +313,7 @@ class Upstream:
         self.rcpt_reply = {}
         self.data_reply = None
         self.auth_reply = None
+        self.token_error = None
         self.tempfail_first = 0
         self.tempfail_rcpt = False
         self.refuse_data = []
