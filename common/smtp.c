@@ -4,6 +4,8 @@
  */
 #include "smtp.h"
 
+#include "escape.h"
+
 #include <ctype.h>
 #include <stdio.h>
 #include <string.h>
@@ -77,7 +79,8 @@ int smtp_reply_parse(const char *in, size_t len, struct smtp_reply *r, size_t *c
 			memcpy(r->enh, text, el);
 			r->enh[el] = '\0';
 		}
-		if (el && r->enh[0]) {	/* strip the code from every line */
+		if (el && r->enh[0] && el == strlen(r->enh) && memcmp(text, r->enh, el) == 0) {
+			/* the first line's enhanced code, repeated: stripped (another one stays) */
 			text += el;
 			tl -= el;
 			while (tl && *text == ' ')
@@ -94,11 +97,62 @@ int smtp_reply_parse(const char *in, size_t len, struct smtp_reply *r, size_t *c
 	}
 }
 
-const char *smtp_reply_line(const struct smtp_reply *r, char *out, size_t n)
+/* The longest cut of s[0..len) within max octets that ends at a
+ * character boundary: not inside a UTF-8 sequence nor an "\xHH" escape. */
+static size_t boundary(const char *s, size_t len, size_t max)
+{
+	if (len <= max)
+		return len;
+	size_t p = max;
+	while (p > 0 && ((unsigned char)s[p] & 0xC0) == 0x80)
+		p--;
+	for (size_t q = p > 3 ? p - 3 : 0; q < p; q++)
+		if (s[q] == '\\' && s[q + 1] == 'x') {
+			p = q;
+			break;
+		}
+	return p;
+}
+
+size_t smtp_reply_join(const struct smtp_reply *r, struct buf *out)
 {
 	const char *t = r->text.data ? r->text.data : "";
-	size_t tl = strcspn(t, "\n");
-	snprintf(out, n, "%03d%s%s %.*s", r->code, r->enh[0] ? " " : "", r->enh, (int)tl, t);
+	size_t last = 0;
+	buf_printf(out, "%03d%s%s", r->code, r->enh[0] ? " " : "", r->enh);
+	for (;;) {
+		t += strspn(t, " \t");
+		size_t l = strcspn(t, "\n"), shown = l;
+		while (shown > 0 && (t[shown - 1] == ' ' || t[shown - 1] == '\t'))
+			shown--;
+		if (shown > 0) {
+			buf_addc(out, ' ');
+			last = out->len;
+			esc_buf(out, t, shown, false);
+		}
+		if (!t[l])
+			return last ? last : out->len;
+		t += l + 1;
+	}
+}
+
+const char *smtp_reply_line(const struct smtp_reply *r, char *out, size_t n)
+{
+	struct buf b;
+	if (n == 0)
+		return out;
+	buf_init(&b);
+	size_t last = smtp_reply_join(r, &b);
+	size_t room = n - 1, tail = b.len - last;
+	if (b.len <= room) {
+		memcpy(out, b.data, b.len + 1);
+	} else if (last > 0 && tail + 4 <= room / 2) {	/* "head... last line" */
+		size_t h = boundary(b.data, b.len, room - tail - 4);
+		snprintf(out, n, "%.*s... %s", (int)h, b.data, b.data + last);
+	} else {
+		size_t h = boundary(b.data, b.len, room >= 3 ? room - 3 : 0);
+		snprintf(out, n, "%.*s...", (int)h, b.data);
+	}
+	buf_free(&b);
 	return out;
 }
 

@@ -45,7 +45,20 @@ void smtp_reply_free(struct smtp_reply *r);
  */
 int smtp_reply_parse(const char *in, size_t len, struct smtp_reply *r, size_t *consumed,
 		     struct err *e);
-/* The first line of the reply's text, as "250 2.0.0 text" (for logs). */
+/*
+ * The whole reply on one line, for logs, outbox queue, the quota and
+ * hint tables and reports: "550 5.1.1 first line's text next line's
+ * text ...", the lines' texts (without their codes, nor the enhanced
+ * code when it repeats the first line's) joined with a space, escaped
+ * as escape.h says (never a control character).  Appended to out;
+ * returns the offset of the last line's text in out, where a server
+ * puts its queue ID ("250 OK id=1abc-000123-XY").
+ */
+size_t smtp_reply_join(const struct smtp_reply *r, struct buf *out);
+/* The same within n octets (NUL included, n >= 8): a longer reply is
+ * cut at a character boundary and marked "...", keeping its last line
+ * when that takes at most half of n ("head... last line"). */
+#define SMTP_REPLY_SHOWN 1000	/* octets of a reply kept (+1 for a buffer) */
 const char *smtp_reply_line(const struct smtp_reply *r, char *out, size_t n);
 
 /* Streaming DATA reader (server side). */

@@ -4,13 +4,17 @@
  */
 #include "smtp_client.h"
 
+#include <ctype.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
+#include <mbedtls/base64.h>
+
 #include "auth.h"
+#include "escape.h"
 #include "log.h"
 
 void smtp_client_init(struct smtp_client *s)
@@ -28,6 +32,7 @@ int smtp_fail(struct smtp_client *s, enum smtp_stage st, int code, const char *f
 	va_end(ap);
 	s->fail_stage = st;
 	s->fail_code = code;
+	s->fail_hint = NULL;
 	return -1;
 }
 
@@ -45,10 +50,28 @@ enum smtp_verdict smtp_classify(enum smtp_stage st, int code)
 	return V_TEMP;	/* 4xx; DNS, connect, greeting, EHLO, TLS, AUTH; no reply */
 }
 
-/* Replies that report a provider's quota or rate limit (SPEC "Relays").
- * code: exact, or 4 / 5 for any of that class; status: the enhanced
- * code after it, NULL for any; text: words in it (any case), NULL for
- * any.  Keep outbox.conf(5) QUOTA REPLIES in step. */
+/* Does reply ("535 5.7.139 text", the code first) match?  code: exact,
+ * or 4 / 5 for any of that class; status: the enhanced code right after
+ * it, NULL for any; text: words in it (any case), NULL for any. */
+static bool reply_matches(const char *reply, int code, int want, const char *status, const char *text)
+{
+	const char *p = reply;
+	if (want >= 100 ? want != code : want != code / 100)
+		return false;
+	while (*p && *p != ' ' && *p != '-')	/* past the code */
+		p++;
+	while (*p == ' ' || *p == '-')
+		p++;
+	size_t sl = status ? strlen(status) : 0;
+	if (status && (strncmp(p, status, sl) != 0 || (p[sl] != ' ' && p[sl] != '\0')))
+		return false;
+	return !text || strcasestr(reply, text);
+}
+
+/* Replies that report a provider's quota or rate limit (SPEC "Relays"),
+ * matched as reply_matches() says on the whole reply (every line: a
+ * provider may name the quota on a later one).  Keep outbox.conf(5)
+ * QUOTA REPLIES in step. */
 static const struct quota_reply {
 	int code;
 	const char *status;
@@ -66,35 +89,85 @@ static const struct quota_reply {
 
 unsigned smtp_quota_hold(int code, const char *text)
 {
-	const char *p = text;
 	if (code < 400 || code > 599)
 		return 0;
-	while (*p && *p != ' ' && *p != '-')	/* past the code */
-		p++;
-	while (*p == ' ' || *p == '-')
-		p++;
 	for (size_t i = 0; i < ARRAY_LEN(quota_replies); i++) {
 		const struct quota_reply *q = &quota_replies[i];
-		if (q->code >= 100 ? q->code != code : q->code != code / 100)
-			continue;
-		if (q->status && (strncmp(p, q->status, strlen(q->status)) != 0
-				  || (p[strlen(q->status)] != ' ' && p[strlen(q->status)] != '\0')))
-			continue;
-		if (q->text && !strcasestr(text, q->text))
-			continue;
-		return q->hold;
+		if (reply_matches(text, code, q->code, q->status, q->text))
+			return q->hold;
 	}
 	return 0;
 }
 
+/* What auth_once() puts after a final reply when the server first
+ * answered the token with a 334 error (RFC 7628 3.2.2: base64 JSON,
+ * e.g. Gmail's {"status":"400","schemes":"Bearer","scope":"https://mail.google.com/"}). */
+#define TOKEN_ERROR "token error: "
+
+/*
+ * What to do about a refused login, by the provider's reply: the first
+ * entry that matches (reply_matches) wins.  Keep outbox.conf(5) and
+ * outboxd(8) in step.  The replies, as the providers send them:
+ *  Microsoft 365, 5.7.139 and 5.7.3: "535 5.7.139 Authentication
+ *   unsuccessful, basic authentication is disabled.", "535 5.7.139
+ *   Authentication unsuccessful, SmtpClientAuthentication is disabled
+ *   for the Tenant. Visit https://aka.ms/smtp_auth_disabled ...", "535
+ *   5.7.3 Authentication unsuccessful" (the failure reply of [MS-SMTPNTLM]
+ *   2.2.1.4; learn.microsoft.com/exchange/clients-and-mobile-in-exchange-
+ *   online/authenticated-client-smtp-submission; the texts as quoted in
+ *   rpremraj/mailR#107, nodemailer#1484, MailKit#700).
+ *  Gmail (support.google.com/a/answer/3726730, "Gmail SMTP errors and
+ *   codes"; the texts as quoted in nodemailer#1656 and others):
+ *   "534-5.7.9 Application-specific password required. Learn more at /
+ *   534 5.7.9 https://support.google.com/mail/?p=InvalidSecondFactor",
+ *   "535-5.7.8 Username and Password not accepted. For more information,
+ *   go to / 535 5.7.8 https://support.google.com/mail/?p=BadCredentials",
+ *   "534-5.7.14 <https://accounts.google.com/signin/continue?...> Please
+ *   log in via your web browser and / 534-5.7.14 then try again.",
+ *   "530 5.7.0 Authentication Required" (RFC 4954 6: "530 5.7.0
+ *   Authentication required"; not Gmail's "530 5.7.0 Must issue a
+ *   STARTTLS command first").
+ *  A refused XOAUTH2 or OAUTHBEARER token: 334 and the error, then the
+ *   final reply (Gmail: 535 5.7.8), which TOKEN_ERROR follows.
+ */
+static const struct auth_hint {
+	int code;
+	const char *status;
+	const char *text;
+	const char *hint;
+} auth_hints[] = {
+	{ 5, NULL, TOKEN_ERROR, "the access token was refused: outbox oauth2 login" },
+	{ 535, "5.7.139", "basic authentication is disabled", "switch to OAuth2: outbox setup microsoft365" },
+	{ 535, "5.7.139", "SmtpClientAuthentication is disabled",
+	  "enable SMTP AUTH for the tenant (Exchange admin center, Settings, Mail flow): OAuth2 needs it too" },
+	{ 535, "5.7.139", NULL, "basic authentication refused: switch to OAuth2: outbox setup microsoft365" },
+	{ 535, "5.7.3", NULL, "enable Authenticated SMTP for the mailbox in the Microsoft 365 admin center, "
+			      "or check the credentials" },
+	{ 534, "5.7.9", NULL, "make an app password (Google account, Security, App passwords) and put it "
+			      "in password_file" },
+	{ 534, "5.7.14", NULL, "sign in to the account in a web browser once, then use an app password or "
+			       "OAuth2: outbox setup gmail" },
+	{ 535, "5.7.8", NULL, "check user and password_file" },
+	{ 530, "5.7.0", "Authentication Required", "the server wants a login: set user and password_file "
+						   "(or OAuth2)" },
+};
+
+const char *smtp_auth_hint(const char *reply)
+{
+	const char *r = reply ? reply : "";
+	bool coded = isdigit((unsigned char)r[0]) && isdigit((unsigned char)r[1]) && isdigit((unsigned char)r[2]);
+	int code = coded ? (r[0] - '0') * 100 + (r[1] - '0') * 10 + (r[2] - '0') : 0;
+	for (size_t i = 0; i < ARRAY_LEN(auth_hints); i++) {
+		const struct auth_hint *h = &auth_hints[i];
+		if (reply_matches(r, code, h->code, h->status, h->text))
+			return h->hint;
+	}
+	return NULL;
+}
+
 const char *smtp_last_reply(const struct smtp_client *s, char *out, size_t n)
 {
-	char line[600];
-	smtp_reply_line(&s->reply, line, sizeof line);
-	char safe[600];
-	log_safe(line, safe, sizeof safe);
-	snprintf(out, n, "%s", safe);
-	return out;
+	return smtp_reply_line(&s->reply, out, n);
 }
 
 int smtp_send(struct smtp_client *s, const void *p, size_t n, enum smtp_stage st)
@@ -170,7 +243,7 @@ static int command(struct smtp_client *s, enum smtp_stage st, int cls, const cha
 
 static int command(struct smtp_client *s, enum smtp_stage st, int cls, const char *fmt, ...)
 {
-	char line[1024], r[600];
+	char line[1024], r[SMTP_REPLY_SHOWN + 1];
 	va_list ap;
 	va_start(ap, fmt);
 	int n = vsnprintf(line, sizeof line - 2, fmt, ap);
@@ -189,7 +262,7 @@ static int command(struct smtp_client *s, enum smtp_stage st, int cls, const cha
 
 static int expect_reply(struct smtp_client *s, enum smtp_stage st, int cls)
 {
-	char r[600];
+	char r[SMTP_REPLY_SHOWN + 1];
 	if (smtp_read_reply(s, st) < 0)
 		return -1;
 	if (s->reply.code / 100 != cls)
@@ -266,6 +339,22 @@ static int auth_login(struct smtp_client *s, const char *user, const char *secre
 	return rc;
 }
 
+#define TOKEN_ERROR_MAX 200
+
+/* The error a 334 carries after a refused token (base64 JSON), decoded
+ * and escaped, within n octets; the text as it came if it is not base64. */
+static void token_error(const struct smtp_reply *r, char *out, size_t n)
+{
+	const char *t = r->text.data ? r->text.data : "";
+	unsigned char raw[TOKEN_ERROR_MAX * 2];
+	size_t len = 0;
+	if (mbedtls_base64_decode(raw, sizeof raw, &len, (const unsigned char *)t, strlen(t)) != 0) {
+		len = strlen(t) < sizeof raw ? strlen(t) : sizeof raw;
+		memcpy(raw, t, len);
+	}
+	esc_copy(out, n, (const char *)raw, len);
+}
+
 static int auth_once(struct smtp_client *s, const struct relay *r, unsigned mech, const char *secret)
 {
 	if (mech == SASL_LOGIN)
@@ -281,13 +370,16 @@ static int auth_once(struct smtp_client *s, const struct relay *r, unsigned mech
 	buf_free(&b);
 	if (rc < 0 || smtp_read_reply(s, ST_AUTH) < 0)
 		return -1;
+	char detail[TOKEN_ERROR_MAX] = "";
 	if (s->reply.code == 334) {	/* OAuth error details: answer empty, get the final reply */
+		token_error(&s->reply, detail, sizeof detail);
 		if (smtp_send(s, "\r\n", 2, ST_AUTH) < 0 || smtp_read_reply(s, ST_AUTH) < 0)
 			return -1;
 	}
 	if (s->reply.code / 100 != 2) {
-		char r[600];
-		return smtp_fail(s, ST_AUTH, s->reply.code, "%s", smtp_last_reply(s, r, sizeof r));
+		char r[SMTP_REPLY_SHOWN + 1];
+		return smtp_fail(s, ST_AUTH, s->reply.code, "%s%s%s%s", smtp_last_reply(s, r, sizeof r),
+				 *detail ? " (" TOKEN_ERROR : "", detail, *detail ? ")" : "");
 	}
 	return 0;
 }
@@ -342,6 +434,10 @@ static int authenticate(struct smtp_client *s, const struct relay *r)
 	}
 	if (rc == 0)
 		s->auth_used = sasl_name(mech);
+	else if (s->fail_code && (s->fail_hint = smtp_auth_hint(s->fail_text))) {
+		size_t l = strlen(s->fail_text);	/* the log line, probe and outbox queue say it */
+		snprintf(s->fail_text + l, sizeof s->fail_text - l, "; what to do: %s", s->fail_hint);
+	}
 	return rc;
 }
 

@@ -57,7 +57,9 @@ struct smtp_client {
 	/* the last failure */
 	enum smtp_stage fail_stage;
 	int fail_code;			/* reply code, 0 when there was none */
-	char fail_text[600];		/* the reply or the local reason */
+	char fail_text[SMTP_REPLY_SHOWN + 500];	/* the reply (smtp_reply_line) or the local reason */
+	const char *fail_hint;		/* a refused AUTH: smtp_auth_hint() of it, also at the end
+					 * of fail_text ("; what to do: ..."); else NULL */
 };
 
 void smtp_client_init(struct smtp_client *s);
@@ -73,7 +75,7 @@ int smtp_read_reply(struct smtp_client *s, enum smtp_stage st);
 /* Record a failure (reply code 0 = local or network reason). */
 int smtp_fail(struct smtp_client *s, enum smtp_stage st, int code, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
-/* "250 2.0.0 text" of the last reply. */
+/* The last reply, whole, as smtp_reply_line() gives it. */
 const char *smtp_last_reply(const struct smtp_client *s, char *out, size_t n);
 void smtp_quit(struct smtp_client *s);
 void smtp_close(struct smtp_client *s);
@@ -101,5 +103,10 @@ enum smtp_verdict smtp_classify(enum smtp_stage st, int code);
  * 0 if not.  Such a reply defers, whatever its code (the table is in
  * smtp_client.c and outbox.conf(5)). */
 unsigned smtp_quota_hold(int code, const char *text);
+/* What to do about a refused login, for a provider's reply that the
+ * hint table (smtp_client.c, outbox.conf(5)) knows ("535 5.7.139 ...":
+ * "switch to OAuth2: outbox setup microsoft365"), or NULL.  reply as
+ * smtp_reply_line() gives it, or fail_text. */
+const char *smtp_auth_hint(const char *reply);
 
 #endif

@@ -118,7 +118,7 @@ void fail_from_session(struct attempt *a, const struct smtp_client *s)
 static void log_recipient(struct worker *w, struct attempt *a, size_t i, const char *status,
 			  const char *extra)
 {
-	char to[ADDR_MAX * 4 + 1], why[700];
+	char to[ADDR_MAX * 4 + 1], why[SMTP_REPLY_SHOWN + 500];
 	const struct smtp_client *s = &w->smtp;
 	char relay[320];
 	if (*s->relay)

@@ -83,7 +83,7 @@ static void flush(struct worker *w)
  * not yet recorded is deferred with this reason. */
 static void break_session(struct worker *w, enum smtp_stage st, const char *what)
 {
-	char r[600];
+	char r[SMTP_REPLY_SHOWN + 1];
 	smtp_fail(&w->smtp, st, 0, "%s: %s", what, smtp_last_reply(&w->smtp, r, sizeof r));
 }
 
@@ -196,7 +196,7 @@ static enum outcome reply_outcome(struct worker *w, enum smtp_stage st, const ch
 
 static void mail_reply(struct worker *w, struct attempt *a)
 {
-	char line[600];
+	char line[SMTP_REPLY_SHOWN + 1];
 	const struct smtp_client *s = &w->smtp;
 	enum smtp_verdict v = smtp_classify(ST_MAIL, s->reply.code);
 	if (v == V_SESSION)
@@ -216,7 +216,7 @@ static void send_rcpt(struct worker *w, struct attempt *a, size_t i)
 
 static void rcpt_reply(struct worker *w, struct attempt *a, size_t i)
 {
-	char line[600];
+	char line[SMTP_REPLY_SHOWN + 1];
 	const struct smtp_client *s = &w->smtp;
 	enum smtp_verdict v = smtp_classify(ST_RCPT, s->reply.code);
 	if (!a->mail_ok) {	/* refusals are the expected sequel; a 2xx is not */
@@ -238,7 +238,7 @@ static void rcpt_reply(struct worker *w, struct attempt *a, size_t i)
  * data, or a refused DATA or BDAT. */
 static void result_for_accepted(struct worker *w, struct attempt *a, enum smtp_stage st)
 {
-	char line[600];
+	char line[SMTP_REPLY_SHOWN + 1];
 	const struct smtp_client *s = &w->smtp;
 	enum outcome o = reply_outcome(w, st, smtp_last_reply(s, line, sizeof line));
 	for (size_t i = 0; i < a->env.nrcpt; i++)

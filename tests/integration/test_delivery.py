@@ -98,7 +98,8 @@ def test_wrong_password_defers_not_bounces(relay_daemon):
     d, up = relay_daemon()
     up.users["user1"] = "another"
     send(d, ["a@r.example"])
-    wait_log(d, r"status=deferred \(535 5\.7\.8 Authentication credentials invalid\) next=\+1s")
+    wait_log(d, r"status=deferred \(535 5\.7\.8 Authentication credentials invalid; "
+                r"what to do: check user and password_file\) next=\+1s")
     assert "bounced" not in d.log()
     assert len(d.queue_ids()) == 1
     up.users["user1"] = "secret-pw"       # the provider accepts again: it goes

@@ -20,6 +20,15 @@ Switchable faults (set attributes at any time, they are read per event):
                   None in the list lets that DATA through
   hold            while true, EHLO is not answered (clients queue up)
   refuse_bdat     replies for the next non-LAST BDAT chunks
+  mail_reply, data_reply, auth_reply
+                  when set, the reply to every MAIL, end of data (DATA
+                  or BDAT LAST: the message is recorded if it is 2xx) or
+                  AUTH; lines joined with CRLF make a multi-line reply,
+                  as real servers send ("250-472 byte chunk, total 472
+                  \r\n250 OK id=1abc-000123-XY", Exim)
+  rcpt_reply      {address: reply} for RCPT, the same way
+  token_error     a JSON error: a refused XOAUTH2/OAUTHBEARER token gets
+                  334 and it (base64) before the 535, as Gmail does
   Like Postfix and aiosmtpd, a MAIL inside an open transaction gets
   "503 nested MAIL command".
   offer_auth_in_clear  advertise AUTH before TLS (to tempt a client)
@@ -223,6 +232,8 @@ class _Handler:
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         if self.up.tempfail_rcpt:
             return "451 4.7.1 <%s>: Recipient address rejected: greylisted" % address
+        if address in self.up.rcpt_reply:
+            return self.up.rcpt_reply[address]
         if address in self.up.reject_rcpt:
             return "550 5.1.1 <%s>: Recipient address rejected" % address
         envelope.rcpt_tos.append(address)
@@ -242,6 +253,8 @@ class _Handler:
                 up.tempfail_first -= 1
                 up.tempfails_sent.append(time.time())
                 return "451 4.7.1 Try again later"
+        if up.data_reply and not up.data_reply.startswith("2"):
+            return up.data_reply
         ssl_obj = server.transport.get_extra_info("ssl_object")
         msg = Message(envelope.mail_from, list(envelope.rcpt_tos), bytes(envelope.original_content),
                       ssl_obj.version() if ssl_obj else None,
@@ -253,13 +266,21 @@ class _Handler:
             up.cond.notify_all()
         if up.on_message:
             up.on_message(msg)
-        return "250 2.0.0 Ok: queued"
+        return up.data_reply or "250 2.0.0 Ok: queued"
 
     async def auth_XOAUTH2(self, server, args):
-        return self._oauth(server, args, b"\x01auth=Bearer ")
+        return await self._token_error(server, self._oauth(server, args, b"\x01auth=Bearer "))
 
     async def auth_OAUTHBEARER(self, server, args):
-        return self._oauth(server, args, b"\x01auth=Bearer ")
+        return await self._token_error(server, self._oauth(server, args, b"\x01auth=Bearer "))
+
+    async def _token_error(self, server, result):
+        # with token_error set, a refused token is answered as Gmail does
+        # (RFC 7628 3.2.2): 334 and the JSON error in base64, then, after
+        # the client's empty line, the final 535
+        if not result.success and self.up.token_error:
+            await server.challenge_auth(self.up.token_error)
+        return result
 
     def _oauth(self, server, args, marker):
         if len(args) < 2:
@@ -317,6 +338,10 @@ class Upstream:
         self.connections = []
         self.reject_rcpt = set()
         self.mail_reply = None        # e.g. "550 5.4.5 Daily user sending quota exceeded."
+        self.rcpt_reply = {}
+        self.data_reply = None
+        self.auth_reply = None
+        self.token_error = None
         self.tempfail_first = 0
         self.tempfail_rcpt = False
         self.refuse_data = []
@@ -355,9 +380,9 @@ class Upstream:
     def _authenticator(self, server, session, envelope, mechanism, auth_data):
         login = auth_data.login.decode()
         password = auth_data.password.decode()
-        ok = self.users.get(login) == password
+        ok = self.users.get(login) == password and not self.auth_reply
         self.auth_attempts.append((mechanism, login, ok))
-        return AuthResult(success=ok, handled=False, auth_data=login)
+        return AuthResult(success=ok, handled=False, auth_data=login, message=self.auth_reply)
 
     def start(self):
         kw = dict(hostname="127.0.0.1", port=self.port, server_hostname="upstream.test",
