@@ -80,7 +80,7 @@ struct upstream {
 	size_t want;		/* its relay's workers; 0 once removed: the rest leave */
 	bool removed;		/* not in the configuration any more */
 	double down_until;	/* wall clock: after a connection-level failure */
-	char down_why[200];	/* that failure, or the quota reply */
+	char down_why[400];	/* that failure (without its hint), or the quota reply */
 	unsigned failures;	/* such failures in a row: the backoff grows */
 	struct worker *trying;	/* its trial session (upstreams.c), or NULL */
 	uv_cond_t tried;	/* the trial's end: the workers waiting for it */

@@ -78,7 +78,7 @@ struct relay_state {
 	double until;		/* wall clock: down or held until (0: the next message tries it) */
 	double since;		/* RELAY_LOGIN_NEEDED: since when */
 	unsigned failures;	/* failed sessions in a row */
-	char why[200];		/* the reply or reason, printable: for admins only */
+	char why[400];		/* the reply or reason, printable: for admins only */
 	char hint[160];		/* what to do about that reply (smtp_auth_hint), or "" */
 };
 size_t pool_relay_states(struct daemon *d, struct relay_state *out, size_t max);

@@ -29,7 +29,7 @@ struct notice {
 	uv_work_t req;
 	struct daemon *d;
 	struct config *conf;	/* a reference, for the thread */
-	char relay[64], command[80], why[200];
+	char relay[64], command[80], why[400];
 	struct envelope env;
 	struct buf msg;
 	struct intake in;

@@ -82,7 +82,7 @@ void upstreams_notices(struct pool *p, void (*send)(struct daemon *d, const char
 						     const char *why))
 {
 	for (;;) {
-		char relay[64], command[80], why[200];
+		char relay[64], command[80], why[400];
 		bool due = false;
 		uv_mutex_lock(&p->mu);
 		for (struct upstream *up = p->ups; up && !due; up = up->next) {

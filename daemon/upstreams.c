@@ -157,7 +157,10 @@ bool upstream_failed(struct worker *w, struct job *j)
 	double now = now_real();
 	uv_mutex_lock(&p->mu);
 	up->failures++;
-	snprintf(up->down_why, sizeof up->down_why, "%.199s", w->smtp.fail_text);
+	/* the reply alone: what to do is the hint table's (relay_state.c) */
+	const char *cut = strstr(w->smtp.fail_text, "; what to do: ");
+	snprintf(up->down_why, sizeof up->down_why, "%.*s",
+		 (int)(cut ? cut - w->smtp.fail_text : (ptrdiff_t)strlen(w->smtp.fail_text)), w->smtp.fail_text);
 	bool newly_login = w->login_needed && login_needed_locked(up, now);
 	double wait = retry_delay(c->queue.retry_min, c->queue.retry_max, up->failures, rnd01(w));
 	unsigned quota = smtp_quota_hold(w->smtp.fail_code, w->smtp.fail_text);	/* "421 4.7.0 ..." */
