@@ -53,7 +53,5 @@ void control_accept(struct daemon *d, uv_stream_t *server);
 void control_stop(struct daemon *d);
 /* Does a work item of a request still run on the pool? */
 bool control_busy(const struct control *srv);
-/* Hook for the scheduler: an action that waited for an attempt's end. */
-void control_later(struct daemon *d, qref r, enum sched_action a);
 
 #endif

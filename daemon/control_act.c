@@ -1,14 +1,14 @@
 /*
  * control_act.c - the operator's actions on the control socket (FLUSH,
- * DELETE, HOLD, RELEASE), STATUS and METRICS, and the actions that
- * waited for an attempt's end (control_later).  control_int.h has the
- * threads.
+ * DELETE, HOLD, RELEASE), STATUS and METRICS.  control_int.h has the
+ * threads; operator.h does each action's two halves (and the actions
+ * that wait for an attempt's end).
  *
  * An action runs in three phases: the pool checks who the peer is (and
  * reads the owner of a message found at the start whose owner is not
- * known yet); the loop does the scheduler's part (scheduler.h
- * sched_act); the pool does the file's part (rename for hold and
- * release, unlink for delete); the loop tells the client and the log.
+ * known yet); the loop does the scheduler's part (op_begin); the pool
+ * does the file's part (op_file: rename for hold and release, unlink for
+ * delete); the loop ends it (op_done) and tells the client and the log.
  * A FLUSH of everything walks only what the peer may act on: an admin's
  * is the scheduler's flush of the deferred heap, a user's walks that
  * user's chain in the index.  An admin's flush (only: a provider's hold
@@ -69,46 +69,34 @@ static void check_work(struct ctl *c)
 
 static void files_work(struct ctl *c)
 {
-	for (size_t i = 0; i < c->nitems; i++) {
-		struct item *it = &c->items[i];
-		struct err e;
-		if (!it->file_op)
-			continue;
-		it->file_rc = c->verb == V_DELETE ? store_delete(&c->d->store, it->name, &e)
-			    : store_set_held(&c->d->store, it->name, c->verb == V_HOLD, &e);
-		if (it->file_rc < 0)
-			snprintf(it->why, sizeof it->why, "%s", e.msg);
-	}
+	for (size_t i = 0; i < c->nitems; i++)
+		op_file(&c->d->store, &c->items[i].op);
 }
 
 /* Loop: one item's outcome, told to the client and the log. */
 static void tell(struct ctl *c, struct item *it)
 {
+	const struct op *o = &it->op;
 	char id[QID_LEN + 1];
 	qid_format(it->id, id);
-	qref r = qindex_find(&c->d->queue, it->id);
 	if (!it->allowed) {
 		ctl_put(&c->out, 2, "outbox: %s: not in the queue", id);
 		c->exit_code = 1;
-	} else if (it->file_op && it->file_rc < 0) {
-		ctl_put(&c->out, 2, "outbox: %s: %s failed: %s", id, verb_name(c->verb), it->why);
-		log_err("%s: %s by uid %ld failed: %s", id, verb_name(c->verb), c->uid, it->why);
+	} else if (o->file_op && o->file_rc < 0) {
+		ctl_put(&c->out, 2, "outbox: %s: %s failed: %s", id, verb_name(c->verb), o->why);
+		log_err("%s: %s by uid %ld failed: %s", id, verb_name(c->verb), c->uid, o->why);
 		c->exit_code = 1;
-	} else if (it->answer == SA_BUSY) {
+	} else if (o->answer == SA_BUSY) {
 		ctl_put(&c->out, 2, "outbox: %s: a report about it is being queued; try again in a moment", id);
 		c->exit_code = 75;
-	} else if (it->answer == SA_UNCHANGED) {
+	} else if (o->answer == SA_UNCHANGED) {
 		ctl_put(&c->out, 1, "%s: %s", id, c->verb == V_FLUSH ? "not waiting for a retry"
 				: c->verb == V_RELEASE ? "not held" : "already so");
-	} else if (it->answer == SA_LATER) {
+	} else if (o->answer == SA_LATER) {
 		ctl_put(&c->out, 1, "%s: in delivery now; %s when this attempt ends", id,
 			c->verb == V_HOLD ? "held" : "deleted");
 		log_info("%s: %s asked by uid %ld, once its attempt ends", id, verb_name(c->verb), c->uid);
 	} else {
-		if (c->verb == V_RELEASE && r)
-			sched_released(c->d, r);
-		if (c->verb == V_DELETE && r)
-			sched_deleted(c->d, r);
 		static const char *const done[] = { [V_FLUSH] = "due now", [V_DELETE] = "deleted",
 						    [V_HOLD] = "held", [V_RELEASE] = "released" };
 		ctl_put(&c->out, 1, "%s: %s", id, done[c->verb]);
@@ -118,8 +106,11 @@ static void tell(struct ctl *c, struct item *it)
 
 static void after_files(struct ctl *c)
 {
-	for (size_t i = 0; i < c->nitems; i++)
+	for (size_t i = 0; i < c->nitems; i++) {
+		if (c->items[i].allowed)
+			op_done(c->d, c->items[i].id, &c->items[i].op);
 		tell(c, &c->items[i]);
+	}
 	ctl_end(c);
 }
 
@@ -135,15 +126,9 @@ static void after_check(struct ctl *c)
 		struct item *it = &c->items[i];
 		qref r = it->allowed ? qindex_find(&c->d->queue, it->id) : 0;
 		it->allowed = r != 0;
-		if (!r)
-			continue;
-		bool file_held = qindex_get(&c->d->queue, r)->state == QE_HELD;	/* its name has .H */
-		it->answer = sched_act(c->d, r, act[c->verb]);
-		if (it->answer == SA_NOW && c->verb != V_FLUSH) {
-			sched_file_name(c->d, r, it->name);
-			qname_set_held(it->name, file_held);
-			it->file_op = any = true;
-		}
+		it->op.a = act[c->verb];
+		if (r && op_begin(c->d, r, &it->op))
+			any = true;
 	}
 	if (any)
 		ctl_work(c, files_work, after_files);
@@ -342,54 +327,4 @@ void ctl_do_metrics(struct ctl *c)
 	}
 	buf_free(&b);
 	ctl_end(c);
-}
-
-/* ---- actions that waited for an attempt's end ---- */
-
-struct later {
-	uv_work_t req;
-	struct daemon *d;
-	uint64_t id;
-	enum sched_action a;
-	char name[QNAME_MAX];
-	int rc;
-	char why[512];
-};
-
-static void later_work(uv_work_t *req)
-{
-	struct later *l = req->data;
-	struct err e;
-	l->rc = l->a == SA_DELETE ? store_delete(&l->d->store, l->name, &e)
-				  : store_set_held(&l->d->store, l->name, true, &e);
-	if (l->rc < 0)
-		snprintf(l->why, sizeof l->why, "%s", e.msg);
-}
-
-static void later_done(uv_work_t *req, int status)
-{
-	struct later *l = req->data;
-	char id[QID_LEN + 1];
-	(void)status;
-	qid_format(l->id, id);
-	qref r = qindex_find(&l->d->queue, l->id);
-	if (l->rc < 0)
-		log_err("%s: %s after its attempt failed: %s", id, l->a == SA_DELETE ? "delete" : "hold",
-			l->why);
-	else
-		log_info("%s: %s (after its attempt)", id, l->a == SA_DELETE ? "deleted" : "held");
-	if (r && l->a == SA_DELETE && l->rc == 0)
-		sched_deleted(l->d, r);
-	free(l);
-}
-
-void control_later(struct daemon *d, qref r, enum sched_action a)
-{
-	struct later *l = xcalloc(1, sizeof *l);
-	l->d = d;
-	l->a = a;
-	l->id = qindex_get(&d->queue, r)->id;
-	sched_file_name(d, r, l->name);
-	l->req.data = l;
-	uv_queue_work(d->loop, &l->req, later_work, later_done);
 }

@@ -26,6 +26,7 @@
 #include "../common/util.h"
 #include "control.h"
 #include "index.h"
+#include "operator.h"
 
 #define CONTROL_THREADS 2
 #define LIST_BATCH 64			/* messages a listing reads per work item */
@@ -43,10 +44,7 @@ struct item {
 	uint32_t uid;		/* the index's (QUID_UNKNOWN: read the file) */
 	bool allowed;		/* the peer may see it */
 	bool found;		/* it was in the index */
-	enum sched_answer answer;
-	bool file_op;		/* a rename or unlink to do on the thread */
-	int file_rc;
-	char why[512];
+	struct op op;		/* an action on it (operator.h) */
 };
 
 #define ADMIN_CACHE 64		/* users whose admin check is remembered */

@@ -35,6 +35,7 @@
 #include "bounce.h"
 #include "notify.h"
 #include "control.h"
+#include "operator.h"
 #include "indexer.h"
 #include "listen.h"
 #include "metrics.h"
@@ -221,7 +222,7 @@ static void start_signals(struct daemon *d)
 int main(int argc, char **argv)
 {
 	struct daemon d = { .part_stopped = daemon_maybe_finish, .stats.started = now_real(),
-			    .sched.later = control_later, .sched.bounce = bounce_start };
+			    .sched.later = op_later, .sched.bounce = bounce_start };
 	struct err e;
 	int opt, check_only = 0;
 	d.conf_path = OUTBOX_DEFAULT_CONF;
