@@ -4,7 +4,9 @@
  * Owns: the on-disk format of a queued message (envelope header +
  * message bytes), the commit protocol that makes a message durable, the
  * per-recipient status updates, and the startup scan.  The protocol and
- * format are documented at the top of queue.c.
+ * format are documented in the files that own them (qstore.h has
+ * the list: store.c the layout, qrecord.c the format, qwriter.c the
+ * commit protocol).
  *
  * Thread use: a store handle is read-only after store_open() but for its
  * dirsync, which locks itself, so qwriter_commit(), store_mark() and
@@ -63,7 +65,7 @@ bool qid_valid(const char *id);
 uint64_t qid_value(const char *id);
 void qid_format(uint64_t v, char id[QID_LEN + 1]);
 /* The ID of the report about message orig's attempt number tries
- * (queue.c BOUNCES), and whether an ID is one. */
+ * (qrecord.c BOUNCES), and whether an ID is one. */
 void qid_bounce(const char *orig, unsigned tries, char id[QID_LEN + 1]);
 bool qid_is_bounce(uint64_t id);
 
@@ -139,7 +141,7 @@ struct qwriter {
 	off_t flags_off;
 	int error;		/* errno of the first failed write, or 0 */
 	off_t written;		/* file offset after the last flush */
-	bool reused;		/* writing over a spare file (see queue.c) */
+	bool reused;		/* writing over a spare file (spares.c) */
 	bool open_failed;	/* error is from creating the file */
 	const struct store *store;	/* the store's spares and tmp/ */
 };
@@ -194,7 +196,7 @@ int store_note_retry(const struct store *s, char name[QNAME_MAX], uint32_t next_
 		     unsigned tries, struct err *e);
 /* Remove a message whose recipients are all done: its file (of size
  * octets) becomes a spare for a later commit of this store when it is
- * small, its bytes overwritten with zeros at once (queue.c SPARE FILES). */
+ * small, its bytes overwritten with zeros at once (spares.c SPARE FILES). */
 int store_remove(const struct store *s, const char *name, uint64_t size, struct err *e);
 /* Operator actions, durable before they return (the bucket is fsynced):
  * hold or release a message that no worker has (name becomes the new
@@ -202,7 +204,7 @@ int store_remove(const struct store *s, const char *name, uint64_t size, struct 
 int store_set_held(const struct store *s, char name[QNAME_MAX], bool held, struct err *e);
 int store_set_mark(const struct store *s, char name[QNAME_MAX], char mark, struct err *e);
 int store_delete(const struct store *s, const char *name, struct err *e);
-/* The last reply of each deferred recipient (queue.c has the file):
+/* The last reply of each deferred recipient (qdefer.c has the file):
  * reasons[i] for env->rcpt[i], NULL for those not deferred.  Not
  * synced; removed with the message. */
 void store_note_reasons(const struct store *s, const char *id, const struct envelope *env,
@@ -226,7 +228,7 @@ bool store_report_of(const struct store *s, const char *id, unsigned attempt, ch
 char *store_reason(const struct store *s, const char *id, const char *addr);
 /* Blocking, any thread: fsync each bucket that spares left since its
  * last fsync, so that commits may rewrite them instead of creating
- * files (queue.c SPARE FILES).  The number of buckets fsynced. */
+ * files (spares.c SPARE FILES).  The number of buckets fsynced. */
 int store_ripen_spares(const struct store *s);
 
 /* Tests: the function that fsyncs queue/ (NULL: fsync), to inject

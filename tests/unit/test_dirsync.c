@@ -1,14 +1,15 @@
-/* The directory fsync of the queue store (common/queue.c), with faults
+/* The directory fsync of the queue store (common/dirsync.c), with faults
  * injected through its sync function: a failed fsync() must stick.
  * Linux reports a writeback error once; a later fsync of the same
  * descriptor returns 0 though the entries were never written.  The
- * store's static steps are driven directly (queue.c is included), so a
+ * store's static steps are driven directly (dirsync.c is included), so a
  * commit whose rename was covered by the failing fsync can be made to
  * wait on it, as it does when commits run at the same moment. */
 #include "unit.h"
+#include <dirent.h>
 #include <pthread.h>
 #include <sys/stat.h>
-#include "../../common/queue.c"
+#include "../../common/dirsync.c"
 
 /* A sync function that holds the first call until released, then fails
  * it with EIO (the "writeback error"); later calls are real fsyncs. */
