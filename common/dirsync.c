@@ -24,6 +24,11 @@
  * (`error`) until dirsync_recover() has opened the directory anew and
  * an fsync of it succeeded; the other buckets go on.  One mutex guards
  * every slot.
+ *
+ * NEWS: that a directory's fsync began failing, and that it works
+ * again, is news for the log; the store does not log (qstore.h), so each
+ * goes into a ring of NEWS_MAX (the oldest kept, later ones counted)
+ * that the daemon empties with store_news().
  */
 
 #include <errno.h>
@@ -35,11 +40,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "log.h"
 #include "qstore.h"
 
 #define SPARE_MAX 1024	/* a spare waits for its bucket's next fsync (store_ripen_spares) */
 #define NSLOTS (QBUCKETS + 1)
+#define NEWS_MAX 64
 
 struct spare {
 	bool used;
@@ -68,6 +73,12 @@ struct dirsync {
 	void *sync_arg;
 	struct spare spares[SPARE_MAX];
 	unsigned spare_names;
+	struct {
+		unsigned slot;
+		int err;	/* the fsync's errno; 0: it works again */
+	} news[NEWS_MAX];
+	unsigned nnews;		/* in news[]; atomic for a look without mu */
+	unsigned news_lost;	/* did not fit */
 };
 
 static int plain_fsync(int fd, void *arg)
@@ -90,16 +101,54 @@ uint64_t dirsync_renamed(struct dirsync *ds, unsigned slot)
 	return n;
 }
 
+/* Note news about the slot (the caller holds mu). */
+static void dirsync_news(struct dirsync *ds, unsigned slot, int err)
+{
+	unsigned n = ds->nnews;
+	if (n == NEWS_MAX) {
+		__atomic_fetch_add(&ds->news_lost, 1, __ATOMIC_RELAXED);
+		return;
+	}
+	ds->news[n].slot = slot;
+	ds->news[n].err = err;
+	__atomic_store_n(&ds->nnews, n + 1, __ATOMIC_RELEASE);
+}
+
+bool store_news(const struct store *s, struct err *out)
+{
+	struct dirsync *ds = s->dirsync;
+	if (!ds || (__atomic_load_n(&ds->nnews, __ATOMIC_ACQUIRE) == 0
+		    && __atomic_load_n(&ds->news_lost, __ATOMIC_RELAXED) == 0))
+		return false;
+	pthread_mutex_lock(&ds->mu);
+	bool any = ds->nnews > 0 || ds->news_lost;
+	if (ds->nnews > 0) {
+		char *path = slot_path(ds, ds->news[0].slot);
+		int err = ds->news[0].err;
+		if (err)
+			err_set(out, "fsync %s: %s: no mail is queued there until an fsync of it "
+				"succeeds again", path, strerror(err));
+		else
+			err_set(out, "fsync %s works again: mail is queued there again", path);
+		out->sys = err;
+		free(path);
+		memmove(ds->news, ds->news + 1, (ds->nnews - 1) * sizeof ds->news[0]);
+		__atomic_store_n(&ds->nnews, ds->nnews - 1, __ATOMIC_RELEASE);
+	} else if (ds->news_lost) {
+		err_set(out, "%u more changes of directory fsyncs were not logged", ds->news_lost);
+		out->sys = EIO;
+		__atomic_store_n(&ds->news_lost, 0, __ATOMIC_RELAXED);
+	}
+	pthread_mutex_unlock(&ds->mu);
+	return any;
+}
+
 /* An fsync of the slot's directory failed (the caller holds mu). */
 static void dirsync_failed(struct dirsync *ds, unsigned slot, int err)
 {
 	struct dirslot *sl = &ds->slot[slot];
-	if (!sl->error) {
-		char *path = slot_path(ds, slot);
-		log_err("fsync %s: %s: no mail is queued there until an fsync of it succeeds again", path,
-			strerror(err));
-		free(path);
-	}
+	if (!sl->error)
+		dirsync_news(ds, slot, err);
 	sl->error = err;
 	sl->bad_upto = sl->renamed;
 	sl->epoch++;
@@ -174,7 +223,7 @@ static int dirsync_recover(struct dirsync *ds, unsigned slot)
 		close(sl->fd);
 		sl->fd = fd;
 		sl->error = 0;
-		log_info("fsync %s works again: mail is queued there again", path);
+		dirsync_news(ds, slot, 0);
 	} else {
 		close(fd);	/* another commit recovered first */
 	}
@@ -290,7 +339,7 @@ int store_ripen_spares(const struct store *s)
 	int n = 0;
 	for (unsigned b = 0; b < QBUCKETS; b++) {
 		if (want[b]) {
-			(void)dirsync_wait(ds, b, want[b]);	/* a failure is logged there */
+			(void)dirsync_wait(ds, b, want[b]);	/* a failure is news (NEWS) */
 			n++;
 		}
 	}
@@ -303,18 +352,19 @@ int store_ripen_spares(const struct store *s)
  * acknowledged, and a daemon that crashed between a mkdir and that
  * fsync left nothing acknowledged behind.  All mkdirs come before the
  * fsyncs, which then share one journal commit.  A bucket that cannot be
- * made now is left to dirsync_bucket_ready at its first commit. */
-int dirsync_adopt_buckets(struct dirsync *ds, struct err *e)
+ * made now is left to dirsync_bucket_ready at its first commit: the
+ * first such failure goes into *warn, and how many there were. */
+int dirsync_adopt_buckets(struct dirsync *ds, struct err *warn, unsigned *nwarn, struct err *e)
 {
 	int qfd = ds->slot[SLOT_QUEUE].fd;
 	bool made[QBUCKETS] = { false };
+	*nwarn = 0;
 	for (unsigned b = 0; b < QBUCKETS; b++) {
 		char name[3];
 		snprintf(name, sizeof name, "%02X", b);
 		made[b] = mkdirat(qfd, name, 0700) == 0;
-		if (!made[b] && errno != EEXIST)
-			log_warn("mkdir %s/%s: %s (tried again at its first message)", ds->queue_dir,
-				 name, strerror(errno));
+		if (!made[b] && errno != EEXIST && (*nwarn)++ == 0)
+			err_sys(warn, "mkdir %s/%s", ds->queue_dir, name);
 	}
 	for (unsigned b = 0; b < QBUCKETS; b++) {
 		char name[3];

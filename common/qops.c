@@ -11,7 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "log.h"
+#include "log.h"	/* log_safe: the names and reasons go to a log */
 #include "qstore.h"
 
 /* Make a rename or unlink in name's bucket durable. */
@@ -61,10 +61,8 @@ int store_delete(const struct store *s, const char *name, struct err *e)
 	return rc;
 }
 
-/* Move dir/name to corrupt/ (another file there is never replaced);
- * the log line starts with label. */
-bool store_quarantine_at(const struct store *s, const char *dir, const char *name,
-			  const char *label, const char *why)
+int store_quarantine_at(const struct store *s, const char *dir, const char *name, const char *label,
+			const char *why, struct err *said)
 {
 	char *from = xasprintf("%s/%s", dir, name), *to = NULL;
 	char safe[300], safe_name[300];
@@ -72,21 +70,22 @@ bool store_quarantine_at(const struct store *s, const char *dir, const char *nam
 	log_safe(name, safe_name, sizeof safe_name);
 	int rc = rename_aside(from, s->corrupt_dir, name, &to);
 	if (rc == 0)
-		log_err("%s: unreadable queue file moved to corrupt/%s: %s", safe,
+		err_set(said, "%s: unreadable queue file moved to corrupt/%s: %s", safe,
 			strrchr(to, '/') + 1, why);
 	else
-		log_err("%s: unreadable queue file %s, and moving it to corrupt/ failed (%s): %s",
+		err_set(said, "%s: unreadable queue file %s, and moving it to corrupt/ failed (%s): %s",
 			safe, safe_name, strerror(errno), why);
 	free(from);
 	free(to);
-	return rc == 0;
+	return rc;
 }
 
-void store_quarantine(const struct store *s, const char *name, const char *why)
+int store_quarantine(const struct store *s, const char *name, const char *why, struct err *said)
 {
 	char *dir = xasprintf("%s/%02X", s->queue_dir, qid_bucket(name));
 	char id[QID_LEN + 1];
 	snprintf(id, sizeof id, "%s", name);
-	store_quarantine_at(s, dir, name, id, why);
+	int rc = store_quarantine_at(s, dir, name, id, why, said);
 	free(dir);
+	return rc;
 }

@@ -39,8 +39,9 @@ bool qrec_status_valid(char c);
 /* dirsync.c */
 struct dirsync *dirsync_new(const char *queue_dir, int qfd);
 void dirsync_free(struct dirsync *ds);
-/* Make every bucket that is missing and open all (store_open, daemon). */
-int dirsync_adopt_buckets(struct dirsync *ds, struct err *e);
+/* Make every bucket that is missing and open all (store_open, daemon);
+ * *nwarn buckets could not be made (the first one's error in *warn). */
+int dirsync_adopt_buckets(struct dirsync *ds, struct err *warn, unsigned *nwarn, struct err *e);
 /* Seed s's ID generator past the last change of each directory. */
 void dirsync_seed_ids(const struct dirsync *ds, struct store *s);
 /* Count a name made in or taken out of slot's directory; its number. */
@@ -69,9 +70,9 @@ bool store_find_in_bucket(const struct store *s, const char *id, char name[QNAME
 /* qdefer.c: remove message name's side files. */
 void qdefer_forget(const struct store *s, const char *name);
 
-/* qops.c: move dir/name to corrupt/ (another file there is never
- * replaced); the log line starts with label. */
-bool store_quarantine_at(const struct store *s, const char *dir, const char *name,
-			 const char *label, const char *why);
+/* qops.c: store_quarantine for the file dir/name; said starts with
+ * label. */
+int store_quarantine_at(const struct store *s, const char *dir, const char *name, const char *label,
+			const char *why, struct err *said);
 
 #endif

@@ -21,23 +21,24 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "log.h"
 #include "qstore.h"
 
-void store_clean_tmp(struct store *s)
+size_t store_clean_tmp(struct store *s)
 {
 	DIR *d = opendir(s->tmp_dir);
 	struct dirent *de;
+	size_t partial = 0;
 	if (!d)
-		return;
+		return 0;
 	while ((de = readdir(d))) {
 		if (de->d_name[0] == '.')
 			continue;
 		bool spare = strncmp(de->d_name, SPARE_PREFIX, strlen(SPARE_PREFIX)) == 0;
 		if (unlinkat(dirfd(d), de->d_name, 0) == 0 && !spare)
-			log_info("removed unacknowledged partial message tmp/%s", de->d_name);
+			partial++;
 	}
 	closedir(d);
+	return partial;
 }
 
 /* ---- the start-up walk ---- */
@@ -72,16 +73,14 @@ static unsigned char entry_type(int dirfd, const struct dirent *de)
 /* Give the file dirfd/name (a queue file not in its bucket) a name in
  * its bucket: 1 linked (the caller fsyncs the bucket, then unlinks the
  * old name), 0 its bucket has it already (the old name is unlinked
- * here: a second name of one message), -1 on error (logged). */
-static int link_into_bucket(struct store_walk *w, int dirfd, const char *name)
+ * here: a second name of one message), -1 on error (note says it). */
+static int link_into_bucket(struct store_walk *w, int dirfd, const char *name, struct err *note)
 {
 	unsigned b = qid_bucket(name);
 	char to[4 + QNAME_MAX];
 	struct err e;
-	if (dirsync_bucket_ready(w->s->dirsync, b, &e) < 0) {
-		log_err("%s: cannot move it into its bucket: %s", name, e.msg);
-		return -1;
-	}
+	if (dirsync_bucket_ready(w->s->dirsync, b, &e) < 0)
+		return err_set(note, "%s: cannot move it into its bucket: %s", name, e.msg);
 	snprintf(to, sizeof to, "%02X/%s", b, name);
 	if (linkat(dirfd, name, w->qfd, to, 0) == 0)
 		return 1;
@@ -89,8 +88,14 @@ static int link_into_bucket(struct store_walk *w, int dirfd, const char *name)
 		(void)unlinkat(dirfd, name, 0);
 		return 0;
 	}
-	log_err("%s: cannot move it into bucket %02X: %s", name, b, strerror(errno));
-	return -1;
+	return err_set(note, "%s: cannot move it into bucket %02X: %s", name, b, strerror(errno));
+}
+
+/* A file that is no queue file goes to corrupt/; note says so. */
+static void not_a_queue_file(struct store_walk *w, const char *dir, const char *name,
+			     struct err *note)
+{
+	w->quarantined += store_quarantine_at(w->s, dir, name, name, "not a queue file", note) == 0;
 }
 
 /* Fsync the buckets marked in touched; each entry of names whose bucket
@@ -112,15 +117,17 @@ static void finish_moves(struct store_walk *w, int dirfd, const bool touched[QBU
 }
 
 /* UPGRADE: the next MOVE_CHUNK queue files directly in queue/ go into
- * their buckets; false when none is left. */
-static bool move_flat(struct store_walk *w)
+ * their buckets (fewer when one is trouble: the chunk ends there).
+ * WALK_MOVED or WALK_TROUBLE while files may be left; then
+ * WALK_UPGRADED when any moved, else WALK_END. */
+static enum walk_step move_flat(struct store_walk *w, struct err *note)
 {
 	char (*names)[QNAME_MAX] = xmalloc(MOVE_CHUNK * sizeof *names);
-	bool touched[QBUCKETS] = { false };
+	bool touched[QBUCKETS] = { false }, trouble = false;
 	struct dirent *de = NULL;
 	size_t n = 0;
 	int fd = dirfd(w->flat);
-	while (n < MOVE_CHUNK && (de = readdir(w->flat))) {
+	while (!trouble && n < MOVE_CHUNK && (de = readdir(w->flat))) {
 		char id[QID_LEN + 1];
 		uint32_t next;
 		unsigned tries;
@@ -128,27 +135,29 @@ static bool move_flat(struct store_walk *w)
 		if (de->d_name[0] == '.' || (type == DT_DIR && is_bucket_name(de->d_name)))
 			continue;
 		if (type != DT_REG || !qname_parse(de->d_name, id, &next, &tries)) {
-			w->quarantined += store_quarantine_at(w->s, w->s->queue_dir, de->d_name,
-							de->d_name, "not a queue file");
+			not_a_queue_file(w, w->s->queue_dir, de->d_name, note);
+			trouble = true;
 			continue;
 		}
-		if (link_into_bucket(w, fd, de->d_name) == 1) {
+		int linked = link_into_bucket(w, fd, de->d_name, note);
+		if (linked == 1) {
 			touched[qid_bucket(id)] = true;
 			memcpy(names[n++], de->d_name, strlen(de->d_name) + 1);
 		}
+		trouble = linked < 0;
 	}
 	finish_moves(w, fd, touched, names, n);
 	free(names);
 	if (de)
-		return true;
+		return trouble ? WALK_TROUBLE : WALK_MOVED;
 	closedir(w->flat);
 	w->flat = NULL;
-	if (w->moved) {	/* the old names stay gone */
-		struct dirsync *ds = w->s->dirsync;
-		(void)dirsync_wait(ds, SLOT_QUEUE, dirsync_renamed(ds, SLOT_QUEUE));
-		log_info("moved %zu messages from the flat queue/ into its buckets", w->moved);
-	}
-	return false;
+	if (!w->moved)
+		return WALK_END;
+	struct dirsync *ds = w->s->dirsync;	/* the old names stay gone */
+	(void)dirsync_wait(ds, SLOT_QUEUE, dirsync_renamed(ds, SLOT_QUEUE));
+	err_set(note, "moved %zu messages from the flat queue/ into its buckets", w->moved);
+	return WALK_UPGRADED;
 }
 
 struct store_walk *store_walk_begin(struct store *s, struct err *e)
@@ -169,44 +178,51 @@ struct store_walk *store_walk_begin(struct store *s, struct err *e)
 	return w;
 }
 
-/* Open the next bucket that exists; false after the last. */
-static bool open_bucket(struct store_walk *w)
+/* Open the next bucket that exists: 1, or 0 after the last, or -1 when
+ * one cannot be read (note says so; the walk goes on past it). */
+static int open_bucket(struct store_walk *w, struct err *note)
 {
 	for (; w->bucket < QBUCKETS; w->bucket++) {
 		char name[3];
 		snprintf(name, sizeof name, "%02X", w->bucket);
 		int fd = openat(w->qfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 		if (fd >= 0 && (w->dir = fdopendir(fd)))
-			return true;
+			return 1;
 		if (fd >= 0)
 			close(fd);
-		if (errno != ENOENT)
-			log_err("queue bucket %s/%s cannot be read, its messages wait for the "
+		if (errno != ENOENT) {
+			err_set(note, "queue bucket %s/%s cannot be read, its messages wait for the "
 				"next start: %s", w->s->queue_dir, name, strerror(errno));
+			w->bucket++;
+			return -1;
+		}
 	}
-	return false;
+	return 0;
 }
 
-/* One entry of the open bucket: true when it is a message to return. */
-static bool walk_entry(struct store_walk *w, const struct dirent *de, struct qfound *out)
+/* One entry of the open bucket: WALK_FOUND (a message to return),
+ * WALK_TROUBLE (note says what), or WALK_END (nothing to say). */
+static enum walk_step walk_entry(struct store_walk *w, const struct dirent *de, struct qfound *out,
+				 struct err *note)
 {
 	char id[QID_LEN + 1], dir[8];
 	uint32_t next;
 	unsigned tries;
 	snprintf(dir, sizeof dir, "%02X", w->bucket);
 	if (de->d_name[0] == '.')
-		return false;
+		return WALK_END;
 	if (entry_type(dirfd(w->dir), de) != DT_REG || !qname_parse(de->d_name, id, &next, &tries)) {
 		char *path = xasprintf("%s/%s", w->s->queue_dir, dir);
-		w->quarantined += store_quarantine_at(w->s, path, de->d_name, de->d_name, "not a queue file");
+		not_a_queue_file(w, path, de->d_name, note);
 		free(path);
-		return false;
+		return WALK_TROUBLE;
 	}
 	if (qid_bucket(id) != w->bucket) {	/* put here by hand: move it */
 		bool touched[QBUCKETS] = { false };
 		char names[1][QNAME_MAX];
-		if (link_into_bucket(w, dirfd(w->dir), de->d_name) != 1)
-			return false;
+		int linked = link_into_bucket(w, dirfd(w->dir), de->d_name, note);
+		if (linked != 1)
+			return linked < 0 ? WALK_TROUBLE : WALK_END;
 		touched[qid_bucket(id)] = true;
 		memcpy(names[0], de->d_name, strlen(de->d_name) + 1);
 		finish_moves(w, dirfd(w->dir), touched, names, 1);
@@ -216,16 +232,18 @@ static bool walk_entry(struct store_walk *w, const struct dirent *de, struct qfo
 	out->tries = (uint16_t)tries;
 	out->held = qname_mark(de->d_name) == 'H';
 	out->bouncing = qname_mark(de->d_name) == 'B';
-	return true;
+	return WALK_FOUND;
 }
 
-int store_walk_next(struct store_walk *w, struct qfound *out)
+enum walk_step store_walk_next(struct store_walk *w, struct qfound *out, struct err *note)
 {
-	if (w->flat && move_flat(w))
-		return 2;
+	enum walk_step step;
+	if (w->flat && (step = move_flat(w, note)) != WALK_END)
+		return step;
 	for (;;) {
-		if (!w->dir && !open_bucket(w))
-			return 0;
+		int opened = w->dir ? 1 : open_bucket(w, note);
+		if (opened <= 0)
+			return opened < 0 ? WALK_TROUBLE : WALK_END;
 		struct dirent *de = readdir(w->dir);
 		if (!de) {
 			closedir(w->dir);
@@ -233,8 +251,8 @@ int store_walk_next(struct store_walk *w, struct qfound *out)
 			w->bucket++;
 			continue;
 		}
-		if (walk_entry(w, de, out))
-			return 1;
+		if ((step = walk_entry(w, de, out, note)) != WALK_END)
+			return step;
 	}
 }
 

@@ -35,7 +35,6 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
-#include "log.h"
 #include "qstore.h"
 
 const struct spool_dir spool_layout[] = {
@@ -46,14 +45,23 @@ const struct spool_dir spool_layout[] = {
 	{ NULL, 0 },
 };
 
+/* Something store_open could go on without, for the caller to say
+ * (past STORE_NOTES_MAX, the last is overwritten). */
+static struct err *note(struct store *s)
+{
+	if (s->nnotes < STORE_NOTES_MAX)
+		s->nnotes++;
+	return &s->notes[s->nnotes - 1];
+}
+
 /* The lock file says which process holds it (for `sendmail -q`); a
  * failure to write it costs nothing else. */
-static void write_pid(int fd)
+static void write_pid(struct store *s, int fd)
 {
 	char pid[24];
 	int n = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
 	if (ftruncate(fd, 0) < 0 || pwrite(fd, pid, (size_t)n, 0) != n)
-		log_warn("cannot write the pid into the spool's lock file: %s", strerror(errno));
+		err_sys(note(s), "cannot write the pid into the spool's lock file");
 }
 
 long store_daemon_pid(const char *spool)
@@ -80,6 +88,21 @@ long store_daemon_pid(const char *spool)
 	return pid;
 }
 
+/* The buckets made at the daemon's start (dirsync.c); one that cannot
+ * be is made at its first message. */
+static int adopt_buckets(struct store *s, struct err *e)
+{
+	struct err warn;
+	unsigned nwarn;
+	int rc = dirsync_adopt_buckets(s->dirsync, &warn, &nwarn, e);
+	if (nwarn == 1)
+		err_set(note(s), "%s (tried again at its first message)", warn.msg);
+	else if (nwarn > 1)
+		err_set(note(s), "%s, and %u more buckets (each tried again at its first message)",
+			warn.msg, nwarn - 1);
+	return rc;
+}
+
 int store_open(struct store *s, const char *spool, bool lock, struct err *e)
 {
 	memset(s, 0, sizeof *s);
@@ -94,8 +117,8 @@ int store_open(struct store *s, const char *spool, bool lock, struct err *e)
 		struct stat st;
 		rc = ensure_dir(p, sd->mode, e);
 		if (rc == 0 && (sd->mode & S_ISGID) && stat(p, &st) == 0 && !(st.st_mode & S_ISGID))
-			log_warn("%s is not set-group-ID: files dropped there keep their makers' groups "
-				 "(systemd-tmpfiles --create outbox.conf makes it as it should be)", p);
+			err_set(note(s), "%s is not set-group-ID: files dropped there keep their makers' "
+				"groups (systemd-tmpfiles --create outbox.conf makes it as it should be)", p);
 		free(p);
 	}
 	if (rc == 0 && (qfd = open(s->queue_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
@@ -110,11 +133,11 @@ int store_open(struct store *s, const char *spool, bool lock, struct err *e)
 		else if (flock(s->lock_fd, LOCK_EX | LOCK_NB) < 0)
 			rc = err_sys(e, "spool %s is in use by another outboxd (lock %s)", spool, lp);
 		else
-			write_pid(s->lock_fd);
+			write_pid(s, s->lock_fd);
 		free(lp);
 	}
 	if (rc == 0 && lock)
-		rc = dirsync_adopt_buckets(s->dirsync, e);
+		rc = adopt_buckets(s, e);
 	if (rc == 0 && lock)
 		dirsync_seed_ids(s->dirsync, s);
 	if (rc < 0)

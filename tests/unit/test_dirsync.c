@@ -149,6 +149,12 @@ static void failed_fsync_sticks(void **state)
 	assert_int_equal(g.calls, 1);
 	struct dirslot *q = &ds->slot[SLOT_QUEUE];
 	assert_int_equal(q->error, EIO);
+	/* the failure is news for the daemon to log, once */
+	struct err news;
+	assert_true(store_news(&s, &news));
+	assert_int_equal(news.sys, EIO);
+	assert_non_null(strstr(news.msg, "/queue: Input/output error: no mail is queued there"));
+	assert_false(store_news(&s, &news));
 
 	/* the next commit recovers: queue/ opened anew and fsynced, then
 	 * the commit goes through on the new descriptor */
@@ -162,6 +168,10 @@ static void failed_fsync_sticks(void **state)
 	assert_int_equal(stat(s.queue_dir, &b), 0);
 	assert_true(a.st_ino == b.st_ino);
 	assert_true(g.fds[1] != old_fd);	/* opened before the old one was closed */
+	assert_true(store_news(&s, &news));	/* and that it works again */
+	assert_int_equal(news.sys, 0);
+	assert_non_null(strstr(news.msg, "/queue works again: mail is queued there again"));
+	assert_false(store_news(&s, &news));
 	/* what failed was never in queue/ for a 250: both renames counted
 	 * above were fake, so one file: the recovered commit's */
 	assert_int_equal(queued_files(&s), 1);
