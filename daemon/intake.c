@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "../common/address.h"
+#include "../common/rewrite.h"
 #include "../common/headers.h"
 #include "../common/log.h"
 #include "intake.h"
