@@ -192,12 +192,12 @@ void relays_finish(struct load_ctx *x)
 	qsort(c->relays, c->nrelays, sizeof *c->relays, relay_cmp);
 	bool any = false;
 	for (size_t i = 0; i < c->nrelays; i++) {
-		char why[300];
+		struct err e;
 		apply_preset(x, c->relays[i]);
-		if (relay_parse_senders(c->relays[i], why, sizeof why) < 0)
-			relay_error(x, c->relays[i], "senders", why);
-		if (relay_parse_rate(c->relays[i], why, sizeof why) < 0)
-			relay_error(x, c->relays[i], "max_rate", why);
+		if (relay_parse_senders(c->relays[i], &e) < 0)
+			relay_error(x, c->relays[i], "senders", e.msg);
+		if (relay_parse_rate(c->relays[i], &e) < 0)
+			relay_error(x, c->relays[i], "max_rate", e.msg);
 		any |= c->relays[i]->npatterns == 0;
 	}
 	if (!any) {
