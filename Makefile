@@ -81,7 +81,7 @@ $(BUILD)/%.o: %.c
 	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) $(PKG_CFLAGS) -c -o $@ $<
 
 $(BUILD)/libcommon.a: $(COMMON_OBJ)
-	ar rcs $@ $^
+	rm -f $@ && ar rcs $@ $^
 
 $(OUTBOXD): $(DAEMON_OBJ) $(BUILD)/libcommon.a
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
@@ -255,7 +255,7 @@ FUZZ_BIN     := $(FUZZ_SRC:tests/fuzz/%.c=$(FUZZ_BUILD)/%)
 FUZZ_COMMON  := $(COMMON_SRC:%.c=$(FUZZ_BUILD)/%.o)
 FUZZ_TOOL    := $(FUZZ_BUILD)/tool/sendmail_args.o $(FUZZ_BUILD)/tool/submit.o $(FUZZ_BUILD)/tool/toolconf.o $(FUZZ_BUILD)/tool/pickup.o
 FUZZ_DAEMON  := $(FUZZ_BUILD)/daemon/smtp_session.o $(FUZZ_BUILD)/daemon/intake.o $(FUZZ_BUILD)/daemon/scheduler.o \
-		$(FUZZ_BUILD)/daemon/queue_index.o
+		$(FUZZ_BUILD)/daemon/queue_index.o $(FUZZ_BUILD)/daemon/spool_log.o
 FUZZ_SECONDS ?= 6
 
 $(FUZZ_BUILD)/%.o: %.c

@@ -12,7 +12,6 @@
 #include <string.h>
 #include <strings.h>
 
-#include "config.h"
 
 static bool is_atext(unsigned char c)
 {
@@ -95,7 +94,7 @@ bool addr_is_local_name(const char *a)
 }
 
 /* The '@' that separates local part and domain (not one inside quotes). */
-static const char *find_at(const char *a)
+const char *addr_at(const char *a)
 {
 	const char *at = NULL;
 	bool quoted = false;
@@ -118,7 +117,7 @@ int addr_check(const char *a, struct err *e)
 		return err_set(e, "empty address");
 	if (n > ADDR_MAX)
 		return err_set(e, "address longer than %d octets", ADDR_MAX);
-	const char *at = find_at(a);
+	const char *at = addr_at(a);
 	if (!at) {
 		if (!local_part_ok(a, n))
 			return err_set(e, "bad address syntax");
@@ -206,71 +205,4 @@ int smtp_path_parse(const char *arg, bool allow_null, char *out, size_t n,
 		end++;
 	*params = end;
 	return 0;
-}
-
-const char *addr_domain(const struct config *c, char *buf, size_t n)
-{
-	if (c && *c->address.domain) {
-		snprintf(buf, n, "%s", c->address.domain);
-		return buf;
-	}
-	return local_hostname(buf, n);
-}
-
-static char *qualify(const struct config *c, const char *a)
-{
-	char dom[256];
-	if (!*a || find_at(a))
-		return xstrdup(a);
-	return xasprintf("%s@%s", a, addr_domain(c, dom, sizeof dom));
-}
-
-char *sender_rewrite(const struct config *c, const char *sender, const char *login)
-{
-	const char *name = sender ? sender : login;
-	if (!*name || find_at(name))
-		return xstrdup(name);
-	const char *mapped = map_get(&c->senders, name);
-	if (!mapped)
-		mapped = map_get(&c->senders, "*");
-	return qualify(c, mapped ? mapped : name);
-}
-
-#define ALIAS_DEPTH 8	/* aliases of aliases, at most */
-
-/* rcpt, with path[0..depth) the alias names that led to it. */
-static int expand(const struct config *c, const char *rcpt, const char *path[ALIAS_DEPTH],
-		  int depth, void (*add)(const char *addr, void *arg), void *arg, struct err *e)
-{
-	const char *list = find_at(rcpt) ? NULL : map_get(&c->aliases, rcpt);
-	if (!list) {
-		char *q = qualify(c, rcpt);
-		add(q, arg);
-		free(q);
-		return 0;
-	}
-	for (int i = 0; i <= depth; i++) {
-		if (i == depth || strcasecmp(path[i], rcpt) != 0)
-			continue;
-		char chain[512] = "";
-		for (int k = i; k < depth; k++)
-			snprintf(chain + strlen(chain), sizeof chain - strlen(chain), "%s -> ", path[k]);
-		return err_set(e, "alias loop: %s%s", chain, rcpt);
-	}
-	if (depth == ALIAS_DEPTH)
-		return err_set(e, "aliases nested deeper than %d at %s", ALIAS_DEPTH, rcpt);
-	path[depth] = rcpt;
-	char *copy = xstrdup(list), *save = NULL;
-	int rc = 0;
-	for (char *tok = strtok_r(copy, ",", &save); tok && rc == 0; tok = strtok_r(NULL, ",", &save))
-		rc = expand(c, trim(tok), path, depth + 1, add, arg, e);
-	free(copy);
-	return rc;
-}
-
-int rcpt_expand(const struct config *c, const char *rcpt,
-		void (*add)(const char *addr, void *arg), void *arg, struct err *e)
-{
-	const char *path[ALIAS_DEPTH];
-	return expand(c, rcpt, path, 0, add, arg, e);
 }

@@ -1,10 +1,10 @@
 /*
- * address.h - email addresses: syntax, SMTP paths, and rewriting.
+ * address.h - email addresses: syntax and SMTP paths.
  *
  * Owns: what counts as a valid address (RFC 5321 Mailbox, plus a bare
- * local name such as "root" that outbox qualifies), parsing the <path>
- * of MAIL FROM / RCPT TO, and the rewriting rules of [address],
- * [aliases] and [senders].
+ * local name such as "root" that outbox qualifies) and parsing the
+ * <path> of MAIL FROM / RCPT TO; no configuration (the rewriting rules
+ * of [address], [aliases] and [senders] are rewrite.h's).
  *
  * Invariant: an address that passed addr_check() contains no control
  * characters, no CR or LF, no unquoted space, no '<' '>' and is at most
@@ -19,8 +19,6 @@
 
 #include "util.h"
 
-struct config;
-
 #define ADDR_MAX 254
 
 int addr_check(const char *a, struct err *e);
@@ -28,6 +26,9 @@ int addr_check(const char *a, struct err *e);
 int addr_list_check(const char *list, struct err *e);
 bool addr_is_local_name(const char *a);
 bool addr_is_domain(const char *d);
+/* The '@' that separates local part and domain (not one inside
+ * quotes); NULL for a bare local name. */
+const char *addr_at(const char *a);
 /* Any octet >= 0x80 (needs SMTPUTF8 upstream). */
 bool addr_needs_utf8(const char *a);
 
@@ -40,22 +41,5 @@ bool addr_needs_utf8(const char *a);
  */
 int smtp_path_parse(const char *arg, bool allow_null, char *out, size_t n,
 		    const char **params, struct err *e);
-
-/* The domain that qualifies bare local names: [address] domain or the
- * host name. */
-const char *addr_domain(const struct config *c, char *buf, size_t n);
-
-/* The envelope sender for `sender` (a -f argument or MAIL FROM address;
- * NULL means "the submitting user", login).  Bare local names go through
- * [senders] (name, then "*"), then get the domain.  "" stays "". */
-char *sender_rewrite(const struct config *c, const char *sender, const char *login);
-
-/* Expand one recipient: a bare local name through [aliases], whose
- * lists may name other aliases (followed, up to 8 deep), every result
- * qualified.  add() is called once per resulting address.  -1 with e on
- * a loop (naming it) or too deep a chain; the config loader refuses
- * those, so at run time this does not fail. */
-int rcpt_expand(const struct config *c, const char *rcpt,
-		void (*add)(const char *addr, void *arg), void *arg, struct err *e);
 
 #endif

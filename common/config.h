@@ -3,8 +3,10 @@
  *
  * Owns: the table of every section and key (type, default, where the
  * value lands in struct config, one line of documentation), parsing and
- * validation, and printing the effective configuration (`outboxd -t -v`)
- * and the key reference of outbox.conf(5) from that same table.
+ * validation, and printing the effective configuration (`outboxd -t -v`,
+ * `outbox config`) from that same table; man/confdoc.c makes the key
+ * reference of outbox.conf(5) from it.  The files of the module are
+ * listed in config_keys.h, its private header.
  *
  * Invariants: a loaded config has every key set (defaults applied) and
  * has passed every check; errors name file, line and key.  The config is
@@ -104,11 +106,6 @@ void config_dump(const struct config *c, FILE *out);
 /* outbox config: every key and its value, "# default" after those that
  * are, secrets as "(set)"; with changed_only (-n) the others only. */
 void config_print(const struct config *c, FILE *out, bool changed_only);
-/* Print the key reference as mdoc (for outbox.conf(5)). */
-void config_doc_mdoc(FILE *out);
-/* Text as mdoc: a sentence a line, none over 78 columns, no line that
- * starts with a macro's '.' or '\''. */
-void config_doc_text(FILE *out, const char *text);
 
 /* Look up a map entry by name (ASCII case-insensitive); NULL if none. */
 const char *map_get(const struct map *m, const char *name);

@@ -71,7 +71,5 @@ const char *provider_names(void);
  * OAuth2? */
 bool preset_applies(const struct preset_value *v, bool oauth2);
 
-/* The PROVIDERS section of outbox.conf(5), as mdoc. */
-void providers_doc_mdoc(FILE *out);
 
 #endif

@@ -4,12 +4,19 @@
  * Owns: the on-disk format of a queued message (envelope header +
  * message bytes), the commit protocol that makes a message durable, the
  * per-recipient status updates, and the startup scan.  The protocol and
- * format are documented at the top of queue.c.
+ * format are documented in the files that own them (qstore.h has
+ * the list: store.c the layout, qrecord.c the format, qwriter.c the
+ * commit protocol).
  *
  * Thread use: a store handle is read-only after store_open() but for its
  * dirsync, which locks itself, so qwriter_commit(), store_mark() and
  * store_remove() may run on worker threads while the loop thread writes
  * new messages.
+ *
+ * The store never logs (util.h ERRORS): a failure is a struct err, and
+ * what the log should hear of otherwise is returned too: store_open's
+ * notes, store_news(), the walk's troubles, the counts of
+ * store_clean_tmp() and store_walk_counts().  The daemon says them.
  */
 #ifndef OUTBOX_QUEUE_H
 #define OUTBOX_QUEUE_H
@@ -63,7 +70,7 @@ bool qid_valid(const char *id);
 uint64_t qid_value(const char *id);
 void qid_format(uint64_t v, char id[QID_LEN + 1]);
 /* The ID of the report about message orig's attempt number tries
- * (queue.c BOUNCES), and whether an ID is one. */
+ * (qrecord.c BOUNCES), and whether an ID is one. */
 void qid_bounce(const char *orig, unsigned tries, char id[QID_LEN + 1]);
 bool qid_is_bounce(uint64_t id);
 
@@ -98,6 +105,8 @@ struct spool_dir {
 };
 extern const struct spool_dir spool_layout[];	/* ends with name NULL */
 
+#define STORE_NOTES_MAX 4
+
 struct store {
 	char *spool;
 	char *tmp_dir;		/* SPOOL/tmp: messages being received */
@@ -106,6 +115,10 @@ struct store {
 	int lock_fd;
 	struct dirsync *dirsync;	/* directory fsyncs of queue/ and its buckets */
 	uint64_t last_id;	/* the last ID made (qid.c UNIQUE); atomic */
+	/* What store_open could go on without (a pid not written, a
+	 * bucket not made, a directory not set-group-ID): warnings. */
+	struct err notes[STORE_NOTES_MAX];
+	unsigned nnotes;
 };
 
 /* Create the layout under spool if needed; with lock, take the
@@ -139,7 +152,7 @@ struct qwriter {
 	off_t flags_off;
 	int error;		/* errno of the first failed write, or 0 */
 	off_t written;		/* file offset after the last flush */
-	bool reused;		/* writing over a spare file (see queue.c) */
+	bool reused;		/* writing over a spare file (spares.c) */
 	bool open_failed;	/* error is from creating the file */
 	const struct store *store;	/* the store's spares and tmp/ */
 };
@@ -178,8 +191,9 @@ void qwriter_free(struct qwriter *w);
 int store_load(const struct store *s, char name[QNAME_MAX], struct envelope *env,
 	       size_t *body_off, int *fd, uint64_t *size, struct err *e);
 /* A queue file that cannot be read as one: moved to corrupt/ (kept for
- * a human, never deleted), and logged with why. */
-void store_quarantine(const struct store *s, const char *name, const char *why);
+ * a human, never deleted).  0 when moved, -1 when not; either way said
+ * gets the line to log (with why). */
+int store_quarantine(const struct store *s, const char *name, const char *why, struct err *said);
 /* Does a failed store_load() mean the file itself is bad (quarantine
  * it), rather than a passing trouble (EIO, no memory or descriptors)? */
 bool store_load_error_is_permanent(int err);
@@ -194,7 +208,7 @@ int store_note_retry(const struct store *s, char name[QNAME_MAX], uint32_t next_
 		     unsigned tries, struct err *e);
 /* Remove a message whose recipients are all done: its file (of size
  * octets) becomes a spare for a later commit of this store when it is
- * small, its bytes overwritten with zeros at once (queue.c SPARE FILES). */
+ * small, its bytes overwritten with zeros at once (spares.c SPARE FILES). */
 int store_remove(const struct store *s, const char *name, uint64_t size, struct err *e);
 /* Operator actions, durable before they return (the bucket is fsynced):
  * hold or release a message that no worker has (name becomes the new
@@ -202,7 +216,7 @@ int store_remove(const struct store *s, const char *name, uint64_t size, struct 
 int store_set_held(const struct store *s, char name[QNAME_MAX], bool held, struct err *e);
 int store_set_mark(const struct store *s, char name[QNAME_MAX], char mark, struct err *e);
 int store_delete(const struct store *s, const char *name, struct err *e);
-/* The last reply of each deferred recipient (queue.c has the file):
+/* The last reply of each deferred recipient (qdefer.c has the file):
  * reasons[i] for env->rcpt[i], NULL for those not deferred.  Not
  * synced; removed with the message. */
 void store_note_reasons(const struct store *s, const char *id, const struct envelope *env,
@@ -226,8 +240,13 @@ bool store_report_of(const struct store *s, const char *id, unsigned attempt, ch
 char *store_reason(const struct store *s, const char *id, const char *addr);
 /* Blocking, any thread: fsync each bucket that spares left since its
  * last fsync, so that commits may rewrite them instead of creating
- * files (queue.c SPARE FILES).  The number of buckets fsynced. */
+ * files (spares.c SPARE FILES).  The number of buckets fsynced. */
 int store_ripen_spares(const struct store *s);
+
+/* News for the log, from any thread (dirsync.c NEWS): false when there
+ * is none; else *out says it, out->sys the fsync's errno (an error) or
+ * 0 (its directory's fsync works again). */
+bool store_news(const struct store *s, struct err *out);
 
 /* Tests: the function that fsyncs queue/ (NULL: fsync), to inject
  * faults. */
@@ -241,8 +260,9 @@ bool store_has_room(const struct store *s, uint64_t min_free, uint64_t need, uin
  * working disk (EIO)?  Then new mail is refused with 452 4.3.1. */
 bool store_error_is_storage(int err);
 
-/* Start-up, before any commit: remove leftovers in tmp/. */
-void store_clean_tmp(struct store *s);
+/* Start-up, before any commit: remove leftovers in tmp/; the number of
+ * unacknowledged partial messages among them (spares are not counted). */
+size_t store_clean_tmp(struct store *s);
 
 /* The start-up walk of the queue, for the indexer thread while the
  * daemon already takes new mail: every queued message once, by name
@@ -260,9 +280,16 @@ struct qfound {
 };
 struct store_walk;
 struct store_walk *store_walk_begin(struct store *s, struct err *e);
-/* 1 with *out set, 0 when every message has been returned, 2 when a
- * step of the upgrade was done (call again). */
-int store_walk_next(struct store_walk *w, struct qfound *out);
+enum walk_step {
+	WALK_END,	/* every message has been returned */
+	WALK_FOUND,	/* *out is one */
+	WALK_MOVED,	/* a step of the upgrade was done */
+	WALK_UPGRADED,	/* the flat layout is moved: *note says how many (info) */
+	WALK_TROUBLE,	/* *note says what went wrong with a file or bucket (an
+			 * error); the walk goes on */
+};
+/* Call until WALK_END. */
+enum walk_step store_walk_next(struct store_walk *w, struct qfound *out, struct err *note);
 /* What the walk did: messages moved from the flat layout, files
  * quarantined. */
 void store_walk_counts(const struct store_walk *w, size_t *moved, size_t *quarantined);

@@ -23,7 +23,7 @@ static void add_pattern(struct relay *r, const char *p, size_t len)
 	r->patterns[r->npatterns++] = xstrndup(p, len);
 }
 
-int relay_parse_senders(struct relay *r, char *why, size_t n)
+int relay_parse_senders(struct relay *r, struct err *e)
 {
 	const char *p = r->senders;
 	while (*p) {
@@ -35,7 +35,7 @@ int relay_parse_senders(struct relay *r, char *why, size_t n)
 		bool ok = strncmp(one, "*@", 2) == 0 ? addr_is_domain(one + 2)
 						     : strchr(one, '@') && addr_check(one, NULL) == 0;
 		if (!ok) {
-			snprintf(why, n, "'%s' is neither an address nor *@domain", one);
+			err_set(e, "'%s' is neither an address nor *@domain", one);
 			free(one);
 			return -1;
 		}
@@ -46,7 +46,7 @@ int relay_parse_senders(struct relay *r, char *why, size_t n)
 	return 0;
 }
 
-int relay_parse_rate(struct relay *r, char *why, size_t n)
+int relay_parse_rate(struct relay *r, struct err *e)
 {
 	const char *s = r->max_rate, *slash = strchr(s, '/');
 	uint64_t count = 0, per = 0;
@@ -56,8 +56,7 @@ int relay_parse_rate(struct relay *r, char *why, size_t n)
 	char num[24];
 	size_t len = slash ? (size_t)(slash - s) : 0;
 	if (!slash || len == 0 || len >= sizeof num || strspn(s, "0123456789") != len) {
-		snprintf(why, n, "'%s' is not N/s, N/m, N/h, N/d (or N/DURATION), or 0", s);
-		return -1;
+		return err_set(e, "'%s' is not N/s, N/m, N/h, N/d (or N/DURATION), or 0", s);
 	}
 	memcpy(num, s, len);
 	num[len] = '\0';
@@ -68,8 +67,7 @@ int relay_parse_rate(struct relay *r, char *why, size_t n)
 	else if (parse_duration(unit, &per) < 0)
 		per = 0;
 	if (count == 0 || count > 1000000 || per == 0 || per > 30 * 86400) {
-		snprintf(why, n, "'%s': 1 to 1000000 messages per 1 s to 30 d", s);
-		return -1;
+		return err_set(e, "'%s': 1 to 1000000 messages per 1 s to 30 d", s);
 	}
 	r->rate_n = count;
 	r->rate_per = per;

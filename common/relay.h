@@ -21,6 +21,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "util.h"
+
 #define RELAYS_MAX 32		/* relays in one configuration */
 #define RELAY_NAME_MAX 32	/* octets of NAME in [relay.NAME] */
 
@@ -66,11 +68,11 @@ struct relay {
 /* What the log and the metrics call it: NAME, or for [relay] its host. */
 const char *relay_label(const struct relay *r);
 
-/* Split r->senders into patterns; -1 with the bad one in why. */
-int relay_parse_senders(struct relay *r, char *why, size_t n);
+/* Split r->senders into patterns; -1 with e naming the bad one. */
+int relay_parse_senders(struct relay *r, struct err *e);
 
-/* Parse r->max_rate into rate_n and rate_per; -1 with why. */
-int relay_parse_rate(struct relay *r, char *why, size_t n);
+/* Parse r->max_rate into rate_n and rate_per; -1 with e. */
+int relay_parse_rate(struct relay *r, struct err *e);
 
 /* How specifically r takes mail from sender: 3 its address is listed,
  * 2 its domain is, 1 r takes any sender, 0 not at all. */

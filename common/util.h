@@ -1,14 +1,46 @@
 /*
  * util.h - small helpers shared by every outbox program.
  *
- * Owns: the one error-handling idiom (struct err + err_set), allocation
+ * Owns: the error idiom (ERRORS below: struct err + err_set), allocation
  * that cannot return NULL, growable byte buffers, and the durability
  * primitives (write_all, fsync of a directory) used by the queue store.
  *
- * Error idiom: a function that can fail takes a `struct err *` last,
- * returns -1 (or NULL) on failure after filling it with err_set(), and
- * returns 0 (or a value) on success without touching it.  Callers add
- * context by passing the message on; nobody prints from deep inside.
+ * ERRORS: there are two channels, and only two.
+ *
+ *  1. An error about us (a file we cannot write, a configuration we
+ *     cannot read, a directory whose fsync fails) is a `struct err`: a
+ *     function that can fail takes a `struct err *` last, returns -1
+ *     (or NULL) after filling it with err_set() or err_sys() (which
+ *     keeps errno in e->sys), and returns 0 (or a value) on success
+ *     without touching it.  The caller reports it, or adds context and
+ *     passes it on.  What a library function has to say that is not a
+ *     failure is returned too, as a value the caller logs: a count
+ *     (store_clean_tmp), a step (store_walk_next's WALK_TROUBLE), news
+ *     taken when the caller is ready (store_news), notes kept in the
+ *     object (struct store's notes).
+ *
+ *  2. A reason about mail or a peer (the upstream's reply to a
+ *     recipient, why a relay refused us, why a relay's login is needed)
+ *     is not our error: it lives in the object it is about, as Postfix
+ *     keeps its DSN_BUF in the SMTP state: smtp_client's fail_text and
+ *     last reply, an attempt's per-recipient replies (daemon/), the
+ *     report text of dsn.c.  Functions that fill such a reason take the
+ *     object (or, for token_login_needed, a buffer the caller keeps in
+ *     its object).
+ *
+ * Buffers `char *out, size_t n` remain only for formatting a value
+ * (format_size, log_safe, smtp_reply_line ...), never for an error.
+ * Thin wrappers of system calls (write_all, rename_noreplace,
+ * rename_aside, helper_path) return -1 with errno, as the calls they
+ * wrap do; their callers turn that into a struct err (err_sys).
+ *
+ * NOBODY LOGS FROM INSIDE common/ but log.c itself.  The documented
+ * exceptions left (both reached deep inside an upstream session, which
+ * has no channel for news yet): tokens.c logs the OAuth2 helper's
+ * "note" lines, a token's arrival and a dead refresh token asked again;
+ * smtp_open() logs its one fall-back to TLS 1.2 without RSA-PSS.  The
+ * way out is the store's: keep them as news in the token cache and the
+ * session for the daemon to take and log (store_news()).
  */
 #ifndef OUTBOX_UTIL_H
 #define OUTBOX_UTIL_H

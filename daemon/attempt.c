@@ -23,6 +23,7 @@
 #include "../common/retry.h"
 #include "../common/units.h"
 #include "delivery.h"
+#include "spool_log.h"
 
 #define LOAD_RETRY_S 60	/* a queue file that could not be read, for a passing reason */
 
@@ -56,7 +57,7 @@ bool attempt_load(struct worker *w, struct job *j, struct attempt *a)
 		bool gone = errno == ENOENT;	/* deleted meanwhile: nothing left to do */
 		bool bad = store_load_error_is_permanent(errno);
 		if (bad)	/* retrying would never help: aside for a human */
-			store_quarantine(w->pool->store, a->name, e.msg);
+			spool_quarantine(w->pool->store, a->name, e.msg);
 		else if (!gone)
 			log_err("%s: cannot read queue file: %s", j->id, e.msg);
 		struct delivery_result r = { .done = gone || bad, .tries = (uint16_t)j->tries,

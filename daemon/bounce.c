@@ -43,6 +43,7 @@
 #include <unistd.h>
 
 #include "../common/address.h"
+#include "../common/rewrite.h"
 #include "../common/dsn.h"
 #include "../common/log.h"
 #include "../common/units.h"

@@ -30,6 +30,7 @@
 #include "../common/log.h"
 #include "outboxd.h"
 #include "indexer.h"
+#include "spool_log.h"
 #include "notify.h"
 
 #define BATCH_SIZE 4096
@@ -96,7 +97,7 @@ static void post(struct indexer *x, struct batch *b)
 static void walk_main(void *arg)
 {
 	struct indexer *x = arg;
-	struct err e;
+	struct err e, note;
 	struct store_walk *w = store_walk_begin(&x->d->store, &e);
 	struct batch *b = NULL;
 	if (!w)
@@ -104,14 +105,19 @@ static void walk_main(void *arg)
 	while (w && !atomic_load(&x->stop)) {
 		if (!b)
 			b = xcalloc(1, sizeof *b);
-		int rc = store_walk_next(w, &b->f[b->n]);
-		if (rc == 0)
+		enum walk_step step = store_walk_next(w, &b->f[b->n], &note);
+		if (step == WALK_END)
 			break;
-		if (rc == 1 && ++b->n == BATCH_SIZE) {
+		if (step == WALK_TROUBLE)
+			log_err("%s", note.msg);
+		if (step == WALK_UPGRADED)
+			log_info("%s", note.msg);
+		if (step == WALK_FOUND && ++b->n == BATCH_SIZE) {
 			post(x, b);
 			b = NULL;
 		}
 	}
+	spool_log_news(&x->d->store);	/* what the upgrade's fsyncs found */
 	if (b && b->n)
 		post(x, b);
 	else

@@ -14,10 +14,12 @@
 #include <time.h>
 
 #include "../common/address.h"
+#include "../common/rewrite.h"
 #include "../common/headers.h"
 #include "../common/log.h"
 #include "intake.h"
 #include "outboxd.h"
+#include "spool_log.h"
 
 /* The Received: line (RFC 5321 4.4): who handed the message in, as
  * the daemon knows it (SO_PEERCRED, the peer's address), never as the
@@ -307,6 +309,7 @@ static void commit_done(uv_work_t *req, int status)
 	uint32_t uid = quid_of(in->env->uid);
 	enum way_in way = in->way;
 	(void)status;
+	spool_log_news(&d->store);	/* what the commit's fsyncs found */
 	if (in->rc == 0)
 		log_queued(in);
 	in->cb(in, in->arg);

@@ -43,6 +43,7 @@
 #include "pool.h"
 #include "sessions.h"
 #include "privs.h"
+#include "spool_log.h"
 
 #define SHUTDOWN_GRACE_MS 10000
 
@@ -128,6 +129,7 @@ static void finish_stopping(struct daemon *d)
 static void on_pool_result(struct daemon *d, const struct delivery_result *r)
 {
 	struct daemon_stats *st = &d->stats;
+	spool_log_news(&d->store);	/* what the worker's fsyncs found */
 	st->sent += r->sent;
 	st->deferred += r->deferred;
 	st->bounced += r->bounced;
@@ -266,7 +268,7 @@ int main(int argc, char **argv)
 	d.tokens = token_cache_new(d.conf_path);
 	qindex_init(&d.queue);
 	sched_init(&d);
-	store_clean_tmp(&d.store);
+	spool_log_open(&d.store, store_clean_tmp(&d.store));
 	local_hostname(d.hostname, sizeof d.hostname);
 	d.control = control_new(&d);
 	if (listeners_start(&d, &e) < 0)

@@ -40,6 +40,7 @@
 #include <unistd.h>
 
 #include "../common/address.h"
+#include "../common/rewrite.h"
 #include "../common/headers.h"
 #include "../common/log.h"
 #include "../common/smtp.h"

@@ -20,6 +20,7 @@
 #include <uv.h>
 
 #include "../common/address.h"
+#include "../common/rewrite.h"
 #include "../common/log.h"
 #include "intake.h"
 #include "outboxd.h"

@@ -39,6 +39,7 @@
 #include <time.h>
 
 #include "../common/address.h"
+#include "../common/rewrite.h"
 #include "../common/log.h"
 #include "../common/smtp.h"
 #include "../common/units.h"

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "../common/address.h"
+#include "../common/rewrite.h"
 #include "../common/headers.h"
 #include "../common/smtp.h"
 #include "sendmail_args.h"

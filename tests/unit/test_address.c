@@ -1,6 +1,7 @@
 /* Address syntax, SMTP path parsing and [aliases]/[senders] rewriting. */
 #include "unit.h"
 #include "../../common/address.h"
+#include "../../common/rewrite.h"
 #include "../../common/config.h"
 
 static void valid_addresses(void **state)

@@ -1,14 +1,15 @@
-/* The directory fsync of the queue store (common/queue.c), with faults
+/* The directory fsync of the queue store (common/dirsync.c), with faults
  * injected through its sync function: a failed fsync() must stick.
  * Linux reports a writeback error once; a later fsync of the same
  * descriptor returns 0 though the entries were never written.  The
- * store's static steps are driven directly (queue.c is included), so a
+ * store's static steps are driven directly (dirsync.c is included), so a
  * commit whose rename was covered by the failing fsync can be made to
  * wait on it, as it does when commits run at the same moment. */
 #include "unit.h"
+#include <dirent.h>
 #include <pthread.h>
 #include <sys/stat.h>
-#include "../../common/queue.c"
+#include "../../common/dirsync.c"
 
 /* A sync function that holds the first call until released, then fails
  * it with EIO (the "writeback error"); later calls are real fsyncs. */
@@ -148,6 +149,12 @@ static void failed_fsync_sticks(void **state)
 	assert_int_equal(g.calls, 1);
 	struct dirslot *q = &ds->slot[SLOT_QUEUE];
 	assert_int_equal(q->error, EIO);
+	/* the failure is news for the daemon to log, once */
+	struct err news;
+	assert_true(store_news(&s, &news));
+	assert_int_equal(news.sys, EIO);
+	assert_non_null(strstr(news.msg, "/queue: Input/output error: no mail is queued there"));
+	assert_false(store_news(&s, &news));
 
 	/* the next commit recovers: queue/ opened anew and fsynced, then
 	 * the commit goes through on the new descriptor */
@@ -161,6 +168,10 @@ static void failed_fsync_sticks(void **state)
 	assert_int_equal(stat(s.queue_dir, &b), 0);
 	assert_true(a.st_ino == b.st_ino);
 	assert_true(g.fds[1] != old_fd);	/* opened before the old one was closed */
+	assert_true(store_news(&s, &news));	/* and that it works again */
+	assert_int_equal(news.sys, 0);
+	assert_non_null(strstr(news.msg, "/queue works again: mail is queued there again"));
+	assert_false(store_news(&s, &news));
 	/* what failed was never in queue/ for a 250: both renames counted
 	 * above were fake, so one file: the recovered commit's */
 	assert_int_equal(queued_files(&s), 1);

@@ -201,20 +201,29 @@ static int count_files(const char *dir)
 	return n;
 }
 
-/* What the start-up walk finds, as the daemon's indexer sees it. */
+/* What the start-up walk finds, as the daemon's indexer sees it; the
+ * troubles it reports (for the log) are counted in walk_troubles, the
+ * last one's words in walk_said. */
+static int walk_troubles;
+static struct err walk_said;
+
 static int walk_all(struct store *s, struct qfound *last)
 {
 	struct err e;
 	struct store_walk *w = store_walk_begin(s, &e);
 	struct qfound f;
-	int n = 0, rc;
+	int n = 0;
+	enum walk_step step;
 	assert_non_null(w);
-	while ((rc = store_walk_next(w, &f)) != 0)
-		if (rc == 1) {
+	walk_troubles = 0;
+	while ((step = store_walk_next(w, &f, &walk_said)) != WALK_END) {
+		walk_troubles += step == WALK_TROUBLE;
+		if (step == WALK_FOUND) {
 			n++;
 			if (last)
 				*last = f;
 		}
+	}
 	store_walk_end(w);
 	return n;
 }
@@ -393,15 +402,20 @@ static void commit_and_mark(void **state)
 	snprintf(bucket, sizeof bucket, "%s/queue/%02X", dir, qid_bucket(bad));
 	(void)mkdir(bucket, 0700);
 	write_file(path, "garbage\n");
-	store_clean_tmp(&s);
+	assert_int_equal(store_clean_tmp(&s), 1);	/* the store says it, the daemon logs it */
 	assert_int_equal(count_files(s.tmp_dir), 0);
 	assert_int_equal(walk_all(&s, NULL), 2);
 	assert_int_equal(count_files(s.corrupt_dir), 2);
+	assert_int_equal(walk_troubles, 2);	/* one for each file moved aside */
+	assert_non_null(strstr(walk_said.msg, "garbage: unreadable queue file moved to corrupt/garbage"));
 	assert_int_equal(store_load(&s, bad, &back, &off, NULL, NULL, &e), -1);
 	assert_int_equal(errno, EBADMSG);
 	assert_true(store_load_error_is_permanent(errno));
-	store_quarantine(&s, bad, e.msg);
+	struct err said;
+	assert_int_equal(store_quarantine(&s, bad, e.msg, &said), 0);
 	assert_int_equal(count_files(s.corrupt_dir), 3);
+	assert_string_equal(said.msg, "0000000000000ABC: unreadable queue file moved to "
+			    "corrupt/0000000000000ABC: not an outbox queue file (bad magic)");
 	assert_int_equal(store_remove(&s, id, 100, &e), 0);
 	assert_int_equal(count_queued(&s), 0);
 	envelope_free(&env);
@@ -509,9 +523,10 @@ static void hold_and_delete(void **state)
 	assert_int_equal(store_delete(&s, b, &e), -1);	/* gone */
 	struct store_walk *w = store_walk_begin(&s, &e);
 	struct qfound f;
-	int n = 0, rc;
-	while ((rc = store_walk_next(w, &f)) != 0) {
-		if (rc != 1)
+	int n = 0;
+	enum walk_step step;
+	while ((step = store_walk_next(w, &f, &e)) != WALK_END) {
+		if (step != WALK_FOUND)
 			continue;
 		n++;
 		assert_true(f.held);
@@ -670,7 +685,7 @@ static void spare_files(void **state)
 	commit_one(&s, &env, "Subject: b\r\n\r\nb\r\n", b);
 	assert_int_equal(store_remove(&s, b, 100, &e), 0);
 	assert_int_equal(count_files(s.tmp_dir), 1);
-	store_clean_tmp(&s);
+	assert_int_equal(store_clean_tmp(&s), 0);	/* a spare is no partial message */
 	assert_int_equal(count_files(s.tmp_dir), 0);
 	envelope_free(&env);
 	store_close(&s);

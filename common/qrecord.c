@@ -1,0 +1,230 @@
+/*
+ * qrecord.c - the record codec of the queue store (queue.h): the
+ * envelope as a value and the text header of a queue file.
+ *
+ * Owns: the FILE FORMAT below, encoding (qrec_encode) and the checked
+ * decoding (qrec_decode) of it; no I/O.
+ *
+ * FILE FORMAT: a text header, then the message exactly as it will be
+ * relayed (CRLF line endings, not dot-stuffed):
+ *
+ *   outbox-queue 1\n
+ *   arrival 1732700000.123456\n
+ *   uid 1000\n                    (-1: submitted over TCP, user unknown)
+ *   flags 8bitmime=0 smtputf8=0\n  fixed width: set at commit time
+ *   from <a@example.org>\n        ("<>" for the null sender)
+ *   rcpt Q <b@example.net>\n      one line per recipient; the status
+ *   ...                           character Q (pending), D (delivered),
+ *   end\n                         B (bouncing) or F (failed) is updated
+ *                                 in place
+ *   <message bytes>
+ *
+ * BOUNCES are queued in this order (daemon/bounce.c), so that a crash
+ * anywhere neither loses a report nor queues it twice: the failed
+ * recipients are marked B (fdatasync) and the file's name gets .B
+ * (fsync of the bucket); the report is committed under an ID that is a
+ * function of the message's ID and tries (qid_bounce), so a second
+ * commit of it finds the first (EEXIST); then B becomes F and the .B
+ * goes.  A .B name found at start-up is finished the same way before
+ * any report is handed to the workers (scheduler.c).
+ *
+ * INVARIANT: every address in the header passed addr_check(), so it has
+ * no control characters and the line structure cannot be forged; a
+ * header that decodes passed every check again.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "address.h"
+#include "qstore.h"
+
+#define QFILE_MAGIC "outbox-queue 1\n"
+#define ARRIVAL_MAX 253402300799.0	/* the end of year 9999: a header that says later is corrupt */
+
+void envelope_init(struct envelope *env)
+{
+	memset(env, 0, sizeof *env);
+}
+
+void envelope_free(struct envelope *env)
+{
+	for (size_t i = 0; i < env->nrcpt; i++)
+		free(env->rcpt[i].addr);
+	free(env->rcpt);
+	free(env->sender);
+	envelope_init(env);
+}
+
+void envelope_add_rcpt(struct envelope *env, const char *addr)
+{
+	env->rcpt = xrealloc(env->rcpt, (env->nrcpt + 1) * sizeof *env->rcpt);
+	env->rcpt[env->nrcpt].addr = xstrdup(addr);
+	env->rcpt[env->nrcpt].status = RCPT_PENDING;
+	env->rcpt[env->nrcpt].status_off = -1;
+	env->nrcpt++;
+}
+
+size_t envelope_pending(const struct envelope *env)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < env->nrcpt; i++)
+		n += env->rcpt[i].status == RCPT_PENDING;
+	return n;
+}
+
+/* The flags line has a fixed width so that commit can rewrite it in
+ * place once the message body has been seen. */
+#define FLAGS_FMT "flags 8bitmime=%c smtputf8=%c\n"
+
+void qrec_encode_flags(unsigned flags, struct buf *out)
+{
+	buf_printf(out, FLAGS_FMT, flags & ENV_8BITMIME ? '1' : '0',
+		   flags & ENV_SMTPUTF8 ? '1' : '0');
+}
+
+bool qrec_status_valid(char c)
+{
+	return c == RCPT_PENDING || c == RCPT_SENT || c == RCPT_FAILED || c == RCPT_BOUNCING;
+}
+
+int qrec_encode(const struct envelope *env, struct buf *out, struct err *e)
+{
+	if (!env->sender || (*env->sender && addr_check(env->sender, e) < 0))
+		return err_set(e, "bad sender");
+	if (env->nrcpt == 0)
+		return err_set(e, "no recipients");
+	buf_adds(out, QFILE_MAGIC);
+	buf_printf(out, "arrival %.6f\nuid %ld\n", env->arrival, env->uid);
+	qrec_encode_flags(env->flags, out);
+	buf_printf(out, "from <%s>\n", env->sender);
+	for (size_t i = 0; i < env->nrcpt; i++) {
+		const struct rcpt *r = &env->rcpt[i];
+		if (addr_check(r->addr, e) < 0 || !qrec_status_valid(r->status))
+			return err_set(e, "bad recipient %zu", i);
+		buf_printf(out, "rcpt %c <%s>\n", r->status, r->addr);
+	}
+	buf_adds(out, "end\n");
+	return 0;
+}
+
+/* Next header line [p, nl); returns NULL at the end of input. */
+static const char *next_line(const char *p, const char *end, size_t *len)
+{
+	const char *nl = memchr(p, '\n', (size_t)(end - p));
+	if (!nl)
+		return NULL;
+	*len = (size_t)(nl - p);
+	return nl + 1;
+}
+
+/* "<addr>" of exactly n octets into a fresh string; NULL if malformed. */
+static char *decode_addr(const char *p, size_t n, bool allow_null)
+{
+	if (n < 2 || p[0] != '<' || p[n - 1] != '>' || n - 2 > ADDR_MAX)
+		return NULL;
+	char *a = xstrndup(p + 1, n - 2);
+	if (strlen(a) != n - 2 || (*a ? addr_check(a, NULL) < 0 : !allow_null)) {
+		free(a);
+		return NULL;
+	}
+	return a;
+}
+
+static int decode_flags(const char *p, size_t n, unsigned *flags)
+{
+	static const char pat[] = "8bitmime=? smtputf8=?";
+	if (n != sizeof pat - 1)
+		return -1;
+	*flags = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (pat[i] != '?') {
+			if (p[i] != pat[i])
+				return -1;
+		} else if (p[i] == '1') {
+			*flags |= i < 12 ? ENV_8BITMIME : ENV_SMTPUTF8;
+		} else if (p[i] != '0') {
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* Parse "KEY rest" with rest of form checked by the caller. */
+static bool line_key(const char *line, size_t len, const char *key, const char **rest, size_t *rlen)
+{
+	size_t k = strlen(key);
+	if (len <= k || memcmp(line, key, k) != 0 || line[k] != ' ')
+		return false;
+	*rest = line + k + 1;
+	*rlen = len - k - 1;
+	return true;
+}
+
+static int decode_number(const char *p, size_t n, double *out)
+{
+	char tmp[40], *end;
+	if (n == 0 || n >= sizeof tmp || strspn(p, "-0123456789.") < n)
+		return -1;
+	memcpy(tmp, p, n);
+	tmp[n] = '\0';
+	errno = 0;
+	*out = strtod(tmp, &end);
+	return (*end || errno) ? -1 : 0;
+}
+
+int qrec_decode(const char *p, size_t len, struct envelope *env, size_t *body_off, struct err *e)
+{
+	const char *start = p, *end = p + len, *line, *rest;
+	size_t l, rl;
+	double num;
+	envelope_init(env);
+	size_t mlen = strlen(QFILE_MAGIC);
+	if (len < mlen || memcmp(p, QFILE_MAGIC, mlen) != 0)
+		return err_set(e, "not an outbox queue file (bad magic)");
+	p += mlen;
+#define NEXT() do { line = p; if (!(p = next_line(p, end, &l))) goto truncated; } while (0)
+	NEXT();
+	if (!line_key(line, l, "arrival", &rest, &rl) || decode_number(rest, rl, &num) < 0 || num < 0
+	    || num > ARRIVAL_MAX)
+		goto bad;
+	env->arrival = num;
+	NEXT();
+	if (!line_key(line, l, "uid", &rest, &rl) || decode_number(rest, rl, &num) < 0
+	    || num < -1 || num > 4294967295.0 || num != (double)(long)num)
+		goto bad;
+	env->uid = (long)num;
+	NEXT();
+	if (!line_key(line, l, "flags", &rest, &rl) || decode_flags(rest, rl, &env->flags) < 0)
+		goto bad;
+	env->flags_off = line - start;
+	NEXT();
+	if (!line_key(line, l, "from", &rest, &rl) || !(env->sender = decode_addr(rest, rl, true)))
+		goto bad;
+	for (;;) {
+		NEXT();
+		if (l == 3 && memcmp(line, "end", 3) == 0)
+			break;
+		if (!line_key(line, l, "rcpt", &rest, &rl) || rl < 3 || !qrec_status_valid(rest[0])
+		    || rest[1] != ' ')
+			goto bad;
+		char *a = decode_addr(rest + 2, rl - 2, false);
+		if (!a)
+			goto bad;
+		envelope_add_rcpt(env, a);
+		free(a);
+		env->rcpt[env->nrcpt - 1].status = rest[0];
+		env->rcpt[env->nrcpt - 1].status_off = rest - start;
+	}
+#undef NEXT
+	if (env->nrcpt == 0)
+		goto bad;
+	*body_off = (size_t)(p - start);
+	return 0;
+truncated:
+	envelope_free(env);
+	return err_set(e, "queue file header is truncated");
+bad:
+	envelope_free(env);
+	return err_set(e, "malformed queue file header near offset %zu", (size_t)(line - start));
+}
