@@ -22,6 +22,7 @@
 
 #include "log.h"
 #include "qstore.h"
+#include "smtp.h"
 
 static char *reasons_path(const struct store *s, const char *id)
 {
@@ -39,7 +40,7 @@ void store_note_reasons(const struct store *s, const char *id, const struct enve
 	for (size_t i = 0; i < env->nrcpt; i++) {
 		if (!reasons[i])
 			continue;
-		char line[600];
+		char line[SMTP_REPLY_SHOWN + 1];	/* the whole reply, as smtp_reply_line keeps it */
 		buf_printf(&b, "%s\t%s\n", env->rcpt[i].addr, log_safe(reasons[i], line, sizeof line));
 	}
 	char *path = reasons_path(s, id), *dir = xasprintf("%s/defer/%02X", s->spool, qid_bucket(id));

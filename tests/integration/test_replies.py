@@ -54,6 +54,19 @@ def test_outbox_queue_shows_the_whole_deferral(relay_daemon):
     assert [r["last_reply"] for r in m["recipients"]] == [GMAIL_450_JOINED]
 
 
+def test_outbox_queue_shows_a_long_deferral_whole(relay_daemon):
+    """A reply of 900 octets (under the 1000 kept) reaches outbox queue
+    whole (before: SPOOL/defer/ kept its first 600)."""
+    d, up = relay_daemon(extra={"queue": {"retry_min": "1h", "retry_max": "2h"}})
+    long = "450 4.2.1 " + " ".join("word%03d" % i for i in range(111))
+    assert 880 < len(long) < 1000
+    up.rcpt_reply = {"a@r.example": long}
+    send(d, ["a@r.example"])
+    d.wait_log(r"to=<a@r\.example> .* status=deferred")
+    (m,) = [json.loads(x) for x in d.outbox("queue", "--json").stdout.splitlines()]
+    assert [r["last_reply"] for r in m["recipients"]] == [long]
+
+
 def test_a_reports_diagnostic_code_has_every_line(relay_daemon):
     d, up = relay_daemon()
     up.rcpt_reply = {"gone@r.example": GMAIL_550}
