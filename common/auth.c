@@ -72,14 +72,6 @@ const char *sasl_name(unsigned mech)
 	return "?";
 }
 
-void secret_free(char *s)
-{
-	if (!s)
-		return;
-	explicit_bzero(s, strlen(s));
-	free(s);
-}
-
 static void chomp(char *s)
 {
 	size_t n = strlen(s);

@@ -32,7 +32,7 @@ const char *sasl_name(unsigned mech);
 
 /* The secret: NULL with e set on failure. */
 char *secret_get(const struct relay *r, struct err *e);
-void secret_free(char *s);
+/* secret_free (util.h) wipes and frees one. */
 /* The first line of a secret's file (what: its key, for the error). */
 char *secret_read_file(const char *path, const char *what, struct err *e);
 

@@ -336,3 +336,11 @@ int helper_path(const char *name, char *out, size_t n)
 		snprintf(out, n, "%s/../libexec/outbox/%s", self, name);
 	return 0;
 }
+
+void secret_free(char *s)
+{
+	if (!s)
+		return;
+	explicit_bzero(s, strlen(s));
+	free(s);
+}

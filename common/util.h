@@ -126,4 +126,9 @@ char *trim(char *s);
 /* The local host name (FQDN if the resolver knows it). */
 const char *local_hostname(char *buf, size_t len);
 
+/* Wipe a secret (a password, a token) and free it; here, not in auth.c,
+ * so that a program that only reads one (outbox setup) needs no TLS
+ * library. */
+void secret_free(char *s);
+
 #endif
