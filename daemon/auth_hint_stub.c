@@ -9,7 +9,7 @@
 #include <stddef.h>
 #include <string.h>
 
-#include "delivery.h"
+#include "pool_int.h"
 
 __attribute__((weak)) const char *smtp_auth_hint(const char *reply)
 {
