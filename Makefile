@@ -296,6 +296,28 @@ fuzz-long: fuzz
 	  echo "$$n: exit $$? $$(grep -E 'number_of_executed_units|ERROR' $(FUZZ_BUILD)/long-$$n.log | tr '\n' ' ')"; \
 	done
 
+# ---- the delivery engine alone (issue 22): unit tests and fuzz harness ----
+# The transaction engine (daemon/transfer.c) and the attempt
+# (daemon/attempt.c) link with the common library only.  The engine runs
+# over the real SMTP client on a scripted connection: net_write and
+# net_fill are wrapped at link time (tests/unit/engine_fake.h).
+ENGINE_WRAP := -Wl,--wrap=net_write,--wrap=net_fill
+$(BUILD)/tests/test_transfer: tests/unit/test_transfer.c $(BUILD)/daemon/transfer.o $(BUILD)/daemon/attempt.o \
+		$(BUILD)/libcommon.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(PKG_CFLAGS) -o $@ $(filter %.c %.o %.a,$^) $(ALL_LDFLAGS) $(ENGINE_WRAP) $(LIBS) -lcmocka
+
+$(BUILD)/tests/test_attempt: tests/unit/test_attempt.c $(BUILD)/daemon/attempt.o $(BUILD)/libcommon.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(PKG_CFLAGS) -o $@ $(filter %.c %.o %.a,$^) $(ALL_LDFLAGS) $(LIBS) -lcmocka
+
+FUZZ_ENGINE := $(FUZZ_BUILD)/daemon/transfer.o $(FUZZ_BUILD)/daemon/attempt.o
+$(FUZZ_BUILD)/fuzz_transfer: tests/fuzz/fuzz_transfer.c tests/fuzz/fuzz.h tests/unit/engine_fake.h $(FUZZ_ENGINE) \
+		$(FUZZ_COMMON)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer $(PKG_CFLAGS) -o $@ $< $(FUZZ_ENGINE) $(FUZZ_COMMON) \
+		$(ENGINE_WRAP) $(LIBS)
+.SECONDARY: $(FUZZ_ENGINE)
+
 clean:
 	rm -rf build build-san build-fuzz build-deb run
 

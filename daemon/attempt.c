@@ -1,10 +1,12 @@
 /*
- * attempt.c - one message's delivery attempt: loading its queue file,
- * the per-recipient results (struct rcpt_result: sent, deferred or
- * bounced, as smtp_classify() says), the key=value log line per
- * recipient, and recording the results: status bytes and fdatasync
- * while recipients remain, the file removed (kept as a spare, see
- * queue.c) when none do, then the outcome posted to the loop.
+ * attempt.c - one message's delivery attempt, a value (attempt.h):
+ * loading its queue file, the per-recipient results (struct
+ * rcpt_result: sent, deferred or bounced, as smtp_classify() says), the
+ * key=value log line per recipient, and recording the results: status
+ * bytes and fdatasync while recipients remain, the file removed (kept
+ * as a spare, see queue.c) when none do.  The outcome is returned
+ * (struct delivery_result) for the caller to report; nothing here knows
+ * the pool or its workers.
  *
  * Invariant: a recipient gets at most one result per attempt
  * (set_result keeps the first), and a recipient already sent or bounced
@@ -22,15 +24,11 @@
 #include "../common/log.h"
 #include "../common/retry.h"
 #include "../common/units.h"
-#include "delivery.h"
+#include "attempt.h"
+#include "pool.h"
 #include "spool_log.h"
 
 #define LOAD_RETRY_S 60	/* a queue file that could not be read, for a passing reason */
-
-static double rnd01(struct worker *w)
-{
-	return (double)rand_r(&w->rnd_state) / ((double)RAND_MAX + 1.0);
-}
 
 void attempt_free(struct attempt *a)
 {
@@ -44,34 +42,39 @@ void attempt_free(struct attempt *a)
 	a->fd = -1;
 }
 
-/* Load the queue file; false when there is nothing to do. */
-bool attempt_load(struct worker *w, struct job *j, struct attempt *a)
+static void result_init(struct delivery_result *r, const char *id)
+{
+	memset(r, 0, sizeof *r);
+	memcpy(r->id, id, sizeof r->id);
+}
+
+bool attempt_load(const struct store *s, const char *id, unsigned tries, uint32_t next_try,
+		  const struct config *conf, struct attempt *a, struct delivery_result *r)
 {
 	struct err e;
 	memset(a, 0, sizeof *a);
 	a->fd = -1;
-	a->job = j;
-	a->started = now_real();
-	qname_format(a->name, j->id, j->next_try, j->tries);
-	if (store_load(w->pool->store, a->name, &a->env, &a->body_off, &a->fd, &a->size, &e) < 0) {
+	snprintf(a->id, sizeof a->id, "%s", id);
+	a->tries = tries;
+	a->conf = conf;
+	qname_format(a->name, id, next_try, tries);
+	result_init(r, a->id);
+	if (store_load(s, a->name, &a->env, &a->body_off, &a->fd, &a->size, &e) < 0) {
 		bool gone = errno == ENOENT;	/* deleted meanwhile: nothing left to do */
 		bool bad = store_load_error_is_permanent(errno);
 		if (bad)	/* retrying would never help: aside for a human */
-			spool_quarantine(w->pool->store, a->name, e.msg);
+			spool_quarantine(s, a->name, e.msg);
 		else if (!gone)
-			log_err("%s: cannot read queue file: %s", j->id, e.msg);
-		struct delivery_result r = { .done = gone || bad, .tries = (uint16_t)j->tries,
-					     .next_try = now_real() + LOAD_RETRY_S };
-		memcpy(r.id, j->id, sizeof r.id);
-		post_result(w->pool, &r);
+			log_err("%s: cannot read queue file: %s", id, e.msg);
+		r->done = gone || bad;
+		r->tries = (uint16_t)tries;
+		r->next_try = now_real() + LOAD_RETRY_S;
 		return false;
 	}
 	if (envelope_pending(&a->env) == 0) {	/* done before a crash, not yet removed */
-		struct delivery_result r = { .done = true };
-		memcpy(r.id, j->id, sizeof r.id);
-		if (store_remove(w->pool->store, a->name, a->body_off + a->size, &e) < 0)
-			log_err("%s: %s", j->id, e.msg);
-		post_result(w->pool, &r);
+		r->done = true;
+		if (store_remove(s, a->name, a->body_off + a->size, &e) < 0)
+			log_err("%s: %s", id, e.msg);
 		attempt_free(a);
 		return false;
 	}
@@ -101,7 +104,6 @@ enum outcome outcome_of(enum smtp_stage st, int code)
 	}
 }
 
-/* Every pending recipient without a result yet gets one. */
 void set_all(struct attempt *a, enum outcome what, const char *why)
 {
 	for (size_t i = 0; i < a->env.nrcpt; i++)
@@ -109,52 +111,64 @@ void set_all(struct attempt *a, enum outcome what, const char *why)
 			set_result(a, i, what, why);
 }
 
-/* The session's failure, classified, for every recipient left. */
 void fail_from_session(struct attempt *a, const struct smtp_client *s)
 {
 	enum outcome o = outcome_of(s->fail_stage, s->fail_code);
 	set_all(a, o == OUT_BOUNCED ? OUT_BOUNCED : OUT_DEFERRED, s->fail_text);
 }
 
-static void log_recipient(struct worker *w, struct attempt *a, size_t i, const char *status,
-			  const char *extra)
+bool attempt_fits(struct attempt *a, unsigned ext, uint64_t size_max)
+{
+	char why[300];
+	if ((ext & EXT_SIZE) && size_max && a->size > size_max) {
+		snprintf(why, sizeof why, "message size %llu exceeds the upstream's limit of %llu",
+			 (unsigned long long)a->size, (unsigned long long)size_max);
+		set_all(a, OUT_BOUNCED, why);
+		return false;
+	}
+	if ((a->env.flags & ENV_8BITMIME) && !(ext & EXT_8BITMIME)) {
+		set_all(a, OUT_BOUNCED, "message has 8-bit content and the upstream lacks 8BITMIME");
+		return false;
+	}
+	if ((a->env.flags & ENV_SMTPUTF8) && !(ext & EXT_SMTPUTF8)) {
+		set_all(a, OUT_BOUNCED, "message needs SMTPUTF8 and the upstream lacks it");
+		return false;
+	}
+	return true;
+}
+
+static void log_recipient(const struct attempt_site *site, const struct attempt *a, size_t i,
+			  const char *status, const char *extra)
 {
 	char to[ADDR_MAX * 4 + 1], why[SMTP_REPLY_SHOWN + 500];
-	const struct smtp_client *s = &w->smtp;
-	char relay[320];
-	if (*s->relay)
-		snprintf(relay, sizeof relay, "%s", s->relay);
-	else
-		snprintf(relay, sizeof relay, "%s:%llu", relay_label(job_relay(a->job)),
-			 (unsigned long long)job_relay(a->job)->port);
-	log_info("%s: to=<%s> relay=%s tls=%s delay=%.2f tries=%u status=%s (%s)%s", a->job->id,
-		 log_safe(a->env.rcpt[i].addr, to, sizeof to), relay,
-		 *s->net.tls_version ? s->net.tls_version : "none",
-		 now_real() - a->env.arrival, a->job->tries + 1, status,
+	char relay[320] = "";
+	if (*site->peer)
+		snprintf(relay, sizeof relay, "%s", site->peer);
+	else if (a->relay)
+		snprintf(relay, sizeof relay, "%s:%llu", relay_label(a->relay), (unsigned long long)a->relay->port);
+	log_info("%s: to=<%s> relay=%s tls=%s delay=%.2f tries=%u status=%s (%s)%s", a->id,
+		 log_safe(a->env.rcpt[i].addr, to, sizeof to), relay, *site->tls ? site->tls : "none",
+		 now_real() - a->env.arrival, a->tries + 1, status,
 		 log_safe(a->res[i].why ? a->res[i].why : "", why, sizeof why), extra);
 }
 
 /* Does recipient i's failure get a report (a bounce)?  To the sender;
  * for a message with the null sender (a report itself), one to [address]
  * postmaster unless it went to the postmaster: never a loop. */
-static bool wants_report(const struct attempt *a, const struct config *c, size_t i)
+static bool wants_report(const struct attempt *a, size_t i)
 {
 	if (*a->env.sender)
 		return true;
-	return *c->address.postmaster && strcasecmp(a->env.rcpt[i].addr, c->address.postmaster) != 0;
+	const char *pm = a->conf->address.postmaster;
+	return *pm && strcasecmp(a->env.rcpt[i].addr, pm) != 0;
 }
 
-/* Write the results to the queue file, log them, tell the loop. */
-void attempt_finish(struct worker *w, struct attempt *a)
+void attempt_settle(struct attempt *a, double now, struct attempt_tally *t)
 {
-	struct err e;
-	const struct config *c = a->job->conf;
-	bool expired = now_real() - a->env.arrival > (double)c->queue.lifetime;
-	unsigned pending = 0, nsent = 0, ndeferred = 0, nbounced = 0;
-	char last[200] = "";
-	double retry_in = retry_delay(c->queue.retry_min, c->queue.retry_max, a->job->tries + 1, rnd01(w));
-	char next[48], dur[32];
-	snprintf(next, sizeof next, " next=+%s", format_duration((uint64_t)(retry_in + 0.5), dur, sizeof dur));
+	const struct config *c = a->conf;
+	bool expired = now - a->env.arrival > (double)c->queue.lifetime;
+	char dur[32];
+	memset(t, 0, sizeof *t);
 	for (size_t i = 0; i < a->env.nrcpt; i++) {
 		struct rcpt_result *r = &a->res[i];
 		if (a->env.rcpt[i].status != RCPT_PENDING)
@@ -168,77 +182,96 @@ void attempt_finish(struct worker *w, struct attempt *a)
 			r->why = why;
 			r->state = OUT_BOUNCED;
 		}
-		if (r->why)
-			(void)log_safe(r->why, last, sizeof last);
-		if (r->state == OUT_DEFERRED) {
-			pending++;
-			ndeferred++;
-			log_recipient(w, a, i, "deferred", next);
-			continue;
-		}
-		*(r->state == OUT_SENT ? &nsent : &nbounced) += 1;
-		log_recipient(w, a, i, r->state == OUT_SENT ? "sent" : "bounced", "");
-	}
-	bool bouncing = false;
-	for (size_t i = 0; i < a->env.nrcpt; i++)
-		if (a->env.rcpt[i].status == RCPT_PENDING && a->res[i].state == OUT_BOUNCED && wants_report(a, c, i))
-			bouncing = true;
-	for (size_t i = 0; i < a->env.nrcpt && (pending > 0 || bouncing); i++) {
-		/* the file stays: record the final results in it */
-		enum outcome o = a->res[i].state;
-		char st = o == OUT_SENT ? RCPT_SENT : wants_report(a, c, i) ? RCPT_BOUNCING : RCPT_FAILED;
-		if (a->env.rcpt[i].status == RCPT_PENDING && o != OUT_DEFERRED
-		    && store_set_status(a->fd, &a->env.rcpt[i], st, &e) < 0)
-			log_err("%s: %s", a->job->id, e.msg);
-	}
-	bool warn = pending && c->queue.delay_warning && !bouncing && *a->env.sender
-		    && now_real() - a->env.arrival >= (double)c->queue.delay_warning
-		    && !store_warned(w->pool->store, a->job->id);
-	struct delivery_result r = { .done = pending == 0 && !bouncing, .bouncing = bouncing, .warn = warn,
-				     .next_try = now_real() + retry_in,
-				     .tries = (uint16_t)(a->job->tries + 1 > 65535 ? 65535 : a->job->tries + 1) };
-	memcpy(r.id, a->job->id, sizeof r.id);
-	r.sent = (uint16_t)nsent;
-	r.deferred = (uint16_t)ndeferred;
-	r.bounced = (uint16_t)nbounced;
-	snprintf(r.last_reply, sizeof r.last_reply, "%s", last);
-	if (a->job->routed)
-		snprintf(r.relay, sizeof r.relay, "%s", relay_label(job_relay(a->job)));
-	r.delay = now_real() - a->env.arrival;
-	if (pending == 0 && !bouncing) {
-		/* Every recipient is final: the file goes.  Without a directory
-		 * fsync a power loss may bring it back, and then its status
-		 * bytes (synced below only when it stays) would resend it:
-		 * the "crash between the upstream's 250 and the local record"
-		 * case that SPEC allows. */
-		if (store_remove(w->pool->store, a->name, a->body_off + a->size, &e) < 0)
-			log_err("%s: %s", a->job->id, e.msg);
+		if (r->state == OUT_DEFERRED)
+			t->pending++, t->deferred++;
 		else
-			log_info("%s: removed", a->job->id);
-	} else {
-		if (fdatasync(a->fd) < 0)
-			log_err("%s: fdatasync: %s", a->job->id, strerror(errno));
-		/* the schedule goes into the name, for the next start */
-		/* (also when only a report is left: its ID comes from the tries in the name) */
-		if (store_note_retry(w->pool->store, a->name, (uint32_t)ceil(r.next_try), r.tries, &e) < 0)
-			log_err("%s: %s", a->job->id, e.msg);
-		/* the last replies, for outbox queue and for the report */
-		const char **why = xcalloc(a->env.nrcpt, sizeof *why);
-		for (size_t i = 0; i < a->env.nrcpt; i++)
-			if (a->env.rcpt[i].status == RCPT_PENDING && (a->res[i].state == OUT_DEFERRED
-								       || (a->res[i].state == OUT_BOUNCED
-									   && wants_report(a, c, i))))
-				why[i] = a->res[i].why ? a->res[i].why : "";
-		store_note_reasons(w->pool->store, a->job->id, &a->env, why, w->smtp.relay);
-		free(why);
-		/* a report is due: the name says so, durably, before it is queued */
-		if (bouncing && store_set_mark(w->pool->store, a->name, 'B', &e) < 0)
-			log_err("%s: %s", a->job->id, e.msg);
+			*(r->state == OUT_SENT ? &t->sent : &t->bounced) += 1;
+		if (r->state == OUT_BOUNCED && wants_report(a, i))
+			t->bouncing = true;
 	}
-	post_result(w->pool, &r);
 }
 
-void attempt_postpone(struct worker *w, struct attempt *a, double until, const char *why)
+/* The queue file stays: each final result goes into it, the schedule
+ * into its name, the last replies beside it, and a B mark when a
+ * report is due. */
+static void record_kept(const struct attempt_site *site, struct attempt *a, const struct delivery_result *r)
+{
+	struct err e;
+	for (size_t i = 0; i < a->env.nrcpt; i++) {
+		enum outcome o = a->res[i].state;
+		char st = o == OUT_SENT ? RCPT_SENT : wants_report(a, i) ? RCPT_BOUNCING : RCPT_FAILED;
+		if (a->env.rcpt[i].status == RCPT_PENDING && o != OUT_DEFERRED
+		    && store_set_status(a->fd, &a->env.rcpt[i], st, &e) < 0)
+			log_err("%s: %s", a->id, e.msg);
+	}
+	if (fdatasync(a->fd) < 0)
+		log_err("%s: fdatasync: %s", a->id, strerror(errno));
+	/* the schedule goes into the name, for the next start */
+	/* (also when only a report is left: its ID comes from the tries in the name) */
+	if (store_note_retry(site->store, a->name, (uint32_t)ceil(r->next_try), r->tries, &e) < 0)
+		log_err("%s: %s", a->id, e.msg);
+	/* the last replies, for outbox queue and for the report */
+	const char **why = xcalloc(a->env.nrcpt, sizeof *why);
+	for (size_t i = 0; i < a->env.nrcpt; i++)
+		if (a->env.rcpt[i].status == RCPT_PENDING
+		    && (a->res[i].state == OUT_DEFERRED || (a->res[i].state == OUT_BOUNCED && wants_report(a, i))))
+			why[i] = a->res[i].why ? a->res[i].why : "";
+	store_note_reasons(site->store, a->id, &a->env, why, site->peer);
+	free(why);
+	/* a report is due: the name says so, durably, before it is queued */
+	if (r->bouncing && store_set_mark(site->store, a->name, 'B', &e) < 0)
+		log_err("%s: %s", a->id, e.msg);
+}
+
+void attempt_finish(const struct attempt_site *site, struct attempt *a, struct delivery_result *r)
+{
+	struct err e;
+	const struct config *c = a->conf;
+	struct attempt_tally t;
+	char last[200] = "", next[48], dur[32];
+	double retry_in = retry_delay(c->queue.retry_min, c->queue.retry_max, a->tries + 1, site->rnd);
+	snprintf(next, sizeof next, " next=+%s", format_duration((uint64_t)(retry_in + 0.5), dur, sizeof dur));
+	attempt_settle(a, now_real(), &t);
+	for (size_t i = 0; i < a->env.nrcpt; i++) {
+		const struct rcpt_result *rr = &a->res[i];
+		if (a->env.rcpt[i].status != RCPT_PENDING)
+			continue;
+		if (rr->why)
+			(void)log_safe(rr->why, last, sizeof last);
+		log_recipient(site, a, i, rr->state == OUT_DEFERRED ? "deferred" : rr->state == OUT_SENT ? "sent" : "bounced",
+			      rr->state == OUT_DEFERRED ? next : "");
+	}
+	result_init(r, a->id);
+	r->done = t.pending == 0 && !t.bouncing;
+	r->bouncing = t.bouncing;
+	r->warn = t.pending && c->queue.delay_warning && !t.bouncing && *a->env.sender
+		  && now_real() - a->env.arrival >= (double)c->queue.delay_warning && !store_warned(site->store, a->id);
+	r->next_try = now_real() + retry_in;
+	r->tries = (uint16_t)(a->tries + 1 > 65535 ? 65535 : a->tries + 1);
+	r->sent = (uint16_t)t.sent;
+	r->deferred = (uint16_t)t.deferred;
+	r->bounced = (uint16_t)t.bounced;
+	snprintf(r->last_reply, sizeof r->last_reply, "%s", last);
+	if (a->relay)
+		snprintf(r->relay, sizeof r->relay, "%s", relay_label(a->relay));
+	r->delay = now_real() - a->env.arrival;
+	if (!r->done) {
+		record_kept(site, a, r);
+		return;
+	}
+	/* Every recipient is final: the file goes.  Without a directory
+	 * fsync a power loss may bring it back, and then its status bytes
+	 * (synced above only when it stays) would resend it: the "crash
+	 * between the upstream's 250 and the local record" case that SPEC
+	 * allows. */
+	if (store_remove(site->store, a->name, a->body_off + a->size, &e) < 0)
+		log_err("%s: %s", a->id, e.msg);
+	else
+		log_info("%s: removed", a->id);
+}
+
+void attempt_postpone(const struct attempt_site *site, struct attempt *a, double until, const char *why,
+		      struct delivery_result *r)
 {
 	struct err e;
 	char next[48], dur[32];
@@ -250,56 +283,21 @@ void attempt_postpone(struct worker *w, struct attempt *a, double until, const c
 	for (size_t i = 0; i < a->env.nrcpt; i++) {
 		if (a->env.rcpt[i].status != RCPT_PENDING)
 			continue;
-		log_recipient(w, a, i, "deferred", next);
+		log_recipient(site, a, i, "deferred", next);
 		reasons[i] = why;
 		n++;
 	}
-	if (store_note_retry(w->pool->store, a->name, (uint32_t)ceil(until), a->job->tries, &e) < 0)
-		log_err("%s: %s", a->job->id, e.msg);
-	store_note_reasons(w->pool->store, a->job->id, &a->env, reasons, "");
+	if (store_note_retry(site->store, a->name, (uint32_t)ceil(until), a->tries, &e) < 0)
+		log_err("%s: %s", a->id, e.msg);
+	store_note_reasons(site->store, a->id, &a->env, reasons, "");
 	free(reasons);
 	/* not an attempt: its tries stay, and so does its backoff */
-	struct delivery_result r = { .next_try = until, .tries = (uint16_t)a->job->tries,
-				     .deferred = (uint16_t)n };
-	memcpy(r.id, a->job->id, sizeof r.id);
-	snprintf(r.last_reply, sizeof r.last_reply, "%s", why);
-	if (a->job->routed)
-		snprintf(r.relay, sizeof r.relay, "%s", relay_label(job_relay(a->job)));
-	post_result(w->pool, &r);
-	attempt_free(a);
-}
-
-/* Can this upstream take this message at all?  Sets a permanent result
- * when it cannot. */
-bool attempt_fits(struct worker *w, struct attempt *a)
-{
-	const struct smtp_client *s = &w->smtp;
-	char why[300];
-	if ((s->ext & EXT_SIZE) && s->size_max && a->size > s->size_max) {
-		snprintf(why, sizeof why, "message size %llu exceeds the upstream's limit of %llu",
-			 (unsigned long long)a->size, (unsigned long long)s->size_max);
-		set_all(a, OUT_BOUNCED, why);
-		return false;
-	}
-	if ((a->env.flags & ENV_8BITMIME) && !(s->ext & EXT_8BITMIME)) {
-		set_all(a, OUT_BOUNCED, "message has 8-bit content and the upstream lacks 8BITMIME");
-		return false;
-	}
-	if ((a->env.flags & ENV_SMTPUTF8) && !(s->ext & EXT_SMTPUTF8)) {
-		set_all(a, OUT_BOUNCED, "message needs SMTPUTF8 and the upstream lacks it");
-		return false;
-	}
-	return true;
-}
-
-/* Record an attempt's results and free it (and its job unless it is
- * the caller's). */
-void attempt_close(struct worker *w, struct attempt *a, const struct job *caller_job)
-{
-	if (session_broken(&w->smtp))
-		fail_from_session(a, &w->smtp);
-	attempt_finish(w, a);
-	if (a->job != caller_job)
-		job_free(a->job);
+	result_init(r, a->id);
+	r->next_try = until;
+	r->tries = (uint16_t)a->tries;
+	r->deferred = (uint16_t)n;
+	snprintf(r->last_reply, sizeof r->last_reply, "%s", why);
+	if (a->relay)
+		snprintf(r->relay, sizeof r->relay, "%s", relay_label(a->relay));
 	attempt_free(a);
 }

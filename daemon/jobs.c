@@ -1,6 +1,6 @@
 /*
- * jobs.c - the delivery pool's job queues and its result list (any
- * thread).  Each relay's upstream has a queue; the loop appends new
+ * jobs.c - the delivery pool's job queues and its result list
+ * (jobs.h; any thread).  Each relay's upstream has a queue; the loop appends new
  * jobs to the entry's (pool_submit), workers take them from the head of
  * their own relay's queue, a share at a time so that one worker does
  * not take a batch while others idle, and post each message's outcome
@@ -9,7 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "delivery.h"
+#include "jobs.h"
+#include "pool_int.h"
 
 /* Unlink the first job of up; the caller holds p->mu. */
 static struct job *take_head_locked(struct pool *p, struct upstream *up)

@@ -125,6 +125,12 @@ static void finish_stopping(struct daemon *d)
 	indexer_close(d);
 }
 
+/* The pool says the waiting mail is due (a relay's new login). */
+static void on_pool_due(struct daemon *d)
+{
+	(void)sched_due_now(d);
+}
+
 /* A worker's outcome: counted for outbox status, then to the scheduler. */
 static void on_pool_result(struct daemon *d, const struct delivery_result *r)
 {
@@ -274,7 +280,7 @@ int main(int argc, char **argv)
 	if (listeners_start(&d, &e) < 0)
 		fatal(EX_UNAVAILABLE, "%s", e.msg);
 	start_signals(&d);
-	static const struct pool_hooks to_scheduler = { on_pool_result, sched_dispatch };
+	static const struct pool_hooks to_scheduler = { on_pool_result, sched_dispatch, on_pool_due };
 	if (pool_start(&d, &to_scheduler, &e) < 0)
 		fatal(EX_OSERR, "%s", e.msg);
 	pickup_recover(&d);	/* before the indexer can schedule what it checks */

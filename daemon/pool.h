@@ -1,8 +1,10 @@
 /*
  * pool.h - the delivery worker pool (delivery.c), as the rest of the
  * daemon sees it: start it, hand it a message, stop it.  Its insides
- * (jobs, workers, attempts, transfers) are delivery.h, private to the
- * pool's files.  Loop thread only, but for what delivery.h says.
+ * are pool_int.h (the pool, its upstreams and workers), jobs.h,
+ * upstreams.h and relay_state.h, private to the pool's files; the
+ * transaction engine (transfer.h) and the attempt (attempt.h) are
+ * values the workers use.  Loop thread only.
  */
 #ifndef OUTBOXD_POOL_H
 #define OUTBOXD_POOL_H
@@ -34,10 +36,12 @@ struct delivery_result {
 
 /* What the pool tells whoever hands it work (the scheduler), on the
  * loop thread: each outcome, then once the outcomes of a turn are told,
- * that workers may take more. */
+ * that workers may take more; and that the waiting mail is due now (a
+ * relay that waited for a login has one: relay_state.c). */
 struct pool_hooks {
 	void (*result)(struct daemon *d, const struct delivery_result *r);
 	void (*ready)(struct daemon *d);
+	void (*due_now)(struct daemon *d);
 };
 
 int pool_start(struct daemon *d, const struct pool_hooks *hooks, struct err *e);

@@ -1,6 +1,6 @@
 /*
- * relay_state.c - what the pool tells about its relays (pool.h
- * pool_relay_states: ok, down, held back, login needed), and the loop
+ * relay_state.c - what the pool tells about its relays (relay_state.h,
+ * pool.h pool_relay_states: ok, down, held back, login needed), and the loop
  * side of "login needed" (SPEC "OAuth2"): the postmaster's one notice,
  * and the watch on each refresh token file's directory that ends the
  * wait as soon as a new login wrote the file.
@@ -21,8 +21,8 @@
 
 #include "../common/log.h"
 #include "../common/tokens.h"
-#include "delivery.h"
-#include "scheduler.h"
+#include "pool_int.h"
+#include "relay_state.h"
 
 struct token_watch {
 	uv_fs_event_t ev;
@@ -128,7 +128,7 @@ static void on_token_event(uv_fs_event_t *h, const char *filename, int events, i
 	if (status < 0 || (filename && strcmp(filename, tw->base) != 0))
 		return;
 	if (upstreams_token_changed(tw->pool, tw->relay))
-		sched_due_now(tw->pool->d);
+		tw->pool->hooks->due_now(tw->pool->d);	/* (the scheduler's) */
 }
 
 static void on_watch_closed(uv_handle_t *h)

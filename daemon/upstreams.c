@@ -1,6 +1,6 @@
 /*
  * upstreams.c - a worker group and job queue per relay, routing by
- * sender, and failover (SPEC "Relays").
+ * sender, and failover (upstreams.h; SPEC "Relays").
  *
  * New jobs wait at the entry: the first relay (by priority) that takes
  * any sender.  The first worker to read a job's envelope routes it
@@ -48,7 +48,10 @@
 #include "../common/log.h"
 #include "../common/retry.h"
 #include "../common/tokens.h"
-#include "delivery.h"
+#include "jobs.h"
+#include "pool_int.h"
+#include "relay_state.h"
+#include "upstreams.h"
 
 #define PROVEN_S 60	/* a session opened this recently: the relay's login works, no trial */
 
@@ -131,11 +134,6 @@ static void trial_take_locked(struct worker *w, double now)
 		up->trying = w;
 }
 
-static double rnd01(struct worker *w)
-{
-	return (double)rand_r(&w->rnd_state) / ((double)RAND_MAX + 1.0);
-}
-
 /* A session failed for a dead refresh token (locked): the relay needs a
  * login; true when it did not before (the log says so once). */
 static bool login_needed_locked(struct upstream *up, double now)
@@ -162,7 +160,7 @@ bool upstream_failed(struct worker *w, struct job *j)
 	snprintf(up->down_why, sizeof up->down_why, "%.*s",
 		 (int)(cut ? cut - w->smtp.fail_text : (ptrdiff_t)strlen(w->smtp.fail_text)), w->smtp.fail_text);
 	bool newly_login = w->login_needed && login_needed_locked(up, now);
-	double wait = retry_delay(c->queue.retry_min, c->queue.retry_max, up->failures, rnd01(w));
+	double wait = retry_delay(c->queue.retry_min, c->queue.retry_max, up->failures, worker_rnd(w));
 	unsigned quota = smtp_quota_hold(w->smtp.fail_code, w->smtp.fail_text);	/* "421 4.7.0 ..." */
 	if (quota > wait)
 		wait = quota;
@@ -409,11 +407,6 @@ void upstreams_configure(struct pool *p, struct config *c)
 		if (up->removed)
 			up->want = 0;
 	requeue_all_locked(p, c);
-	for (struct upstream *up = p->ups; up; up = up->next) {
-		while (!p->stopping && up->nworkers < up->want && worker_start(p, up) == 0)
-			;
-		uv_cond_broadcast(&up->cv);	/* the ones too many notice */
-	}
 	uv_mutex_unlock(&p->mu);
 	token_cache_set_hold(p->d->tokens, (double)c->queue.retry_max);
 	token_watch_configure(p, c);
