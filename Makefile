@@ -303,15 +303,16 @@ fuzz-long: fuzz
 # net_fill are wrapped at link time (tests/unit/engine_fake.h).
 ENGINE_WRAP := -Wl,--wrap=net_write,--wrap=net_fill
 $(BUILD)/tests/test_transfer: tests/unit/test_transfer.c $(BUILD)/daemon/transfer.o $(BUILD)/daemon/attempt.o \
-		$(BUILD)/libcommon.a
+		$(BUILD)/daemon/spool_log.o $(BUILD)/libcommon.a
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(PKG_CFLAGS) -o $@ $(filter %.c %.o %.a,$^) $(ALL_LDFLAGS) $(ENGINE_WRAP) $(LIBS) -lcmocka
 
-$(BUILD)/tests/test_attempt: tests/unit/test_attempt.c $(BUILD)/daemon/attempt.o $(BUILD)/libcommon.a
+$(BUILD)/tests/test_attempt: tests/unit/test_attempt.c $(BUILD)/daemon/attempt.o $(BUILD)/daemon/spool_log.o \
+		$(BUILD)/libcommon.a
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(PKG_CFLAGS) -o $@ $(filter %.c %.o %.a,$^) $(ALL_LDFLAGS) $(LIBS) -lcmocka
 
-FUZZ_ENGINE := $(FUZZ_BUILD)/daemon/transfer.o $(FUZZ_BUILD)/daemon/attempt.o
+FUZZ_ENGINE := $(FUZZ_BUILD)/daemon/transfer.o $(FUZZ_BUILD)/daemon/attempt.o $(FUZZ_BUILD)/daemon/spool_log.o
 $(FUZZ_BUILD)/fuzz_transfer: tests/fuzz/fuzz_transfer.c tests/fuzz/fuzz.h tests/unit/engine_fake.h $(FUZZ_ENGINE) \
 		$(FUZZ_COMMON)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer $(PKG_CFLAGS) -o $@ $< $(FUZZ_ENGINE) $(FUZZ_COMMON) \
