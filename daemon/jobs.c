@@ -48,8 +48,14 @@ struct job *pop_job(struct worker *w, int wait_s, bool *timed_out)
 		}
 	}
 	struct job *j = retiring(w) ? NULL : take_head_locked(p, up);
-	if (!j && retiring(w))
+	if (!j && retiring(w)) {
+		/* this one goes: it leaves the count now, under the lock, so
+		 * that the relay's other workers do not all take themselves
+		 * for the one too many and leave it with none */
 		*timed_out = false;
+		up->nworkers--;
+		w->retired = true;
+	}
 	uv_mutex_unlock(&p->mu);
 	return j;
 }

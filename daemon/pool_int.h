@@ -59,6 +59,7 @@ struct worker {
 	struct upstream *up;	/* the relay it works for */
 	struct worker *next;	/* all of the pool's */
 	bool exited;		/* its thread has returned (pool.mu): join it */
+	bool retired;		/* left its relay's count as one too many (jobs.c pop_job) */
 	uv_thread_t thread;
 	int idx;
 	struct smtp_client smtp;

@@ -295,7 +295,8 @@ static void worker_exit(struct worker *w)
 	}
 	uv_mutex_lock(&p->mu);
 	p->running--;
-	w->up->nworkers--;
+	if (!w->retired)
+		w->up->nworkers--;
 	w->exited = true;
 	uv_mutex_unlock(&p->mu);
 	uv_async_send(&p->async);

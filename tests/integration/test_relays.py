@@ -156,6 +156,22 @@ def test_sighup_adds_and_removes_relays_without_losing_mail(relays, make_upstrea
     assert d.proc.poll() is None
 
 
+def test_a_reload_that_lowers_workers_leaves_the_relay_its_workers(relay_daemon):
+    """A reload from 4 workers to 2, five times: each time the next
+    message goes out at once (before: every worker of the relay took
+    itself for one too many and left, about one reload in three, and its
+    mail waited until the next reload or restart)."""
+    d, up = relay_daemon(relay={"workers": "4"})
+    for i in range(5):
+        d.sections["relay"]["workers"] = "2" if i % 2 == 0 else "4"
+        d.write_conf()
+        d.proc.send_signal(signal.SIGHUP)
+        d.wait_log(r"configuration reloaded", count=i + 1)
+        time.sleep(0.3)     # the workers too many have gone
+        send(d, ["r%d@r.example" % i])
+        assert [m.rcpt_tos for m in up.wait_for(i + 1, timeout=10)][i] == ["r%d@r.example" % i]
+
+
 def test_relay_keys_are_checked_per_section(make_daemon, workdir):
     from test_config_check import check
     bad = os.path.join(workdir, "bad.conf")
