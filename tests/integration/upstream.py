@@ -292,10 +292,19 @@ class _Controller(Controller):
     def cancel_tasks(self, stop_loop=True):
         # Python 3.12 and later (Debian 13): the server's wait_closed() in
         # stop() waits for every connection, so a client's idle session
-        # would hold stop() until it times out: end them first
-        for t in list(self._upstream._transports):
-            t.abort()
-        super().cancel_tasks(stop_loop)
+        # would hold stop() until it times out: end them first.  A TLS
+        # transport the client has just closed is already unwrapped, and
+        # its abort() raises ("cannot switch state from UNWRAPPED to
+        # UNWRAPPED") before its connection_lost() has run: that must not
+        # keep the loop from stopping (stop() joins the thread for ever)
+        try:
+            for t in list(self._upstream._transports):
+                try:
+                    t.abort()
+                except (RuntimeError, AttributeError):   # or already gone
+                    pass
+        finally:
+            super().cancel_tasks(stop_loop)
 
 
 class Upstream:
