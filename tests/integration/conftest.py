@@ -23,6 +23,23 @@ import pytest
 sys.path.insert(0, os.path.dirname(__file__))
 import upstream as upstream_mod  # noqa: E402
 
+
+def pytest_configure(config):
+    """make check runs the suite in two passes (Makefile "integration"):
+    the tests not marked serial on several pytest-xdist workers at once,
+    then the serial ones alone.  Every test has its own folder, spool,
+    sockets and ports (the kernel's), so most need nothing more."""
+    config.addinivalue_line(
+        "markers", "serial: runs alone, in make check's second pass: it asserts on how long "
+        "something took or on memory, or loads the machine enough to disturb another test's")
+    config.addinivalue_line(
+        "markers", "slow(seconds): takes 10 s or more (mostly waiting): started first, the "
+        "longest first, so that in a parallel run it does not end last")
+    config.addinivalue_line(
+        "markers", "xdist_group(name): tests sharing a fixed path outside their folder (e.g. "
+        "/run/outbox-test, build/tests/outbox-runconf's default configuration) run one after "
+        "another on one worker")
+
 BUILD = os.environ.get("OUTBOX_BUILD") or os.path.join(
     os.path.dirname(__file__), "..", "..", "build")
 OUTBOXD = os.path.abspath(os.path.join(BUILD, "outboxd"))
@@ -338,6 +355,16 @@ class Daemon:
         """Run `outbox ARGS` (text output); returns CompletedProcess."""
         return subprocess.run(self.command(args, argv0, user), capture_output=True, text=True,
                               timeout=timeout, env=dict(os.environ, OUTBOX_CONF=self.conf))
+
+
+def pytest_collection_modifyitems(items):
+    """The slow tests first, the longest first (a stable sort: the order
+    is the same on every worker, as pytest-xdist requires): a worker that
+    took one at the end would keep the others waiting."""
+    def seconds(item):
+        m = item.get_closest_marker("slow")
+        return -m.args[0] if m else 0
+    items.sort(key=seconds)
 
 
 @pytest.fixture
