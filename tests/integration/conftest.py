@@ -407,12 +407,40 @@ def daemon(make_daemon):
     return make_daemon()
 
 
-@pytest.fixture(scope="session")
-def certs():
+def _new_certs():
     d = tempfile.mkdtemp(prefix="outbox-certs-")
     os.chmod(d, 0o755)  # outboxd's user reads ca.pem
-    yield upstream_mod.make_certs(d)
+    return upstream_mod.make_certs(d)
+
+
+@pytest.fixture(scope="session")
+def certs():
+    shared = os.environ.get("OUTBOX_TEST_CERTS")
+    if shared:          # the parallel run's, made once (pytest_sessionstart)
+        yield shared
+        return
+    d = _new_certs()
+    yield d
     shutil.rmtree(d, ignore_errors=True)
+
+
+def _parallel_controller(config):
+    """This process hands tests to pytest-xdist workers."""
+    return not hasattr(config, "workerinput") and (config.getoption("numprocesses", None) or 0) > 0
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionstart(session):
+    """A parallel run makes the test CA and certificates once, before its
+    workers start (they inherit the variable): eight workers making their
+    own at once took 8 s of the first tests' time."""
+    if _parallel_controller(session.config):
+        os.environ["OUTBOX_TEST_CERTS"] = _new_certs()
+
+
+def pytest_sessionfinish(session):
+    if _parallel_controller(session.config) and os.environ.get("OUTBOX_TEST_CERTS"):
+        shutil.rmtree(os.environ.pop("OUTBOX_TEST_CERTS"), ignore_errors=True)
 
 
 @pytest.fixture
