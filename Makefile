@@ -154,8 +154,23 @@ check: deps
 unit: $(UNIT_BIN)
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
 
+# The integration suite in two passes, each with its own closing line:
+# the tests that may share the machine on ITEST_JOBS pytest-xdist
+# workers at once (they mostly wait on daemons: more workers than
+# cores; tests sharing a fixed path are in one xdist_group, run by one
+# worker), then those marked serial (they time themselves or load the
+# whole machine) alone.  Either failing fails the target; a pass that
+# PYTEST_ARGS leaves empty (pytest's 5) does not.
+ITEST_JOBS ?= 8
+ITEST = OUTBOX_BUILD=$(abspath $(BUILD)) OUTBOX_SAN=$(SAN) $(PY) -m pytest -q tests/integration
+ITEST_PARALLEL = $(ITEST) -n $(ITEST_JOBS) --dist loadgroup -m "not serial" $(PYTEST_ARGS)
+ITEST_SERIAL = $(ITEST) -m serial $(PYTEST_ARGS)
 integration: $(OUTBOXD) $(OUTBOX) $(PROBE) $(HELPERS)
-	OUTBOX_BUILD=$(abspath $(BUILD)) OUTBOX_SAN=$(SAN) $(PY) -m pytest -q tests/integration $(PYTEST_ARGS)
+	@p=0; s=0; \
+	echo '$(ITEST_PARALLEL)'; $(ITEST_PARALLEL) || p=$$?; \
+	echo '$(ITEST_SERIAL)'; $(ITEST_SERIAL) || s=$$?; \
+	if [ $$p = 5 ] && [ $$s = 5 ]; then echo "integration: no test selected"; exit 1; fi; \
+	for rc in $$p $$s; do [ $$rc = 0 ] || [ $$rc = 5 ] || { echo "integration: FAILED"; exit 1; }; done
 
 $(BUILD)/bench/floor: bench/floor.c
 	@mkdir -p $(dir $@)
@@ -273,17 +288,23 @@ $(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h $(FUZZ_COMMON) $(FUZ
 fuzz: $(FUZZ_BIN)
 
 # Each harness from its committed seeds (and the regression inputs kept
-# there), for FUZZ_SECONDS; new inputs go to a scratch corpus, not the tree.
+# there), for FUZZ_SECONDS; new inputs go to a scratch corpus, not the
+# tree.  FUZZ_JOBS harnesses at a time (one core each), each one's lines
+# printed together when it ends.
+FUZZ_JOBS ?= 2
+FUZZ_NAMES := $(FUZZ_SRC:tests/fuzz/fuzz_%.c=%)
 fuzz-smoke: fuzz
-	@set -e; for f in $(FUZZ_BIN); do n=$${f#$(FUZZ_BUILD)/fuzz_}; \
-	  work=$(FUZZ_BUILD)/work/$$n; mkdir -p $$work; \
-	  echo "== fuzz $$n ($(FUZZ_SECONDS) s)"; \
-	  $$f -max_total_time=$(FUZZ_SECONDS) -timeout=10 -print_final_stats=1 \
-	    -artifact_prefix=$(FUZZ_BUILD)/crash-$$n- $$work tests/fuzz/corpus/$$n 2>&1 \
-	    | grep -E "^(stat::number_of_executed_units|INFO: -max_total_time|==.*ERROR|SUMMARY)" || true; \
-	  test -z "$$(ls $(FUZZ_BUILD)/crash-$$n-* 2>/dev/null)" || \
-	    { echo "fuzz $$n found a crash: $$(ls $(FUZZ_BUILD)/crash-$$n-*)"; exit 1; }; \
-	done; echo "fuzz-smoke: $(words $(FUZZ_BIN)) passed, 0 failed"
+	@$(MAKE) --no-print-directory -j$(FUZZ_JOBS) --output-sync=target $(FUZZ_NAMES:%=fuzz-smoke-%)
+	@echo "fuzz-smoke: $(words $(FUZZ_BIN)) passed, 0 failed"
+
+fuzz-smoke-%: $(FUZZ_BUILD)/fuzz_%
+	@f=$<; n=$*; work=$(FUZZ_BUILD)/work/$$n; mkdir -p $$work; \
+	echo "== fuzz $$n ($(FUZZ_SECONDS) s)"; \
+	$$f -max_total_time=$(FUZZ_SECONDS) -timeout=10 -print_final_stats=1 \
+	  -artifact_prefix=$(FUZZ_BUILD)/crash-$$n- $$work tests/fuzz/corpus/$$n 2>&1 \
+	  | grep -E "^(stat::number_of_executed_units|INFO: -max_total_time|==.*ERROR|SUMMARY)" || true; \
+	test -z "$$(ls $(FUZZ_BUILD)/crash-$$n-* 2>/dev/null)" || \
+	  { echo "fuzz $$n found a crash: $$(ls $(FUZZ_BUILD)/crash-$$n-*)"; exit 1; }
 
 # The long run: FUZZ_RUNS executions (or FUZZ_LONG_SECONDS) per harness.
 FUZZ_RUNS ?= 10000000

@@ -9,7 +9,7 @@ set -eu
 
 PKGS="pkg-config libuv1-dev libmbedtls-dev libinih-dev libmagic-dev libcmocka-dev libcurl4-openssl-dev libjansson-dev \
 s-nail git git-email libmailtools-perl \
-python3-pytest python3-aiosmtpd python3-fusepy python3-prometheus-client python3-seccomp openssl curl procps mandoc strace systemd \
+python3-pytest python3-pytest-xdist python3-aiosmtpd python3-fusepy python3-prometheus-client python3-seccomp openssl curl procps mandoc strace systemd \
 clang libclang-rt-dev"
 [ $# -gt 0 ] && PKGS="$*"
 

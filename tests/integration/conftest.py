@@ -23,6 +23,23 @@ import pytest
 sys.path.insert(0, os.path.dirname(__file__))
 import upstream as upstream_mod  # noqa: E402
 
+
+def pytest_configure(config):
+    """make check runs the suite in two passes (Makefile "integration"):
+    the tests not marked serial on several pytest-xdist workers at once,
+    then the serial ones alone.  Every test has its own folder, spool,
+    sockets and ports (the kernel's), so most need nothing more."""
+    config.addinivalue_line(
+        "markers", "serial: runs alone, in make check's second pass: it asserts on how long "
+        "something took or on memory, or loads the machine enough to disturb another test's")
+    config.addinivalue_line(
+        "markers", "slow(seconds): takes 10 s or more (mostly waiting): started first, the "
+        "longest first, so that in a parallel run it does not end last")
+    config.addinivalue_line(
+        "markers", "xdist_group(name): tests sharing a fixed path outside their folder (e.g. "
+        "/run/outbox-test, build/tests/outbox-runconf's default configuration) run one after "
+        "another on one worker")
+
 BUILD = os.environ.get("OUTBOX_BUILD") or os.path.join(
     os.path.dirname(__file__), "..", "..", "build")
 OUTBOXD = os.path.abspath(os.path.join(BUILD, "outboxd"))
@@ -340,6 +357,16 @@ class Daemon:
                               timeout=timeout, env=dict(os.environ, OUTBOX_CONF=self.conf))
 
 
+def pytest_collection_modifyitems(items):
+    """The slow tests first, the longest first (a stable sort: the order
+    is the same on every worker, as pytest-xdist requires): a worker that
+    took one at the end would keep the others waiting."""
+    def seconds(item):
+        m = item.get_closest_marker("slow")
+        return -m.args[0] if m else 0
+    items.sort(key=seconds)
+
+
 @pytest.fixture
 def workdir():
     d = tempfile.mkdtemp(prefix="outbox-test-")
@@ -380,12 +407,40 @@ def daemon(make_daemon):
     return make_daemon()
 
 
-@pytest.fixture(scope="session")
-def certs():
+def _new_certs():
     d = tempfile.mkdtemp(prefix="outbox-certs-")
     os.chmod(d, 0o755)  # outboxd's user reads ca.pem
-    yield upstream_mod.make_certs(d)
+    return upstream_mod.make_certs(d)
+
+
+@pytest.fixture(scope="session")
+def certs():
+    shared = os.environ.get("OUTBOX_TEST_CERTS")
+    if shared:          # the parallel run's, made once (pytest_sessionstart)
+        yield shared
+        return
+    d = _new_certs()
+    yield d
     shutil.rmtree(d, ignore_errors=True)
+
+
+def _parallel_controller(config):
+    """This process hands tests to pytest-xdist workers."""
+    return not hasattr(config, "workerinput") and (config.getoption("numprocesses", None) or 0) > 0
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionstart(session):
+    """A parallel run makes the test CA and certificates once, before its
+    workers start (they inherit the variable): eight workers making their
+    own at once took 8 s of the first tests' time."""
+    if _parallel_controller(session.config):
+        os.environ["OUTBOX_TEST_CERTS"] = _new_certs()
+
+
+def pytest_sessionfinish(session):
+    if _parallel_controller(session.config) and os.environ.get("OUTBOX_TEST_CERTS"):
+        shutil.rmtree(os.environ.pop("OUTBOX_TEST_CERTS"), ignore_errors=True)
 
 
 @pytest.fixture

@@ -16,6 +16,19 @@ def chunking_daemon(relay_daemon, up_kw=None, relay=None, **kw):
     return relay_daemon(up_kw=up_kw, relay=relay, extra=extra, **kw)
 
 
+def bdat_batches(d, n, timeout=10):
+    """[(messages, batches)] of the workers' "N messages in M BDAT
+    batches" lines, once they count n messages: a worker logs its line
+    after its last message is finished, so maybe after that message's
+    file is gone (on a loaded machine it was not there yet)."""
+    deadline = time.time() + timeout
+    while True:
+        got = [tuple(map(int, x)) for x in re.findall(r"(\d+) messages in (\d+) BDAT batches", d.log())]
+        if sum(m for m, _ in got) >= n or time.time() > deadline:
+            return got
+        time.sleep(0.05)
+
+
 def raw_of(up):
     return b"".join(bytes(c.raw) for c in up.sessions())
 
@@ -71,7 +84,7 @@ def test_queued_messages_go_in_one_batch(relay_daemon):
         assert m.rcpt_tos == [rcpts[n + 1]] and m.data.endswith(b"\r\nbody %d\r\n" % n)
     assert len(up.sessions()) == 1
     wait_queue_empty(d)
-    got = [tuple(map(int, x)) for x in re.findall(r"(\d+) messages in (\d+) BDAT batches", d.log())]
+    got = bdat_batches(d, 8)
     assert sum(n for n, _ in got) == 8
     assert sum(b for _, b in got) <= 3, got        # the 7 queued ones went together
     # pipelined: one read of the upstream's held several whole messages
@@ -149,12 +162,7 @@ def test_batches_stop_growing_at_a_megabyte(relay_daemon):
     msgs = up.wait_for(6, timeout=30)
     assert sorted(m.rcpt_tos[0] for m in msgs[1:]) == ["big%d@r.example" % i for i in range(5)]
     wait_queue_empty(d)
-    deadline = time.time() + 20     # a run's line comes once the worker has nothing more to take
-    while True:
-        got = [tuple(map(int, x)) for x in re.findall(r"(\d+) messages in (\d+) BDAT batches", d.log())]
-        if sum(n for n, _ in got) >= 6 or time.time() > deadline:
-            break
-        time.sleep(0.1)
+    got = bdat_batches(d, 6)
     assert sum(n for n, _ in got) == 6
     # a batch takes no more once it holds 1 MB: the 5 queued ones (3 MB)
     # go 2 + 2 + 1, after the first message's own batch

@@ -44,7 +44,7 @@ def attach_strace(d, syscall=None, nth=None, args=None):
             try:
                 with open("/proc/%d/task/%s/status" % (pid, t)) as f:
                     tracer_pid = int(re.search(r"TracerPid:\s+(\d+)", f.read()).group(1))
-            except FileNotFoundError:
+            except OSError:     # FileNotFoundError, ProcessLookupError:
                 continue        # that thread has ended
             traced += tracer_pid == tracer.pid
             untraced += tracer_pid != tracer.pid
@@ -52,6 +52,25 @@ def attach_strace(d, syscall=None, nth=None, args=None):
             return tracer
         time.sleep(0.02)
     raise AssertionError("strace did not attach")
+
+
+def read_trace(path):
+    """strace -f's output with each call whole on one line: a call that
+    another thread's interrupted ("openat(... <unfinished ...>", then
+    later "<... openat resumed>) = 5") is put back together where it
+    began (on a loaded machine that happens to any call)."""
+    lines, begun = [], {}
+    with open(path) as f:
+        for line in f.read().splitlines():
+            m = re.match(r"(\d+) +<\.\.\. \w+ resumed>(.*)", line)
+            if m and m.group(1) in begun:
+                i = begun.pop(m.group(1))
+                lines[i] = lines[i][:-len(" <unfinished ...>")] + m.group(2)
+                continue
+            if line.endswith(" <unfinished ...>"):
+                begun[line.split()[0]] = len(lines)
+            lines.append(line)
+    return "\n".join(lines) + "\n"
 
 
 STEPS = [  # (syscall, which call of the message's commit, does the message survive?)
@@ -108,7 +127,7 @@ def test_kill_at_each_commit_step(relay_daemon, reuse, syscall, nth, survives):
     assert r.returncode != 0, "the sender was told the message is safe"
     d.proc.wait(10)
     tracer.wait(10)                             # strace ends with its tracee
-    trace = open(d.trace).read()
+    trace = read_trace(d.trace)
     assert "+++ killed by SIGKILL +++" in trace
     if reuse:  # the victim was written over a spare, not a new file
         assert re.search(r'openat\(AT_FDCWD, "[^"]*/tmp/spare\.\d+", O_WRONLY\|O_CLOEXEC\)', trace), trace
@@ -174,7 +193,7 @@ def test_failed_directory_fsync_refuses_until_it_works_again(relay_daemon):
     time.sleep(0.5)
     stop_traced(d)
     tracer.wait(30)                 # strace's output is complete only once it has ended
-    trace = open(d.trace).read()
+    trace = read_trace(d.trace)
     after = trace.split("(INJECTED)", 1)[1]
     # the bucket opened anew, then an fsync of it that worked, before its next commit
     reopened = re.search(r"openat\(AT_FDCWD[^,]*, \"[^\"]*/queue/%s\", O_RDONLY[A-Z_|]*\)"
@@ -194,7 +213,7 @@ def test_new_spool_directories_reach_the_disk(make_daemon):
     d.prefix = NO_LSAN + ["strace", "-f", "-qq", "-y", "-o", d.trace, "-e",
                           "trace=mkdir,mkdirat,fsync"]
     d.start()
-    calls = open(d.trace).read().splitlines()
+    calls = read_trace(d.trace).splitlines()
     made = []   # (index, path) of each mkdir that made a directory
     for i, c in enumerate(calls):
         m = re.search(r'mkdir(?:at)?\((?:\w+<([^>]*)>, |\d+<([^>]*)>, )?"([^"]+)"', c)
@@ -226,7 +245,7 @@ def test_loop_thread_waits_for_no_disk_and_no_name_service(relay_daemon):
     up.wait_for(1)
     stop_traced(d)
     main = int(re.findall(r"outboxd\[(\d+)\]: running", d.log())[-1])
-    calls = open(d.trace).read().splitlines()
+    calls = read_trace(d.trace).splitlines()
     tmp = os.path.join(d.spool, "tmp")
     writes = [c for c in calls if re.match(r"\d+ +(write|pwrite64)\(\d+<%s/" % re.escape(tmp), c)]
     passwd = [c for c in calls if '"/etc/passwd"' in c and "outbox.conf" not in c]

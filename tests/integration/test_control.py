@@ -240,6 +240,7 @@ def test_users_see_and_act_on_their_own_mail_only(relay_daemon, slow_retry):
         assert [json.loads(x)["id"] for x in listing] == [roots], who
 
 
+@pytest.mark.serial   # a user in outbox's group for everyone: it took uid 1001, another test's ALICE
 @pytest.mark.skipif(not IS_ROOT, reason="makes a user in the daemon's group")
 def test_members_of_the_daemons_group_see_everything(relay_daemon, slow_retry):
     d, up = relay_daemon(extra=slow_retry)
@@ -342,7 +343,7 @@ def parse_metrics(text):
             out[(s.name, tuple(sorted(s.labels.items())))] = s.value
     return out, families
 
-
+@pytest.mark.slow(15)
 def test_metrics(relay_daemon, slow_retry, workdir):
     textfile_dir = os.path.join(workdir, "textfile")   # as node exporter's, writable by outboxd
     os.makedirs(textfile_dir)

@@ -81,7 +81,7 @@ def rss_kb(pid):
     with open("/proc/%d/status" % pid) as f:
         return int(re.search(r"VmRSS:\s+(\d+) kB", f.read()).group(1))
 
-
+@pytest.mark.slow(15)
 def test_holds_100000_queued_messages(make_daemon):
     d = make_daemon(start=False)
     t0 = time.time()

@@ -12,6 +12,7 @@ from conftest import IS_ROOT
 TOP = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 
 
+@pytest.mark.xdist_group("make")   # make in the source tree: one at a time
 def test_make_install_destdir_prefix(workdir):
     dest = os.path.join(workdir, "dest")
     san = "SAN=" + os.environ.get("OUTBOX_SAN", "")  # install what this run built
@@ -120,6 +121,7 @@ def test_the_units_verify_and_their_exposure(workdir):
     assert level <= 1.2, r.stdout
 
 
+@pytest.mark.xdist_group("make")   # make in the source tree: one at a time
 def test_prefix_usr_links_usr_lib_sendmail_and_uninstall_keeps_the_config(workdir):
     dest = os.path.join(workdir, "dest")
     san = "SAN=" + os.environ.get("OUTBOX_SAN", "")

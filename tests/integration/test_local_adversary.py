@@ -96,6 +96,7 @@ def timed_socket_submission(d):
     return time.monotonic() - t
 
 
+@pytest.mark.serial   # times another user's sendmail: under 1 s
 def test_unread_control_requests_do_not_delay_another_users_mail(make_daemon):
     """3 control clients and 4 listings of a 20k queue held unread by one
     user: another user's sendmail and socket submission each take under
@@ -115,6 +116,7 @@ def test_unread_control_requests_do_not_delay_another_users_mail(make_daemon):
             p.kill()
 
 
+@pytest.mark.slow(10)
 @pytest.mark.skipif(SAN, reason="ASan's quarantine keeps freed memory")
 def test_50_listings_of_20000_keep_memory_bounded(make_daemon):
     """50 concurrent complete listings of a 20k queue: outboxd grows by
@@ -149,6 +151,7 @@ def test_50_listings_of_20000_keep_memory_bounded(make_daemon):
     assert grown_mb < 64
 
 
+@pytest.mark.serial   # times another user's sendmail: under 2 s
 def test_5000_control_connections_leave_other_users_working(make_daemon):
     """One user opens 5000 control connections (outboxd has the unit's
     4096 descriptors): another user's sendmail and a pickup file still
@@ -191,7 +194,7 @@ def read_slowly(path, request, chunk, pause, deadline):
     s.close()
     return bytes(data)
 
-
+@pytest.mark.slow(13)
 def test_listing_that_outlasts_the_request_timer_completes(make_daemon):
     """A listing read slowly takes well over the old 10 s read timer and
     still comes whole (before: cut at 10 s, "outboxd ended the answer
@@ -231,6 +234,7 @@ def test_user_flush_and_listing_touch_only_that_users_messages(make_daemon):
     d.wait_log(r"flush asked by uid %d: \d+ messages due now" % ALICE)
 
 
+@pytest.mark.serial   # times the stop: under 3 s
 def test_stop_does_not_wait_for_a_request(make_daemon):
     """SIGTERM while an unread listing is under way: outboxd exits at
     once (before: it waited for the request, past the unit's 30 s)."""
@@ -334,6 +338,7 @@ ATTACKER = textwrap.dedent("""
 """)
 
 
+@pytest.mark.serial   # p99 latency under 0.25 s; three busy attackers for 25 s
 def test_soak_hostile_users_while_one_sends(relay_daemon):
     """Three hostile users (one owning 5000 deferred messages) hammer the
     control socket, the submission socket and (one of them in outboxd's
@@ -405,6 +410,7 @@ STORM = textwrap.dedent("""
 """)
 
 
+@pytest.mark.serial   # four processes connecting as fast as they can for 8 s
 def test_a_storm_of_control_connections_costs_no_descriptors(make_daemon):
     """Four processes of one user connecting and closing as fast as they
     can, outboxd with 640 descriptors: a refused connection's descriptor

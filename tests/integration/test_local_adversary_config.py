@@ -238,6 +238,7 @@ def test_a_root_start_refuses_a_configuration_its_user_owns(make_daemon, workdir
 # ---- the set-group-ID command reads a 0640 configuration ----
 
 RUNCONF = "/run/outbox-test/outbox.conf"   # the runconf build's default (Makefile RUNCONF)
+# (one path for every test that uses it: they are all in xdist_group "runconf")
 
 
 @pytest.fixture
@@ -270,6 +271,7 @@ def write_private(path, text):
     os.chmod(path, 0o640)
 
 
+@pytest.mark.xdist_group("runconf")
 def test_sendmail_reads_a_0640_root_outbox_configuration_through_its_group(relay_daemon, workdir,
                                                                         runconf):
     """An ordinary user's sendmail works with the configuration and a
@@ -301,6 +303,7 @@ def test_sendmail_reads_a_0640_root_outbox_configuration_through_its_group(relay
     wait_queue_empty(d)
 
 
+@pytest.mark.xdist_group("runconf")
 def test_the_setgid_command_reads_no_group_file_named_by_the_caller(workdir, runconf):
     """-C FILE and OUTBOX_CONF name the configuration: set-group-ID, for a
     user outside the group, both are refused, so a file only the outbox

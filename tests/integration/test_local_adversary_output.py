@@ -141,6 +141,7 @@ def test_a_token_endpoints_error_description_is_logged_escaped(oauth2):  # noqa:
 
 # ---- the metrics file ----
 
+@pytest.mark.slow(15)
 @pytest.mark.parametrize("plant", ["fifo", "symlink"])
 def test_metrics_file_ignores_what_is_planted_at_its_temporary_name(relay_daemon, workdir, plant):
     """Whoever may write beside [log] metrics_file plants a FIFO (which

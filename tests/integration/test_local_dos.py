@@ -46,6 +46,7 @@ def flood_without_reading(path, n, total, seconds):
     return socks
 
 
+@pytest.mark.slow(11)
 @pytest.mark.skipif(os.environ.get("OUTBOX_SAN") == "1", reason="ASan's quarantine keeps freed memory")
 def test_pipelining_without_reading_keeps_memory_bounded(make_daemon):
     """100 sessions each pipelining 330 KB of EHLO (25x as many octets of

@@ -89,7 +89,7 @@ def assert_no_secret(text, srv):
     for t in srv.issued + sorted(srv.refresh_tokens) + ["refresh-1", "the-client-secret"]:
         assert t not in text, t
 
-
+@pytest.mark.slow(11)
 def test_a_token_is_fetched_reused_and_renewed_before_it_expires(oauth2):
     # 130 s: usable for 10 s, then within OAUTH2_REFRESH_AHEAD_S (120 s) of its end
     d, up, srv, _ = oauth2({"expires_in": 130, "client_secret": "the-client-secret"})

@@ -85,7 +85,7 @@ def relay_state(m, relay):
     assert len(on) == 1, m
     return on[0]
 
-
+@pytest.mark.slow(20)
 def test_a_refused_refresh_token_needs_one_login_and_one_notice(dead_token):
     d, up, srv, path = dead_token()
     for i in range(20):
@@ -158,7 +158,7 @@ class AuthCounter:
 
 M365_535 = "535 5.7.139 Authentication unsuccessful, basic authentication is disabled."
 
-
+@pytest.mark.slow(65)
 def test_a_refused_login_is_one_session_per_backoff_and_says_what_to_do(relay_daemon):
     d, up = relay_daemon(relay={"workers": "4"}, extra={"queue": {"retry_min": "30s", "retry_max": "1h"}})
     auth = AuthCounter(up, M365_535)

@@ -14,6 +14,8 @@ import signal
 import subprocess
 import time
 
+import pytest
+
 from conftest import IS_ROOT, MKQUEUE
 from test_commit_steps import NO_LSAN
 from test_durability import rss_kb
@@ -40,6 +42,7 @@ def index_done(d):
     return "queue indexed:" in d.log()
 
 
+@pytest.mark.slow(15)
 def test_new_mail_is_taken_and_delivered_while_100000_are_indexed(relay_daemon):
     d, up = relay_daemon(start=False)
     mkqueue(d, 100000, "--deferred", "3600")     # the backlog waits an hour

@@ -330,6 +330,7 @@ def test_setgid_command_uses_its_group_for_pickup_only(relay_daemon, workdir):
     assert m.rcpt_tos == ["sg@r.example"]
 
 
+@pytest.mark.xdist_group("runconf")   # /run/outbox-test/outbox.conf: build/tests/outbox-runconf's default
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to make a set-group-ID copy")
 def test_user_outside_the_group_leaves_mail_through_the_setgid_command(relay_daemon, workdir):
     """A user who is not in outboxd's group runs the set-group-ID command
