@@ -12,7 +12,7 @@ OUT=$TOP/build-deb
 
 # shellcheck disable=SC2086
 PKGS="build-essential dpkg-dev debhelper lintian pkgconf libuv1-dev libmbedtls-dev libinih-dev libmagic-dev \
-libcurl4-openssl-dev libjansson-dev libcmocka-dev git systemd-dev|systemd"
+libcurl4-openssl-dev libjansson-dev libcmocka-dev git"
 scripts/deps.sh $PKGS
 
 VERSION=$(dpkg-parsechangelog -S Version)
