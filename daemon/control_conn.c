@@ -203,6 +203,9 @@ void ctl_work(struct ctl *c, void (*work)(struct ctl *), void (*done)(struct ctl
 
 /* ---- who may see what ---- */
 
+/* Pool thread only (the user database): called from admin_work,
+ * check_work and show_work, never on the loop; the loop answers from
+ * known_admin's cache or not at all. */
 static bool in_daemon_group(long uid)
 {
 	struct passwd pw, *res = NULL;
