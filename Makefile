@@ -165,7 +165,7 @@ ITEST_JOBS ?= 8
 ITEST = OUTBOX_BUILD=$(abspath $(BUILD)) OUTBOX_SAN=$(SAN) $(PY) -m pytest -q tests/integration
 ITEST_PARALLEL = $(ITEST) -n $(ITEST_JOBS) --dist loadgroup -m "not serial" $(PYTEST_ARGS)
 ITEST_SERIAL = $(ITEST) -m serial $(PYTEST_ARGS)
-integration: $(OUTBOXD) $(OUTBOX) $(PROBE) $(HELPERS)
+integration: all $(HELPERS)
 	@p=0; s=0; \
 	echo '$(ITEST_PARALLEL)'; $(ITEST_PARALLEL) || p=$$?; \
 	echo '$(ITEST_SERIAL)'; $(ITEST_SERIAL) || s=$$?; \
