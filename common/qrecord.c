@@ -49,19 +49,21 @@ void envelope_init(struct envelope *env)
 
 void envelope_free(struct envelope *env)
 {
-	for (size_t i = 0; i < env->nrcpt; i++)
+	for (size_t i = 0; i < env->nrcpt; i++) {
 		free(env->rcpt[i].addr);
+		free(env->rcpt[i].orcpt);
+	}
 	free(env->rcpt);
 	free(env->sender);
+	free(env->envid);
 	envelope_init(env);
 }
 
 void envelope_add_rcpt(struct envelope *env, const char *addr)
 {
 	env->rcpt = xrealloc(env->rcpt, (env->nrcpt + 1) * sizeof *env->rcpt);
-	env->rcpt[env->nrcpt].addr = xstrdup(addr);
-	env->rcpt[env->nrcpt].status = RCPT_PENDING;
-	env->rcpt[env->nrcpt].status_off = -1;
+	env->rcpt[env->nrcpt] = (struct rcpt){ .addr = xstrdup(addr), .status = RCPT_PENDING,
+						.status_off = -1 };
 	env->nrcpt++;
 }
 

@@ -34,6 +34,18 @@
 #define RCPT_SENT 'D'
 #define RCPT_FAILED 'F'
 #define RCPT_BOUNCING 'B'	/* failed; the report about it is not yet queued */
+#define RCPT_RELAYED 'R'	/* taken by a relay that does not offer DSN, and the
+				 * sender asked NOTIFY=SUCCESS: the "relayed" notice
+				 * about it is not yet queued (then D) */
+
+/* What the sender asked to be told (RFC 3461 NOTIFY), per recipient;
+ * 0: not given (the defaults: failures and delays are reported). */
+#define NOTIFY_NEVER 0x1
+#define NOTIFY_SUCCESS 0x2
+#define NOTIFY_FAILURE 0x4
+#define NOTIFY_DELAY 0x8
+/* RFC 3461 RET, per message. */
+enum dsn_ret { RET_UNSET, RET_FULL, RET_HDRS };
 
 /* Envelope flags. */
 #define ENV_8BITMIME 0x1
@@ -43,6 +55,9 @@ struct rcpt {
 	char *addr;
 	char status;
 	off_t status_off;	/* offset of the status byte in the file */
+	unsigned notify;	/* NOTIFY_*, 0 when not given */
+	char *orcpt;		/* ORCPT as given ("rfc822;" then xtext, as it goes
+				 * upstream unchanged), or NULL */
 };
 
 struct envelope {
@@ -51,6 +66,8 @@ struct envelope {
 	unsigned flags;		/* ENV_* */
 	off_t flags_off;	/* offset of the flags line (decode only) */
 	char *sender;		/* "" for the null sender <> */
+	enum dsn_ret ret;	/* RET=, RET_UNSET when not given */
+	char *envid;		/* ENVID as given (xtext), or NULL */
 	struct rcpt *rcpt;
 	size_t nrcpt;
 };

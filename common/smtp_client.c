@@ -275,7 +275,7 @@ static void parse_ehlo(struct smtp_client *s)
 	static const struct { const char *kw; unsigned bit; } exts[] = {
 		{ "PIPELINING", EXT_PIPELINING }, { "SIZE", EXT_SIZE }, { "8BITMIME", EXT_8BITMIME },
 		{ "SMTPUTF8", EXT_SMTPUTF8 }, { "STARTTLS", EXT_STARTTLS }, { "AUTH", EXT_AUTH },
-		{ "CHUNKING", EXT_CHUNKING },
+		{ "CHUNKING", EXT_CHUNKING }, { "DSN", EXT_DSN },
 	};
 	char *text = xstrdup(s->reply.text.data ? s->reply.text.data : ""), *save = NULL;
 	s->ext = 0;

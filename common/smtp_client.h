@@ -31,6 +31,7 @@
 #define EXT_STARTTLS 0x10
 #define EXT_AUTH 0x20
 #define EXT_CHUNKING 0x40
+#define EXT_DSN 0x80
 
 /* Where a failure happened; decides temporary or permanent. */
 enum smtp_stage { ST_CONNECT, ST_GREETING, ST_EHLO, ST_STARTTLS, ST_TLS, ST_AUTH,
