@@ -130,7 +130,7 @@ static void member_done(struct member *m)
 {
 	qref r = qindex_find(&m->d->queue, m->id);
 	if (r)
-		sched_bounced(m->d, r, m->pending_left);
+		sched_bounced(&m->d->sched, r, m->pending_left);
 	uv_close((uv_handle_t *)&m->retry, on_member_closed);
 }
 
@@ -346,7 +346,7 @@ static void check_done(uv_work_t *req, int status)
 		return;
 	}
 	if (!m->checked)
-		sched_bounce_checked(d);
+		sched_bounce_checked(&d->sched);
 	m->checked = true;
 	if (m->exists || m->nrcpt == 0) {	/* a crash came after the report, or after the marks */
 		if (m->exists)
@@ -374,7 +374,7 @@ void bounce_start(struct daemon *d, qref r, bool warn)
 	m->id = e->id;
 	m->tries = e->tries;
 	qid_format(m->id, m->orig);
-	sched_file_name(d, r, m->name);
+	sched_file_name(&d->sched, r, m->name);
 	qname_set_mark(m->name, warn ? 0 : 'B');
 	/* the same after a crash; tries 0 (never a failure's) is the delay report's */
 	qid_bounce(m->orig, warn ? 0 : m->tries, m->own_report);
@@ -642,7 +642,7 @@ static void build_done(uv_work_t *req, int status)
 	if (!rep->warn && *c->address.postmaster && strcasecmp(c->address.postmaster, to) != 0)
 		envelope_add_rcpt(&rep->env, c->address.postmaster);	/* a copy of each report */
 	struct origin o = { .way = WAY_BOUNCE, .uid = -1, .login = "", .helo = "", .peer = "", .id = rep->id };
-	if (intake_begin(d, &rep->in, &rep->env, &o, &e) < 0) {
+	if (intake_begin(&d->intake, &rep->in, &rep->env, &o, &e) < 0) {
 		try_later(rep, e.msg);
 		return;
 	}

@@ -43,14 +43,14 @@ static void flush_all_done(struct ctl *c)
 	struct daemon *d = c->d;
 	size_t n = 0;
 	if (c->admin) {
-		pool_flush_relays(d, c->uid);	/* (logged with the uid; sched_flush_all's finds none left) */
-		n = sched_flush_all(d);
+		pool_flush_relays(d->pool, c->uid);	/* (logged with the uid; sched_flush_all's finds none left) */
+		n = sched_flush_all(&d->sched);
 	} else {
 		struct queue_index *q = &d->queue;
 		uint32_t uid = ctl_peer_quid(c);
 		for (qref r = uid == QUID_UNKNOWN ? 0 : qindex_first_of(q, uid), next; r; r = next) {
 			next = qindex_next_of(q, r);	/* (a flush does not move it between chains) */
-			if (qindex_get(q, r)->state == QE_DEFERRED && sched_act(d, r, SA_FLUSH) == SA_NOW)
+			if (qindex_get(q, r)->state == QE_DEFERRED && sched_act(&d->sched, r, SA_FLUSH) == SA_NOW)
 				n++;
 		}
 	}
@@ -121,7 +121,7 @@ static void after_check(struct ctl *c)
 						 [V_HOLD] = SA_HOLD, [V_RELEASE] = SA_RELEASE };
 	bool any = false;
 	if (c->verb == V_FLUSH && c->admin)	/* before they are handed out: held relays go now too */
-		pool_flush_relays(c->d, c->uid);
+		pool_flush_relays(c->d->pool, c->uid);
 	for (size_t i = 0; i < c->nitems; i++) {
 		struct item *it = &c->items[i];
 		qref r = it->allowed ? qindex_find(&c->d->queue, it->id) : 0;
@@ -254,7 +254,7 @@ static void status_json(struct ctl *c, const size_t *n, size_t active)
 		   "\"last_result\":", OUTBOX_VERSION, (long)getpid(), now_real() - st->started,
 		   (unsigned long long)st->reloads,
 		   d->queue.count, n[QE_READY], n[QE_DEFERRED], active, n[QE_HELD],
-		   (unsigned long long)d->received, (unsigned long long)st->sent,
+		   (unsigned long long)d->stats.intake.received, (unsigned long long)st->sent,
 		   (unsigned long long)st->deferred, (unsigned long long)st->bounced);
 	if (st->last_at > 0 && c->admin) {
 		buf_printf(&b, "{\"at\":%.3f,\"reply\":", st->last_at);
@@ -266,7 +266,7 @@ static void status_json(struct ctl *c, const size_t *n, size_t active)
 		buf_adds(&b, "null");
 	}
 	struct relay_state rs[RELAYS_MAX];
-	relays_json(c, &b, rs, pool_relay_states(d, rs, RELAYS_MAX));
+	relays_json(c, &b, rs, pool_relay_states(d->pool, rs, RELAYS_MAX));
 	buf_adds(&b, "}");
 	ctl_put(&c->out, 1, "%s", b.data);
 	buf_free(&b);
@@ -291,7 +291,7 @@ static void status_done(struct ctl *c)
 	ctl_put(&c->out, 1, "queue: %zu messages: %zu queued, %zu deferred, %zu in delivery, %zu held",
 		d->queue.count, n[QE_READY], n[QE_DEFERRED], active, n[QE_HELD]);
 	ctl_put(&c->out, 1, "since start: %llu received, %llu sent, %llu deferred, %llu bounced",
-		(unsigned long long)d->received, (unsigned long long)st->sent,
+		(unsigned long long)d->stats.intake.received, (unsigned long long)st->sent,
 		(unsigned long long)st->deferred, (unsigned long long)st->bounced);
 	if (st->last_at <= 0)
 		ctl_put(&c->out, 1, "last upstream result: none yet");
@@ -301,7 +301,7 @@ static void status_done(struct ctl *c)
 		ctl_put(&c->out, 1, "last upstream result: at %s (the reply is shown to root and group %s)",
 			last, d->conf->queue.user);
 	struct relay_state rs[RELAYS_MAX];
-	size_t nrs = pool_relay_states(d, rs, RELAYS_MAX);
+	size_t nrs = pool_relay_states(d->pool, rs, RELAYS_MAX);
 	for (size_t i = 0; i < nrs; i++)
 		relay_line(c, &rs[i]);
 	ctl_end(c);

@@ -317,7 +317,7 @@ void ctl_item_of(struct ctl *c, qref r, struct item *it)
 	it->tries = e->tries;
 	it->next_try = e->next_try;
 	it->uid = e->uid;
-	sched_file_name(c->d, r, it->name);
+	sched_file_name(&c->d->sched, r, it->name);
 	qname_set_held(it->name, e->state == QE_HELD);
 }
 

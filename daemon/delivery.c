@@ -20,7 +20,6 @@
 #include "../common/log.h"
 #include "jobs.h"
 #include "pool_int.h"
-#include "relay_notice.h"
 #include "relay_state.h"
 #include "upstreams.h"
 
@@ -64,7 +63,7 @@ static void reap_workers(struct pool *p)
 static void on_results(uv_async_t *h)
 {
 	struct pool *p = h->data;
-	struct daemon *d = p->d;
+	const struct pool_hooks *k = p->hooks;
 	uv_mutex_lock(&p->mu);
 	struct delivery_result *r = p->results;
 	p->results = NULL;
@@ -80,69 +79,72 @@ static void on_results(uv_async_t *h)
 	}
 	for (r = rev; r;) {
 		struct delivery_result *n = r->next;
-		p->hooks->result(d, r);
+		k->result(k->arg, r);
 		free(r);
 		r = n;
 	}
-	upstreams_notices(p, relay_notice_send);	/* a relay that needs a login: told once */
+	upstreams_notices(p);	/* a relay that needs a login: told once */
 	reap_workers(p);
 	if (p->stopping && running == 0)
-		d->part_stopped(d);
+		k->stopped(k->arg);
 	else
-		p->hooks->ready(d);
+		k->ready(k->arg);
 }
 
-int pool_start(struct daemon *d, const struct pool_hooks *hooks, struct err *e)
+int pool_start(struct pool **pp, const struct pool_env *env, struct config *conf,
+	       const struct pool_hooks *hooks, struct err *e)
 {
 	struct pool *p = xcalloc(1, sizeof *p);
-	p->d = d;
 	p->hooks = hooks;
-	p->store = &d->store;
+	p->loop = env->loop;
+	p->store = env->store;
+	p->tokens = env->tokens;
+	p->conf = config_ref(conf);
 	uv_mutex_init(&p->mu);
-	uv_async_init(d->loop, &p->async, on_results);
+	uv_async_init(p->loop, &p->async, on_results);
 	p->async.data = p;
-	d->pool = p;
-	upstreams_configure(p, d->conf);
+	*pp = p;
+	upstreams_configure(p, conf);
 	start_workers(p);
 	if (p->running == 0)
 		return err_set(e, "cannot start the delivery workers");
 	return 0;
 }
 
-void pool_reconfigure(struct daemon *d)
+void pool_reconfigure(struct pool *p, struct config *conf)
 {
-	if (d->pool && !d->pool->stopping) {
-		upstreams_configure(d->pool, d->conf);
-		start_workers(d->pool);
-	}
+	if (!p || p->stopping)
+		return;
+	config_unref(p->conf);
+	p->conf = config_ref(conf);
+	upstreams_configure(p, conf);
+	start_workers(p);
 }
 
-size_t pool_size(const struct daemon *d)
+size_t pool_size(struct pool *p)
 {
-	if (!d->pool)
+	if (!p)
 		return 0;
-	uv_mutex_lock(&d->pool->mu);
-	size_t n = d->pool->nworkers;
-	uv_mutex_unlock(&d->pool->mu);
+	uv_mutex_lock(&p->mu);
+	size_t n = p->nworkers;
+	uv_mutex_unlock(&p->mu);
 	return n;
 }
 
-void pool_submit(struct daemon *d, const char *id, unsigned tries, uint32_t next_try)
+void pool_submit(struct pool *p, const char *id, unsigned tries, uint32_t next_try)
 {
-	struct pool *p = d->pool;
 	struct job *j = xcalloc(1, sizeof *j);
 	memcpy(j->id, id, QID_LEN);
 	j->tries = tries;
 	j->next_try = next_try;
-	j->conf = config_ref(d->conf);
+	j->conf = config_ref(p->conf);
 	uv_mutex_lock(&p->mu);
 	push_job_locked(p, p->entry, j);	/* routed by the first worker to read it */
 	uv_mutex_unlock(&p->mu);
 }
 
-void pool_stop(struct daemon *d)
+void pool_stop(struct pool *p)
 {
-	struct pool *p = d->pool;
 	if (!p)
 		return;
 	uv_mutex_lock(&p->mu);
@@ -153,30 +155,29 @@ void pool_stop(struct daemon *d)
 	uv_async_send(&p->async);
 }
 
-size_t pool_sessions(const struct daemon *d, struct pool_sessions *out, size_t max)
+size_t pool_sessions(struct pool *p, struct pool_sessions *out, size_t max)
 {
 	size_t n = 0;
-	if (!d->pool)
+	if (!p)
 		return 0;
-	uv_mutex_lock(&d->pool->mu);
-	for (struct upstream *up = d->pool->ups; up && n < max; up = up->next, n++) {
+	uv_mutex_lock(&p->mu);
+	for (struct upstream *up = p->ups; up && n < max; up = up->next, n++) {
 		snprintf(out[n].relay, sizeof out[n].relay, "%s", relay_label(up->relay));
 		out[n].opened = up->sessions_opened;
 		for (int i = 0; i <= ST_LOCAL; i++)
 			out[n].failed[i] = up->sessions_failed[i];
 	}
-	uv_mutex_unlock(&d->pool->mu);
+	uv_mutex_unlock(&p->mu);
 	return n;
 }
 
-bool pool_cancel(struct daemon *d, const char *id)
+bool pool_cancel(struct pool *p, const char *id)
 {
-	return d->pool && take_job(d->pool, id);
+	return p && take_job(p, id);
 }
 
-bool pool_stopped(const struct daemon *d)
+bool pool_stopped(struct pool *p)
 {
-	struct pool *p = d->pool;
 	if (!p)
 		return true;
 	uv_mutex_lock(&p->mu);
@@ -191,12 +192,11 @@ static void on_async_closed(uv_handle_t *h)
 }
 
 /* After the loop: join the workers if they are gone, free what is left. */
-void pool_free(struct daemon *d)
+void pool_free(struct pool *p)
 {
-	struct pool *p = d->pool;
 	if (!p)
 		return;
-	if (pool_stopped(d)) {
+	if (pool_stopped(p)) {
 		reap_workers(p);
 		upstreams_free(p);
 		for (struct delivery_result *r = p->results, *n; r; r = n) {
@@ -204,16 +204,17 @@ void pool_free(struct daemon *d)
 			free(r);
 		}
 		uv_mutex_destroy(&p->mu);
+		config_unref(p->conf);
 		free(p);
 	}
-	d->pool = NULL;
 }
 
-void pool_close_handle(struct daemon *d)
+void pool_close_handle(struct pool *p)
 {
-	if (d->pool)
-		token_watch_close(d->pool);
-	if (d->pool && !uv_is_closing((uv_handle_t *)&d->pool->async))
-		uv_close((uv_handle_t *)&d->pool->async, on_async_closed);
+	if (!p)
+		return;
+	token_watch_close(p);
+	if (!uv_is_closing((uv_handle_t *)&p->async))
+		uv_close((uv_handle_t *)&p->async, on_async_closed);
 }
 

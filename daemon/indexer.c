@@ -28,10 +28,9 @@
 #include <string.h>
 
 #include "../common/log.h"
-#include "outboxd.h"
 #include "indexer.h"
+#include "scheduler.h"
 #include "spool_log.h"
-#include "notify.h"
 
 #define BATCH_SIZE 4096
 #define MAX_BATCHES 16
@@ -54,7 +53,7 @@ struct batch {
 };
 
 struct indexer {
-	struct daemon *d;
+	struct indexer_env env;	/* a copy */
 	uv_thread_t thread;
 	uv_async_t async;
 	uv_mutex_t mu;
@@ -98,7 +97,7 @@ static void walk_main(void *arg)
 {
 	struct indexer *x = arg;
 	struct err e, note;
-	struct store_walk *w = store_walk_begin(&x->d->store, &e);
+	struct store_walk *w = store_walk_begin(x->env.store, &e);
 	struct batch *b = NULL;
 	if (!w)
 		log_err("cannot index the queue: %s", e.msg);
@@ -117,7 +116,7 @@ static void walk_main(void *arg)
 			b = NULL;
 		}
 	}
-	spool_log_news(&x->d->store);	/* what the upgrade's fsyncs found */
+	spool_log_news(x->env.store);	/* what the upgrade's fsyncs found */
 	if (b && b->n)
 		post(x, b);
 	else
@@ -134,23 +133,23 @@ static void walk_main(void *arg)
 /* Loop side: one batch into the index and the scheduler. */
 static void take(struct indexer *x, const struct batch *b)
 {
-	struct daemon *d = x->d;
+	struct queue_index *q = x->env.queue;
 	for (size_t i = 0; i < b->n; i++) {
 		const struct qfound *f = &b->f[i];
 		bool added;
-		if (qindex_was_removed(&d->queue, f->id))
+		if (qindex_was_removed(q, f->id))
 			continue;	/* delivered since the walk saw it */
-		qref r = qindex_add(&d->queue, f->id, &added);
+		qref r = qindex_add(q, f->id, &added);
 		if (!added)
 			continue;	/* new mail, already known */
-		struct qentry *e = qindex_get(&d->queue, r);
+		struct qentry *e = qindex_get(q, r);
 		e->tries = f->tries;
 		e->next_try = f->next_try;
 		if (f->held)
-			qindex_set_state(&d->queue, r, QE_HELD);
+			qindex_set_state(q, r, QE_HELD);
 		if (f->bouncing)
-			qindex_set_state(&d->queue, r, QE_BOUNCING);
-		sched_found(d, r);
+			qindex_set_state(q, r, QE_BOUNCING);
+		sched_found(x->env.sched, r);
 		x->found++;
 	}
 }
@@ -166,7 +165,7 @@ static void uid_work(uv_work_t *req)
 		size_t off;
 		uint64_t size;
 		x->uid[i].uid = QUID_NONE;
-		if (store_load(&x->d->store, x->uid[i].name, &env, &off, NULL, &size, &e) < 0) {
+		if (store_load(x->env.store, x->uid[i].name, &env, &off, NULL, &size, &e) < 0) {
 			if (!store_load_error_is_permanent(errno) && x->uid_stuck < UID_ROUNDS)
 				x->uid[i].uid = QUID_UNKNOWN;
 			continue;
@@ -186,7 +185,7 @@ static void uid_retry(uv_timer_t *t)
 static void uid_done(uv_work_t *req, int status)
 {
 	struct indexer *x = req->data;
-	struct queue_index *q = &x->d->queue;
+	struct queue_index *q = x->env.queue;
 	size_t known = 0;
 	(void)status;
 	x->uid_busy = false;
@@ -200,8 +199,8 @@ static void uid_done(uv_work_t *req, int status)
 	}
 	x->uids_read += known;
 	x->uid_stuck = known ? 0 : x->uid_stuck + 1;
-	if (x->d->stopping)
-		x->d->part_stopped(x->d);
+	if (atomic_load(&x->stop))
+		x->env.stopped(x->env.arg);
 	else if (known)
 		uid_next(x);
 	else
@@ -211,14 +210,13 @@ static void uid_done(uv_work_t *req, int status)
 /* Loop: the next batch of the unknown chain, if any is left. */
 static void uid_next(struct indexer *x)
 {
-	struct daemon *d = x->d;
-	if (d->stopping || x->uid_busy)
+	struct queue_index *q = x->env.queue;
+	if (atomic_load(&x->stop) || x->uid_busy)
 		return;
 	x->nuid = 0;
-	for (qref r = qindex_first_of(&d->queue, QUID_UNKNOWN); r && x->nuid < UID_BATCH;
-	     r = qindex_next_of(&d->queue, r)) {
-		x->uid[x->nuid].id = qindex_get(&d->queue, r)->id;
-		sched_file_name(d, r, x->uid[x->nuid++].name);
+	for (qref r = qindex_first_of(q, QUID_UNKNOWN); r && x->nuid < UID_BATCH; r = qindex_next_of(q, r)) {
+		x->uid[x->nuid].id = qindex_get(q, r)->id;
+		sched_file_name(x->env.sched, r, x->uid[x->nuid++].name);
 	}
 	if (!x->nuid) {
 		if (x->uids_read)
@@ -230,22 +228,22 @@ static void uid_next(struct indexer *x)
 		x->uid_started = now_mono();
 	x->uid_busy = true;
 	x->uid_req.data = x;
-	uv_queue_work(d->loop, &x->uid_req, uid_work, uid_done);
+	uv_queue_work(x->env.loop, &x->uid_req, uid_work, uid_done);
 }
 
 static void finish(struct indexer *x)
 {
 	x->running = false;
-	qindex_track_removals(&x->d->queue, false);
-	sched_walking(x->d, false);	/* reports may go now (scheduler.h) */
+	qindex_track_removals(x->env.queue, false);
+	sched_walking(x->env.sched, false);	/* reports may go now (scheduler.h) */
 	if (atomic_load(&x->stop)) {
 		log_info("queue indexing stopped after %zu messages", x->found);
 		return;
 	}
 	log_info("queue indexed: %zu messages found in %.2f s, %zu in the queue%s", x->found,
-		 now_mono() - x->started, x->d->queue.count,
+		 now_mono() - x->started, x->env.queue->count,
 		 x->quarantined ? " (some files moved to corrupt/, see above)" : "");
-	notify_ready(x->d);	/* the sockets listen and the queue is loaded */
+	x->env.indexed(x->env.arg);	/* the sockets listen and the queue is loaded */
 	uid_next(x);
 }
 
@@ -269,7 +267,7 @@ static void on_batches(uv_async_t *h)
 	uv_cond_signal(&x->cv);
 	for (struct batch *b = list, *n; b; b = n) {
 		n = b->next;
-		if (!x->d->stopping)
+		if (!atomic_load(&x->stop))
 			take(x, b);
 		free(b);
 	}
@@ -278,26 +276,26 @@ static void on_batches(uv_async_t *h)
 	else if (ended && x->running)
 		finish(x);
 	if (ended && !more)
-		x->d->part_stopped(x->d);
-	sched_dispatch(x->d);
+		x->env.stopped(x->env.arg);
+	sched_dispatch(x->env.sched);
 }
 
-int indexer_start(struct daemon *d, struct err *e)
+int indexer_start(struct indexer **xp, const struct indexer_env *env, struct err *e)
 {
 	struct indexer *x = xcalloc(1, sizeof *x);
-	x->d = d;
+	x->env = *env;
 	x->running = true;
-	sched_walking(d, true);
+	sched_walking(env->sched, true);
 	x->started = now_mono();
 	atomic_init(&x->stop, false);
-	qindex_track_removals(&d->queue, true);
+	qindex_track_removals(env->queue, true);
 	uv_mutex_init(&x->mu);
 	uv_cond_init(&x->cv);
-	uv_async_init(d->loop, &x->async, on_batches);
+	uv_async_init(env->loop, &x->async, on_batches);
 	x->async.data = x;
-	uv_timer_init(d->loop, &x->uid_timer);
+	uv_timer_init(env->loop, &x->uid_timer);
 	x->uid_timer.data = x;
-	d->indexer = x;
+	*xp = x;
 	if (uv_thread_create(&x->thread, walk_main, x) != 0) {
 		x->joined = true;
 		x->ended = true;
@@ -306,19 +304,18 @@ int indexer_start(struct daemon *d, struct err *e)
 	return 0;
 }
 
-bool indexer_busy(const struct daemon *d)
+bool indexer_busy(const struct indexer *x)
 {
-	return d->indexer && d->indexer->uid_busy;
+	return x && x->uid_busy;
 }
 
-bool indexer_running(const struct daemon *d)
+bool indexer_running(const struct indexer *x)
 {
-	return d->indexer && d->indexer->running;
+	return x && x->running;
 }
 
-void indexer_stop(struct daemon *d)
+void indexer_stop(struct indexer *x)
 {
-	struct indexer *x = d->indexer;
 	if (!x)
 		return;
 	uv_mutex_lock(&x->mu);
@@ -327,9 +324,8 @@ void indexer_stop(struct daemon *d)
 	uv_cond_broadcast(&x->cv);
 }
 
-bool indexer_stopped(const struct daemon *d)
+bool indexer_stopped(struct indexer *x)
 {
-	struct indexer *x = d->indexer;
 	if (!x)
 		return true;
 	uv_mutex_lock(&x->mu);
@@ -338,18 +334,17 @@ bool indexer_stopped(const struct daemon *d)
 	return ended;
 }
 
-void indexer_close(struct daemon *d)
+void indexer_close(struct indexer *x)
 {
-	if (d->indexer && !uv_is_closing((uv_handle_t *)&d->indexer->async)) {
-		uv_close((uv_handle_t *)&d->indexer->async, NULL);
-		uv_close((uv_handle_t *)&d->indexer->uid_timer, NULL);
+	if (x && !uv_is_closing((uv_handle_t *)&x->async)) {
+		uv_close((uv_handle_t *)&x->async, NULL);
+		uv_close((uv_handle_t *)&x->uid_timer, NULL);
 	}
 }
 
-void indexer_free(struct daemon *d)
+void indexer_free(struct indexer *x)
 {
-	struct indexer *x = d->indexer;
-	if (!x || !indexer_stopped(d))
+	if (!x || !indexer_stopped(x))
 		return;	/* still walking: left to the exit */
 	if (!x->joined)
 		uv_thread_join(&x->thread);
@@ -358,9 +353,8 @@ void indexer_free(struct daemon *d)
 		free(b);
 	}
 	if (x->running)
-		qindex_track_removals(&d->queue, false);
+		qindex_track_removals(x->env.queue, false);
 	uv_mutex_destroy(&x->mu);
 	uv_cond_destroy(&x->cv);
 	free(x);
-	d->indexer = NULL;
 }

@@ -16,21 +16,41 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-struct daemon;
-struct err;
+#include <uv.h>
 
-int indexer_start(struct daemon *d, struct err *e);
+#include "index.h"
+
+struct err;
+struct indexer;
+struct scheduler;
+struct store;
+
+/* What the indexer works with (each outlives it), and what it tells,
+ * with arg, on the loop thread: the walk is complete (the daemon is
+ * ready); after indexer_stop, its part of the stop is done. */
+struct indexer_env {
+	uv_loop_t *loop;
+	struct store *store;
+	struct queue_index *queue;	/* what it finds goes here ... */
+	struct scheduler *sched;	/* ... and to the scheduler (sched_found) */
+	void *arg;
+	void (*indexed)(void *arg);
+	void (*stopped)(void *arg);
+};
+
+/* *xp is the indexer, even when it fails (-1 with e). */
+int indexer_start(struct indexer **xp, const struct indexer_env *env, struct err *e);
 /* Is a batch of the owners' read (after the walk) on the thread pool? */
-bool indexer_busy(const struct daemon *d);
+bool indexer_busy(const struct indexer *x);
 /* Is the walk still going? */
-bool indexer_running(const struct daemon *d);
-/* The message id left the index (loop thread). */
+bool indexer_running(const struct indexer *x);
 /* Stop the walk (SIGTERM): the thread ends after its current entry. */
-void indexer_stop(struct daemon *d);
+void indexer_stop(struct indexer *x);
 /* After indexer_stop: has the thread ended? */
-bool indexer_stopped(const struct daemon *d);
+bool indexer_stopped(struct indexer *x);
 /* Close the loop handle; free everything once the thread has ended. */
-void indexer_close(struct daemon *d);
-void indexer_free(struct daemon *d);
+void indexer_close(struct indexer *x);
+/* After the loop (x may be NULL). */
+void indexer_free(struct indexer *x);
 
 #endif

@@ -14,11 +14,12 @@
 #include <time.h>
 
 #include "../common/address.h"
+#include "../common/config.h"
 #include "../common/rewrite.h"
 #include "../common/headers.h"
 #include "../common/log.h"
 #include "intake.h"
-#include "outboxd.h"
+#include "scheduler.h"
 #include "spool_log.h"
 
 /* The Received: line (RFC 5321 4.4): who handed the message in, as
@@ -34,7 +35,7 @@ static void write_received(struct intake *in, const struct envelope *env, const 
 	strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S %z", &tm);
 	buf_init(&b);
 	if (o->way == WAY_BOUNCE) {	/* made here: only "by" (RFC 5321 4.4) */
-		buf_printf(&b, "Received: by %s (outbox) id %s; %s\r\n", in->d->hostname, in->w.id, date);
+		buf_printf(&b, "Received: by %s (outbox) id %s; %s\r\n", in->ic->hostname, in->w.id, date);
 		qwriter_write(&in->w, b.data, b.len);
 		buf_free(&b);
 		return;
@@ -44,7 +45,7 @@ static void write_received(struct intake *in, const struct envelope *env, const 
 		buf_adds(&b, o->peer);
 	else
 		buf_printf(&b, "uid %ld%s%s", o->uid, *o->login ? " " : "", o->login);
-	buf_printf(&b, ")\r\n\tby %s (outbox) with %s%s id %s", in->d->hostname,
+	buf_printf(&b, ")\r\n\tby %s (outbox) with %s%s id %s", in->ic->hostname,
 		   o->way == WAY_PICKUP ? "" : o->smtputf8 ? "UTF8" : "",
 		   o->way == WAY_PICKUP ? "local" : o->esmtp ? "ESMTP" : "SMTP", in->w.id);
 	if (env->nrcpt == 1)
@@ -59,7 +60,7 @@ static void write_received(struct intake *in, const struct envelope *env, const 
 /* A sender of this host: a bare local name, or one at this host's
  * name, at localhost or at a .invalid name (what cron, mailx and
  * scripts write when the host has no mail domain). */
-static bool local_sender(const struct daemon *d, const char *a)
+static bool local_sender(const struct intake_ctx *ic, const char *a)
 {
 	const char *at = strrchr(a, '@');
 	if (!*a)
@@ -68,20 +69,20 @@ static bool local_sender(const struct daemon *d, const char *a)
 		return addr_is_local_name(a);
 	const char *dom = at + 1;
 	size_t n = strlen(dom);
-	return strcasecmp(dom, d->hostname) == 0 || strcasecmp(dom, "localhost") == 0
+	return strcasecmp(dom, ic->hostname) == 0 || strcasecmp(dom, "localhost") == 0
 	       || strcasecmp(dom, "localhost.localdomain") == 0
 	       || (n > 8 && strcasecmp(dom + n - 8, ".invalid") == 0);	/* RFC 2606: never real */
 }
 
 /* a local sender through [senders] (then qualified); NULL when a is
  * not local or stays as it is. */
-static char *local_rewrite(const struct daemon *d, const char *a)
+static char *local_rewrite(const struct intake_ctx *ic, const char *a)
 {
-	if (!local_sender(d, a))
+	if (!local_sender(ic, a))
 		return NULL;
 	const char *at = strrchr(a, '@');
 	char *name = at ? xstrndup(a, (size_t)(at - a)) : xstrdup(a);
-	char *to = addr_is_local_name(name) ? sender_rewrite(d->conf, name, name) : NULL;
+	char *to = addr_is_local_name(name) ? sender_rewrite(*ic->conf, name, name) : NULL;
 	free(name);
 	if (to && (strcasecmp(to, a) == 0 || addr_check(to, NULL) < 0)) {
 		free(to);
@@ -90,15 +91,15 @@ static char *local_rewrite(const struct daemon *d, const char *a)
 	return to;
 }
 
-int intake_begin(struct daemon *d, struct intake *in, struct envelope *env,
+int intake_begin(struct intake_ctx *ic, struct intake *in, struct envelope *env,
 		 const struct origin *o, struct err *e)
 {
 	memset(in, 0, sizeof *in);
-	in->d = d;
+	in->ic = ic;
 	in->way = o->way;
 	in->env = env;
 	buf_init(&in->head);
-	char *sender = local_rewrite(d, env->sender);
+	char *sender = local_rewrite(ic, env->sender);
 	if (sender) {
 		free(env->sender);
 		env->sender = sender;
@@ -106,8 +107,8 @@ int intake_begin(struct daemon *d, struct intake *in, struct envelope *env,
 	env->arrival = now_real();
 	env->uid = o->uid;
 	/* min_free is kept for the work of queued mail; 0: the write says */
-	in->check_room = o->way != WAY_BOUNCE && d->conf->queue.min_free > 0;
-	in->min_free = d->conf->queue.min_free;
+	in->check_room = o->way != WAY_BOUNCE && (*ic->conf)->queue.min_free > 0;
+	in->min_free = (*ic->conf)->queue.min_free;
 	if (o->smtputf8 || addr_needs_utf8(env->sender))
 		env->flags |= ENV_SMTPUTF8;
 	for (size_t i = 0; i < env->nrcpt; i++)
@@ -118,7 +119,7 @@ int intake_begin(struct daemon *d, struct intake *in, struct envelope *env,
 	else
 		snprintf(in->who, sizeof in->who, "uid=%ld%s", o->uid,
 			 o->way == WAY_PICKUP ? " via=pickup" : "");
-	if (qwriter_begin_as(&d->store, env, o->id, &in->w, e) < 0)
+	if (qwriter_begin_as(ic->store, env, o->id, &in->w, e) < 0)
 		return -1;
 	write_received(in, env, o);
 	return 0;
@@ -140,7 +141,7 @@ static bool rewrite_from(struct intake *in, const struct header *f, struct buf *
 	buf_init(&list);
 	if (addrlist_parse(f->value, f->value_len, collect, &list, &e) == 0 && list.len
 	    && strlen(list.data) + 1 == list.len) {	/* exactly one address */
-		char *to = local_rewrite(in->d, list.data);
+		char *to = local_rewrite(in->ic, list.data);
 		size_t alen = strlen(list.data);
 		const char *v = f->value, *end = f->value + f->value_len, *hit = NULL;
 		/* the address as a token of its own in the field */
@@ -222,35 +223,36 @@ static void below_min_free(uint64_t min_free, uint64_t avail, struct err *e)
 	e->sys = ENOSPC;
 }
 
-/* A change of state is said once (d->spool_full). */
-static void room_state(struct daemon *d, bool room, const char *why)
+/* A change of state is said once (ic->spool_full). */
+static void room_state(struct intake_ctx *ic, bool room, const char *why)
 {
-	if (room && d->spool_full)
-		log_info("spool %s has room again: new mail is accepted", d->conf->queue.spool);
-	if (!room && !d->spool_full)
+	const char *spool = (*ic->conf)->queue.spool;
+	if (room && ic->spool_full)
+		log_info("spool %s has room again: new mail is accepted", spool);
+	if (!room && !ic->spool_full)
 		log_warn("spool %s: %s: new mail is refused (452) and files wait in pickup/new/ until "
-			 "there is room; queued mail still flows", d->conf->queue.spool, why);
-	d->spool_full = !room;
+			 "there is room; queued mail still flows", spool, why);
+	ic->spool_full = !room;
 }
 
-void intake_room_seen(struct daemon *d, bool room, uint64_t avail)
+void intake_room_seen(struct intake_ctx *ic, bool room, uint64_t avail)
 {
 	struct err e = { .msg = "" };
 	if (!room)
-		below_min_free(d->conf->queue.min_free, avail, &e);
-	room_state(d, room, e.msg);
+		below_min_free((*ic->conf)->queue.min_free, avail, &e);
+	room_state(ic, room, e.msg);
 }
 
-void intake_room_failed(struct daemon *d, const struct err *e)
+void intake_room_failed(struct intake_ctx *ic, const struct err *e)
 {
-	room_state(d, false, e->msg);
+	room_state(ic, false, e->msg);
 }
 
-bool intake_room(struct daemon *d, uint64_t need)
+bool intake_room(struct intake_ctx *ic, uint64_t need)
 {
 	uint64_t avail = 0;
-	bool room = store_has_room(&d->store, d->conf->queue.min_free, need, &avail);
-	intake_room_seen(d, room, avail);
+	bool room = store_has_room(ic->store, (*ic->conf)->queue.min_free, need, &avail);
+	intake_room_seen(ic, room, avail);
 	return room;
 }
 
@@ -274,14 +276,14 @@ void intake_flush(struct intake *in, intake_cb cb, void *arg)
 	in->cb = cb;
 	in->arg = arg;
 	in->req.data = in;
-	uv_queue_work(in->d->loop, &in->req, flush_work, work_done);
+	uv_queue_work(in->ic->loop, &in->req, flush_work, work_done);
 }
 
 static void commit_work(uv_work_t *req)
 {
 	struct intake *in = req->data;
 	uint64_t avail = 0;
-	if (in->check_room && !store_has_room(&in->d->store, in->min_free, in->w.pending.len, &avail)) {
+	if (in->check_room && !store_has_room(in->ic->store, in->min_free, in->w.pending.len, &avail)) {
 		below_min_free(in->min_free, avail, &in->err);
 		qwriter_abort(&in->w);
 		in->rc = -1;
@@ -304,24 +306,24 @@ static void log_queued(const struct intake *in)
 static void commit_done(uv_work_t *req, int status)
 {
 	struct intake *in = req->data;
-	struct daemon *d = in->d;
+	struct intake_ctx *ic = in->ic;
 	uint64_t id = in->rc == 0 ? qid_value(in->w.id) : 0;
 	uint32_t uid = quid_of(in->env->uid);
 	enum way_in way = in->way;
 	(void)status;
-	spool_log_news(&d->store);	/* what the commit's fsyncs found */
+	spool_log_news(ic->store);	/* what the commit's fsyncs found */
 	if (in->rc == 0)
 		log_queued(in);
 	in->cb(in, in->arg);
 	if (id) {
 		bool added;
-		qref r = qindex_add(&d->queue, id, &added);
-		qindex_set_uid(&d->queue, r, uid);
+		qref r = qindex_add(ic->queue, id, &added);
+		qindex_set_uid(ic->queue, r, uid);
 		if (added)
-			sched_new(d, r);
-		sched_dispatch(d);
-		d->received++;
-		d->stats.received_by[way]++;
+			sched_new(ic->sched, r);
+		sched_dispatch(ic->sched);
+		ic->counts->received++;
+		ic->counts->received_by[way]++;
 	}
 }
 
@@ -333,7 +335,7 @@ void intake_commit(struct intake *in, intake_cb cb, void *arg)
 	in->cb = cb;
 	in->arg = arg;
 	in->req.data = in;
-	uv_queue_work(in->d->loop, &in->req, commit_work, commit_done);
+	uv_queue_work(in->ic->loop, &in->req, commit_work, commit_done);
 }
 
 void intake_abort(struct intake *in)

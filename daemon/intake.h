@@ -26,10 +26,32 @@
 #include <uv.h>
 
 #include "../common/queue.h"
+#include "index.h"
 
-struct daemon;
+struct config;
+struct scheduler;
 
 enum way_in { WAY_SOCKET, WAY_TCP, WAY_PICKUP, WAY_BOUNCE, WAY_LOCAL };
+#define WAYS_IN (WAY_LOCAL + 1)
+
+/* What the intake counts, for outbox status and the metrics. */
+struct intake_counts {
+	uint64_t received;		/* messages accepted since start */
+	uint64_t received_by[WAYS_IN];	/* the same, by way in */
+};
+
+/* The intake's handle: what it takes mail with and where it puts it.
+ * Loop thread only (the commit's thread gets copies in struct intake). */
+struct intake_ctx {
+	uv_loop_t *loop;
+	struct store *store;
+	struct config *const *conf;	/* the daemon's, now (SIGHUP changes it) */
+	const char *hostname;		/* this host's, for the Received: line */
+	struct queue_index *queue;	/* a committed message goes here ... */
+	struct scheduler *sched;	/* ... and to the scheduler */
+	struct intake_counts *counts;	/* bumped once a message is committed */
+	bool spool_full;		/* new mail refused for want of room (intake_room) */
+};
 
 /* Where a message comes from, for its Received: line and the log. */
 struct origin {
@@ -46,7 +68,7 @@ struct intake;
 typedef void (*intake_cb)(struct intake *in, void *arg);
 
 struct intake {
-	struct daemon *d;
+	struct intake_ctx *ic;
 	enum way_in way;	/* counted once committed (outbox metrics) */
 	struct qwriter w;
 	const struct envelope *env;	/* the caller's, kept until the commit is done */
@@ -68,7 +90,7 @@ struct intake {
 /* Check and complete env (it must outlive the commit), open the queue
  * file and write the Received: line; -1 with e (e->sys the errno) when
  * the message cannot be taken. */
-int intake_begin(struct daemon *d, struct intake *in, struct envelope *env,
+int intake_begin(struct intake_ctx *ic, struct intake *in, struct envelope *env,
 		 const struct origin *o, struct err *e);
 void intake_write(struct intake *in, const void *p, size_t n);
 /* The envelope flags the body showed (ENV_8BITMIME), before the commit. */
@@ -87,13 +109,13 @@ void intake_abort(struct intake *in);
  * fails with ENOSPC below min_free (but for reports, which it is kept
  * for); a way in checks before it takes a message too.  Each says when
  * the spool runs out of room and when it has room again, once each way
- * (d->spool_full).  Loop thread. */
+ * (ic->spool_full).  Loop thread. */
 /* Is there room for need octets more (statvfs)? */
-bool intake_room(struct daemon *d, uint64_t need);
+bool intake_room(struct intake_ctx *ic, uint64_t need);
 /* What a check on the thread pool found (avail: octets free). */
-void intake_room_seen(struct daemon *d, bool room, uint64_t avail);
+void intake_room_seen(struct intake_ctx *ic, bool room, uint64_t avail);
 /* A commit or write failed for want of room (store_error_is_storage). */
-void intake_room_failed(struct daemon *d, const struct err *e);
+void intake_room_failed(struct intake_ctx *ic, const struct err *e);
 /* After the commit's callback, or instead of a commit. */
 void intake_free(struct intake *in);
 static inline const char *intake_id(const struct intake *in)

@@ -54,10 +54,10 @@ static uint64_t oldest_id(struct daemon *d)
 	if (st->oldest_at && now - st->oldest_at < OLDEST_EVERY && (st->oldest_id || !d->queue.count))
 		return d->queue.count ? st->oldest_id : 0;
 	uint64_t oldest = 0;
-	for (uint32_t i = 0; i <= d->queue.mask; i++) {
-		if (!d->queue.table[i])
+	for (qref r = 1; r < qindex_end(&d->queue); r++) {	/* the index's entries, not its table */
+		if (!qindex_live(&d->queue, r))
 			continue;
-		const struct qentry *e = qindex_get(&d->queue, d->queue.table[i]);
+		const struct qentry *e = qindex_get(&d->queue, r);
 		if (!qid_is_bounce(e->id) && (!oldest || e->id < oldest))	/* a report's ID is no time */
 			oldest = e->id;
 	}
@@ -112,7 +112,7 @@ static void session_counters(struct daemon *d, struct buf *b)
 	static const char *const stage[ST_LOCAL + 1] = { "connect", "greeting", "ehlo", "starttls", "tls",
 							 "auth", "mail", "rcpt", "data", "dot", "local" };
 	struct pool_sessions ps[RELAYS_MAX * 2];
-	size_t n = pool_sessions(d, ps, ARRAY_LEN(ps));
+	size_t n = pool_sessions(d->pool, ps, ARRAY_LEN(ps));
 	char label[200];
 	header(b, "outbox_upstream_sessions_opened_total", "counter", "Upstream SMTP sessions opened, by relay.");
 	for (size_t r = 0; r < n; r++)
@@ -132,7 +132,7 @@ static void session_counters(struct daemon *d, struct buf *b)
 static void relay_states(struct daemon *d, struct buf *b)
 {
 	struct relay_state rs[RELAYS_MAX];
-	size_t n = pool_relay_states(d, rs, ARRAY_LEN(rs));
+	size_t n = pool_relay_states(d->pool, rs, ARRAY_LEN(rs));
 	char label[200];
 	header(b, "outbox_relay_state", "gauge",
 	       "Each relay's state: ok, down (paused after failed sessions), held (after a quota or rate "
@@ -151,7 +151,7 @@ void metrics_render(struct daemon *d, struct buf *b)
 	header(b, "outbox_messages_received_total", "counter", "Messages accepted into the queue, by way in.");
 	for (int i = 0; i < WAYS_IN; i++)
 		buf_printf(b, "outbox_messages_received_total{way=\"%s\"} %llu\n", way[i],
-			   (unsigned long long)st->received_by[i]);
+			   (unsigned long long)st->intake.received_by[i]);
 	relay_counter(b, st, "outbox_recipients_sent_total", "Recipients the upstream accepted, by relay.",
 		      offsetof(struct relay_stats, sent));
 	relay_counter(b, st, "outbox_recipients_deferred_total",

@@ -19,10 +19,10 @@
 bool op_begin(struct daemon *d, qref r, struct op *o)
 {
 	bool file_held = qindex_get(&d->queue, r)->state == QE_HELD;	/* its name has .H */
-	o->answer = sched_act(d, r, o->a);
+	o->answer = sched_act(&d->sched, r, o->a);
 	o->file_op = o->answer == SA_NOW && o->a != SA_FLUSH;
 	if (o->file_op) {
-		sched_file_name(d, r, o->name);
+		sched_file_name(&d->sched, r, o->name);
 		qname_set_held(o->name, file_held);
 	}
 	return o->file_op;
@@ -45,9 +45,9 @@ void op_done(struct daemon *d, uint64_t id, struct op *o)
 	if (!r || o->answer != SA_NOW || (o->file_op && o->file_rc < 0))
 		return;
 	if (o->a == SA_RELEASE)
-		sched_released(d, r);
+		sched_released(&d->sched, r);
 	if (o->a == SA_DELETE)
-		sched_deleted(d, r);
+		sched_deleted(&d->sched, r);
 }
 
 /* ---- actions that waited for an attempt's end ---- */
@@ -86,7 +86,7 @@ void op_later(struct daemon *d, qref r, enum sched_action a)
 	l->d = d;
 	l->id = qindex_get(&d->queue, r)->id;
 	l->op = (struct op){ .a = a, .answer = SA_NOW, .file_op = true };
-	sched_file_name(d, r, l->op.name);	/* (QE_HELD now: out of the schedule while the file is done) */
+	sched_file_name(&d->sched, r, l->op.name);	/* (QE_HELD now: out of the schedule while the file is done) */
 	l->req.data = l;
 	uv_queue_work(d->loop, &l->req, later_work, later_done);
 }

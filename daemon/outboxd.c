@@ -43,6 +43,7 @@
 #include "pool.h"
 #include "sessions.h"
 #include "privs.h"
+#include "relay_notice.h"
 #include "spool_log.h"
 
 #define SHUTDOWN_GRACE_MS 10000
@@ -104,7 +105,7 @@ static void reload(struct daemon *d)
 		log_notice("changes to spool, socket or tcp take effect at the next restart");
 	config_unref(d->conf);
 	d->conf = c;
-	pool_reconfigure(d);
+	pool_reconfigure(d->pool, c);
 	log_set_level(d->verbose ? LOG_LVL_DEBUG : (enum log_level)c->log.level);
 	log_info("configuration reloaded from %s", d->conf_path);
 	d->stats.reloads++;
@@ -119,21 +120,88 @@ static void finish_stopping(struct daemon *d)
 	uv_close((uv_handle_t *)&d->sig_hup, NULL);
 	uv_close((uv_handle_t *)&d->sig_usr1, NULL);
 	uv_close((uv_handle_t *)&d->grace, NULL);
-	sched_stop(d);
+	sched_close(&d->sched);
 	metrics_file_stop(d);
-	pool_close_handle(d);
-	indexer_close(d);
+	pool_close_handle(d->pool);
+	indexer_close(d->indexer);
 }
 
-/* The pool says the waiting mail is due (a relay's new login). */
-static void on_pool_due(struct daemon *d)
+/* The scheduler's hooks (scheduler.h): the pool, the operator actions'
+ * file half, the reports. */
+static void sched_submit(void *arg, const char *id, unsigned tries, uint32_t next_try)
 {
-	(void)sched_due_now(d);
+	struct daemon *d = arg;
+	pool_submit(d->pool, id, tries, next_try);
+}
+
+static bool sched_cancel(void *arg, const char *id)
+{
+	struct daemon *d = arg;
+	return pool_cancel(d->pool, id);
+}
+
+static size_t sched_workers(void *arg)
+{
+	struct daemon *d = arg;
+	return pool_size(d->pool);
+}
+
+static void sched_flush_relays(void *arg)
+{
+	struct daemon *d = arg;
+	pool_flush_relays(d->pool, -1);
+}
+
+static void sched_later(void *arg, qref r, enum sched_action a)
+{
+	op_later(arg, r, a);
+}
+
+static void sched_bounce(void *arg, qref r, bool warn)
+{
+	bounce_start(arg, r, warn);
+}
+
+/* The pool's hooks (pool.h). */
+/* Its workers may take more. */
+static void on_pool_ready(void *arg)
+{
+	struct daemon *d = arg;
+	sched_dispatch(&d->sched);
+}
+
+/* The waiting mail is due (a relay's new login). */
+static void on_pool_due(void *arg)
+{
+	struct daemon *d = arg;
+	(void)sched_due_now(&d->sched);
+}
+
+/* A relay needs a new login: the postmaster is told. */
+static void on_pool_login_notice(void *arg, const char *relay, const char *command, const char *why)
+{
+	struct daemon *d = arg;
+	if (!d->stopping)
+		relay_notice_send(&d->intake, relay, command, why);
+}
+
+/* The pool's or the indexer's part of a stop is done. */
+static void on_part_stopped(void *arg)
+{
+	struct daemon *d = arg;
+	d->part_stopped(d);
+}
+
+/* The indexer's walk is complete: the daemon is ready. */
+static void on_indexed(void *arg)
+{
+	notify_ready(arg);
 }
 
 /* A worker's outcome: counted for outbox status, then to the scheduler. */
-static void on_pool_result(struct daemon *d, const struct delivery_result *r)
+static void on_pool_result(void *arg, const struct delivery_result *r)
 {
+	struct daemon *d = arg;
 	struct daemon_stats *st = &d->stats;
 	spool_log_news(&d->store);	/* what the worker's fsyncs found */
 	st->sent += r->sent;
@@ -158,14 +226,14 @@ static void on_pool_result(struct daemon *d, const struct delivery_result *r)
 		snprintf(st->last_reply, sizeof st->last_reply, "%s", r->last_reply);
 		st->last_at = now_real();
 	}
-	sched_result(d, r);
+	sched_result(&d->sched, r);
 }
 
 /* d->part_stopped: a session, the pool, the indexer or the pickup
  * watcher is done; the daemon exits once all are. */
 static void daemon_maybe_finish(struct daemon *d)
 {
-	if (d->stopping && d->nsessions == 0 && pool_stopped(d) && indexer_stopped(d) && !indexer_busy(d)
+	if (d->stopping && d->nsessions == 0 && pool_stopped(d->pool) && indexer_stopped(d->indexer) && !indexer_busy(d->indexer)
 	    && pickup_idle(d)
 	    && !uv_is_closing((uv_handle_t *)&d->sig_term))
 		finish_stopping(d);
@@ -176,7 +244,7 @@ static void on_grace_over(uv_timer_t *t)
 	struct daemon *d = t->data;
 	log_info("shutdown grace period over, closing %zu sessions", d->nsessions);
 	sessions_shutdown(d, true);
-	if (!pool_stopped(d) || !indexer_stopped(d)) {
+	if (!pool_stopped(d->pool) || !indexer_stopped(d->indexer)) {
 		/* a worker still waits on the upstream (its message stays
 		 * queued and is tried again after the restart), or the
 		 * indexer on the disk */
@@ -193,7 +261,7 @@ static void on_signal(uv_signal_t *h, int signum)
 		return;
 	}
 	if (signum == SIGUSR1) {	/* sendmail -q */
-		size_t n = sched_flush_all(d);
+		size_t n = sched_flush_all(&d->sched);
 		log_info("retry of all deferred mail asked for: %zu messages are due now", n);
 		return;
 	}
@@ -201,14 +269,15 @@ static void on_signal(uv_signal_t *h, int signum)
 		return;
 	log_info("%s received, stopping (%zu messages queued)", strsignal(signum), d->queue.count);
 	d->stopping = true;
+	sched_stop(&d->sched);
 	notify_stop(d);
 	listeners_stop(d);
 	control_stop(d);
 	sessions_shutdown(d, false);
 	pickup_stop(d);
 	bounce_stop(d);
-	indexer_stop(d);
-	pool_stop(d);
+	indexer_stop(d->indexer);
+	pool_stop(d->pool);
 	d->grace.data = d;
 	uv_timer_start(&d->grace, on_grace_over, SHUTDOWN_GRACE_MS, 0);
 	daemon_maybe_finish(d);
@@ -229,8 +298,9 @@ static void start_signals(struct daemon *d)
 
 int main(int argc, char **argv)
 {
-	struct daemon d = { .part_stopped = daemon_maybe_finish, .stats.started = now_real(),
-			    .sched.later = op_later, .sched.bounce = bounce_start };
+	struct daemon d = { .part_stopped = daemon_maybe_finish, .stats.started = now_real() };
+	const struct sched_hooks sched_hooks = { &d, sched_submit, sched_cancel, sched_workers,
+						 sched_flush_relays, sched_later, sched_bounce };
 	struct err e;
 	int opt, check_only = 0;
 	d.conf_path = OUTBOX_DEFAULT_CONF;
@@ -273,33 +343,40 @@ int main(int argc, char **argv)
 	d.loop = uv_default_loop();
 	d.tokens = token_cache_new(d.conf_path);
 	qindex_init(&d.queue);
-	sched_init(&d);
-	spool_log_open(&d.store, store_clean_tmp(&d.store));
+	sched_init(&d.sched, d.loop, &d.queue, &sched_hooks);
 	local_hostname(d.hostname, sizeof d.hostname);
+	d.intake = (struct intake_ctx){ d.loop, &d.store, &d.conf, d.hostname, &d.queue, &d.sched,
+					&d.stats.intake, false };
+	spool_log_open(&d.store, store_clean_tmp(&d.store));
 	d.control = control_new(&d);
 	if (listeners_start(&d, &e) < 0)
 		fatal(EX_UNAVAILABLE, "%s", e.msg);
 	start_signals(&d);
-	static const struct pool_hooks to_scheduler = { on_pool_result, sched_dispatch, on_pool_due };
-	if (pool_start(&d, &to_scheduler, &e) < 0)
+	const struct pool_hooks pool_hooks = { &d, on_pool_result, on_pool_ready, on_pool_due,
+						on_pool_login_notice, on_part_stopped };
+	const struct pool_env pool_env = { d.loop, &d.store, d.tokens };
+	if (pool_start(&d.pool, &pool_env, d.conf, &pool_hooks, &e) < 0)
 		fatal(EX_OSERR, "%s", e.msg);
 	pickup_recover(&d);	/* before the indexer can schedule what it checks */
 	metrics_file_start(&d);
-	if (indexer_start(&d, &e) < 0 || pickup_start(&d, &e) < 0)
+	const struct indexer_env indexer_env = { d.loop, &d.store, &d.queue, &d.sched, &d, on_indexed,
+						  on_part_stopped };
+	if (indexer_start(&d.indexer, &indexer_env, &e) < 0 || pickup_start(&d, &e) < 0)
 		fatal(EX_OSERR, "%s", e.msg);
 	log_info("outboxd %s started, indexing the queue", OUTBOX_VERSION);
 	uv_run(d.loop, UV_RUN_DEFAULT);
 	log_info("stopped, %zu messages in the queue", d.queue.count);
-	if (!pool_stopped(&d) || !indexer_stopped(&d) || indexer_busy(&d) || !pickup_idle(&d)
+	if (!pool_stopped(d.pool) || !indexer_stopped(d.indexer) || indexer_busy(d.indexer) || !pickup_idle(&d)
 	    || control_busy(d.control))
 		exit(0);	/* threads still busy: leave without tearing down under them */
-	indexer_free(&d);
+	indexer_free(d.indexer);
 	pickup_free(&d);
-	pool_free(&d);
+	pool_free(d.pool);
+	d.pool = NULL;
 	bounce_free(&d);
 	uv_loop_close(d.loop);
 	control_free(d.control);
-	sched_free(&d);
+	sched_free(&d.sched);
 	qindex_free(&d.queue);
 	store_close(&d.store);
 	token_cache_free(d.tokens);

@@ -1,7 +1,12 @@
 /*
  * outboxd.h - the daemon's main context, struct daemon.  Each part of
  * the daemon shows what it offers in a header of its own: index.h,
- * scheduler.h, indexer.h, intake.h, pool.h, sessions.h, listen.h.
+ * scheduler.h, indexer.h, intake.h, pool.h, sessions.h, listen.h.  The
+ * scheduler, the indexer, the intake and the pool do not see this
+ * struct: each gets a handle of what it uses (struct scheduler with its
+ * sched_hooks, struct indexer_env, struct intake_ctx, struct pool_env
+ * with its pool_hooks), wired in outboxd.c; the views of the whole
+ * (control, metrics, notify) and the ways in still take it.
  *
  * Invariant: all of struct daemon is touched only from the libuv loop
  * thread; work on other threads (fsync, delivery) gets copies and
@@ -18,6 +23,7 @@
 #include "../common/config.h"
 #include "../common/queue.h"
 #include "index.h"
+#include "intake.h"
 #include "scheduler.h"
 
 
@@ -29,7 +35,6 @@ struct pickup;
 struct control;
 
 /* Counted since the start, for outbox status (recipients). */
-#define WAYS_IN 5			/* intake.h enum way_in */
 #define LATENCY_BUCKETS 12		/* metrics.c latency_le[] */
 #define STATS_RELAYS 64	/* relays counted apart (removed ones too), at most */
 
@@ -41,7 +46,7 @@ struct relay_stats {
 struct daemon_stats {
 	double started;			/* wall clock */
 	uint64_t reloads;		/* configurations loaded by SIGHUP */
-	uint64_t received_by[WAYS_IN];
+	struct intake_counts intake;	/* messages received, by way in */
 	uint64_t sent, deferred, bounced;
 	struct relay_stats by_relay[STATS_RELAYS];
 	size_t nrelays;
@@ -61,6 +66,7 @@ struct daemon {
 	struct store store;
 	struct queue_index queue;
 	struct scheduler sched;
+	struct intake_ctx intake;	/* the one way into the queue (intake.h) */
 	struct indexer *indexer;	/* the start-up walk (indexer.c) */
 	struct pickup *pickup;		/* the pickup directory (pickup.c) */
 	struct pool *pool;
@@ -73,8 +79,6 @@ struct daemon {
 	uv_signal_t sig_term, sig_int, sig_hup, sig_usr1;
 	uv_timer_t grace;		/* shutdown grace period */
 	bool stopping;
-	uint64_t received;		/* messages accepted since start */
-	bool spool_full;		/* new mail refused for want of room (smtp_session.c) */
 	struct daemon_stats stats;	/* for outbox status and metrics */
 	struct metrics_file *metrics;	/* [log] metrics_file (metrics.c) */
 	struct bounces *bounces;	/* reports gathered per address (bounce.c) */

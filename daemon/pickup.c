@@ -363,7 +363,7 @@ static void not_queued(struct pjob *j, const struct err *e)
 {
 	char safe[PICKUP_NAME_MAX * 4 + 1];
 	if (store_error_is_storage(e->sys))
-		intake_room_failed(j->p->d, e);
+		intake_room_failed(&j->p->d->intake, e);
 	else
 		log_err("pickup/new/%s: cannot queue it: %s", log_safe(j->name, safe, sizeof safe),
 			e->msg);
@@ -386,7 +386,7 @@ static void take(struct pjob *j)
 	struct err e;
 	struct origin o = { .way = WAY_PICKUP, .uid = j->uid, .login = j->login, .helo = "",
 			    .peer = "", .id = j->id };
-	if (intake_begin(j->p->d, &j->in, &j->env, &o, &e) < 0) {
+	if (intake_begin(&j->p->d->intake, &j->in, &j->env, &o, &e) < 0) {
 		not_queued(j, &e);
 		return;
 	}
@@ -400,7 +400,7 @@ static void read_done(uv_work_t *req, int status)
 	struct pjob *j = req->data;
 	(void)status;
 	if (j->verdict == P_NO_ROOM || (j->verdict == P_TAKE && !j->p->stopping))
-		intake_room_seen(j->p->d, j->verdict != P_NO_ROOM, j->avail);
+		intake_room_seen(&j->p->d->intake, j->verdict != P_NO_ROOM, j->avail);
 	if (j->p->stopping && j->taken) {
 		uv_queue_work(j->p->d->loop, &j->req, give_back_work, after_done);
 	} else if (j->p->stopping || j->verdict == P_GONE || j->verdict == P_NO_ROOM) {

@@ -7,16 +7,17 @@
  * (transfer.c) and the attempt (attempt.c) do not see this.
  *
  * Threads: a struct worker belongs to its thread; struct pool and
- * struct upstream fields are guarded by pool.mu except d, hooks and
- * watches (loop thread only).
+ * struct upstream fields are guarded by pool.mu except conf, loop,
+ * hooks and watches (loop thread only).
  */
 #ifndef OUTBOXD_POOL_INT_H
 #define OUTBOXD_POOL_INT_H
 
 #include <uv.h>
 
+#include "../common/config.h"
+#include "../common/queue.h"
 #include "../common/smtp_client.h"
-#include "outboxd.h"
 #include "pool.h"
 #include "rate.h"
 
@@ -75,9 +76,11 @@ struct worker {
 };
 
 struct pool {
-	struct daemon *d;	/* loop-thread fields only; workers use store */
 	const struct pool_hooks *hooks;	/* loop thread */
+	uv_loop_t *loop;
+	struct config *conf;	/* loop thread: the newest (a reference), for new jobs */
 	const struct store *store;
+	struct token_cache *tokens;	/* the relays' OAuth2 tokens (common/tokens.h) */
 	uv_mutex_t mu;
 	struct upstream *ups;	/* one per relay, and removed ones until their workers left */
 	struct upstream *entry;	/* new jobs wait here: the first relay that takes any sender */

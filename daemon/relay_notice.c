@@ -20,15 +20,15 @@
 #include <uv.h>
 
 #include "../common/address.h"
+#include "../common/config.h"
 #include "../common/rewrite.h"
 #include "../common/log.h"
 #include "intake.h"
-#include "outboxd.h"
 #include "relay_notice.h"
 
 struct notice {
 	uv_work_t req;
-	struct daemon *d;
+	struct intake_ctx *ic;
 	struct config *conf;	/* a reference, for the thread */
 	char relay[64], command[80], why[400];
 	struct envelope env;
@@ -115,7 +115,7 @@ static void make_done(uv_work_t *req, int status)
 		return;
 	}
 	struct origin o = { .way = WAY_BOUNCE, .uid = -1, .login = "", .helo = "", .peer = "", .id = NULL };
-	if (intake_begin(n->d, &n->in, &n->env, &o, &e) < 0) {
+	if (intake_begin(n->ic, &n->in, &n->env, &o, &e) < 0) {
 		log_err("relay %s: cannot queue the postmaster's notice: %s", n->relay, e.msg);
 		notice_free(n);
 		return;
@@ -124,13 +124,11 @@ static void make_done(uv_work_t *req, int status)
 	intake_commit(&n->in, committed, n);
 }
 
-void relay_notice_send(struct daemon *d, const char *relay, const char *command, const char *why)
+void relay_notice_send(struct intake_ctx *ic, const char *relay, const char *command, const char *why)
 {
-	if (d->stopping)
-		return;
 	struct notice *n = xcalloc(1, sizeof *n);
-	n->d = d;
-	n->conf = config_ref(d->conf);
+	n->ic = ic;
+	n->conf = config_ref(*ic->conf);
 	snprintf(n->relay, sizeof n->relay, "%s", relay);
 	snprintf(n->command, sizeof n->command, "%s", command);
 	snprintf(n->why, sizeof n->why, "%s", why);
@@ -138,5 +136,5 @@ void relay_notice_send(struct daemon *d, const char *relay, const char *command,
 	n->env.sender = xstrdup("");
 	buf_init(&n->msg);
 	n->req.data = n;
-	uv_queue_work(d->loop, &n->req, make_work, make_done);
+	uv_queue_work(ic->loop, &n->req, make_work, make_done);
 }

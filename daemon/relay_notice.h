@@ -9,9 +9,10 @@
 #ifndef OUTBOXD_RELAY_NOTICE_H
 #define OUTBOXD_RELAY_NOTICE_H
 
-struct daemon;
+struct intake_ctx;
 
-/* relay: its label; command: what to run; why: the endpoint's answer. */
-void relay_notice_send(struct daemon *d, const char *relay, const char *command, const char *why);
+/* relay: its label; command: what to run; why: the endpoint's answer.
+ * (The daemon does not ask while it stops.) */
+void relay_notice_send(struct intake_ctx *ic, const char *relay, const char *command, const char *why);
 
 #endif

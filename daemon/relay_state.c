@@ -48,9 +48,8 @@ static enum relay_condition condition_locked(const struct upstream *up, double n
 	return up->down_until > now ? RELAY_HELD : RELAY_OK;
 }
 
-size_t pool_relay_states(struct daemon *d, struct relay_state *out, size_t max)
+size_t pool_relay_states(struct pool *p, struct relay_state *out, size_t max)
 {
-	struct pool *p = d->pool;
 	size_t n = 0;
 	if (!p)
 		return 0;
@@ -78,8 +77,7 @@ size_t pool_relay_states(struct daemon *d, struct relay_state *out, size_t max)
 	return n;
 }
 
-void upstreams_notices(struct pool *p, void (*send)(struct daemon *d, const char *relay, const char *command,
-						     const char *why))
+void upstreams_notices(struct pool *p)
 {
 	for (;;) {
 		char relay[64], command[80], why[400];
@@ -97,7 +95,7 @@ void upstreams_notices(struct pool *p, void (*send)(struct daemon *d, const char
 		uv_mutex_unlock(&p->mu);
 		if (!due)
 			return;
-		send(p->d, relay, command, why);
+		p->hooks->login_notice(p->hooks->arg, relay, command, why);
 	}
 }
 
@@ -128,7 +126,7 @@ static void on_token_event(uv_fs_event_t *h, const char *filename, int events, i
 	if (status < 0 || (filename && strcmp(filename, tw->base) != 0))
 		return;
 	if (upstreams_token_changed(tw->pool, tw->relay))
-		tw->pool->hooks->due_now(tw->pool->d);	/* (the scheduler's) */
+		tw->pool->hooks->due_now(tw->pool->hooks->arg);	/* (the scheduler's) */
 }
 
 static void on_watch_closed(uv_handle_t *h)
@@ -154,7 +152,7 @@ static void watch_one(struct pool *p, const struct relay *r)
 	tw->pool = p;
 	snprintf(tw->relay, sizeof tw->relay, "%s", r->name);
 	tw->base = xstrdup(basename(base));
-	uv_fs_event_init(p->d->loop, &tw->ev);
+	uv_fs_event_init(p->loop, &tw->ev);
 	tw->ev.data = tw;
 	const char *where = dirname(dir);
 	int rc = uv_fs_event_start(&tw->ev, on_token_event, where, 0);

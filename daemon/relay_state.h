@@ -10,14 +10,12 @@
 #include <stdbool.h>
 
 struct config;
-struct daemon;
 struct pool;
 
 /* The relays whose postmaster notice is due (login needed), each
- * handed to send (the relay's label, the command to run, the
- * endpoint's answer) once, outside the lock. */
-void upstreams_notices(struct pool *p, void (*send)(struct daemon *d, const char *relay, const char *command,
-						     const char *why));
+ * handed to hooks.login_notice (the relay's label, the command to run,
+ * the endpoint's answer) once, outside the lock. */
+void upstreams_notices(struct pool *p);
 /* Watch the refresh token file of each relay of c that has one (again,
  * after a reload), or stop; a change ends a relay's wait for a login
  * and makes its mail due (pool_hooks.due_now). */

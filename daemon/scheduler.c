@@ -11,12 +11,12 @@
 #include <stdlib.h>
 
 #include "../common/log.h"
-#include "outboxd.h"
-#include "pool.h"
+#include "pool.h"	/* struct delivery_result only */
+#include "scheduler.h"
 
-static struct qentry *E(struct daemon *d, qref r)
+static struct qentry *E(struct scheduler *s, qref r)
 {
-	return qindex_get(&d->queue, r);
+	return qindex_get(s->q, r);
 }
 
 /* An entry's next try in 1/256 s. */
@@ -25,104 +25,97 @@ static uint64_t key_of(const struct qentry *e)
 	return (uint64_t)e->next_try << 8 | e->frac;
 }
 
-static uint64_t heap_key(struct daemon *d, uint32_t pos)
+static uint64_t heap_key(struct scheduler *s, uint32_t pos)
 {
-	return key_of(E(d, d->sched.heap[pos]));
+	return key_of(E(s, s->heap[pos]));
 }
 
-static void heap_set(struct daemon *d, uint32_t pos, qref r)
+static void heap_set(struct scheduler *s, uint32_t pos, qref r)
 {
-	d->sched.heap[pos] = r;
-	E(d, r)->link = pos;
+	s->heap[pos] = r;
+	E(s, r)->link = pos;
 }
 
-static void heap_up(struct daemon *d, uint32_t i)
+static void heap_up(struct scheduler *s, uint32_t i)
 {
-	struct scheduler *s = &d->sched;
 	qref r = s->heap[i];
-	uint64_t key = key_of(E(d, r));
-	while (i > 0 && heap_key(d, (i - 1) / 2) > key) {
-		heap_set(d, i, s->heap[(i - 1) / 2]);
+	uint64_t key = key_of(E(s, r));
+	while (i > 0 && heap_key(s, (i - 1) / 2) > key) {
+		heap_set(s, i, s->heap[(i - 1) / 2]);
 		i = (i - 1) / 2;
 	}
-	heap_set(d, i, r);
+	heap_set(s, i, r);
 }
 
-static void heap_down(struct daemon *d, uint32_t i)
+static void heap_down(struct scheduler *s, uint32_t i)
 {
-	struct scheduler *s = &d->sched;
 	qref r = s->heap[i];
-	uint64_t key = key_of(E(d, r));
+	uint64_t key = key_of(E(s, r));
 	for (;;) {
 		uint32_t l = 2 * i + 1, m = l;
 		if (l >= s->nheap)
 			break;
-		if (l + 1 < s->nheap && heap_key(d, l + 1) < heap_key(d, l))
+		if (l + 1 < s->nheap && heap_key(s, l + 1) < heap_key(s, l))
 			m = l + 1;
-		if (heap_key(d, m) >= key)
+		if (heap_key(s, m) >= key)
 			break;
-		heap_set(d, i, s->heap[m]);
+		heap_set(s, i, s->heap[m]);
 		i = m;
 	}
-	heap_set(d, i, r);
+	heap_set(s, i, r);
 }
 
-static void heap_push(struct daemon *d, qref r)
+static void heap_push(struct scheduler *s, qref r)
 {
-	struct scheduler *s = &d->sched;
 	if (s->nheap == s->heap_cap) {
 		s->heap_cap = s->heap_cap ? s->heap_cap * 2 : 256;
 		s->heap = xrealloc(s->heap, (size_t)s->heap_cap * sizeof *s->heap);
 	}
-	qindex_set_state(&d->queue, r, QE_DEFERRED);
-	heap_set(d, s->nheap++, r);
-	heap_up(d, s->nheap - 1);
+	qindex_set_state(s->q, r, QE_DEFERRED);
+	heap_set(s, s->nheap++, r);
+	heap_up(s, s->nheap - 1);
 }
 
-static qref heap_pop(struct daemon *d)
+static qref heap_pop(struct scheduler *s)
 {
-	struct scheduler *s = &d->sched;
 	qref top = s->heap[0];
 	if (--s->nheap > 0) {
-		heap_set(d, 0, s->heap[s->nheap]);
-		heap_down(d, 0);
+		heap_set(s, 0, s->heap[s->nheap]);
+		heap_down(s, 0);
 	}
 	return top;
 }
 
 /* Take an entry out of the heap, wherever it is. */
-static void heap_remove(struct daemon *d, qref r)
+static void heap_remove(struct scheduler *s, qref r)
 {
-	struct scheduler *s = &d->sched;
-	uint32_t pos = E(d, r)->link;
+	uint32_t pos = E(s, r)->link;
 	if (--s->nheap > pos) {	/* the last one fills the hole, then goes up or down */
-		heap_set(d, pos, s->heap[s->nheap]);
-		if (pos > 0 && heap_key(d, (pos - 1) / 2) > heap_key(d, pos))
-			heap_up(d, pos);
+		heap_set(s, pos, s->heap[s->nheap]);
+		if (pos > 0 && heap_key(s, (pos - 1) / 2) > heap_key(s, pos))
+			heap_up(s, pos);
 		else
-			heap_down(d, pos);
+			heap_down(s, pos);
 	}
 }
 
-static void lane_push(struct daemon *d, unsigned lane, qref r)
+static void lane_push(struct scheduler *s, unsigned lane, qref r)
 {
-	struct scheduler *s = &d->sched;
-	struct qentry *e = E(d, r);
-	qindex_set_state(&d->queue, r, QE_READY);
+	struct qentry *e = E(s, r);
+	qindex_set_state(s->q, r, QE_READY);
 	e->link = 0;
 	if (s->lane[lane].tail)
-		E(d, s->lane[lane].tail)->link = r;
+		E(s, s->lane[lane].tail)->link = r;
 	else
 		s->lane[lane].head = r;
 	s->lane[lane].tail = r;
 }
 
-static qref lane_pop(struct daemon *d, unsigned lane)
+static qref lane_pop(struct scheduler *s, unsigned lane)
 {
-	struct scheduler *s = &d->sched;
 	qref r = s->lane[lane].head;
 	if (r) {
-		s->lane[lane].head = E(d, r)->link;
+		s->lane[lane].head = E(s, r)->link;
 		if (!s->lane[lane].head)
 			s->lane[lane].tail = 0;
 	}
@@ -131,18 +124,17 @@ static qref lane_pop(struct daemon *d, unsigned lane)
 
 /* Take an entry out of whichever lane holds it (a walk: operator
  * actions are rare). */
-static void lane_remove(struct daemon *d, qref r)
+static void lane_remove(struct scheduler *s, qref r)
 {
-	struct scheduler *s = &d->sched;
 	for (unsigned l = 0; l <= LANE_REPORTS; l++) {
 		qref prev = 0;
-		for (qref q = s->lane[l].head; q; prev = q, q = E(d, q)->link) {
+		for (qref q = s->lane[l].head; q; prev = q, q = E(s, q)->link) {
 			if (q != r)
 				continue;
 			if (prev)
-				E(d, prev)->link = E(d, q)->link;
+				E(s, prev)->link = E(s, q)->link;
 			else
-				s->lane[l].head = E(d, q)->link;
+				s->lane[l].head = E(s, q)->link;
 			if (s->lane[l].tail == r)
 				s->lane[l].tail = prev;
 			return;
@@ -152,75 +144,74 @@ static void lane_remove(struct daemon *d, qref r)
 
 static void on_timer(uv_timer_t *t);
 
-static void arm_timer(struct daemon *d)
+static void arm_timer(struct scheduler *s)
 {
-	struct scheduler *s = &d->sched;
-	if (s->nheap == 0 || d->stopping) {
+	if (s->nheap == 0 || s->stopping) {
 		uv_timer_stop(&s->timer);
 		return;
 	}
-	double wait = (double)heap_key(d, 0) / 256 - now_real();
+	double wait = (double)heap_key(s, 0) / 256 - now_real();
 	uv_timer_start(&s->timer, on_timer, wait > 0 ? (uint64_t)(wait * 1000) + 1 : 0, 0);
 }
 
 static void on_timer(uv_timer_t *t)
 {
-	struct daemon *d = t->data;
-	struct scheduler *s = &d->sched;
+	struct scheduler *s = t->data;
 	uint64_t now = (uint64_t)(now_real() * 256);
-	while (s->nheap && heap_key(d, 0) <= now)
-		lane_push(d, LANE_BACKLOG, heap_pop(d));
-	arm_timer(d);
-	sched_dispatch(d);
+	while (s->nheap && heap_key(s, 0) <= now)
+		lane_push(s, LANE_BACKLOG, heap_pop(s));
+	arm_timer(s);
+	sched_dispatch(s);
 }
 
-void sched_init(struct daemon *d)
+void sched_init(struct scheduler *s, uv_loop_t *loop, struct queue_index *q, const struct sched_hooks *hooks)
 {
-	uv_timer_init(d->loop, &d->sched.timer);
-	d->sched.timer.data = d;
+	s->q = q;
+	s->hooks = hooks;
+	uv_timer_init(loop, &s->timer);
+	s->timer.data = s;
 }
 
-void sched_new(struct daemon *d, qref r)
+void sched_new(struct scheduler *s, qref r)
 {
-	lane_push(d, LANE_NEW, r);
+	lane_push(s, LANE_NEW, r);
 }
 
 /* warn: no recipient failed, the message is late: a delayed report. */
-static void start_bounce(struct daemon *d, qref r, bool warn)
+static void start_bounce(struct scheduler *s, qref r, bool warn)
 {
-	qindex_set_state(&d->queue, r, QE_BOUNCING);
-	d->sched.bouncing++;
-	d->sched.unchecked++;
-	if (d->sched.bounce)
-		d->sched.bounce(d, r, warn);
+	qindex_set_state(s->q, r, QE_BOUNCING);
+	s->bouncing++;
+	s->unchecked++;
+	if (s->hooks->bounce)
+		s->hooks->bounce(s->hooks->arg, r, warn);
 }
 
-void sched_found(struct daemon *d, qref r)
+void sched_found(struct scheduler *s, qref r)
 {
-	struct qentry *e = E(d, r);
+	struct qentry *e = E(s, r);
 	if (e->state == QE_HELD)
 		return;	/* until released */
 	if (e->state == QE_BOUNCING) {	/* a crash interrupted its report: finish it */
-		start_bounce(d, r, false);
+		start_bounce(s, r, false);
 		return;
 	}
 	if (e->next_try <= now_real()) {
-		lane_push(d, LANE_BACKLOG, r);
+		lane_push(s, LANE_BACKLOG, r);
 		return;
 	}
-	bool first = d->sched.nheap == 0 || key_of(e) < heap_key(d, 0);
-	heap_push(d, r);
+	bool first = s->nheap == 0 || key_of(e) < heap_key(s, 0);
+	heap_push(s, r);
 	if (first)
-		arm_timer(d);
+		arm_timer(s);
 }
 
 /* The next ready message, the lanes taking turns. */
-static qref next_ready(struct daemon *d)
+static qref next_ready(struct scheduler *s)
 {
-	struct scheduler *s = &d->sched;
 	for (unsigned i = 0; i < NLANES; i++) {
 		unsigned lane = (s->turn + i) % NLANES;
-		qref r = lane_pop(d, lane);
+		qref r = lane_pop(s, lane);
 		if (r) {
 			s->turn = (lane + 1) % NLANES;
 			return r;
@@ -229,65 +220,62 @@ static qref next_ready(struct daemon *d)
 	return 0;
 }
 
-void sched_dispatch(struct daemon *d)
+void sched_dispatch(struct scheduler *s)
 {
-	struct scheduler *s = &d->sched;
-	if (!d->pool || d->stopping)
+	if (s->stopping)
 		return;
 	/* the pool's size, not [relay] workers: a reload does not change it */
-	size_t limit = pool_size(d) * SCHED_INFLIGHT_PER_WORKER;
+	size_t limit = s->hooks->workers(s->hooks->arg) * SCHED_INFLIGHT_PER_WORKER;
 	qref r;
 	bool gate = s->unchecked || s->walking;
 	if (!gate)
-		while ((r = lane_pop(d, LANE_REPORTS)))
-			lane_push(d, LANE_BACKLOG, r);
-	while (s->inflight < limit && (r = next_ready(d))) {
-		struct qentry *e = E(d, r);
+		while ((r = lane_pop(s, LANE_REPORTS)))
+			lane_push(s, LANE_BACKLOG, r);
+	while (s->inflight < limit && (r = next_ready(s))) {
+		struct qentry *e = E(s, r);
 		if (gate && qid_is_bounce(e->id)) {
-			lane_push(d, LANE_REPORTS, r);	/* until no report is half made */
+			lane_push(s, LANE_REPORTS, r);	/* until no report is half made */
 			continue;
 		}
 		char id[QID_LEN + 1];
-		qindex_set_state(&d->queue, r, QE_ACTIVE);
+		qindex_set_state(s->q, r, QE_ACTIVE);
 		s->inflight++;
 		qid_format(e->id, id);
 		/* the name has the next try rounded up to the second */
-		pool_submit(d, id, e->tries, e->next_try + (e->frac != 0));
+		s->hooks->submit(s->hooks->arg, id, e->tries, e->next_try + (e->frac != 0));
 	}
 }
 
-size_t sched_flush_all(struct daemon *d)
+size_t sched_flush_all(struct scheduler *s)
 {
-	pool_flush_relays(d, -1);	/* before they are handed out: held relays too go now */
-	return sched_due_now(d);
+	s->hooks->flush_relays(s->hooks->arg);	/* before they are handed out: held relays too go now */
+	return sched_due_now(s);
 }
 
-size_t sched_due_now(struct daemon *d)
+size_t sched_due_now(struct scheduler *s)
 {
-	struct scheduler *s = &d->sched;
 	size_t n = s->nheap;
 	for (uint32_t i = 0; i < s->nheap; i++)	/* next_try stays: it names the file */
-		lane_push(d, LANE_BACKLOG, s->heap[i]);
+		lane_push(s, LANE_BACKLOG, s->heap[i]);
 	s->nheap = 0;
-	arm_timer(d);
-	sched_dispatch(d);
+	arm_timer(s);
+	sched_dispatch(s);
 	return n;
 }
 
-void sched_result(struct daemon *d, const struct delivery_result *res)
+void sched_result(struct scheduler *s, const struct delivery_result *res)
 {
-	struct scheduler *s = &d->sched;
 	uint64_t id = qid_value(res->id);
-	qref r = qindex_find(&d->queue, id);
+	qref r = qindex_find(s->q, id);
 	if (s->inflight)
 		s->inflight--;
 	if (!r)
 		return;
 	if (res->done) {
-		qindex_remove(&d->queue, r);	/* (remembered while the indexer walks) */
+		qindex_remove(s->q, r);	/* (remembered while the indexer walks) */
 		return;
 	}
-	struct qentry *e = E(d, r);
+	struct qentry *e = E(s, r);
 	double sec = floor(res->next_try), frac = ceil((res->next_try - sec) * 256);
 	e->tries = res->tries;
 	e->next_try = (uint32_t)sec;
@@ -296,23 +284,23 @@ void sched_result(struct daemon *d, const struct delivery_result *res)
 		if (e->state != QE_ACTIVE)
 			log_info("%s: the %s asked during its attempt is not done: a report about it is "
 				 "queued", res->id, e->state == QE_ACTIVE_HOLD ? "hold" : "delete");
-		start_bounce(d, r, !res->bouncing);
+		start_bounce(s, r, !res->bouncing);
 		return;
 	}
 	if (e->state == QE_ACTIVE_HOLD || e->state == QE_ACTIVE_DELETE) {
 		enum sched_action a = e->state == QE_ACTIVE_HOLD ? SA_HOLD : SA_DELETE;
-		qindex_set_state(&d->queue, r, QE_HELD);	/* out of the schedule while the file is done */
-		if (s->later)
-			s->later(d, r, a);
+		qindex_set_state(s->q, r, QE_HELD);	/* out of the schedule while the file is done */
+		if (s->hooks->later)
+			s->hooks->later(s->hooks->arg, r, a);
 		return;
 	}
-	heap_push(d, r);
-	arm_timer(d);
+	heap_push(s, r);
+	arm_timer(s);
 }
 
-void sched_file_name(struct daemon *d, qref r, char name[QNAME_MAX])
+void sched_file_name(struct scheduler *s, qref r, char name[QNAME_MAX])
 {
-	struct qentry *e = E(d, r);
+	struct qentry *e = E(s, r);
 	char id[QID_LEN + 1];
 	qid_format(e->id, id);
 	qname_format(name, id, e->next_try + (e->frac != 0), e->tries);	/* as sched_dispatch names it */
@@ -325,113 +313,118 @@ static bool active(const struct qentry *e)
 
 /* Out of the lanes, the heap or the pool's queue, into the state given;
  * false when a worker has started on it. */
-static bool detach(struct daemon *d, qref r, enum qstate to)
+static bool detach(struct scheduler *s, qref r, enum qstate to)
 {
-	struct qentry *e = E(d, r);
+	struct qentry *e = E(s, r);
 	char id[QID_LEN + 1];
 	if (e->state == QE_READY)
-		lane_remove(d, r);
+		lane_remove(s, r);
 	else if (e->state == QE_DEFERRED)
-		heap_remove(d, r);
+		heap_remove(s, r);
 	if (active(e)) {
 		qid_format(e->id, id);
-		if (!pool_cancel(d, id))
+		if (!s->hooks->cancel(s->hooks->arg, id))
 			return false;
-		d->sched.inflight--;
+		s->inflight--;
 	}
-	qindex_set_state(&d->queue, r, to);
-	arm_timer(d);
+	qindex_set_state(s->q, r, to);
+	arm_timer(s);
 	return true;
 }
 
-enum sched_answer sched_act(struct daemon *d, qref r, enum sched_action a)
+enum sched_answer sched_act(struct scheduler *s, qref r, enum sched_action a)
 {
-	struct qentry *e = E(d, r);
+	struct qentry *e = E(s, r);
 	if (e->state == QE_BOUNCING)
 		return SA_BUSY;	/* bounce.c has its file until sched_bounced() */
 	switch (a) {
 	case SA_HOLD:
 		if (e->state == QE_HELD || e->state == QE_ACTIVE_HOLD)
 			return SA_UNCHANGED;
-		if (detach(d, r, QE_HELD))
+		if (detach(s, r, QE_HELD))
 			return SA_NOW;
-		qindex_set_state(&d->queue, r, QE_ACTIVE_HOLD);
+		qindex_set_state(s->q, r, QE_ACTIVE_HOLD);
 		return SA_LATER;
 	case SA_DELETE:
 		if (e->state == QE_ACTIVE_DELETE)
 			return SA_UNCHANGED;
-		if (detach(d, r, QE_HELD))	/* held until its file is gone */
+		if (detach(s, r, QE_HELD))	/* held until its file is gone */
 			return SA_NOW;
-		qindex_set_state(&d->queue, r, QE_ACTIVE_DELETE);
+		qindex_set_state(s->q, r, QE_ACTIVE_DELETE);
 		return SA_LATER;
 	case SA_RELEASE:
 		if (e->state == QE_ACTIVE_HOLD) {
-			qindex_set_state(&d->queue, r, QE_ACTIVE);	/* the hold had not happened yet */
+			qindex_set_state(s->q, r, QE_ACTIVE);	/* the hold had not happened yet */
 			return SA_UNCHANGED;
 		}
 		return e->state == QE_HELD ? SA_NOW : SA_UNCHANGED;
 	case SA_FLUSH:
 		if (e->state != QE_DEFERRED)
 			return SA_UNCHANGED;
-		heap_remove(d, r);
-		lane_push(d, LANE_BACKLOG, r);
-		arm_timer(d);
-		sched_dispatch(d);
+		heap_remove(s, r);
+		lane_push(s, LANE_BACKLOG, r);
+		arm_timer(s);
+		sched_dispatch(s);
 		return SA_NOW;
 	}
 	return SA_UNCHANGED;
 }
 
 /* The file of a held message was renamed back: it is due now. */
-void sched_released(struct daemon *d, qref r)
+void sched_released(struct scheduler *s, qref r)
 {
-	if (E(d, r)->state != QE_HELD)
+	if (E(s, r)->state != QE_HELD)
 		return;
-	lane_push(d, LANE_BACKLOG, r);
-	sched_dispatch(d);
+	lane_push(s, LANE_BACKLOG, r);
+	sched_dispatch(s);
 }
 
-void sched_bounced(struct daemon *d, qref r, bool keep)
+void sched_bounced(struct scheduler *s, qref r, bool keep)
 {
-	struct scheduler *s = &d->sched;
 	if (s->bouncing)
 		s->bouncing--;
 	if (keep) {
-		heap_push(d, r);
-		arm_timer(d);
+		heap_push(s, r);
+		arm_timer(s);
 	} else {
-		qindex_remove(&d->queue, r);
+		qindex_remove(s->q, r);
 	}
-	sched_dispatch(d);
+	sched_dispatch(s);
 }
 
-void sched_bounce_checked(struct daemon *d)
+void sched_bounce_checked(struct scheduler *s)
 {
-	if (d->sched.unchecked && --d->sched.unchecked == 0)
-		sched_dispatch(d);
+	if (s->unchecked && --s->unchecked == 0)
+		sched_dispatch(s);
 }
 
-void sched_walking(struct daemon *d, bool on)
+void sched_walking(struct scheduler *s, bool on)
 {
-	d->sched.walking = on;
+	s->walking = on;
 	if (!on)
-		sched_dispatch(d);
+		sched_dispatch(s);
 }
 
-void sched_deleted(struct daemon *d, qref r)
+void sched_deleted(struct scheduler *s, qref r)
 {
-	qindex_remove(&d->queue, r);
+	qindex_remove(s->q, r);
 }
 
-void sched_stop(struct daemon *d)
+void sched_stop(struct scheduler *s)
 {
-	uv_timer_stop(&d->sched.timer);
-	uv_close((uv_handle_t *)&d->sched.timer, NULL);
+	s->stopping = true;
+	uv_timer_stop(&s->timer);
 }
 
-void sched_free(struct daemon *d)
+void sched_close(struct scheduler *s)
 {
-	free(d->sched.heap);
-	d->sched.heap = NULL;
-	d->sched.nheap = d->sched.heap_cap = 0;
+	if (!uv_is_closing((uv_handle_t *)&s->timer))
+		uv_close((uv_handle_t *)&s->timer, NULL);
+}
+
+void sched_free(struct scheduler *s)
+{
+	free(s->heap);
+	s->heap = NULL;
+	s->nheap = s->heap_cap = 0;
 }

@@ -240,7 +240,7 @@ static void add_rcpt(const char *addr, void *arg)
  * there is room (the intake says so in the log, once each way). */
 static bool no_room(struct session *s, uint64_t need)
 {
-	return !intake_room(s->d, need);
+	return !intake_room(&s->d->intake, need);
 }
 
 /* Did the intake fail for want of room (below min_free, ENOSPC, EIO)? */
@@ -248,7 +248,7 @@ static bool no_room_after(struct session *s, const struct err *e)
 {
 	if (!store_error_is_storage(e->sys))
 		return false;
-	intake_room_failed(s->d, e);
+	intake_room_failed(&s->d->intake, e);
 	return true;
 }
 
@@ -433,7 +433,7 @@ static void cmd_data(struct session *s, const char *arg)
 	struct origin o = { .way = s->is_unix ? WAY_SOCKET : WAY_TCP, .uid = s->uid,
 			    .login = s->login, .helo = s->helo, .peer = s->is_unix ? "" : s->peer,
 			    .esmtp = s->esmtp, .smtputf8 = s->smtputf8 };
-	if (intake_begin(s->d, &s->intake, &s->env, &o, &e) < 0) {
+	if (intake_begin(&s->d->intake, &s->intake, &s->env, &o, &e) < 0) {
 		log_err("%s: cannot queue: %s", s->peer, e.msg);
 		reply(s, no_room_after(s, &e) ? NO_ROOM : "451 4.3.0 Error: queue file write error");
 		return;

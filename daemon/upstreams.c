@@ -290,9 +290,8 @@ bool upstream_admit_now(struct worker *w)
 	return go;
 }
 
-void pool_flush_relays(struct daemon *d, long uid)
+void pool_flush_relays(struct pool *p, long uid)
 {
-	struct pool *p = d->pool;
 	if (!p)
 		return;
 	struct buf said;	/* the log lines, written once the lock is let go */
@@ -408,7 +407,7 @@ void upstreams_configure(struct pool *p, struct config *c)
 			up->want = 0;
 	requeue_all_locked(p, c);
 	uv_mutex_unlock(&p->mu);
-	token_cache_set_hold(p->d->tokens, (double)c->queue.retry_max);
+	token_cache_set_hold(p->tokens, (double)c->queue.retry_max);
 	token_watch_configure(p, c);
 	for (struct upstream *up = p->ups; up; up = up->next)
 		if (!up->removed)

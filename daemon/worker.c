@@ -337,7 +337,7 @@ int worker_start(struct pool *p, struct upstream *up)
 	smtp_client_init(&w->smtp);
 	w->xfer = transfer_new(&w->smtp);
 	w->smtp.token = token_hook;	/* the relays with oauth2_token_url */
-	w->smtp.token_arg = p->d->tokens;
+	w->smtp.token_arg = p->tokens;
 	if (uv_thread_create(&w->thread, worker_main, w) != 0) {
 		log_err("relay %s: cannot start a delivery worker", relay_label(up->relay));
 		smtp_client_free(&w->smtp);
