@@ -120,6 +120,11 @@ $(BUILD)/tests/test_index: tests/unit/test_index.c $(BUILD)/daemon/queue_index.o
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(PKG_CFLAGS) -o $@ $(filter %.c %.o %.a,$^) $(ALL_LDFLAGS) $(LIBS) -lcmocka
 
+# the scheduler, tested alone against a fake pool
+$(BUILD)/tests/test_scheduler: tests/unit/test_scheduler.c $(BUILD)/daemon/scheduler.o $(BUILD)/daemon/queue_index.o $(BUILD)/libcommon.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(PKG_CFLAGS) -o $@ $(filter %.c %.o %.a,$^) $(ALL_LDFLAGS) $(LIBS) -lcmocka
+
 # the composer's encodings, tested alone
 # ($^ would hold the headers that -MMD lists for the binary too: filtered)
 $(BUILD)/tests/test_mime: tests/unit/test_mime.c $(BUILD)/tool/compose/mime.o $(BUILD)/libcommon.a
