@@ -16,6 +16,7 @@
 #include <strings.h>
 
 #include "../common/address.h"
+#include "../common/dsnparam.h"
 #include "../common/log.h"
 #include "../common/rewrite.h"
 #include "../common/units.h"
@@ -100,18 +101,31 @@ static void cmd_helo(struct session *s, const char *arg, bool esmtp)
 	sess_reply(s, "250-8BITMIME");
 	sess_reply(s, "250-SMTPUTF8");
 	sess_reply(s, "250-ENHANCEDSTATUSCODES");
+	sess_reply(s, "250-DSN");
 	sess_reply(s, "250 HELP");
 }
 
-/* ESMTP parameters of MAIL FROM; returns 0 or sends the error reply. */
-static int mail_params(struct session *s, const char *p)
+/* A parameter refused: 555 for one we do not know (RFC 5321 4.1.1.11),
+ * 501 for a bad value or a second one (RFC 3461 4: a syntax error). */
+#define UNSUPPORTED "555 5.5.4 Unsupported parameter"
+
+/* ESMTP parameters of MAIL FROM (SIZE, BODY, SMTPUTF8; RET and ENVID
+ * into m); returns 0 or sends the error reply. */
+static int mail_params(struct session *s, const char *p, struct dsn_mail_req *m)
 {
 	char tmp[SMTP_CMD_LINE_MAX];
 	snprintf(tmp, sizeof tmp, "%s", p);
 	char *save = NULL;
+	const char *why;
 	for (char *t = strtok_r(tmp, " ", &save); t; t = strtok_r(NULL, " ", &save)) {
 		size_t k;
-		if ((k = prefix_ci(t, "SIZE="))) {
+		enum dsn_take dsn = dsn_mail_param(t, m, &why);
+		if (dsn == DSN_BAD) {
+			sess_reply(s, "501 5.5.4 %s", why);
+			return -1;
+		} else if (dsn == DSN_TAKEN) {
+			continue;
+		} else if ((k = prefix_ci(t, "SIZE="))) {
 			uint64_t v;
 			if (parse_uint(t + k, UINT64_MAX, &v) < 0) {
 				sess_reply(s, "501 5.5.4 Bad SIZE parameter");
@@ -126,7 +140,7 @@ static int mail_params(struct session *s, const char *p)
 		} else if (strcasecmp(t, "SMTPUTF8") == 0) {
 			s->smtputf8 = true;
 		} else {
-			sess_reply(s, "555 5.5.4 Unsupported parameter");
+			sess_reply(s, UNSUPPORTED);
 			return -1;
 		}
 	}
@@ -135,6 +149,14 @@ static int mail_params(struct session *s, const char *p)
 		return -1;
 	}
 	return 0;
+}
+
+/* A MAIL refused once its parameters were read: they go with it. */
+static void mail_undo(struct session *s, struct dsn_mail_req *m)
+{
+	s->smtputf8 = false;
+	s->declared_size = 0;
+	dsn_mail_req_free(m);
 }
 
 static void cmd_mail(struct session *s, const char *arg)
@@ -159,31 +181,65 @@ static void cmd_mail(struct session *s, const char *arg)
 		sess_reply(s, "501 5.1.7 Bad sender address syntax: %s", e.msg);
 		return;
 	}
-	if (*params && (!s->esmtp || mail_params(s, params) < 0)) {
+	struct dsn_mail_req m = { .ret = RET_UNSET };
+	if (*params && (!s->esmtp || mail_params(s, params, &m) < 0)) {
 		if (!s->esmtp)
 			sess_reply(s, "555 5.5.4 Parameters need EHLO");
-		s->smtputf8 = false;
-		s->declared_size = 0;
+		mail_undo(s, &m);
 		return;
 	}
 	if (no_room(s, s->declared_size)) {
 		sess_reply(s, NO_ROOM);
-		s->smtputf8 = false;
-		s->declared_size = 0;
+		mail_undo(s, &m);
 		return;
 	}
 	char *sender = sender_rewrite(s->d->conf, addr, NULL);
 	if (*sender && addr_check(sender, &e) < 0) {
 		free(sender);
 		sess_reply(s, "553 5.1.7 Error: sender address once qualified: %s", e.msg);
-		s->smtputf8 = false;
-		s->declared_size = 0;
+		mail_undo(s, &m);
 		return;
 	}
 	envelope_init(&s->env);
 	s->env.sender = sender;
+	s->env.ret = m.ret;
+	s->env.envid = m.envid;	/* the envelope's now */
 	s->in_tx = true;
 	sess_reply(s, "250 2.1.0 Ok");
+}
+
+/* ESMTP parameters of RCPT TO (NOTIFY and ORCPT into r); returns 0 or
+ * sends the error reply. */
+static int rcpt_params(struct session *s, const char *p, struct dsn_rcpt_req *r)
+{
+	char tmp[SMTP_CMD_LINE_MAX];
+	snprintf(tmp, sizeof tmp, "%s", p);
+	char *save = NULL;
+	const char *why;
+	if (!s->esmtp) {
+		sess_reply(s, "555 5.5.4 Parameters need EHLO");
+		return -1;
+	}
+	for (char *t = strtok_r(tmp, " ", &save); t; t = strtok_r(NULL, " ", &save)) {
+		enum dsn_take dsn = dsn_rcpt_param(t, r, &why);
+		if (dsn == DSN_BAD)
+			sess_reply(s, "501 5.5.4 %s", why);
+		else if (dsn == DSN_NOT_OURS)
+			sess_reply(s, UNSUPPORTED);
+		if (dsn != DSN_TAKEN)
+			return -1;
+	}
+	return 0;
+}
+
+/* The recipients from index from on (one RCPT, aliases expanded) carry
+ * its DSN request. */
+static void rcpt_dsn(struct session *s, size_t from, const struct dsn_rcpt_req *r)
+{
+	for (size_t i = from; i < s->env.nrcpt; i++) {
+		s->env.rcpt[i].notify = r->notify;
+		s->env.rcpt[i].orcpt = r->orcpt ? xstrdup(r->orcpt) : NULL;
+	}
 }
 
 static void cmd_rcpt(struct session *s, const char *arg)
@@ -204,8 +260,9 @@ static void cmd_rcpt(struct session *s, const char *arg)
 		sess_reply(s, "501 5.1.3 Bad recipient address syntax: %s", e.msg);
 		return;
 	}
-	if (*params) {
-		sess_reply(s, "555 5.5.4 Unsupported parameter");
+	struct dsn_rcpt_req r = { 0 };
+	if (*params && rcpt_params(s, params, &r) < 0) {
+		dsn_rcpt_req_free(&r);
 		return;
 	}
 	size_t before = s->env.nrcpt;
@@ -223,6 +280,9 @@ static void cmd_rcpt(struct session *s, const char *arg)
 		sess_reply(s, "452 4.5.3 Error: too many recipients");
 	else
 		sess_reply(s, "250 2.1.5 Ok");
+	if (!bad && !too_many)
+		rcpt_dsn(s, before, &r);
+	dsn_rcpt_req_free(&r);
 }
 
 
