@@ -214,3 +214,41 @@ void dsn_rcpt_req_free(struct dsn_rcpt_req *r)
 	free(r->orcpt);
 	*r = (struct dsn_rcpt_req){ 0 };
 }
+
+/* A parameter of a sender line that is not ours but harmless. */
+static bool body_param(const char *t)
+{
+	size_t k = prefix_ci(t, "BODY=");
+	return k && (strcasecmp(t + k, "7BIT") == 0 || strcasecmp(t + k, "8BITMIME") == 0);
+}
+
+int dsn_line_params(const char *params, struct envelope *env, bool rcpt, size_t from,
+		    const char **why)
+{
+	struct dsn_mail_req m = { .ret = RET_UNSET };
+	struct dsn_rcpt_req r = { 0 };
+	char *copy = xstrdup(params), *save = NULL;
+	enum dsn_take took = DSN_TAKEN;
+	for (char *t = strtok_r(copy, " \t", &save); t && took != DSN_BAD;
+	     t = strtok_r(NULL, " \t", &save)) {
+		took = rcpt ? dsn_rcpt_param(t, &r, why) : dsn_mail_param(t, &m, why);
+		if (took == DSN_NOT_OURS && (rcpt || !body_param(t))) {
+			*why = rcpt ? "Unsupported parameter of a recipient"
+				    : "Unsupported parameter of the sender";
+			took = DSN_BAD;
+		}
+	}
+	free(copy);
+	if (took != DSN_BAD && !rcpt) {
+		env->ret = m.ret;
+		env->envid = m.envid;
+		m.envid = NULL;
+	}
+	for (size_t i = from; took != DSN_BAD && rcpt && i < env->nrcpt; i++) {
+		env->rcpt[i].notify = r.notify;
+		env->rcpt[i].orcpt = r.orcpt ? xstrdup(r.orcpt) : NULL;
+	}
+	dsn_mail_req_free(&m);
+	dsn_rcpt_req_free(&r);
+	return took == DSN_BAD ? -1 : 0;
+}

@@ -80,6 +80,14 @@ struct dsn_rcpt_req {
 enum dsn_take dsn_mail_param(const char *param, struct dsn_mail_req *m, const char **why);
 enum dsn_take dsn_rcpt_param(const char *param, struct dsn_rcpt_req *r, const char **why);
 void dsn_mail_req_free(struct dsn_mail_req *m);
+/* The parameters of an envelope line ("RET=HDRS ENVID=x" after a sender,
+ * "NOTIFY=NEVER ORCPT=rfc822;a@b" after a recipient: pickup's X-Sender:
+ * and X-Receiver: lines), separated by spaces, with the rules above:
+ * into env's RET and ENVID, or (rcpt) into each of the recipients
+ * env->rcpt[from..]; BODY=7BIT or 8BITMIME after a sender is taken and
+ * changes nothing.  0, or -1 with *why (nothing of env changed). */
+int dsn_line_params(const char *params, struct envelope *env, bool rcpt, size_t from,
+		    const char **why);
 void dsn_rcpt_req_free(struct dsn_rcpt_req *r);
 
 #endif

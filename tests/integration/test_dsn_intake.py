@@ -197,3 +197,97 @@ def test_version_1_file_is_delivered_after_the_upgrade(relay_daemon):
     assert m.mail_from == "old@s.example" and m.rcpt_tos == ["due@r.example"]
     assert m.data.endswith(b"Subject: from before\r\n\r\nold body\r\n")
     assert d.queue_ids() == []
+
+
+# ---- the sendmail command: -N, -R, -V ----
+
+def wait_queued(d, n=1, timeout=20):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        ids = d.queue_ids()
+        if len(ids) >= n:
+            return ids
+        time.sleep(0.05)
+    raise AssertionError("nothing queued:\n" + d.log())
+
+
+def test_sendmail_dsn_flags_are_kept_and_shown(daemon):
+    r = daemon.sendmail(["-N", "success,failure", "-R", "hdrs", "-V", "abc", "r@x.example",
+                         "s@x.example"], b"Subject: s\n\nbody\n")
+    assert r.returncode == 0, r.stderr
+    (qid,) = wait_queued(daemon)
+    lines = show(daemon, qid)
+    assert "ret: HDRS" in lines and "envid: abc" in lines
+    rl = [l for l in lines if l.startswith("recipient:")]
+    assert len(rl) == 2 and all(l.endswith(" notify=SUCCESS,FAILURE") for l in rl), rl
+
+
+def test_sendmail_envid_is_sent_as_xtext(daemon):
+    r = daemon.sendmail(["-V", "a b+c", "-N", "never", "r@x.example"], b"Subject: s\n\nbody\n")
+    assert r.returncode == 0, r.stderr
+    (qid,) = wait_queued(daemon)
+    head = header_lines(daemon, qid)
+    assert "envid a+20b+2Bc" in head and "rcpt Q <r@x.example> notify=NEVER" in head
+
+
+@pytest.mark.parametrize("args", [["-N", "bogus"], ["-N", "never,success"], ["-R", "headers"],
+                                  ["-V", "x" * 95], ["-V", "a\tb"]])
+def test_sendmail_bad_dsn_value_is_a_usage_error(daemon, args):
+    r = daemon.sendmail(args + ["r@x.example"], b"Subject: s\n\nbody\n")
+    assert r.returncode == 64, r.stderr
+    assert args[1].encode() in r.stderr
+    assert daemon.queue_ids() == []
+
+
+def test_sendmail_fallback_writes_the_request_into_pickup(daemon):
+    """outboxd stopped: the file in pickup/new/ carries the request on its
+    X-Sender:/X-Receiver: lines, and outboxd keeps it when it starts."""
+    daemon.stop()
+    r = daemon.sendmail(["-f", "me@s.example", "-N", "delay", "-R", "full", "-V", "id 7",
+                         "r@x.example"], b"Subject: later\n\nbody\n")
+    assert r.returncode == 0, r.stderr
+    new = os.path.join(daemon.spool, "pickup", "new")
+    (name,) = os.listdir(new)
+    data = open(os.path.join(new, name), "rb").read()
+    assert data.startswith(b"X-Sender: <me@s.example> RET=FULL ENVID=id+207\n"
+                           b"X-Receiver: <r@x.example> NOTIFY=DELAY\n"), data[:200]
+    daemon.start()
+    (qid,) = wait_queued(daemon)
+    head = header_lines(daemon, qid)
+    assert "ret FULL" in head and "envid id+207" in head
+    assert "rcpt Q <r@x.example> notify=DELAY" in head
+
+
+# ---- pickup's X-Sender: and X-Receiver: lines (Exchange's convention) ----
+
+def drop(d, name, data):
+    tmp = os.path.join(d.spool, "pickup", "tmp", name)
+    with open(tmp, "wb") as f:
+        f.write(data)
+    os.rename(tmp, os.path.join(d.spool, "pickup", "new", name))
+
+
+def test_pickup_lines_carry_the_request(daemon):
+    drop(daemon, "dsn", b"X-Sender: <app@s.example> BODY=8BITMIME RET=HDRS ENVID=pk+2B1\n"
+                        b"X-Receiver: <one@r.example> NOTIFY=success ORCPT=rfc822;one@r.example\n"
+                        b"X-Receiver: two@r.example\nSubject: x\n\nbody\n")
+    (qid,) = wait_queued(daemon)
+    head = header_lines(daemon, qid)
+    assert head[0] == "outbox-queue 2"
+    assert "ret HDRS" in head and "envid pk+2B1" in head
+    assert "rcpt Q <one@r.example> notify=SUCCESS orcpt=rfc822;one@r.example" in head
+    assert "rcpt Q <two@r.example>" in head
+
+
+@pytest.mark.parametrize("line,why", [
+    (b"X-Receiver: <a@r.example> NOTIFY=NEVER,SUCCESS", "Bad NOTIFY parameter syntax"),
+    (b"X-Receiver: <a@r.example> ORCPT=rfc822", "Bad ORCPT parameter syntax"),
+    (b"X-Receiver: <a@r.example> NOTIFY=NEVER NOTIFY=NEVER", "Duplicate NOTIFY parameter"),
+    (b"X-Receiver: <a@r.example> FOO=1", "Unsupported parameter of a recipient"),
+    (b"X-Sender: <a@s.example> RET=ALL\nX-Receiver: <a@r.example>", "Bad RET parameter syntax"),
+    (b"X-Sender: <a@s.example> ENVID=a+0Ab\nX-Receiver: <a@r.example>", "Bad ENVID parameter syntax"),
+])
+def test_pickup_bad_request_goes_to_bad(daemon, line, why):
+    drop(daemon, "bad", line + b"\nSubject: x\n\nbody\n")
+    daemon.wait_log(r"pickup/new/bad: moved to pickup/bad/bad: .*%s" % why)
+    assert daemon.queue_ids() == []
