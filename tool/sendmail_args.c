@@ -115,12 +115,13 @@ static int dsn_flag(int argc, char **argv, int *i, struct sendmail_opts *o, cons
 	const char *a = argv[*i], *v = option_value(argc, argv, i);
 	if (!v)
 		return bad(what, arg, "option needs a value", a);
+	const char *named = v == a + 2 ? a : v;	/* the argument that holds it */
 	if (a[1] == 'N' && !(o->notify = dsn_notify_parse(v)))
-		return bad(what, arg, "-N takes never, or a list of success, failure, delay", v);
+		return bad(what, arg, "-N takes never, or a list of success, failure, delay", named);
 	if (a[1] == 'R' && (o->ret = dsn_ret_parse(v)) == RET_UNSET)
-		return bad(what, arg, "-R takes full or hdrs", v);
+		return bad(what, arg, "-R takes full or hdrs", named);
 	if (a[1] == 'V' && !envid_ok(v))
-		return bad(what, arg, "-V takes printable ASCII, at most 94 characters once encoded", v);
+		return bad(what, arg, "-V takes printable ASCII, at most 94 characters once encoded", named);
 	if (a[1] == 'V')
 		o->envid = v;
 	return 0;

@@ -197,6 +197,9 @@ static void dsn_flags(void **state)
 			fail_msg("%s %s: taken", bad[i][0], bad[i][1]);
 		assert_ptr_equal(arg, argv[2]);	/* the value is named */
 	}
+	/* glued, the argument itself (found by fuzz_sendmail_args) */
+	assert_int_equal(parse(&o, &what, &arg, argv, ARGS("-Nbogus", "r@x.example")), EX_USAGE);
+	assert_ptr_equal(arg, argv[1]);
 }
 
 int main(void)
