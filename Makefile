@@ -111,7 +111,7 @@ $(BUILD)/tests/test_%: tests/unit/test_%.c $(BUILD)/libcommon.a
 	$(CC) $(ALL_CFLAGS) $(PKG_CFLAGS) -o $@ $< $(BUILD)/libcommon.a $(ALL_LDFLAGS) $(LIBS) -lcmocka
 
 # the sendmail command's argument parser is the tool's, tested alone
-$(BUILD)/tests/test_sendmail_args: tests/unit/test_sendmail_args.c $(BUILD)/tool/sendmail_args.o
+$(BUILD)/tests/test_sendmail_args: tests/unit/test_sendmail_args.c $(BUILD)/tool/sendmail_args.o $(BUILD)/libcommon.a
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -o $@ $(filter %.c %.o %.a,$^) $(ALL_LDFLAGS) -lcmocka
 
@@ -274,7 +274,7 @@ FUZZ_SRC     := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BIN     := $(FUZZ_SRC:tests/fuzz/%.c=$(FUZZ_BUILD)/%)
 FUZZ_COMMON  := $(COMMON_SRC:%.c=$(FUZZ_BUILD)/%.o)
 FUZZ_TOOL    := $(FUZZ_BUILD)/tool/sendmail_args.o $(FUZZ_BUILD)/tool/submit.o $(FUZZ_BUILD)/tool/toolconf.o $(FUZZ_BUILD)/tool/pickup.o
-FUZZ_DAEMON  := $(FUZZ_BUILD)/daemon/smtp_session.o $(FUZZ_BUILD)/daemon/intake.o $(FUZZ_BUILD)/daemon/scheduler.o \
+FUZZ_DAEMON  := $(FUZZ_BUILD)/daemon/smtp_session.o $(FUZZ_BUILD)/daemon/smtp_commands.o $(FUZZ_BUILD)/daemon/intake.o $(FUZZ_BUILD)/daemon/scheduler.o \
 		$(FUZZ_BUILD)/daemon/queue_index.o $(FUZZ_BUILD)/daemon/spool_log.o
 FUZZ_SECONDS ?= 6
 

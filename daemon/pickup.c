@@ -40,6 +40,7 @@
 #include <unistd.h>
 
 #include "../common/address.h"
+#include "../common/dsnparam.h"
 #include "../common/rewrite.h"
 #include "../common/headers.h"
 #include "../common/log.h"
@@ -177,8 +178,9 @@ static void add_written(const char *a, void *arg)
 		bad(j, e.msg);
 }
 
-/* Leading "X-Sender: a" and "X-Receiver: b" lines give the envelope;
- * returns the offset of the message after them. */
+/* Leading "X-Sender: <a> RET=HDRS ENVID=x" and "X-Receiver: <b> NOTIFY=..
+ * ORCPT=.." lines (Exchange's pickup convention, dsnparam.h) give the
+ * envelope; returns the offset of the message after them. */
 static size_t envelope_lines(struct pjob *j, const char *p, size_t len, char **sender, bool *bad_line)
 {
 	size_t off = 0;
@@ -186,25 +188,30 @@ static size_t envelope_lines(struct pjob *j, const char *p, size_t len, char **s
 	for (;;) {
 		const char *nl = memchr(p + off, '\n', len - off);
 		size_t l = nl ? (size_t)(nl - p - off) : len - off;
-		const char *line = p + off;
+		const char *line = p + off, *why;
 		bool is_sender = l > 9 && strncasecmp(line, "X-Sender:", 9) == 0;
 		bool is_rcpt = l > 11 && strncasecmp(line, "X-Receiver:", 11) == 0;
 		if (!nl || (!is_sender && !is_rcpt))
 			return off;
 		char *v = xstrndup(line + (is_sender ? 9 : 11), l - (is_sender ? 9 : 11));
-		char *a = trim(v);
-		size_t al = strlen(a);
-		if (al >= 2 && a[0] == '<' && a[al - 1] == '>') {
-			a[al - 1] = '\0';
+		char *a = trim(v), *params = "", *gt = a[0] == '<' ? strchr(a, '>') : NULL;
+		if (gt) {
+			*gt = '\0';
+			params = gt + 1;
 			a++;
 		}
 		struct err e;
+		size_t from = j->env.nrcpt;
+		bool first_sender = is_sender && !*sender;
 		if ((*a || is_rcpt) && addr_check(a, &e) < 0)
 			*bad_line = true;
-		else if (is_sender && !*sender)
+		else if (first_sender)
 			*sender = xstrdup(a);
 		else if (is_rcpt)
 			add_written(a, j);
+		if (!*bad_line && (first_sender || is_rcpt) && j->verdict != P_BAD
+		    && dsn_line_params(params, &j->env, is_rcpt, from, &why) < 0)
+			bad(j, why);	/* "Bad NOTIFY parameter syntax" ... */
 		free(v);
 		off += l + 1;
 	}

@@ -13,10 +13,13 @@
  *   anything is written; then written, fsynced, renamed into
  *   pickup/new/ and new/ fsynced;
  * - envelope: its first lines are the command's own X-Sender: and
- *   X-Receiver: (every address checked before), and nothing of the
- *   message can be read as one more: the daemon (daemon/pickup.c) takes
- *   the leading lines of that form, so X-Sender:/X-Receiver: fields
- *   that begin the message are moved below its first other field.
+ *   X-Receiver: (every address checked before; the DSN request as
+ *   their parameters, as Exchange's pickup and Replay directories take
+ *   them: RET= ENVID= after the sender, NOTIFY= after each recipient),
+ *   and nothing of the message can be read as one more: the daemon
+ *   (daemon/pickup.c) takes the leading lines of that form, so
+ *   X-Sender:/X-Receiver: fields that begin the message are moved
+ *   below its first other field.
  * The command needs write access to pickup/ (the daemon's group; the
  * installed binary is set-group-ID for it).
  */
@@ -31,6 +34,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../common/dsnparam.h"
 #include "../common/headers.h"
 #include "tool.h"
 
@@ -53,9 +57,13 @@ static int file_content(const struct submission *s, struct buf *b)
 	struct header_list h;
 	size_t k = 0;
 	int rc = 0;
-	buf_printf(b, "X-Sender: <%s>\n", s->sender);
+	char notify[DSN_NOTIFY_TEXT_MAX];
+	buf_printf(b, "X-Sender: <%s>", s->sender);
+	submission_dsn_mail(s, b);
+	buf_addc(b, '\n');
+	dsn_notify_format(s->notify, notify);
 	for (size_t i = 0; i < s->nrcpt; i++)
-		buf_printf(b, "X-Receiver: <%s>\n", s->rcpt[i]);
+		buf_printf(b, "X-Receiver: <%s>%s%s\n", s->rcpt[i], *notify ? " NOTIFY=" : "", notify);
 	headers_parse(s->msg, s->len, &h);
 	while (k < h.n && envelope_field(&h.v[k]))
 		k++;

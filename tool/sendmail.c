@@ -32,7 +32,8 @@
 static int usage_error(const char *what, const char *arg)
 {
 	fprintf(stderr, "sendmail: %s%s%s\n", what, arg ? ": " : "", arg ? arg : "");
-	fprintf(stderr, "usage: sendmail [-t] [-i] [-f sender] [-F name] [-v] [--] [recipient ...]"
+	fprintf(stderr, "usage: sendmail [-t] [-i] [-f sender] [-F name] [-N dsn] [-R ret] [-V envid] [-v]"
+			" [--] [recipient ...]"
 			" | -bs | -q | -bi | -bp\n");
 	return EX_USAGE;
 }
@@ -164,9 +165,14 @@ int sendmail_message(const struct config *cf, struct sendmail_opts *o, const cha
 		rc = EX_USAGE;
 	}
 	if (rc == 0) {
+		struct buf envid;
+		buf_init(&envid);
+		if (o->envid)
+			sendmail_envid_xtext(o->envid, &envid);
 		struct submission s = {
 			.sender = sender, .rcpt = (const char *const *)r.v, .nrcpt = r.n,
 			.msg = out.data, .len = out.len, .verbose = o->verbose,
+			.ret = o->ret, .envid = o->envid ? envid.data : NULL, .notify = o->notify,
 		};
 		char id[QID_LEN + 1] = "", why[600];
 		for (size_t i = 0; i < out.len; i++)
@@ -187,6 +193,7 @@ int sendmail_message(const struct config *cf, struct sendmail_opts *o, const cha
 			fprintf(stderr, "sendmail: %s\n", why);
 		else if (o->verbose && *id)
 			fprintf(stderr, "sendmail: queued as %s\n", id);
+		buf_free(&envid);
 	}
 	for (size_t i = 0; i < r.n; i++)
 		free(r.v[i]);

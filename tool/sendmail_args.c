@@ -8,11 +8,19 @@
  * outbox has no use for is accepted and ignored (the table below, which
  * outbox(1) repeats); anything else is a usage error (exit 64), so a
  * typo is not silently taken for a recipient or a mode.
+ *
+ * The DSN request (RFC 3461) is taken as Postfix's sendmail(1) takes it:
+ * -N never, or a list of success, failure, delay (for every recipient);
+ * -R full or hdrs; -V the envelope ID as text (printable ASCII), which
+ * the command sends as xtext (sendmail_envid_xtext()).  A bad value is a
+ * usage error.
  */
 #include "sendmail_args.h"
 
 #include <string.h>
 #include <sysexits.h>
+
+#include "../common/dsnparam.h"
 
 const struct sendmail_ignored sendmail_ignored[] = {
 	{ "-oem", false, "error mode (mail back): outbox reports by exit status, bounces come from outboxd" },
@@ -28,9 +36,6 @@ const struct sendmail_ignored sendmail_ignored[] = {
 	{ "-oo", false, "old-style headers" },
 	{ "-oX", false, "any other -oX or -oXvalue: a sendmail.cf option; outbox.conf has the settings" },
 	{ "-B", true, "body type (7BIT, 8BITMIME): outbox sees 8-bit octets itself" },
-	{ "-N", true, "DSN NOTIFY: outboxd's bounces follow its own rules" },
-	{ "-R", true, "DSN RET (full, hdrs)" },
-	{ "-V", true, "DSN ENVID" },
 	{ "-L", true, "syslog tag" },
 	{ "-O", true, "option=value: a sendmail.cf option" },
 	{ "-X", true, "traffic log file: never written by outbox (the command may run set-group-ID)" },
@@ -91,6 +96,42 @@ static int valued(int argc, char **argv, int *i, struct sendmail_opts *o, const 
 	return 0;
 }
 
+/* -V's text: printable ASCII, at most DSN_ENVID_VALUE_MAX once xtext. */
+static bool envid_ok(const char *v)
+{
+	size_t n = 0;
+	for (const char *p = v; *p; p++) {
+		if (*p < 0x20 || *p > 0x7e)
+			return false;
+		n += *p > ' ' && *p != '+' && *p != '=' ? 1 : 3;
+	}
+	return n > 0 && n <= DSN_ENVID_VALUE_MAX;
+}
+
+/* -N, -R, -V: the DSN request. */
+static int dsn_flag(int argc, char **argv, int *i, struct sendmail_opts *o, const char **what,
+		    const char **arg)
+{
+	const char *a = argv[*i], *v = option_value(argc, argv, i);
+	if (!v)
+		return bad(what, arg, "option needs a value", a);
+	const char *named = v == a + 2 ? a : v;	/* the argument that holds it */
+	if (a[1] == 'N' && !(o->notify = dsn_notify_parse(v)))
+		return bad(what, arg, "-N takes never, or a list of success, failure, delay", named);
+	if (a[1] == 'R' && (o->ret = dsn_ret_parse(v)) == RET_UNSET)
+		return bad(what, arg, "-R takes full or hdrs", named);
+	if (a[1] == 'V' && !envid_ok(v))
+		return bad(what, arg, "-V takes printable ASCII, at most 94 characters once encoded", named);
+	if (a[1] == 'V')
+		o->envid = v;
+	return 0;
+}
+
+void sendmail_envid_xtext(const char *envid, struct buf *out)
+{
+	xtext_encode(envid, strlen(envid), out);
+}
+
 static int one_flag(int argc, char **argv, int *i, struct sendmail_opts *o, const char **what,
 		    const char **arg)
 {
@@ -116,6 +157,8 @@ static int one_flag(int argc, char **argv, int *i, struct sendmail_opts *o, cons
 	}
 	else if (strchr("frFC", a[1]) && (a[2] || strlen(a) == 2))
 		return valued(argc, argv, i, o, what, arg);
+	else if (strchr("NRV", a[1]) && (a[2] || strlen(a) == 2))
+		return dsn_flag(argc, argv, i, o, what, arg);
 	else if ((ig = find_ignored(a)) != NULL) {
 		if (ig->value && !a[strlen(ig->flag)] && !option_value(argc, argv, i))
 			return bad(what, arg, "option needs a value", a);

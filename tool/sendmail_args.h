@@ -10,6 +10,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "../common/queue.h"
+
 enum sendmail_mode {
 	SM_SEND,	/* -bm, the default: read a message and submit it */
 	SM_INIT,	/* -bi, -I: newaliases */
@@ -28,6 +30,11 @@ struct sendmail_opts {
 	char **rcpt;		/* the arguments after the options: a tail of argv */
 	int nrcpt;
 	unsigned ignored;	/* flags accepted and ignored (the table in sendmail_args.c) */
+	/* the DSN request (RFC 3461): -N for every recipient (NOTIFY_*, 0
+	 * when not given), -R, -V as given (text; NULL when not given) */
+	unsigned notify;
+	enum dsn_ret ret;
+	const char *envid;
 };
 
 /* A flag that is accepted and has no effect, and why (outbox(1) has the
@@ -38,6 +45,9 @@ struct sendmail_ignored {
 	const char *why;
 };
 extern const struct sendmail_ignored sendmail_ignored[];
+
+/* -V's text as the ENVID parameter's xtext, appended to out. */
+void sendmail_envid_xtext(const char *envid, struct buf *out);
 
 /* 0, or 64 (EX_USAGE) with *what and *arg saying what was wrong. */
 int sendmail_parse_args(int argc, char **argv, struct sendmail_opts *o, const char **what,

@@ -18,6 +18,7 @@
 #include <sysexits.h>
 #include <unistd.h>
 
+#include "../common/dsnparam.h"
 #include "../common/smtp.h"
 #include "tool.h"
 
@@ -117,14 +118,27 @@ static int connect_socket(struct conn *c, const char *path)
 	return 0;
 }
 
-/* The envelope commands: MAIL, every RCPT, DATA. */
+/* The envelope commands: MAIL, every RCPT (with the DSN request: the
+ * daemon offers DSN, smtp_commands.c), DATA. */
 static void envelope_commands(const struct submission *s, struct buf *cmd)
 {
-	buf_printf(cmd, "MAIL FROM:<%s>%s%s\r\n", s->sender, s->eight_bit ? " BODY=8BITMIME" : "",
+	char notify[DSN_NOTIFY_TEXT_MAX];
+	buf_printf(cmd, "MAIL FROM:<%s>%s%s", s->sender, s->eight_bit ? " BODY=8BITMIME" : "",
 		   s->smtputf8 ? " SMTPUTF8" : "");
+	submission_dsn_mail(s, cmd);
+	buf_adds(cmd, "\r\n");
+	dsn_notify_format(s->notify, notify);
 	for (size_t i = 0; i < s->nrcpt; i++)
-		buf_printf(cmd, "RCPT TO:<%s>\r\n", s->rcpt[i]);
+		buf_printf(cmd, "RCPT TO:<%s>%s%s\r\n", s->rcpt[i], *notify ? " NOTIFY=" : "", notify);
 	buf_adds(cmd, "DATA\r\n");
+}
+
+void submission_dsn_mail(const struct submission *s, struct buf *out)
+{
+	if (s->ret != RET_UNSET)
+		buf_printf(out, " RET=%s", dsn_ret_name(s->ret));
+	if (s->envid)
+		buf_printf(out, " ENVID=%s", s->envid);
 }
 
 /* The replies to the group: greeting, EHLO, MAIL, each RCPT, DATA.  All

@@ -54,6 +54,9 @@ struct submission {
 	bool eight_bit;
 	bool smtputf8;
 	bool verbose;			/* show the SMTP dialogue on stderr */
+	enum dsn_ret ret;		/* the DSN request (RFC 3461): RET, */
+	const char *envid;		/* ENVID as xtext (or NULL), */
+	unsigned notify;		/* NOTIFY_* of every recipient (or 0) */
 	bool unreachable;		/* out: outboxd is not running (no socket file, or nobody
 					   listening on it): the pickup fallback's case */
 };
@@ -66,6 +69,10 @@ struct submission {
  */
 int submit_smtp(const struct config *c, struct submission *s, char id[QID_LEN + 1],
 		char *why, size_t why_len);
+
+/* " RET=... ENVID=..." of s (what was given), appended to out: on
+ * MAIL, and on pickup's X-Sender: line. (submit.c) */
+void submission_dsn_mail(const struct submission *s, struct buf *out);
 
 /* The fallback when outboxd is not running: the message goes into
  * SPOOL/pickup/new/ (tmp/, fsync, rename, fsync of new/) with its

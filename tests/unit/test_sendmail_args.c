@@ -150,11 +150,63 @@ static void malformed(void **state)
 	assert_int_equal(o.nrcpt, 0);
 }
 
+/* -N, -R, -V (RFC 3461, as Postfix's sendmail takes them): no longer
+ * ignored, and a bad value is a usage error naming it. */
+static void dsn_flags(void **state)
+{
+	(void)state;
+	struct sendmail_opts o;
+	const char *what, *arg;
+	char *argv[MAXARGS];
+	assert_int_equal(parse(&o, &what, &arg, argv, ARGS("-i", "r@x.example")), 0);
+	assert_int_equal(o.notify, 0);
+	assert_int_equal(o.ret, RET_UNSET);
+	assert_null(o.envid);
+	assert_int_equal(parse(&o, &what, &arg, argv,
+			       ARGS("-N", "success,failure", "-R", "hdrs", "-V", "abc", "r@x.example")), 0);
+	assert_int_equal(o.notify, NOTIFY_SUCCESS | NOTIFY_FAILURE);
+	assert_int_equal(o.ret, RET_HDRS);
+	assert_string_equal(o.envid, "abc");
+	assert_int_equal(o.ignored, 0);
+	assert_int_equal(o.nrcpt, 1);
+	assert_string_equal(o.rcpt[0], "r@x.example");
+	assert_int_equal(parse(&o, &what, &arg, argv, ARGS("-Nnever", "-RFULL", "-Va b+c", "r@x.example")), 0);
+	assert_int_equal(o.notify, NOTIFY_NEVER);
+	assert_int_equal(o.ret, RET_FULL);
+	struct buf b;
+	buf_init(&b);
+	sendmail_envid_xtext(o.envid, &b);
+	assert_string_equal(b.data, "a+20b+2Bc");	/* sent as xtext */
+	buf_free(&b);
+	for (const struct sendmail_ignored *f = sendmail_ignored; f->flag; f++)
+		if (f->flag[1] == 'N' || f->flag[1] == 'R' || f->flag[1] == 'V')
+			fail_msg("%s still in the ignored table", f->flag);
+	char plus31[32], plus32[33];
+	memset(plus31, '+', 31);	/* 93 characters once encoded */
+	plus31[31] = '\0';
+	memset(plus32, '+', 32);	/* 96: over ENVID's 94 */
+	plus32[32] = '\0';
+	assert_int_equal(parse(&o, &what, &arg, argv, ARGS("-V", plus31, "r@x.example")), 0);
+	const char *const bad[][2] = {
+		{ "-N", "bogus" }, { "-N", "never,success" }, { "-N", "success,,delay" }, { "-N", "" },
+		{ "-R", "headers" }, { "-R", "" }, { "-V", "" }, { "-V", "a\tb" }, { "-V", "caf\xc3\xa9" },
+		{ "-V", plus32 },
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		if (parse(&o, &what, &arg, argv, ARGS(bad[i][0], bad[i][1], "r@x.example")) != EX_USAGE)
+			fail_msg("%s %s: taken", bad[i][0], bad[i][1]);
+		assert_ptr_equal(arg, argv[2]);	/* the value is named */
+	}
+	/* glued, the argument itself (found by fuzz_sendmail_args) */
+	assert_int_equal(parse(&o, &what, &arg, argv, ARGS("-Nbogus", "r@x.example")), EX_USAGE);
+	assert_ptr_equal(arg, argv[1]);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(real_callers), cmocka_unit_test(modes),
-		cmocka_unit_test(ignored_flags), cmocka_unit_test(malformed),
+		cmocka_unit_test(ignored_flags), cmocka_unit_test(malformed), cmocka_unit_test(dsn_flags),
 	};
 	return cmocka_run_group_tests_name("sendmail_args", tests, NULL, NULL);
 }
