@@ -97,11 +97,28 @@ void set_result(struct attempt *a, size_t i, enum outcome what, const char *why)
  * defers (the session is closed by the caller). */
 enum outcome outcome_of(enum smtp_stage st, int code)
 {
-	switch (smtp_classify(st, code)) {
+	return outcome_of_verdict(smtp_classify(st, code));
+}
+
+enum outcome outcome_of_verdict(enum smtp_verdict v)
+{
+	switch (v) {
 	case V_OK: return OUT_SENT;
 	case V_PERM: return OUT_BOUNCED;
 	default: return OUT_DEFERRED;
 	}
+}
+
+void attempt_apply(struct attempt *a, size_t which, enum smtp_verdict v, const char *why)
+{
+	enum outcome o = outcome_of_verdict(v);
+	if (which == RES_ALL)
+		set_all(a, o, why);
+	for (size_t i = 0; which == RES_ACCEPTED && i < a->env.nrcpt; i++)
+		if (a->res[i].accepted)
+			set_result(a, i, o, why);
+	if (which < a->env.nrcpt)
+		set_result(a, which, o, why);
 }
 
 void set_all(struct attempt *a, enum outcome what, const char *why)

@@ -76,6 +76,14 @@ void set_all(struct attempt *a, enum outcome what, const char *why);
 /* What a reply code (0: a failure without one) at a stage means for the
  * recipients it answers. */
 enum outcome outcome_of(enum smtp_stage st, int code);
+/* The same for a verdict already given (smtp_classify). */
+enum outcome outcome_of_verdict(enum smtp_verdict v);
+/* A reply judged v (reason why) applied to recipient which, to every
+ * pending one (RES_ALL) or to every one accepted in this attempt
+ * (RES_ACCEPTED): the one place the engine gives results from replies. */
+#define RES_ALL SIZE_MAX
+#define RES_ACCEPTED (SIZE_MAX - 1)
+void attempt_apply(struct attempt *a, size_t which, enum smtp_verdict v, const char *why);
 /* The session's failure, for every recipient left: deferred, or bounced
  * only when the failure is a permanent reply. */
 void fail_from_session(struct attempt *a, const struct smtp_client *s);
