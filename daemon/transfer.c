@@ -197,6 +197,31 @@ static void mail_params(const struct transfer *t, const struct attempt *a, char 
 		param(p, n, " BODY=8BITMIME");
 	if (a->env.flags & ENV_SMTPUTF8)
 		param(p, n, " SMTPUTF8");
+	if (!(t->s->ext & EXT_DSN))
+		return;	/* none of RFC 3461's: the report helper tells of "relayed" */
+	if (a->env.ret != RET_UNSET)
+		param(p, n, " RET=%s", a->env.ret == RET_FULL ? "FULL" : "HDRS");
+	if (a->env.envid && smtp_xtext_ok(a->env.envid, SMTP_ENVID_MAX))
+		param(p, n, " ENVID=%s", a->env.envid);
+}
+
+/* The parameters of recipient r's RCPT on this session: RFC 3461's when
+ * the relay offers DSN, NOTIFY's keywords in their order. */
+static void rcpt_params(const struct transfer *t, const struct rcpt *r, char *p, size_t n)
+{
+	p[0] = '\0';
+	if (!(t->s->ext & EXT_DSN))
+		return;
+	if (r->notify & NOTIFY_NEVER)
+		param(p, n, " NOTIFY=NEVER");
+	else if (r->notify)
+		param(p, n, " NOTIFY=%s%s%s%s%s", r->notify & NOTIFY_SUCCESS ? "SUCCESS" : "",
+		      (r->notify & NOTIFY_SUCCESS) && (r->notify & (NOTIFY_FAILURE | NOTIFY_DELAY)) ? "," : "",
+		      r->notify & NOTIFY_FAILURE ? "FAILURE" : "",
+		      (r->notify & NOTIFY_FAILURE) && (r->notify & NOTIFY_DELAY) ? "," : "",
+		      r->notify & NOTIFY_DELAY ? "DELAY" : "");
+	if (r->orcpt && smtp_orcpt_ok(r->orcpt))
+		param(p, n, " ORCPT=%s", r->orcpt);
 }
 
 static void send_mail(struct transfer *t, struct attempt *a)
@@ -223,7 +248,9 @@ static void mail_reply(struct transfer *t, struct attempt *a, const struct smtp_
 
 static void send_rcpt(struct transfer *t, struct attempt *a, size_t i)
 {
-	smtp_pipe_cmd(&t->pipe, EXPECT(C_RCPT, ST_RCPT, a, i), "RCPT TO:<%s>", a->env.rcpt[i].addr);
+	char params[SMTP_CMD_MAX / 2];
+	rcpt_params(t, &a->env.rcpt[i], params, sizeof params);
+	smtp_pipe_cmd(&t->pipe, EXPECT(C_RCPT, ST_RCPT, a, i), "RCPT TO:<%s>%s", a->env.rcpt[i].addr, params);
 	sent(t);
 }
 

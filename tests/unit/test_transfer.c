@@ -247,6 +247,82 @@ static void data_354_without_rcpt(size_t step)
 	scene_end(&sc);
 }
 
+/* ---- DSN upstream (RFC 3461) ---- */
+
+static const char *const R3[] = { "a@x", "b@x", "c@x" };
+
+/* A message asking for notices: RET, ENVID, and per recipient NOTIFY
+ * and ORCPT (stored values, as the intake leaves them). */
+static void add_dsn(struct fake_source *src, const char *envid, const char *orcpt)
+{
+	add_small(src, R3, 3);
+	struct envelope *env = &src->msg[src->n - 1].env;
+	env->ret = RET_HDRS;
+	env->envid = envid ? xstrdup(envid) : NULL;
+	env->rcpt[0].notify = NOTIFY_FAILURE | NOTIFY_SUCCESS;
+	env->rcpt[0].orcpt = orcpt ? xstrdup(orcpt) : NULL;
+	env->rcpt[1].notify = NOTIFY_NEVER;
+	env->rcpt[2].notify = NOTIFY_DELAY | NOTIFY_FAILURE;
+}
+
+static const char DSN_OK[] = "250 ok\r\n250 ok\r\n250 ok\r\n250 ok\r\n354 go\r\n250 queued\r\n";
+
+/* The relay offers DSN: MAIL carries RET and ENVID, each RCPT its NOTIFY
+ * (keywords in RFC 3461's order) and ORCPT, as stored. */
+static void dsn_offered(size_t step)
+{
+	struct scene sc;
+	scene_start(&sc, DSN_OK, step, PIPE | EXT_DSN);
+	add_dsn(&sc.src, "xyz+2B1", "rfc822;a+2Bx@x");
+	assert_true(fake_run(sc.t, &sc.src, false, &sc.res));
+	const char *w = written();
+	const char *want = "MAIL FROM:<s@x> RET=HDRS ENVID=xyz+2B1\r\n"
+			   "RCPT TO:<a@x> NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;a+2Bx@x\r\n"
+			   "RCPT TO:<b@x> NOTIFY=NEVER\r\n"
+			   "RCPT TO:<c@x> NOTIFY=FAILURE,DELAY\r\n"
+			   "DATA\r\n";
+	assert_memory_equal(w, want, strlen(want));
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(sc.src.state[0][i], OUT_SENT);
+	scene_end(&sc);
+}
+
+/* Without DSN in EHLO none of them goes (the report helper tells the
+ * sender "relayed"). */
+static void dsn_not_offered(size_t step)
+{
+	struct scene sc;
+	scene_start(&sc, DSN_OK, step, PIPE);
+	add_dsn(&sc.src, "xyz", "rfc822;a@x");
+	assert_true(fake_run(sc.t, &sc.src, false, &sc.res));
+	const char *want = "MAIL FROM:<s@x>\r\nRCPT TO:<a@x>\r\nRCPT TO:<b@x>\r\nRCPT TO:<c@x>\r\nDATA\r\n";
+	assert_memory_equal(written(), want, strlen(want));
+	scene_end(&sc);
+}
+
+/* A stored value that is not xtext never reaches the wire: that
+ * parameter is left out, the others go. */
+static void dsn_bad_values(size_t step)
+{
+	static const char *const bad_envid[] = { "x y", "a=b", "a+2b", "a+", "\x7f", "" };
+	static const char *const bad_orcpt[] = { "rfc822", ";a@x", "rfc822;a b", "rfc 822;a@x", "rfc822;a=b" };
+	for (size_t k = 0; k < ARRAY_LEN(bad_envid); k++) {
+		struct scene sc;
+		scene_start(&sc, DSN_OK, step, PIPE | EXT_DSN);
+		add_dsn(&sc.src, bad_envid[k], bad_orcpt[k % ARRAY_LEN(bad_orcpt)]);
+		assert_true(fake_run(sc.t, &sc.src, false, &sc.res));
+		const char *want = "MAIL FROM:<s@x> RET=HDRS\r\nRCPT TO:<a@x> NOTIFY=SUCCESS,FAILURE\r\n";
+		assert_memory_equal(written(), want, strlen(want));
+		scene_end(&sc);
+	}
+	char longid[SMTP_ENVID_MAX + 2];
+	memset(longid, 'i', sizeof longid - 1);
+	longid[sizeof longid - 1] = '\0';
+	assert_false(smtp_xtext_ok(longid, SMTP_ENVID_MAX));
+	longid[SMTP_ENVID_MAX] = '\0';
+	assert_true(smtp_xtext_ok(longid, SMTP_ENVID_MAX));
+}
+
 /* Each scenario whole and split at every octet, and the writes equal. */
 static void both(void (*scenario)(size_t step))
 {
@@ -270,6 +346,9 @@ BOTH(mail_503)
 BOTH(rcpt_421)
 BOTH(quota_reply)
 BOTH(data_354_without_rcpt)
+BOTH(dsn_offered)
+BOTH(dsn_not_offered)
+BOTH(dsn_bad_values)
 
 int main(void)
 {
@@ -278,7 +357,8 @@ int main(void)
 		cmocka_unit_test(t_data_refused_451),	   cmocka_unit_test(t_data_refused_554),
 		cmocka_unit_test(t_bdat_refused_not_last), cmocka_unit_test(t_mail_503),
 		cmocka_unit_test(t_rcpt_421),		   cmocka_unit_test(t_quota_reply),
-		cmocka_unit_test(t_data_354_without_rcpt),
+		cmocka_unit_test(t_data_354_without_rcpt), cmocka_unit_test(t_dsn_offered),
+		cmocka_unit_test(t_dsn_not_offered),	   cmocka_unit_test(t_dsn_bad_values),
 	};
 	int rc = cmocka_run_group_tests_name("transfer", tests, NULL, NULL);
 	buf_free(&wire.out);
