@@ -102,9 +102,9 @@ static void read_one(struct transfer *t)
 	struct smtp_answer ans;
 	if (!smtp_pipe_read(&t->pipe, &ans))
 		return;
+	on_reply(t, &ans);
 	if (ans.all_in)
 		t->open = t->open_now;	/* every reply is in: known exactly */
-	on_reply(t, &ans);
 }
 
 static void read_all(struct transfer *t)
@@ -254,6 +254,17 @@ static void send_rcpt(struct transfer *t, struct attempt *a, size_t i)
 	sent(t);
 }
 
+/* "452 4.5.3 Too many recipients" (or a plain 452: RFC 5321 4.5.3.1.10),
+ * not a provider's quota reply: the recipient goes in the next
+ * transaction of the same message. */
+static bool too_many_recipients(const struct smtp_answer *ans)
+{
+	const char *enh = ans->line + 4;
+	if (ans->code != 452 || ans->quota_hold)
+		return false;
+	return !(enh[0] >= '0' && enh[0] <= '9') || strncmp(enh, "4.5.3", 5) == 0;
+}
+
 static void rcpt_reply(struct transfer *t, struct attempt *a, size_t i, const struct smtp_answer *ans)
 {
 	if (!a->mail_ok) {	/* refusals are the expected sequel; a 2xx is not */
@@ -268,11 +279,14 @@ static void rcpt_reply(struct transfer *t, struct attempt *a, size_t i, const st
 		a->taken++;
 		return;
 	}
+	if (too_many_recipients(ans))
+		return attempt_postpone_rcpt(a, i, ans->line);
 	apply(t, a, i, ans);
 }
 
-/* MAIL, then RCPT for every pending recipient (without PIPELINING only
- * while the sender is taken). */
+/* MAIL, then RCPT for every pending recipient without a result yet (in
+ * a later transaction of the message: those postponed in the last one;
+ * without PIPELINING only while the sender is taken). */
 static void send_envelope(struct transfer *t, struct attempt *a)
 {
 	a->mail_ok = a->data_go = false;
@@ -281,7 +295,7 @@ static void send_envelope(struct transfer *t, struct attempt *a)
 	for (size_t i = 0; i < a->env.nrcpt; i++) {
 		if (!(t->s->ext & EXT_PIPELINING) && (!a->mail_ok || broken(t)))
 			return;
-		if (a->env.rcpt[i].status == RCPT_PENDING)
+		if (a->env.rcpt[i].status == RCPT_PENDING && a->res[i].state == OUT_NONE)
 			send_rcpt(t, a, i);
 	}
 }
@@ -388,6 +402,25 @@ static bool session_ends(const struct transfer *t)
 	return broken(t) || t->s->reply.code == 421;
 }
 
+/* a's transaction is over: does it go again for the recipients it
+ * postponed (RFC 5321 4.5.3.1.10)?  Only while each transaction makes
+ * progress (a recipient it accepted was sent) and the session lasts;
+ * else the postponed ones are deferred with their own reply. */
+static bool another_round(struct transfer *t, struct attempt *a)
+{
+	bool progress = false;
+	for (size_t i = 0; i < a->env.nrcpt; i++)
+		progress |= a->res[i].accepted && a->res[i].state == OUT_SENT;
+	if (a->postponed == 0 || !progress || session_ends(t)) {
+		attempt_apply(a, RES_POSTPONED, V_TEMP, NULL);
+		return false;
+	}
+	for (size_t i = 0; i < a->env.nrcpt; i++)
+		a->res[i].accepted = a->res[i].postponed = false;
+	a->postponed = 0;
+	return true;
+}
+
 /*
  * DATA: deliver first, then, while the session is busy, whatever else
  * is queued: each next envelope goes out behind the previous message's
@@ -407,7 +440,7 @@ static void run_pipelined(struct transfer *t, struct attempt *first)
 		bool have_next = false;
 		if (cur.data_go && !broken(t)) {
 			queue_message(t, &cur, false);
-			have_next = pipelining && !broken(t) && take_next(t, &next, 0);
+			have_next = pipelining && !broken(t) && cur.postponed == 0 && take_next(t, &next, 0);
 			if (have_next) {
 				send_envelope(t, &next);
 				send_data(t, &next);
@@ -419,6 +452,12 @@ static void run_pipelined(struct transfer *t, struct attempt *first)
 			have_done = false;
 		}
 		read_all(t);	/* cur's "." (and next's envelope) */
+		if (!have_next && another_round(t, &cur)) {	/* the same message again, at once */
+			send_envelope(t, &cur);
+			send_data(t, &cur);
+			read_all(t);
+			continue;
+		}
 		if (!have_next || session_ends(t)) {
 			hand_back(t, &cur);
 			if (have_next)
@@ -455,6 +494,16 @@ static void queue_chunked(struct transfer *t, struct attempt *a)
 	queue_message(t, a, true);
 }
 
+/* a's further transactions for the recipients its last one postponed,
+ * one at a time with nothing else outstanding. */
+static void again_chunked(struct transfer *t, struct attempt *a)
+{
+	while (another_round(t, a)) {
+		queue_chunked(t, a);
+		read_all(t);
+	}
+}
+
 /* Deliver first (loaded, fits) and whatever else is queued, in batches.
  * Each message's results are recorded as soon as its replies are read,
  * while the upstream still works on the rest of the batch; the last
@@ -480,6 +529,13 @@ static void run_chunked(struct transfer *t, struct attempt *first)
 			hand_back(t, &held);
 		for (size_t i = 0; i < nb; i++) {
 			read_for(t, &batch[i]);
+			if (i + 1 < nb && batch[i].postponed == 0)
+				hand_back(t, &batch[i]);
+		}
+		for (size_t i = 0; i < nb; i++) {	/* what a relay postponed, at once */
+			if (batch[i].postponed == 0)
+				continue;
+			again_chunked(t, &batch[i]);
 			if (i + 1 < nb)
 				hand_back(t, &batch[i]);
 		}
