@@ -97,11 +97,46 @@ void set_result(struct attempt *a, size_t i, enum outcome what, const char *why)
  * defers (the session is closed by the caller). */
 enum outcome outcome_of(enum smtp_stage st, int code)
 {
-	switch (smtp_classify(st, code)) {
+	return outcome_of_verdict(smtp_classify(st, code));
+}
+
+enum outcome outcome_of_verdict(enum smtp_verdict v)
+{
+	switch (v) {
 	case V_OK: return OUT_SENT;
 	case V_PERM: return OUT_BOUNCED;
 	default: return OUT_DEFERRED;
 	}
+}
+
+void attempt_apply(struct attempt *a, size_t which, enum smtp_verdict v, const char *why)
+{
+	enum outcome o = outcome_of_verdict(v);
+	if (which == RES_ALL)
+		set_all(a, o, why);
+	for (size_t i = 0; which == RES_ACCEPTED && i < a->env.nrcpt; i++)
+		if (a->res[i].accepted)
+			set_result(a, i, o, why);
+	if (which < a->env.nrcpt)
+		set_result(a, which, o, why);
+	for (size_t i = 0; which == RES_POSTPONED && i < a->env.nrcpt; i++)
+		if (a->res[i].postponed && a->res[i].state == OUT_NONE)
+			a->res[i].state = o;	/* why: its own reply, kept */
+	for (size_t i = 0; which == RES_POSTPONED && i < a->env.nrcpt; i++)
+		a->res[i].postponed = false;
+	if (which == RES_POSTPONED)
+		a->postponed = 0;
+}
+
+void attempt_postpone_rcpt(struct attempt *a, size_t i, const char *why)
+{
+	struct rcpt_result *r = &a->res[i];
+	if (r->state != OUT_NONE || r->postponed)
+		return;
+	r->postponed = true;
+	free(r->why);
+	r->why = xstrdup(why);
+	a->postponed++;
 }
 
 void set_all(struct attempt *a, enum outcome what, const char *why)

@@ -30,7 +30,9 @@ enum outcome { OUT_NONE, OUT_SENT, OUT_DEFERRED, OUT_BOUNCED };
 
 struct rcpt_result {
 	enum outcome state;	/* the first one set stays (set_result) */
-	bool accepted;		/* its RCPT got 2xx in this attempt */
+	bool accepted;		/* its RCPT got 2xx in this transaction */
+	bool postponed;		/* its RCPT got "452 too many recipients" in this
+				 * transaction: no result yet, why holds the reply */
 	char *why;		/* the reply or the local reason */
 };
 
@@ -51,6 +53,7 @@ struct attempt {
 	bool mail_ok;		/* MAIL got 2xx */
 	bool data_go;		/* DATA got 354 with recipients accepted: send the message */
 	size_t taken;		/* recipients accepted */
+	size_t postponed;	/* recipients postponed (rcpt_result.postponed) */
 };
 
 /* Where an attempt is recorded, and what its log lines name. */
@@ -76,6 +79,18 @@ void set_all(struct attempt *a, enum outcome what, const char *why);
 /* What a reply code (0: a failure without one) at a stage means for the
  * recipients it answers. */
 enum outcome outcome_of(enum smtp_stage st, int code);
+/* The same for a verdict already given (smtp_classify). */
+enum outcome outcome_of_verdict(enum smtp_verdict v);
+/* A reply judged v (reason why) applied to recipient which, to every
+ * pending one (RES_ALL) or to every one accepted in this attempt
+ * (RES_ACCEPTED): the one place the engine gives results from replies. */
+#define RES_ALL SIZE_MAX
+#define RES_ACCEPTED (SIZE_MAX - 1)
+#define RES_POSTPONED (SIZE_MAX - 2)	/* every postponed one, with its own reply */
+void attempt_apply(struct attempt *a, size_t which, enum smtp_verdict v, const char *why);
+/* Recipient i got a reply (why) that postpones it to the next
+ * transaction of the same message on this session (RFC 5321 4.5.3.1.10). */
+void attempt_postpone_rcpt(struct attempt *a, size_t i, const char *why);
 /* The session's failure, for every recipient left: deferred, or bounced
  * only when the failure is a permanent reply. */
 void fail_from_session(struct attempt *a, const struct smtp_client *s);

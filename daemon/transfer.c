@@ -37,44 +37,29 @@
  * next, and what a finished one means for the queue and the relay, are
  * the caller's (the pool's worker).
  */
-#include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "../common/log.h"
+#include "../common/smtp_pipe.h"
 #include "transfer.h"
 
 /* ---- the command queue ----
- * Every command written to the upstream is queued with what its reply
- * means; replies are read in order and each is applied by the handler
- * of its kind.  Without PIPELINING a command is written and its reply
- * read before the next one is queued.  The queue lives as long as the
- * session. */
+ * Every command written to the upstream is queued on the session's
+ * command queue (smtp_pipe.h) with what its reply means; replies are
+ * read in order, each judged once by the session layer, and applied by
+ * the handler of its kind.  Without PIPELINING a command is written and
+ * its reply read before the next one is queued. */
 enum cmd_kind { C_RSET, C_MAIL, C_RCPT, C_DATA, C_DOT, C_BDAT };
-
-struct expect {
-	enum cmd_kind kind;
-	struct attempt *a;	/* the message it belongs to (C_RSET: the one it precedes) */
-	size_t rcpt;		/* C_RCPT: the recipient's index */
-	bool last;		/* C_BDAT: BDAT ... LAST */
-};
-
-struct cmdq {
-	struct buf out;		/* queued octets not yet written */
-	struct expect *q;
-	size_t head, n, cap;	/* q[head .. head+n) await their replies */
-	bool open;		/* the server has (or, with replies outstanding, may
-				 * have) a mail transaction open: RSET before MAIL */
-	bool open_now;		/* the same, from the replies read so far */
-};
 
 struct transfer {
 	struct smtp_client *s;	/* the caller's */
-	struct cmdq cmdq;
-	char *chunk;		/* BODY_CHUNK octets read from a queue file */
-	struct buf body;	/* encoded message octets (a BDAT chunk in the making) */
+	struct smtp_pipe pipe;
+	bool open;		/* the server has (or, with replies outstanding, may
+				 * have) a mail transaction open: RSET before MAIL */
+	bool open_now;		/* the same, from the replies read so far */
 	/* during a run */
 	const struct transfer_source *src;
 	struct transfer_result *res;
@@ -84,111 +69,85 @@ struct transfer *transfer_new(struct smtp_client *s)
 {
 	struct transfer *t = xcalloc(1, sizeof *t);
 	t->s = s;
-	t->chunk = xmalloc(BODY_CHUNK);
-	buf_init(&t->body);
-	buf_init(&t->cmdq.out);
+	smtp_pipe_init(&t->pipe, s);
 	return t;
 }
 
 void transfer_reset(struct transfer *t)
 {
-	struct cmdq *q = &t->cmdq;
-	buf_reset(&q->out);
-	q->head = q->n = 0;
-	q->open = q->open_now = false;
+	smtp_pipe_reset(&t->pipe);
+	t->open = t->open_now = false;
 }
 
 void transfer_free(struct transfer *t)
 {
 	if (!t)
 		return;
-	buf_free(&t->cmdq.out);
-	free(t->cmdq.q);
-	buf_free(&t->body);
-	free(t->chunk);
+	smtp_pipe_free(&t->pipe);
 	free(t);
 }
 
 /* A network or local failure (no reply code) leaves the session unusable. */
-static bool session_broken(const struct smtp_client *s)
+static bool broken(const struct transfer *t)
 {
-	return s->fail_text[0] && s->fail_code == 0;
+	return t->s->fail_text[0] && t->s->fail_code == 0;
 }
 
-static enum smtp_stage stage_of(enum cmd_kind k)
-{
-	static const enum smtp_stage st[] = {
-		[C_RSET] = ST_LOCAL, [C_MAIL] = ST_MAIL, [C_RCPT] = ST_RCPT,
-		[C_DATA] = ST_DATA, [C_DOT] = ST_DOT, [C_BDAT] = ST_DOT,
-	};
-	return st[k];
-}
-
-/* Write what is queued. */
-static void flush(struct transfer *t)
-{
-	struct cmdq *q = &t->cmdq;
-	if (q->out.len && !session_broken(t->s))
-		(void)smtp_send(t->s, q->out.data, q->out.len, ST_MAIL);
-	buf_reset(&q->out);
-}
-
-/* Break the session: it is closed after this attempt, and everything
- * not yet recorded is deferred with this reason. */
-static void break_session(struct transfer *t, enum smtp_stage st, const char *what)
-{
-	char r[SMTP_REPLY_SHOWN + 1];
-	smtp_fail(t->s, st, 0, "%s: %s", what, smtp_last_reply(t->s, r, sizeof r));
-}
-
-static void on_reply(struct transfer *t, const struct expect *x);
+static void on_reply(struct transfer *t, const struct smtp_answer *ans);
 
 /* Read the oldest outstanding reply and apply it.  A session failure
  * drops every expectation: nothing more is read on this session. */
 static void read_one(struct transfer *t)
 {
-	struct cmdq *q = &t->cmdq;
-	flush(t);
-	struct expect x = q->q[q->head];
-	if (session_broken(t->s) || smtp_read_reply(t->s, stage_of(x.kind)) < 0) {
-		q->head = q->n = 0;
+	struct smtp_answer ans;
+	if (!smtp_pipe_read(&t->pipe, &ans))
 		return;
-	}
-	q->head++;
-	if (--q->n == 0) {
-		q->head = 0;
-		q->open = q->open_now;	/* every reply is in: known exactly */
-	}
-	on_reply(t, &x);
-	if (session_broken(t->s))
-		q->head = q->n = 0;
+	on_reply(t, &ans);
+	if (ans.all_in)
+		t->open = t->open_now;	/* every reply is in: known exactly */
 }
 
 static void read_all(struct transfer *t)
 {
-	while (t->cmdq.n > 0)
+	while (t->pipe.n > 0)
 		read_one(t);
 }
 
 /* Read the replies that belong to a (and the RSET before it). */
 static void read_for(struct transfer *t, const struct attempt *a)
 {
-	while (t->cmdq.n > 0 && t->cmdq.q[t->cmdq.head].a == a)
+	while (t->pipe.n > 0 && t->pipe.q[t->pipe.head].ctx == a)
 		read_one(t);
 }
 
-/* Queue one expectation for the command(s) just added to out; without
- * PIPELINING the command goes now and its reply is read. */
-static void expect(struct transfer *t, enum cmd_kind kind, struct attempt *a, size_t rcpt, bool last)
+/* After a command is queued: without PIPELINING its reply is read now. */
+static void sent(struct transfer *t)
 {
-	struct cmdq *q = &t->cmdq;
-	if (q->head + q->n == q->cap) {
-		q->cap = q->cap ? q->cap * 2 : 64;
-		q->q = xrealloc(q->q, q->cap * sizeof *q->q);
-	}
-	q->q[q->head + q->n++] = (struct expect){ .kind = kind, .a = a, .rcpt = rcpt, .last = last };
 	if (!(t->s->ext & EXT_PIPELINING))
 		read_all(t);
+}
+
+#define EXPECT(k, stage, a, i) ((struct smtp_expect){ .kind = (k), .st = (stage), .ctx = (a), .arg = (i) })
+
+/* Break the session over ans: it is closed after this attempt, and
+ * everything not yet recorded is deferred with this reason. */
+static void break_session(struct transfer *t, const struct smtp_answer *ans, const char *what)
+{
+	smtp_pipe_break(&t->pipe, ans, what);
+}
+
+/* The one place a reply becomes recipients' results (attempt_apply): a
+ * provider's quota or rate reply defers, whatever its code, and holds
+ * the relay back after this run (transfer_result.quota_hold). */
+static void apply(struct transfer *t, struct attempt *a, size_t which, const struct smtp_answer *ans)
+{
+	struct transfer_result *res = t->res;
+	if (ans->quota_hold > res->quota_hold) {
+		res->quota_hold = ans->quota_hold;
+		snprintf(res->quota_reply, sizeof res->quota_reply, "%.*s", (int)sizeof res->quota_reply - 1,
+			 ans->line);
+	}
+	attempt_apply(a, which, ans->quota_hold ? V_TEMP : ans->v, ans->line);
 }
 
 /* ---- each command and the handler of its reply ---- */
@@ -196,122 +155,147 @@ static void expect(struct transfer *t, enum cmd_kind kind, struct attempt *a, si
 /* RSET: a transaction may be open; a refusal ends the session. */
 static void send_rset(struct transfer *t, struct attempt *a)
 {
-	buf_adds(&t->cmdq.out, "RSET\r\n");
-	t->cmdq.open = false;
-	expect(t, C_RSET, a, 0, false);
+	t->open = false;
+	smtp_pipe_cmd(&t->pipe, EXPECT(C_RSET, ST_LOCAL, a, 0), "RSET");
+	sent(t);
 }
 
-static void rset_reply(struct transfer *t)
+static void rset_reply(struct transfer *t, const struct smtp_answer *ans)
 {
-	if (t->s->reply.code / 100 == 2)
-		t->cmdq.open_now = false;
+	if (ans->code / 100 == 2)
+		t->open_now = false;
 	else
-		break_session(t, ST_LOCAL, "RSET refused");
+		break_session(t, ans, "RSET refused");
 }
 
 bool transfer_rset(struct transfer *t)
 {
 	send_rset(t, NULL);
 	read_all(t);
-	return !session_broken(t->s);
+	return !broken(t);
+}
+
+/* Append to the parameters p (n octets, NUL-terminated). */
+static void param(char *p, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+static void param(char *p, size_t n, const char *fmt, ...)
+{
+	size_t len = strlen(p);
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(p + len, n - len, fmt, ap);
+	va_end(ap);
+}
+
+/* The parameters of a's MAIL on this session. */
+static void mail_params(const struct transfer *t, const struct attempt *a, char *p, size_t n)
+{
+	p[0] = '\0';
+	if (t->s->ext & EXT_SIZE)
+		param(p, n, " SIZE=%llu", (unsigned long long)a->size);
+	if ((a->env.flags & ENV_8BITMIME) && (t->s->ext & EXT_8BITMIME))
+		param(p, n, " BODY=8BITMIME");
+	if (a->env.flags & ENV_SMTPUTF8)
+		param(p, n, " SMTPUTF8");
+	if (!(t->s->ext & EXT_DSN))
+		return;	/* none of RFC 3461's: the report helper tells of "relayed" */
+	if (a->env.ret != RET_UNSET)
+		param(p, n, " RET=%s", a->env.ret == RET_FULL ? "FULL" : "HDRS");
+	if (a->env.envid && smtp_xtext_ok(a->env.envid, SMTP_ENVID_MAX))
+		param(p, n, " ENVID=%s", a->env.envid);
+}
+
+/* The parameters of recipient r's RCPT on this session: RFC 3461's when
+ * the relay offers DSN, NOTIFY's keywords in their order. */
+static void rcpt_params(const struct transfer *t, const struct rcpt *r, char *p, size_t n)
+{
+	p[0] = '\0';
+	if (!(t->s->ext & EXT_DSN))
+		return;
+	if (r->notify & NOTIFY_NEVER)
+		param(p, n, " NOTIFY=NEVER");
+	else if (r->notify)
+		param(p, n, " NOTIFY=%s%s%s%s%s", r->notify & NOTIFY_SUCCESS ? "SUCCESS" : "",
+		      (r->notify & NOTIFY_SUCCESS) && (r->notify & (NOTIFY_FAILURE | NOTIFY_DELAY)) ? "," : "",
+		      r->notify & NOTIFY_FAILURE ? "FAILURE" : "",
+		      (r->notify & NOTIFY_FAILURE) && (r->notify & NOTIFY_DELAY) ? "," : "",
+		      r->notify & NOTIFY_DELAY ? "DELAY" : "");
+	if (r->orcpt && smtp_orcpt_ok(r->orcpt))
+		param(p, n, " ORCPT=%s", r->orcpt);
 }
 
 static void send_mail(struct transfer *t, struct attempt *a)
 {
-	struct buf *out = &t->cmdq.out;
-	if (t->cmdq.open)
+	char params[SMTP_CMD_MAX / 2];
+	mail_params(t, a, params, sizeof params);
+	if (t->open)
 		send_rset(t, a);
-	buf_printf(out, "MAIL FROM:<%s>", a->env.sender);
-	if (t->s->ext & EXT_SIZE)
-		buf_printf(out, " SIZE=%llu", (unsigned long long)a->size);
-	if ((a->env.flags & ENV_8BITMIME) && (t->s->ext & EXT_8BITMIME))
-		buf_adds(out, " BODY=8BITMIME");
-	if (a->env.flags & ENV_SMTPUTF8)
-		buf_adds(out, " SMTPUTF8");
-	buf_adds(out, "\r\n");
-	t->cmdq.open = true;	/* until a reply says otherwise */
-	expect(t, C_MAIL, a, 0, false);
+	t->open = true;	/* until a reply says otherwise */
+	smtp_pipe_cmd(&t->pipe, EXPECT(C_MAIL, ST_MAIL, a, 0), "MAIL FROM:<%s>%s", a->env.sender, params);
+	sent(t);
 }
 
-/* What the reply just read means for the recipients it answers; a
- * provider's quota or rate reply defers (whatever its code) and holds
- * the relay back after this run (transfer_result.quota_hold). */
-static enum outcome reply_outcome(struct transfer *t, enum smtp_stage st, const char *line)
+static void mail_reply(struct transfer *t, struct attempt *a, const struct smtp_answer *ans)
 {
-	struct transfer_result *res = t->res;
-	unsigned hold = smtp_quota_hold(t->s->reply.code, line);
-	if (!hold)
-		return outcome_of(st, t->s->reply.code);
-	if (hold > res->quota_hold) {
-		res->quota_hold = hold;
-		snprintf(res->quota_reply, sizeof res->quota_reply, "%s", line);
-	}
-	return OUT_DEFERRED;
-}
-
-static void mail_reply(struct transfer *t, struct attempt *a)
-{
-	char line[SMTP_REPLY_SHOWN + 1];
-	const struct smtp_client *s = t->s;
-	enum smtp_verdict v = smtp_classify(ST_MAIL, s->reply.code);
-	if (v == V_SESSION)
-		return break_session(t, ST_MAIL, "MAIL refused as a protocol error");
-	a->mail_ok = v == V_OK;
+	if (ans->v == V_SESSION)
+		return break_session(t, ans, "MAIL refused as a protocol error");
+	a->mail_ok = ans->v == V_OK;
 	if (a->mail_ok)
-		t->cmdq.open_now = true;
+		t->open_now = true;
 	else	/* every recipient gets the reply as its result */
-		set_all(a, reply_outcome(t, ST_MAIL, smtp_last_reply(s, line, sizeof line)), line);
+		apply(t, a, RES_ALL, ans);
 }
 
 static void send_rcpt(struct transfer *t, struct attempt *a, size_t i)
 {
-	buf_printf(&t->cmdq.out, "RCPT TO:<%s>\r\n", a->env.rcpt[i].addr);
-	expect(t, C_RCPT, a, i, false);
+	char params[SMTP_CMD_MAX / 2];
+	rcpt_params(t, &a->env.rcpt[i], params, sizeof params);
+	smtp_pipe_cmd(&t->pipe, EXPECT(C_RCPT, ST_RCPT, a, i), "RCPT TO:<%s>%s", a->env.rcpt[i].addr, params);
+	sent(t);
 }
 
-static void rcpt_reply(struct transfer *t, struct attempt *a, size_t i)
+/* "452 4.5.3 Too many recipients" (or a plain 452: RFC 5321 4.5.3.1.10),
+ * not a provider's quota reply: the recipient goes in the next
+ * transaction of the same message. */
+static bool too_many_recipients(const struct smtp_answer *ans)
 {
-	char line[SMTP_REPLY_SHOWN + 1];
-	const struct smtp_client *s = t->s;
-	enum smtp_verdict v = smtp_classify(ST_RCPT, s->reply.code);
+	const char *enh = ans->line + 4;
+	if (ans->code != 452 || ans->quota_hold)
+		return false;
+	return !(enh[0] >= '0' && enh[0] <= '9') || strncmp(enh, "4.5.3", 5) == 0;
+}
+
+static void rcpt_reply(struct transfer *t, struct attempt *a, size_t i, const struct smtp_answer *ans)
+{
 	if (!a->mail_ok) {	/* refusals are the expected sequel; a 2xx is not */
-		if (v == V_OK)
-			break_session(t, ST_RCPT, "recipient accepted without a sender");
+		if (ans->v == V_OK)
+			break_session(t, ans, "recipient accepted without a sender");
 		return;
 	}
-	if (v == V_SESSION)
-		return break_session(t, ST_RCPT, "RCPT refused as a protocol error");
-	if (v == V_OK) {
+	if (ans->v == V_SESSION)
+		return break_session(t, ans, "RCPT refused as a protocol error");
+	if (ans->v == V_OK) {
 		a->res[i].accepted = true;
 		a->taken++;
 		return;
 	}
-	set_result(a, i, reply_outcome(t, ST_RCPT, smtp_last_reply(s, line, sizeof line)), line);
+	if (too_many_recipients(ans))
+		return attempt_postpone_rcpt(a, i, ans->line);
+	apply(t, a, i, ans);
 }
 
-/* The reply just read applies to every accepted recipient: the end of
- * data, or a refused DATA or BDAT. */
-static void result_for_accepted(struct transfer *t, struct attempt *a, enum smtp_stage st)
-{
-	char line[SMTP_REPLY_SHOWN + 1];
-	const struct smtp_client *s = t->s;
-	enum outcome o = reply_outcome(t, st, smtp_last_reply(s, line, sizeof line));
-	for (size_t i = 0; i < a->env.nrcpt; i++)
-		if (a->res[i].accepted)
-			set_result(a, i, o, line);
-}
-
-/* MAIL, then RCPT for every pending recipient (without PIPELINING only
- * while the sender is taken). */
+/* MAIL, then RCPT for every pending recipient without a result yet (in
+ * a later transaction of the message: those postponed in the last one;
+ * without PIPELINING only while the sender is taken). */
 static void send_envelope(struct transfer *t, struct attempt *a)
 {
 	a->mail_ok = a->data_go = false;
 	a->taken = 0;
 	send_mail(t, a);
 	for (size_t i = 0; i < a->env.nrcpt; i++) {
-		if (!(t->s->ext & EXT_PIPELINING) && (!a->mail_ok || session_broken(t->s)))
+		if (!(t->s->ext & EXT_PIPELINING) && (!a->mail_ok || broken(t)))
 			return;
-		if (a->env.rcpt[i].status == RCPT_PENDING)
+		if (a->env.rcpt[i].status == RCPT_PENDING && a->res[i].state == OUT_NONE)
 			send_rcpt(t, a, i);
 	}
 }
@@ -319,119 +303,78 @@ static void send_envelope(struct transfer *t, struct attempt *a)
 /* DATA (without PIPELINING only when a recipient was accepted). */
 static void send_data(struct transfer *t, struct attempt *a)
 {
-	if (!(t->s->ext & EXT_PIPELINING) && (a->taken == 0 || session_broken(t->s)))
+	if (!(t->s->ext & EXT_PIPELINING) && (a->taken == 0 || broken(t)))
 		return;
-	buf_adds(&t->cmdq.out, "DATA\r\n");
-	expect(t, C_DATA, a, 0, false);
+	smtp_pipe_cmd(&t->pipe, EXPECT(C_DATA, ST_DATA, a, 0), "DATA");
+	sent(t);
 }
 
-static void data_reply(struct transfer *t, struct attempt *a)
+static void data_reply(struct transfer *t, struct attempt *a, const struct smtp_answer *ans)
 {
-	const struct smtp_client *s = t->s;
-	enum smtp_verdict v = smtp_classify(ST_DATA, s->reply.code);
-	if (s->reply.code == 354) {
+	if (ans->code == 354) {
 		if (a->taken == 0)
-			return break_session(t, ST_DATA, "the server wants data but took no recipient");
+			return break_session(t, ans, "the server wants data but took no recipient");
 		a->data_go = true;
 		return;
 	}
 	if (a->taken == 0)
 		return;	/* refused, as it should be */
-	if (v == V_SESSION || v == V_OK)
-		return break_session(t, ST_DATA, "unexpected reply to DATA");
-	result_for_accepted(t, a, ST_DATA);
+	if (ans->v == V_SESSION || ans->v == V_OK)
+		return break_session(t, ans, "unexpected reply to DATA");
+	apply(t, a, RES_ACCEPTED, ans);
 }
 
-static void dot_reply(struct transfer *t, struct attempt *a)
+static void dot_reply(struct transfer *t, struct attempt *a, const struct smtp_answer *ans)
 {
-	const struct smtp_client *s = t->s;
-	t->cmdq.open_now = false;	/* any reply to the final "." ends the transaction */
-	if (smtp_classify(ST_DOT, s->reply.code) == V_SESSION)
-		return break_session(t, ST_DOT, "end of data refused as a protocol error");
-	result_for_accepted(t, a, ST_DOT);
+	t->open_now = false;	/* any reply to the final "." ends the transaction */
+	if (ans->v == V_SESSION)
+		return break_session(t, ans, "end of data refused as a protocol error");
+	apply(t, a, RES_ACCEPTED, ans);
 }
 
 /* A BDAT's reply: the first refused one, else the LAST one's, is every
  * accepted recipient's result; a refused one leaves the transaction
  * state unknown, a LAST taken ends it. */
-static void bdat_reply(struct transfer *t, struct attempt *a, bool last)
+static void bdat_reply(struct transfer *t, struct attempt *a, const struct smtp_answer *ans)
 {
-	const struct smtp_client *s = t->s;
-	enum smtp_verdict v = smtp_classify(ST_DOT, s->reply.code);
 	if (a->taken == 0)
 		return;	/* no recipient: refusals expected */
-	if (v == V_SESSION)
-		return break_session(t, ST_DOT, "BDAT refused as a protocol error");
-	if (v == V_OK && last)
-		t->cmdq.open_now = false;
-	if (v != V_OK || last)
-		result_for_accepted(t, a, ST_DOT);	/* keeps the first result */
+	if (ans->v == V_SESSION)
+		return break_session(t, ans, "BDAT refused as a protocol error");
+	if (ans->v == V_OK && ans->x.last)
+		t->open_now = false;
+	if (ans->v != V_OK || ans->x.last)
+		apply(t, a, RES_ACCEPTED, ans);	/* keeps the first result */
 }
 
-static void on_reply(struct transfer *t, const struct expect *x)
+static void on_reply(struct transfer *t, const struct smtp_answer *ans)
 {
-	switch (x->kind) {
-	case C_RSET: rset_reply(t); break;
-	case C_MAIL: mail_reply(t, x->a); break;
-	case C_RCPT: rcpt_reply(t, x->a, x->rcpt); break;
-	case C_DATA: data_reply(t, x->a); break;
-	case C_DOT: dot_reply(t, x->a); break;
-	case C_BDAT: bdat_reply(t, x->a, x->last); break;
+	struct attempt *a = ans->x.ctx;
+	switch ((enum cmd_kind)ans->x.kind) {
+	case C_RSET: rset_reply(t, ans); break;
+	case C_MAIL: mail_reply(t, a, ans); break;
+	case C_RCPT: rcpt_reply(t, a, ans->x.arg, ans); break;
+	case C_DATA: data_reply(t, a, ans); break;
+	case C_DOT: dot_reply(t, a, ans); break;
+	case C_BDAT: bdat_reply(t, a, ans); break;
 	}
 }
 
-/* ---- the message octets ---- */
-
-/* Read a's message from its queue file and queue it encoded: for DATA
- * dot-stuffed and ended with ".", for BDAT as BDAT commands of about
- * BODY_CHUNK octets each.  Lines are kept within 998 octets either way
- * (the stuffer).  What is queued is written whenever it reaches
- * BODY_CHUNK; the end stays queued, so what follows goes in the same
- * write. */
+/* ---- the message octets ----
+ * a's message from its queue file, encoded by the session layer: for
+ * DATA dot-stuffed and ended with "." (any reply to it ends the
+ * transaction), for BDAT as BDAT commands of about BODY_CHUNK octets
+ * each.  The end stays queued, so what follows goes in the same write. */
 static void queue_message(struct transfer *t, struct attempt *a, bool chunked)
 {
-	struct cmdq *q = &t->cmdq;
-	struct stuffer st;
-	struct buf *enc = chunked ? &t->body : &q->out;
-	off_t off = (off_t)a->body_off;
-	uint64_t left = a->size;
-	bool last = false;
-	stuffer_init(&st);
-	st.chunked = chunked;
-	buf_reset(&t->body);
-	while (!last && !session_broken(t->s)) {
-		size_t want = left < BODY_CHUNK ? (size_t)left : BODY_CHUNK;
-		ssize_t r = want ? pread(a->fd, t->chunk, want, off) : 0;
-		if (r < 0) {
-			smtp_fail(t->s, ST_LOCAL, 0, "reading the queue file: %s", strerror(errno));
-			break;
-		}
-		stuffer_feed(&st, t->chunk, (size_t)r, enc);
-		off += r;
-		left -= (uint64_t)r;
-		last = r == 0 || left == 0;
-		if (last)
-			stuffer_end(&st, enc);
-		if (chunked && (enc->len >= BODY_CHUNK || last)) {
-			buf_printf(&q->out, "BDAT %zu%s\r\n", enc->len, last ? " LAST" : "");
-			buf_add(&q->out, enc->data, enc->len);
-			buf_reset(enc);
-			expect(t, C_BDAT, a, 0, last);
-		}
-		if (!chunked && last) {
-			q->open = false;	/* any reply to the "." ends the transaction */
-			expect(t, C_DOT, a, 0, false);
-		}
-		if (q->out.len >= BODY_CHUNK)
-			flush(t);
-	}
-	if (st.lines_broken)
-		log_info("%s: %llu lines over %d octets were broken", a->id,
-			 (unsigned long long)st.lines_broken, SMTP_LINE_OUT_MAX);
-	if (t->body.cap > 4 * BODY_CHUNK)
-		buf_free(&t->body);	/* do not keep a huge buffer around */
-	if (q->out.cap > 4 * BODY_CHUNK && q->out.len == 0)
-		buf_free(&q->out);
+	struct smtp_expect x = chunked ? EXPECT(C_BDAT, ST_DOT, a, 0) : EXPECT(C_DOT, ST_DOT, a, 0);
+	if (!chunked)
+		t->open = false;
+	uint64_t broken = smtp_pipe_message(&t->pipe, a->fd, (off_t)a->body_off, a->size, chunked, x);
+	if (broken)
+		log_info("%s: %llu lines over %d octets were broken", a->id, (unsigned long long)broken,
+			 SMTP_LINE_OUT_MAX);
+	sent(t);
 }
 
 /* ---- the source ---- */
@@ -449,14 +392,33 @@ static bool take_next(struct transfer *t, struct attempt *a, size_t batched)
  * without a result gets it. */
 static void hand_back(struct transfer *t, struct attempt *a)
 {
-	if (session_broken(t->s))
+	if (broken(t))
 		fail_from_session(a, t->s);
 	t->src->done(t->src->arg, a);
 }
 
 static bool session_ends(const struct transfer *t)
 {
-	return session_broken(t->s) || t->s->reply.code == 421;
+	return broken(t) || t->s->reply.code == 421;
+}
+
+/* a's transaction is over: does it go again for the recipients it
+ * postponed (RFC 5321 4.5.3.1.10)?  Only while each transaction makes
+ * progress (a recipient it accepted was sent) and the session lasts;
+ * else the postponed ones are deferred with their own reply. */
+static bool another_round(struct transfer *t, struct attempt *a)
+{
+	bool progress = false;
+	for (size_t i = 0; i < a->env.nrcpt; i++)
+		progress |= a->res[i].accepted && a->res[i].state == OUT_SENT;
+	if (a->postponed == 0 || !progress || session_ends(t)) {
+		attempt_apply(a, RES_POSTPONED, V_TEMP, NULL);
+		return false;
+	}
+	for (size_t i = 0; i < a->env.nrcpt; i++)
+		a->res[i].accepted = a->res[i].postponed = false;
+	a->postponed = 0;
+	return true;
 }
 
 /*
@@ -476,20 +438,26 @@ static void run_pipelined(struct transfer *t, struct attempt *first)
 	read_all(t);
 	for (;;) {
 		bool have_next = false;
-		if (cur.data_go && !session_broken(t->s)) {
+		if (cur.data_go && !broken(t)) {
 			queue_message(t, &cur, false);
-			have_next = pipelining && !session_broken(t->s) && take_next(t, &next, 0);
+			have_next = pipelining && !broken(t) && cur.postponed == 0 && take_next(t, &next, 0);
 			if (have_next) {
 				send_envelope(t, &next);
 				send_data(t, &next);
 			}
-			flush(t);
+			smtp_pipe_flush(&t->pipe);
 		}
 		if (have_done) {	/* while the upstream works on cur */
 			hand_back(t, &done);
 			have_done = false;
 		}
 		read_all(t);	/* cur's "." (and next's envelope) */
+		if (!have_next && another_round(t, &cur)) {	/* the same message again, at once */
+			send_envelope(t, &cur);
+			send_data(t, &cur);
+			read_all(t);
+			continue;
+		}
 		if (!have_next || session_ends(t)) {
 			hand_back(t, &cur);
 			if (have_next)
@@ -526,6 +494,16 @@ static void queue_chunked(struct transfer *t, struct attempt *a)
 	queue_message(t, a, true);
 }
 
+/* a's further transactions for the recipients its last one postponed,
+ * one at a time with nothing else outstanding. */
+static void again_chunked(struct transfer *t, struct attempt *a)
+{
+	while (another_round(t, a)) {
+		queue_chunked(t, a);
+		read_all(t);
+	}
+}
+
 /* Deliver first (loaded, fits) and whatever else is queued, in batches.
  * Each message's results are recorded as soon as its replies are read,
  * while the upstream still works on the rest of the batch; the last
@@ -541,16 +519,23 @@ static void run_chunked(struct transfer *t, struct attempt *first)
 	for (;;) {
 		uint64_t bytes = batch[0].size;
 		queue_chunked(t, &batch[0]);
-		while (!session_broken(t->s) && nb < BATCH_MAX && bytes < BATCH_BYTES
+		while (!broken(t) && nb < BATCH_MAX && bytes < BATCH_BYTES
 		       && take_next(t, &batch[nb], nb)) {
 			bytes += batch[nb].size;
 			queue_chunked(t, &batch[nb++]);
 		}
-		flush(t);
+		smtp_pipe_flush(&t->pipe);
 		if (have_held)
 			hand_back(t, &held);
 		for (size_t i = 0; i < nb; i++) {
 			read_for(t, &batch[i]);
+			if (i + 1 < nb && batch[i].postponed == 0)
+				hand_back(t, &batch[i]);
+		}
+		for (size_t i = 0; i < nb; i++) {	/* what a relay postponed, at once */
+			if (batch[i].postponed == 0)
+				continue;
+			again_chunked(t, &batch[i]);
 			if (i + 1 < nb)
 				hand_back(t, &batch[i]);
 		}

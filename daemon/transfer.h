@@ -18,10 +18,10 @@
 #include <stdbool.h>
 
 #include "../common/relay.h"
-#include "../common/smtp_client.h"
+#include "../common/smtp_pipe.h"
 #include "attempt.h"
 
-#define BODY_CHUNK (256 * 1024)	/* queue file octets read at a time */
+#define BODY_CHUNK SMTP_BODY_CHUNK	/* queue file octets read at a time (smtp_pipe.h) */
 #define BATCH_MAX 8		/* messages in one BDAT batch: also the most a crash can duplicate per worker */
 #define BATCH_BYTES (1024 * 1024)	/* a batch takes no more messages once this big */
 

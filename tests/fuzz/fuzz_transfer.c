@@ -19,7 +19,8 @@
  *  - every message handed out comes back exactly once;
  *  - what the server takes as a message is one of ours, whole (never
  *    empty), and goes to none but its own recipients;
- *  - a recipient the engine calls sent was given that message.
+ *  - a recipient the engine calls sent was given that message, once
+ *    (also across the transactions of recipients postponed with 452).
  */
 #include "fuzz.h"
 #include "../unit/engine_fake.h"
@@ -75,6 +76,7 @@ static void deliver(const char *b, size_t n, bool taken[MSGS][RCPTS])
 		for (size_t i = 0; i < m.nrcpt; i++)
 			if (taken[j][i]) {
 				CHECK(j == (size_t)k);	/* to its own recipients only */
+				CHECK(!m.got[k][i]);	/* once: a recipient taken is never sent again */
 				m.got[k][i] = true;
 			}
 }

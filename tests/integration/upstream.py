@@ -114,7 +114,8 @@ def make_certs(d):
 
 
 class Message:
-    def __init__(self, mail_from, rcpt_tos, data, tls, login, conn, mail_options):
+    def __init__(self, mail_from, rcpt_tos, data, tls, login, conn, mail_options,
+                 mail_dsn=(), rcpt_dsn=()):
         self.mail_from = mail_from
         self.rcpt_tos = rcpt_tos
         self.data = data          # bytes, as received after dot-unstuffing
@@ -122,6 +123,8 @@ class Message:
         self.login = login        # authenticated user or None
         self.conn = conn          # connection number
         self.mail_options = mail_options
+        self.mail_dsn = list(mail_dsn)  # with dsn=True: MAIL's RET=/ENVID=, as sent
+        self.rcpt_dsn = list(rcpt_dsn)  # with dsn=True: each accepted RCPT's NOTIFY=/ORCPT=, as sent
         self.at = time.time()     # when its end of data was answered
 
     def __repr__(self):
@@ -158,6 +161,29 @@ class _RecordingSMTP(SMTP):
             self._conn.raw += data
             self._conn.reads.append(bytes(data))
         super().data_received(data)
+
+    # DSN (RFC 3461), which aiosmtpd refuses as unknown parameters: with
+    # dsn=True its parameters are taken off MAIL and RCPT, as sent (case
+    # kept), and recorded with the message (Message.mail_dsn, .rcpt_dsn).
+    def _dsn_params(self, arg, names):
+        self._dsn = []
+        if not self._upstream.dsn or not arg:
+            return arg
+        keep = []
+        for word in arg.split(" "):
+            if word.split("=", 1)[0].upper() in names and "=" in word:
+                self._dsn.append(word)
+            else:
+                keep.append(word)
+        return " ".join(keep)
+
+    async def smtp_MAIL(self, arg):
+        arg = self._dsn_params(arg, ("RET", "ENVID"))
+        self.envelope.mail_dsn = list(self._dsn)
+        await super().smtp_MAIL(arg)
+
+    async def smtp_RCPT(self, arg):
+        await super().smtp_RCPT(self._dsn_params(arg, ("NOTIFY", "ORCPT")))
 
     # CHUNKING (RFC 3030), which aiosmtpd lacks: "BDAT <size> [LAST]" and
     # exactly size octets; the message ends with LAST and goes through the
@@ -220,6 +246,8 @@ class _Handler:
             responses.insert(1, "250-PIPELINING")
         if self.up.chunking:
             responses.insert(-1, "250-CHUNKING")
+        if self.up.dsn:
+            responses.insert(-1, "250-DSN")
         return responses
 
     async def handle_MAIL(self, server, session, envelope, address, mail_options):
@@ -236,7 +264,14 @@ class _Handler:
             return self.up.rcpt_reply[address]
         if address in self.up.reject_rcpt:
             return "550 5.1.1 <%s>: Recipient address rejected" % address
+        if self.up.max_rcpt and len(envelope.rcpt_tos) >= self.up.max_rcpt:
+            with self.up.lock:
+                self.up.rcpt_452 += 1
+            return "452 4.5.3 Too many recipients"
         envelope.rcpt_tos.append(address)
+        if not hasattr(envelope, "rcpt_dsn"):
+            envelope.rcpt_dsn = []
+        envelope.rcpt_dsn.append(list(getattr(server, "_dsn", [])))
         return "250 2.1.5 OK"
 
     async def handle_DATA(self, server, session, envelope):
@@ -260,7 +295,8 @@ class _Handler:
                       ssl_obj.version() if ssl_obj else None,
                       session.auth_data if session.authenticated else None,
                       server._conn.n if server._conn else -1,
-                      list(envelope.mail_options))
+                      list(envelope.mail_options), getattr(envelope, "mail_dsn", ()),
+                      getattr(envelope, "rcpt_dsn", ()))
         with up.lock:
             up.messages.append(msg)
             up.cond.notify_all()
@@ -332,7 +368,8 @@ class Upstream:
     def __init__(self, certs, tls="starttls", port=0, users=None, tokens=(), cert="good",
                  offer_auth_in_clear=False, require_auth=False, on_message=None,
                  data_size_limit=64 * 1024 * 1024, smtputf8=True, idle_timeout=300,
-                 chunking=False, pipelining=True, auth_exclude=(), tls_version=None):
+                 chunking=False, pipelining=True, auth_exclude=(), tls_version=None,
+                 dsn=False, max_rcpt=0):
         self.certs = certs
         self.tls = tls
         self.users = dict(users or {})
@@ -371,6 +408,9 @@ class Upstream:
         self.idle_timeout = idle_timeout
         self.chunking = chunking      # offer CHUNKING and take BDAT
         self.pipelining = pipelining  # offer PIPELINING
+        self.dsn = dsn                # offer DSN and record its parameters
+        self.max_rcpt = max_rcpt      # 452 4.5.3 to recipients beyond this many per transaction
+        self.rcpt_452 = 0             # how many such 452 were given
         self.auth_exclude = list(auth_exclude)  # AUTH mechanisms not offered
         self.bdat_commands = []       # (size, last) of every BDAT received
         self.controller = None

@@ -247,6 +247,206 @@ static void data_354_without_rcpt(size_t step)
 	scene_end(&sc);
 }
 
+/* ---- DSN upstream (RFC 3461) ---- */
+
+static const char *const R3[] = { "a@x", "b@x", "c@x" };
+
+/* A message asking for notices: RET, ENVID, and per recipient NOTIFY
+ * and ORCPT (stored values, as the intake leaves them). */
+static void add_dsn(struct fake_source *src, const char *envid, const char *orcpt)
+{
+	add_small(src, R3, 3);
+	struct envelope *env = &src->msg[src->n - 1].env;
+	env->ret = RET_HDRS;
+	env->envid = envid ? xstrdup(envid) : NULL;
+	env->rcpt[0].notify = NOTIFY_FAILURE | NOTIFY_SUCCESS;
+	env->rcpt[0].orcpt = orcpt ? xstrdup(orcpt) : NULL;
+	env->rcpt[1].notify = NOTIFY_NEVER;
+	env->rcpt[2].notify = NOTIFY_DELAY | NOTIFY_FAILURE;
+}
+
+static const char DSN_OK[] = "250 ok\r\n250 ok\r\n250 ok\r\n250 ok\r\n354 go\r\n250 queued\r\n";
+
+/* The relay offers DSN: MAIL carries RET and ENVID, each RCPT its NOTIFY
+ * (keywords in RFC 3461's order) and ORCPT, as stored. */
+static void dsn_offered(size_t step)
+{
+	struct scene sc;
+	scene_start(&sc, DSN_OK, step, PIPE | EXT_DSN);
+	add_dsn(&sc.src, "xyz+2B1", "rfc822;a+2Bx@x");
+	assert_true(fake_run(sc.t, &sc.src, false, &sc.res));
+	const char *w = written();
+	const char *want = "MAIL FROM:<s@x> RET=HDRS ENVID=xyz+2B1\r\n"
+			   "RCPT TO:<a@x> NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;a+2Bx@x\r\n"
+			   "RCPT TO:<b@x> NOTIFY=NEVER\r\n"
+			   "RCPT TO:<c@x> NOTIFY=FAILURE,DELAY\r\n"
+			   "DATA\r\n";
+	assert_memory_equal(w, want, strlen(want));
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(sc.src.state[0][i], OUT_SENT);
+	scene_end(&sc);
+}
+
+/* Without DSN in EHLO none of them goes (the report helper tells the
+ * sender "relayed"). */
+static void dsn_not_offered(size_t step)
+{
+	struct scene sc;
+	scene_start(&sc, DSN_OK, step, PIPE);
+	add_dsn(&sc.src, "xyz", "rfc822;a@x");
+	assert_true(fake_run(sc.t, &sc.src, false, &sc.res));
+	const char *want = "MAIL FROM:<s@x>\r\nRCPT TO:<a@x>\r\nRCPT TO:<b@x>\r\nRCPT TO:<c@x>\r\nDATA\r\n";
+	assert_memory_equal(written(), want, strlen(want));
+	scene_end(&sc);
+}
+
+/* A stored value that is not xtext never reaches the wire: that
+ * parameter is left out, the others go. */
+static void dsn_bad_values(size_t step)
+{
+	static const char *const bad_envid[] = { "x y", "a=b", "a+2b", "a+", "\x7f", "" };
+	static const char *const bad_orcpt[] = { "rfc822", ";a@x", "rfc822;a b", "rfc 822;a@x", "rfc822;a=b" };
+	for (size_t k = 0; k < ARRAY_LEN(bad_envid); k++) {
+		struct scene sc;
+		scene_start(&sc, DSN_OK, step, PIPE | EXT_DSN);
+		add_dsn(&sc.src, bad_envid[k], bad_orcpt[k % ARRAY_LEN(bad_orcpt)]);
+		assert_true(fake_run(sc.t, &sc.src, false, &sc.res));
+		const char *want = "MAIL FROM:<s@x> RET=HDRS\r\nRCPT TO:<a@x> NOTIFY=SUCCESS,FAILURE\r\n";
+		assert_memory_equal(written(), want, strlen(want));
+		scene_end(&sc);
+	}
+	char longid[SMTP_ENVID_MAX + 2];
+	memset(longid, 'i', sizeof longid - 1);
+	longid[sizeof longid - 1] = '\0';
+	assert_false(smtp_xtext_ok(longid, SMTP_ENVID_MAX));
+	longid[SMTP_ENVID_MAX] = '\0';
+	assert_true(smtp_xtext_ok(longid, SMTP_ENVID_MAX));
+}
+
+/* ---- recipients postponed with 452 (RFC 5321 4.5.3.1.10) ---- */
+
+static const char *const R5[] = { "a@x", "b@x", "c@x", "d@x", "e@x" };
+
+/* The replies to one transaction: MAIL taken, then per RCPT r[i]
+ * ("250 ok" or a refusal), then DATA's 354 and the end's reply (with
+ * BDAT: the LAST's reply; without PIPELINING no DATA when none taken). */
+static void round_script(char *out, size_t n, bool chunked, bool pipelined, const char *const *r, size_t nr,
+			 const char *end)
+{
+	bool taken = false;
+	size_t len = strlen(out);
+	len += (size_t)snprintf(out + len, n - len, "250 ok\r\n");
+	for (size_t i = 0; i < nr; i++) {
+		len += (size_t)snprintf(out + len, n - len, "%s\r\n", r[i]);
+		taken |= r[i][0] == '2';
+	}
+	if (!chunked && (taken || pipelined))
+		len += (size_t)snprintf(out + len, n - len, "%s", taken ? "354 go\r\n" : "554 5.5.1 no valid recipients\r\n");
+	if (taken || chunked)
+		snprintf(out + len, n - len, "%s\r\n", taken ? end : "554 5.5.1 no valid recipients");
+}
+
+#define OK "250 ok"
+#define FULL "452 4.5.3 Too many recipients"
+
+/* A relay that takes two recipients per message: the five go in three
+ * transactions on the session at once, each recipient accepted once. */
+static void postponed_rounds(size_t step, unsigned ext, bool chunked)
+{
+	char script[1024] = "";
+	round_script(script, sizeof script, chunked, ext & EXT_PIPELINING, (const char *const[]){ OK, OK, FULL, FULL, FULL }, 5, "250 queued");
+	round_script(script, sizeof script, chunked, ext & EXT_PIPELINING, (const char *const[]){ OK, OK, FULL }, 3, "250 queued");
+	round_script(script, sizeof script, chunked, ext & EXT_PIPELINING, (const char *const[]){ OK }, 1, "250 queued");
+	struct scene sc;
+	scene_start(&sc, script, step, ext);
+	add_small(&sc.src, R5, 5);
+	assert_true(fake_run(sc.t, &sc.src, chunked, &sc.res));
+	const char *w = written();
+	assert_int_equal(sc.res.messages, 1);
+	assert_false(sc.res.session_ends);
+	assert_int_equal(count(w, "MAIL FROM:<s@x>"), 3);
+	assert_int_equal(count(w, "RSET"), 0);
+	assert_int_equal(count(w, "body 0"), 3);
+	assert_int_equal(count(w, "RCPT TO:<a@x>"), 1);
+	assert_int_equal(count(w, "RCPT TO:<b@x>"), 1);
+	assert_int_equal(count(w, "RCPT TO:<c@x>"), 2);
+	assert_int_equal(count(w, "RCPT TO:<d@x>"), 2);
+	assert_int_equal(count(w, "RCPT TO:<e@x>"), 3);
+	for (int i = 0; i < 5; i++) {
+		assert_int_equal(sc.src.state[0][i], OUT_SENT);
+		assert_string_equal(sc.src.why[0][i], "250 queued");
+	}
+	assert_int_equal(wire.pos, wire.len);
+	scene_end(&sc);
+}
+
+static void postponed_pipelined(size_t step)
+{
+	postponed_rounds(step, PIPE, false);
+}
+
+static void postponed_one_by_one(size_t step)
+{
+	postponed_rounds(step, 0, false);
+}
+
+static void postponed_chunked(size_t step)
+{
+	postponed_rounds(step, CHUNK, true);
+}
+
+/* A transaction that accepts none of the postponed recipients (or whose
+ * message is refused) ends the rounds: the rest are deferred with their
+ * 452, and nothing loops. */
+static void postponed_no_progress(size_t step)
+{
+	char script[1024] = "";
+	round_script(script, sizeof script, false, true, (const char *const[]){ OK, FULL, FULL }, 3, "250 queued");
+	round_script(script, sizeof script, false, true, (const char *const[]){ FULL, "550 5.1.1 unknown" }, 2, "");
+	struct scene sc;
+	scene_start(&sc, script, step, PIPE);
+	add_small(&sc.src, R5, 3);
+	assert_true(fake_run(sc.t, &sc.src, false, &sc.res));
+	const char *w = written();
+	assert_int_equal(count(w, "MAIL FROM:<s@x>"), 2);
+	assert_int_equal(count(w, "body 0"), 1);
+	assert_int_equal(sc.src.state[0][0], OUT_SENT);
+	assert_int_equal(sc.src.state[0][1], OUT_DEFERRED);
+	assert_string_equal(sc.src.why[0][1], FULL);
+	assert_int_equal(sc.src.state[0][2], OUT_BOUNCED);
+	assert_int_equal(wire.pos, wire.len);
+	scene_end(&sc);
+	/* the end of data refused: no second round */
+	script[0] = '\0';
+	round_script(script, sizeof script, false, true, (const char *const[]){ OK, FULL }, 2, "451 4.3.0 later");
+	scene_start(&sc, script, step, PIPE);
+	add_small(&sc.src, R2, 2);
+	assert_true(fake_run(sc.t, &sc.src, false, &sc.res));
+	assert_int_equal(count(written(), "MAIL FROM:<s@x>"), 1);
+	assert_int_equal(sc.src.state[0][0], OUT_DEFERRED);
+	assert_int_equal(sc.src.state[0][1], OUT_DEFERRED);
+	assert_string_equal(sc.src.why[0][1], FULL);
+	scene_end(&sc);
+}
+
+/* Another 4xx to RCPT (and a 452 that is not about the number of
+ * recipients) stays deferred as before: one transaction. */
+static void other_4xx_not_postponed(size_t step)
+{
+	char script[1024] = "";
+	round_script(script, sizeof script, false, true,
+		     (const char *const[]){ OK, "452 4.2.2 mailbox full", "451 4.7.1 later" }, 3, "250 queued");
+	struct scene sc;
+	scene_start(&sc, script, step, PIPE);
+	add_small(&sc.src, R5, 3);
+	assert_true(fake_run(sc.t, &sc.src, false, &sc.res));
+	assert_int_equal(count(written(), "MAIL FROM:<s@x>"), 1);
+	assert_int_equal(sc.src.state[0][1], OUT_DEFERRED);
+	assert_string_equal(sc.src.why[0][1], "452 4.2.2 mailbox full");
+	assert_int_equal(sc.src.state[0][2], OUT_DEFERRED);
+	scene_end(&sc);
+}
+
 /* Each scenario whole and split at every octet, and the writes equal. */
 static void both(void (*scenario)(size_t step))
 {
@@ -270,6 +470,14 @@ BOTH(mail_503)
 BOTH(rcpt_421)
 BOTH(quota_reply)
 BOTH(data_354_without_rcpt)
+BOTH(dsn_offered)
+BOTH(dsn_not_offered)
+BOTH(dsn_bad_values)
+BOTH(postponed_pipelined)
+BOTH(postponed_one_by_one)
+BOTH(postponed_chunked)
+BOTH(postponed_no_progress)
+BOTH(other_4xx_not_postponed)
 
 int main(void)
 {
@@ -278,7 +486,11 @@ int main(void)
 		cmocka_unit_test(t_data_refused_451),	   cmocka_unit_test(t_data_refused_554),
 		cmocka_unit_test(t_bdat_refused_not_last), cmocka_unit_test(t_mail_503),
 		cmocka_unit_test(t_rcpt_421),		   cmocka_unit_test(t_quota_reply),
-		cmocka_unit_test(t_data_354_without_rcpt),
+		cmocka_unit_test(t_data_354_without_rcpt), cmocka_unit_test(t_dsn_offered),
+		cmocka_unit_test(t_dsn_not_offered),	   cmocka_unit_test(t_dsn_bad_values),
+		cmocka_unit_test(t_postponed_pipelined),   cmocka_unit_test(t_postponed_one_by_one),
+		cmocka_unit_test(t_postponed_chunked),	   cmocka_unit_test(t_postponed_no_progress),
+		cmocka_unit_test(t_other_4xx_not_postponed),
 	};
 	int rc = cmocka_run_group_tests_name("transfer", tests, NULL, NULL);
 	buf_free(&wire.out);
