@@ -87,7 +87,7 @@ void qrec_encode_flags(unsigned flags, struct buf *out)
 
 bool qrec_status_valid(char c)
 {
-	return c == RCPT_PENDING || c == RCPT_SENT || c == RCPT_FAILED || c == RCPT_BOUNCING;
+	return c == RCPT_PENDING || c == RCPT_SENT || c == RCPT_FAILED || c == RCPT_BOUNCING || c == RCPT_RELAYED;
 }
 
 int qrec_encode(const struct envelope *env, struct buf *out, struct err *e)
