@@ -54,7 +54,6 @@ struct report {
 	size_t n;
 	bool warn;
 	bool failed, relayed;	/* what it tells (build_work) */
-	bool global;		/* RFC 6533: its envelope needs SMTPUTF8 */
 	bool eight_bit;		/* its bytes are not all ASCII */
 	char id[QID_LEN + 1];
 	struct envelope env;	/* null sender, to the member's `to` (+ postmaster) */

@@ -160,7 +160,6 @@ static void build(struct report *rep, const struct dsn_message *msg)
 		.rnd = rep->m[0]->id ^ (uint64_t)(now_real() * 1e6),
 	};
 	dsn_build(&in, &rep->msg);
-	rep->global = dsn_is_global(&in);
 	rep->failed = rep->relayed = rep->eight_bit = false;
 	for (size_t k = 0; k < rep->n; k++)
 		for (size_t i = 0; i < msg[k].nrcpt; i++) {
@@ -303,8 +302,9 @@ static void commit_done(struct intake *in, void *arg)
 }
 
 /* The report's envelope: the null sender, to `to`, a copy of a failure
- * report to the postmaster; SMTPUTF8 for a global report, 8BITMIME when
- * its bytes need it. */
+ * report to the postmaster; 8BITMIME when its bytes need it.  A global
+ * report's UTF-8 is in its body parts, not its own header: it needs
+ * SMTPUTF8 only when an address does (the intake sees to that). */
 static void report_envelope(struct report *rep, const struct config *c, const char *to)
 {
 	envelope_free(&rep->env);
@@ -313,7 +313,7 @@ static void report_envelope(struct report *rep, const struct config *c, const ch
 	envelope_add_rcpt(&rep->env, to);
 	if (rep->failed && *c->address.postmaster && strcasecmp(c->address.postmaster, to) != 0)
 		envelope_add_rcpt(&rep->env, c->address.postmaster);
-	rep->env.flags = (rep->global ? ENV_SMTPUTF8 : 0) | (rep->eight_bit ? ENV_8BITMIME : 0);
+	rep->env.flags = rep->eight_bit ? ENV_8BITMIME : 0;
 }
 
 static void build_done(uv_work_t *req, int status)
