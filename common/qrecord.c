@@ -15,9 +15,28 @@
  *   from <a@example.org>\n        ("<>" for the null sender)
  *   rcpt Q <b@example.net>\n      one line per recipient; the status
  *   ...                           character Q (pending), D (delivered),
- *   end\n                         B (bouncing) or F (failed) is updated
- *                                 in place
+ *   end\n                         B (bouncing), R (relayed, notice due)
+ *                                 or F (failed) is updated in place
  *   <message bytes>
+ *
+ * VERSION 2 is written only when the sender asked for a DSN (RFC 3461:
+ * RET, ENVID, or a NOTIFY or ORCPT of some recipient), so plain mail
+ * keeps the bytes above.  It adds, each optional and in this order:
+ *
+ *   outbox-queue 2\n
+ *   ...                           (arrival, uid, flags, from as above)
+ *   ret FULL\n                    or HDRS
+ *   envid ab+2Bc\n                ENVID as the xtext it arrived as
+ *   rcpt Q <b@example.net> notify=SUCCESS,FAILURE orcpt=rfc822;b@example.net\n
+ *   ...                           NOTIFY canonical (NEVER, or SUCCESS,
+ *   end\n                         FAILURE, DELAY in that order), ORCPT as
+ *                                 it arrived; either may be absent
+ *
+ * The status byte keeps its place (the address ends at the first '>',
+ * which an address cannot contain), so the in-place update is the
+ * same.  The decoder reads both versions; a version 1 file with any of
+ * these is corrupt.  Every value is checked again with dsnparam.h on
+ * decode, so it is printable ASCII without space: no line can be forged.
  *
  * BOUNCES are queued in this order (daemon/bounce.c), so that a crash
  * anywhere neither loses a report nor queues it twice: the failed
@@ -37,9 +56,11 @@
 #include <string.h>
 
 #include "address.h"
+#include "dsnparam.h"
 #include "qstore.h"
 
 #define QFILE_MAGIC "outbox-queue 1\n"
+#define QFILE_MAGIC_DSN "outbox-queue 2\n"
 #define ARRIVAL_MAX 253402300799.0	/* the end of year 9999: a header that says later is corrupt */
 
 void envelope_init(struct envelope *env)
@@ -87,7 +108,45 @@ void qrec_encode_flags(unsigned flags, struct buf *out)
 
 bool qrec_status_valid(char c)
 {
-	return c == RCPT_PENDING || c == RCPT_SENT || c == RCPT_FAILED || c == RCPT_BOUNCING || c == RCPT_RELAYED;
+	return c == RCPT_PENDING || c == RCPT_SENT || c == RCPT_FAILED || c == RCPT_BOUNCING
+	       || c == RCPT_RELAYED;
+}
+
+/* Did the sender ask for anything of RFC 3461 (then version 2)? */
+static bool wants_dsn(const struct envelope *env)
+{
+	if (env->ret != RET_UNSET || env->envid)
+		return true;
+	for (size_t i = 0; i < env->nrcpt; i++)
+		if (env->rcpt[i].notify || env->rcpt[i].orcpt)
+			return true;
+	return false;
+}
+
+static int encode_dsn_mail(const struct envelope *env, struct buf *out, struct err *e)
+{
+	if (env->ret != RET_UNSET && env->ret != RET_FULL && env->ret != RET_HDRS)
+		return err_set(e, "bad RET");
+	if (env->envid && !dsn_envid_valid(env->envid))
+		return err_set(e, "bad ENVID");
+	if (env->ret != RET_UNSET)
+		buf_printf(out, "ret %s\n", dsn_ret_name(env->ret));
+	if (env->envid)
+		buf_printf(out, "envid %s\n", env->envid);
+	return 0;
+}
+
+/* " notify=... orcpt=..." of one recipient. */
+static int encode_dsn_rcpt(const struct rcpt *r, struct buf *out)
+{
+	char n[DSN_NOTIFY_TEXT_MAX];
+	if ((r->notify && !dsn_notify_valid(r->notify)) || (r->orcpt && !dsn_orcpt_valid(r->orcpt)))
+		return -1;
+	if (r->notify)
+		buf_printf(out, " notify=%s", dsn_notify_format(r->notify, n));
+	if (r->orcpt)
+		buf_printf(out, " orcpt=%s", r->orcpt);
+	return 0;
 }
 
 int qrec_encode(const struct envelope *env, struct buf *out, struct err *e)
@@ -96,15 +155,21 @@ int qrec_encode(const struct envelope *env, struct buf *out, struct err *e)
 		return err_set(e, "bad sender");
 	if (env->nrcpt == 0)
 		return err_set(e, "no recipients");
-	buf_adds(out, QFILE_MAGIC);
+	bool dsn = wants_dsn(env);
+	buf_adds(out, dsn ? QFILE_MAGIC_DSN : QFILE_MAGIC);
 	buf_printf(out, "arrival %.6f\nuid %ld\n", env->arrival, env->uid);
 	qrec_encode_flags(env->flags, out);
 	buf_printf(out, "from <%s>\n", env->sender);
+	if (dsn && encode_dsn_mail(env, out, e) < 0)
+		return -1;
 	for (size_t i = 0; i < env->nrcpt; i++) {
 		const struct rcpt *r = &env->rcpt[i];
 		if (addr_check(r->addr, e) < 0 || !qrec_status_valid(r->status))
 			return err_set(e, "bad recipient %zu", i);
-		buf_printf(out, "rcpt %c <%s>\n", r->status, r->addr);
+		buf_printf(out, "rcpt %c <%s>", r->status, r->addr);
+		if (dsn && encode_dsn_rcpt(r, out) < 0)
+			return err_set(e, "bad DSN request of recipient %zu", i);
+		buf_addc(out, '\n');
 	}
 	buf_adds(out, "end\n");
 	return 0;
@@ -175,14 +240,108 @@ static int decode_number(const char *p, size_t n, double *out)
 	return (*end || errno) ? -1 : 0;
 }
 
+/* A token "key=value" of exactly n octets: its value (a fresh string) or
+ * NULL. */
+static char *token_value(const char *p, size_t n, const char *key)
+{
+	size_t k = strlen(key);
+	if (n <= k || memcmp(p, key, k) != 0)
+		return NULL;
+	char *v = xstrndup(p + k, n - k);
+	if (strlen(v) != n - k) {	/* a NUL */
+		free(v);
+		return NULL;
+	}
+	return v;
+}
+
+/* What follows "<addr>" on a version 2 rcpt line: "", " notify=LIST",
+ * " orcpt=VALUE" or both in that order, each checked (NOTIFY in its
+ * canonical form, as the encoder writes it). */
+static int decode_dsn_rcpt(const char *p, size_t n, struct rcpt *r)
+{
+	const char *tok[2];
+	size_t tl[2], nt = 0, i = 0;
+	char *v, canon[DSN_NOTIFY_TEXT_MAX];
+	while (n) {	/* at most two tokens, each after one space */
+		if (p[0] != ' ' || nt == 2)
+			return -1;
+		const char *sp = memchr(p + 1, ' ', n - 1);
+		tl[nt] = sp ? (size_t)(sp - p - 1) : n - 1;
+		tok[nt] = p + 1;
+		p += tl[nt] + 1;
+		n -= tl[nt++] + 1;
+	}
+	if (i < nt && (v = token_value(tok[i], tl[i], "notify="))) {
+		r->notify = dsn_notify_parse(v);
+		bool ok = r->notify && strcmp(v, dsn_notify_format(r->notify, canon)) == 0;
+		free(v);
+		if (!ok)
+			return -1;
+		i++;
+	}
+	if (i < nt && (v = token_value(tok[i], tl[i], "orcpt="))) {
+		r->orcpt = v;	/* freed with the envelope */
+		if (!dsn_orcpt_valid(v))
+			return -1;
+		i++;
+	}
+	return i == nt ? 0 : -1;
+}
+
+/* "rcpt S <addr>[ DSN]" after "rcpt ": a recipient added to env. */
+static int decode_rcpt(const char *rest, size_t rl, bool dsn, const char *start,
+		       struct envelope *env)
+{
+	if (rl < 3 || !qrec_status_valid(rest[0]) || rest[1] != ' ')
+		return -1;
+	const char *gt = memchr(rest + 2, '>', rl - 2);	/* addresses hold no '>' */
+	size_t alen = gt ? (size_t)(gt - rest - 2) + 1 : 0;
+	char *a = gt ? decode_addr(rest + 2, alen, false) : NULL;
+	if (!a)
+		return -1;
+	envelope_add_rcpt(env, a);
+	free(a);
+	struct rcpt *r = &env->rcpt[env->nrcpt - 1];
+	r->status = rest[0];
+	r->status_off = rest - start;
+	size_t tail = rl - 2 - alen;
+	return tail == 0 || (dsn && decode_dsn_rcpt(gt + 1, tail, r) == 0) ? 0 : -1;
+}
+
+/* The optional "ret" and "envid" lines of version 2: line l is one of
+ * them (true, taken; *bad when malformed) or not. */
+static bool decode_dsn_mail(const char *line, size_t l, struct envelope *env, bool *bad)
+{
+	const char *rest;
+	size_t rl;
+	if (env->ret == RET_UNSET && !env->envid && line_key(line, l, "ret", &rest, &rl)) {
+		env->ret = rl == 4 && memcmp(rest, "FULL", 4) == 0 ? RET_FULL
+			: rl == 4 && memcmp(rest, "HDRS", 4) == 0 ? RET_HDRS : RET_UNSET;
+		*bad = env->ret == RET_UNSET;
+		return true;
+	}
+	if (!env->envid && line_key(line, l, "envid", &rest, &rl)) {
+		env->envid = xstrndup(rest, rl);
+		*bad = strlen(env->envid) != rl || !dsn_envid_valid(env->envid);
+		return true;
+	}
+	return false;
+}
+
 int qrec_decode(const char *p, size_t len, struct envelope *env, size_t *body_off, struct err *e)
 {
 	const char *start = p, *end = p + len, *line, *rest;
 	size_t l, rl;
 	double num;
+	bool dsn, bad = false;
 	envelope_init(env);
 	size_t mlen = strlen(QFILE_MAGIC);
-	if (len < mlen || memcmp(p, QFILE_MAGIC, mlen) != 0)
+	if (len >= mlen && memcmp(p, QFILE_MAGIC, mlen) == 0)
+		dsn = false;
+	else if (len >= mlen && memcmp(p, QFILE_MAGIC_DSN, mlen) == 0)
+		dsn = true;
+	else
 		return err_set(e, "not an outbox queue file (bad magic)");
 	p += mlen;
 #define NEXT() do { line = p; if (!(p = next_line(p, end, &l))) goto truncated; } while (0)
@@ -203,20 +362,18 @@ int qrec_decode(const char *p, size_t len, struct envelope *env, size_t *body_of
 	NEXT();
 	if (!line_key(line, l, "from", &rest, &rl) || !(env->sender = decode_addr(rest, rl, true)))
 		goto bad;
-	for (;;) {
+	NEXT();
+	while (dsn && decode_dsn_mail(line, l, env, &bad)) {
+		if (bad)
+			goto bad;
 		NEXT();
+	}
+	for (;;) {
 		if (l == 3 && memcmp(line, "end", 3) == 0)
 			break;
-		if (!line_key(line, l, "rcpt", &rest, &rl) || rl < 3 || !qrec_status_valid(rest[0])
-		    || rest[1] != ' ')
+		if (!line_key(line, l, "rcpt", &rest, &rl) || decode_rcpt(rest, rl, dsn, start, env) < 0)
 			goto bad;
-		char *a = decode_addr(rest + 2, rl - 2, false);
-		if (!a)
-			goto bad;
-		envelope_add_rcpt(env, a);
-		free(a);
-		env->rcpt[env->nrcpt - 1].status = rest[0];
-		env->rcpt[env->nrcpt - 1].status_off = rest - start;
+		NEXT();
 	}
 #undef NEXT
 	if (env->nrcpt == 0)

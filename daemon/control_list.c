@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../common/dsnparam.h"
 #include "../common/escape.h"
 #include "../common/log.h"
 #include "control_int.h"
@@ -50,6 +51,8 @@ static const char *rcpt_word(char status, uint8_t state)
 		return "failed";
 	if (status == RCPT_BOUNCING)
 		return "bouncing";
+	if (status == RCPT_RELAYED)
+		return "relayed";
 	return state == QE_DEFERRED ? "deferred" : "queued";
 }
 
@@ -88,6 +91,30 @@ static char *reason(struct ctl *c, const struct item *it, const struct rcpt *r)
 	return store_reason(&c->d->store, id, r->addr);
 }
 
+/* The DSN request (RFC 3461) as JSON members, each only when given:
+ * RET and ENVID of the message, NOTIFY and ORCPT of a recipient.  ENVID
+ * and ORCPT are the xtext they came as (printable ASCII, no space). */
+static void json_dsn_mail(struct buf *b, const struct envelope *env)
+{
+	if (env->ret != RET_UNSET)
+		buf_printf(b, ",\"ret\":\"%s\"", dsn_ret_name(env->ret));
+	if (env->envid) {
+		buf_adds(b, ",\"envid\":");
+		ctl_json_str(b, env->envid);
+	}
+}
+
+static void json_dsn_rcpt(struct buf *b, const struct rcpt *r)
+{
+	char n[DSN_NOTIFY_TEXT_MAX];
+	if (r->notify)
+		buf_printf(b, ",\"notify\":\"%s\"", dsn_notify_format(r->notify, n));
+	if (r->orcpt) {
+		buf_adds(b, ",\"orcpt\":");
+		ctl_json_str(b, r->orcpt);
+	}
+}
+
 static void list_json(struct ctl *c, const struct item *it, const struct envelope *env, uint64_t size)
 {
 	struct buf b;
@@ -101,11 +128,13 @@ static void list_json(struct ctl *c, const struct item *it, const struct envelop
 		   it->state == QE_HELD || qname_held(it->name) ? "true" : "false", it->tries);
 	if (it->tries)
 		buf_printf(&b, ",\"next_try\":%u", it->next_try);
+	json_dsn_mail(&b, env);
 	buf_adds(&b, ",\"recipients\":[");
 	for (size_t i = 0; i < env->nrcpt; i++) {
 		buf_adds(&b, i ? ",{\"address\":" : "{\"address\":");
 		ctl_json_str(&b, env->rcpt[i].addr);
 		buf_printf(&b, ",\"state\":\"%s\"", rcpt_word(env->rcpt[i].status, it->state));
+		json_dsn_rcpt(&b, &env->rcpt[i]);
 		char *why = reason(c, it, &env->rcpt[i]);
 		if (why) {
 			buf_adds(&b, ",\"last_reply\":");
@@ -287,10 +316,17 @@ static void show_work(struct ctl *c)
 	ctl_put(&c->chunk, 1, "size: %llu", (unsigned long long)size);
 	ctl_put(&c->chunk, 1, "sender: <%s>", env.sender);
 	ctl_put(&c->chunk, 1, "tries: %u", it->tries);
+	if (env.ret != RET_UNSET)
+		ctl_put(&c->chunk, 1, "ret: %s", dsn_ret_name(env.ret));
+	if (env.envid)
+		ctl_put(&c->chunk, 1, "envid: %s", env.envid);
 	for (size_t i = 0; i < env.nrcpt; i++) {
-		char *why = reason(c, it, &env.rcpt[i]);
-		ctl_put(&c->chunk, 1, "recipient: <%s> %s%s%s%s", env.rcpt[i].addr,
-			rcpt_word(env.rcpt[i].status, it->state), why ? " (" : "", why ? why : "", why ? ")" : "");
+		const struct rcpt *r = &env.rcpt[i];
+		char *why = reason(c, it, r), n[DSN_NOTIFY_TEXT_MAX];
+		ctl_put(&c->chunk, 1, "recipient: <%s> %s%s%s%s%s%s%s%s", r->addr,
+			rcpt_word(r->status, it->state), r->notify ? " notify=" : "",
+			dsn_notify_format(r->notify, n), r->orcpt ? " orcpt=" : "", r->orcpt ? r->orcpt : "",
+			why ? " (" : "", why ? why : "", why ? ")" : "");
 		free(why);
 	}
 	ctl_put(&c->chunk, 1, "%s", "");

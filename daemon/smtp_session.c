@@ -1,5 +1,8 @@
 /*
- * smtp_session.c - the SMTP server session of the submission listeners.
+ * smtp_session.c - the SMTP server session of the submission listeners:
+ * the connection (reading, writing, the state machine, the commit and
+ * the work on the thread pool, accepting and closing).  The commands
+ * and their parameters are smtp_commands.c (smtp_session_priv.h).
  *
  * One session per accepted connection, an explicit state machine:
  *
@@ -29,7 +32,6 @@
  *    a large message's octets are written, and the uid's login name is
  *    looked up, on the thread pool.
  */
-#include <ctype.h>
 #include <errno.h>
 #include <pwd.h>
 #include <stdlib.h>
@@ -38,69 +40,21 @@
 #include <sys/socket.h>
 #include <time.h>
 
-#include "../common/address.h"
-#include "../common/rewrite.h"
 #include "../common/log.h"
 #include "../common/smtp.h"
-#include "../common/units.h"
 #include "intake.h"
 #include "outboxd.h"
 #include "sessions.h"
+#include "smtp_session_priv.h"
 
-#define MAX_BAD_COMMANDS 20
 #define OUT_HIGH_WATER (64 * 1024)	/* replies waiting: ~2000 pipelined ones */
 #define IN_HIGH_WATER (256 * 1024)
 
-enum sess_state { S_CMD, S_DATA, S_COMMIT, S_CLOSING };
-
-struct session {
-	union {
-		uv_pipe_t pipe;
-		uv_tcp_t tcp;
-		uv_stream_t stream;
-		uv_handle_t handle;
-	} h;
-	uv_timer_t idle;
-	struct daemon *d;
-	struct session *prev, *next;
-	enum sess_state state;
-	int open_handles;
-	bool is_unix;
-	bool reading;
-	bool committing;	/* a commit is on the thread pool */
-	bool flushing;		/* message octets are being written on the thread pool */
-	int works;		/* thread-pool work in flight: the session waits for it */
-	bool looking_up;	/* the login name is being looked up: DATA waits */
-	uv_work_t lookup_req;
-	char login[64];		/* the uid's login name, once looked up ("" if none) */
-	bool discard_line;	/* skipping the rest of an over-long command */
-	long uid;		/* SO_PEERCRED uid, -1 over TCP */
-	char peer[80];		/* for logs: "uid 1000" or "[127.0.0.1]:4455" */
-	char helo[256];		/* "" until EHLO/HELO */
-	bool esmtp;
-	int bad_commands;
-	struct buf in, out, scratch;
-
-	/* the transaction */
-	bool in_tx;
-	struct envelope env;
-	bool smtputf8;
-	uint64_t declared_size;
-	struct data_reader dr;
-	struct intake intake;	/* the message on its way into the queue */
-	bool writing;		/* intake begun, not committed or aborted */
-	uint64_t data_bytes;
-	bool too_big;
-};
-
-static void session_close(struct session *s);
 static void process_input(struct session *s);
 
 /* ---- output ---- */
 
-static void reply(struct session *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void reply(struct session *s, const char *fmt, ...)
+void sess_reply(struct session *s, const char *fmt, ...)
 {
 	char line[1024];
 	va_list ap;
@@ -126,14 +80,14 @@ static void on_written(uv_write_t *req, int status)
 	free(wr);
 	if (status < 0 && s->state != S_CLOSING) {
 		log_debug("%s: write failed: %s", s->peer, uv_strerror(status));
-		session_close(s);
+		sess_close(s);
 		return;
 	}
 	if (s->state != S_CLOSING && !s->reading && s->state != S_COMMIT)
 		process_input(s);
 }
 
-static void flush_out(struct session *s)
+void sess_flush(struct session *s)
 {
 	if (s->out.len == 0 || uv_is_closing(&s->h.handle))
 		return;
@@ -149,7 +103,7 @@ static void flush_out(struct session *s)
 		if (rc < 0) {
 			free(wr);
 			buf_reset(&s->out);
-			session_close(s);
+			sess_close(s);
 			return;
 		}
 	}
@@ -185,7 +139,7 @@ static void on_read(uv_stream_t *st, ssize_t n, const uv_buf_t *b)
 		if (s->state == S_DATA)
 			log_info("%s: lost connection after DATA (%llu bytes)", s->peer,
 				 (unsigned long long)s->data_bytes);
-		session_close(s);
+		sess_close(s);
 		return;
 	}
 	if (n == 0)
@@ -205,293 +159,6 @@ static void reading(struct session *s, bool on)
 		uv_read_start(&s->h.stream, on_alloc, on_read);
 	else
 		uv_read_stop(&s->h.stream);
-}
-
-/* ---- the transaction ---- */
-
-static void tx_reset(struct session *s)
-{
-	if (s->writing)
-		intake_abort(&s->intake);
-	s->writing = false;
-	envelope_free(&s->env);
-	s->in_tx = false;
-	s->smtputf8 = false;
-	s->declared_size = 0;
-	s->data_bytes = 0;
-	s->too_big = false;
-}
-
-static void add_rcpt(const char *addr, void *arg)
-{
-	struct session *s = arg;
-	for (size_t i = 0; i < s->env.nrcpt; i++)
-		if (strcasecmp(s->env.rcpt[i].addr, addr) == 0)
-			return;	/* the same recipient twice gets one copy */
-	envelope_add_rcpt(&s->env, addr);
-}
-
-/* ---- room on the spool ---- */
-
-#define NO_ROOM "452 4.3.1 Error: insufficient system storage"
-
-/* Below [queue] min_free (with need octets more to come), or after a
- * write that failed for want of room: the client gets 452 4.3.1 until
- * there is room (the intake says so in the log, once each way). */
-static bool no_room(struct session *s, uint64_t need)
-{
-	return !intake_room(s->d, need);
-}
-
-/* Did the intake fail for want of room (below min_free, ENOSPC, EIO)? */
-static bool no_room_after(struct session *s, const struct err *e)
-{
-	if (!store_error_is_storage(e->sys))
-		return false;
-	intake_room_failed(s->d, e);
-	return true;
-}
-
-/* ---- commands ---- */
-
-static bool helo_name_ok(const char *h)
-{
-	if (!*h || strlen(h) > 255)
-		return false;
-	for (; *h; h++)
-		if (!isalnum((unsigned char)*h) && !strchr(".-_:[]", *h))
-			return false;
-	return true;
-}
-
-static void cmd_helo(struct session *s, const char *arg, bool esmtp)
-{
-	char size[32];
-	if (!*arg) {
-		reply(s, "501 5.5.4 Syntax: %s hostname", esmtp ? "EHLO" : "HELO");
-		return;
-	}
-	tx_reset(s);
-	snprintf(s->helo, sizeof s->helo, "%s", helo_name_ok(arg) ? arg : "unknown");
-	s->esmtp = esmtp;
-	if (!esmtp) {
-		reply(s, "250 %s", s->d->hostname);
-		return;
-	}
-	snprintf(size, sizeof size, "%llu", (unsigned long long)s->d->conf->queue.max_message_size);
-	reply(s, "250-%s", s->d->hostname);
-	reply(s, "250-PIPELINING");
-	reply(s, "250-SIZE %s", size);
-	reply(s, "250-8BITMIME");
-	reply(s, "250-SMTPUTF8");
-	reply(s, "250-ENHANCEDSTATUSCODES");
-	reply(s, "250 HELP");
-}
-
-/* ESMTP parameters of MAIL FROM; returns 0 or sends the error reply. */
-static int mail_params(struct session *s, const char *p)
-{
-	char tmp[SMTP_CMD_LINE_MAX];
-	snprintf(tmp, sizeof tmp, "%s", p);
-	char *save = NULL;
-	for (char *t = strtok_r(tmp, " ", &save); t; t = strtok_r(NULL, " ", &save)) {
-		size_t k;
-		if ((k = prefix_ci(t, "SIZE="))) {
-			uint64_t v;
-			if (parse_uint(t + k, UINT64_MAX, &v) < 0) {
-				reply(s, "501 5.5.4 Bad SIZE parameter");
-				return -1;
-			}
-			s->declared_size = v;
-		} else if ((k = prefix_ci(t, "BODY="))) {
-			if (strcasecmp(t + k, "7BIT") != 0 && strcasecmp(t + k, "8BITMIME") != 0) {
-				reply(s, "501 5.5.4 Bad BODY parameter");
-				return -1;
-			}
-		} else if (strcasecmp(t, "SMTPUTF8") == 0) {
-			s->smtputf8 = true;
-		} else {
-			reply(s, "555 5.5.4 Unsupported parameter");
-			return -1;
-		}
-	}
-	if (s->declared_size > s->d->conf->queue.max_message_size) {
-		reply(s, "552 5.3.4 Message size exceeds fixed limit");
-		return -1;
-	}
-	return 0;
-}
-
-static void cmd_mail(struct session *s, const char *arg)
-{
-	char addr[ADDR_MAX + 1];
-	const char *params;
-	struct err e;
-	size_t k = prefix_ci(arg, "FROM:");
-	if (!s->helo[0]) {
-		reply(s, "503 5.5.1 Error: send HELO/EHLO first");
-		return;
-	}
-	if (s->in_tx) {
-		reply(s, "503 5.5.1 Error: nested MAIL command");
-		return;
-	}
-	if (!k) {
-		reply(s, "501 5.5.4 Syntax: MAIL FROM:<address>");
-		return;
-	}
-	if (smtp_path_parse(arg + k, true, addr, sizeof addr, &params, &e) < 0) {
-		reply(s, "501 5.1.7 Bad sender address syntax: %s", e.msg);
-		return;
-	}
-	if (*params && (!s->esmtp || mail_params(s, params) < 0)) {
-		if (!s->esmtp)
-			reply(s, "555 5.5.4 Parameters need EHLO");
-		s->smtputf8 = false;
-		s->declared_size = 0;
-		return;
-	}
-	if (no_room(s, s->declared_size)) {
-		reply(s, NO_ROOM);
-		s->smtputf8 = false;
-		s->declared_size = 0;
-		return;
-	}
-	char *sender = sender_rewrite(s->d->conf, addr, NULL);
-	if (*sender && addr_check(sender, &e) < 0) {
-		free(sender);
-		reply(s, "553 5.1.7 Error: sender address once qualified: %s", e.msg);
-		s->smtputf8 = false;
-		s->declared_size = 0;
-		return;
-	}
-	envelope_init(&s->env);
-	s->env.sender = sender;
-	s->in_tx = true;
-	reply(s, "250 2.1.0 Ok");
-}
-
-static void cmd_rcpt(struct session *s, const char *arg)
-{
-	char addr[ADDR_MAX + 1];
-	const char *params;
-	struct err e;
-	size_t k = prefix_ci(arg, "TO:");
-	if (!s->in_tx) {
-		reply(s, "503 5.5.1 Error: need MAIL command");
-		return;
-	}
-	if (!k) {
-		reply(s, "501 5.5.4 Syntax: RCPT TO:<address>");
-		return;
-	}
-	if (smtp_path_parse(arg + k, false, addr, sizeof addr, &params, &e) < 0) {
-		reply(s, "501 5.1.3 Bad recipient address syntax: %s", e.msg);
-		return;
-	}
-	if (*params) {
-		reply(s, "555 5.5.4 Unsupported parameter");
-		return;
-	}
-	size_t before = s->env.nrcpt;
-	bool bad = rcpt_expand(s->d->conf, addr, add_rcpt, s, &e) < 0;
-	/* or qualified or aliased beyond what a queue file takes */
-	for (size_t i = before; i < s->env.nrcpt && !bad; i++)
-		bad = addr_check(s->env.rcpt[i].addr, &e) < 0;
-	bool too_many = s->env.nrcpt > s->d->conf->queue.max_recipients;
-	if (bad || too_many)
-		while (s->env.nrcpt > before)	/* take this RCPT back whole */
-			free(s->env.rcpt[--s->env.nrcpt].addr);
-	if (bad)
-		reply(s, "553 5.1.3 Error: recipient address once qualified: %s", e.msg);
-	else if (too_many)
-		reply(s, "452 4.5.3 Error: too many recipients");
-	else
-		reply(s, "250 2.1.5 Ok");
-}
-
-
-static void cmd_data(struct session *s, const char *arg)
-{
-	struct err e;
-	if (*arg) {
-		reply(s, "501 5.5.4 Syntax: DATA");
-		return;
-	}
-	if (!s->in_tx) {
-		reply(s, "503 5.5.1 Error: need MAIL command");
-		return;
-	}
-	if (s->env.nrcpt == 0) {
-		reply(s, "554 5.5.1 Error: no valid recipients");
-		return;
-	}
-	if (no_room(s, s->declared_size)) {
-		reply(s, NO_ROOM);
-		return;
-	}
-	struct origin o = { .way = s->is_unix ? WAY_SOCKET : WAY_TCP, .uid = s->uid,
-			    .login = s->login, .helo = s->helo, .peer = s->is_unix ? "" : s->peer,
-			    .esmtp = s->esmtp, .smtputf8 = s->smtputf8 };
-	if (intake_begin(s->d, &s->intake, &s->env, &o, &e) < 0) {
-		log_err("%s: cannot queue: %s", s->peer, e.msg);
-		reply(s, no_room_after(s, &e) ? NO_ROOM : "451 4.3.0 Error: queue file write error");
-		return;
-	}
-	s->writing = true;
-	data_reader_init(&s->dr);
-	s->state = S_DATA;
-	reply(s, "354 End data with <CR><LF>.<CR><LF>");
-}
-
-static void cmd_rset(struct session *s)
-{
-	tx_reset(s);
-	reply(s, "250 2.0.0 Ok");
-}
-
-static void dispatch(struct session *s, char *line)
-{
-	static const struct {
-		const char *verb;
-		int kind;
-	} verbs[] = {
-		{ "EHLO", 1 }, { "HELO", 2 }, { "MAIL", 3 }, { "RCPT", 4 }, { "DATA", 5 },
-		{ "RSET", 6 }, { "NOOP", 7 }, { "QUIT", 8 }, { "VRFY", 9 }, { "HELP", 10 },
-		{ "EXPN", 11 }, { "STARTTLS", 12 }, { "AUTH", 12 }, { "BDAT", 12 }, { "ETRN", 12 },
-	};
-	size_t vlen = strcspn(line, " ");
-	const char *arg = line + vlen;
-	while (*arg == ' ')
-		arg++;
-	int kind = 0;
-	for (size_t i = 0; i < ARRAY_LEN(verbs); i++)
-		if (strlen(verbs[i].verb) == vlen && strncasecmp(line, verbs[i].verb, vlen) == 0)
-			kind = verbs[i].kind;
-	switch (kind) {
-	case 1: cmd_helo(s, arg, true); return;
-	case 2: cmd_helo(s, arg, false); return;
-	case 3: cmd_mail(s, arg); break;
-	case 4: cmd_rcpt(s, arg); break;
-	case 5: cmd_data(s, arg); return;
-	case 6: cmd_rset(s); return;
-	case 7: reply(s, "250 2.0.0 Ok"); return;
-	case 8:
-		reply(s, "221 2.0.0 Bye");
-		flush_out(s);
-		session_close(s);
-		return;
-	case 9: reply(s, "252 2.5.2 Cannot VRFY user, but will accept message"); return;
-	case 10: reply(s, "214 2.0.0 See RFC 5321; commands: EHLO HELO MAIL RCPT DATA RSET NOOP QUIT VRFY"); return;
-	case 11: reply(s, "502 5.5.1 EXPN not available"); break;
-	case 12: reply(s, "502 5.5.1 Error: command not implemented"); break;
-	default: reply(s, "500 5.5.2 Error: command not recognized"); break;
-	}
-	if (s->bad_commands >= MAX_BAD_COMMANDS) {
-		reply(s, "421 4.7.0 %s Error: too many errors", s->d->hostname);
-		flush_out(s);
-		session_close(s);
-	}
 }
 
 /* ---- commit ---- */
@@ -515,27 +182,27 @@ static void commit_done(struct intake *in, void *arg)
 	s->works--;
 	if (in->rc == 0) {
 		if (s->state != S_CLOSING) {
-			reply(s, "250 2.0.0 Ok: queued as %s", intake_id(in));
-			flush_out(s);
+			sess_reply(s, "250 2.0.0 Ok: queued as %s", intake_id(in));
+			sess_flush(s);
 		}
 	} else {
 		log_err("%s: cannot queue message: %s", s->peer, in->err.msg);
-		bool full = no_room_after(s, &in->err);
+		bool full = sess_no_room_after(s, &in->err);
 		if (s->state != S_CLOSING)
-			reply(s, full ? NO_ROOM : "451 4.3.0 Error: queue file write error");
+			sess_reply(s, full ? NO_ROOM : "451 4.3.0 Error: queue file write error");
 	}
 	intake_free(in);
-	tx_reset(s);
+	sess_tx_reset(s);
 	if (s->state == S_CLOSING) {
-		session_close(s);	/* finish the close that waited for us */
+		sess_close(s);	/* finish the close that waited for us */
 		return;
 	}
 	s->state = S_CMD;
 	idle_restart(s);	/* the timer may have fired, unheeded, during the commit */
 	if (s->d->stopping) {
-		reply(s, "421 4.3.2 %s Service shutting down", s->d->hostname);
-		flush_out(s);
-		session_close(s);
+		sess_reply(s, "421 4.3.2 %s Service shutting down", s->d->hostname);
+		sess_flush(s);
+		sess_close(s);
 		return;
 	}
 	process_input(s);
@@ -550,8 +217,8 @@ static void end_of_data(struct session *s)
 		reject = "552 5.3.4 Error: message line too long (limit 65536 octets)";
 	if (reject) {
 		log_info("%s: message rejected: %s", s->peer, reject + 10);
-		reply(s, "%s", reject);
-		tx_reset(s);
+		sess_reply(s, "%s", reject);
+		sess_tx_reset(s);
 		s->state = S_CMD;
 		return;
 	}
@@ -575,7 +242,7 @@ static void flush_done(struct intake *in, void *arg)
 	s->flushing = false;
 	s->works--;
 	if (s->state == S_CLOSING)
-		session_close(s);	/* finish the close that waited for us */
+		sess_close(s);	/* finish the close that waited for us */
 	else
 		process_input(s);
 }
@@ -597,7 +264,7 @@ static void lookup_work(uv_work_t *req)
 	struct passwd pw, *res = NULL;
 	char tmp[4096];
 	if (getpwuid_r((uid_t)s->uid, &pw, tmp, sizeof tmp, &res) == 0 && res
-	    && helo_name_ok(res->pw_name))
+	    && sess_helo_name_ok(res->pw_name))
 		snprintf(s->login, sizeof s->login, "%s", res->pw_name);
 }
 
@@ -608,7 +275,7 @@ static void lookup_done(uv_work_t *req, int status)
 	s->works--;
 	s->looking_up = false;
 	if (s->state == S_CLOSING)
-		session_close(s);
+		sess_close(s);
 	else
 		process_input(s);	/* a DATA may be waiting */
 }
@@ -646,7 +313,7 @@ static bool process_command_line(struct session *s)
 	if (!nl) {
 		if (s->in.len >= SMTP_CMD_LINE_MAX) {
 			if (!s->discard_line)
-				reply(s, "500 5.5.2 Error: line too long");
+				sess_reply(s, "500 5.5.2 Error: line too long");
 			s->discard_line = true;
 			buf_reset(&s->in);
 		}
@@ -661,11 +328,11 @@ static bool process_command_line(struct session *s)
 	if (s->discard_line)
 		s->discard_line = false;
 	else if (len >= SMTP_CMD_LINE_MAX)
-		reply(s, "500 5.5.2 Error: line too long");
+		sess_reply(s, "500 5.5.2 Error: line too long");
 	else if (strlen(line) != len)
-		reply(s, "500 5.5.2 Error: NUL in command");
+		sess_reply(s, "500 5.5.2 Error: NUL in command");
 	else
-		dispatch(s, line);
+		sess_dispatch(s, line);
 	free(line);
 	return true;
 }
@@ -709,7 +376,7 @@ static void process_input(struct session *s)
 		stalled = run_input(s);
 		if (s->state == S_CLOSING)
 			return;
-		flush_out(s);	/* may write it all at once: then go on */
+		sess_flush(s);	/* may write it all at once: then go on */
 	} while (stalled && output_pending(s) < OUT_HIGH_WATER);
 	/* Input is not parsed while a commit runs (its 250 comes first), but
 	 * reading goes on unless the client piles up too much meanwhile or
@@ -726,9 +393,9 @@ static void on_idle_timeout(uv_timer_t *t)
 	if (s->committing || s->flushing || s->state == S_CLOSING)
 		return;
 	log_info("%s: idle timeout", s->peer);
-	reply(s, "421 4.4.2 %s Error: timeout exceeded", s->d->hostname);
-	flush_out(s);
-	session_close(s);
+	sess_reply(s, "421 4.4.2 %s Error: timeout exceeded", s->d->hostname);
+	sess_flush(s);
+	sess_close(s);
 }
 
 static void on_handle_closed(uv_handle_t *h)
@@ -743,7 +410,7 @@ static void on_handle_closed(uv_handle_t *h)
 	if (s->next)
 		s->next->prev = s->prev;
 	s->d->nsessions--;
-	tx_reset(s);
+	sess_tx_reset(s);
 	buf_free(&s->in);
 	buf_free(&s->out);
 	buf_free(&s->scratch);
@@ -752,7 +419,7 @@ static void on_handle_closed(uv_handle_t *h)
 	d->part_stopped(d);
 }
 
-static void session_close(struct session *s)
+void sess_close(struct session *s)
 {
 	if (uv_is_closing(&s->h.handle))
 		return;
@@ -827,7 +494,7 @@ void session_accept(struct daemon *d, uv_stream_t *server, bool is_unix)
 	buf_init(&s->scratch);
 	envelope_init(&s->env);
 	if (uv_accept(server, &s->h.stream) < 0) {
-		session_close(s);
+		sess_close(s);
 		return;
 	}
 	if (!is_unix)
@@ -837,20 +504,20 @@ void session_accept(struct daemon *d, uv_stream_t *server, bool is_unix)
 		start_lookup(s);
 	log_debug("%s: connect", s->peer);
 	if (d->nsessions > d->max_sessions || d->stopping) {
-		reply(s, "421 4.3.2 %s Service not available, too many connections", d->hostname);
-		flush_out(s);
-		session_close(s);
+		sess_reply(s, "421 4.3.2 %s Service not available, too many connections", d->hostname);
+		sess_flush(s);
+		sess_close(s);
 		return;
 	}
 	if (sessions_of(d, s->uid) > d->conf->listen.max_sessions_per_user) {
 		log_warn("%s: refused: more than %llu sessions of this user ([listen] max_sessions_per_user)",
 			 s->peer, (unsigned long long)d->conf->listen.max_sessions_per_user);
-		reply(s, "421 4.7.0 %s Error: too many connections from you", d->hostname);
-		flush_out(s);
-		session_close(s);
+		sess_reply(s, "421 4.7.0 %s Error: too many connections from you", d->hostname);
+		sess_flush(s);
+		sess_close(s);
 		return;
 	}
-	reply(s, "220 %s ESMTP outbox", d->hostname);
+	sess_reply(s, "220 %s ESMTP outbox", d->hostname);
 	idle_restart(s);
 	process_input(s);
 }
@@ -861,9 +528,9 @@ void sessions_shutdown(struct daemon *d, bool force)
 	for (s = d->sessions; s; s = next) {
 		next = s->next;
 		if (s->state == S_CMD || (force && s->state == S_DATA)) {
-			reply(s, "421 4.3.2 %s Service shutting down", d->hostname);
-			flush_out(s);
-			session_close(s);
+			sess_reply(s, "421 4.3.2 %s Service shutting down", d->hostname);
+			sess_flush(s);
+			sess_close(s);
 		}
 	}
 }

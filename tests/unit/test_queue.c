@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "../../common/queue.h"
+#include "../../common/dsnparam.h"
 
 static void make_env(struct envelope *env)
 {
@@ -119,6 +120,188 @@ static void malformed(void **state)
 	/* an embedded NUL in an address */
 	char nul[] = "outbox-queue 1\narrival 1\nuid 0\nflags 8bitmime=0 smtputf8=0\nfrom <>\nrcpt Q <c\0@d.example>\nend\n";
 	assert_int_equal(qrec_decode(nul, sizeof nul - 1, &env, &off, &e), -1);
+}
+
+/* The bytes today's (version 1) writer made for make_env(): plain mail
+ * keeps them, and a file of them still decodes after the upgrade. */
+static const char v1_bytes[] = "outbox-queue 1\narrival 1732700000.500000\nuid 1000\n"
+			       "flags 8bitmime=1 smtputf8=0\nfrom <a@example.org>\n"
+			       "rcpt Q <b@example.net>\nrcpt D <\"c d\"@example.net>\nend\nbody";
+
+static void version1_unchanged(void **state)
+{
+	(void)state;
+	struct envelope env, back;
+	struct buf b;
+	struct err e;
+	size_t off;
+	make_env(&env);
+	env.rcpt[1].status = RCPT_SENT;
+	buf_init(&b);
+	assert_int_equal(qrec_encode(&env, &b, &e), 0);
+	buf_adds(&b, "body");
+	assert_string_equal(b.data, v1_bytes);	/* no DSN asked: the old bytes */
+	assert_int_equal(qrec_decode(v1_bytes, sizeof v1_bytes - 1, &back, &off, &e), 0);
+	assert_string_equal(v1_bytes + off, "body");
+	assert_int_equal(back.nrcpt, 2);
+	assert_int_equal(back.rcpt[1].status, RCPT_SENT);
+	assert_int_equal(v1_bytes[back.rcpt[0].status_off], 'Q');
+	assert_int_equal(back.ret, RET_UNSET);
+	assert_null(back.envid);
+	assert_int_equal(back.rcpt[0].notify, 0);
+	assert_null(back.rcpt[0].orcpt);
+	envelope_free(&back);
+	envelope_free(&env);
+	buf_free(&b);
+}
+
+/* Every combination of RET, ENVID, NOTIFY and ORCPT goes into version
+ * 2 and comes back the same; the status byte is still updated in place. */
+static void dsn_round_trip(void **state)
+{
+	(void)state;
+	static const enum dsn_ret rets[] = { RET_UNSET, RET_FULL, RET_HDRS };
+	static const char *envids[] = { NULL, "ab+2Bc+20d" };
+	static const unsigned notifies[] = {
+		0, NOTIFY_NEVER, NOTIFY_SUCCESS, NOTIFY_FAILURE, NOTIFY_DELAY,
+		NOTIFY_SUCCESS | NOTIFY_FAILURE, NOTIFY_SUCCESS | NOTIFY_DELAY,
+		NOTIFY_FAILURE | NOTIFY_DELAY, NOTIFY_SUCCESS | NOTIFY_FAILURE | NOTIFY_DELAY,
+	};
+	static const char *orcpts[] = { NULL, "rfc822;b+2Bx@example.net" };
+	unsigned combos = 0;
+	for (size_t r = 0; r < ARRAY_LEN(rets); r++)
+	for (size_t i = 0; i < ARRAY_LEN(envids); i++)
+	for (size_t n = 0; n < ARRAY_LEN(notifies); n++)
+	for (size_t o = 0; o < ARRAY_LEN(orcpts); o++) {
+		struct envelope env, back;
+		struct buf b;
+		struct err e;
+		size_t off;
+		make_env(&env);
+		env.ret = rets[r];
+		env.envid = envids[i] ? strdup(envids[i]) : NULL;
+		env.rcpt[1].notify = notifies[n];	/* the quoted one: "c d" has a space */
+		env.rcpt[1].orcpt = orcpts[o] ? strdup(orcpts[o]) : NULL;
+		bool dsn = rets[r] || envids[i] || notifies[n] || orcpts[o];
+		buf_init(&b);
+		assert_int_equal(qrec_encode(&env, &b, &e), 0);
+		assert_memory_equal(b.data, dsn ? "outbox-queue 2\n" : "outbox-queue 1\n", 15);
+		buf_adds(&b, "X: y\r\n\r\n");
+		assert_int_equal(qrec_decode(b.data, b.len, &back, &off, &e), 0);
+		assert_string_equal(b.data + off, "X: y\r\n\r\n");
+		assert_int_equal(back.ret, rets[r]);
+		if (envids[i])
+			assert_string_equal(back.envid, envids[i]);
+		else
+			assert_null(back.envid);
+		assert_int_equal(back.rcpt[0].notify, 0);
+		assert_null(back.rcpt[0].orcpt);
+		assert_string_equal(back.rcpt[1].addr, "\"c d\"@example.net");
+		assert_int_equal(back.rcpt[1].notify, notifies[n]);
+		if (orcpts[o])
+			assert_string_equal(back.rcpt[1].orcpt, orcpts[o]);
+		else
+			assert_null(back.rcpt[1].orcpt);
+		for (size_t k = 0; k < 2; k++) {
+			assert_int_equal(b.data[back.rcpt[k].status_off], 'Q');
+			b.data[back.rcpt[k].status_off] = k ? RCPT_RELAYED : RCPT_FAILED;
+		}
+		envelope_free(&back);
+		assert_int_equal(qrec_decode(b.data, b.len, &back, &off, &e), 0);
+		assert_int_equal(back.rcpt[0].status, RCPT_FAILED);
+		assert_int_equal(back.rcpt[1].status, RCPT_RELAYED);
+		assert_int_equal(back.rcpt[1].notify, notifies[n]);
+		envelope_free(&back);
+		envelope_free(&env);
+		buf_free(&b);
+		combos++;
+	}
+	assert_int_equal(combos, 3 * 2 * 9 * 2);
+}
+
+/* What the encoder refuses: a value that would not decode. */
+static void dsn_encode_refuses(void **state)
+{
+	(void)state;
+	static const char *bad_envid[] = { "a b", "a\nrcpt Q <x@y>", "+0A", "" };
+	for (size_t i = 0; i < ARRAY_LEN(bad_envid); i++) {
+		struct envelope env;
+		struct buf b;
+		struct err e;
+		make_env(&env);
+		env.envid = strdup(bad_envid[i]);
+		buf_init(&b);
+		assert_int_equal(qrec_encode(&env, &b, &e), -1);
+		envelope_free(&env);
+		make_env(&env);
+		env.rcpt[0].orcpt = strdup(bad_envid[i]);
+		assert_int_equal(qrec_encode(&env, &b, &e), -1);
+		envelope_free(&env);
+		make_env(&env);
+		env.rcpt[0].notify = i == 0 ? (NOTIFY_NEVER | NOTIFY_SUCCESS) : 0x40;
+		assert_int_equal(qrec_encode(&env, &b, &e), -1);
+		envelope_free(&env);
+		buf_free(&b);
+	}
+}
+
+/* Forged or damaged version 2 headers: every field checked. */
+static void dsn_malformed(void **state)
+{
+	(void)state;
+#define HEAD2 "outbox-queue 2\narrival 1\nuid 0\nflags 8bitmime=0 smtputf8=0\nfrom <a@b.example>\n"
+#define HEAD1 "outbox-queue 1\narrival 1\nuid 0\nflags 8bitmime=0 smtputf8=0\nfrom <a@b.example>\n"
+	const char *good[] = {
+		HEAD2 "ret FULL\nenvid x\nrcpt Q <c@d.example> notify=NEVER orcpt=rfc822;c@d.example\nend\n",
+		HEAD2 "rcpt Q <c@d.example>\nend\n",
+		HEAD2 "envid x\nrcpt R <c@d.example> orcpt=utf-8;c@d.example\nend\n",
+	};
+	const char *bad[] = {
+		HEAD1 "ret FULL\nrcpt Q <c@d.example>\nend\n",	/* version 1 has none */
+		HEAD1 "rcpt Q <c@d.example> notify=NEVER\nend\n",
+		HEAD2 "ret full\nrcpt Q <c@d.example>\nend\n",
+		HEAD2 "ret FULLX\nrcpt Q <c@d.example>\nend\n",
+		HEAD2 "ret FULL\nret HDRS\nrcpt Q <c@d.example>\nend\n",
+		HEAD2 "envid x\nret FULL\nrcpt Q <c@d.example>\nend\n",	/* order */
+		HEAD2 "envid x\nenvid y\nrcpt Q <c@d.example>\nend\n",
+		HEAD2 "envid a b\nrcpt Q <c@d.example>\nend\n",
+		HEAD2 "envid +0A\nrcpt Q <c@d.example>\nend\n",	/* decodes to LF */
+		HEAD2 "envid +4a\nrcpt Q <c@d.example>\nend\n",	/* lower-case hex */
+		HEAD2 "envid a+\nrcpt Q <c@d.example>\nend\n",
+		HEAD2 "envid \nrcpt Q <c@d.example>\nend\n",
+		HEAD2 "rcpt Q <c@d.example> notify=NEVER,SUCCESS\nend\n",
+		HEAD2 "rcpt Q <c@d.example> notify=success\nend\n",	/* not canonical */
+		HEAD2 "rcpt Q <c@d.example> notify=FAILURE,SUCCESS\nend\n",
+		HEAD2 "rcpt Q <c@d.example> notify=\nend\n",
+		HEAD2 "rcpt Q <c@d.example> notify=NEVER notify=NEVER\nend\n",
+		HEAD2 "rcpt Q <c@d.example> orcpt=rfc822;x notify=NEVER\nend\n",	/* order */
+		HEAD2 "rcpt Q <c@d.example> orcpt=rfc822;\nend\n",
+		HEAD2 "rcpt Q <c@d.example> orcpt=;x\nend\n",
+		HEAD2 "rcpt Q <c@d.example> orcpt=rfc822\nend\n",
+		HEAD2 "rcpt Q <c@d.example> orcpt=rfc822;x y\nend\n",
+		HEAD2 "rcpt Q <c@d.example> \nend\n",
+		HEAD2 "rcpt Q <c@d.example>  notify=NEVER\nend\n",
+		HEAD2 "rcpt Q <c@d.example>notify=NEVER\nend\n",
+		HEAD2 "rcpt Q <c@d.example> bogus=1\nend\n",
+		HEAD2 "rcpt Q <c@d.example> notify=NEVER orcpt=rfc822;x extra\nend\n",
+	};
+	struct envelope env;
+	struct err e;
+	size_t off;
+	for (size_t i = 0; i < ARRAY_LEN(good); i++) {
+		if (qrec_decode(good[i], strlen(good[i]), &env, &off, &e) != 0)
+			fail_msg("refused good header #%zu: %s", i, e.msg);
+		envelope_free(&env);
+	}
+	for (size_t i = 0; i < ARRAY_LEN(bad); i++)
+		if (qrec_decode(bad[i], strlen(bad[i]), &env, &off, &e) == 0)
+			fail_msg("decoded malformed header #%zu", i);
+	char nul[] = HEAD2 "envid a\0b\nrcpt Q <c@d.example>\nend\n";
+	assert_int_equal(qrec_decode(nul, sizeof nul - 1, &env, &off, &e), -1);
+	char nul2[] = HEAD2 "rcpt Q <c@d.example> orcpt=rfc822;a\0b\nend\n";
+	assert_int_equal(qrec_decode(nul2, sizeof nul2 - 1, &env, &off, &e), -1);
+#undef HEAD1
+#undef HEAD2
 }
 
 /* IDs from several threads at once: every one different. */
@@ -752,7 +935,9 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(round_trip), cmocka_unit_test(encode_refuses_bad_input),
-		cmocka_unit_test(malformed), cmocka_unit_test(ids), cmocka_unit_test(ids_unique), cmocka_unit_test(commit_and_mark),
+		cmocka_unit_test(malformed), cmocka_unit_test(version1_unchanged),
+		cmocka_unit_test(dsn_round_trip), cmocka_unit_test(dsn_encode_refuses),
+		cmocka_unit_test(dsn_malformed), cmocka_unit_test(ids), cmocka_unit_test(ids_unique), cmocka_unit_test(commit_and_mark),
 		cmocka_unit_test(spare_files), cmocka_unit_test(spare_ripening), cmocka_unit_test(hold_and_delete), cmocka_unit_test(concurrent_commits),
 		cmocka_unit_test(names), cmocka_unit_test(flat_upgrade),
 	};

@@ -1,0 +1,199 @@
+"""The DSN request (RFC 3461) taken on every way in and kept with the
+message (issue 23 point 1): the socket's and the TCP listener's MAIL and
+RCPT parameters, the sendmail command's -N -R -V, pickup's X-Sender: and
+X-Receiver: lines; the queue record (version 2 only when asked) and what
+outbox show and outbox queue --json say of it."""
+import json
+import os
+import subprocess
+import time
+
+import pytest
+
+from conftest import IS_ROOT, RawClient, bucket_of
+
+MSG = b"From: a@client.example\r\nSubject: dsn\r\n\r\nbody\r\n"
+
+
+def header_lines(d, qid):
+    """The queue file's header lines (up to "end")."""
+    data = d.queue_file(qid)
+    return data.split(b"\nend\n", 1)[0].decode().split("\n")
+
+
+def submit_raw(c, mail, rcpts, ok=True):
+    """One transaction on a RawClient; the queue ID."""
+    assert c.cmd(mail)[0] == 250
+    for r in rcpts:
+        assert c.cmd(r)[0] == 250, r
+    assert c.cmd(b"DATA")[0] == 354
+    code, text = c.cmd(MSG + b".")
+    assert code == 250, text
+    return text.decode().rsplit(" ", 1)[1]
+
+
+def show(d, qid):
+    r = d.outbox("show", qid)
+    assert r.returncode == 0, r.stderr
+    return r.stdout.split("\n\n", 1)[0].split("\n")
+
+
+def queue_json(d, qid):
+    r = d.outbox("queue", "--json")
+    assert r.returncode == 0, r.stderr
+    for line in r.stdout.splitlines():
+        m = json.loads(line)
+        if m["id"] == qid:
+            return m
+    raise AssertionError("%s not listed: %s" % (qid, r.stdout))
+
+
+# ---- the socket and the TCP listener ----
+
+def test_ehlo_advertises_dsn(daemon):
+    c = daemon.raw()
+    code, text = c.cmd(b"EHLO me")
+    assert code == 250 and b"\n250-DSN\n" in text + b"\n", text
+    c.close()
+
+
+def test_parameters_are_kept_and_shown(daemon):
+    c = daemon.raw()
+    c.cmd(b"EHLO me")
+    qid = submit_raw(c, b"MAIL FROM:<a@client.example> RET=hdrs ENVID=Q+2B1/x",
+                     [b"RCPT TO:<b@x.example> NOTIFY=success,Failure ORCPT=rfc822;b+2Bo@x.example",
+                      b"RCPT TO:<c@x.example> notify=NEVER",
+                      b"RCPT TO:<d@x.example>"])
+    c.close()
+    head = header_lines(daemon, qid)
+    assert head[0] == "outbox-queue 2"
+    assert "ret HDRS" in head and "envid Q+2B1/x" in head
+    assert "rcpt Q <b@x.example> notify=SUCCESS,FAILURE orcpt=rfc822;b+2Bo@x.example" in head
+    assert "rcpt Q <c@x.example> notify=NEVER" in head
+    assert "rcpt Q <d@x.example>" in head
+    lines = show(daemon, qid)
+    assert "ret: HDRS" in lines and "envid: Q+2B1/x" in lines
+    rl = [l for l in lines if l.startswith("recipient:")]
+    assert rl[0].startswith("recipient: <b@x.example> ") and \
+        rl[0].endswith(" notify=SUCCESS,FAILURE orcpt=rfc822;b+2Bo@x.example"), rl
+    assert rl[1].endswith(" notify=NEVER"), rl
+    assert "notify" not in rl[2] and "orcpt" not in rl[2], rl
+    m = queue_json(daemon, qid)
+    assert m["ret"] == "HDRS" and m["envid"] == "Q+2B1/x"
+    r = {x["address"]: x for x in m["recipients"]}
+    assert r["b@x.example"]["notify"] == "SUCCESS,FAILURE"
+    assert r["b@x.example"]["orcpt"] == "rfc822;b+2Bo@x.example"
+    assert r["c@x.example"]["notify"] == "NEVER" and "orcpt" not in r["c@x.example"]
+    assert "notify" not in r["d@x.example"]
+
+
+def test_plain_mail_keeps_version_1(daemon):
+    c = daemon.raw()
+    c.cmd(b"EHLO me")
+    qid = submit_raw(c, b"MAIL FROM:<a@client.example>", [b"RCPT TO:<b@x.example>"])
+    c.close()
+    assert header_lines(daemon, qid)[0] == "outbox-queue 1"
+    lines = show(daemon, qid)
+    assert not [l for l in lines if l.startswith(("ret:", "envid:"))]
+    m = queue_json(daemon, qid)
+    assert "ret" not in m and "envid" not in m and "notify" not in m["recipients"][0]
+
+
+ENVID_94 = b"e" * 94      # "ENVID=" + 94 = 100 characters: RFC 3461 4.4's limit
+ORCPT_494 = b"rfc822;" + b"o" * 487   # "ORCPT=" + 494 = 500: 4.2's limit
+
+BAD_MAIL = [
+    (b"RET=X", 501), (b"RET=FULL RET=HDRS", 501), (b"RET=FULL ret=full", 501),
+    (b"ENVID=a+2", 501), (b"ENVID=", 501), (b"ENVID=a+0Ab", 501), (b"ENVID=a+4a", 501),
+    (b"ENVID=a ENVID=b", 501), (b"ENVID=" + ENVID_94 + b"e", 501), (b"XFOO=1", 555),
+]
+BAD_RCPT = [
+    (b"NOTIFY=NEVER,SUCCESS", 501), (b"NOTIFY=BOGUS", 501), (b"NOTIFY=", 501),
+    (b"NOTIFY=SUCCESS,SUCCESS", 501), (b"NOTIFY=SUCCESS NOTIFY=FAILURE", 501),
+    (b"ORCPT=rfc822", 501), (b"ORCPT=rfc822;", 501), (b"ORCPT=rfc822;a+0Ab", 501),
+    (b"ORCPT=rfc822;a ORCPT=rfc822;b", 501), (b"ORCPT=" + ORCPT_494 + b"o", 501),
+    (b"ORCPT=rfc822;\xc3\xa9@x.example", 501), (b"FOO=bar", 555),
+]
+
+
+@pytest.mark.parametrize("tcp", [False, True])
+def test_malformed_refused_and_session_goes_on(make_daemon, tcp):
+    """Each malformed parameter gets its code with 5.5.4, changes nothing,
+    and the session goes on: the limits themselves are taken.  (Two
+    sessions: one takes 20 refusals, MAX_BAD_COMMANDS.)"""
+    d = make_daemon(tcp=tcp)
+
+    def connect():
+        c = d.raw() if not tcp else RawClient(tcp=("127.0.0.1", d.tcp_port))
+        c.cmd(b"EHLO me")
+        return c
+
+    c = connect()
+    for param, code in BAD_MAIL:
+        got, text = c.cmd(b"MAIL FROM:<a@client.example> " + param)
+        assert (got, text[4:9]) == (code, b"5.5.4"), (param, text)
+    qid1 = submit_raw(c, b"MAIL FROM:<a@client.example> ENVID=" + ENVID_94, [b"RCPT TO:<b@x.example>"])
+    c.close()
+    assert "envid " + ENVID_94.decode() in header_lines(d, qid1)
+    c = connect()
+    assert c.cmd(b"MAIL FROM:<a@client.example>")[0] == 250
+    for param, code in BAD_RCPT:
+        got, text = c.cmd(b"RCPT TO:<b@x.example> " + param)
+        assert (got, text[4:9]) == (code, b"5.5.4"), (param, text)
+    assert c.cmd(b"RCPT TO:<b@x.example> ORCPT=" + ORCPT_494)[0] == 250
+    assert c.cmd(b"DATA")[0] == 354
+    code, text = c.cmd(MSG + b".")
+    assert code == 250
+    qid2 = text.decode().rsplit(" ", 1)[1]
+    c.close()
+    assert [l for l in header_lines(d, qid2) if l.startswith("rcpt ")] == \
+        ["rcpt Q <b@x.example> orcpt=" + ORCPT_494.decode()]
+
+
+def test_parameters_need_ehlo(daemon):
+    c = daemon.raw()
+    c.cmd(b"HELO me")
+    code, text = c.cmd(b"MAIL FROM:<a@client.example> RET=FULL")
+    assert code == 555, text
+    assert c.cmd(b"MAIL FROM:<a@client.example>")[0] == 250
+    assert c.cmd(b"RCPT TO:<b@x.example> NOTIFY=NEVER")[0] == 555
+    c.close()
+
+
+def test_aliased_recipient_carries_the_request(make_daemon):
+    d = make_daemon(extra={"aliases": {"team": "p@x.example, q@x.example"}})
+    c = d.raw()
+    c.cmd(b"EHLO me")
+    qid = submit_raw(c, b"MAIL FROM:<a@client.example>", [b"RCPT TO:<team> NOTIFY=DELAY"])
+    c.close()
+    head = header_lines(d, qid)
+    assert "rcpt Q <p@x.example> notify=DELAY" in head
+    assert "rcpt Q <q@x.example> notify=DELAY" in head
+
+
+# ---- the upgrade: a file of the version before ----
+
+def test_version_1_file_is_delivered_after_the_upgrade(relay_daemon):
+    """A queue file as the release before wrote it (version 1, one
+    recipient already delivered) goes out unchanged: the decoder of
+    version 2 still reads it."""
+    d, up = relay_daemon(start=False)
+    d.start()
+    d.stop()
+    qid = "6B0E000000000ABD"
+    path = os.path.join(d.spool, "queue", bucket_of(qid), qid)
+    with open(path, "wb") as f:
+        f.write(b"outbox-queue 1\narrival 1800000000.000000\nuid 1000\n"
+                b"flags 8bitmime=0 smtputf8=0\nfrom <old@s.example>\n"
+                b"rcpt D <done@r.example>\nrcpt Q <due@r.example>\nend\n"
+                b"Subject: from before\r\n\r\nold body\r\n")
+    if IS_ROOT:
+        subprocess.run(["chown", "outbox:outbox", path], check=True)
+    d.start()
+    up.wait_for(1, timeout=30)
+    time.sleep(0.5)
+    assert len(up.messages) == 1
+    m = up.messages[0]
+    assert m.mail_from == "old@s.example" and m.rcpt_tos == ["due@r.example"]
+    assert m.data.endswith(b"Subject: from before\r\n\r\nold body\r\n")
+    assert d.queue_ids() == []
