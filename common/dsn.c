@@ -10,6 +10,7 @@
  * it.  The boundary is checked against everything the report holds.
  */
 #include "dsn_int.h"
+#include "dsnparam.h"
 
 #include <ctype.h>
 #include <stdio.h>
@@ -83,16 +84,9 @@ void dsn_status_of(const char *reply, enum dsn_action action, char out[16])
 
 void dsn_xtext_decode(const char *s, struct buf *out)
 {
-	for (; s && *s; s++) {
-		unsigned v;
-		if (*s == '+' && isxdigit((unsigned char)s[1]) && isxdigit((unsigned char)s[2])
-		    && sscanf(s + 1, "%2x", &v) == 1) {
-			buf_addc(out, (char)v);
-			s += 2;
-			continue;
-		}
-		buf_addc(out, *s);
-	}
+	size_t n = s ? strlen(s) : 0;
+	if (n && xtext_decode(s, n, out) < 0)
+		buf_add(out, s, n);	/* not xtext (the queue file's checks let none by) */
 	buf_reserve(out, 1);
 	out->data[out->len] = '\0';
 }

@@ -90,8 +90,8 @@ struct dsn_input {
  * relayed).  A relayed recipient's status is always of class 2. */
 void dsn_status_of(const char *reply, enum dsn_action action, char out[16]);
 
-/* xtext (RFC 3461 section 4) decoded: "+HH" is the octet HH; appended
- * to out.  A malformed "+" stays as it is. */
+/* An ENVID or ORCPT value decoded from xtext (dsnparam.h), appended to
+ * out and terminated; a value that is not xtext goes as it is. */
 void dsn_xtext_decode(const char *s, struct buf *out);
 
 /* Is the report global (RFC 6533)?  A message needed SMTPUTF8, or an

@@ -424,12 +424,12 @@ static void ret_full_too_big_and_hdrs(void **state)
 }
 
 /* A message that needed SMTPUTF8: the global form throughout (RFC
- * 6533), RET=FULL as message/global; and a UTF-8 ORCPT, decoded. */
+ * 6533), RET=FULL as message/global, ORCPT decoded. */
 static void global_report(void **state)
 {
 	(void)state;
 	static const char utf8msg[] = "From: =?utf-8?q?J=C3=B6rg?= <j\xc3\xb6rg@example.org>\r\nSubject: x\r\n\r\nbody\r\n";
-	struct dsn_rcpt r[] = { { "b@r.example", DSN_FAILED, "550 5.1.1 no", "mx.r.example", "rfc822;j+C3+B6rg@r.example" } };
+	struct dsn_rcpt r[] = { { "b@r.example", DSN_FAILED, "550 5.1.1 no", "mx.r.example", "rfc822;b+2Bx@r.example" } };
 	struct dsn_input in = input(r, 1);
 	in.sender = "j\xc3\xb6rg@example.org";
 	one_msg.utf8 = true;
@@ -449,7 +449,7 @@ static void global_report(void **state)
 	char want[400];
 	snprintf(want, sizeof want, "%sContent-Type: message/global-delivery-status\r\n\r\nReporting-MTA:", sep);
 	assert_non_null(strstr(b.data, want));
-	assert_non_null(strstr(b.data, "Original-Recipient: rfc822; j\xc3\xb6rg@r.example\r\nFinal-Recipient: rfc822; b@r.example\r\n"));
+	assert_non_null(strstr(b.data, "Original-Recipient: rfc822; b+x@r.example\r\nFinal-Recipient: rfc822; b@r.example\r\n"));
 	snprintf(want, sizeof want, "%sContent-Type: message/global\r\nContent-Transfer-Encoding: 8bit\r\n\r\n", sep);
 	const char *p = strstr(b.data, want);
 	assert_non_null(p);
@@ -490,7 +490,7 @@ static void xtext(void **state)
 	(void)state;
 	static const struct { const char *in, *want; } c[] = {
 		{ "QQ+2B314159", "QQ+314159" }, { "a+3Db", "a=b" }, { "+", "+" }, { "+4", "+4" }, { "+zz", "+zz" },
-		{ "", "" },
+		{ "", "" }, { "a b", "a b" },
 	};
 	for (size_t i = 0; i < sizeof c / sizeof c[0]; i++) {
 		struct buf b;
