@@ -220,6 +220,8 @@ class _Handler:
             responses.insert(1, "250-PIPELINING")
         if self.up.chunking:
             responses.insert(-1, "250-CHUNKING")
+        if getattr(self.up, "dsn", False):   # offer DSN (RFC 3461): set up.dsn = True
+            responses.insert(-1, "250-DSN")
         return responses
 
     async def handle_MAIL(self, server, session, envelope, address, mail_options):
