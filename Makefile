@@ -338,6 +338,12 @@ $(BUILD)/tests/test_attempt: tests/unit/test_attempt.c $(BUILD)/daemon/attempt.o
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(PKG_CFLAGS) -o $@ $(filter %.c %.o %.a,$^) $(ALL_LDFLAGS) $(LIBS) -lcmocka
 
+# the report policy of an attempt (RFC 3461 NOTIFY, issue 23): attempt.c as test_attempt
+$(BUILD)/tests/test_dsn_policy: tests/unit/test_dsn_policy.c $(BUILD)/daemon/attempt.o $(BUILD)/daemon/spool_log.o \
+		$(BUILD)/libcommon.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(PKG_CFLAGS) -o $@ $(filter %.c %.o %.a,$^) $(ALL_LDFLAGS) $(LIBS) -lcmocka
+
 FUZZ_ENGINE := $(FUZZ_BUILD)/daemon/transfer.o $(FUZZ_BUILD)/daemon/attempt.o $(FUZZ_BUILD)/daemon/spool_log.o
 $(FUZZ_BUILD)/fuzz_transfer: tests/fuzz/fuzz_transfer.c tests/fuzz/fuzz.h tests/unit/engine_fake.h $(FUZZ_ENGINE) \
 		$(FUZZ_COMMON)

@@ -1,12 +1,16 @@
 /*
- * dsn.c - delivery status notifications (dsn.h).
+ * dsn.c - delivery status notifications (dsn.h): the report's header,
+ * its delivery-status part and what it attaches of the original; the
+ * words are dsn_words.c's.
  *
- * Text that comes from outside (an upstream's reply, an address, the
- * original header section) goes in only through one_line() or as the
- * attached header section, whose lines are kept as they are; the
- * boundary is checked against everything the report holds.
+ * Text that comes from outside (an upstream's reply, an address, a
+ * decoded ENVID or ORCPT) goes in only through dsn_one_line(); the
+ * attached header section is normalised to CRLF lines within 998
+ * octets; a message returned whole (RET=FULL) goes as the queue holds
+ * it.  The boundary is checked against everything the report holds.
  */
-#include "dsn.h"
+#include "dsn_int.h"
+#include "dsnparam.h"
 
 #include <ctype.h>
 #include <stdio.h>
@@ -15,21 +19,13 @@
 #include <strings.h>
 #include <time.h>
 
-#define REPLY_MAX 900	/* a reply quoted in the report, in octets: lines stay under 998 */
-
-/* s on one line: control characters become spaces, runs of spaces one,
- * at most max octets (not in the middle of a UTF-8 character). */
-static void one_line(struct buf *out, const char *s, size_t max)
+void dsn_one_line(struct buf *out, const char *s, size_t max)
 {
 	size_t start = out->len, n = 0;
 	bool space = false;
 	for (; s && *s && n < max; s++) {
 		unsigned char c = (unsigned char)*s;
-		if (c < 0x20 || c == 0x7f) {
-			space = n > 0;
-			continue;
-		}
-		if (c == ' ') {
+		if (c <= 0x20 || c == 0x7f) {	/* control characters and spaces */
 			space = n > 0;
 			continue;
 		}
@@ -41,7 +37,7 @@ static void one_line(struct buf *out, const char *s, size_t max)
 		buf_addc(out, (char)c);
 		n++;
 	}
-	if (*s && out->len > start) {	/* cut: not in the middle of a character */
+	if (s && *s && out->len > start) {	/* cut: not in the middle of a character */
 		size_t p = out->len;
 		while (p > start && ((unsigned char)out->data[p - 1] & 0xC0) == 0x80)
 			p--;
@@ -50,29 +46,52 @@ static void one_line(struct buf *out, const char *s, size_t max)
 		if (lead >= 0xC0 && out->len - (p - 1) < want)
 			out->len = p - 1;
 	}
+	buf_reserve(out, 1);
 	out->data[out->len] = '\0';
+}
+
+/* An enhanced status code (RFC 3463) at p: class 2, 4 or 5, then a
+ * space or the end; its length, or 0. */
+static int enhanced_at(const char *p, unsigned *a, unsigned *b, unsigned *c)
+{
+	int used = 0;
+	if (!isdigit((unsigned char)p[0]) || p[1] != '.')
+		return 0;
+	if (sscanf(p, "%1u.%3u.%3u%n", a, b, c, &used) != 3 || !(*a == 2 || *a == 4 || *a == 5))
+		return 0;
+	return p[used] == '\0' || p[used] == ' ' ? used : 0;
 }
 
 void dsn_status_of(const char *reply, enum dsn_action action, char out[16])
 {
 	const char *p = reply ? reply : "";
-	int cls = action == DSN_DELAYED ? 4 : 5;
+	int cls = action == DSN_DELAYED ? 4 : action == DSN_RELAYED ? 2 : 5;
+	unsigned a, b, c;
 	if (isdigit((unsigned char)p[0]) && isdigit((unsigned char)p[1]) && isdigit((unsigned char)p[2])) {
-		p += 3;
+		p += 3;	/* a reply: its code follows the reply code */
 		while (*p == ' ' || *p == '-')
 			p++;
-		unsigned a, b, c;
-		int used = 0;
-		if (sscanf(p, "%1u.%3u.%3u%n", &a, &b, &c, &used) == 3 && (a == 2 || a == 4 || a == 5)
-		    && (p[used] == '\0' || p[used] == ' ')) {
-			snprintf(out, 16, "%u.%u.%u", a == 2 ? (unsigned)cls : a, b, c);
+	}
+	if (enhanced_at(p, &a, &b, &c)) {
+		/* news of success is of class 2 and nothing else is */
+		if ((action == DSN_RELAYED) == (a == 2)) {
+			snprintf(out, 16, "%u.%u.%u", a, b, c);
 			return;
 		}
 	}
 	snprintf(out, 16, "%d.0.0", cls);
 }
 
-static void rfc5322_date(double t, char *out, size_t n)
+void dsn_xtext_decode(const char *s, struct buf *out)
+{
+	size_t n = s ? strlen(s) : 0;
+	if (n && xtext_decode(s, n, out) < 0)
+		buf_add(out, s, n);	/* not xtext (the queue file's checks let none by) */
+	buf_reserve(out, 1);
+	out->data[out->len] = '\0';
+}
+
+void dsn_date(double t, char *out, size_t n)
 {
 	time_t tt = (time_t)t;
 	struct tm tm;
@@ -80,7 +99,7 @@ static void rfc5322_date(double t, char *out, size_t n)
 	strftime(out, n, "%a, %d %b %Y %H:%M:%S %z", &tm);
 }
 
-static bool is_ascii(const char *s)
+bool dsn_ascii(const char *s)
 {
 	for (; s && *s; s++)
 		if ((unsigned char)*s >= 0x80)
@@ -88,8 +107,7 @@ static bool is_ascii(const char *s)
 	return true;
 }
 
-/* The Subject field of a header section, unfolded, or NULL. */
-static char *subject_of(const char *h, size_t n)
+char *dsn_subject_of(const char *h, size_t n)
 {
 	for (size_t i = 0; i < n;) {
 		const char *eol = memchr(h + i, '\n', n - i);
@@ -115,119 +133,134 @@ static char *subject_of(const char *h, size_t n)
 	return NULL;
 }
 
-static bool all_ascii(const struct dsn_input *in)
+bool dsn_has(const struct dsn_input *in, const struct dsn_message *m, enum dsn_action a)
 {
-	for (size_t m = 0; m < in->nmsg; m++) {
-		const struct dsn_message *msg = &in->msg[m];
-		for (size_t i = 0; i < msg->nrcpt; i++)
-			if (!is_ascii(msg->rcpt[i].addr) || !is_ascii(msg->rcpt[i].reply))
-				return false;
-		if (in->nmsg > 1) {	/* a summary quotes each Subject */
-			char *subj = subject_of(msg->headers, msg->headers_len);
-			bool ascii = is_ascii(subj);
-			free(subj);
-			if (!ascii)
-				return false;
-		}
+	for (size_t k = 0; k < in->nmsg; k++) {
+		const struct dsn_message *msg = &in->msg[k];
+		for (size_t i = 0; (!m || m == msg) && i < msg->nrcpt; i++)
+			if (msg->rcpt[i].action == a)
+				return true;
 	}
-	return is_ascii(in->sender);
+	return false;
 }
 
-static void list_rcpts(const struct dsn_message *m, bool delayed, struct buf *b)
+bool dsn_returns_whole(const struct dsn_input *in, const struct dsn_message *m)
 {
-	for (size_t i = 0; i < m->nrcpt; i++) {
-		const struct dsn_rcpt *r = &m->rcpt[i];
-		if ((r->action == DSN_DELAYED) != delayed)
-			continue;
-		buf_adds(b, "  <");
-		one_line(b, r->addr, REPLY_MAX);
-		buf_adds(b, ">:\r\n    ");
-		one_line(b, *r->reply ? r->reply : "no reason given", REPLY_MAX);
-		buf_adds(b, "\r\n");
-	}
+	return in->nmsg == 1 && m->ret == RET_FULL && m->content && m->size <= m->size_max
+	       && dsn_has(in, m, DSN_FAILED);
 }
 
-static void what_happened(const struct dsn_input *in, bool delayed, struct buf *b)
+static bool decoded_ascii(const char *xtext)
 {
-	bool one = in->nmsg == 1;
-	if (delayed)
-		buf_printf(b, "%s not been delivered yet to the recipients below.\r\n"
-			      "Nothing needs to be done: %s tried again until %s after it\r\n"
-			      "arrived, and you will hear again only if it fails for good.\r\n\r\n",
-			   one ? "Your message has" : "Messages you sent have", one ? "it is" : "each is",
-			   in->lifetime);
-	else
-		buf_printf(b, "%s could not be delivered to the recipients below, and\r\n"
-			      "will not be tried again for them. The reason is given after each\r\n"
-			      "address, as the receiving mail system gave it.\r\n\r\n",
-			   one ? "Your message" : "Messages you sent");
+	struct buf d;
+	buf_init(&d);
+	dsn_xtext_decode(xtext, &d);
+	bool ascii = dsn_ascii(d.data);
+	buf_free(&d);
+	return ascii;
 }
 
-/* The words for a human: what happened, to whom, and why. */
-static void explanation(const struct dsn_input *in, bool delayed, struct buf *b)
+static bool message_global(const struct dsn_input *in, const struct dsn_message *m)
 {
-	char when[64];
-	buf_printf(b, "This is the mail system at %s.\r\n\r\n", in->reporting_mta);
-	what_happened(in, delayed, b);
-	if (in->nmsg == 1) {
-		list_rcpts(&in->msg[0], delayed, b);
-		rfc5322_date(in->msg[0].arrival, when, sizeof when);
-		buf_printf(b, "\r\nThe message arrived on %s\r\n(queue ID %s). Its header section is attached;\r\n"
-			      "the message itself is not.\r\n", when, in->msg[0].queue_id);
-		return;
-	}
-	buf_printf(b, "These %zu messages are reported together, so that many failures\r\n"
-		      "make one report.\r\n", in->nmsg);
-	for (size_t m = 0; m < in->nmsg; m++) {
-		const struct dsn_message *msg = &in->msg[m];
-		char *subj = subject_of(msg->headers, msg->headers_len);
-		rfc5322_date(msg->arrival, when, sizeof when);
-		buf_printf(b, "\r\nMessage %zu of %zu (queue ID %s), arrived on %s\r\n", m + 1, in->nmsg,
-			   msg->queue_id, when);
-		buf_adds(b, "Subject: ");
-		one_line(b, subj ? subj : "(none)", 200);
-		buf_adds(b, "\r\n");
+	if (m->utf8 || !decoded_ascii(m->envid))
+		return true;
+	for (size_t i = 0; i < m->nrcpt; i++)
+		if (!dsn_ascii(m->rcpt[i].addr) || !dsn_ascii(m->rcpt[i].reply) || !decoded_ascii(m->rcpt[i].orcpt))
+			return true;
+	if (in->nmsg > 1) {	/* a summary quotes each Subject */
+		char *subj = dsn_subject_of(m->headers, m->headers_len);
+		bool ascii = dsn_ascii(subj);
 		free(subj);
-		list_rcpts(msg, delayed, b);
+		if (!ascii)
+			return true;
 	}
+	return false;
 }
 
+bool dsn_is_global(const struct dsn_input *in)
+{
+	for (size_t k = 0; k < in->nmsg; k++)
+		if (message_global(in, &in->msg[k]))
+			return true;
+	return !dsn_ascii(in->sender);
+}
+
+/* "Original-Recipient: rfc822; <address>" from ORCPT as given: the
+ * address type, then the address decoded from xtext (RFC 3461 section
+ * 6.3 d, RFC 3464 section 2.3.1). */
+static void original_recipient(const char *orcpt, struct buf *b)
+{
+	const char *semi = strchr(orcpt, ';');
+	struct buf addr, type;
+	buf_init(&addr);
+	buf_init(&type);
+	buf_add(&type, orcpt, semi ? (size_t)(semi - orcpt) : 0);
+	buf_addc(&type, '\0');
+	dsn_xtext_decode(semi ? semi + 1 : orcpt, &addr);
+	buf_adds(b, "Original-Recipient: ");
+	dsn_one_line(b, semi && *type.data ? type.data : "rfc822", 32);
+	buf_adds(b, "; ");
+	dsn_one_line(b, addr.data, DSN_REPLY_MAX);
+	buf_adds(b, "\r\n");
+	buf_free(&addr);
+	buf_free(&type);
+}
+
+static const char *action_name(enum dsn_action a)
+{
+	return a == DSN_FAILED ? "failed" : a == DSN_RELAYED ? "relayed" : "delayed";
+}
+
+/* One recipient's block, its fields in the order of RFC 3464 section 2.3. */
 static void status_rcpt(const struct dsn_rcpt *r, const char *summary_of, struct buf *b)
 {
 	char st[16];
 	dsn_status_of(r->reply, r->action, st);
-	buf_printf(b, "\r\nFinal-Recipient: %s; ", is_ascii(r->addr) ? "rfc822" : "utf-8");
-	one_line(b, r->addr, REPLY_MAX);
-	buf_printf(b, "\r\nAction: %s\r\nStatus: %s\r\n", r->action == DSN_FAILED ? "failed" : "delayed", st);
+	buf_adds(b, "\r\n");
+	if (r->orcpt)
+		original_recipient(r->orcpt, b);
+	buf_printf(b, "Final-Recipient: %s; ", dsn_ascii(r->addr) ? "rfc822" : "utf-8");
+	dsn_one_line(b, r->addr, DSN_REPLY_MAX);
+	buf_printf(b, "\r\nAction: %s\r\nStatus: %s\r\n", action_name(r->action), st);
 	if (r->remote_mta && *r->remote_mta) {
 		buf_adds(b, "Remote-MTA: dns; ");
-		one_line(b, r->remote_mta, 255);
+		dsn_one_line(b, r->remote_mta, 255);
 		buf_adds(b, "\r\n");
 	}
 	if (r->reply && *r->reply) {
-		bool smtp = isdigit((unsigned char)r->reply[0]);
+		bool smtp = isdigit((unsigned char)r->reply[0]) && isdigit((unsigned char)r->reply[1]);
 		buf_adds(b, smtp ? "Diagnostic-Code: smtp; " : "Diagnostic-Code: x-outbox; ");
-		one_line(b, r->reply, REPLY_MAX);
+		dsn_one_line(b, r->reply, DSN_REPLY_MAX);
 		buf_adds(b, "\r\n");
 	}
 	if (summary_of)	/* an extension field (RFC 3464 section 2.4) */
 		buf_printf(b, "X-Outbox-Queue-ID: %s\r\n", summary_of);
 }
 
-/* Per-message fields, then a block per recipient.  A summary's
- * per-message fields are the report's alone: the message of each
- * recipient is named in its block. */
+/* Per-message fields (RFC 3464 section 2.2, in its order), then a block
+ * per recipient.  A summary's per-message fields are the report's
+ * alone: the message of each recipient is named in its block. */
 static void status_part(const struct dsn_input *in, struct buf *b)
 {
 	char when[64];
+	const struct dsn_message *m = &in->msg[0];
+	if (in->nmsg == 1 && m->envid) {
+		struct buf id;
+		buf_init(&id);
+		dsn_xtext_decode(m->envid, &id);
+		buf_adds(b, "Original-Envelope-Id: ");
+		dsn_one_line(b, id.data, DSN_REPLY_MAX);
+		buf_adds(b, "\r\n");
+		buf_free(&id);
+	}
 	buf_printf(b, "Reporting-MTA: dns; %s\r\n", in->reporting_mta);
 	if (in->nmsg == 1) {
-		rfc5322_date(in->msg[0].arrival, when, sizeof when);
-		buf_printf(b, "X-Outbox-Queue-ID: %s\r\nArrival-Date: %s\r\n", in->msg[0].queue_id, when);
+		dsn_date(m->arrival, when, sizeof when);
+		buf_printf(b, "Arrival-Date: %s\r\nX-Outbox-Queue-ID: %s\r\n", when, m->queue_id);
 	}
-	for (size_t m = 0; m < in->nmsg; m++)
-		for (size_t i = 0; i < in->msg[m].nrcpt; i++)
-			status_rcpt(&in->msg[m].rcpt[i], in->nmsg > 1 ? in->msg[m].queue_id : NULL, b);
+	for (size_t k = 0; k < in->nmsg; k++)
+		for (size_t i = 0; i < in->msg[k].nrcpt; i++)
+			status_rcpt(&in->msg[k].rcpt[i], in->nmsg > 1 ? in->msg[k].queue_id : NULL, b);
 }
 
 /* The original header section, up to its end: each line ends in CRLF
@@ -261,55 +294,78 @@ static void attach_headers(const char *h, size_t n, struct buf *out)
 		buf_adds(out, "\r\n");
 }
 
+static bool holds(const char *p, size_t n, const char *s)
+{
+	return p && memmem(p, n, s, strlen(s)) != NULL;
+}
+
 /* A boundary that occurs in none of the parts. */
 static void choose_boundary(const struct dsn_input *in, const struct buf *parts, char out[80])
 {
 	for (unsigned long long k = in->rnd;; k = k * 6364136223846793005ULL + 1442695040888963407ULL) {
 		snprintf(out, 80, "=_outbox_%s_%016llx", in->msg[0].queue_id, k);
-		bool taken = strstr(parts->data ? parts->data : "", out) != NULL;
+		bool taken = holds(parts->data, parts->len, out);
 		for (size_t m = 0; m < in->nmsg && !taken; m++)
-			taken = memmem(in->msg[m].headers, in->msg[m].headers_len, out, strlen(out)) != NULL;
+			taken = holds(in->msg[m].headers, in->msg[m].headers_len, out)
+				|| holds(in->msg[m].content, in->msg[m].content_len, out);
 		if (!taken)
 			return;
 	}
 }
 
-static bool all_delayed(const struct dsn_input *in)
-{
-	bool delayed = false;
-	for (size_t m = 0; m < in->nmsg; m++)
-		for (size_t i = 0; i < in->msg[m].nrcpt; i++) {
-			if (in->msg[m].rcpt[i].action != DSN_DELAYED)
-				return false;
-			delayed = true;
-		}
-	return delayed;
-}
-
-static void report_header(const struct dsn_input *in, bool delayed, const char *boundary, struct buf *out)
+static void report_header(const struct dsn_input *in, bool global, const char *boundary, struct buf *out)
 {
 	char date[64], count[48] = "";
-	rfc5322_date(in->now, date, sizeof date);
+	dsn_date(in->now, date, sizeof date);
 	if (in->nmsg > 1)
 		snprintf(count, sizeof count, " (%zu messages)", in->nmsg);
-	buf_printf(out, "From: Mail Delivery System <MAILER-DAEMON@%s>\r\nTo: <%s>\r\n", in->from_domain,
-		   in->sender);
-	buf_printf(out, "Subject: %s%s\r\nDate: %s\r\nMessage-ID: <%016llx.%s@%s>\r\n",
-		   delayed ? "Delayed Mail (still being retried)" : "Undelivered Mail Returned to Sender",
-		   count, date, in->rnd, in->msg[0].queue_id, in->from_domain);
+	buf_printf(out, "From: Mail Delivery System <MAILER-DAEMON@%s>\r\nTo: <", in->from_domain);
+	dsn_one_line(out, in->sender, DSN_REPLY_MAX);
+	buf_printf(out, ">\r\nSubject: %s%s\r\nDate: %s\r\nMessage-ID: <%016llx.%s@%s>\r\n", dsn_subject(in), count,
+		   date, in->rnd, in->msg[0].queue_id, in->from_domain);
 	buf_printf(out, "Auto-Submitted: auto-replied\r\nMIME-Version: 1.0\r\n"
-			"Content-Type: multipart/report; report-type=delivery-status;\r\n"
+			"Content-Type: multipart/report; report-type=%s;\r\n"
 			"\tboundary=\"%s\"\r\n\r\n"
-			"This is a MIME-formatted delivery status notification.\r\n\r\n", boundary);
+			"This is a MIME-formatted delivery status notification.\r\n\r\n",
+		   global ? "global-delivery-status" : "delivery-status", boundary);
+}
+
+static bool eight_bit(const char *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)p[i] >= 0x80)
+			return true;
+	return false;
+}
+
+/* The third part: the whole message (RET=FULL) or its header section. */
+static void attach_original(const struct dsn_input *in, bool global, const char *boundary, struct buf *out)
+{
+	const struct dsn_message *m = &in->msg[0];
+	struct buf part;
+	buf_init(&part);
+	bool whole = dsn_returns_whole(in, m);
+	if (whole)
+		buf_add(&part, m->content, m->content_len);
+	else
+		attach_headers(m->headers, m->headers_len, &part);
+	const char *type = whole ? (global ? "message/global" : "message/rfc822")
+				 : (global ? "message/global-headers" : "text/rfc822-headers");
+	buf_printf(out, "\r\n--%s\r\nContent-Type: %s\r\n%s\r\n", boundary, type,
+		   eight_bit(part.data, part.len) ? "Content-Transfer-Encoding: 8bit\r\n" : "");
+	buf_add(out, part.data, part.len);
+	if (part.len >= 2 && memcmp(part.data + part.len - 2, "\r\n", 2) != 0)
+		buf_adds(out, "\r\n");	/* the boundary's CRLF is its own */
+	buf_free(&part);
 }
 
 void dsn_build(const struct dsn_input *in, struct buf *out)
 {
-	bool delayed = all_delayed(in);
+	bool global = dsn_is_global(in);
 	struct buf text, status;
 	buf_init(&text);
 	buf_init(&status);
-	explanation(in, delayed, &text);
+	dsn_explanation(in, &text);
 	status_part(in, &status);
 	struct buf both;
 	buf_init(&both);
@@ -317,18 +373,16 @@ void dsn_build(const struct dsn_input *in, struct buf *out)
 	buf_add(&both, status.data, status.len);
 	char boundary[80];
 	choose_boundary(in, &both, boundary);
-	report_header(in, delayed, boundary, out);
-	bool ascii = all_ascii(in);
+	report_header(in, global, boundary, out);
+	bool ascii = dsn_ascii(text.data);
 	buf_printf(out, "--%s\r\nContent-Type: text/plain; charset=%s\r\nContent-Transfer-Encoding: %s\r\n\r\n",
 		   boundary, ascii ? "us-ascii" : "utf-8", ascii ? "7bit" : "8bit");
 	buf_add(out, text.data, text.len);
 	buf_printf(out, "\r\n--%s\r\nContent-Type: %s\r\n\r\n", boundary,
-		   ascii ? "message/delivery-status" : "message/global-delivery-status");
+		   global ? "message/global-delivery-status" : "message/delivery-status");
 	buf_add(out, status.data, status.len);
-	if (in->nmsg == 1) {
-		buf_printf(out, "\r\n--%s\r\nContent-Type: text/rfc822-headers\r\n\r\n", boundary);
-		attach_headers(in->msg[0].headers, in->msg[0].headers_len, out);
-	}
+	if (in->nmsg == 1)
+		attach_original(in, global, boundary, out);
 	buf_printf(out, "\r\n--%s--\r\n", boundary);
 	buf_free(&text);
 	buf_free(&status);

@@ -155,18 +155,19 @@ void fail_from_session(struct attempt *a, const struct smtp_client *s)
 bool attempt_fits(struct attempt *a, unsigned ext, uint64_t size_max)
 {
 	char why[300];
+	a->ext = ext;
 	if ((ext & EXT_SIZE) && size_max && a->size > size_max) {
-		snprintf(why, sizeof why, "message size %llu exceeds the upstream's limit of %llu",
+		snprintf(why, sizeof why, "5.3.4 message size %llu exceeds the upstream's limit of %llu",
 			 (unsigned long long)a->size, (unsigned long long)size_max);
 		set_all(a, OUT_BOUNCED, why);
 		return false;
 	}
 	if ((a->env.flags & ENV_8BITMIME) && !(ext & EXT_8BITMIME)) {
-		set_all(a, OUT_BOUNCED, "message has 8-bit content and the upstream lacks 8BITMIME");
+		set_all(a, OUT_BOUNCED, "5.6.3 message has 8-bit content and the upstream lacks 8BITMIME");
 		return false;
 	}
 	if ((a->env.flags & ENV_SMTPUTF8) && !(ext & EXT_SMTPUTF8)) {
-		set_all(a, OUT_BOUNCED, "message needs SMTPUTF8 and the upstream lacks it");
+		set_all(a, OUT_BOUNCED, "5.6.7 message needs SMTPUTF8 and the upstream lacks it");
 		return false;
 	}
 	return true;
@@ -187,15 +188,37 @@ static void log_recipient(const struct attempt_site *site, const struct attempt 
 		 log_safe(a->res[i].why ? a->res[i].why : "", why, sizeof why), extra);
 }
 
-/* Does recipient i's failure get a report (a bounce)?  To the sender;
- * for a message with the null sender (a report itself), one to [address]
- * postmaster unless it went to the postmaster: never a loop. */
+/* Does recipient i's failure get a report (a bounce)?  Not when its
+ * NOTIFY is NEVER or lacks FAILURE (RFC 3461 section 4.1; the failure
+ * is still logged and counted).  To the sender; for a message with the
+ * null sender (a report itself), one to [address] postmaster unless it
+ * went to the postmaster: never a loop. */
 static bool wants_report(const struct attempt *a, size_t i)
 {
+	unsigned notify = a->env.rcpt[i].notify;
+	if (notify && !(notify & NOTIFY_FAILURE))
+		return false;
 	if (*a->env.sender)
 		return true;
 	const char *pm = a->conf->address.postmaster;
 	return *pm && strcasecmp(a->env.rcpt[i].addr, pm) != 0;
+}
+
+/* Does recipient i, taken by the relay, get our "relayed" notice?  When
+ * its NOTIFY has SUCCESS and the relay does not offer DSN (with DSN the
+ * parameters went on and the relay reports), to a sender that is not
+ * the null one. */
+static bool wants_relayed(const struct attempt *a, size_t i)
+{
+	return (a->env.rcpt[i].notify & NOTIFY_SUCCESS) && !(a->ext & EXT_DSN) && *a->env.sender;
+}
+
+/* Does recipient i, still pending, let a delay warning go?  Without
+ * NOTIFY (the default) or with DELAY in it. */
+static bool wants_delay(const struct attempt *a, size_t i)
+{
+	unsigned notify = a->env.rcpt[i].notify;
+	return notify == 0 || (notify & NOTIFY_DELAY);
 }
 
 void attempt_settle(struct attempt *a, double now, struct attempt_tally *t)
@@ -211,30 +234,32 @@ void attempt_settle(struct attempt *a, double now, struct attempt_tally *t)
 		if (r->state == OUT_NONE)
 			set_result(a, i, OUT_DEFERRED, "not attempted");
 		if (r->state == OUT_DEFERRED && expired) {
-			char *why = xasprintf("message expired after %s in the queue: %s",
+			char *why = xasprintf("4.4.7 message expired after %s in the queue: %s",
 					      format_duration(c->queue.lifetime, dur, sizeof dur), r->why);
 			free(r->why);
 			r->why = why;
 			r->state = OUT_BOUNCED;
 		}
 		if (r->state == OUT_DEFERRED)
-			t->pending++, t->deferred++;
+			t->pending++, t->deferred++, t->warnable += wants_delay(a, i);
 		else
 			*(r->state == OUT_SENT ? &t->sent : &t->bounced) += 1;
-		if (r->state == OUT_BOUNCED && wants_report(a, i))
+		if ((r->state == OUT_BOUNCED && wants_report(a, i)) || (r->state == OUT_SENT && wants_relayed(a, i)))
 			t->bouncing = true;
 	}
 }
 
-/* The queue file stays: each final result goes into it, the schedule
- * into its name, the last replies beside it, and a B mark when a
- * report is due. */
+/* The queue file stays: each final result goes into it (B for a failure
+ * to report, R for a relayed notice due), the schedule into its name,
+ * the last replies beside it (those the report quotes), and a B mark
+ * when a report is due (qrecord.c BOUNCES). */
 static void record_kept(const struct attempt_site *site, struct attempt *a, const struct delivery_result *r)
 {
 	struct err e;
 	for (size_t i = 0; i < a->env.nrcpt; i++) {
 		enum outcome o = a->res[i].state;
-		char st = o == OUT_SENT ? RCPT_SENT : wants_report(a, i) ? RCPT_BOUNCING : RCPT_FAILED;
+		char st = o == OUT_SENT ? (wants_relayed(a, i) ? RCPT_RELAYED : RCPT_SENT)
+			  : wants_report(a, i) ? RCPT_BOUNCING : RCPT_FAILED;
 		if (a->env.rcpt[i].status == RCPT_PENDING && o != OUT_DEFERRED
 		    && store_set_status(a->fd, &a->env.rcpt[i], st, &e) < 0)
 			log_err("%s: %s", a->id, e.msg);
@@ -249,13 +274,25 @@ static void record_kept(const struct attempt_site *site, struct attempt *a, cons
 	const char **why = xcalloc(a->env.nrcpt, sizeof *why);
 	for (size_t i = 0; i < a->env.nrcpt; i++)
 		if (a->env.rcpt[i].status == RCPT_PENDING
-		    && (a->res[i].state == OUT_DEFERRED || (a->res[i].state == OUT_BOUNCED && wants_report(a, i))))
+		    && (a->res[i].state == OUT_DEFERRED || (a->res[i].state == OUT_BOUNCED && wants_report(a, i))
+			|| (a->res[i].state == OUT_SENT && wants_relayed(a, i))))
 			why[i] = a->res[i].why ? a->res[i].why : "";
 	store_note_reasons(site->store, a->id, &a->env, why, site->peer);
 	free(why);
 	/* a report is due: the name says so, durably, before it is queued */
 	if (r->bouncing && store_set_mark(site->store, a->name, 'B', &e) < 0)
 		log_err("%s: %s", a->id, e.msg);
+}
+
+/* What the log says of recipient i's notice when it is not the default:
+ * a failure the sender asked not to hear of, a relayed notice due. */
+static const char *dsn_note(const struct attempt *a, size_t i)
+{
+	if (a->res[i].state == OUT_BOUNCED && *a->env.sender && !wants_report(a, i))
+		return " dsn=none (NOTIFY)";
+	if (a->res[i].state == OUT_SENT && wants_relayed(a, i))
+		return " dsn=relayed";
+	return "";
 }
 
 void attempt_finish(const struct attempt_site *site, struct attempt *a, struct delivery_result *r)
@@ -274,12 +311,12 @@ void attempt_finish(const struct attempt_site *site, struct attempt *a, struct d
 		if (rr->why)
 			(void)log_safe(rr->why, last, sizeof last);
 		log_recipient(site, a, i, rr->state == OUT_DEFERRED ? "deferred" : rr->state == OUT_SENT ? "sent" : "bounced",
-			      rr->state == OUT_DEFERRED ? next : "");
+			      rr->state == OUT_DEFERRED ? next : dsn_note(a, i));
 	}
 	result_init(r, a->id);
 	r->done = t.pending == 0 && !t.bouncing;
 	r->bouncing = t.bouncing;
-	r->warn = t.pending && c->queue.delay_warning && !t.bouncing && *a->env.sender
+	r->warn = t.warnable && c->queue.delay_warning && !t.bouncing && *a->env.sender
 		  && now_real() - a->env.arrival >= (double)c->queue.delay_warning && !store_warned(site->store, a->id);
 	r->next_try = now_real() + retry_in;
 	r->tries = (uint16_t)(a->tries + 1 > 65535 ? 65535 : a->tries + 1);

@@ -54,6 +54,9 @@ struct attempt {
 	bool data_go;		/* DATA got 354 with recipients accepted: send the message */
 	size_t taken;		/* recipients accepted */
 	size_t postponed;	/* recipients postponed (rcpt_result.postponed) */
+	unsigned ext;		/* the session's extensions (attempt_fits): with EXT_DSN
+				 * the relay reports, without it a NOTIFY=SUCCESS
+				 * recipient it took gets our "relayed" notice */
 };
 
 /* Where an attempt is recorded, and what its log lines name. */
@@ -95,18 +98,25 @@ void attempt_postpone_rcpt(struct attempt *a, size_t i, const char *why);
  * only when the failure is a permanent reply. */
 void fail_from_session(struct attempt *a, const struct smtp_client *s);
 /* Can a session with these extensions and SIZE limit take the message
- * at all?  False with a permanent result for every recipient if not. */
+ * at all?  False with a permanent result for every recipient if not,
+ * the reason opening with its enhanced status code (RFC 3463, 6531:
+ * 5.3.4 too big, 5.6.3 8-bit, 5.6.7 SMTPUTF8).  The extensions are kept
+ * in a->ext for the end of the attempt. */
 bool attempt_fits(struct attempt *a, unsigned ext, uint64_t size_max);
 
 /* The attempt's end, as counted (attempt_settle). */
 struct attempt_tally {
 	unsigned pending;	/* recipients left for a later attempt */
 	unsigned sent, deferred, bounced;
-	bool bouncing;		/* a bounced recipient gets a report */
+	unsigned warnable;	/* pending ones whose NOTIFY lets a delay warning go */
+	bool bouncing;		/* a report is due: a bounced recipient's (NOTIFY
+				 * empty or with FAILURE) or a relayed notice */
 };
 /* Settle every pending recipient at now: one without a result was "not
- * attempted" (deferred), a deferral past [queue] lifetime bounces.  Pure:
- * no file, no log. */
+ * attempted" (deferred), a deferral past [queue] lifetime bounces with
+ * 4.4.7 (RFC 3463 X.4.7, delivery time expired: a persistent transient
+ * code, so the class stays 4 under Action: failed).  Pure: no file, no
+ * log. */
 void attempt_settle(struct attempt *a, double now, struct attempt_tally *t);
 /* Settle, log a line per recipient, record the results in the queue file
  * (status bytes, the schedule in the name, the reasons, the B mark) or

@@ -285,7 +285,7 @@ def test_raw_8bit_run_broken_at_998_regardless(relay_daemon, chunking):
 def test_size_limit_of_upstream_fails_at_once(relay_daemon):
     d, up = relay_daemon(up_kw={"data_size_limit": 4000})
     send(d, ["a@r.example"], b"Subject: big\n\n" + b"y" * 6000 + b"\n")
-    wait_log(d, r"status=bounced \(message size \d+ exceeds the upstream's limit of 4000\)")
+    wait_log(d, r"status=bounced \(5\.3\.4 message size \d+ exceeds the upstream's limit of 4000\)")
     (report,) = up.wait_for_reports(1)
     assert b"exceeds the upstream's limit of 4000" in report.data
     wait_queue_empty(d)
@@ -376,7 +376,7 @@ def test_lifetime_expiry_bounces(relay_daemon):
     d, up = relay_daemon(extra={"queue": {"lifetime": "2s", "retry_min": "1s", "retry_max": "1s"}})
     up.tempfail_first = 100
     send(d, ["a@r.example"])
-    wait_log(d, r"status=bounced \(message expired after 2s in the queue: 451", timeout=20)
+    wait_log(d, r"status=bounced \(4\.4\.7 message expired after 2s in the queue: 451", timeout=20)
     wait_queue_empty(d)
 
 
@@ -521,7 +521,7 @@ def test_upstream_without_smtputf8_bounces_utf8_address(relay_daemon):
     d, up = relay_daemon(up_kw={"smtputf8": False})
     r = d.sendmail(["j\u00f6rg@r.example".encode()], b"Subject: u\n\nx\n")
     assert r.returncode == 0, r.stderr
-    wait_log(d, r"status=bounced \(message needs SMTPUTF8 and the upstream lacks it\)")
+    wait_log(d, r"status=bounced \(5\.6\.7 message needs SMTPUTF8 and the upstream lacks it\)")
     (report,) = up.wait_for_reports(1)      # to an ASCII sender: it needs no SMTPUTF8
     assert b"Final-Recipient: utf-8; j\xc3\xb6rg@r.example" in report.data
     wait_queue_empty(d)
