@@ -165,37 +165,6 @@ const char *smtp_auth_hint(const char *reply)
 	return NULL;
 }
 
-static bool hex_upper(char c)
-{
-	return (c >= '0' && c <= '9') || (c >= 'A' && c <= 'F');
-}
-
-bool smtp_xtext_ok(const char *s, size_t max)
-{
-	size_t n = strlen(s);
-	if (n == 0 || n > max)
-		return false;
-	for (size_t i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)s[i];
-		if (c == '+' && hex_upper(s[i + 1]) && hex_upper(s[i + 2]))
-			i += 2;
-		else if (c < 0x21 || c > 0x7e || c == '+' || c == '=')
-			return false;
-	}
-	return true;
-}
-
-bool smtp_orcpt_ok(const char *s)
-{
-	const char *semi = strchr(s, ';');
-	if (!semi || semi == s || strlen(s) > SMTP_ORCPT_MAX)
-		return false;
-	for (const char *p = s; p < semi; p++)	/* addr-type: an atom */
-		if (!isalnum((unsigned char)*p) && !strchr("!#$%&'*+-/=?^_`{|}~", *p))
-			return false;
-	return smtp_xtext_ok(semi + 1, SMTP_ORCPT_MAX);
-}
-
 const char *smtp_last_reply(const struct smtp_client *s, char *out, size_t n)
 {
 	return smtp_reply_line(&s->reply, out, n);

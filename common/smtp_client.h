@@ -104,13 +104,6 @@ enum smtp_verdict smtp_classify(enum smtp_stage st, int code);
  * 0 if not.  Such a reply defers, whatever its code (the table is in
  * smtp_client.c and outbox.conf(5)). */
 unsigned smtp_quota_hold(int code, const char *text);
-/* Is s valid xtext (RFC 3461 4: octets 0x21-0x7e but '+' and '=', or
- * '+' and two upper-case hex digits) of at most max octets?  And an
- * ORCPT value: addr-type (an atom) ';' xtext, at most 500 octets. */
-bool smtp_xtext_ok(const char *s, size_t max);
-bool smtp_orcpt_ok(const char *s);
-#define SMTP_ENVID_MAX 100	/* RFC 3461 4.4 */
-#define SMTP_ORCPT_MAX 500	/* RFC 3461 4.2 */
 
 /* What to do about a refused login, for a provider's reply that the
  * hint table (smtp_client.c, outbox.conf(5)) knows ("535 5.7.139 ...":

@@ -42,6 +42,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../common/dsnparam.h"
 #include "../common/log.h"
 #include "../common/smtp_pipe.h"
 #include "transfer.h"
@@ -201,26 +202,22 @@ static void mail_params(const struct transfer *t, const struct attempt *a, char 
 		return;	/* none of RFC 3461's: the report helper tells of "relayed" */
 	if (a->env.ret != RET_UNSET)
 		param(p, n, " RET=%s", a->env.ret == RET_FULL ? "FULL" : "HDRS");
-	if (a->env.envid && smtp_xtext_ok(a->env.envid, SMTP_ENVID_MAX))
+	if (a->env.envid && dsn_envid_valid(a->env.envid))
 		param(p, n, " ENVID=%s", a->env.envid);
 }
 
 /* The parameters of recipient r's RCPT on this session: RFC 3461's when
- * the relay offers DSN, NOTIFY's keywords in their order. */
+ * the relay offers DSN (the values as the intake took them; one that is
+ * not valid xtext, impossible from the intake, is left out). */
 static void rcpt_params(const struct transfer *t, const struct rcpt *r, char *p, size_t n)
 {
 	p[0] = '\0';
 	if (!(t->s->ext & EXT_DSN))
 		return;
-	if (r->notify & NOTIFY_NEVER)
-		param(p, n, " NOTIFY=NEVER");
-	else if (r->notify)
-		param(p, n, " NOTIFY=%s%s%s%s%s", r->notify & NOTIFY_SUCCESS ? "SUCCESS" : "",
-		      (r->notify & NOTIFY_SUCCESS) && (r->notify & (NOTIFY_FAILURE | NOTIFY_DELAY)) ? "," : "",
-		      r->notify & NOTIFY_FAILURE ? "FAILURE" : "",
-		      (r->notify & NOTIFY_FAILURE) && (r->notify & NOTIFY_DELAY) ? "," : "",
-		      r->notify & NOTIFY_DELAY ? "DELAY" : "");
-	if (r->orcpt && smtp_orcpt_ok(r->orcpt))
+	char notify[DSN_NOTIFY_TEXT_MAX];
+	if (r->notify)
+		param(p, n, " NOTIFY=%s", dsn_notify_format(r->notify, notify));
+	if (r->orcpt && dsn_orcpt_valid(r->orcpt))
 		param(p, n, " ORCPT=%s", r->orcpt);
 }
 

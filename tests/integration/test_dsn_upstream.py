@@ -1,18 +1,12 @@
 """DSN towards the relay (RFC 3461, issue 23 point 2) and recipients a
 relay postpones with 452 (RFC 5321 4.5.3.1.10, issue 23 point 5): every
-assertion is on what the upstream received.
-
-The DSN tests submit over the socket with RET/ENVID/NOTIFY/ORCPT, which
-needs the DSN intake (another branch): until it lands they are xfail."""
+assertion is on what the upstream received."""
 
 import time
 
 import pytest
 
 from test_delivery import send, wait_queue_empty
-
-NEEDS_INTAKE = pytest.mark.xfail(reason="needs the DSN intake (h-dsnin)", strict=False)
-
 
 def submit_with_dsn(d):
     s = d.smtp()
@@ -28,7 +22,6 @@ def submit_with_dsn(d):
     s.quit()
 
 
-@NEEDS_INTAKE
 @pytest.mark.parametrize("chunking", [False, True])
 def test_dsn_parameters_go_upstream(relay_daemon, chunking):
     d, up = relay_daemon(up_kw={"dsn": True, "chunking": chunking})
@@ -39,7 +32,6 @@ def test_dsn_parameters_go_upstream(relay_daemon, chunking):
     assert m.rcpt_dsn == [["NOTIFY=SUCCESS,FAILURE", "ORCPT=rfc822;b@x"], ["NOTIFY=NEVER"]]
 
 
-@NEEDS_INTAKE
 def test_no_dsn_parameters_to_a_relay_without_dsn(relay_daemon):
     d, up = relay_daemon()
     submit_with_dsn(d)
