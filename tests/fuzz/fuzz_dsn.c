@@ -15,6 +15,28 @@ static const char *next(const char **p, const char *end)
 	return s;
 }
 
+/* The message as the queue holds it (the precondition of RET=FULL's
+ * attachment): CRLF lines; lines over 998 octets are the relay
+ * encoder's to break on the way out, so here they are kept short. */
+static void queue_form(const char *p, struct buf *out)
+{
+	size_t col = 0;
+	for (; *p; p++) {
+		if (*p == '\r' || *p == '\n' || col == 998) {
+			buf_adds(out, "\r\n");
+			col = 0;
+			if (*p == '\r' && p[1] == '\n')
+				p++;
+			if (*p == '\r' || *p == '\n')
+				continue;
+		}
+		buf_addc(out, *p);
+		col++;
+	}
+	if (col)
+		buf_adds(out, "\r\n");
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	char *copy = malloc(size + 1);
@@ -23,10 +45,25 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	const char *p = copy, *end = copy + size;
 	const char *reply = next(&p, end), *mta = next(&p, end), *addr = next(&p, end);
 	const char *headers = p < end ? p : "";
-	struct dsn_rcpt r[2] = { { addr, DSN_FAILED, reply, mta }, { "b@x.example", DSN_DELAYED, mta, "" } };
-	struct dsn_message m[2] = { { "6B0E000000000A01", 1e9, r, 2, headers, strlen(headers) },
-				    { "6B0E000000000A02", 1e9, r, 1, reply, strlen(reply) } };
+	struct buf whole;
+	buf_init(&whole);
+	queue_form(headers, &whole);
+	buf_addc(&whole, '\0');
+	/* the low bits of the size choose the kind: a summary, relayed,
+	 * the global form, RET=FULL with the message attached; the
+	 * hostile reply also stands as an ORCPT and an ENVID */
 	bool summary = size & 1;	/* two messages: a summary (no header section) */
+	enum dsn_action second = size & 2 ? DSN_RELAYED : DSN_DELAYED;
+	struct dsn_rcpt r[2] = { { .addr = addr, .action = DSN_FAILED, .reply = reply, .remote_mta = mta,
+				   .orcpt = size & 4 ? reply : NULL },
+				 { .addr = "b@x.example", .action = second, .reply = mta, .remote_mta = "" } };
+	struct dsn_message m[2] = {
+		{ .queue_id = "6B0E000000000A01", .arrival = 1e9, .rcpt = r, .nrcpt = 2, .headers = headers,
+		  .headers_len = strlen(headers), .envid = size & 4 ? mta : NULL, .ret = size & 8 ? RET_FULL : RET_HDRS,
+		  .utf8 = size & 16, .size = strlen(headers), .size_max = 1 << 20,
+		  .content = size & 8 ? whole.data : NULL, .content_len = whole.len - 1 },
+		{ .queue_id = "6B0E000000000A02", .arrival = 1e9, .rcpt = r, .nrcpt = 1, .headers = reply,
+		  .headers_len = strlen(reply) } };
 	struct dsn_input in = { .reporting_mta = "h.example", .from_domain = "h.example", .sender = "s@h.example",
 				.now = 1e9, .msg = m, .nmsg = summary ? 2 : 1, .lifetime = "5d", .rnd = size };
 	struct buf b;
@@ -53,6 +90,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	CHECK(seen == (summary ? 3 : 4));
 	buf_free(&b);
+	buf_free(&whole);
 	free(copy);
 	return 0;
 }

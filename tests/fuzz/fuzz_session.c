@@ -27,19 +27,21 @@ static char spool[128], sock[160];
 static char handed[64][QID_LEN + 1];
 static size_t nhanded;
 
-/* ---- stand-ins for the worker pool and the daemon's end ---- */
-size_t pool_size(const struct daemon *dd) { (void)dd; return 1; }
+/* ---- stand-ins for the worker pool (the scheduler's hooks) and the daemon's end ---- */
+static size_t workers(void *arg) { (void)arg; return 1; }
 static void part_stopped(struct daemon *dd) { (void)dd; }
-bool pool_cancel(struct daemon *dd, const char *id) { (void)dd; (void)id; return false; }
-void pool_flush_relays(struct daemon *dd, long uid) { (void)dd; (void)uid; }
-void pool_submit(struct daemon *dd, const char *id, unsigned tries, uint32_t next_try)
+static bool cancel(void *arg, const char *id) { (void)arg; (void)id; return false; }
+static void flush_relays(void *arg) { (void)arg; }
+static void submit(void *arg, const char *id, unsigned tries, uint32_t next_try)
 {
-	(void)dd;
+	(void)arg;
 	(void)tries;
 	(void)next_try;
 	if (nhanded < 64)
 		memcpy(handed[nhanded++], id, QID_LEN + 1);
 }
+static const struct sched_hooks hooks = { .submit = submit, .cancel = cancel, .workers = workers,
+					  .flush_relays = flush_relays };
 
 static void on_connection(uv_stream_t *srv, int status)
 {
@@ -70,7 +72,9 @@ static void setup(void)
 	d.max_sessions = MAX_SESSIONS;
 	snprintf(d.hostname, sizeof d.hostname, "fuzz.example");
 	qindex_init(&d.queue);
-	sched_init(&d);
+	sched_init(&d.sched, d.loop, &d.queue, &hooks);
+	d.intake = (struct intake_ctx){ d.loop, &d.store, &d.conf, d.hostname, &d.queue, &d.sched,
+					&d.stats.intake, false };
 	unlink(sock);
 	uv_pipe_init(d.loop, &server, 0);
 	CHECK(uv_pipe_bind(&server, sock) == 0);
@@ -176,7 +180,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	for (size_t i = 0; i < nhanded; i++) {
 		struct delivery_result r = { .done = true };
 		memcpy(r.id, handed[i], sizeof r.id);
-		sched_result(&d, &r);
+		sched_result(&d.sched, &r);
 	}
 	nhanded = 0;
 	for (unsigned b = 0; b < QBUCKETS; b++) {

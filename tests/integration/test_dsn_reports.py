@@ -214,3 +214,61 @@ def test_utf8_to_a_relay_without_smtputf8_is_5_6_7_in_a_global_report(relay_daem
     assert headers.get_content_type() == "message/global-headers"
     assert b"Final-Recipient: utf-8; j\xc3\xb6rg@r.example\r\nAction: failed\r\nStatus: 5.6.7\r\n" in report.data
     assert b"report-type=delivery-status" not in report.data and b"text/rfc822-headers" not in report.data
+
+
+def test_sendmail_n_never_to_a_rejected_recipient_makes_no_report(relay_daemon):
+    """The monitoring script's `sendmail -N never`: the rejection is
+    logged and counted, nobody gets a report (issue 23 point 6)."""
+    d, up = relay_daemon(extra={"address": {"postmaster": "pm@admin.example"}})
+    up.reject_rcpt = {"gone@r.example"}
+    r = d.sendmail(["-f", SENDER, "-N", "never", "gone@r.example"], b"Subject: cron\n\nout\n")
+    assert r.returncode == 0, r.stderr
+    d.wait_log(r"to=<gone@r\.example> .* status=bounced \(550 5\.1\.1 .*\) dsn=none \(NOTIFY\)")
+    wait_queue_empty(d)
+    time.sleep(1.5)
+    assert up.messages == [] and "report of" not in d.log()
+    st = d.outbox("status")
+    assert re.search(r"since start: 1 received, 0 sent, 0 deferred, 1 bounced", st.stdout), st.stdout
+
+
+def test_notify_success_through_a_relay_with_dsn_goes_upstream(relay_daemon):
+    """With DSN offered the request travels on and the relay reports:
+    the upstream sees NOTIFY and ORCPT, RET and ENVID as given."""
+    d, up = relay_daemon(up_kw={"dsn": True})
+    submit(d, "RET=HDRS ENVID=QQ+2B1", [("a@r.example", "NOTIFY=FAILURE,SUCCESS ORCPT=rfc822;a@r.example")], MSG)
+    (m,) = up.wait_for(1)
+    assert m.mail_dsn == ["RET=HDRS", "ENVID=QQ+2B1"]
+    assert m.rcpt_dsn == [["NOTIFY=SUCCESS,FAILURE", "ORCPT=rfc822;a@r.example"]]
+    wait_queue_empty(d)
+    time.sleep(1.5)
+    assert len(up.messages) == 1 and "dsn=relayed" not in d.log()
+
+
+def test_a_crash_before_the_relayed_notice_was_queued(relay_daemon):
+    """The state a crash leaves between the worker's R mark and the
+    notice's commit, made by hand (as test_bounce's crashed_state for
+    B): at the next start the notice goes once, R becomes D, the file
+    goes, and the message itself is not sent again."""
+    import os
+    import shutil
+    d, up = relay_daemon()
+    up.tempfail_rcpt = True
+    qid = submit(d, "", [("a@r.example", "NOTIFY=SUCCESS")], MSG)
+    d.wait_log(r"status=deferred")
+    d.stop()
+    path = d.queue_path(qid)
+    data = open(path, "rb").read()
+    assert b"\nrcpt Q <a@r.example> notify=SUCCESS\n" in data
+    data = data.replace(b"\nrcpt Q <a@r.example>", b"\nrcpt R <a@r.example>", 1)
+    os.unlink(path)
+    with open(path + ".B", "wb") as f:
+        f.write(data)
+    if os.geteuid() == 0:
+        shutil.chown(path + ".B", "outbox")
+    up.tempfail_rcpt = False
+    d.start()
+    (report,) = up.wait_for_reports(1)
+    assert b"Action: relayed" in report.data and b"Final-Recipient: rfc822; a@r.example" in report.data
+    wait_queue_empty(d)
+    time.sleep(1.5)
+    assert len(up.reports()) == 1 and up.originals() == []
