@@ -282,16 +282,6 @@ def test_raw_8bit_run_broken_at_998_regardless(relay_daemon, chunking):
     assert bool(up.bdat_commands) == chunking
 
 
-def test_size_limit_of_upstream_fails_at_once(relay_daemon):
-    d, up = relay_daemon(up_kw={"data_size_limit": 4000})
-    send(d, ["a@r.example"], b"Subject: big\n\n" + b"y" * 6000 + b"\n")
-    wait_log(d, r"status=bounced \(5\.3\.4 message size \d+ exceeds the upstream's limit of 4000\)")
-    (report,) = up.wait_for_reports(1)
-    assert b"exceeds the upstream's limit of 4000" in report.data
-    wait_queue_empty(d)
-    assert up.originals() == []
-
-
 @pytest.mark.parametrize("chunking", [False, True])
 def test_kill9_during_batches_then_restart(relay_daemon, chunking):
     d, up = relay_daemon(up_kw={"chunking": chunking}, relay={"workers": "2"})
@@ -515,17 +505,6 @@ def test_starttls_injection_discarded_and_sni_sent(make_daemon, certs, workdir):
         assert srv.sni == ["localhost"]
     finally:
         srv.close()
-
-
-def test_upstream_without_smtputf8_bounces_utf8_address(relay_daemon):
-    d, up = relay_daemon(up_kw={"smtputf8": False})
-    r = d.sendmail(["j\u00f6rg@r.example".encode()], b"Subject: u\n\nx\n")
-    assert r.returncode == 0, r.stderr
-    wait_log(d, r"status=bounced \(5\.6\.7 message needs SMTPUTF8 and the upstream lacks it\)")
-    (report,) = up.wait_for_reports(1)      # to an ASCII sender: it needs no SMTPUTF8
-    assert b"Final-Recipient: utf-8; j\xc3\xb6rg@r.example" in report.data
-    wait_queue_empty(d)
-    assert up.originals() == []
 
 
 class HostileServer(RawServer):

@@ -195,18 +195,22 @@ def test_over_the_upstream_size_limit_is_5_3_4(relay_daemon):
     d, up = relay_daemon(up_kw={"data_size_limit": 4000})
     up.reject_rcpt = set()
     submit(d, "", [("a@r.example", "")], MSG + (b"z" * 70 + b"\r\n") * 80)
+    d.wait_log(r"status=bounced \(5\.3\.4 message size \d+ exceeds the upstream's limit of 4000\)")
     (report,) = up.wait_for_reports(1)
     msg, (text, status, headers) = report_parts(report)
     s = status.as_string()
     assert "Action: failed\nStatus: 5.3.4\n" in s, s
     assert "Diagnostic-Code: x-outbox; 5.3.4 message size" in s
+    wait_queue_empty(d)
+    assert up.originals() == []           # failed at once: nothing was sent
 
 
 def test_utf8_to_a_relay_without_smtputf8_is_5_6_7_in_a_global_report(relay_daemon):
     d, up = relay_daemon(up_kw={"smtputf8": False})
     r = d.sendmail(["j\u00f6rg@r.example".encode()], b"Subject: u\n\nx\n")
     assert r.returncode == 0, r.stderr
-    (report,) = up.wait_for_reports(1)
+    d.wait_log(r"status=bounced \(5\.6\.7 message needs SMTPUTF8 and the upstream lacks it\)")
+    (report,) = up.wait_for_reports(1)      # to an ASCII sender: it needs no SMTPUTF8
     msg, (text, status, headers) = report_parts(report)
     # RFC 6522: the report-type names the second part; RFC 6533 the parts
     assert msg.get_param("report-type") == "global-delivery-status"
@@ -214,6 +218,8 @@ def test_utf8_to_a_relay_without_smtputf8_is_5_6_7_in_a_global_report(relay_daem
     assert headers.get_content_type() == "message/global-headers"
     assert b"Final-Recipient: utf-8; j\xc3\xb6rg@r.example\r\nAction: failed\r\nStatus: 5.6.7\r\n" in report.data
     assert b"report-type=delivery-status" not in report.data and b"text/rfc822-headers" not in report.data
+    wait_queue_empty(d)
+    assert up.originals() == []
 
 
 def test_sendmail_n_never_to_a_rejected_recipient_makes_no_report(relay_daemon):

@@ -1,21 +1,110 @@
-/* The queue record's DSN fields (common/qrecord.c VERSION 2): plain mail
+/* The queue record (common/qrecord.c): the round trip, what the encoder
+ * refuses, malformed headers; and its DSN fields (VERSION 2): plain mail
  * keeps version 1's bytes, every combination of RET, ENVID, NOTIFY and
  * ORCPT round-trips with the status byte still updated in place, the
  * encoder refuses what would not decode, and forged version 2 headers
- * are refused.  (test_queue.c has the rest of the store.) */
+ * are refused.  (test_queue.c has the store on disk.) */
 #include "unit.h"
 #include "../../common/dsnparam.h"
 #include "../../common/queue.h"
+#include "queue_env.h"
 
-static void make_env(struct envelope *env)
+static void round_trip(void **state)
 {
-	envelope_init(env);
-	env->arrival = 1732700000.5;
-	env->uid = 1000;
-	env->flags = ENV_8BITMIME;
-	env->sender = strdup("a@example.org");
-	envelope_add_rcpt(env, "b@example.net");
-	envelope_add_rcpt(env, "\"c d\"@example.net");
+	(void)state;
+	struct envelope env, back;
+	struct buf b;
+	struct err e;
+	size_t off;
+	make_env(&env);
+	buf_init(&b);
+	assert_int_equal(qrec_encode(&env, &b, &e), 0);
+	buf_adds(&b, "Subject: x\r\n\r\nbody\r\n");
+	assert_int_equal(qrec_decode(b.data, b.len, &back, &off, &e), 0);
+	assert_string_equal(b.data + off, "Subject: x\r\n\r\nbody\r\n");
+	assert_true(back.arrival > 1732700000.4 && back.arrival < 1732700000.6);
+	assert_int_equal(back.uid, 1000);
+	assert_int_equal(back.flags, ENV_8BITMIME);
+	assert_string_equal(back.sender, "a@example.org");
+	assert_int_equal(back.nrcpt, 2);
+	assert_string_equal(back.rcpt[1].addr, "\"c d\"@example.net");
+	assert_int_equal(back.rcpt[0].status, RCPT_PENDING);
+	assert_int_equal(b.data[back.rcpt[1].status_off], 'Q');
+	assert_int_equal(envelope_pending(&back), 2);
+	/* status byte updated in place decodes as such */
+	b.data[back.rcpt[0].status_off] = RCPT_SENT;
+	envelope_free(&back);
+	assert_int_equal(qrec_decode(b.data, b.len, &back, &off, &e), 0);
+	assert_int_equal(back.rcpt[0].status, RCPT_SENT);
+	assert_int_equal(envelope_pending(&back), 1);
+	envelope_free(&back);
+	/* null sender */
+	free(env.sender);
+	env.sender = strdup("");
+	buf_reset(&b);
+	assert_int_equal(qrec_encode(&env, &b, &e), 0);
+	assert_int_equal(qrec_decode(b.data, b.len, &back, &off, &e), 0);
+	assert_string_equal(back.sender, "");
+	envelope_free(&back);
+	envelope_free(&env);
+	buf_free(&b);
+}
+
+static void encode_refuses_bad_input(void **state)
+{
+	(void)state;
+	struct envelope env;
+	struct buf b;
+	struct err e;
+	buf_init(&b);
+	make_env(&env);
+	free(env.rcpt[0].addr);
+	env.rcpt[0].addr = strdup("x@y.example>\nrcpt Q <evil@example.org");
+	assert_int_equal(qrec_encode(&env, &b, &e), -1);
+	envelope_free(&env);
+	envelope_init(&env);
+	env.sender = strdup("a@example.org");
+	assert_int_equal(qrec_encode(&env, &b, &e), -1);	/* no recipients */
+	envelope_free(&env);
+	buf_free(&b);
+}
+
+static void malformed(void **state)
+{
+	(void)state;
+	const char *good = "outbox-queue 1\narrival 1.5\nuid 0\nflags 8bitmime=0 smtputf8=1\n"
+			   "from <a@b.example>\nrcpt Q <c@d.example>\nend\nbody";
+	struct envelope env;
+	struct err e;
+	size_t off;
+	assert_int_equal(qrec_decode(good, strlen(good), &env, &off, &e), 0);
+	assert_int_equal(env.flags, ENV_SMTPUTF8);
+	envelope_free(&env);
+	const char *bad[] = {
+		"",
+		"outbox-queue 2\n",
+		"outbox-queue 1\narrival 1.5\n",	/* truncated */
+		"outbox-queue 1\narrival x\nuid 0\nflags 8bitmime=0 smtputf8=0\nfrom <>\nrcpt Q <c@d.example>\nend\n",
+		/* found by fuzz_queue_file: decoded, but could not be written back */
+		"outbox-queue 1\narrival 16666666666666666666666666666666666666673456\nuid 0\n"
+		"flags 8bitmime=0 smtputf8=0\nfrom <>\nrcpt Q <c@d.example>\nend\n",
+		"outbox-queue 1\narrival 1\nuid -3\nflags 8bitmime=0 smtputf8=0\nfrom <>\nrcpt Q <c@d.example>\nend\n",
+		"outbox-queue 1\narrival 1\nuid 0\nflags 8bitmime=2 smtputf8=0\nfrom <>\nrcpt Q <c@d.example>\nend\n",
+		"outbox-queue 1\narrival 1\nuid 0\nflags -\nfrom <>\nrcpt Q <c@d.example>\nend\n",
+		"outbox-queue 1\narrival 1\nuid 0\nflags 8bitmime=0 smtputf8=0\nfrom a@b\nrcpt Q <c@d.example>\nend\n",
+		"outbox-queue 1\narrival 1\nuid 0\nflags 8bitmime=0 smtputf8=0\nfrom <>\nrcpt X <c@d.example>\nend\n",
+		"outbox-queue 1\narrival 1\nuid 0\nflags 8bitmime=0 smtputf8=0\nfrom <>\nrcpt Q <>\nend\n",
+		"outbox-queue 1\narrival 1\nuid 0\nflags 8bitmime=0 smtputf8=0\nfrom <>\nend\n",	/* no rcpt */
+		"outbox-queue 1\narrival 1\nuid 0\nflags 8bitmime=0 smtputf8=0\nfrom <>\nrcpt Q <c@d.example>\n",
+		"outbox-queue 1\narrival 1\nuid 0\nflags 8bitmime=0 smtputf8=0\nfrom <>\nrcpt Q <bad addr@x>\nend\n",
+		"outbox-queue 1\narrival 1\nuid 0\nflags 8bitmime=0 smtputf8=0\nfrom <>\nbogus\nend\n",
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+		if (qrec_decode(bad[i], strlen(bad[i]), &env, &off, &e) == 0)
+			fail_msg("decoded malformed header #%zu", i);
+	/* an embedded NUL in an address */
+	char nul[] = "outbox-queue 1\narrival 1\nuid 0\nflags 8bitmime=0 smtputf8=0\nfrom <>\nrcpt Q <c\0@d.example>\nend\n";
+	assert_int_equal(qrec_decode(nul, sizeof nul - 1, &env, &off, &e), -1);
 }
 
 /* The bytes today's (version 1) writer made for make_env(): plain mail
@@ -203,7 +292,8 @@ static void dsn_malformed(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(version1_unchanged), cmocka_unit_test(dsn_round_trip),
+		cmocka_unit_test(round_trip), cmocka_unit_test(encode_refuses_bad_input),
+		cmocka_unit_test(malformed), cmocka_unit_test(version1_unchanged), cmocka_unit_test(dsn_round_trip),
 		cmocka_unit_test(dsn_encode_refuses), cmocka_unit_test(dsn_malformed),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

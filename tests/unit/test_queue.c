@@ -1,5 +1,7 @@
-/* Queue records: encode/decode round trip, malformed headers, and the
- * commit protocol on a real directory. */
+/* The queue store on a real directory: names, the commit protocol
+ * and its marks, holds and deletes, spares, the flat layout's upgrade,
+ * concurrent commits.  (test_qrecord.c has the record codec, test_qid.c
+ * the IDs.) */
 #include "unit.h"
 #include <dirent.h>
 #include <errno.h>
@@ -11,184 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "../../common/queue.h"
-
-static void make_env(struct envelope *env)
-{
-	envelope_init(env);
-	env->arrival = 1732700000.5;
-	env->uid = 1000;
-	env->flags = ENV_8BITMIME;
-	env->sender = strdup("a@example.org");
-	envelope_add_rcpt(env, "b@example.net");
-	envelope_add_rcpt(env, "\"c d\"@example.net");
-}
-
-static void round_trip(void **state)
-{
-	(void)state;
-	struct envelope env, back;
-	struct buf b;
-	struct err e;
-	size_t off;
-	make_env(&env);
-	buf_init(&b);
-	assert_int_equal(qrec_encode(&env, &b, &e), 0);
-	buf_adds(&b, "Subject: x\r\n\r\nbody\r\n");
-	assert_int_equal(qrec_decode(b.data, b.len, &back, &off, &e), 0);
-	assert_string_equal(b.data + off, "Subject: x\r\n\r\nbody\r\n");
-	assert_true(back.arrival > 1732700000.4 && back.arrival < 1732700000.6);
-	assert_int_equal(back.uid, 1000);
-	assert_int_equal(back.flags, ENV_8BITMIME);
-	assert_string_equal(back.sender, "a@example.org");
-	assert_int_equal(back.nrcpt, 2);
-	assert_string_equal(back.rcpt[1].addr, "\"c d\"@example.net");
-	assert_int_equal(back.rcpt[0].status, RCPT_PENDING);
-	assert_int_equal(b.data[back.rcpt[1].status_off], 'Q');
-	assert_int_equal(envelope_pending(&back), 2);
-	/* status byte updated in place decodes as such */
-	b.data[back.rcpt[0].status_off] = RCPT_SENT;
-	envelope_free(&back);
-	assert_int_equal(qrec_decode(b.data, b.len, &back, &off, &e), 0);
-	assert_int_equal(back.rcpt[0].status, RCPT_SENT);
-	assert_int_equal(envelope_pending(&back), 1);
-	envelope_free(&back);
-	/* null sender */
-	free(env.sender);
-	env.sender = strdup("");
-	buf_reset(&b);
-	assert_int_equal(qrec_encode(&env, &b, &e), 0);
-	assert_int_equal(qrec_decode(b.data, b.len, &back, &off, &e), 0);
-	assert_string_equal(back.sender, "");
-	envelope_free(&back);
-	envelope_free(&env);
-	buf_free(&b);
-}
-
-static void encode_refuses_bad_input(void **state)
-{
-	(void)state;
-	struct envelope env;
-	struct buf b;
-	struct err e;
-	buf_init(&b);
-	make_env(&env);
-	free(env.rcpt[0].addr);
-	env.rcpt[0].addr = strdup("x@y.example>\nrcpt Q <evil@example.org");
-	assert_int_equal(qrec_encode(&env, &b, &e), -1);
-	envelope_free(&env);
-	envelope_init(&env);
-	env.sender = strdup("a@example.org");
-	assert_int_equal(qrec_encode(&env, &b, &e), -1);	/* no recipients */
-	envelope_free(&env);
-	buf_free(&b);
-}
-
-static void malformed(void **state)
-{
-	(void)state;
-	const char *good = "outbox-queue 1\narrival 1.5\nuid 0\nflags 8bitmime=0 smtputf8=1\n"
-			   "from <a@b.example>\nrcpt Q <c@d.example>\nend\nbody";
-	struct envelope env;
-	struct err e;
-	size_t off;
-	assert_int_equal(qrec_decode(good, strlen(good), &env, &off, &e), 0);
-	assert_int_equal(env.flags, ENV_SMTPUTF8);
-	envelope_free(&env);
-	const char *bad[] = {
-		"",
-		"outbox-queue 2\n",
-		"outbox-queue 1\narrival 1.5\n",	/* truncated */
-		"outbox-queue 1\narrival x\nuid 0\nflags 8bitmime=0 smtputf8=0\nfrom <>\nrcpt Q <c@d.example>\nend\n",
-		/* found by fuzz_queue_file: decoded, but could not be written back */
-		"outbox-queue 1\narrival 16666666666666666666666666666666666666673456\nuid 0\n"
-		"flags 8bitmime=0 smtputf8=0\nfrom <>\nrcpt Q <c@d.example>\nend\n",
-		"outbox-queue 1\narrival 1\nuid -3\nflags 8bitmime=0 smtputf8=0\nfrom <>\nrcpt Q <c@d.example>\nend\n",
-		"outbox-queue 1\narrival 1\nuid 0\nflags 8bitmime=2 smtputf8=0\nfrom <>\nrcpt Q <c@d.example>\nend\n",
-		"outbox-queue 1\narrival 1\nuid 0\nflags -\nfrom <>\nrcpt Q <c@d.example>\nend\n",
-		"outbox-queue 1\narrival 1\nuid 0\nflags 8bitmime=0 smtputf8=0\nfrom a@b\nrcpt Q <c@d.example>\nend\n",
-		"outbox-queue 1\narrival 1\nuid 0\nflags 8bitmime=0 smtputf8=0\nfrom <>\nrcpt X <c@d.example>\nend\n",
-		"outbox-queue 1\narrival 1\nuid 0\nflags 8bitmime=0 smtputf8=0\nfrom <>\nrcpt Q <>\nend\n",
-		"outbox-queue 1\narrival 1\nuid 0\nflags 8bitmime=0 smtputf8=0\nfrom <>\nend\n",	/* no rcpt */
-		"outbox-queue 1\narrival 1\nuid 0\nflags 8bitmime=0 smtputf8=0\nfrom <>\nrcpt Q <c@d.example>\n",
-		"outbox-queue 1\narrival 1\nuid 0\nflags 8bitmime=0 smtputf8=0\nfrom <>\nrcpt Q <bad addr@x>\nend\n",
-		"outbox-queue 1\narrival 1\nuid 0\nflags 8bitmime=0 smtputf8=0\nfrom <>\nbogus\nend\n",
-	};
-	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
-		if (qrec_decode(bad[i], strlen(bad[i]), &env, &off, &e) == 0)
-			fail_msg("decoded malformed header #%zu", i);
-	/* an embedded NUL in an address */
-	char nul[] = "outbox-queue 1\narrival 1\nuid 0\nflags 8bitmime=0 smtputf8=0\nfrom <>\nrcpt Q <c\0@d.example>\nend\n";
-	assert_int_equal(qrec_decode(nul, sizeof nul - 1, &env, &off, &e), -1);
-}
-
-/* IDs from several threads at once: every one different. */
-#define ID_THREADS 4
-#define IDS_EACH 20000
-struct id_maker {
-	struct store *s;
-	uint64_t *out;
-};
-
-static void *make_ids(void *arg)
-{
-	struct id_maker *m = arg;
-	char id[QID_LEN + 1];
-	for (int i = 0; i < IDS_EACH; i++) {
-		store_new_id(m->s, id);
-		m->out[i] = qid_value(id);
-	}
-	return NULL;
-}
-
-static int cmp_u64(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-	return x < y ? -1 : x > y;
-}
-
-static void ids_unique(void **state)
-{
-	(void)state;
-	struct store s = { 0 };
-	uint64_t *all = calloc(ID_THREADS * IDS_EACH, sizeof *all);
-	pthread_t t[ID_THREADS];
-	struct id_maker m[ID_THREADS];
-	for (int i = 0; i < ID_THREADS; i++) {
-		m[i] = (struct id_maker){ &s, all + i * IDS_EACH };
-		assert_int_equal(pthread_create(&t[i], NULL, make_ids, &m[i]), 0);
-	}
-	for (int i = 0; i < ID_THREADS; i++)
-		pthread_join(t[i], NULL);
-	for (int i = 0; i < ID_THREADS; i++)	/* each thread's in order */
-		for (int j = 1; j < IDS_EACH; j++)
-			assert_true(m[i].out[j] > m[i].out[j - 1]);
-	qsort(all, ID_THREADS * IDS_EACH, sizeof *all, cmp_u64);
-	for (int i = 1; i < ID_THREADS * IDS_EACH; i++)
-		assert_true(all[i] != all[i - 1]);
-	free(all);
-	/* seeded past a change an hour ahead (the clock went back while
-	 * outboxd was down): new IDs still come after it */
-	struct timespec later = { .tv_sec = time(NULL) + 3600, .tv_nsec = 0 };
-	char id[QID_LEN + 1], seed[QID_LEN + 1];
-	qid_seed(&s, &later);
-	snprintf(seed, sizeof seed, "%08lX", (unsigned long)later.tv_sec);
-	store_new_id(&s, id);
-	assert_true(strncmp(id, seed, 8) >= 0);
-	assert_false(qid_is_bounce(qid_value(id)));
-}
-
-static void ids(void **state)
-{
-	(void)state;
-	struct store s = { 0 };
-	char a[QID_LEN + 1], b[QID_LEN + 1];
-	store_new_id(&s, a);
-	store_new_id(&s, b);
-	assert_true(qid_valid(a));
-	assert_string_not_equal(a, b);
-	assert_false(qid_valid("../etc/passwd"));
-	assert_false(qid_valid("0123456789abcdef"));
-}
+#include "queue_env.h"
 
 static int count_files(const char *dir)
 {
@@ -751,8 +576,7 @@ static void concurrent_commits(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(round_trip), cmocka_unit_test(encode_refuses_bad_input),
-		cmocka_unit_test(malformed), cmocka_unit_test(ids), cmocka_unit_test(ids_unique), cmocka_unit_test(commit_and_mark),
+		cmocka_unit_test(commit_and_mark),
 		cmocka_unit_test(spare_files), cmocka_unit_test(spare_ripening), cmocka_unit_test(hold_and_delete), cmocka_unit_test(concurrent_commits),
 		cmocka_unit_test(names), cmocka_unit_test(flat_upgrade),
 	};
