@@ -256,9 +256,10 @@ static void send_rcpt(struct transfer *t, struct attempt *a, size_t i)
  * transaction of the same message. */
 static bool too_many_recipients(const struct smtp_answer *ans)
 {
-	const char *enh = ans->line + 4;
 	if (ans->code != 452 || ans->quota_hold)
 		return false;
+	/* the text is optional (RFC 5321 4.2): a bare "452" has none */
+	const char *enh = strnlen(ans->line, 4) == 4 ? ans->line + 4 : "";
 	return !(enh[0] >= '0' && enh[0] <= '9') || strncmp(enh, "4.5.3", 5) == 0;
 }
 

@@ -389,6 +389,25 @@ static void postponed_chunked(size_t step)
 	postponed_rounds(step, CHUNK, true);
 }
 
+/* A bare "452" (the text is optional, RFC 5321 4.2) after a reply with
+ * an enhanced code is postponed as "452 4.5.3" is: judged by the reply
+ * itself, not by what an earlier one left behind. */
+static void postponed_bare_452(size_t step)
+{
+	char script[1024] = "250 2.1.0 ok\r\n250 2.1.5 ok\r\n452\r\n354 go\r\n250 2.0.0 queued\r\n";
+	round_script(script, sizeof script, false, true, (const char *const[]){ "250 2.1.5 ok" }, 1, "250 queued");
+	struct scene sc;
+	scene_start(&sc, script, step, PIPE);
+	add_small(&sc.src, R5, 2);
+	assert_true(fake_run(sc.t, &sc.src, false, &sc.res));
+	const char *w = written();
+	assert_int_equal(count(w, "MAIL FROM:<s@x>"), 2);
+	assert_int_equal(count(w, "RCPT TO:<b@x>"), 2);
+	assert_int_equal(sc.src.state[0][0], OUT_SENT);
+	assert_int_equal(sc.src.state[0][1], OUT_SENT);
+	scene_end(&sc);
+}
+
 /* A transaction that accepts none of the postponed recipients (or whose
  * message is refused) ends the rounds: the rest are deferred with their
  * 452, and nothing loops. */
@@ -468,6 +487,7 @@ BOTH(dsn_offered)
 BOTH(dsn_not_offered)
 BOTH(dsn_bad_values)
 BOTH(postponed_pipelined)
+BOTH(postponed_bare_452)
 BOTH(postponed_one_by_one)
 BOTH(postponed_chunked)
 BOTH(postponed_no_progress)
@@ -484,7 +504,7 @@ int main(void)
 		cmocka_unit_test(t_dsn_not_offered),	   cmocka_unit_test(t_dsn_bad_values),
 		cmocka_unit_test(t_postponed_pipelined),   cmocka_unit_test(t_postponed_one_by_one),
 		cmocka_unit_test(t_postponed_chunked),	   cmocka_unit_test(t_postponed_no_progress),
-		cmocka_unit_test(t_other_4xx_not_postponed),
+		cmocka_unit_test(t_other_4xx_not_postponed), cmocka_unit_test(t_postponed_bare_452),
 	};
 	int rc = cmocka_run_group_tests_name("transfer", tests, NULL, NULL);
 	buf_free(&wire.out);
