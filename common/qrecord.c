@@ -38,12 +38,16 @@
  * these is corrupt.  Every value is checked again with dsnparam.h on
  * decode, so it is printable ASCII without space: no line can be forged.
  *
- * BOUNCES are queued in this order (daemon/bounce.c), so that a crash
- * anywhere neither loses a report nor queues it twice: the failed
- * recipients are marked B (fdatasync) and the file's name gets .B
- * (fsync of the bucket); the report is committed under an ID that is a
+ * BOUNCES are queued in this order (daemon/attempt.c record_kept,
+ * daemon/bounce.c), so that a crash anywhere neither loses a report nor
+ * queues it twice: the file's name gets .B (fsync of the bucket), then
+ * the failed recipients are marked B and those with a relayed notice
+ * due R (fdatasync) -- a .B name over Q statuses only means the
+ * recipients are tried again; a B or R with no .B name (a crash in the
+ * opposite order, which outbox used before this comment said so) is given its mark when
+ * the message is next loaded -- ; the report is committed under an ID that is a
  * function of the message's ID and tries (qid_bounce), so a second
- * commit of it finds the first (EEXIST); then B becomes F and the .B
+ * commit of it finds the first (EEXIST); then B becomes F, R becomes D and the .B
  * goes.  A .B name found at start-up is finished the same way before
  * any report is handed to the workers (scheduler.c).
  *

@@ -48,6 +48,15 @@ static void result_init(struct delivery_result *r, const char *id)
 	memcpy(r->id, id, sizeof r->id);
 }
 
+/* Does a recipient of env wait for a report (B) or a relayed notice (R)? */
+static bool report_unqueued(const struct envelope *env)
+{
+	for (size_t i = 0; i < env->nrcpt; i++)
+		if (env->rcpt[i].status == RCPT_BOUNCING || env->rcpt[i].status == RCPT_RELAYED)
+			return true;
+	return false;
+}
+
 bool attempt_load(const struct store *s, const char *id, unsigned tries, uint32_t next_try,
 		  const struct config *conf, struct attempt *a, struct delivery_result *r)
 {
@@ -69,6 +78,18 @@ bool attempt_load(const struct store *s, const char *id, unsigned tries, uint32_
 		r->done = gone || bad;
 		r->tries = (uint16_t)tries;
 		r->next_try = now_real() + LOAD_RETRY_S;
+		return false;
+	}
+	if (report_unqueued(&a->env) && qname_mark(a->name) != 'B') {
+		/* B or R statuses with no B mark: a crash between the two in
+		 * an older version's order (record_kept); the report is due */
+		log_warn("%s: a report was due and its mark lost: it is queued now", id);
+		if (store_set_mark(s, a->name, 'B', &e) < 0)
+			log_err("%s: %s", id, e.msg);
+		r->bouncing = true;
+		r->tries = (uint16_t)tries;
+		r->next_try = now_real() + LOAD_RETRY_S;
+		attempt_free(a);
 		return false;
 	}
 	if (envelope_pending(&a->env) == 0) {	/* done before a crash, not yet removed */
@@ -256,6 +277,17 @@ void attempt_settle(struct attempt *a, double now, struct attempt_tally *t)
 static void record_kept(const struct attempt_site *site, struct attempt *a, const struct delivery_result *r)
 {
 	struct err e;
+	/* the schedule goes into the name, for the next start (also when
+	 * only a report is left: its ID comes from the tries in the name);
+	 * and when a report is due, the B mark, durably (the bucket's
+	 * fsync), BEFORE any status says B or R: a crash between leaves a
+	 * .B name over Q statuses (bounce.c finds nothing to report and
+	 * the recipients are tried again), never a B or R that no name
+	 * points at (qrecord.c BOUNCES) */
+	if (store_note_retry(site->store, a->name, (uint32_t)ceil(r->next_try), r->tries, &e) < 0)
+		log_err("%s: %s", a->id, e.msg);
+	if (r->bouncing && store_set_mark(site->store, a->name, 'B', &e) < 0)
+		log_err("%s: %s", a->id, e.msg);
 	for (size_t i = 0; i < a->env.nrcpt; i++) {
 		enum outcome o = a->res[i].state;
 		char st = o == OUT_SENT ? (wants_relayed(a, i) ? RCPT_RELAYED : RCPT_SENT)
@@ -266,10 +298,6 @@ static void record_kept(const struct attempt_site *site, struct attempt *a, cons
 	}
 	if (fdatasync(a->fd) < 0)
 		log_err("%s: fdatasync: %s", a->id, strerror(errno));
-	/* the schedule goes into the name, for the next start */
-	/* (also when only a report is left: its ID comes from the tries in the name) */
-	if (store_note_retry(site->store, a->name, (uint32_t)ceil(r->next_try), r->tries, &e) < 0)
-		log_err("%s: %s", a->id, e.msg);
 	/* the last replies, for outbox queue and for the report */
 	const char **why = xcalloc(a->env.nrcpt, sizeof *why);
 	for (size_t i = 0; i < a->env.nrcpt; i++)
@@ -279,9 +307,6 @@ static void record_kept(const struct attempt_site *site, struct attempt *a, cons
 			why[i] = a->res[i].why ? a->res[i].why : "";
 	store_note_reasons(site->store, a->id, &a->env, why, site->peer);
 	free(why);
-	/* a report is due: the name says so, durably, before it is queued */
-	if (r->bouncing && store_set_mark(site->store, a->name, 'B', &e) < 0)
-		log_err("%s: %s", a->id, e.msg);
 }
 
 /* What the log says of recipient i's notice when it is not the default:

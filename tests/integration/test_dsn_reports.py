@@ -278,3 +278,30 @@ def test_a_crash_before_the_relayed_notice_was_queued(relay_daemon):
     wait_queue_empty(d)
     time.sleep(1.5)
     assert len(up.reports()) == 1 and up.originals() == []
+
+
+@pytest.mark.parametrize("status,notify,action", [(b"R", "NOTIFY=SUCCESS", b"Action: relayed"),
+                                                  (b"B", "", b"Action: failed")])
+def test_a_due_report_whose_mark_was_lost_is_still_queued(relay_daemon, status, notify, action):
+    """A B or R status with no .B name and nothing else pending (what a
+    crash left between the status bytes and the rename in the order of
+    before): the report goes once and the file goes after it, never
+    removed as "done before a crash" (found by review)."""
+    d, up = relay_daemon()
+    up.tempfail_rcpt = True
+    qid = submit(d, "", [("a@r.example", notify)], MSG)
+    d.wait_log(r"status=deferred")
+    d.stop()
+    path = d.queue_path(qid)
+    data = open(path, "rb").read()
+    assert b"\nrcpt Q <a@r.example>" in data
+    with open(path, "wb") as f:
+        f.write(data.replace(b"\nrcpt Q <a@r.example>", b"\nrcpt " + status + b" <a@r.example>", 1))
+    up.tempfail_rcpt = False
+    d.start()
+    (report,) = up.wait_for_reports(1)
+    assert action in report.data and b"Final-Recipient: rfc822; a@r.example" in report.data
+    d.wait_log(r"%s: a report was due and its mark lost: it is queued now" % qid)
+    wait_queue_empty(d)
+    time.sleep(1.5)
+    assert len(up.reports()) == 1 and up.originals() == []
