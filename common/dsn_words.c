@@ -76,8 +76,8 @@ static void what_is_attached(const struct dsn_input *in, const struct dsn_messag
 	}
 	buf_adds(b, "Its header section is attached; the message itself is not");
 	if (m->ret == RET_FULL && dsn_has(in, m, DSN_FAILED))
-		buf_printf(b, ":\r\nyou asked for it whole (RET=FULL), but it is %" PRIu64 " octets, over the\r\n"
-			      "%" PRIu64 " this system returns whole ([queue] max_message_size).\r\n",
+		buf_printf(b, ":\r\nyou asked for it whole (RET=FULL), but it is %" PRIu64 " octets, and a\r\n"
+			      "report returning it must fit in %" PRIu64 " ([queue] max_message_size).\r\n",
 			   m->size, m->size_max);
 	else
 		buf_adds(b, ".\r\n");

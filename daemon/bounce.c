@@ -116,6 +116,7 @@ static void check_work(uv_work_t *req)
 	/* RFC 3464 has one Original-Envelope-Id per report, and a summary
 	 * returns no message: such a message's report goes alone */
 	m->alone = env.envid || env.ret == RET_FULL;
+	m->whole = env.ret == RET_FULL && !m->warn;
 	free(m->to);
 	m->to = xstrdup(bounce_report_to(&env, m->d->conf));
 	envelope_free(&env);
@@ -243,6 +244,7 @@ void bounce_drop(struct member *m)
 void bounce_stop(struct daemon *d)
 {
 	bounce_gather_stop(d);
+	bounce_report_stop(d);
 }
 
 void bounce_free(struct daemon *d)

@@ -32,16 +32,12 @@ struct storm {
 	size_t n, nrcpt;
 };
 
-struct bounces {
-	struct daemon *d;
-	struct storm *storms;
-};
-
-static struct bounces *bounces_of(struct daemon *d)
+struct bounces *bounces_of(struct daemon *d)
 {
 	if (!d->bounces) {
 		d->bounces = xcalloc(1, sizeof *d->bounces);
 		d->bounces->d = d;
+		d->bounces->whole_tail = &d->bounces->whole_waiting;
 	}
 	return d->bounces;
 }

@@ -22,6 +22,19 @@
 #include "outboxd.h"
 
 #define BOUNCE_RETRY_MS 60000
+/* Reports that return a whole message (RET=FULL) hold it in memory
+ * while built and written: one at a time, the others wait their turn. */
+#define WHOLE_REPORTS_MAX 1
+
+/* The reports' state, d->bounces: the storms (bounce_gather.c) and the
+ * whole-message reports running and waiting (bounce_report.c). */
+struct bounces {
+	struct daemon *d;
+	struct storm *storms;
+	unsigned whole_running;
+	struct report *whole_waiting, **whole_tail;
+};
+struct bounces *bounces_of(struct daemon *d);
 
 struct member {
 	uv_work_t req;		/* the check */
@@ -37,6 +50,7 @@ struct member {
 	char *to;		/* who gets its report */
 	size_t nrcpt;		/* the recipients to report */
 	bool alone;		/* never in a summary: it has an ENVID or RET=FULL */
+	bool whole;		/* RET=FULL and a final report: it may return the message */
 	bool exists;		/* its report is queued already (before a crash) */
 	char found[QID_LEN + 1];	/* that report's ID */
 	bool checked;		/* step 1 passed (sched_bounce_checked called) */
@@ -55,10 +69,14 @@ struct report {
 	bool warn;
 	bool failed, relayed;	/* what it tells (build_work) */
 	bool eight_bit;		/* its bytes are not all ASCII */
+	bool returned;		/* it returns a whole message (build_work) */
 	char id[QID_LEN + 1];
 	struct envelope env;	/* null sender, to the member's `to` (+ postmaster) */
 	struct buf msg;
+	size_t sent;		/* of msg, given to the intake so far */
 	struct intake in;
+	bool whole;		/* it may return a whole message (WHOLE_REPORTS_MAX) */
+	struct report *next;	/* waiting its turn */
 	int rc;
 	char why[512];
 };
@@ -84,5 +102,8 @@ void bounce_gather_stop(struct daemon *d);
 
 /* bounce_report.c: one report of the members in list (linked by next). */
 void bounce_report_make(struct daemon *d, struct member *list, bool warn);
+/* A stop: the reports waiting their turn are dropped (their members'
+ * .B names bring them back at the next start). */
+void bounce_report_stop(struct daemon *d);
 
 #endif

@@ -31,6 +31,15 @@
 #include "bounce_int.h"
 
 #define HEADERS_MAX (64 * 1024)	/* the original header section attached, at most */
+/* What a report adds to the message it returns (its header, words and
+ * status parts): a whole message is returned only when it and this fit
+ * in [queue] max_message_size, so the report is never refused as too
+ * big by outbox itself. */
+#define REPORT_MARGIN (64 * 1024)
+/* The report goes to the intake this much at a time, each slice written
+ * on the thread pool before the next (the loop never copies a whole
+ * returned message at once). */
+#define REPORT_SLICE (256 * 1024)
 
 /* ---- build (thread pool) ---- */
 
@@ -117,7 +126,7 @@ static int part_load(const struct report *rep, struct member *m, struct part *p,
 		failed |= p->r[i].action == DSN_FAILED;
 	read_headers(fd, off, &p->headers);
 	int rc = 0;
-	if (failed && rep->n == 1 && p->env.ret == RET_FULL && size <= max)
+	if (failed && rep->n == 1 && p->env.ret == RET_FULL && size + REPORT_MARGIN <= max)
 		rc = read_whole(fd, off, size, &p->whole, e);
 	close(fd);
 	*out = (struct dsn_message){ .queue_id = m->orig, .arrival = p->env.arrival, .rcpt = p->r, .nrcpt = n,
@@ -161,6 +170,7 @@ static void build(struct report *rep, const struct dsn_message *msg)
 	};
 	dsn_build(&in, &rep->msg);
 	rep->failed = rep->relayed = rep->eight_bit = false;
+	rep->returned = rep->n == 1 && msg[0].content != NULL;	/* (part_load: RET=FULL, failed, fits) */
 	for (size_t k = 0; k < rep->n; k++)
 		for (size_t i = 0; i < msg[k].nrcpt; i++) {
 			rep->failed |= msg[k].rcpt[i].action == DSN_FAILED;
@@ -214,8 +224,27 @@ static void report_free(struct report *rep)
 	free(rep);
 }
 
+static void report_start(struct report *rep);
+
+/* A whole-message report is over: the next one waiting takes its turn. */
+static void whole_done(struct report *rep)
+{
+	struct bounces *b = rep->d->bounces;
+	if (!rep->whole || !b)
+		return;
+	b->whole_running--;
+	struct report *next = b->whole_waiting;
+	if (!next || rep->d->stopping)
+		return;
+	if (!(b->whole_waiting = next->next))
+		b->whole_tail = &b->whole_waiting;
+	b->whole_running++;
+	report_start(next);
+}
+
 static void on_report_closed(uv_handle_t *h)
 {
+	whole_done(h->data);
 	report_free(h->data);
 }
 
@@ -302,7 +331,9 @@ static void commit_done(struct intake *in, void *arg)
 }
 
 /* The report's envelope: the null sender, to `to`, a copy of a failure
- * report to the postmaster; 8BITMIME when its bytes need it.  A global
+ * report to the postmaster -- but not of one that returns the whole
+ * message (RET=FULL): the sender asked for the body, the postmaster did
+ * not (the failure is in the log); 8BITMIME when its bytes need it.  A global
  * report's UTF-8 is in its body parts, not its own header: it needs
  * SMTPUTF8 only when an address does (the intake sees to that). */
 static void report_envelope(struct report *rep, const struct config *c, const char *to)
@@ -311,9 +342,28 @@ static void report_envelope(struct report *rep, const struct config *c, const ch
 	envelope_init(&rep->env);
 	rep->env.sender = xstrdup("");
 	envelope_add_rcpt(&rep->env, to);
-	if (rep->failed && *c->address.postmaster && strcasecmp(c->address.postmaster, to) != 0)
+	if (rep->failed && !rep->returned && *c->address.postmaster && strcasecmp(c->address.postmaster, to) != 0)
 		envelope_add_rcpt(&rep->env, c->address.postmaster);
 	rep->env.flags = rep->eight_bit ? ENV_8BITMIME : 0;
+}
+
+/* The next slice of the report to the intake: written on the thread
+ * pool (intake_flush, whose error sticks and fails the commit) before
+ * the one after; the last is committed. */
+static void write_on(struct intake *in, void *arg)
+{
+	struct report *rep = arg;
+	size_t n = rep->msg.len - rep->sent;
+	if (n > REPORT_SLICE)
+		n = REPORT_SLICE;
+	intake_write(in, rep->msg.data + rep->sent, n);
+	rep->sent += n;
+	if (rep->sent < rep->msg.len) {
+		intake_flush(in, write_on, rep);
+		return;
+	}
+	in->after_commit = after_commit;
+	intake_commit(in, commit_done, rep);
 }
 
 static void build_done(uv_work_t *req, int status)
@@ -337,9 +387,15 @@ static void build_done(uv_work_t *req, int status)
 		try_later(rep, e.msg);
 		return;
 	}
-	intake_write(&rep->in, rep->msg.data, rep->msg.len);
-	rep->in.after_commit = after_commit;
-	intake_commit(&rep->in, commit_done, rep);
+	rep->sent = 0;
+	write_on(&rep->in, rep);
+}
+
+static void report_start(struct report *rep)
+{
+	uv_timer_init(rep->d->loop, &rep->retry);
+	uv_unref((uv_handle_t *)&rep->retry);	/* a stop does not wait: the .B names finish it */
+	uv_queue_work(rep->d->loop, &rep->req, build_work, build_done);
 }
 
 void bounce_report_make(struct daemon *d, struct member *list, bool warn)
@@ -356,9 +412,29 @@ void bounce_report_make(struct daemon *d, struct member *list, bool warn)
 	memcpy(rep->id, rep->m[0]->own_report, sizeof rep->id);
 	buf_init(&rep->msg);
 	envelope_init(&rep->env);
-	uv_timer_init(d->loop, &rep->retry);
-	uv_unref((uv_handle_t *)&rep->retry);	/* a stop does not wait: the .B names finish it */
 	rep->retry.data = rep;
 	rep->req.data = rep;
-	uv_queue_work(d->loop, &rep->req, build_work, build_done);
+	rep->whole = rep->n == 1 && rep->m[0]->whole;
+	struct bounces *b = bounces_of(d);
+	if (rep->whole && b->whole_running >= WHOLE_REPORTS_MAX) {
+		*b->whole_tail = rep;	/* its turn comes when one running is over */
+		b->whole_tail = &rep->next;
+		return;
+	}
+	b->whole_running += rep->whole;
+	report_start(rep);
+}
+
+void bounce_report_stop(struct daemon *d)
+{
+	struct bounces *b = d->bounces;
+	while (b && b->whole_waiting) {
+		struct report *rep = b->whole_waiting;
+		b->whole_waiting = rep->next;
+		for (size_t i = 0; i < rep->n; i++)
+			bounce_drop(rep->m[i]);	/* its .B name brings it back at the next start */
+		report_free(rep);
+	}
+	if (b)
+		b->whole_tail = &b->whole_waiting;
 }

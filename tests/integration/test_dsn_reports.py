@@ -152,14 +152,14 @@ def test_ret_full_over_max_message_size_returns_the_headers_and_says_why(relay_d
     assert part.startswith(b"Content-Type: text/rfc822-headers\r\n\r\nReceived: "), part
     assert part.endswith(b"From: app@sender.example\r\nSubject: nightly run\r\n"), part
     assert b"yyyy" not in report.data and b"line one" not in report.data
-    assert re.search(rb"you asked for it whole \(RET=FULL\), but it is \d+ octets, over the\r\n"
-                     rb"2048 this system returns whole \(\[queue\] max_message_size\)", report.data)
+    assert re.search(rb"you asked for it whole \(RET=FULL\), but it is \d+ octets, and a\r\n"
+                     rb"report returning it must fit in 2048 \(\[queue\] max_message_size\)", report.data)
 
 
 def test_ret_hdrs_returns_the_headers(relay_daemon):
     d, up = relay_daemon()
     up.reject_rcpt = {"gone@r.example"}
-    submit(d, "RET=HDRS", [("gone@r.example", "")], MSG)
+    submit(d, "RET=HDRS ENVID=two", [("gone@r.example", "")], MSG)   # (an ENVID: alone, not in a summary)
     (report,) = up.wait_for_reports(1)
     assert raw_last_part(report).startswith(b"Content-Type: text/rfc822-headers\r\n\r\n")
     assert b"line one" not in report.data
@@ -305,3 +305,43 @@ def test_a_due_report_whose_mark_was_lost_is_still_queued(relay_daemon, status, 
     wait_queue_empty(d)
     time.sleep(1.5)
     assert len(up.reports()) == 1 and up.originals() == []
+
+
+def test_ret_full_reports_take_turns_and_return_each_body_whole(relay_daemon):
+    """Several RET=FULL failures at once: their reports are built one at
+    a time (each holds its message in memory) and written to the queue in
+    slices, and each returns its own message byte for byte (bodies over
+    the slice, so each is written in several)."""
+    d, up = relay_daemon()
+    up.reject_rcpt = {"gone@r.example"}
+    bodies = {}
+    for k in range(3):
+        body = b"".join(b"%d line %06d %s\r\n" % (k, i, b"z" * 50) for i in range(6000))   # ~400 KB
+        msg = b"From: app@sender.example\r\nSubject: big %d\r\n\r\n" % k + body
+        bodies[submit(d, "RET=FULL", [("gone@r.example", "")], msg)] = msg
+    reports = up.wait_for_reports(3, timeout=60)
+    got = {}
+    for r in reports:
+        qid = re.search(rb"X-Outbox-Queue-ID: ([0-9A-F]{16})", r.data).group(1).decode()
+        got[qid] = raw_last_part(r)
+    assert sorted(got) == sorted(bodies)
+    for qid, part in got.items():
+        head, whole = part.split(b"\r\n\r\n", 1)
+        assert b"Content-Type: message/rfc822" in head
+        assert whole.endswith(bodies[qid]), qid          # below our Received: line, byte for byte
+    wait_queue_empty(d)
+
+
+def test_the_postmaster_gets_no_copy_of_a_returned_body(relay_daemon):
+    """RET=FULL is the sender's wish for the body: the report that
+    returns it goes to the sender only; a failure report without the
+    body still goes to the postmaster too (found by review)."""
+    d, up = relay_daemon(extra={"address": {"postmaster": "pm@admin.example"}})
+    up.reject_rcpt = {"gone@r.example"}
+    submit(d, "RET=FULL", [("gone@r.example", "")], MSG)
+    (report,) = up.wait_for_reports(1)
+    assert report.rcpt_tos == [SENDER] and b"line one" in report.data
+    submit(d, "RET=HDRS ENVID=two", [("gone@r.example", "")], MSG)   # (an ENVID: alone, not in a summary)
+    reports = up.wait_for_reports(2)
+    assert sorted(reports[1].rcpt_tos) == sorted([SENDER, "pm@admin.example"])
+    assert b"line one" not in reports[1].data

@@ -415,8 +415,8 @@ static void ret_full_too_big_and_hdrs(void **state)
 					   "To: a@r.example\r\nSubject: report\r\n";
 		assert_true(len == sizeof want - 1);
 		assert_memory_equal(p, want, sizeof want - 1);
-		bool said = strstr(b.data, "you asked for it whole (RET=FULL), but it is 5000 octets, over the\r\n"
-					   "4000 this system returns whole ([queue] max_message_size).\r\n") != NULL;
+		bool said = strstr(b.data, "you asked for it whole (RET=FULL), but it is 5000 octets, and a\r\n"
+					   "report returning it must fit in 4000 ([queue] max_message_size).\r\n") != NULL;
 		assert_true(said == (rets[k] == RET_FULL));
 		assert_null(strstr(b.data, "line one"));
 		buf_free(&b);
