@@ -345,3 +345,34 @@ def test_the_postmaster_gets_no_copy_of_a_returned_body(relay_daemon):
     reports = up.wait_for_reports(2)
     assert sorted(reports[1].rcpt_tos) == sorted([SENDER, "pm@admin.example"])
     assert b"line one" not in reports[1].data
+
+
+@pytest.mark.parametrize("given,canonical,relayed", [
+    ("NEVER", "NEVER", False),
+    ("SUCCESS", "SUCCESS", True),
+    ("FAILURE", "FAILURE", False),
+    ("DELAY", "DELAY", False),
+    ("delay,success", "SUCCESS,DELAY", True),
+    ("FAILURE,DELAY,SUCCESS", "SUCCESS,FAILURE,DELAY", True),
+    ("", None, False),
+])
+@pytest.mark.parametrize("dsn", [False, True])
+def test_each_notify_through_a_relay_with_and_without_dsn(relay_daemon, given, canonical, relayed, dsn):
+    """Each NOTIFY for a recipient the relay takes: with DSN it goes
+    upstream (keywords in RFC 3461's order) and outbox says nothing;
+    without DSN nothing goes upstream, and a "relayed" notice comes back
+    exactly when SUCCESS was asked."""
+    d, up = relay_daemon(up_kw={"dsn": dsn})
+    submit(d, "", [("a@r.example", "NOTIFY=" + given if given else "")], MSG)
+    (m,) = up.wait_for_originals(1)
+    if dsn:
+        assert m.rcpt_dsn == [["NOTIFY=" + canonical] if canonical else []]
+    else:
+        assert not [o for o in m.mail_options if "NOTIFY" in o.upper()]
+    wait_queue_empty(d)
+    if relayed and not dsn:
+        (report,) = up.wait_for_reports(1)
+        assert b"Action: relayed\r\nStatus: 2.0.0\r\n" in report.data
+    else:
+        time.sleep(1)
+        assert up.reports() == []
