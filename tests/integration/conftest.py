@@ -322,9 +322,9 @@ class Daemon:
         env = {"rcpt": []}
         for line in head.decode().split("\n")[1:]:
             key, val = line.split(" ", 1)
-            if key == "rcpt":
-                status, addr = val.split(" ", 1)
-                env["rcpt"].append((status, addr[1:-1]))
+            if key == "rcpt":   # "Q <addr>", and in version 2 " notify=.. orcpt=.." after it
+                status, addr, _ = re.fullmatch(r"(\S) <(.*?)>((?: [a-z]+=\S*)*)", val).groups()
+                env["rcpt"].append((status, addr))
             elif key == "from":
                 env["from"] = val[1:-1]
             else:
