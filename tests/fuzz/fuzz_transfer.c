@@ -9,7 +9,8 @@
  * A model server reads what the engine wrote, pairing each command with
  * the next reply as the engine does, and keeps the worst a server may
  * do: a MAIL taken does not forget recipients taken before (only RSET
- * or the end of data does), a refused BDAT forgets nothing.  RSET is
+ * or the end of data does; it starts new data), a refused BDAT forgets
+ * nothing.  RSET is
  * taken to reset whatever it answers: RFC 5321 4.1.1.5 has no reply but
  * 250 to it, and the engine leaves a server that refuses it; behind a
  * pipelined BDAT batch such a server could still deliver a later
@@ -127,6 +128,11 @@ static void model(const uint8_t *script, size_t slen)
 		bool ok = code / 100 == 2;
 		if (strcmp(cmd, "RSET") == 0) {	/* it resets, whatever it answers (below) */
 			memset(taken, 0, sizeof taken);
+			buf_reset(&body);
+			bdat_refused = false;
+		} else if (strncmp(cmd, "MAIL FROM:", 10) == 0 && ok) {
+			/* a new transaction's data: a BDAT refused before is of the
+			 * old one (recipients it took stay, the worst a server does) */
 			buf_reset(&body);
 			bdat_refused = false;
 		} else if (strncmp(cmd, "RCPT TO:<r", 10) == 0 && ok) {
