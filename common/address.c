@@ -94,6 +94,20 @@ bool addr_is_local_name(const char *a)
 }
 
 /* The '@' that separates local part and domain (not one inside quotes). */
+const char *addr_path_end(const char *p, size_t n)
+{
+	bool quoted = false;
+	for (size_t i = 0; i < n; i++) {
+		if (quoted && p[i] == '\\' && i + 1 < n)
+			i++;
+		else if (p[i] == '"')
+			quoted = !quoted;
+		else if (p[i] == '>' && !quoted)
+			return p + i;
+	}
+	return NULL;
+}
+
 const char *addr_at(const char *a)
 {
 	const char *at = NULL;

@@ -29,6 +29,10 @@ bool addr_is_domain(const char *d);
 /* The '@' that separates local part and domain (not one inside
  * quotes); NULL for a bare local name. */
 const char *addr_at(const char *a);
+/* The '>' that closes a path whose text (after its '<') is the n octets
+ * at p: the first one not inside a quoted local part ("a>b"@x is an
+ * address); NULL if none. */
+const char *addr_path_end(const char *p, size_t n);
 /* Any octet >= 0x80 (needs SMTPUTF8 upstream). */
 bool addr_needs_utf8(const char *a);
 

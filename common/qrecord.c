@@ -32,9 +32,9 @@
  *   end\n                         FAILURE, DELAY in that order), ORCPT as
  *                                 it arrived; either may be absent
  *
- * The status byte keeps its place (the address ends at the first '>',
- * which an address cannot contain), so the in-place update is the
- * same.  The decoder reads both versions; a version 1 file with any of
+ * The status byte keeps its place (the address ends at the first '>'
+ * outside a quoted local part: "a>b"@x is an address, addr_path_end),
+ * so the in-place update is the same.  The decoder reads both versions; a version 1 file with any of
  * these is corrupt.  Every value is checked again with dsnparam.h on
  * decode, so it is printable ASCII without space: no line can be forged.
  *
@@ -297,9 +297,9 @@ static int decode_dsn_rcpt(const char *p, size_t n, struct rcpt *r)
 static int decode_rcpt(const char *rest, size_t rl, bool dsn, const char *start,
 		       struct envelope *env)
 {
-	if (rl < 3 || !qrec_status_valid(rest[0]) || rest[1] != ' ')
+	if (rl < 4 || !qrec_status_valid(rest[0]) || rest[1] != ' ' || rest[2] != '<')
 		return -1;
-	const char *gt = memchr(rest + 2, '>', rl - 2);	/* addresses hold no '>' */
+	const char *gt = addr_path_end(rest + 3, rl - 3);	/* ("a>b"@x is an address) */
 	size_t alen = gt ? (size_t)(gt - rest - 2) + 1 : 0;
 	char *a = gt ? decode_addr(rest + 2, alen, false) : NULL;
 	if (!a)

@@ -194,7 +194,8 @@ static size_t envelope_lines(struct pjob *j, const char *p, size_t len, char **s
 		if (!nl || (!is_sender && !is_rcpt))
 			return off;
 		char *v = xstrndup(line + (is_sender ? 9 : 11), l - (is_sender ? 9 : 11));
-		char *a = trim(v), *params = "", *gt = a[0] == '<' ? strchr(a, '>') : NULL;
+		char *a = trim(v), *params = "";
+		char *gt = a[0] == '<' ? (char *)addr_path_end(a + 1, strlen(a + 1)) : NULL;	/* "a>b"@x */
 		if (gt) {
 			*gt = '\0';
 			params = gt + 1;

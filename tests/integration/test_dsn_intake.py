@@ -295,3 +295,26 @@ def test_pickup_bad_request_goes_to_bad(daemon, line, why):
     drop(daemon, "bad", line + b"\nSubject: x\n\nbody\n")
     daemon.wait_log(r"pickup/new/bad: moved to pickup/bad/bad: .*%s" % why)
     assert daemon.queue_ids() == []
+
+
+@pytest.mark.parametrize("fallback", [False, True])
+def test_a_quoted_gt_in_an_address_is_kept_and_delivered(relay_daemon, fallback):
+    """"a>b"@x is an address (a quoted local part, RFC 5321 4.1.2): the
+    queue record and pickup's X-Sender:/X-Receiver: lines keep it whole,
+    through the socket and through the sendmail command's fallback while
+    outboxd is stopped, and the upstream gets it (found by review: both
+    cut the path at the first '>'; the queue file went to corrupt/ after
+    sendmail said 0, the pickup file to bad/)."""
+    from test_delivery import wait_queue_empty
+    d, up = relay_daemon()
+    if fallback:
+        d.stop()
+    r = d.sendmail(["-f", '"s>t"@sender.example', "-N", "success", '"a>b"@r.example'],
+                   b"Subject: gt\n\nbody\n")
+    assert r.returncode == 0, r.stderr
+    if fallback:
+        d.start()
+    (m,) = up.wait_for(1)
+    assert m.mail_from == '"s>t"@sender.example' and m.rcpt_tos == ['"a>b"@r.example']
+    wait_queue_empty(d)
+    assert "corrupt" not in d.log() and "pickup/bad" not in d.log()
