@@ -63,6 +63,7 @@ const char *bounce_report_to(const struct envelope *env, const struct config *c)
 
 static void member_free(struct member *m)
 {
+	config_unref(m->conf);
 	free(m->to);
 	free(m);
 }
@@ -118,7 +119,7 @@ static void check_work(uv_work_t *req)
 	m->alone = env.envid || env.ret == RET_FULL;
 	m->whole = env.ret == RET_FULL && !m->warn;
 	free(m->to);
-	m->to = xstrdup(bounce_report_to(&env, m->d->conf));
+	m->to = xstrdup(bounce_report_to(&env, m->conf));
 	envelope_free(&env);
 }
 
@@ -196,6 +197,10 @@ static void check_done(uv_work_t *req, int status)
 		uv_timer_start(&m->retry, on_check_retry, BOUNCE_RETRY_MS, 0);
 		return;
 	}
+	if (d->stopping) {
+		bounce_drop(m);	/* its .B name finishes it at the next start */
+		return;
+	}
 	if (!m->checked)
 		sched_bounce_checked(&d->sched);
 	m->checked = true;
@@ -218,9 +223,12 @@ static void on_check_retry(uv_timer_t *t)
 
 void bounce_start(struct daemon *d, qref r, bool warn)
 {
+	if (d->stopping)
+		return;	/* (an attempt that ended after the stop) its .B name finishes it */
 	struct member *m = xcalloc(1, sizeof *m);
 	const struct qentry *e = qindex_get(&d->queue, r);
 	m->d = d;
+	m->conf = config_ref(d->conf);
 	m->warn = warn;
 	m->id = e->id;
 	m->tries = e->tries;

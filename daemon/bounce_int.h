@@ -40,6 +40,8 @@ struct member {
 	uv_work_t req;		/* the check */
 	uv_timer_t retry;	/* of a check that failed */
 	struct daemon *d;
+	struct config *conf;	/* a reference (config_ref) for the _work functions:
+				 * a SIGHUP may free the daemon's meanwhile */
 	struct member *next;	/* waiting in its storm */
 	uint64_t id;
 	unsigned tries;
@@ -64,6 +66,7 @@ struct report {
 	uv_work_t req;
 	uv_timer_t retry;
 	struct daemon *d;
+	struct config *conf;	/* a reference, as struct member's */
 	struct member **m;
 	size_t n;
 	bool warn;

@@ -110,7 +110,7 @@ static int part_load(const struct report *rep, struct member *m, struct part *p,
 		     struct err *e)
 {
 	struct store *s = &rep->d->store;
-	uint64_t max = rep->d->conf->queue.max_message_size;
+	uint64_t max = rep->conf->queue.max_message_size;
 	size_t off;
 	uint64_t size;
 	int fd = -1;
@@ -160,7 +160,7 @@ static int note_summary(struct report *rep, struct err *e)
 
 static void build(struct report *rep, const struct dsn_message *msg)
 {
-	const struct config *c = rep->d->conf;
+	const struct config *c = rep->conf;
 	char dom[256], life[32];
 	struct dsn_input in = {
 		.reporting_mta = rep->d->hostname, .from_domain = addr_domain(c, dom, sizeof dom),
@@ -218,6 +218,7 @@ static void after_commit(struct intake *in, void *arg)
 
 static void report_free(struct report *rep)
 {
+	config_unref(rep->conf);
 	envelope_free(&rep->env);
 	buf_free(&rep->msg);
 	free(rep->m);
@@ -381,7 +382,7 @@ static void build_done(uv_work_t *req, int status)
 		uv_queue_work(d->loop, &rep->req, marks_work, marks_done);
 		return;
 	}
-	report_envelope(rep, d->conf, rep->m[0]->to);
+	report_envelope(rep, rep->conf, rep->m[0]->to);
 	struct origin o = { .way = WAY_BOUNCE, .uid = -1, .login = "", .helo = "", .peer = "", .id = rep->id };
 	if (intake_begin(&d->intake, &rep->in, &rep->env, &o, &e) < 0) {
 		try_later(rep, e.msg);
@@ -402,6 +403,7 @@ void bounce_report_make(struct daemon *d, struct member *list, bool warn)
 {
 	struct report *rep = xcalloc(1, sizeof *rep);
 	rep->d = d;
+	rep->conf = config_ref(d->conf);
 	rep->warn = warn;
 	for (struct member *m = list; m; m = m->next)
 		rep->n++;
