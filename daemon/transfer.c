@@ -507,7 +507,10 @@ static void again_chunked(struct transfer *t, struct attempt *a)
  * while the upstream still works on the rest of the batch; the last
  * one's wait until the next batch is on the wire.  So at most two
  * accepted messages per worker are unrecorded at any time (the
- * duplicates a crash can cause), as with DATA. */
+ * duplicates a crash can cause), as with DATA -- but for messages with
+ * recipients the relay postponed (452), which are recorded after their
+ * further rounds: a crash then may send again, besides those two, the
+ * recipients taken in the first round of each (at most BATCH_MAX). */
 static void run_chunked(struct transfer *t, struct attempt *first)
 {
 	struct attempt *batch = xcalloc(BATCH_MAX, sizeof *batch), held;
