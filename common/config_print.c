@@ -50,6 +50,14 @@ static const char *mark(const struct config *c, bool marks, bool is_default, int
 	return "";
 }
 
+/* " = " before a value; " =" before one that begins with ';', which
+ * inih would take for a comment after a space ("user =;x" loads as
+ * ";x", "user = ;x" as nothing): the dump loads as the file did. */
+static const char *assign(const char *val)
+{
+	return val[0] == ';' ? " =" : " = ";
+}
+
 static void print_relay(const struct config *c, const struct relay *r, FILE *out, bool changed_only,
 			bool marks)
 {
@@ -75,7 +83,8 @@ static void print_relay(const struct config *c, const struct relay *r, FILE *out
 		header = true;
 		if (preset)	/* "# provider gmail": a value of the preset */
 			snprintf(from, sizeof from, "    # provider %s", r->provider);
-		fprintf(out, "%s = %s%s\n", k->name, marks && secret && *val ? "(set)" : val,
+		val = marks && secret && *val ? "(set)" : val;
+		fprintf(out, "%s%s%s%s\n", k->name, assign(val), val,
 			preset ? (marks ? from : "")
 			       : mark(c, marks, is_default, r->seen[i] ? r->set_in[i] : -1, from, sizeof from));
 	}
@@ -108,7 +117,8 @@ static void print_keys(const struct config *c, FILE *out, bool changed_only, boo
 			fprintf(out, "%s[%s]\n", *section ? "\n" : "", k->section);
 			section = k->section;
 		}
-		fprintf(out, "%s = %s%s\n", k->name, marks && key_is_secret(k) && *val ? "(set)" : val,
+		val = marks && key_is_secret(k) && *val ? "(set)" : val;
+		fprintf(out, "%s%s%s%s\n", k->name, assign(val), val,
 			mark(c, marks, is_default, c->set_in ? c->set_in[i] : -1, from, sizeof from));
 	}
 	for (size_t i = 0; i < config_nmaps; i++) {
@@ -118,7 +128,7 @@ static void print_keys(const struct config *c, FILE *out, bool changed_only, boo
 		fprintf(out, "%s[%s]%s\n", *section ? "\n" : "", config_maps[i].section, marks && !m->n ? "    # empty" : "");
 		section = config_maps[i].section;
 		for (size_t j = 0; j < m->n; j++)
-			fprintf(out, "%s = %s%s\n", m->v[j].name, m->v[j].value,
+			fprintf(out, "%s%s%s%s\n", m->v[j].name, assign(m->v[j].value), m->v[j].value,
 				mark(c, marks, false, m->v[j].file, from, sizeof from));
 	}
 	config_free(def);
