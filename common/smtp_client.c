@@ -43,8 +43,8 @@ enum smtp_verdict smtp_classify(enum smtp_stage st, int code)
 		return V_OK;
 	if (code == 421)
 		return V_SESSION;
-	if (transaction && code >= 500 && code <= 503)
-		return V_SESSION;	/* our syntax or sequence: never the message's fault */
+	if (transaction && ((code >= 500 && code <= 503) || code == 530))
+		return V_SESSION;	/* our syntax or sequence, or our missing login: never the message's fault */
 	if ((transaction || st == ST_LOCAL) && code / 100 == 5)
 		return V_PERM;
 	return V_TEMP;	/* 4xx; DNS, connect, greeting, EHLO, TLS, AUTH; no reply */

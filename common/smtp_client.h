@@ -93,8 +93,11 @@ void smtp_client_free(struct smtp_client *s);
  *  V_SESSION  the reply shows the session itself is unusable: 421, or a
  *             complaint about our own protocol (500, 501, 502, 503 to
  *             MAIL, RCPT, DATA, BDAT, RSET: a sequence or syntax error
- *             is ours, never the message's).  The session is closed and
- *             the message deferred.
+ *             is ours, never the message's), or 530 there (RFC 4954 6:
+ *             "5.7.0 Authentication required" -- a login or TLS the
+ *             relay wants and we did not give: AUTH trouble never
+ *             bounces mail).  The session is closed and the message
+ *             deferred.
  * Only V_PERM ever bounces mail.
  */
 enum smtp_verdict { V_OK, V_TEMP, V_PERM, V_SESSION };

@@ -123,3 +123,25 @@ def test_a_refused_token_says_the_servers_error_and_what_to_do(oauth2):  # noqa:
     d.wait_log(r"to=<a@r\.example> .* status=deferred \(%s\)" % re.escape(said))
     assert len(up.tokens_seen) >= 2                  # the cached token, then a fresh one
     assert up.messages == [] and "status=bounced" not in d.log()
+
+
+@pytest.mark.parametrize("at", ["MAIL", "RCPT"])
+def test_530_authentication_required_defers_and_never_bounces(relay_daemon, at):
+    """A relay that wants a login we did not give answers 530 5.7.0 to
+    MAIL or RCPT (RFC 4954 6): our configuration's fault, never the
+    message's -- AUTH trouble defers, with the hint, and the mail goes
+    once the relay takes it (it bounced as a 5xx before)."""
+    d, up = relay_daemon(extra={"queue": {"retry_min": "1s", "retry_max": "2s"}})
+    reply = "530 5.7.0 Authentication Required"
+    if at == "MAIL":
+        up.mail_reply = reply
+    else:
+        up.rcpt_reply["a@r.example"] = reply
+    send(d, ["a@r.example"])
+    d.wait_log(r"to=<a@r\.example> .* status=deferred \(.*530 5\.7\.0 Authentication Required")
+    up.mail_reply = None
+    up.rcpt_reply.clear()
+    (m,) = up.wait_for(1, timeout=30)
+    assert m.rcpt_tos == ["a@r.example"]
+    wait_queue_empty(d)
+    assert "status=bounced" not in d.log() and up.reports() == []
