@@ -6,13 +6,25 @@
  * file's identity differs from the one seen before the refused request,
  * or the hold has passed; whoever asks gets the same "login needed"
  * error at once.
+ *
+ * With a state directory (outboxd's SPOOL/rate), a dead entry is also a
+ * file there, NAME.login (relay names hold no '.', so it never meets a
+ * rate file): the refused file's identity, when, why, and whether the
+ * postmaster was told.  It is read when the entry is first asked for
+ * (after a start or a reload) and removed when the entry lives again, so
+ * a restart neither asks the endpoint with the refused token nor tells
+ * the postmaster twice.  A file we cannot read or that is not ours is
+ * ignored (one more request and notice, as without it).
  */
 #include "tokens.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <uv.h>
 
 #include "auth.h"
@@ -38,6 +50,7 @@ struct cached {
 	bool dead;
 	struct file_id file;
 	double dead_at;		/* wall clock */
+	bool told;		/* the postmaster was told (token_login_tell) */
 	char dead_why[420];
 };
 
@@ -45,6 +58,7 @@ struct token_cache {
 	uv_mutex_t mu;
 	char *conf_path;
 	double hold;		/* s: a dead token's file unchanged, the endpoint is not asked */
+	char *state_dir;	/* where dead entries are remembered (NULL: in memory) */
 	struct cached *list;
 };
 
@@ -55,6 +69,14 @@ struct token_cache *token_cache_new(const char *conf_path)
 	c->conf_path = xstrdup(conf_path ? conf_path : "");
 	c->hold = 3600;
 	return c;
+}
+
+void token_cache_set_state_dir(struct token_cache *c, const char *dir)
+{
+	uv_mutex_lock(&c->mu);
+	free(c->state_dir);
+	c->state_dir = dir ? xstrdup(dir) : NULL;
+	uv_mutex_unlock(&c->mu);
 }
 
 void token_cache_set_hold(struct token_cache *c, double seconds)
@@ -89,6 +111,113 @@ static bool file_id_same(const struct file_id *a, const struct file_id *b)
 	       && a->mtime.tv_sec == b->mtime.tv_sec && a->mtime.tv_nsec == b->mtime.tv_nsec;
 }
 
+/* ---- a dead entry across restarts: STATE_DIR/NAME.login ----
+ * "outbox-login 1", the refused file's identity with when and whether
+ * told, the token URL and client ID it is for, and why: a line each. */
+
+#define STATE_MAX 4096	/* octets: a longer file is not ours */
+
+static char *state_path(const struct token_cache *c, const struct cached *t)
+{
+	return c->state_dir ? xasprintf("%s/%s.login", c->state_dir, *t->relay ? t->relay : "default") : NULL;
+}
+
+/* Write t's state (remove it when t lives).  Best effort: a failure is
+ * logged and costs one more request and notice after a restart. */
+static void state_save(const struct token_cache *c, const struct cached *t)
+{
+	char *path = state_path(c, t);
+	if (!path)
+		return;
+	if (!t->dead) {
+		if (unlink(path) < 0 && errno != ENOENT)
+			log_warn("%s: %s", path, strerror(errno));
+		free(path);
+		return;
+	}
+	char *tmp = xasprintf("%s.tmp", path);
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+	FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
+	bool ok = f != NULL;
+	if (ok) {
+		const struct file_id *id = &t->file;
+		fprintf(f, "outbox-login 1\n%d %ju %ju %lld %ld %lld %.3f %d\n%s\n%s\n%s\n", id->exists,
+			(uintmax_t)id->dev, (uintmax_t)id->ino, (long long)id->mtime.tv_sec, id->mtime.tv_nsec,
+			(long long)id->size, t->dead_at, t->told, t->token_url, t->client_id, t->dead_why);
+		ok = fflush(f) == 0 && fsync(fileno(f)) == 0;
+		ok = fclose(f) == 0 && ok;
+	} else if (fd >= 0) {
+		close(fd);
+	}
+	if (!ok || rename(tmp, path) < 0) {
+		log_warn("%s: %s: a restart will ask the token endpoint once more", path, strerror(errno));
+		unlink(tmp);
+	}
+	free(tmp);
+	free(path);
+}
+
+/* One line of f into out (n octets) without its newline; false when
+ * there is none or it is longer. */
+static bool state_line(FILE *f, char *out, size_t n)
+{
+	if (!fgets(out, (int)n, f))
+		return false;
+	size_t len = strlen(out);
+	if (len == 0 || out[len - 1] != '\n')
+		return false;
+	out[len - 1] = '\0';
+	return true;
+}
+
+/* t (new) from its file, when there is one for this very endpoint and
+ * client: then it is dead as it was before the restart. */
+static void state_load(const struct token_cache *c, struct cached *t)
+{
+	char *path = state_path(c, t);
+	if (!path)
+		return;
+	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	struct stat st;
+	FILE *f = NULL;
+	if (fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_uid == geteuid() && st.st_size < STATE_MAX)
+		f = fdopen(fd, "r");
+	if (!f) {
+		if (fd >= 0)
+			close(fd);
+		free(path);
+		return;
+	}
+	char head[32], ids[256], url[STATE_MAX], client[STATE_MAX], why[sizeof t->dead_why];
+	struct file_id id = { 0 };
+	uintmax_t dev, ino;
+	long long sec, size;
+	int exists, told;
+	double at;
+	bool ok = state_line(f, head, sizeof head) && strcmp(head, "outbox-login 1") == 0
+		  && state_line(f, ids, sizeof ids)
+		  && sscanf(ids, "%d %ju %ju %lld %ld %lld %lf %d", &exists, &dev, &ino, &sec, &id.mtime.tv_nsec,
+			    &size, &at, &told) == 8
+		  && state_line(f, url, sizeof url) && state_line(f, client, sizeof client)
+		  && state_line(f, why, sizeof why);
+	fclose(f);
+	if (ok && strcmp(url, t->token_url) == 0 && strcmp(client, t->client_id) == 0) {
+		id.exists = exists != 0;
+		id.dev = (dev_t)dev;
+		id.ino = (ino_t)ino;
+		id.mtime.tv_sec = (time_t)sec;
+		id.size = (off_t)size;
+		t->dead = true;
+		t->file = id;
+		t->dead_at = at;
+		t->told = told != 0;
+		snprintf(t->dead_why, sizeof t->dead_why, "%s", why);
+	} else if (unlink(path) < 0) {	/* another endpoint's, or not readable: no longer of use */
+		log_warn("%s: %s", path, strerror(errno));
+	}
+	free(path);
+}
+
 /* Did the endpoint refuse the refresh token itself?  The helper's error
  * is "URL: invalid_grant" with ": description" or nothing after it. */
 static bool is_invalid_grant(const struct relay *r, const char *msg)
@@ -113,6 +242,7 @@ static bool still_dead(struct token_cache *c, const struct relay *r, struct cach
 	if (!changed && now_real() - t->dead_at < c->hold)
 		return true;
 	t->dead = false;
+	state_save(c, t);
 	log_notice("relay %s: %s: the OAuth2 token endpoint is asked again", relay_label(r),
 		   changed ? "the refresh token file changed" : "[queue] retry_max passed since the login was refused");
 	return false;
@@ -132,6 +262,7 @@ void token_cache_free(struct token_cache *c)
 	}
 	uv_mutex_destroy(&c->mu);
 	free(c->conf_path);
+	free(c->state_dir);
 	free(c);
 }
 
@@ -147,6 +278,7 @@ static struct cached *entry_for(struct token_cache *c, const struct relay *r)
 	t->client_id = xstrdup(r->oauth2_client_id);
 	t->next = c->list;
 	c->list = t;
+	state_load(c, t);
 	return t;
 }
 
@@ -193,16 +325,19 @@ static int fetch(struct token_cache *c, const struct relay *r, struct cached *t,
 }
 
 /* The endpoint refused t's refresh token, read from the file `was`. */
-static void mark_dead(const struct relay *r, struct cached *t, const struct file_id *was, const char *msg)
+static void mark_dead(struct token_cache *c, const struct relay *r, struct cached *t, const struct file_id *was,
+		      const char *msg)
 {
 	char cmd[80];
 	t->dead = true;
+	t->told = false;
 	t->file = *was;
 	t->dead_at = now_real();
 	secret_free(t->token);
 	t->token = NULL;
 	snprintf(t->dead_why, sizeof t->dead_why, "login needed (run `%s`): %.300s",
 		 token_login_command(r, cmd, sizeof cmd), msg);
+	state_save(c, t);
 }
 
 char *token_get(struct token_cache *c, const struct relay *r, bool fresh, struct err *e)
@@ -222,7 +357,7 @@ char *token_get(struct token_cache *c, const struct relay *r, bool fresh, struct
 	if (usable || fetch(c, r, t, e) == 0)
 		out = xstrdup(t->token);
 	else if (e && is_invalid_grant(r, e->msg))
-		mark_dead(r, t, &before, e->msg);
+		mark_dead(c, r, t, &before, e->msg);
 	uv_mutex_unlock(&c->mu);
 	return out;
 }
@@ -243,4 +378,28 @@ bool token_login_needed(struct token_cache *c, const struct relay *r, char *why,
 char *token_hook(void *arg, const struct relay *r, bool fresh, struct err *e)
 {
 	return token_get(arg, r, fresh, e);
+}
+
+bool token_login_told(struct token_cache *c, const struct relay *r)
+{
+	if (!c || !*r->oauth2_token_url)
+		return false;
+	uv_mutex_lock(&c->mu);
+	struct cached *t = entry_for(c, r);
+	bool told = t->dead && t->told;
+	uv_mutex_unlock(&c->mu);
+	return told;
+}
+
+void token_login_tell(struct token_cache *c, const struct relay *r)
+{
+	if (!c || !*r->oauth2_token_url)
+		return;
+	uv_mutex_lock(&c->mu);
+	struct cached *t = entry_for(c, r);
+	if (t->dead && !t->told) {
+		t->told = true;
+		state_save(c, t);
+	}
+	uv_mutex_unlock(&c->mu);
 }

@@ -43,6 +43,16 @@ char *token_get(struct token_cache *c, const struct relay *r, bool fresh, struct
  * the command to run; no endpoint is asked.  Stats the file: not on the
  * loop thread. */
 bool token_login_needed(struct token_cache *c, const struct relay *r, char *why, size_t n);
+/* Remember dead refresh tokens in dir (outboxd: SPOOL/rate), so that a
+ * restart neither asks the endpoint with a token it refused nor tells the
+ * postmaster again (NULL: in memory only, as outbox probe keeps them). */
+void token_cache_set_state_dir(struct token_cache *c, const char *dir);
+/* Was the postmaster told of r's dead refresh token (token_login_tell),
+ * before a restart too?  False while it is not dead. */
+bool token_login_told(struct token_cache *c, const struct relay *r);
+/* Remember that the postmaster was told of r's dead token (until the
+ * token lives again). */
+void token_login_tell(struct token_cache *c, const struct relay *r);
 /* How long a dead refresh token keeps the endpoint unasked when its file
  * does not change ([queue] retry_max), in seconds. */
 void token_cache_set_hold(struct token_cache *c, double seconds);

@@ -342,6 +342,9 @@ int main(int argc, char **argv)
 		fatal(EX_TEMPFAIL, "%s", e.msg);
 	d.loop = uv_default_loop();
 	d.tokens = token_cache_new(d.conf_path);
+	char *login_dir = xasprintf("%s/rate", d.conf->queue.spool);	/* dead tokens across restarts */
+	token_cache_set_state_dir(d.tokens, login_dir);
+	free(login_dir);
 	qindex_init(&d.queue);
 	sched_init(&d.sched, d.loop, &d.queue, &sched_hooks);
 	local_hostname(d.hostname, sizeof d.hostname);

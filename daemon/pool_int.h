@@ -73,6 +73,7 @@ struct worker {
 	size_t share;		/* the BDAT batch in the making may hold this many (batch_share) */
 	unsigned since_ripen;	/* messages since this worker last ripened spares */
 	bool login_needed;	/* the session failed for a dead refresh token (tokens.h) */
+	bool login_told;	/* ... of which the postmaster was told, before a restart too */
 };
 
 struct pool {

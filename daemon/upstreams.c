@@ -136,14 +136,16 @@ static void trial_take_locked(struct worker *w, double now)
 
 /* A session failed for a dead refresh token (locked): the relay needs a
  * login; true when it did not before (the log says so once). */
-static bool login_needed_locked(struct upstream *up, double now)
+static bool login_needed_locked(struct upstream *up, double now, bool told)
 {
 	if (up->login_needed)
 		return false;
 	up->login_needed = true;
 	up->login_since = now;
-	if (!up->notified)
-		up->notified = up->notice_due = true;
+	if (!up->notified) {
+		up->notified = true;
+		up->notice_due = !told;	/* told before a restart: not again */
+	}
 	return true;
 }
 
@@ -159,7 +161,7 @@ bool upstream_failed(struct worker *w, struct job *j)
 	const char *cut = strstr(w->smtp.fail_text, "; what to do: ");
 	snprintf(up->down_why, sizeof up->down_why, "%.*s",
 		 (int)(cut ? cut - w->smtp.fail_text : (ptrdiff_t)strlen(w->smtp.fail_text)), w->smtp.fail_text);
-	bool newly_login = w->login_needed && login_needed_locked(up, now);
+	bool newly_login = w->login_needed && login_needed_locked(up, now, w->login_told);
 	double wait = retry_delay(c->queue.retry_min, c->queue.retry_max, up->failures, worker_rnd(w));
 	unsigned quota = smtp_quota_hold(w->smtp.fail_code, w->smtp.fail_text);	/* "421 4.7.0 ..." */
 	if (quota > wait)

@@ -128,6 +128,44 @@ def test_a_refused_refresh_token_needs_one_login_and_one_notice(dead_token):
     assert "refresh-new" not in d.log() and "refresh-revoked" not in d.log()
 
 
+@pytest.mark.slow(20)
+def test_a_dead_token_stays_dead_and_told_across_a_restart(dead_token):
+    """A restart neither asks the endpoint with the token it refused nor
+    tells the postmaster again (SPEC "OAuth2": one notice, "not again
+    until it recovered and failed again"); a login made while it was
+    stopped ends it at the next start, and the state kept in SPOOL/rate
+    with it."""
+    d, up, srv, path = dead_token()
+    for i in range(3):
+        send(d, ["r%d@r.example" % i])
+    d.wait_log(r"relay localhost: the postmaster's notice queued as \w+")
+    state = os.path.join(d.spool, "rate", "default.login")
+    assert os.path.isfile(state)
+    d.stop()
+    before = len(d.log())
+    d.start()
+    send(d, ["r3@r.example"])
+    d.wait_log(r"relay localhost: login needed \(run `outbox oauth2 login default`\).*its mail waits", count=2)
+    time.sleep(3)                     # tries at retry_min 1 s, had the endpoint been asked
+    assert len(srv.grants("refresh_token")) == 1, srv.requests
+    after = d.log()[before:]
+    assert "the postmaster's notice queued" not in after, after
+    assert len(d.queue_ids()) == 5    # the 4, and the one notice of the first run
+    out = d.outbox("status")
+    assert "relay localhost: login needed since" in out.stdout, out.stdout
+
+    d.stop()                          # the login done while outboxd is stopped:
+    write_token(path, "refresh-new")  # the file's identity differs at the start
+    d.start()
+    msgs = up.wait_for(5, timeout=8)
+    wait_queue_empty(d)
+    assert len(srv.grants("refresh_token")) == 2
+    assert len(up.reports()) == 1
+    assert sorted(r for m in msgs if not up.is_report(m) for r in m.rcpt_tos) == \
+        sorted("r%d@r.example" % i for i in range(4))
+    assert not os.path.exists(state)  # alive again: a later refusal is news again
+
+
 class AuthCounter:
     """Every AUTH the upstream gets, answered after HOLD_S with reply: when
     it came, and the most AUTH commands in flight at once."""
