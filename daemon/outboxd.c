@@ -92,8 +92,12 @@ static void reload(struct daemon *d)
 	buf_init(&errors);
 	notify_reloading();
 	struct config *c = config_load(d->conf_path, 0, &errors);
-	if (!c) {
-		log_err("reload failed, keeping the running configuration:\n%s", errors.data);
+	if (!c) {	/* each error a line of its own, as `outboxd -t` prints them */
+		log_err("reload failed, keeping the running configuration:");
+		for (char *line = errors.data, *end; line && *line; line = end ? end + 1 : NULL) {
+			end = strchr(line, '\n');
+			log_err("reload: %.*s", (int)(end ? end - line : (ptrdiff_t)strlen(line)), line);
+		}
 		buf_free(&errors);
 		notify_systemd("READY=1");
 		return;

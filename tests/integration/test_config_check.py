@@ -65,6 +65,9 @@ def test_sighup_reload_keeps_running_on_bad_config(daemon):
         f.write("[nonsense]\nx = 1\n")
     daemon.proc.send_signal(signal.SIGHUP)
     daemon.wait_log("reload failed, keeping the running configuration")
+    # each error a log line of its own, not one line with escaped newlines
+    daemon.wait_log(r"(?m)reload: [^\n]*\[nonsense\][^\n]*$")
+    assert "\\x0A" not in daemon.log()
     daemon.sections["queue"]["max_recipients"] = "7"
     daemon.write_conf()
     daemon.proc.send_signal(signal.SIGHUP)
