@@ -242,7 +242,7 @@ static void relays_json(struct ctl *c, struct buf *b, const struct relay_state *
 	buf_adds(b, "]");
 }
 
-static void status_json(struct ctl *c, const size_t *n, size_t active)
+static void status_json(struct ctl *c, const struct qcounts *n)
 {
 	struct daemon *d = c->d;
 	const struct daemon_stats *st = &d->stats;
@@ -253,7 +253,7 @@ static void status_json(struct ctl *c, const size_t *n, size_t active)
 		   "\"since_start\":{\"received\":%llu,\"sent\":%llu,\"deferred\":%llu,\"bounced\":%llu},"
 		   "\"last_result\":", OUTBOX_VERSION, (long)getpid(), now_real() - st->started,
 		   (unsigned long long)st->reloads,
-		   d->queue.count, n[QE_READY], n[QE_DEFERRED], active, n[QE_HELD],
+		   n->total, n->queued, n->deferred, n->active, n->held,
 		   (unsigned long long)d->stats.intake.received, (unsigned long long)st->sent,
 		   (unsigned long long)st->deferred, (unsigned long long)st->bounced);
 	if (st->last_at > 0 && c->admin) {
@@ -275,11 +275,10 @@ static void status_json(struct ctl *c, const size_t *n, size_t active)
 static void status_done(struct ctl *c)
 {
 	struct daemon *d = c->d;
-	const size_t *n = d->queue.nstate;	/* kept, not counted: O(1) */
-	size_t active = n[QE_ACTIVE] + n[QE_ACTIVE_HOLD] + n[QE_ACTIVE_DELETE] + n[QE_BOUNCING];
+	struct qcounts n = qindex_counts(&d->queue);	/* kept, not counted: O(1) */
 	const struct daemon_stats *st = &d->stats;
 	if (c->json) {
-		status_json(c, n, active);
+		status_json(c, &n);
 		ctl_end(c);
 		return;
 	}
@@ -289,7 +288,7 @@ static void status_done(struct ctl *c)
 	ctl_put(&c->out, 1, "outboxd %s is running (pid %ld), up %s", OUTBOX_VERSION, (long)getpid(),
 		format_duration((uint64_t)(now_real() - st->started), up, sizeof up));
 	ctl_put(&c->out, 1, "queue: %zu messages: %zu queued, %zu deferred, %zu in delivery, %zu held",
-		d->queue.count, n[QE_READY], n[QE_DEFERRED], active, n[QE_HELD]);
+		n.total, n.queued, n.deferred, n.active, n.held);
 	ctl_put(&c->out, 1, "since start: %llu received, %llu sent, %llu deferred, %llu bounced",
 		(unsigned long long)d->stats.intake.received, (unsigned long long)st->sent,
 		(unsigned long long)st->deferred, (unsigned long long)st->bounced);

@@ -79,7 +79,8 @@ static inline void qindex_set_state(struct queue_index *q, qref r, uint8_t state
 	q->nstate[state]++;
 	q->ent[r].state = state;
 }
-/* Is r an entry in use?  (For a walk of the array: qindex_end().) */
+/* Is r an entry in use?  (A walk of the array in steps, as a listing
+ * resumed batch by batch: from 1 below qindex_end().) */
 static inline bool qindex_live(const struct queue_index *q, qref r)
 {
 	return r > 0 && r < q->nent && q->ent[r].state != QE_FREE;
@@ -87,6 +88,34 @@ static inline bool qindex_live(const struct queue_index *q, qref r)
 static inline qref qindex_end(const struct queue_index *q)
 {
 	return q->nent;
+}
+/* The entry in use after r (r 0: the first), 0 after the last; a walk
+ * of the array, not of the table:
+ *	for (qref r = qindex_next(q, 0); r; r = qindex_next(q, r)) */
+static inline qref qindex_next(const struct queue_index *q, qref r)
+{
+	while (++r < q->nent)
+		if (q->ent[r].state != QE_FREE)
+			return r;
+	return 0;
+}
+
+/* ---- counts, kept (qindex_set_state), never recounted: O(1) ---- */
+static inline size_t qindex_count_by_state(const struct queue_index *q, enum qstate s)
+{
+	return q->nstate[s];
+}
+/* What status and metrics show: "in delivery" is a worker's or a
+ * report's, whatever an operator asked for meanwhile. */
+struct qcounts {
+	size_t total, queued, deferred, active, held;
+};
+static inline struct qcounts qindex_counts(const struct queue_index *q)
+{
+	const size_t *n = q->nstate;
+	return (struct qcounts){ .total = q->count, .queued = n[QE_READY], .deferred = n[QE_DEFERRED],
+				 .active = n[QE_ACTIVE] + n[QE_ACTIVE_HOLD] + n[QE_ACTIVE_DELETE] + n[QE_BOUNCING],
+				 .held = n[QE_HELD] };
 }
 
 /* ---- by submitting user ----

@@ -54,9 +54,7 @@ static uint64_t oldest_id(struct daemon *d)
 	if (st->oldest_at && now - st->oldest_at < OLDEST_EVERY && (st->oldest_id || !d->queue.count))
 		return d->queue.count ? st->oldest_id : 0;
 	uint64_t oldest = 0;
-	for (qref r = 1; r < qindex_end(&d->queue); r++) {	/* the index's entries, not its table */
-		if (!qindex_live(&d->queue, r))
-			continue;
+	for (qref r = qindex_next(&d->queue, 0); r; r = qindex_next(&d->queue, r)) {
 		const struct qentry *e = qindex_get(&d->queue, r);
 		if (!qid_is_bounce(e->id) && (!oldest || e->id < oldest))	/* a report's ID is no time */
 			oldest = e->id;
@@ -68,14 +66,13 @@ static uint64_t oldest_id(struct daemon *d)
 
 static void queue_gauges(struct daemon *d, struct buf *b)
 {
-	const size_t *n = d->queue.nstate;	/* kept by the index */
+	struct qcounts n = qindex_counts(&d->queue);	/* kept by the index: O(1) */
 	uint64_t oldest = oldest_id(d);
 	header(b, "outbox_queue_messages", "gauge", "Messages in the queue, by state.");
-	buf_printf(b, "outbox_queue_messages{state=\"queued\"} %zu\n", n[QE_READY]);
-	buf_printf(b, "outbox_queue_messages{state=\"deferred\"} %zu\n", n[QE_DEFERRED]);
-	buf_printf(b, "outbox_queue_messages{state=\"active\"} %zu\n",
-		   n[QE_ACTIVE] + n[QE_ACTIVE_HOLD] + n[QE_ACTIVE_DELETE] + n[QE_BOUNCING]);
-	buf_printf(b, "outbox_queue_messages{state=\"held\"} %zu\n", n[QE_HELD]);
+	buf_printf(b, "outbox_queue_messages{state=\"queued\"} %zu\n", n.queued);
+	buf_printf(b, "outbox_queue_messages{state=\"deferred\"} %zu\n", n.deferred);
+	buf_printf(b, "outbox_queue_messages{state=\"active\"} %zu\n", n.active);
+	buf_printf(b, "outbox_queue_messages{state=\"held\"} %zu\n", n.held);
 	header(b, "outbox_queue_oldest_message_age_seconds", "gauge",
 	       "Age of the oldest queued message (0 when the queue is empty).");
 	double age = oldest ? now_real() - (double)(oldest >> 32) : 0;	/* an ID starts with its arrival second */

@@ -17,7 +17,22 @@ static void assert_counts(const struct queue_index *q)
 	}
 	assert_int_equal(total, q->count);
 	for (int s = 0; s < QE_NSTATES; s++)
-		assert_int_equal(n[s], q->nstate[s]);
+		assert_int_equal(n[s], qindex_count_by_state(q, (enum qstate)s));
+	struct qcounts c = qindex_counts(q);
+	assert_int_equal(c.total, total);
+	assert_int_equal(c.queued, n[QE_READY]);
+	assert_int_equal(c.deferred, n[QE_DEFERRED]);
+	assert_int_equal(c.held, n[QE_HELD]);
+	assert_int_equal(c.active, n[QE_ACTIVE] + n[QE_ACTIVE_HOLD] + n[QE_ACTIVE_DELETE] + n[QE_BOUNCING]);
+	/* qindex_next visits the same entries, in the array's order */
+	size_t seen = 0;
+	qref last = 0;
+	for (qref r = qindex_next(q, 0); r; r = qindex_next(q, r)) {
+		assert_true(qindex_live(q, r) && r > last);
+		last = r;
+		seen++;
+	}
+	assert_int_equal(seen, total);
 }
 
 /* uid's chain, walked both ways, holds exactly the live entries of uid. */

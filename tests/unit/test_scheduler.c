@@ -179,8 +179,8 @@ static void new_mail_takes_turns_with_backlog(void **state)
 	for (size_t i = 0; i < 4; i++)
 		assert_int_equal(x->f.submitted[SCHED_INFLIGHT_PER_WORKER + i], want[i]);
 	assert_int_equal(qindex_find(&x->q, 1), 0);	/* done: it left the index */
-	assert_int_equal(x->q.nstate[QE_ACTIVE], SCHED_INFLIGHT_PER_WORKER);
-	assert_int_equal(x->q.nstate[QE_READY], 100 - (SCHED_INFLIGHT_PER_WORKER + 2) + 1);
+	assert_int_equal(qindex_count_by_state(&x->q, QE_ACTIVE), SCHED_INFLIGHT_PER_WORKER);
+	assert_int_equal(qindex_count_by_state(&x->q, QE_READY), 100 - (SCHED_INFLIGHT_PER_WORKER + 2) + 1);
 }
 
 static void inflight_capped_per_worker(void **state)
@@ -216,7 +216,7 @@ static void deferred_come_due_in_order(void **state)
 	/* due in 10..200 ms, in an order not their IDs' */
 	for (uint64_t id = 1; id <= 20; id++)
 		result(x, id, false, now + 0.01 * (double)((id * 7) % 20 + 1), 2);
-	assert_int_equal(x->q.nstate[QE_DEFERRED], 20);
+	assert_int_equal(qindex_count_by_state(&x->q, QE_DEFERRED), 20);
 	sched_dispatch(&x->s);
 	assert_int_equal(x->f.nsub, 20);	/* not yet due */
 	uv_run(&x->loop, UV_RUN_DEFAULT);	/* the timer fires until the heap is empty */
