@@ -9,8 +9,8 @@
  * queue is indexed while new mail is already taken); tell systemd we
  * are ready; run the loop.
  *
- * Signals: SIGHUP reloads the configuration (a bad file keeps the old
- * one); SIGUSR1 makes every deferred message due (sendmail -q);
+ * Signals: SIGHUP reloads the configuration (read on the thread pool,
+ * applied on the loop; a bad file keeps the old one); SIGUSR1 makes every deferred message due (sendmail -q);
  * SIGTERM/SIGINT stop accepting, close idle sessions, give
  * sessions receiving a message SHUTDOWN_GRACE seconds, and exit 0.
  */
@@ -86,23 +86,39 @@ static size_t sessions_for_fds(const struct config *c)
 	return n < MAX_SESSIONS ? (size_t)n : MAX_SESSIONS;
 }
 
-static void reload(struct daemon *d)
-{
+/* ---- SIGHUP ----
+ * The files are read on the thread pool (the loop never touches the
+ * disk), the new configuration applied on the loop.  One reload at a
+ * time: a SIGHUP during one is kept, and read once it is done (the file
+ * may have changed again after the first was read). */
+struct reload {
+	uv_work_t req;
+	struct daemon *d;
+	char *path;
+	struct config *conf;	/* NULL: errors says why */
 	struct buf errors;
-	buf_init(&errors);
-	notify_reloading();
-	struct config *c = config_load(d->conf_path, 0, &errors);
-	if (!c) {	/* each error a line of its own, as `outboxd -t` prints them */
-		log_err("reload failed, keeping the running configuration:");
-		for (char *line = errors.data, *end; line && *line; line = end ? end + 1 : NULL) {
-			end = strchr(line, '\n');
-			log_err("reload: %.*s", (int)(end ? end - line : (ptrdiff_t)strlen(line)), line);
-		}
-		buf_free(&errors);
-		notify_systemd("READY=1");
-		return;
+};
+
+static void reload_start(struct daemon *d);
+
+static void reload_work(uv_work_t *req)
+{
+	struct reload *r = req->data;
+	r->conf = config_load(r->path, 0, &r->errors);
+}
+
+/* Each error a line of its own, as `outboxd -t` prints them. */
+static void reload_failed(const struct buf *errors)
+{
+	log_err("reload failed, keeping the running configuration:");
+	for (const char *line = errors->data, *end; line && *line; line = end ? end + 1 : NULL) {
+		end = strchr(line, '\n');
+		log_err("reload: %.*s", (int)(end ? end - line : (ptrdiff_t)strlen(line)), line);
 	}
-	buf_free(&errors);
+}
+
+static void reload_apply(struct daemon *d, struct config *c)
+{
 	if (strcmp(c->queue.spool, d->conf->queue.spool) != 0
 	    || strcmp(c->listen.socket, d->conf->listen.socket) != 0
 	    || strcmp(c->listen.tcp, d->conf->listen.tcp) != 0)
@@ -114,7 +130,54 @@ static void reload(struct daemon *d)
 	log_info("configuration reloaded from %s", d->conf_path);
 	d->stats.reloads++;
 	listeners_reloaded(d);
-	notify_systemd("READY=1");
+}
+
+static void reload_done(uv_work_t *req, int status)
+{
+	struct reload *r = req->data;
+	struct daemon *d = r->d;
+	d->reloading = false;
+	if (status < 0 || d->stopping) {	/* a stop came meanwhile: nothing to apply */
+		if (r->conf)
+			config_unref(r->conf);
+	} else if (!r->conf) {
+		reload_failed(&r->errors);
+	} else {
+		reload_apply(d, r->conf);
+	}
+	buf_free(&r->errors);
+	free(r->path);
+	free(r);
+	if (d->reload_again && !d->stopping) {
+		d->reload_again = false;
+		reload_start(d);
+		return;
+	}
+	if (!d->stopping)
+		notify_systemd("READY=1");
+}
+
+static void reload_start(struct daemon *d)
+{
+	if (d->reloading) {
+		d->reload_again = true;
+		return;
+	}
+	struct reload *r = xcalloc(1, sizeof *r);
+	r->req.data = r;
+	r->d = d;
+	r->path = xstrdup(d->conf_path);
+	buf_init(&r->errors);
+	int rc = uv_queue_work(d->loop, &r->req, reload_work, reload_done);
+	if (rc < 0) {	/* (libuv refuses only a bad argument) */
+		log_err("reload: %s", uv_strerror(rc));
+		buf_free(&r->errors);
+		free(r->path);
+		free(r);
+		return;
+	}
+	d->reloading = true;
+	notify_reloading();
 }
 
 static void finish_stopping(struct daemon *d)
@@ -261,7 +324,8 @@ static void on_signal(uv_signal_t *h, int signum)
 {
 	struct daemon *d = h->data;
 	if (signum == SIGHUP) {
-		reload(d);
+		if (!d->stopping)
+			reload_start(d);
 		return;
 	}
 	if (signum == SIGUSR1) {	/* sendmail -q */

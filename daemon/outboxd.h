@@ -79,6 +79,8 @@ struct daemon {
 	uv_signal_t sig_term, sig_int, sig_hup, sig_usr1;
 	uv_timer_t grace;		/* shutdown grace period */
 	bool stopping;
+	bool reloading;			/* a SIGHUP's configuration is being read */
+	bool reload_again;		/* ... and another SIGHUP came meanwhile */
 	struct daemon_stats stats;	/* for outbox status and metrics */
 	struct metrics_file *metrics;	/* [log] metrics_file (metrics.c) */
 	struct bounces *bounces;	/* reports gathered per address (bounce.c) */

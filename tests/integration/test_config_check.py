@@ -2,7 +2,9 @@
 for a bad one; the daemon refuses to start on a bad one."""
 
 import os
+import signal
 import subprocess
+import time
 
 from conftest import OUTBOXD
 
@@ -60,7 +62,6 @@ def test_daemon_refuses_bad_config(make_daemon):
 
 
 def test_sighup_reload_keeps_running_on_bad_config(daemon):
-    import signal
     with open(daemon.conf, "a") as f:
         f.write("[nonsense]\nx = 1\n")
     daemon.proc.send_signal(signal.SIGHUP)
@@ -259,3 +260,66 @@ def test_a_relay_from_a_snippet_is_the_one_outboxd_uses(relay_daemon):
     send(d, ["a@r.example"])
     assert [m.rcpt_tos for m in up.wait_for(1)] == [["a@r.example"]]
     wait_queue_empty(d)
+
+
+def test_sighup_reads_the_configuration_off_the_loop(make_daemon):
+    """The loop thread never touches the disk: a reload's files are read
+    on the thread pool (outboxd.c reload_work) and only applied on the
+    loop; strace names the thread of every open of the file."""
+    from test_commit_steps import NO_LSAN, attach_strace
+    d = make_daemon(start=False)
+    d.prefix = NO_LSAN                # (LeakSanitizer cannot run under ptrace)
+    d.start()
+    tracer = attach_strace(d, args=["-e", "trace=openat"])
+    d.sections["queue"]["max_recipients"] = "7"
+    d.write_conf()
+    d.proc.send_signal(signal.SIGHUP)
+    d.wait_log("configuration reloaded")
+    tracer.send_signal(signal.SIGINT)  # detach: outboxd runs on
+    tracer.wait(10)
+    opens = [ln for ln in open(d.trace) if '"%s"' % d.conf in ln]
+    assert opens, open(d.trace).read()
+    loop = d.proc.pid                 # the main thread runs the loop
+    assert all(int(ln.split()[0]) != loop for ln in opens), opens
+    assert d.proc.poll() is None
+    with d.smtp() as s:               # and the new value is in force
+        s.ehlo("x")
+        s.mail("a@s.example")
+        for i in range(7):
+            assert s.rcpt("r%d@r.example" % i)[0] == 250
+        assert s.rcpt("r7@r.example")[0] == 452
+
+    # two SIGHUPs at once, the file changed between them: the second file
+    # is the one in force (a SIGHUP during a reload reads the file again)
+    d.sections["queue"]["max_recipients"] = "3"
+    d.write_conf()
+    d.proc.send_signal(signal.SIGHUP)
+    d.sections["queue"]["max_recipients"] = "5"
+    d.write_conf()
+    d.proc.send_signal(signal.SIGHUP)
+    deadline = time.time() + 10
+    while True:
+        with d.smtp() as s:
+            s.ehlo("x")
+            s.mail("a@s.example")
+            codes = [s.rcpt("r%d@r.example" % i)[0] for i in range(6)]
+        if codes == [250] * 5 + [452] or time.time() > deadline:
+            break
+        time.sleep(0.1)
+    assert codes == [250] * 5 + [452], codes
+    time.sleep(0.5)                   # and it stays so: no reload of "3" after it
+    with d.smtp() as s:
+        s.ehlo("x")
+        s.mail("a@s.example")
+        assert [s.rcpt("r%d@r.example" % i)[0] for i in range(6)] == [250] * 5 + [452]
+
+
+def test_a_stop_during_a_reload_exits_cleanly(make_daemon):
+    """SIGTERM right behind SIGHUP: the reload read on the pool is dropped,
+    not applied to a stopping daemon, and outboxd exits 0 (a sanitizer
+    build would report the configuration if it leaked)."""
+    for _ in range(5):
+        d = make_daemon(name="d%d" % _)
+        d.proc.send_signal(signal.SIGHUP)
+        assert d.stop() == 0, d.log()
+        assert "reload failed" not in d.log()
