@@ -52,7 +52,9 @@ struct upstream {
 	uint64_t sessions_opened;
 	uint64_t sessions_failed[ST_LOCAL + 1];
 	struct rate rate;	/* its max_rate */
-	uint64_t rate_n, rate_per;	/* what rate was opened with */
+	uint64_t rate_n, rate_per;	/* what rate is (to be) opened with */
+	bool rate_stale;		/* they changed: the next worker to count a send
+					 * opens the file (never the loop: upstreams.c) */
 };
 
 struct worker {

@@ -222,9 +222,22 @@ void upstream_hold(struct worker *w, unsigned hold, const char *reply)
 	log_warn("relay %s: held back for %u s after a quota or rate reply (%s)", label, hold, reply);
 }
 
-/* The relay's max_rate slot: 0 and taken, or the seconds to the next. */
-static double rate_slot_locked(struct upstream *up, double now)
+/* Open up's max_rate counter as configured (locked, a worker's thread:
+ * the file is read and rewritten).  The relay's name is the file's. */
+static void rate_reopen_locked(struct pool *p, struct upstream *up)
 {
+	rate_close(&up->rate);
+	char *path = xasprintf("%s/rate/%s", p->store->spool, *up->name ? up->name : "default");
+	rate_open(&up->rate, up->rate_n ? path : NULL, up->rate_n, up->rate_per);
+	free(path);
+	up->rate_stale = false;
+}
+
+/* The relay's max_rate slot: 0 and taken, or the seconds to the next. */
+static double rate_slot_locked(struct pool *p, struct upstream *up, double now)
+{
+	if (up->rate_stale)
+		rate_reopen_locked(p, up);
 	double t = rate_next(&up->rate, now);
 	if (t <= now) {
 		rate_take(&up->rate, now);
@@ -263,7 +276,7 @@ enum admit upstream_admit(struct worker *w, struct job *j, double *until, char *
 			uv_cond_timedwait(&up->tried, &p->mu, 1000000000ULL);	/* (a stop ends the wait) */
 			continue;
 		}
-		double wait = rate_slot_locked(up, now);
+		double wait = rate_slot_locked(p, up, now);
 		if (wait == 0) {
 			trial_take_locked(w, now);
 			uv_mutex_unlock(&p->mu);
@@ -287,7 +300,7 @@ bool upstream_admit_now(struct worker *w)
 {
 	uv_mutex_lock(&w->pool->mu);
 	double now = now_real();
-	bool go = !is_down(w->up, now) && rate_slot_locked(w->up, now) == 0;
+	bool go = !is_down(w->up, now) && rate_slot_locked(w->pool, w->up, now) == 0;
 	uv_mutex_unlock(&w->pool->mu);
 	return go;
 }
@@ -324,18 +337,17 @@ void pool_flush_relays(struct pool *p, long uid)
 	buf_free(&said);
 }
 
-/* (Re)open up's max_rate counter when its relay's changed. */
-static void rate_configure(struct pool *p, struct upstream *up)
+/* up's max_rate counter, when its relay's changed, to be opened anew by
+ * the next worker that counts a send (rate_slot_locked): the loop does
+ * not read or write the file. */
+static void rate_configure(struct upstream *up)
 {
 	const struct relay *r = up->relay;
 	if (up->rate_n == r->rate_n && up->rate_per == r->rate_per)
 		return;
-	rate_close(&up->rate);
-	char *path = xasprintf("%s/rate/%s", p->store->spool, *r->name ? r->name : "default");
-	rate_open(&up->rate, r->rate_n ? path : NULL, r->rate_n, r->rate_per);
-	free(path);
 	up->rate_n = r->rate_n;
 	up->rate_per = r->rate_per;
+	up->rate_stale = true;
 }
 
 static struct upstream *upstream_new(const struct relay *r)
@@ -398,7 +410,7 @@ void upstreams_configure(struct pool *p, struct config *c)
 			config_unref(up->conf);
 		up->conf = config_ref(c);
 		up->relay = r;
-		rate_configure(p, up);
+		rate_configure(up);
 		up->want = (size_t)r->workers;
 		p->nworkers += up->want;
 		if (!p->entry && r->npatterns == 0)

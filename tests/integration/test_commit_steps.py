@@ -54,6 +54,21 @@ def attach_strace(d, syscall=None, nth=None, args=None):
     raise AssertionError("strace did not attach")
 
 
+def trace_opens(d, path):
+    """Attach strace (opens only) to the running outboxd; returns a
+    function that detaches it (outboxd runs on) and gives the threads
+    that opened path meanwhile, and the lines that say so."""
+    tracer = attach_strace(d, args=["-e", "trace=openat"])
+
+    def done():
+        tracer.send_signal(signal.SIGINT)
+        tracer.wait(10)
+        lines = [ln for ln in open(d.trace) if '"%s"' % path in ln]
+        assert lines, open(d.trace).read()
+        return {int(ln.split()[0]) for ln in lines}, lines
+    return done
+
+
 def read_trace(path):
     """strace -f's output with each call whole on one line: a call that
     another thread's interrupted ("openat(... <unfinished ...>", then

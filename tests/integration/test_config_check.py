@@ -266,21 +266,17 @@ def test_sighup_reads_the_configuration_off_the_loop(make_daemon):
     """The loop thread never touches the disk: a reload's files are read
     on the thread pool (outboxd.c reload_work) and only applied on the
     loop; strace names the thread of every open of the file."""
-    from test_commit_steps import NO_LSAN, attach_strace
+    from test_commit_steps import NO_LSAN, trace_opens
     d = make_daemon(start=False)
     d.prefix = NO_LSAN                # (LeakSanitizer cannot run under ptrace)
     d.start()
-    tracer = attach_strace(d, args=["-e", "trace=openat"])
+    opened = trace_opens(d, d.conf)
     d.sections["queue"]["max_recipients"] = "7"
     d.write_conf()
     d.proc.send_signal(signal.SIGHUP)
     d.wait_log("configuration reloaded")
-    tracer.send_signal(signal.SIGINT)  # detach: outboxd runs on
-    tracer.wait(10)
-    opens = [ln for ln in open(d.trace) if '"%s"' % d.conf in ln]
-    assert opens, open(d.trace).read()
-    loop = d.proc.pid                 # the main thread runs the loop
-    assert all(int(ln.split()[0]) != loop for ln in opens), opens
+    threads, lines = opened()
+    assert d.proc.pid not in threads, lines     # the main thread runs the loop
     assert d.proc.poll() is None
     with d.smtp() as s:               # and the new value is in force
         s.ehlo("x")

@@ -245,6 +245,29 @@ def test_max_rate_holds_across_a_restart(relays):
     assert os.path.exists(os.path.join(d.spool, "rate", "default"))
 
 
+def test_max_rate_file_is_opened_off_the_loop_and_follows_a_reload(relays):
+    """The loop thread never touches the disk: SPOOL/rate/NAME is opened
+    and rewritten by the first worker that counts a send after a start or
+    a reload that changed max_rate, not by the reload itself; and the new
+    rate is the one in force."""
+    from test_commit_steps import NO_LSAN, trace_opens
+    d, ups = relays(("relay", {}, {"max_rate": "1/20s"}))
+    d.stop()
+    d.prefix = NO_LSAN                    # (LeakSanitizer cannot run under ptrace)
+    d.start()
+    opened = trace_opens(d, os.path.join(d.spool, "rate", "default"))
+    d.sections["relay"]["max_rate"] = "3/20s"
+    d.write_conf()
+    d.proc.send_signal(signal.SIGHUP)
+    d.wait_log(r"configuration reloaded")
+    for i in range(3):                    # 1/20s would keep two of them 20 s
+        send(d, ["m%d@r.example" % i])
+    ups["relay"].wait_for(3, timeout=10)
+    threads, lines = opened()
+    assert d.proc.pid not in threads, lines     # the main thread runs the loop
+    wait_queue_empty(d)
+
+
 @pytest.mark.parametrize("reply", ["550 5.4.5 Daily user sending quota exceeded.",
                                    "554 5.2.0 STOREDRV.Submission.Exception:SubmissionQuotaExceededException;"
                                    " Failed to process message due to a permanent exception",
