@@ -125,6 +125,11 @@ $(BUILD)/tests/test_scheduler: tests/unit/test_scheduler.c $(BUILD)/daemon/sched
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(PKG_CFLAGS) -o $@ $(filter %.c %.o %.a,$^) $(ALL_LDFLAGS) $(LIBS) -lcmocka
 
+# the start-up walk, alone on a real spool and loop
+$(BUILD)/tests/test_indexer: tests/unit/test_indexer.c $(BUILD)/daemon/indexer.o $(BUILD)/daemon/scheduler.o $(BUILD)/daemon/queue_index.o $(BUILD)/daemon/spool_log.o $(BUILD)/libcommon.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(PKG_CFLAGS) -o $@ $(filter %.c %.o %.a,$^) $(ALL_LDFLAGS) $(LIBS) -lcmocka
+
 # the composer's encodings, tested alone
 # ($^ would hold the headers that -MMD lists for the binary too: filtered)
 $(BUILD)/tests/test_mime: tests/unit/test_mime.c $(BUILD)/tool/compose/mime.o $(BUILD)/libcommon.a

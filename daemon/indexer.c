@@ -63,6 +63,8 @@ struct indexer {
 	bool ended;		/* the thread posted its last batch */
 	atomic_bool stop;
 	bool running;		/* loop side: the walk is not complete */
+	bool end_taken;		/* loop side: the last batch and the end were taken
+				 * (logged, env.stopped called): indexer_stopped */
 	bool joined;
 	double started;
 	size_t found;		/* loop side: new entries added */
@@ -275,8 +277,10 @@ static void on_batches(uv_async_t *h)
 		uv_async_send(&x->async);	/* the rest after the sockets had a turn */
 	else if (ended && x->running)
 		finish(x);
-	if (ended && !more)
+	if (ended && !more) {
+		x->end_taken = true;
 		x->env.stopped(x->env.arg);
+	}
 	sched_dispatch(x->env.sched);
 }
 
@@ -298,7 +302,7 @@ int indexer_start(struct indexer **xp, const struct indexer_env *env, struct err
 	*xp = x;
 	if (uv_thread_create(&x->thread, walk_main, x) != 0) {
 		x->joined = true;
-		x->ended = true;
+		x->ended = x->end_taken = true;
 		return err_set(e, "cannot start the queue indexer thread");
 	}
 	return 0;
@@ -324,10 +328,17 @@ void indexer_stop(struct indexer *x)
 	uv_cond_broadcast(&x->cv);
 }
 
+/* Loop side: not only has the thread ended, the loop has taken its end
+ * (on_batches: the last batch, the log line, env.stopped).  The thread's
+ * own flag alone would let a stop finish, and close the async handle,
+ * between the thread's end and the loop's turn for it. */
 bool indexer_stopped(struct indexer *x)
 {
-	if (!x)
-		return true;
+	return !x || x->end_taken;
+}
+
+static bool thread_ended(struct indexer *x)
+{
 	uv_mutex_lock(&x->mu);
 	bool ended = x->ended;
 	uv_mutex_unlock(&x->mu);
@@ -344,7 +355,7 @@ void indexer_close(struct indexer *x)
 
 void indexer_free(struct indexer *x)
 {
-	if (!x || !indexer_stopped(x))
+	if (!x || !thread_ended(x))
 		return;	/* still walking: left to the exit */
 	if (!x->joined)
 		uv_thread_join(&x->thread);

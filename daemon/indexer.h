@@ -46,7 +46,8 @@ bool indexer_busy(const struct indexer *x);
 bool indexer_running(const struct indexer *x);
 /* Stop the walk (SIGTERM): the thread ends after its current entry. */
 void indexer_stop(struct indexer *x);
-/* After indexer_stop: has the thread ended? */
+/* After indexer_stop: has the thread ended, and the loop taken its end
+ * (the walk's last log line written)?  Loop thread. */
 bool indexer_stopped(struct indexer *x);
 /* Close the loop handle; free everything once the thread has ended. */
 void indexer_close(struct indexer *x);
