@@ -314,7 +314,13 @@ def test_a_quoted_gt_in_an_address_is_kept_and_delivered(relay_daemon, fallback)
     assert r.returncode == 0, r.stderr
     if fallback:
         d.start()
-    (m,) = up.wait_for(1)
-    assert m.mail_from == '"s>t"@sender.example' and m.rcpt_tos == ['"a>b"@r.example']
+    # the message, and (-N success, a relay without DSN) our relayed notice
+    msgs = up.wait_for(2)
     wait_queue_empty(d)
+    assert len(up.messages) == 2, [(x.mail_from, x.rcpt_tos) for x in up.messages]
+    (m,) = [x for x in msgs if not up.is_report(x)]
+    assert m.mail_from == '"s>t"@sender.example' and m.rcpt_tos == ['"a>b"@r.example']
+    (notice,) = up.reports()
+    assert notice.rcpt_tos == ['"s>t"@sender.example']
+    assert b"Action: relayed" in notice.data
     assert "corrupt" not in d.log() and "pickup/bad" not in d.log()
