@@ -279,7 +279,7 @@ FUZZ_SRC     := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BIN     := $(FUZZ_SRC:tests/fuzz/%.c=$(FUZZ_BUILD)/%)
 FUZZ_COMMON  := $(COMMON_SRC:%.c=$(FUZZ_BUILD)/%.o)
 FUZZ_TOOL    := $(FUZZ_BUILD)/tool/sendmail_args.o $(FUZZ_BUILD)/tool/submit.o $(FUZZ_BUILD)/tool/toolconf.o $(FUZZ_BUILD)/tool/pickup.o
-FUZZ_DAEMON  := $(FUZZ_BUILD)/daemon/smtp_session.o $(FUZZ_BUILD)/daemon/smtp_commands.o $(FUZZ_BUILD)/daemon/intake.o $(FUZZ_BUILD)/daemon/scheduler.o \
+FUZZ_DAEMON  := $(FUZZ_BUILD)/daemon/smtp_session.o $(FUZZ_BUILD)/daemon/smtp_commands.o $(FUZZ_BUILD)/daemon/smtp_conn.o $(FUZZ_BUILD)/daemon/intake.o $(FUZZ_BUILD)/daemon/scheduler.o \
 		$(FUZZ_BUILD)/daemon/queue_index.o $(FUZZ_BUILD)/daemon/spool_log.o
 FUZZ_SECONDS ?= 6
 

@@ -1,6 +1,7 @@
 /*
- * dsn_int.h - what the two halves of the report builder share (dsn.c
- * the structure and fields, dsn_words.c the words for a human).  Not a
+ * dsn_int.h - what the parts of the report builder share (dsn.c the
+ * helpers, dsn_report.c the structure and fields, dsn_words.c the words
+ * for a human).  Not a
  * public interface: dsn.h is.
  *
  * Invariant: outside text (an address, a reply, a Subject, a decoded

@@ -32,16 +32,6 @@ struct storm {
 	size_t n, nrcpt;
 };
 
-struct bounces *bounces_of(struct daemon *d)
-{
-	if (!d->bounces) {
-		d->bounces = xcalloc(1, sizeof *d->bounces);
-		d->bounces->d = d;
-		d->bounces->whole_tail = &d->bounces->whole_waiting;
-	}
-	return d->bounces;
-}
-
 static void on_storm_closed(uv_handle_t *h)
 {
 	struct storm *st = h->data;

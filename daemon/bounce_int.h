@@ -1,7 +1,8 @@
 /*
  * bounce_int.h - what the three files of the reports share (not a
  * public interface: bounce.h is).  A *member* is a message with news
- * to report (bounce.c: its check and its marks); members to one address
+ * to report (bounce.c: its check; bounce_member.c: its marks and its
+ * end, what every step needs of it); members to one address
  * gather into storms (bounce_gather.c); a *report* is one message of
  * news about one member or a summary of several (bounce_report.c: build
  * and commit).  The way of a member is told in bounce.c's opening.
@@ -34,7 +35,7 @@ struct bounces {
 	unsigned whole_running;
 	struct report *whole_waiting, **whole_tail;
 };
-struct bounces *bounces_of(struct daemon *d);
+struct bounces *bounces_of(struct daemon *d);	/* (bounce_member.c) */
 
 struct member {
 	uv_work_t req;		/* the check */
@@ -90,7 +91,7 @@ bool bounce_reports(const struct rcpt *r, bool warn);
  * (null sender) the postmaster. */
 const char *bounce_report_to(const struct envelope *env, const struct config *c);
 
-/* bounce.c: a member's marks once its report is committed (B -> F,
+/* bounce_member.c: a member's marks once its report is committed (B -> F,
  * R -> D, the .B name gone or the file removed; a delay report notes
  * store_note_warned); a retry makes them once.  Any thread. */
 int bounce_mark(struct daemon *d, struct member *m);

@@ -33,14 +33,10 @@
 #include "control.h"
 #include "listen.h"
 #include "sessions.h"
+#include "stream_handle.h"
 
 struct listener {
-	union {
-		uv_pipe_t pipe;
-		uv_tcp_t tcp;
-		uv_stream_t stream;
-		uv_handle_t handle;
-	} h;
+	union stream_handle h;
 	struct daemon *d;
 	bool is_unix;
 	bool control;		/* the control socket (control.c), not submission */

@@ -1,6 +1,6 @@
 /*
  * smtp_commands.c - the commands of the SMTP server session
- * (smtp_session_priv.h): EHLO and HELO, MAIL and RCPT with their ESMTP
+ * (smtp_commands.h): EHLO and HELO, MAIL and RCPT with their ESMTP
  * parameters, DATA, RSET and the rest, and the transaction they build.
  *
  * Invariants:
@@ -21,24 +21,12 @@
 #include "../common/rewrite.h"
 #include "../common/units.h"
 #include "outboxd.h"
-#include "smtp_session_priv.h"
+#include "smtp_commands.h"
+#include "smtp_conn.h"
 
 #define MAX_BAD_COMMANDS 20
 
 /* ---- the transaction ---- */
-
-void sess_tx_reset(struct session *s)
-{
-	if (s->writing)
-		intake_abort(&s->intake);
-	s->writing = false;
-	envelope_free(&s->env);
-	s->in_tx = false;
-	s->smtputf8 = false;
-	s->declared_size = 0;
-	s->data_bytes = 0;
-	s->too_big = false;
-}
 
 static void add_rcpt(const char *addr, void *arg)
 {
@@ -60,25 +48,7 @@ static bool no_room(struct session *s, uint64_t need)
 }
 
 /* Did the intake fail for want of room (below min_free, ENOSPC, EIO)? */
-bool sess_no_room_after(struct session *s, const struct err *e)
-{
-	if (!store_error_is_storage(e->sys))
-		return false;
-	intake_room_failed(&s->d->intake, e);
-	return true;
-}
-
 /* ---- commands ---- */
-
-bool sess_helo_name_ok(const char *h)
-{
-	if (!*h || strlen(h) > 255)
-		return false;
-	for (; *h; h++)
-		if (!isalnum((unsigned char)*h) && !strchr(".-_:[]", *h))
-			return false;
-	return true;
-}
 
 static void cmd_helo(struct session *s, const char *arg, bool esmtp)
 {

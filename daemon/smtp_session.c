@@ -2,7 +2,9 @@
  * smtp_session.c - the SMTP server session of the submission listeners:
  * the connection (reading, writing, the state machine, the commit and
  * the work on the thread pool, accepting and closing).  The commands
- * and their parameters are smtp_commands.c (smtp_session_priv.h).
+ * and their parameters are smtp_commands.c (smtp_commands.h); the
+ * session's output and its end are smtp_conn.c (smtp_conn.h), which both
+ * stand on.
  *
  * One session per accepted connection, an explicit state machine:
  *
@@ -45,72 +47,12 @@
 #include "intake.h"
 #include "outboxd.h"
 #include "sessions.h"
-#include "smtp_session_priv.h"
+#include "smtp_commands.h"
+#include "smtp_conn.h"
 
-#define OUT_HIGH_WATER (64 * 1024)	/* replies waiting: ~2000 pipelined ones */
 #define IN_HIGH_WATER (256 * 1024)
 
 static void process_input(struct session *s);
-
-/* ---- output ---- */
-
-void sess_reply(struct session *s, const char *fmt, ...)
-{
-	char line[1024];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(line, sizeof line, fmt, ap);
-	va_end(ap);
-	buf_adds(&s->out, line);
-	buf_add(&s->out, "\r\n", 2);
-	if (line[0] == '4' || line[0] == '5')
-		s->bad_commands++;
-}
-
-struct write_req {
-	uv_write_t req;
-	struct session *s;
-	char data[];
-};
-
-static void on_written(uv_write_t *req, int status)
-{
-	struct write_req *wr = (struct write_req *)req;
-	struct session *s = wr->s;
-	free(wr);
-	if (status < 0 && s->state != S_CLOSING) {
-		log_debug("%s: write failed: %s", s->peer, uv_strerror(status));
-		sess_close(s);
-		return;
-	}
-	if (s->state != S_CLOSING && !s->reading && s->state != S_COMMIT)
-		process_input(s);
-}
-
-void sess_flush(struct session *s)
-{
-	if (s->out.len == 0 || uv_is_closing(&s->h.handle))
-		return;
-	uv_buf_t b = uv_buf_init(s->out.data, (unsigned)s->out.len);
-	int n = uv_try_write(&s->h.stream, &b, 1);
-	size_t done = n > 0 ? (size_t)n : 0;
-	if (done < s->out.len) {
-		struct write_req *wr = xmalloc(sizeof *wr + s->out.len - done);
-		wr->s = s;
-		memcpy(wr->data, s->out.data + done, s->out.len - done);
-		b = uv_buf_init(wr->data, (unsigned)(s->out.len - done));
-		int rc = uv_write(&wr->req, &s->h.stream, &b, 1, on_written);
-		if (rc < 0) {
-			free(wr);
-			buf_reset(&s->out);
-			sess_close(s);
-			return;
-		}
-	}
-	if (s->out.cap > 2 * OUT_HIGH_WATER)
-		buf_free(&s->out);	/* a burst of replies: do not keep its buffer */
-	buf_reset(&s->out);
-}
 
 /* ---- reading ---- */
 
@@ -398,40 +340,6 @@ static void on_idle_timeout(uv_timer_t *t)
 	sess_close(s);
 }
 
-static void on_handle_closed(uv_handle_t *h)
-{
-	struct session *s = h->data;
-	if (--s->open_handles > 0)
-		return;
-	if (s->prev)
-		s->prev->next = s->next;
-	else
-		s->d->sessions = s->next;
-	if (s->next)
-		s->next->prev = s->prev;
-	s->d->nsessions--;
-	sess_tx_reset(s);
-	buf_free(&s->in);
-	buf_free(&s->out);
-	buf_free(&s->scratch);
-	struct daemon *d = s->d;
-	free(s);
-	d->part_stopped(d);
-}
-
-void sess_close(struct session *s)
-{
-	if (uv_is_closing(&s->h.handle))
-		return;
-	s->state = S_CLOSING;
-	if (s->works > 0)
-		return;	/* commit_done(), flush_done(), lookup_done() call us again */
-	uv_read_stop(&s->h.stream);
-	s->reading = false;
-	uv_close((uv_handle_t *)&s->idle, on_handle_closed);
-	uv_close(&s->h.handle, on_handle_closed);
-}
-
 static void peer_identity(struct session *s)
 {
 	if (s->is_unix) {
@@ -475,6 +383,7 @@ void session_accept(struct daemon *d, uv_stream_t *server, bool is_unix)
 {
 	struct session *s = xcalloc(1, sizeof *s);
 	s->d = d;
+	s->resume = process_input;
 	s->is_unix = is_unix;
 	if (is_unix)
 		uv_pipe_init(d->loop, &s->h.pipe, 0);

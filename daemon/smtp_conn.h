@@ -1,17 +1,18 @@
 /*
- * smtp_session_priv.h - the SMTP server session's parts shared by its two
- * files (not for other modules: they have sessions.h).
+ * smtp_conn.h - the SMTP server session as its three files share it
+ * (not for other modules: they have sessions.h):
  *
- *   smtp_session.c   the connection: reading, writing, the state
- *                    machine, the commit and the work on the thread
- *                    pool, accepting and closing
+ *   smtp_session.c   the connection: reading, the state machine, the
+ *                    commit and the work on the thread pool, accepting
  *   smtp_commands.c  the commands and their parameters, and the
  *                    transaction they build (the envelope)
+ *   smtp_conn.c      what both stand on: replies, the transaction
+ *                    forgotten, the close and the end
  *
  * Loop thread only.
  */
-#ifndef OUTBOXD_SMTP_SESSION_PRIV_H
-#define OUTBOXD_SMTP_SESSION_PRIV_H
+#ifndef OUTBOXD_SMTP_CONN_H
+#define OUTBOXD_SMTP_CONN_H
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -20,18 +21,16 @@
 #include "../common/queue.h"
 #include "../common/smtp.h"
 #include "intake.h"
+#include "stream_handle.h"
+
+#define OUT_HIGH_WATER (64 * 1024)	/* replies waiting: ~2000 pipelined ones */
 
 #define NO_ROOM "452 4.3.1 Error: insufficient system storage"
 
 enum sess_state { S_CMD, S_DATA, S_COMMIT, S_CLOSING };
 
 struct session {
-	union {
-		uv_pipe_t pipe;
-		uv_tcp_t tcp;
-		uv_stream_t stream;
-		uv_handle_t handle;
-	} h;
+	union stream_handle h;
 	uv_timer_t idle;
 	struct daemon *d;
 	struct session *prev, *next;
@@ -63,21 +62,21 @@ struct session {
 	bool writing;		/* intake begun, not committed or aborted */
 	uint64_t data_bytes;
 	bool too_big;
+
+	void (*resume)(struct session *s);	/* the reader, once written (smtp_session.c) */
 };
 
-/* smtp_session.c: queue a reply line (CRLF added; a 4xx or 5xx counts
- * as a bad command); write what is queued; close (once no work is in
- * flight). */
+/* Queue a reply line (CRLF added; a 4xx or 5xx counts as a bad
+ * command); write what is queued; close (once no work is in flight). */
 void sess_reply(struct session *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void sess_flush(struct session *s);
 void sess_close(struct session *s);
 
-/* smtp_commands.c: run one command line; forget the transaction (an
- * intake begun is aborted); a login or HELO name fit for a Received:
- * line; did the intake fail for want of room (then noted)? */
-void sess_dispatch(struct session *s, char *line);
+/* Forget the transaction (an intake begun is aborted); did the intake
+ * fail for want of room (then noted)?; a login or HELO name fit for a
+ * Received: line. */
 void sess_tx_reset(struct session *s);
-bool sess_helo_name_ok(const char *h);
 bool sess_no_room_after(struct session *s, const struct err *e);
+bool sess_helo_name_ok(const char *h);
 
 #endif
