@@ -11,15 +11,22 @@
  * file there, NAME.login (relay names hold no '.', so it never meets a
  * rate file): the refused file's identity, when, why, and whether the
  * postmaster was told.  It is read when the entry is first asked for
- * (after a start or a reload) and removed when the entry lives again, so
- * a restart neither asks the endpoint with the refused token nor tells
- * the postmaster twice.  A file we cannot read or that is not ours is
- * ignored (one more request and notice, as without it).
+ * (after a start or a reload) and removed only once a token was had
+ * again -- not when the entry merely may ask again (file changed, hold
+ * passed): "told" lasts until the relay recovered, across restarts too,
+ * so a restart neither asks the endpoint with the refused token nor
+ * tells the postmaster twice.  A file we cannot read or that is not ours
+ * is ignored (one more request and notice, as without it).
+ *
+ * The hold is read without the mutex (an atomic): a worker holds the
+ * mutex while the helper runs (up to HELPER_TIMEOUT_S), and the loop
+ * sets the hold at a reload.
  */
 #include "tokens.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,14 +57,16 @@ struct cached {
 	bool dead;
 	struct file_id file;
 	double dead_at;		/* wall clock */
-	bool told;		/* the postmaster was told (token_login_tell) */
+	bool told;		/* the postmaster was told (token_login_tell), until a
+				 * token is had again */
+	bool saved;		/* its state file may exist */
 	char dead_why[420];
 };
 
 struct token_cache {
 	uv_mutex_t mu;
 	char *conf_path;
-	double hold;		/* s: a dead token's file unchanged, the endpoint is not asked */
+	atomic_llong hold_ms;	/* a dead token's file unchanged, the endpoint is not asked */
 	char *state_dir;	/* where dead entries are remembered (NULL: in memory) */
 	struct cached *list;
 };
@@ -67,7 +76,7 @@ struct token_cache *token_cache_new(const char *conf_path)
 	struct token_cache *c = xcalloc(1, sizeof *c);
 	uv_mutex_init(&c->mu);
 	c->conf_path = xstrdup(conf_path ? conf_path : "");
-	c->hold = 3600;
+	atomic_init(&c->hold_ms, 3600 * 1000LL);
 	return c;
 }
 
@@ -81,9 +90,7 @@ void token_cache_set_state_dir(struct token_cache *c, const char *dir)
 
 void token_cache_set_hold(struct token_cache *c, double seconds)
 {
-	uv_mutex_lock(&c->mu);
-	c->hold = seconds;
-	uv_mutex_unlock(&c->mu);
+	atomic_store(&c->hold_ms, (long long)(seconds * 1000));	/* (the loop: no mutex) */
 }
 
 const char *token_login_command(const struct relay *r, char *out, size_t n)
@@ -124,7 +131,7 @@ static char *state_path(const struct token_cache *c, const struct cached *t)
 
 /* Write t's state (remove it when t lives).  Best effort: a failure is
  * logged and costs one more request and notice after a restart. */
-static void state_save(const struct token_cache *c, const struct cached *t)
+static void state_save(const struct token_cache *c, struct cached *t)
 {
 	char *path = state_path(c, t);
 	if (!path)
@@ -132,9 +139,11 @@ static void state_save(const struct token_cache *c, const struct cached *t)
 	if (!t->dead) {
 		if (unlink(path) < 0 && errno != ENOENT)
 			log_warn("%s: %s", path, strerror(errno));
+		t->saved = false;
 		free(path);
 		return;
 	}
+	t->saved = true;
 	char *tmp = xasprintf("%s.tmp", path);
 	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
 	FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
@@ -207,7 +216,7 @@ static void state_load(const struct token_cache *c, struct cached *t)
 		id.ino = (ino_t)ino;
 		id.mtime.tv_sec = (time_t)sec;
 		id.size = (off_t)size;
-		t->dead = true;
+		t->dead = t->saved = true;
 		t->file = id;
 		t->dead_at = at;
 		t->told = told != 0;
@@ -239,10 +248,9 @@ static bool still_dead(struct token_cache *c, const struct relay *r, struct cach
 	struct file_id now_id;
 	file_id_of(r->oauth2_refresh_token_file, &now_id);
 	bool changed = !file_id_same(&now_id, &t->file);
-	if (!changed && now_real() - t->dead_at < c->hold)
+	if (!changed && (now_real() - t->dead_at) * 1000 < (double)atomic_load(&c->hold_ms))
 		return true;
-	t->dead = false;
-	state_save(c, t);
+	t->dead = false;	/* (its file and `told` stay until a token is had) */
 	log_notice("relay %s: %s: the OAuth2 token endpoint is asked again", relay_label(r),
 		   changed ? "the refresh token file changed" : "[queue] retry_max passed since the login was refused");
 	return false;
@@ -329,8 +337,7 @@ static void mark_dead(struct token_cache *c, const struct relay *r, struct cache
 		      const char *msg)
 {
 	char cmd[80];
-	t->dead = true;
-	t->told = false;
+	t->dead = true;	/* (`told` stays: it was not had since) */
 	t->file = *was;
 	t->dead_at = now_real();
 	secret_free(t->token);
@@ -354,9 +361,13 @@ char *token_get(struct token_cache *c, const struct relay *r, bool fresh, struct
 	struct file_id before;
 	if (!usable)	/* before the request: a change during it is a change */
 		file_id_of(r->oauth2_refresh_token_file, &before);
-	if (usable || fetch(c, r, t, e) == 0)
+	if (usable || fetch(c, r, t, e) == 0) {
 		out = xstrdup(t->token);
-	else if (e && is_invalid_grant(r, e->msg))
+		if (t->saved || t->told) {	/* recovered: a later refusal is news again */
+			t->told = false;
+			state_save(c, t);
+		}
+	} else if (e && is_invalid_grant(r, e->msg))
 		mark_dead(c, r, t, &before, e->msg);
 	uv_mutex_unlock(&c->mu);
 	return out;
@@ -380,12 +391,15 @@ char *token_hook(void *arg, const struct relay *r, bool fresh, struct err *e)
 	return token_get(arg, r, fresh, e);
 }
 
-bool token_login_told(struct token_cache *c, const struct relay *r)
+bool token_login_told(struct token_cache *c, const struct relay *r, double *since)
 {
+	*since = 0;
 	if (!c || !*r->oauth2_token_url)
 		return false;
 	uv_mutex_lock(&c->mu);
 	struct cached *t = entry_for(c, r);
+	if (t->dead)
+		*since = t->dead_at;
 	bool told = t->dead && t->told;
 	uv_mutex_unlock(&c->mu);
 	return told;

@@ -48,10 +48,11 @@ bool token_login_needed(struct token_cache *c, const struct relay *r, char *why,
  * postmaster again (NULL: in memory only, as outbox probe keeps them). */
 void token_cache_set_state_dir(struct token_cache *c, const char *dir);
 /* Was the postmaster told of r's dead refresh token (token_login_tell),
- * before a restart too?  False while it is not dead. */
-bool token_login_told(struct token_cache *c, const struct relay *r);
-/* Remember that the postmaster was told of r's dead token (until the
- * token lives again). */
+ * before a restart too, and not recovered since?  False while it is not
+ * dead.  *since: when it was refused (0: it is not dead). */
+bool token_login_told(struct token_cache *c, const struct relay *r, double *since);
+/* Remember that the postmaster was told of r's dead token (until a token
+ * is had again); call it once the notice is decided. */
 void token_login_tell(struct token_cache *c, const struct relay *r);
 /* How long a dead refresh token keeps the endpoint unasked when its file
  * does not change ([queue] retry_max), in seconds. */

@@ -337,7 +337,7 @@ bool indexer_stopped(struct indexer *x)
 	return !x || x->end_taken;
 }
 
-static bool thread_ended(struct indexer *x)
+bool indexer_walk_ended(struct indexer *x)
 {
 	uv_mutex_lock(&x->mu);
 	bool ended = x->ended;
@@ -355,7 +355,7 @@ void indexer_close(struct indexer *x)
 
 void indexer_free(struct indexer *x)
 {
-	if (!x || !thread_ended(x))
+	if (!x || !indexer_walk_ended(x))
 		return;	/* still walking: left to the exit */
 	if (!x->joined)
 		uv_thread_join(&x->thread);

@@ -49,6 +49,9 @@ void indexer_stop(struct indexer *x);
 /* After indexer_stop: has the thread ended, and the loop taken its end
  * (the walk's last log line written)?  Loop thread. */
 bool indexer_stopped(struct indexer *x);
+/* Has the walk's thread posted its last batch?  Any thread; the loop may
+ * not have taken it yet (indexer_stopped). */
+bool indexer_walk_ended(struct indexer *x);
 /* Close the loop handle; free everything once the thread has ended. */
 void indexer_close(struct indexer *x);
 /* After the loop (x may be NULL). */

@@ -438,7 +438,7 @@ int main(int argc, char **argv)
 	uv_run(d.loop, UV_RUN_DEFAULT);
 	log_info("stopped, %zu messages in the queue", d.queue.count);
 	if (!pool_stopped(d.pool) || !indexer_stopped(d.indexer) || indexer_busy(d.indexer) || !pickup_idle(&d)
-	    || control_busy(d.control))
+	    || control_busy(d.control) || d.reloading)
 		exit(0);	/* threads still busy: leave without tearing down under them */
 	indexer_free(d.indexer);
 	pickup_free(&d);

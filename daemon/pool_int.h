@@ -76,6 +76,8 @@ struct worker {
 	unsigned since_ripen;	/* messages since this worker last ripened spares */
 	bool login_needed;	/* the session failed for a dead refresh token (tokens.h) */
 	bool login_told;	/* ... of which the postmaster was told, before a restart too */
+	double login_since;	/* ... refused then (wall clock) */
+	bool login_noticed;	/* upstream_failed decided the postmaster's notice */
 };
 
 struct pool {

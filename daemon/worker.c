@@ -70,7 +70,7 @@ static bool login_needed(struct worker *w, struct job *j)
 	char why[sizeof w->smtp.fail_text];
 	if (!token_login_needed(w->smtp.token_arg, job_relay(j), why, sizeof why))
 		return false;
-	w->login_told = token_login_told(w->smtp.token_arg, job_relay(j));
+	w->login_told = token_login_told(w->smtp.token_arg, job_relay(j), &w->login_since);
 	if (w->smtp.fail_stage != ST_AUTH || w->smtp.fail_code != 0 || strcmp(why, w->smtp.fail_text) != 0)
 		smtp_fail(&w->smtp, ST_AUTH, 0, "%s", why);
 	return true;
@@ -130,10 +130,14 @@ static bool session_ready(struct worker *w, struct attempt *a, bool waited)
 	if (session_usable(w, j, waited) || session_open(w, j) == 0)
 		return true;
 	w->login_needed = login_needed(w, j);
-	if (w->login_needed && !w->login_told)	/* told by upstream_failed now, or before: */
-		token_login_tell(w->smtp.token_arg, job_relay(j));	/* not again after a restart */
+	struct config *conf = config_ref(j->conf);	/* j may be another worker's after upstream_failed */
+	const struct relay *r = job_relay(j);
 	struct smtp_client failed = w->smtp;	/* (its texts, for the deferral) */
-	if (upstream_failed(w, j)) {	/* at the next relay at once */
+	bool moved = upstream_failed(w, j);
+	if (w->login_noticed)	/* this worker decided the notice: not again, after a restart either */
+		token_login_tell(w->smtp.token_arg, r);
+	config_unref(conf);
+	if (moved) {	/* at the next relay at once */
 		attempt_free(a);
 		return false;
 	}

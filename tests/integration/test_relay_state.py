@@ -157,7 +157,7 @@ def test_a_dead_token_stays_dead_and_told_across_a_restart(dead_token):
     d.stop()                          # the login done while outboxd is stopped:
     write_token(path, "refresh-new")  # the file's identity differs at the start
     d.start()
-    msgs = up.wait_for(5, timeout=8)
+    msgs = up.wait_for(5, timeout=20)  # (each message's own retry time, on a loaded machine)
     wait_queue_empty(d)
     assert len(srv.grants("refresh_token")) == 2
     assert len(up.reports()) == 1
@@ -195,6 +195,32 @@ class AuthCounter:
 
 
 M365_535 = "535 5.7.139 Authentication unsuccessful, basic authentication is disabled."
+
+@pytest.mark.slow(15)
+def test_told_once_until_it_works_even_after_its_hold(dead_token):
+    """"Not again until it recovered": the endpoint may be asked again once
+    retry_max has passed, and refuses again -- nothing recovered, so a
+    restart after that sends no second notice (the state file keeps
+    "told" until a token is had)."""
+    d, up, srv, path = dead_token()
+    send(d, ["r0@r.example"])
+    d.wait_log(r"relay localhost: the postmaster's notice queued as \w+")
+    d.stop()
+    d.sections["queue"]["retry_max"] = "2s"
+    d.write_conf()
+    time.sleep(2.5)                   # the hold has passed since the refusal
+    before = len(d.log())
+    d.start()
+    deadline = time.time() + 15
+    while len(srv.grants("refresh_token")) < 2 and time.time() < deadline:
+        time.sleep(0.05)
+    assert len(srv.grants("refresh_token")) == 2, srv.requests   # asked again, refused again
+    d.wait_log(r"relay localhost: login needed \(run `outbox oauth2 login default`\).*its mail waits", count=2)
+    time.sleep(1)
+    assert "the postmaster's notice queued" not in d.log()[before:], d.log()[before:]
+    assert len(d.queue_ids()) == 2    # the message, and the one notice of the first run
+    assert up.messages == []
+
 
 @pytest.mark.slow(65)
 def test_a_refused_login_is_one_session_per_backoff_and_says_what_to_do(relay_daemon):

@@ -75,10 +75,13 @@ static void walk_end_is_the_loops(bool stop_first)
 	assert_int_equal(indexer_start(&x, &env, &e), 0);
 	if (stop_first)
 		indexer_stop(x);
-	usleep(300 * 1000);	/* the thread walks an empty spool and ends: the loop has not run */
+	/* the thread walks an empty spool and ends; the loop has not run */
+	for (int i = 0; i < 10000 && !indexer_walk_ended(x); i++)
+		usleep(1000);
+	assert_true(indexer_walk_ended(x));
 	assert_false(indexer_stopped(x));
 	assert_int_equal(told.stopped, 0);
-	for (int i = 0; i < 1000 && !told.stopped; i++) {
+	for (int i = 0; i < 10000 && !told.stopped; i++) {
 		uv_run(&loop, UV_RUN_NOWAIT);
 		usleep(1000);
 	}
