@@ -10,7 +10,8 @@
  * are ready; run the loop.
  *
  * Signals: SIGHUP reloads the configuration (read on the thread pool,
- * applied on the loop; a bad file keeps the old one); SIGUSR1 makes every deferred message due (sendmail -q);
+ * applied on the loop; a bad file keeps the old one); SIGUSR1 makes
+ * every deferred message due (sendmail -q);
  * SIGTERM/SIGINT stop accepting, close idle sessions, give
  * sessions receiving a message SHUTDOWN_GRACE seconds, and exit 0.
  */

@@ -140,7 +140,6 @@ static void trial_take_locked(struct worker *w, double now)
  * told before a restart and the token has not worked since (told). */
 static bool login_needed_locked(struct upstream *up, double now, const struct worker *w, bool *noticed)
 {
-	*noticed = false;
 	if (up->login_needed)
 		return false;
 	up->login_needed = true;
@@ -164,9 +163,8 @@ bool upstream_failed(struct worker *w, struct job *j)
 	const char *cut = strstr(w->smtp.fail_text, "; what to do: ");
 	snprintf(up->down_why, sizeof up->down_why, "%.*s",
 		 (int)(cut ? cut - w->smtp.fail_text : (ptrdiff_t)strlen(w->smtp.fail_text)), w->smtp.fail_text);
+	w->login_noticed = false;
 	bool newly_login = w->login_needed && login_needed_locked(up, now, w, &w->login_noticed);
-	if (!w->login_needed)
-		w->login_noticed = false;
 	double wait = retry_delay(c->queue.retry_min, c->queue.retry_max, up->failures, worker_rnd(w));
 	unsigned quota = smtp_quota_hold(w->smtp.fail_code, w->smtp.fail_text);	/* "421 4.7.0 ..." */
 	if (quota > wait)

@@ -6,6 +6,7 @@
  * commit whose rename was covered by the failing fsync can be made to
  * wait on it, as it does when commits run at the same moment. */
 #include "unit.h"
+#include "spool_env.h"
 #include <dirent.h>
 #include <pthread.h>
 #include <sys/stat.h>
@@ -55,20 +56,6 @@ static void *wait_thread(void *arg)
 	return NULL;
 }
 
-static void make_spool(char dir[64])
-{
-	snprintf(dir, 64, "/tmp/outbox-unit-ds-");
-	memset(dir + strlen(dir), 'X', 6);	/* the mkdtemp template */
-	dir[strlen("/tmp/outbox-unit-ds-") + 6] = '\0';
-	assert_non_null(mkdtemp(dir));
-}
-
-static void remove_spool(const char *dir)
-{
-	char cmd[128];
-	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-	assert_int_equal(system(cmd), 0);
-}
 
 /* Messages in the buckets. */
 static int queued_files(const struct store *s)
@@ -111,7 +98,7 @@ static void failed_fsync_sticks(void **state)
 	struct store s;
 	struct err e;
 	struct gate g = { .mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER };
-	make_spool(dir);
+	make_spool(dir, "/tmp/outbox-unit-ds-");
 	assert_int_equal(store_open(&s, dir, false, &e), 0);	/* buckets made at first use */
 	store_set_sync(&s, gated_sync, &g);
 	struct dirsync *ds = s.dirsync;
@@ -187,7 +174,7 @@ static void no_commit_until_an_fsync_succeeds(void **state)
 	char dir[64], moved[80];
 	struct store s;
 	struct err e;
-	make_spool(dir);
+	make_spool(dir, "/tmp/outbox-unit-ds-");
 	assert_int_equal(store_open(&s, dir, false, &e), 0);	/* buckets made at first use */
 	struct dirslot *q = &s.dirsync->slot[SLOT_QUEUE];
 	q->error = EIO;	/* as dirsync_failed() leaves it */
@@ -238,7 +225,7 @@ static void new_bucket_is_durable_first(void **state)
 	char dir[64];
 	struct store s;
 	struct err e;
-	make_spool(dir);
+	make_spool(dir, "/tmp/outbox-unit-ds-");
 	assert_int_equal(store_open(&s, dir, false, &e), 0);	/* buckets made at first use */
 	struct record r = { .queue_dir = s.queue_dir, .fail_queue = true };
 	store_set_sync(&s, recording_sync, &r);

@@ -13,6 +13,7 @@
 #include "../../daemon/index.h"
 #include "../../daemon/indexer.h"
 #include "../../daemon/scheduler.h"
+#include "spool_env.h"
 
 /* The scheduler's hooks: nothing is due in these tests (an empty spool). */
 static void h_submit(void *arg, const char *id, unsigned tries, uint32_t next_try)
@@ -57,8 +58,8 @@ static void on_stopped(void *arg)
 
 static void walk_end_is_the_loops(bool stop_first)
 {
-	char dir[] = "/tmp/outbox-unit-ix-XXXXXX";
-	assert_non_null(mkdtemp(dir));
+	char dir[64];
+	make_spool(dir, "/tmp/outbox-unit-ix-");
 	struct store st;
 	struct err e;
 	assert_int_equal(store_open(&st, dir, true, &e), 0);
@@ -97,9 +98,7 @@ static void walk_end_is_the_loops(bool stop_first)
 	sched_free(&s);
 	qindex_free(&q);
 	store_close(&st);
-	char cmd[64];
-	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-	assert_int_equal(system(cmd), 0);
+	remove_spool(dir);
 }
 
 static void end_taken_by_the_loop(void **state)

@@ -3,6 +3,7 @@
  * concurrent commits.  (test_qrecord.c has the record codec, test_qid.c
  * the IDs.) */
 #include "unit.h"
+#include "spool_env.h"
 #include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
@@ -66,22 +67,6 @@ static int count_queued(const struct store *s)
 	return n;
 }
 
-/* A fresh spool directory under /tmp (mkdtemp), and its removal. */
-#define SPOOL_TEMPLATE "/tmp/outbox-unit-q-"
-static void make_spool(char dir[64])
-{
-	snprintf(dir, 64, "%s", SPOOL_TEMPLATE);
-	memset(dir + strlen(dir), 'X', 6);	/* the mkdtemp template */
-	dir[strlen(SPOOL_TEMPLATE) + 6] = '\0';
-	assert_non_null(mkdtemp(dir));
-}
-
-static void remove_spool(const char *dir)
-{
-	char cmd[128];
-	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-	assert_int_equal(system(cmd), 0);
-}
 
 static void write_file(const char *path, const char *text)
 {
@@ -162,7 +147,7 @@ static void commit_and_mark(void **state)
 	size_t off;
 	int fd;
 	uint64_t size;
-	make_spool(dir);
+	make_spool(dir, "/tmp/outbox-unit-q-");
 	assert_int_equal(store_open(&s, dir, true, &e), 0);
 	/* a second daemon on the same spool is refused */
 	struct store s2;
@@ -260,7 +245,7 @@ static void flat_upgrade(void **state)
 	struct err e;
 	struct buf rec;
 	size_t off;
-	make_spool(dir);
+	make_spool(dir, "/tmp/outbox-unit-q-");
 	assert_int_equal(store_open(&s, dir, true, &e), 0);
 	make_env(&env);
 	buf_init(&rec);
@@ -329,7 +314,7 @@ static void hold_and_delete(void **state)
 	struct err e;
 	size_t off;
 	uint64_t size;
-	make_spool(dir);
+	make_spool(dir, "/tmp/outbox-unit-q-");
 	assert_int_equal(store_open(&s, dir, true, &e), 0);
 	make_env(&env);
 	commit_one(&s, &env, "Subject: a\r\n\r\na\r\n", a);
@@ -395,7 +380,7 @@ static void spare_ripening(void **state)
 	struct store s;
 	struct envelope env;
 	struct err e;
-	make_spool(dir);
+	make_spool(dir, "/tmp/outbox-unit-q-");
 	assert_int_equal(store_open(&s, dir, true, &e), 0);
 	make_env(&env);
 	assert_int_equal(store_ripen_spares(&s), 0);	/* no spare: nothing to do */
@@ -474,7 +459,7 @@ static void spare_files(void **state)
 	size_t off;
 	int fd;
 	uint64_t size;
-	make_spool(dir);
+	make_spool(dir, "/tmp/outbox-unit-q-");
 	assert_int_equal(store_open(&s, dir, true, &e), 0);
 	make_env(&env);
 	ino_t ia = commit_one(&s, &env, "Subject: long one\r\n\r\nlong body line\r\n", a);
@@ -557,7 +542,7 @@ static void concurrent_commits(void **state)
 	struct err e;
 	pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 	pthread_t t[8];
-	make_spool(dir);
+	make_spool(dir, "/tmp/outbox-unit-q-");
 	assert_int_equal(store_open(&s, dir, true, &e), 0);
 	make_env(&env);
 	struct committer c = { &s, &env, &mu, 50, 0 };
